@@ -1,0 +1,1 @@
+"""Temporal activities: all I/O (event store, SMTP, ledger). Each one idempotent."""

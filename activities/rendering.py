@@ -1,0 +1,140 @@
+"""Notice rendering: Jinja2 templates per ladder step and language, Babel formats.
+
+Customer data is escaped in HTML (autoescape), and nothing from a customer can
+reach a mail header with a line break in it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import datetime
+from pathlib import Path
+from typing import Sequence
+
+from babel import Locale, UnknownLocaleError
+from babel.dates import format_date
+from babel.numbers import format_currency
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+
+from activities.contracts import NoticeRequest
+from domain.money import Money
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "notices"
+FALLBACK_LANGUAGE = "en"
+_LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
+
+
+def header_safe(value: str) -> str:
+    """Collapse every line break so a value can never start a new header."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def babel_locale(language: str) -> Locale:
+    try:
+        return Locale.parse(language.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(FALLBACK_LANGUAGE)
+
+
+def format_money(amount: Money, language: str) -> str:
+    return format_currency(amount.amount, amount.currency, locale=babel_locale(language))
+
+
+def format_day(day: date, language: str) -> str:
+    return format_date(day, format="long", locale=babel_locale(language))
+
+
+@dataclass(frozen=True)
+class RenderedNotice:
+    subject: str
+    text: str
+    html: str
+    language: str
+
+
+class NoticeRenderer:
+    def __init__(self, directory: Path = TEMPLATES, sender_name: str = "Accounts Receivable") -> None:
+        self.sender_name = sender_name
+        self.env = Environment(
+            loader=FileSystemLoader(str(directory)),
+            autoescape=lambda name: bool(name and name.endswith(".html.j2")),
+            undefined=StrictUndefined,
+            keep_trailing_newline=True,
+        )
+
+    def languages(self) -> list[str]:
+        return sorted({name.split("/")[0] for name in self.env.list_templates() if "/" in name})
+
+    def _language(self, wanted: str) -> str:
+        available = self.languages()
+        if wanted in available:
+            return wanted
+        base = wanted.split("-")[0]
+        return next((lang for lang in available if lang.split("-")[0] == base), FALLBACK_LANGUAGE)
+
+    def render(self, notices: Sequence[NoticeRequest]) -> RenderedNotice:
+        """One message for one or more notices of the same customer."""
+        first = notices[0]
+        language = self._language(first.customer.language)
+        step = max(notices, key=lambda n: n.level).step
+        items = [
+            {
+                "invoice_id": n.invoice_id,
+                "issue_date": format_day(n.issue_date, language),
+                "due_date": format_day(n.due_date, language),
+                "amount_due": format_money(n.amount_due, language),
+                "fee": format_money(n.fee, language) if n.fee else None,
+            }
+            for n in notices
+        ]
+        totals: dict[str, Money] = {}
+        for n in notices:
+            totals[n.amount_due.currency] = totals[n.amount_due.currency] + n.amount_due if n.amount_due.currency in totals else n.amount_due
+        context = {
+            "customer_name": first.customer.name,
+            "items": items,
+            "total_due": " + ".join(format_money(t, language) for t in totals.values()),
+            "sender_name": self.sender_name,
+        }
+        text_template = self._template(language, step, "txt")
+        html_template = self._template(language, step, "html")
+        subject_context = text_template.new_context(context)
+        subject = "".join(text_template.blocks["subject"](subject_context))
+        return RenderedNotice(
+            subject=header_safe(subject),
+            text=text_template.render(context),
+            html=html_template.render(context),
+            language=language,
+        )
+
+    def _template(self, language: str, step: str, kind: str):
+        try:
+            return self.env.get_template(f"{language}/{step}.{kind}.j2")
+        except TemplateNotFound:
+            return self.env.get_template(f"{language}/final.{kind}.j2" if "final" in step else f"{language}/firm.{kind}.j2")
+
+
+def build_message(
+    rendered: RenderedNotice,
+    *,
+    message_id: str,
+    sender: str,
+    recipient_name: str,
+    recipient_email: str,
+    sent_at: datetime,
+) -> EmailMessage:
+    message = EmailMessage()
+    message["Message-ID"] = message_id
+    message["Date"] = format_datetime(sent_at)
+    message["From"] = header_safe(sender)
+    message["To"] = Address(display_name=header_safe(recipient_name), addr_spec=header_safe(recipient_email))
+    message["Subject"] = rendered.subject
+    message["Content-Language"] = rendered.language
+    message.set_content(rendered.text)
+    message.add_alternative(rendered.html, subtype="html")
+    return message

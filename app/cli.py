@@ -1,0 +1,383 @@
+"""The command line for the collections team (`python starter.py ...` or `collections ...`).
+
+Every command takes --json for machine-readable output. Bad input prints one
+line on stderr and exits 2 with nothing changed; an unreachable server exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app.context import Context
+from app.services import CaseService
+from domain.errors import DomainError
+
+console = Console()
+err_console = Console(stderr=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+AsOpt = Annotated[
+    Optional[str],
+    typer.Option("--as", help="Act as this user from the users file (default: $COLLECTIONS_USER, else the first collector)."),
+]
+
+app = typer.Typer(
+    help="Collections engine: event-sourced dunning cases on Temporal.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+invoices_app = typer.Typer(help="Import invoices into the ledger.", no_args_is_help=True)
+case_app = typer.Typer(help="Open, inspect, list, assign and cancel collection cases.", no_args_is_help=True)
+dispute_app = typer.Typer(help="Open and resolve disputes.", no_args_is_help=True)
+plan_app = typer.Typer(help="Propose and accept payment plans.", no_args_is_help=True)
+escalation_app = typer.Typer(help="Decide escalated cases (supervisors).", no_args_is_help=True)
+write_off_app = typer.Typer(help="Request write-offs.", no_args_is_help=True)
+approvals_app = typer.Typer(help="List and decide approvals (four eyes, within authority).", no_args_is_help=True)
+projections_app = typer.Typer(help="Maintain the read models.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+policy_app = typer.Typer(help="Collection policies.", no_args_is_help=True)
+for sub, name in (
+    (invoices_app, "invoices"), (case_app, "case"), (dispute_app, "dispute"), (plan_app, "plan"),
+    (escalation_app, "escalation"), (write_off_app, "write-off"), (approvals_app, "approvals"),
+    (projections_app, "projections"), (db_app, "db"), (policy_app, "policy"),
+):
+    app.add_typer(sub, name=name)
+
+
+# -- plumbing ---------------------------------------------------------------------------------
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def execute(action: Callable[[CaseService], Any], as_json: bool, render: Callable[[Any], None] | None = None) -> None:
+    """Run one service call; print JSON or a human view; map errors to exit codes."""
+    context = Context()
+    service = CaseService(context)
+    try:
+        result = action(service)
+        if inspect.isawaitable(result):
+            result = asyncio.run(result)
+    except DomainError as error:
+        fail(str(error), 2)
+    except RuntimeError as error:
+        if "client connect" in str(error).lower() or "connection refused" in str(error).lower():
+            fail(f"cannot reach Temporal at {context.settings.temporal_address} "
+                 "(start the stack with `python starter.py up`)", 1)
+        raise
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False) + "\n")
+    elif render is not None:
+        render(result)
+    else:
+        console.print_json(json.dumps(result, default=str, ensure_ascii=False))
+
+
+def _actor(service: CaseService, name: str | None):
+    return service.ctx.actor(name)
+
+
+def show_reply(result: dict) -> None:
+    events = ", ".join(e["type"] for e in result.get("events", [])) or "no change"
+    console.print(
+        f"case [bold]{result.get('invoice_id')}[/bold] ({result.get('case_id')}): "
+        f"status [cyan]{result.get('status')}[/cyan], balance {result.get('balance')} {result.get('currency')} — {events}"
+    )
+
+
+def show_cases(rows: list[dict]) -> None:
+    table = Table("invoice", "customer", "status", "balance", "level", "next action", "at", "case id")
+    for r in rows:
+        table.add_row(r["invoice_id"], r["customer_name"], r["status"], f"{r['balance']} {r['currency']}",
+                      str(r["level"]), r["next_action"] or r["waiting_for"], (r["next_action_at"] or "")[:19],
+                      r["case_id"])
+    console.print(table)
+    console.print(f"{len(rows)} case(s)")
+
+
+def show_case(result: dict) -> None:
+    console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
+    console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
+                  f"(original {result['original_amount']})  level {result['level']}  waiting for: {result['waiting_for']}")
+    table = Table("#", "when", "event", "by", "details")
+    for e in result["events"]:
+        details = ", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {}))
+        table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details[:100])
+    console.print(table)
+
+
+def show_approvals(rows: list[dict]) -> None:
+    table = Table("approval id", "kind", "invoice", "amount", "requested by", "tier", "SLA due", "status")
+    for r in rows:
+        table.add_row(r["approval_id"], r["kind"], r["invoice_id"], f"{r['amount']} {r['currency']}",
+                      r["requested_by"], r["tier"], (r["sla_due_at"] or "")[:19], r["status"])
+    console.print(table)
+
+
+# -- invoices & cases -----------------------------------------------------------------------------
+
+
+@invoices_app.command("import")
+def invoices_import(file: Path, as_json: JsonOpt = False) -> None:
+    """Import invoices from a CSV file (all rows or none; re-importing the same rows is a no-op)."""
+    execute(lambda s: s.import_invoices(file), as_json,
+            lambda r: console.print(f"{r['rows']} row(s): {r['invoices_added']} new invoice(s), "
+                                    f"{r['invoices_unchanged']} already imported, {r['customers']} customer(s)"))
+
+
+@case_app.command("open")
+def case_open(
+    invoice_id: str,
+    reason: Annotated[str, typer.Option(help="overdue | dispute | manual")] = "overdue",
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a case for an invoice (opening twice returns the existing case)."""
+    execute(lambda s: s.open_case(invoice_id, reason, _actor(s, as_user)), as_json, show_reply)
+
+
+@case_app.command("show")
+def case_show(case_id: Annotated[str, typer.Argument(help="Case id or invoice id")], as_json: JsonOpt = False) -> None:
+    """Show a case's state and its full event history."""
+    execute(lambda s: s.show(case_id), as_json, show_case)
+
+
+@case_app.command("list")
+def case_list(
+    status: Annotated[Optional[str], typer.Option(help="Only cases with this status")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List case summaries."""
+    execute(lambda s: s.list(status), as_json, show_cases)
+
+
+@case_app.command("assign")
+def case_assign(case_id: str, assignee: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Assign a case to a collector."""
+    execute(lambda s: s.assign(case_id, assignee, _actor(s, as_user)), as_json, show_reply)
+
+
+@case_app.command("cancel")
+def case_cancel(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. invoice_voided")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel a case (supervisors; e.g. the invoice was voided)."""
+    execute(lambda s: s.cancel(case_id, reason, _actor(s, as_user)), as_json, show_reply)
+
+
+@app.command("pay")
+def pay(
+    invoice_id: str,
+    amount: str,
+    reference: Annotated[str, typer.Option(help="Bank or remittance reference")] = "",
+    payment_id: Annotated[Optional[str], typer.Option(help="Id that makes a repeated payment a no-op")] = None,
+    received_on: Annotated[Optional[str], typer.Option(help="Date received (YYYY-MM-DD), default today")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a payment for an invoice (to its open case, or on the ledger when it has none)."""
+
+    def action(s: CaseService):
+        day = None
+        if received_on:
+            try:
+                day = date.fromisoformat(received_on)
+            except ValueError:
+                raise DomainError(f"{received_on!r} is not a date (YYYY-MM-DD)", "received_on") from None
+        return s.pay(invoice_id, amount, reference, _actor(s, as_user), payment_id, day)
+
+    execute(action, as_json, lambda r: show_reply(r) if r.get("case_id") else console.print(
+        f"payment {r['payment_id']} of {r['amount']} {r['currency']} recorded on invoice {r['invoice_id']}"))
+
+
+# -- disputes, promises, plans ------------------------------------------------------------------------
+
+
+@dispute_app.command("open")
+def dispute_open(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. pricing, quality, not_received")],
+    amount: Annotated[Optional[str], typer.Option(help="Disputed amount (default: the whole balance)")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a dispute: dunning stops for the disputed amount."""
+    execute(lambda s: s.open_dispute(case_id, reason, _actor(s, as_user), amount), as_json, show_reply)
+
+
+@dispute_app.command("resolve")
+def dispute_resolve(
+    case_id: str,
+    outcome: Annotated[str, typer.Option(help="upheld | rejected")],
+    credit: Annotated[Optional[str], typer.Option(help="Credit note amount when upheld (default: disputed amount)")] = None,
+    note: Annotated[str, typer.Option(help="Resolution note")] = "",
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Resolve the open dispute: upheld credits the customer; rejected resumes dunning where it stopped."""
+    execute(lambda s: s.resolve_dispute(case_id, outcome, _actor(s, as_user), credit, note), as_json, show_reply)
+
+
+@app.command("promise")
+def promise(
+    case_id: str,
+    amount: Annotated[str, typer.Option(help="Promised amount")],
+    on: Annotated[str, typer.Option("--date", help="Promised payment date (YYYY-MM-DD)")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a promise to pay; dunning pauses until the date (+ grace)."""
+    execute(lambda s: s.promise(case_id, amount, on, _actor(s, as_user)), as_json, show_reply)
+
+
+@plan_app.command("propose")
+def plan_propose(
+    case_id: str,
+    instalments: Annotated[int, typer.Option(help="Number of instalments")],
+    every: Annotated[str, typer.Option(help="Interval as an ISO 8601 duration, e.g. P30D")],
+    first: Annotated[Optional[str], typer.Option(help="First due date (YYYY-MM-DD), default now + interval")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Propose a payment plan over the balance (beyond a collector's authority it needs approval)."""
+    execute(lambda s: s.propose_plan(case_id, instalments, every, _actor(s, as_user), first), as_json, show_reply)
+
+
+@plan_app.command("accept")
+def plan_accept(case_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Record the customer's acceptance of the proposed (and, if needed, approved) plan."""
+    execute(lambda s: s.accept_plan(case_id, _actor(s, as_user)), as_json, show_reply)
+
+
+@escalation_app.command("decide")
+def escalation_decide(
+    case_id: str,
+    decision: Annotated[str, typer.Option(help="plan | agency | legal | credit_hold | write_off | continue")],
+    note: Annotated[str, typer.Option(help="Why")] = "",
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Decide an escalated case."""
+    execute(lambda s: s.decide_escalation(case_id, decision, _actor(s, as_user), note), as_json, show_reply)
+
+
+@write_off_app.command("request")
+def write_off_request(
+    case_id: str,
+    amount: Annotated[str, typer.Option(help="Amount to write off")],
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. insolvency, small_balance")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Request a write-off; someone else with enough authority must approve it."""
+    execute(lambda s: s.request_write_off(case_id, amount, reason, _actor(s, as_user)), as_json, show_reply)
+
+
+# -- approvals ----------------------------------------------------------------------------------------
+
+
+@approvals_app.command("list")
+def approvals_list(
+    status: Annotated[str, typer.Option(help="pending | approved | rejected | decided | all")] = "pending",
+    as_json: JsonOpt = False,
+) -> None:
+    """The approvals inbox: escalations, plans and write-offs."""
+    execute(lambda s: s.approvals(status), as_json, show_approvals)
+
+
+@approvals_app.command("approve")
+def approvals_approve(approval_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Approve a write-off or plan (not your own; within your limit)."""
+    execute(lambda s: s.decide_approval(approval_id, True, _actor(s, as_user)), as_json, show_reply)
+
+
+@approvals_app.command("reject")
+def approvals_reject(
+    approval_id: str,
+    reason: Annotated[str, typer.Option(help="Why it is rejected")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a write-off or plan, with a reason."""
+    execute(lambda s: s.decide_approval(approval_id, False, _actor(s, as_user), reason), as_json, show_reply)
+
+
+# -- operations -----------------------------------------------------------------------------------------
+
+
+@projections_app.command("rebuild")
+def projections_rebuild(as_json: JsonOpt = False) -> None:
+    """Replay every event into fresh projection tables."""
+    execute(lambda s: s.rebuild_projections(), as_json,
+            lambda r: console.print(f"projections rebuilt from {r['events_replayed']} event(s)"))
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Create or migrate the database schema to the latest revision."""
+    from store.db import Database
+    from store.migrate import upgrade
+
+    def action(s: CaseService):
+        db = Database(s.ctx.settings.database_url, migrate=False)
+        try:
+            return {"database": db.engine.url.render_as_string(hide_password=True), "revision": upgrade(db.engine)}
+        finally:
+            db.dispose()
+
+    execute(action, as_json, lambda r: console.print(f"{r['database']} is at revision {r['revision']}"))
+
+
+@policy_app.command("show")
+def policy_show(as_json: JsonOpt = False) -> None:
+    """Print the active policy (validated)."""
+    execute(lambda s: s.ctx.policy().model_dump(mode="json"), as_json)
+
+
+@app.command("worker")
+def run_worker() -> None:
+    """Run a worker in the foreground (configuration from the environment)."""
+    import worker
+
+    worker.main()
+
+
+@app.command("up")
+def up(
+    demo: Annotated[bool, typer.Option(help="Import sample invoices, open cases, use the demo policy")] = False,
+    exit_after_demo: Annotated[bool, typer.Option(help="Stop once the demo scenario has played (for tests)")] = False,
+    temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+    smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port")] = 1025,
+) -> None:
+    """Start the embedded stack in the foreground: Temporal dev server, SMTP sink, worker. Ctrl-C stops it."""
+    from app.stack import run_stack
+
+    try:
+        code = asyncio.run(run_stack(demo=demo, exit_after_demo=exit_after_demo, temporal_port=temporal_port,
+                                     ui_port=ui_port, smtp_port=smtp_port))
+    except DomainError as error:
+        fail(str(error), 2)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def main() -> None:
+    app()

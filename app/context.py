@@ -1,0 +1,79 @@
+"""Wiring: one place that builds the database, stores and Temporal client from Settings."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from app.settings import Settings
+from domain.errors import DomainError
+from domain.policy import Policy
+from domain.policy import Role
+from domain.users import Actor, UserDirectory, parse_users
+from store.db import Database
+from store.event_store import EventStore
+from store.ledger import Ledger
+from store.policies import PolicyStore
+
+
+async def connect(settings: Settings) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+    )
+
+
+class Context:
+    """Lazily built collaborators; cheap to create, used by CLI, API and worker."""
+
+    def __init__(self, settings: Settings | None = None, client: Client | None = None) -> None:
+        self.settings = settings or Settings()
+        self._client = client
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def store(self) -> EventStore:
+        return EventStore(self.db)
+
+    @cached_property
+    def policies(self) -> PolicyStore:
+        return PolicyStore(self.db)
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.db)
+
+    @cached_property
+    def users(self) -> UserDirectory:
+        path = self.settings.users_path
+        if not path.is_file():
+            raise DomainError(f"users file {path} not found (set COLLECTIONS_USERS)", "users")
+        return parse_users(path.read_text(encoding="utf-8"), str(path))
+
+    def policy(self) -> Policy:
+        """The active policy file, validated and pinned under its version."""
+        path = self.settings.policy_path
+        if not path.is_file():
+            raise DomainError(f"policy file {path} not found (set COLLECTIONS_POLICY)", "policy")
+        return self.policies.pin(path.read_text(encoding="utf-8"), str(path))
+
+    def actor(self, name: str | None) -> Actor:
+        """The person a command acts as: --as, else COLLECTIONS_USER, else the first collector."""
+        name = name or self.settings.default_user
+        if name:
+            return self.users.get(name).actor()
+        collector = next((u for u in self.users.users if u.role == Role.collector), None)
+        if collector is None:
+            raise DomainError("no user given; pass --as NAME or set COLLECTIONS_USER", "as")
+        return collector.actor()
+
+    async def client(self) -> Client:
+        if self._client is None:
+            self._client = await connect(self.settings)
+        return self._client

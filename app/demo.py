@@ -1,0 +1,111 @@
+"""The `up --demo` scenario: five overdue invoices on the demo policy (seconds, not days).
+
+* DEMO-1001 pays in two parts and closes as paid;
+* DEMO-1002 disputes the invoice; the dispute is upheld and the case resolved;
+* DEMO-1003 runs the whole ladder, is escalated, a supervisor decides to write it
+  off and the finance manager approves (four eyes): closed as written off;
+* DEMO-1004 runs the whole ladder and is escalated: left for you to decide;
+* DEMO-1005 is a Chinese customer: reminders in Chinese, then a promise to pay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+
+from rich.console import Console
+
+from app.context import Context
+from app.mailsink import MailSink
+from app.services import CaseService
+from app.settings import PROJECT_DIR
+from domain.decider import case_uuid
+from domain.state import CaseState
+
+console = Console()
+SAMPLES = PROJECT_DIR / "samples" / "invoices.csv"
+
+
+def _state(service: CaseService, invoice_id: str) -> CaseState | None:
+    return service.ctx.store.state(case_uuid(invoice_id))
+
+
+async def _until(service: CaseService, invoice_id: str, predicate, timeout: float = 90.0) -> CaseState:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = _state(service, invoice_id)
+        if state is not None and predicate(state):
+            return state
+        if loop.time() > deadline:
+            raise TimeoutError(f"{invoice_id} did not reach the expected state in {timeout:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+async def _tail(service: CaseService) -> None:
+    """Print every event as it is recorded: the demo's live log."""
+    position = 0
+    names = {}
+    while True:
+        for record in await asyncio.to_thread(lambda: list(service.ctx.store.read_all(after=position))):
+            position = record.position
+            event = record.event
+            if type(event).__name__ == "CaseOpened":
+                names[record.stream_id] = event.invoice_id
+            data = event.data()
+            detail = {k: data[k] for k in ("step", "amount", "reason", "decision", "outcome", "tier", "recipient")
+                      if k in data and data[k] not in (None, "")}
+            console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, '?'):10} "
+                          f"[cyan]{type(event).__name__}[/cyan] by {event.actor} {detail or ''}", highlight=False)
+        await asyncio.sleep(0.5)
+
+
+async def play_demo(context: Context, sink: MailSink) -> bool:
+    service = CaseService(context)
+    tail = asyncio.create_task(_tail(service))
+    try:
+        imported = service.import_invoices(SAMPLES)
+        console.print(f"demo: imported {imported['invoices_added']} sample invoices from {SAMPLES.name}")
+        collector = context.actor("demo-collector")
+        supervisor = context.actor("demo-supervisor")
+        manager = context.actor("demo-manager")
+        for invoice_id in ("DEMO-1001", "DEMO-1002", "DEMO-1003", "DEMO-1004", "DEMO-1005"):
+            await service.open_case(invoice_id, "overdue", collector)
+        await service.pay("DEMO-1001", "200.00", "bank transfer 1/2", collector, payment_id="demo-pay-1")
+        await service.open_dispute("DEMO-1002", "pricing", collector)
+        await _until(service, "DEMO-1005", lambda s: s.level >= 1)
+        promised = (datetime.now(timezone.utc) + timedelta(days=7)).date().isoformat()
+        await service.promise("DEMO-1005", "12345.60", promised, collector)
+        await _until(service, "DEMO-1001", lambda s: s.level >= 1)
+        await service.pay("DEMO-1001", "1000.00", "bank transfer 2/2", collector, payment_id="demo-pay-2")
+        await service.resolve_dispute("DEMO-1002", "upheld", supervisor, note="price list error confirmed")
+        await _until(service, "DEMO-1003", lambda s: s.escalation_pending)
+        console.print("demo: DEMO-1003 escalated; demo-supervisor decides to write it off, demo-manager approves")
+        reply = await service.decide_escalation("DEMO-1003", "write_off", supervisor, note="customer insolvent")
+        approval = next(a for a in service.approvals("pending") if a["case_id"] == reply["case_id"])
+        await service.decide_approval(approval["approval_id"], True, manager)
+        await _until(service, "DEMO-1004", lambda s: s.escalation_pending)
+        await asyncio.sleep(1.0)
+        _summary(service, sink)
+        return True
+    except Exception as error:  # the demo reports, the stack keeps running
+        console.print(f"[red]demo failed:[/red] {error}")
+        return False
+    finally:
+        tail.cancel()
+
+
+def _summary(service: CaseService, sink: MailSink) -> None:
+    console.print("\n[bold]demo complete[/bold]")
+    for row in service.list():
+        console.print(f"  {row['invoice_id']:10} {row['status']:12} balance {row['balance']:>9} {row['currency']}  "
+                      f"waiting for: {row['waiting_for']}")
+    console.print(f"  {len(sink.messages)} e-mail(s) delivered to the sink, saved in {sink.directory}/")
+    console.print(
+        "\nTry it yourself in another terminal (same directory):\n"
+        "  python starter.py approvals list\n"
+        "  python starter.py case show DEMO-1004\n"
+        "  python starter.py escalation decide DEMO-1004 --decision plan --as demo-supervisor\n"
+        "  python starter.py plan propose DEMO-1004 --instalments 3 --every PT30S --as demo-collector\n"
+        "  python starter.py plan accept DEMO-1004 --as demo-collector\n"
+    )

@@ -1,0 +1,343 @@
+"""Application services: what the collections team can do, for the CLI and the API alike.
+
+Reads come from projections and the event store; every change goes through
+the case's workflow as a Temporal Update, so the workflow stays the single
+writer of its stream and the reply is read back from durable events.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+from sqlalchemy import select
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from app.context import Context
+from app.imports import parse_invoices, read_text
+from domain import commands as cmd
+from domain.decider import case_uuid
+from domain.durations import parse_duration
+from domain.errors import DomainError
+from domain.events import DisputeOutcome, EscalationDecision, OpenReason
+from domain.money import Money, positive_money
+from domain.state import CaseState, CaseStatus
+from domain.users import Actor
+from store.schema import approvals, case_summary
+from workflows.case import CollectionCaseWorkflow, case_workflow_id
+from workflows.messages import CaseInput, CommandReply
+
+
+def _money(minor: int, currency: str) -> str:
+    return str(Money.from_minor(minor, currency).amount)
+
+
+def summary_dict(row: Any) -> dict:
+    m = row._mapping
+    return {
+        "case_id": m["case_id"],
+        "invoice_id": m["invoice_id"],
+        "customer_id": m["customer_id"],
+        "customer_name": m["customer_name"],
+        "status": m["status"],
+        "balance": _money(m["balance_minor"], m["currency"]),
+        "currency": m["currency"],
+        "original_amount": _money(m["original_minor"], m["currency"]),
+        "disputed": _money(m["disputed_minor"], m["currency"]),
+        "level": m["level"],
+        "risk_grade": m["risk_grade"],
+        "due_date": m["due_date"].isoformat(),
+        "next_action": m["next_action"],
+        "next_action_at": m["next_action_at"].isoformat() if m["next_action_at"] else None,
+        "waiting_for": m["waiting_for"],
+        "assignee": m["assignee"],
+        "contact_problem": m["contact_problem"],
+        "credit_hold": m["credit_hold"],
+        "policy_version": m["policy_version"],
+        "opened_at": m["opened_at"].isoformat(),
+        "closed_at": m["closed_at"].isoformat() if m["closed_at"] else None,
+        "version": m["version"],
+    }
+
+
+def approval_dict(row: Any) -> dict:
+    m = row._mapping
+    return {
+        "approval_id": m["approval_id"],
+        "case_id": m["case_id"],
+        "invoice_id": m["invoice_id"],
+        "customer_name": m["customer_name"],
+        "kind": m["kind"],
+        "amount": _money(m["amount_minor"], m["currency"]),
+        "currency": m["currency"],
+        "reason": m["reason"],
+        "requested_by": m["requested_by"],
+        "requested_at": m["requested_at"].isoformat(),
+        "tier": m["tier"],
+        "sla_due_at": m["sla_due_at"].isoformat() if m["sla_due_at"] else None,
+        "status": m["status"],
+        "decided_by": m["decided_by"],
+        "decision": m["decision"],
+    }
+
+
+def reply_dict(reply: CommandReply) -> dict:
+    return {
+        "case_id": str(reply.case_id),
+        "invoice_id": reply.invoice_id,
+        "status": reply.status,
+        "balance": str(reply.balance.amount),
+        "currency": reply.balance.currency,
+        "version": reply.version,
+        "events": [e.model_dump() for e in reply.events],
+    }
+
+
+class CaseService:
+    def __init__(self, context: Context) -> None:
+        self.ctx = context
+
+    # -- ledger ------------------------------------------------------------------------
+    def import_invoices(self, path: Path) -> dict:
+        rows = parse_invoices(read_text(path))
+        outcome = self.ctx.ledger.import_invoices(rows)
+        return {
+            "file": str(path),
+            "rows": len(rows),
+            "invoices_added": outcome.invoices_added,
+            "invoices_unchanged": outcome.invoices_unchanged,
+            "customers": outcome.customers,
+        }
+
+    # -- reads ---------------------------------------------------------------------------
+    def summary_row(self, ref: str):
+        """A case by its id or by its invoice id."""
+        column = case_summary.c.case_id if _is_uuid(ref) else case_summary.c.invoice_id
+        with self.ctx.db.read() as session:
+            row = session.execute(select(case_summary).where(column == ref)).first()
+            if row is None and _is_uuid(ref):
+                row = session.execute(select(case_summary).where(case_summary.c.invoice_id == ref)).first()
+        if row is None:
+            raise DomainError(f"unknown case {ref!r}", "case_id")
+        return row
+
+    def show(self, ref: str) -> dict:
+        row = self.summary_row(ref)
+        state = CaseState.model_validate_json(row.state)
+        records = self.ctx.store.records(UUID(row.case_id))
+        return {
+            **summary_dict(row),
+            "customer_email": state.customer.email,
+            "totals": {
+                "payments": str(state.payments.amount),
+                "credits": str(state.credits.amount),
+                "write_offs": str(state.write_offs.amount),
+                "fees": str(state.fees.amount),
+                "customer_credit": str(state.customer_credit.amount),
+            },
+            "dispute": state.dispute.model_dump(mode="json") if state.dispute else None,
+            "promise": state.promise.model_dump(mode="json") if state.promise else None,
+            "plan": state.plan.model_dump(mode="json") if state.plan else None,
+            "escalation": state.escalation.model_dump(mode="json") if state.escalation else None,
+            "approvals": [a.model_dump(mode="json") for a in state.approvals],
+            "events": [r.as_dict() for r in records],
+        }
+
+    def list(self, status: str | None = None, limit: int = 1000) -> list[dict]:
+        query = select(case_summary).order_by(case_summary.c.opened_at, case_summary.c.invoice_id).limit(limit)
+        if status:
+            if status not in CaseStatus.__members__:
+                raise DomainError(f"{status!r} is not a status ({', '.join(CaseStatus.__members__)})", "status")
+            query = query.where(case_summary.c.status == status)
+        with self.ctx.db.read() as session:
+            return [summary_dict(r) for r in session.execute(query)]
+
+    def approvals(self, status: str | None = "pending") -> list[dict]:
+        query = select(approvals).order_by(approvals.c.requested_at, approvals.c.approval_id)
+        if status and status != "all":
+            query = query.where(approvals.c.status == status)
+        with self.ctx.db.read() as session:
+            return [approval_dict(r) for r in session.execute(query)]
+
+    # -- opening -----------------------------------------------------------------------------
+    async def open_case(self, invoice_id: str, reason: str = "overdue", actor: Actor | None = None) -> dict:
+        try:
+            open_reason = OpenReason(reason)
+        except ValueError:
+            raise DomainError(f"{reason!r} is not one of overdue, dispute, manual", "reason") from None
+        facts = self.ctx.ledger.invoice(invoice_id)
+        existing = self._existing(invoice_id)
+        if existing is not None:
+            return {**existing, "opened": False}
+        policy = self.ctx.policy()
+        case_id = case_uuid(invoice_id)
+        opening = cmd.OpenCase(
+            command_id=uuid4(), actor=actor or self.ctx.actor(None), case_id=case_id, invoice=facts, reason=open_reason,
+        )
+        if not (facts.amount - facts.paid).is_positive:
+            raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")
+        client = await self.ctx.client()
+        try:
+            handle = await client.start_workflow(
+                CollectionCaseWorkflow.run,
+                CaseInput(case_id=case_id, policy=policy, open=opening),
+                id=case_workflow_id(invoice_id),
+                task_queue=self.ctx.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return {**summary_dict(self.summary_row(invoice_id)), "opened": False}
+        reply = await handle.execute_update(CollectionCaseWorkflow.opened, result_type=CommandReply)
+        return {**reply_dict(reply), "opened": True}
+
+    def _existing(self, invoice_id: str) -> dict | None:
+        try:
+            return summary_dict(self.summary_row(invoice_id))
+        except DomainError:
+            return None
+
+    # -- commands ----------------------------------------------------------------------------
+    async def _send(self, ref: str, update: Callable, build: Callable[[dict], cmd.Command]) -> dict:
+        row = self.summary_row(ref)
+        summary = summary_dict(row)
+        if row.status in ("paid", "resolved", "written_off", "cancelled"):
+            raise DomainError(f"case is closed ({row.status}); it accepts no further commands", "case")
+        command = build(summary)
+        client = await self.ctx.client()
+        handle = client.get_workflow_handle(case_workflow_id(row.invoice_id))
+        try:
+            reply = await handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
+        except WorkflowUpdateFailedError as error:
+            raise _domain_error(error.cause) from None
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise DomainError(f"case {row.case_id} is not running (it may have just closed)", "case") from None
+            raise
+        return reply_dict(reply)
+
+    async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
+                  payment_id: str | None = None, received_on: date | None = None) -> dict:
+        facts = self.ctx.ledger.invoice(invoice_id)
+        money = positive_money(amount, facts.amount.currency)
+        received = received_on or datetime.now(timezone.utc).date()
+        pid = payment_id or f"pay-{uuid4()}"
+        cmd.check_text(reference, "reference")
+        if self._existing(invoice_id) is None:
+            if money > facts.amount - facts.paid:
+                raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
+            recorded = self.ctx.ledger.record_payment(invoice_id, pid, money, received, reference)
+            return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
+                    "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
+        result = await self._send(
+            invoice_id, CollectionCaseWorkflow.pay,
+            lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
+                                        reference=reference, received_on=received),
+        )
+        return {**result, "payment_id": pid, "applied_to": "case"}
+
+    async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None) -> dict:
+        return await self._send(ref, CollectionCaseWorkflow.open_dispute, lambda s: cmd.OpenDispute(
+            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"),
+            amount=positive_money(amount, s["currency"]) if amount is not None else None))
+
+    async def resolve_dispute(self, ref: str, outcome: str, actor: Actor, credit: str | None = None, note: str = "") -> dict:
+        try:
+            resolved = DisputeOutcome(outcome)
+        except ValueError:
+            raise DomainError(f"{outcome!r} is not one of upheld, rejected", "outcome") from None
+        return await self._send(ref, CollectionCaseWorkflow.resolve_dispute, lambda s: cmd.ResolveDispute(
+            command_id=uuid4(), actor=actor, outcome=resolved, note=note,
+            credit=positive_money(credit, s["currency"], "credit") if credit is not None else None))
+
+    async def promise(self, ref: str, amount: str, on: str, actor: Actor) -> dict:
+        promised = _parse_date(on, "date")
+        return await self._send(ref, CollectionCaseWorkflow.promise, lambda s: cmd.MakePromise(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), promised_date=promised))
+
+    async def propose_plan(self, ref: str, instalments: int, every: str, actor: Actor, first: str | None = None) -> dict:
+        interval = parse_duration(every, "every")
+        first_due = None
+        if first:
+            day = _parse_date(first, "first")
+            first_due = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+        return await self._send(ref, CollectionCaseWorkflow.propose_plan, lambda s: cmd.ProposePlan(
+            command_id=uuid4(), actor=actor, instalments=instalments, every=interval, first_due=first_due))
+
+    async def accept_plan(self, ref: str, actor: Actor) -> dict:
+        return await self._send(ref, CollectionCaseWorkflow.accept_plan,
+                                lambda s: cmd.AcceptPlan(command_id=uuid4(), actor=actor))
+
+    async def decide_escalation(self, ref: str, decision: str, actor: Actor, note: str = "") -> dict:
+        try:
+            chosen = EscalationDecision(decision)
+        except ValueError:
+            options = ", ".join(d.value for d in EscalationDecision)
+            raise DomainError(f"{decision!r} is not one of {options}", "decision") from None
+        return await self._send(ref, CollectionCaseWorkflow.decide_escalation, lambda s: cmd.DecideEscalation(
+            command_id=uuid4(), actor=actor, decision=chosen, note=note))
+
+    async def request_write_off(self, ref: str, amount: str, reason: str, actor: Actor) -> dict:
+        return await self._send(ref, CollectionCaseWorkflow.request_write_off, lambda s: cmd.RequestWriteOff(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]),
+            reason=cmd.check_code(reason, "reason")))
+
+    async def assign(self, ref: str, assignee: str, actor: Actor) -> dict:
+        self.ctx.users.get(assignee)
+        return await self._send(ref, CollectionCaseWorkflow.assign,
+                                lambda s: cmd.AssignCase(command_id=uuid4(), actor=actor, assignee=assignee))
+
+    async def cancel(self, ref: str, reason: str, actor: Actor) -> dict:
+        return await self._send(ref, CollectionCaseWorkflow.cancel, lambda s: cmd.CancelCase(
+            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
+
+    async def decide_approval(self, approval_id: str, approve: bool, actor: Actor, reason: str = "") -> dict:
+        with self.ctx.db.read() as session:
+            row = session.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
+        if row is None:
+            raise DomainError(f"unknown approval {approval_id!r}", "approval_id")
+        if row.kind == "escalation":
+            raise DomainError("an escalation is decided with `escalation decide CASE_ID --decision ...`", "approval_id")
+        if row.status != "pending":
+            raise DomainError(f"approval {approval_id} was already {row.status}", "approval_id")
+        return await self._send(row.case_id, CollectionCaseWorkflow.decide_approval, lambda s: cmd.DecideApproval(
+            command_id=uuid4(), actor=actor, approval_id=approval_id, approve=approve, reason=reason))
+
+    def rebuild_projections(self) -> dict:
+        replayed = self.ctx.store.rebuild_projections()
+        return {"events_replayed": replayed}
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _command_id(payment_id: str) -> UUID:
+    """A payment's command id is derived from its id: a retried `pay` is the same update."""
+    return uuid5(NAMESPACE_URL, f"payment:{payment_id}")
+
+
+def _parse_date(text: str, field: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DomainError(f"{text[:30]!r} is not a date (YYYY-MM-DD)", field) from None
+
+
+def _domain_error(cause: BaseException | None) -> Exception:
+    if isinstance(cause, ApplicationError) and cause.type in ("DomainError", "NotReady"):
+        field = cause.details[0] if cause.details else None
+        message = cause.message
+        if field and message.startswith(f"{field}: "):
+            message = message[len(field) + 2:]
+        return DomainError(message, field)
+    return RuntimeError(f"command failed: {cause}")

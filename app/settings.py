@@ -1,0 +1,42 @@
+"""One settings object, read from the environment (documented in README)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    data_dir: Path = Field(Path(".data"), validation_alias=AliasChoices("COLLECTIONS_DATA_DIR"))
+    database_url: str = Field("", validation_alias=AliasChoices("COLLECTIONS_DATABASE_URL"))
+    temporal_address: str = Field("localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field("default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
+    task_queue: str = Field("collections", validation_alias=AliasChoices("COLLECTIONS_TASK_QUEUE"))
+    smtp_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SMTP_HOST"))
+    smtp_port: int = Field(1025, validation_alias=AliasChoices("SMTP_PORT"))
+    smtp_username: str | None = Field(None, validation_alias=AliasChoices("SMTP_USERNAME"))
+    smtp_password: SecretStr | None = Field(None, validation_alias=AliasChoices("SMTP_PASSWORD"))
+    smtp_starttls: bool = Field(False, validation_alias=AliasChoices("SMTP_STARTTLS"))
+    mail_from: str = Field(
+        "Accounts Receivable <ar@collections.local>", validation_alias=AliasChoices("COLLECTIONS_MAIL_FROM")
+    )
+    message_domain: str = Field("collections.local", validation_alias=AliasChoices("COLLECTIONS_MESSAGE_DOMAIN"))
+    policy_path: Path = Field(PROJECT_DIR / "policies" / "default.toml", validation_alias=AliasChoices("COLLECTIONS_POLICY"))
+    users_path: Path = Field(PROJECT_DIR / "config" / "users.toml", validation_alias=AliasChoices("COLLECTIONS_USERS"))
+    default_user: str | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_USER"))
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'collections.db').as_posix()}"
+        return self
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"

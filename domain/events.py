@@ -1,0 +1,338 @@
+"""Domain events of a collection case: immutable facts, each with its envelope.
+
+Events carry every value that was *decided* (deadlines, amounts applied), so
+``evolve`` never needs the policy and a stream replays the same forever.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import Enum
+from typing import Annotated, Literal, Union, get_args
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from domain.money import Money
+from domain.policy import RiskGrade, Role
+
+ENVELOPE_FIELDS = frozenset({"type", "event_id", "case_id", "version", "occurred_at", "actor"})
+
+
+class OpenReason(str, Enum):
+    overdue = "overdue"
+    dispute = "dispute"
+    manual = "manual"
+
+
+class Outcome(str, Enum):
+    paid = "paid"
+    resolved = "resolved"
+    written_off = "written_off"
+    cancelled = "cancelled"
+
+
+class EscalationDecision(str, Enum):
+    plan = "plan"
+    agency = "agency"
+    legal = "legal"
+    credit_hold = "credit_hold"
+    write_off = "write_off"
+    continue_ = "continue"
+
+
+class DisputeOutcome(str, Enum):
+    upheld = "upheld"
+    rejected = "rejected"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Customer(_Frozen):
+    customer_id: str
+    name: str
+    email: str
+    country: str = "US"
+    language: str = "en"
+    timezone: str = "UTC"
+
+
+class Instalment(_Frozen):
+    seq: int
+    due_at: datetime
+    amount: Money
+
+
+class Event(_Frozen):
+    event_id: UUID
+    case_id: UUID
+    version: int
+    occurred_at: datetime
+    actor: str
+
+    def data(self) -> dict:
+        """The event's own facts, without the envelope (JSON-ready)."""
+        return self.model_dump(mode="json", exclude=set(ENVELOPE_FIELDS))
+
+
+class CaseOpened(Event):
+    type: Literal["CaseOpened"] = "CaseOpened"
+    invoice_id: str
+    customer: Customer
+    risk_grade: RiskGrade
+    original_amount: Money
+    opening_balance: Money
+    issue_date: date
+    due_date: date
+    reason: OpenReason
+    policy_version: str
+    ladder_steps: int
+    first_reminder_at: datetime
+    assignee: str | None = None
+
+
+class ReminderSent(Event):
+    type: Literal["ReminderSent"] = "ReminderSent"
+    seq: int
+    level: int
+    step: str
+    message_id: str
+    recipient: str
+    next_reminder_at: datetime | None
+    escalate_at: datetime | None
+
+
+class ReminderFailed(Event):
+    type: Literal["ReminderFailed"] = "ReminderFailed"
+    seq: int
+    level: int
+    step: str
+    message_id: str
+    recipient: str
+    error: str
+    permanent: bool
+    next_reminder_at: datetime | None
+    escalate_at: datetime | None
+
+
+class LateFeeCharged(Event):
+    type: Literal["LateFeeCharged"] = "LateFeeCharged"
+    level: int
+    fee: Money
+
+
+class PaymentReceived(Event):
+    type: Literal["PaymentReceived"] = "PaymentReceived"
+    payment_id: str
+    amount: Money
+    applied: Money
+    excess: Money  # an overpayment: customer credit (advance receipt)
+    reference: str
+    received_on: date
+
+
+class DisputeOpened(Event):
+    type: Literal["DisputeOpened"] = "DisputeOpened"
+    dispute_id: str
+    reason: str
+    amount: Money
+    owner: str
+    resolve_by: datetime
+
+
+class DisputeResolved(Event):
+    type: Literal["DisputeResolved"] = "DisputeResolved"
+    dispute_id: str
+    outcome: DisputeOutcome
+    credit: Money | None
+    note: str = ""
+
+
+class DisputeOverdue(Event):
+    type: Literal["DisputeOverdue"] = "DisputeOverdue"
+    dispute_id: str
+    resolve_by: datetime
+
+
+class PromiseMade(Event):
+    type: Literal["PromiseMade"] = "PromiseMade"
+    promise_id: str
+    amount: Money
+    promised_date: date
+    check_at: datetime
+
+
+class PromiseKept(Event):
+    type: Literal["PromiseKept"] = "PromiseKept"
+    promise_id: str
+
+
+class PromiseBroken(Event):
+    type: Literal["PromiseBroken"] = "PromiseBroken"
+    promise_id: str
+    paid: Money
+
+
+class EscalatedToSupervisor(Event):
+    type: Literal["EscalatedToSupervisor"] = "EscalatedToSupervisor"
+    escalation_id: str
+    reason: str
+    tier: Role
+    sla_due_at: datetime
+
+
+class EscalationSlaLapsed(Event):
+    type: Literal["EscalationSlaLapsed"] = "EscalationSlaLapsed"
+    escalation_id: str
+    from_tier: Role
+    to_tier: Role
+    sla_due_at: datetime | None  # None: already at the top, no further deadline
+
+
+class EscalationDecided(Event):
+    type: Literal["EscalationDecided"] = "EscalationDecided"
+    escalation_id: str
+    decision: EscalationDecision
+    note: str = ""
+    continue_until: datetime | None = None
+
+
+class CreditHoldPlaced(Event):
+    type: Literal["CreditHoldPlaced"] = "CreditHoldPlaced"
+    customer_id: str
+    reason: str
+
+
+class PaymentPlanProposed(Event):
+    type: Literal["PaymentPlanProposed"] = "PaymentPlanProposed"
+    plan_id: str
+    instalments: tuple[Instalment, ...]
+    every: timedelta
+    grace: timedelta
+    requires_approval: bool
+    approval_id: str | None
+    sla_due_at: datetime | None
+
+
+class PaymentPlanApproved(Event):
+    type: Literal["PaymentPlanApproved"] = "PaymentPlanApproved"
+    plan_id: str
+    approval_id: str
+
+
+class PaymentPlanRejected(Event):
+    type: Literal["PaymentPlanRejected"] = "PaymentPlanRejected"
+    plan_id: str
+    approval_id: str
+    reason: str
+
+
+class PaymentPlanAccepted(Event):
+    type: Literal["PaymentPlanAccepted"] = "PaymentPlanAccepted"
+    plan_id: str
+
+
+class InstalmentPaid(Event):
+    type: Literal["InstalmentPaid"] = "InstalmentPaid"
+    plan_id: str
+    seq: int
+    amount: Money
+
+
+class PaymentPlanDefaulted(Event):
+    type: Literal["PaymentPlanDefaulted"] = "PaymentPlanDefaulted"
+    plan_id: str
+    missed_seq: int
+
+
+class WriteOffRequested(Event):
+    type: Literal["WriteOffRequested"] = "WriteOffRequested"
+    approval_id: str
+    amount: Money
+    reason: str
+    requested_by: str
+    sla_due_at: datetime
+
+
+class WriteOffApproved(Event):
+    type: Literal["WriteOffApproved"] = "WriteOffApproved"
+    approval_id: str
+    amount: Money
+
+
+class WriteOffRejected(Event):
+    type: Literal["WriteOffRejected"] = "WriteOffRejected"
+    approval_id: str
+    reason: str
+
+
+class ApprovalSlaLapsed(Event):
+    type: Literal["ApprovalSlaLapsed"] = "ApprovalSlaLapsed"
+    approval_id: str
+    to_tier: Role
+    sla_due_at: datetime | None
+
+
+class CaseAssigned(Event):
+    type: Literal["CaseAssigned"] = "CaseAssigned"
+    assignee: str
+
+
+class CaseCancelled(Event):
+    type: Literal["CaseCancelled"] = "CaseCancelled"
+    reason: str
+    amount: Money  # balance cancelled (e.g. the invoice was voided in the ERP)
+
+
+class CaseClosed(Event):
+    type: Literal["CaseClosed"] = "CaseClosed"
+    outcome: Outcome
+    payments: Money
+    credits: Money
+    write_offs: Money
+    fees: Money
+
+
+AnyEvent = Annotated[
+    Union[
+        CaseOpened,
+        ReminderSent,
+        ReminderFailed,
+        LateFeeCharged,
+        PaymentReceived,
+        DisputeOpened,
+        DisputeResolved,
+        DisputeOverdue,
+        PromiseMade,
+        PromiseKept,
+        PromiseBroken,
+        EscalatedToSupervisor,
+        EscalationSlaLapsed,
+        EscalationDecided,
+        CreditHoldPlaced,
+        PaymentPlanProposed,
+        PaymentPlanApproved,
+        PaymentPlanRejected,
+        PaymentPlanAccepted,
+        InstalmentPaid,
+        PaymentPlanDefaulted,
+        WriteOffRequested,
+        WriteOffApproved,
+        WriteOffRejected,
+        ApprovalSlaLapsed,
+        CaseAssigned,
+        CaseCancelled,
+        CaseClosed,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+EVENT_TYPES = tuple(t.__name__ for t in get_args(get_args(AnyEvent)[0]))
+
+
+def event_from_record(envelope: dict, data: dict) -> Event:
+    """Rebuild a typed event from its stored envelope and data."""
+    return EVENT_ADAPTER.validate_python({**data, **envelope})

@@ -1,0 +1,183 @@
+"""Money: a Decimal amount with an ISO 4217 currency. Never a float."""
+
+from __future__ import annotations
+
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Any
+
+from babel.numbers import get_currency_precision, list_currencies
+from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+
+from domain.errors import CurrencyMismatch, DomainError
+
+# Larger than any invoice a B2B ledger holds; rejects pasted nonsense early.
+MAX_AMOUNT = Decimal("1000000000000")
+
+_KNOWN_CURRENCIES = frozenset(list_currencies())
+
+
+@lru_cache(maxsize=None)
+def currency_exponent(currency: str) -> int:
+    """Number of decimal places the currency allows (USD 2, JPY 0, BHD 3)."""
+    if currency not in _KNOWN_CURRENCIES:
+        raise DomainError(f"unknown currency {currency!r} (expected an ISO 4217 code)", "currency")
+    return get_currency_precision(currency)
+
+
+def parse_amount(text: Any, field: str = "amount") -> Decimal:
+    """Parse user input into a finite Decimal, refusing floats' surprises."""
+    if isinstance(text, float):
+        raise DomainError("must be given as text or Decimal, not a float", field)
+    try:
+        value = Decimal(str(text).strip())
+    except (InvalidOperation, ValueError):
+        raise DomainError(f"{text!r} is not a number", field) from None
+    if not value.is_finite():
+        raise DomainError(f"{text!r} is not a finite number", field)
+    return value
+
+
+def check_amount(amount: Decimal, currency: str) -> None:
+    if abs(amount) > MAX_AMOUNT:
+        raise DomainError(f"{amount} exceeds the largest amount accepted ({MAX_AMOUNT})", "amount")
+    exponent = currency_exponent(currency)
+    if amount != amount.quantize(Decimal(1).scaleb(-exponent)):
+        raise DomainError(
+            f"{amount} has more decimal places than {currency} allows ({exponent})", "amount"
+        )
+
+
+class Money(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    amount: Decimal
+    currency: str
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value: Any) -> str:
+        code = str(value).strip().upper()
+        currency_exponent(code)
+        return code
+
+    @field_validator("amount", mode="before")
+    @classmethod
+    def _amount(cls, value: Any) -> Decimal:
+        return parse_amount(value)
+
+    def model_post_init(self, _context: Any) -> None:
+        check_amount(self.amount, self.currency)
+
+    @field_serializer("amount")
+    def _serialize_amount(self, amount: Decimal) -> str:
+        return str(self.quantized(amount))
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def of(cls, amount: Any, currency: str, field: str = "amount") -> Money:
+        """Build from user input; errors are DomainErrors naming ``field``."""
+        code = str(currency).strip().upper()
+        currency_exponent(code)
+        value = parse_amount(amount, field)
+        try:
+            check_amount(value, code)
+        except DomainError as error:
+            raise DomainError(error.message, field) from None
+        return cls(amount=value, currency=code)
+
+    @classmethod
+    def zero(cls, currency: str) -> Money:
+        return cls(amount=Decimal(0), currency=currency)
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str) -> Money:
+        return cls(amount=Decimal(minor).scaleb(-currency_exponent(currency)), currency=currency)
+
+    def to_minor(self) -> int:
+        return int(self.quantized(self.amount).scaleb(currency_exponent(self.currency)))
+
+    def quantized(self, amount: Decimal) -> Decimal:
+        return amount.quantize(Decimal(1).scaleb(-currency_exponent(self.currency)))
+
+    # -- arithmetic ---------------------------------------------------------
+    def _same(self, other: Money) -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise CurrencyMismatch(
+                f"{other.currency} amount cannot be combined with a {self.currency} amount", "currency"
+            )
+
+    def __add__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(amount=self.amount + other.amount, currency=self.currency)
+
+    def __sub__(self, other: Money) -> Money:
+        self._same(other)
+        return Money(amount=self.amount - other.amount, currency=self.currency)
+
+    def __neg__(self) -> Money:
+        return Money(amount=-self.amount, currency=self.currency)
+
+    def __lt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount <= other.amount
+
+    def __gt__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount > other.amount
+
+    def __ge__(self, other: Money) -> bool:
+        self._same(other)
+        return self.amount >= other.amount
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Money):
+            return NotImplemented
+        return self.currency == other.currency and self.amount == other.amount
+
+    def __hash__(self) -> int:
+        return hash((self.amount, self.currency))
+
+    def min(self, other: Money) -> Money:
+        return self if self <= other else other
+
+    @property
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    @property
+    def is_positive(self) -> bool:
+        return self.amount > 0
+
+    def percent(self, rate: Decimal) -> Money:
+        """``rate`` percent of this amount, rounded down to the currency's unit."""
+        raw = self.amount * rate / Decimal(100)
+        unit = Decimal(1).scaleb(-currency_exponent(self.currency))
+        return Money(amount=raw.quantize(unit, rounding=ROUND_DOWN), currency=self.currency)
+
+    def split(self, parts: int) -> list[Money]:
+        """Split into ``parts`` equal instalments; the last one takes the remainder."""
+        if parts < 1:
+            raise DomainError("must be at least 1", "instalments")
+        minor = self.to_minor()
+        each, remainder = divmod(minor, parts)
+        amounts = [each] * parts
+        amounts[-1] += remainder
+        return [Money.from_minor(m, self.currency) for m in amounts]
+
+    def __str__(self) -> str:
+        return f"{self.quantized(self.amount)} {self.currency}"
+
+
+def positive_money(amount: Any, currency: str, field: str = "amount") -> Money:
+    """Parse a user-supplied amount that must be strictly positive."""
+    value = Money.of(amount, currency, field)
+    if not value.is_positive:
+        raise DomainError(f"must be positive, got {value.amount}", field)
+    return value

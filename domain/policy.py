@@ -1,0 +1,197 @@
+"""Collection policy: the versioned rules a case is opened under.
+
+Durations are ISO 8601 (``P3D``, ``PT30S``) so a demo policy can run a whole
+ladder in a minute. Parsing is pure: callers read the TOML text themselves.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import time, timedelta
+from decimal import Decimal
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from domain.errors import DomainError
+
+
+class RiskGrade(str, Enum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+
+
+class Role(str, Enum):
+    collector = "collector"
+    supervisor = "supervisor"
+    finance_manager = "finance_manager"
+
+
+APPROVER_ROLES = (Role.supervisor, Role.finance_manager)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _positive(value: timedelta, name: str) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError(f"{name} must be a positive duration")
+    return value
+
+
+class LadderStep(_Model):
+    """One reminder of the ladder, ``after`` counted from case opening."""
+
+    name: str
+    after: timedelta
+    fee: Decimal | None = None  # flat late fee in the invoice currency
+    fee_percent: Decimal | None = None  # late fee as a percentage of the balance
+
+    @field_validator("fee", "fee_percent")
+    @classmethod
+    def _fee_positive(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value <= 0:
+            raise ValueError("must be positive")
+        return value
+
+
+class EscalationPolicy(_Model):
+    after_final: timedelta = Field(description="wait after the final notice before escalating")
+    sla: timedelta = Field(description="time a supervisor has to decide before it goes upward")
+    continue_for: timedelta = Field(description="dunning continues this long after a 'continue' decision")
+    tiers: tuple[Role, ...] = (Role.supervisor, Role.finance_manager)
+
+    @model_validator(mode="after")
+    def _check(self) -> EscalationPolicy:
+        for name in ("after_final", "sla", "continue_for"):
+            _positive(getattr(self, name), name)
+        if not self.tiers or any(t not in APPROVER_ROLES for t in self.tiers):
+            raise ValueError("tiers must list supervisor and/or finance_manager")
+        return self
+
+
+class DisputePolicy(_Model):
+    resolution_sla: timedelta
+
+    @field_validator("resolution_sla")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "resolution_sla")
+
+
+class PromisePolicy(_Model):
+    grace: timedelta = timedelta(0)
+    max_horizon: timedelta
+
+    @field_validator("max_horizon")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "max_horizon")
+
+
+class PlanPolicy(_Model):
+    max_instalments: int = Field(ge=1, le=120)
+    collector_max_instalments: int = Field(ge=1)
+    min_interval: timedelta
+    max_interval: timedelta
+    instalment_grace: timedelta = timedelta(0)
+    max_renegotiations: int = Field(ge=0, default=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> PlanPolicy:
+        _positive(self.min_interval, "min_interval")
+        if self.max_interval < self.min_interval:
+            raise ValueError("max_interval must not be shorter than min_interval")
+        if self.collector_max_instalments > self.max_instalments:
+            raise ValueError("collector_max_instalments must not exceed max_instalments")
+        return self
+
+
+class ApprovalPolicy(_Model):
+    sla: timedelta
+    write_off_limits: dict[Role, Decimal] = Field(
+        description="the most each role may approve, whatever a user's own limit says"
+    )
+
+    @field_validator("sla")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "sla")
+
+
+class NoticePolicy(_Model):
+    business_days_only: bool = True
+    send_window: tuple[time, time] | None = (time(9, 0), time(17, 0))  # None: any time
+    one_message_per_customer: bool = True
+    gather_window: timedelta = timedelta(minutes=5)
+    smtp_give_up_after: timedelta = timedelta(days=1)
+
+    @field_validator("send_window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "any":
+            return None
+        if isinstance(value, str):
+            start, _, end = value.partition("-")
+            return (start.strip(), end.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> NoticePolicy:
+        if self.send_window is not None and self.send_window[0] >= self.send_window[1]:
+            raise ValueError("send_window must start before it ends, e.g. '09:00-17:00'")
+        return self
+
+
+class Policy(_Model):
+    version: str = Field(min_length=1, max_length=64)
+    description: str = ""
+    grace: timedelta = Field(description="the sweep opens a case this long after the due date")
+    ladders: dict[RiskGrade, tuple[LadderStep, ...]]
+    escalation: EscalationPolicy
+    dispute: DisputePolicy
+    promise: PromisePolicy
+    plan: PlanPolicy
+    approval: ApprovalPolicy
+    notices: NoticePolicy = NoticePolicy()
+
+    @model_validator(mode="after")
+    def _check(self) -> Policy:
+        if self.grace < timedelta(0):
+            raise ValueError("grace must not be negative")
+        missing = [g.value for g in RiskGrade if g not in self.ladders]
+        if missing:
+            raise ValueError(f"ladders: missing risk grade(s) {', '.join(missing)}")
+        for grade, steps in self.ladders.items():
+            if not steps:
+                raise ValueError(f"ladders.{grade.value}: needs at least one step")
+            offsets = [s.after for s in steps]
+            if offsets[0] < timedelta(0) or any(b <= a for a, b in zip(offsets, offsets[1:])):
+                raise ValueError(f"ladders.{grade.value}: step offsets must increase")
+        return self
+
+    def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
+        return self.ladders[grade]
+
+    def write_off_cap(self, role: Role) -> Decimal:
+        return self.approval.write_off_limits.get(role, Decimal(0))
+
+
+def parse_policy(text: str, source: str = "policy") -> Policy:
+    """Parse and validate a policy from TOML text; errors name the field."""
+    try:
+        return Policy.model_validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as error:
+        raise DomainError(f"{source}: not valid TOML: {error}") from None
+    except ValidationError as error:
+        raise DomainError(f"{source}: {_first_error(error)}") from None
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message

@@ -1,0 +1,571 @@
+"""Case state and ``evolve``: how each event changes it. Pure and total."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import Enum
+from functools import reduce
+from typing import Iterable, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict
+
+from domain import events as ev
+from domain.events import Customer, EscalationDecision, Instalment, OpenReason, Outcome
+from domain.money import Money
+from domain.policy import RiskGrade, Role
+
+
+class CaseStatus(str, Enum):
+    open = "open"
+    disputed = "disputed"
+    promised = "promised"
+    on_plan = "on_plan"
+    escalated = "escalated"
+    awaiting_approval = "awaiting_approval"
+    paid = "paid"
+    resolved = "resolved"
+    written_off = "written_off"
+    cancelled = "cancelled"
+
+
+TERMINAL = frozenset({CaseStatus.paid, CaseStatus.resolved, CaseStatus.written_off, CaseStatus.cancelled})
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class DunningClock(_Frozen):
+    """The ladder's timer. While dunning is paused the due time is held, and on
+    resume the remaining time is restored: a rejected dispute resumes the ladder
+    where it stopped instead of restarting it."""
+
+    next_at: datetime | None = None
+    kind: Literal["remind", "escalate"] | None = None
+    held_due: datetime | None = None
+    held_since: datetime | None = None
+    shift: timedelta = timedelta(0)  # how far pauses have pushed the ladder
+
+    @property
+    def paused(self) -> bool:
+        return self.held_due is not None
+
+    def pause(self, at: datetime) -> DunningClock:
+        if self.next_at is None:
+            return self
+        return self.model_copy(update={"next_at": None, "held_due": self.next_at, "held_since": at})
+
+    def resume(self, at: datetime, immediately: bool = False) -> DunningClock:
+        if self.held_due is None or self.held_since is None:
+            return self
+        remaining = max(self.held_due - self.held_since, timedelta(0))
+        next_at = at if immediately else at + remaining
+        return self.model_copy(
+            update={
+                "next_at": next_at,
+                "held_due": None,
+                "held_since": None,
+                "shift": self.shift + (next_at - self.held_due),
+            }
+        )
+
+    def set(self, next_at: datetime | None, kind: Literal["remind", "escalate"] | None) -> DunningClock:
+        return self.model_copy(update={"next_at": next_at, "kind": kind if next_at else None})
+
+    def stop(self) -> DunningClock:
+        return self.model_copy(update={"next_at": None, "kind": None, "held_due": None, "held_since": None})
+
+
+class Dispute(_Frozen):
+    dispute_id: str
+    reason: str
+    amount: Money
+    owner: str
+    opened_at: datetime
+    resolve_by: datetime
+    overdue: bool = False
+
+
+class Promise(_Frozen):
+    promise_id: str
+    amount: Money
+    promised_date: date
+    check_at: datetime
+    paid_since: Money
+
+
+class Escalation(_Frozen):
+    escalation_id: str
+    reason: str
+    tier: Role
+    since: datetime
+    sla_due_at: datetime | None
+    decision: EscalationDecision | None = None
+    decided_by: str | None = None
+
+
+class Plan(_Frozen):
+    plan_id: str
+    instalments: tuple[Instalment, ...]
+    paid_seqs: tuple[int, ...] = ()
+    paid_toward_next: Money
+    grace: timedelta
+    status: Literal["proposed", "approved", "accepted", "rejected", "defaulted", "completed"]
+    requires_approval: bool
+    approval_id: str | None
+    proposed_by: str
+
+    def next_unpaid(self) -> Instalment | None:
+        return next((i for i in self.instalments if i.seq not in self.paid_seqs), None)
+
+
+class Approval(_Frozen):
+    approval_id: str
+    kind: Literal["write_off", "plan"]
+    amount: Money
+    reason: str
+    requested_by: str
+    requested_at: datetime
+    tier: Role
+    sla_due_at: datetime | None
+    status: Literal["pending", "approved", "rejected"] = "pending"
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str = ""
+
+
+class CaseState(_Frozen):
+    case_id: UUID
+    version: int
+    invoice_id: str
+    customer: Customer
+    risk_grade: RiskGrade
+    currency: str
+    original_amount: Money
+    balance: Money
+    issue_date: date
+    due_date: date
+    opened_at: datetime
+    updated_at: datetime
+    reason: OpenReason
+    policy_version: str
+    ladder_steps: int
+    assignee: str | None = None
+    level: int = 0  # ladder steps attempted
+    notices: int = 0  # notices attempted, including repeats: the next seq
+    clock: DunningClock = DunningClock()
+    contact_problem: bool = False
+    paid_before_open: Money
+    payments: Money
+    credits: Money
+    write_offs: Money
+    fees: Money
+    customer_credit: Money  # overpayments left with the customer
+    payment_ids: tuple[str, ...] = ()
+    dispute: Dispute | None = None
+    disputes_opened: int = 0
+    promise: Promise | None = None
+    promises_kept: int = 0
+    promises_broken: int = 0
+    escalation: Escalation | None = None  # the latest one
+    past_escalations: tuple[Escalation, ...] = ()
+    escalations: int = 0
+    referral: str | None = None
+    credit_hold: bool = False
+    plan: Plan | None = None
+    plans_accepted: int = 0
+    approvals: tuple[Approval, ...] = ()
+    outcome: Outcome | None = None
+    closed_at: datetime | None = None
+
+    # -- derived ------------------------------------------------------------
+    @property
+    def closed(self) -> bool:
+        return self.outcome is not None
+
+    @property
+    def pending_approvals(self) -> tuple[Approval, ...]:
+        return tuple(a for a in self.approvals if a.status == "pending")
+
+    @property
+    def escalation_pending(self) -> bool:
+        return self.escalation is not None and self.escalation.decision is None
+
+    @property
+    def status(self) -> CaseStatus:
+        if self.outcome is not None:
+            return CaseStatus(self.outcome.value)
+        if self.pending_approvals:
+            return CaseStatus.awaiting_approval
+        if self.escalation_pending or self.referral:
+            return CaseStatus.escalated
+        if self.dispute is not None:
+            return CaseStatus.disputed
+        if self.plan is not None and self.plan.status == "accepted":
+            return CaseStatus.on_plan
+        if self.promise is not None:
+            return CaseStatus.promised
+        return CaseStatus.open
+
+    @property
+    def undisputed_balance(self) -> Money:
+        if self.dispute is None:
+            return self.balance
+        return self.balance - self.dispute.amount.min(self.balance)
+
+    def dunning_paused(self) -> bool:
+        """Reasons to hold the ladder's clock."""
+        if self.closed:
+            return False
+        if self.dispute is not None and self.dispute.amount >= self.balance:
+            return True
+        if self.promise is not None or self.pending_approvals:
+            return True
+        return self.plan is not None and self.plan.status in ("proposed", "approved", "accepted")
+
+    def approval(self, approval_id: str) -> Approval | None:
+        return next((a for a in self.approvals if a.approval_id == approval_id), None)
+
+
+# -- evolve ------------------------------------------------------------------
+
+
+def evolve(state: CaseState | None, event: ev.Event) -> CaseState:
+    """Apply one event. Raises only on a stream that breaks its own history."""
+    if state is None:
+        if not isinstance(event, ev.CaseOpened):
+            raise ValueError(f"stream must start with CaseOpened, got {type(event).__name__}")
+        return _opened(event)
+    if event.version != state.version + 1:
+        raise ValueError(f"event version {event.version} does not follow {state.version}")
+    handler = _HANDLERS.get(type(event))
+    changes = handler(state, event) if handler else {}
+    new = state.model_copy(update={**changes, "version": event.version, "updated_at": event.occurred_at})
+    return _normalize_clock(new, event)
+
+
+def fold(events: Iterable[ev.Event], state: CaseState | None = None) -> CaseState | None:
+    return reduce(evolve, events, state)
+
+
+def _normalize_clock(state: CaseState, event: ev.Event) -> CaseState:
+    if state.closed:
+        return state.model_copy(update={"clock": state.clock.stop()}) if state.clock.kind else state
+    paused = state.dunning_paused()
+    clock = state.clock
+    if paused and not clock.paused and clock.next_at is not None:
+        clock = clock.pause(event.occurred_at)
+    elif not paused and clock.paused:
+        clock = clock.resume(event.occurred_at, immediately=isinstance(event, ev.PromiseBroken))
+    return state if clock is state.clock else state.model_copy(update={"clock": clock})
+
+
+def _opened(e: ev.CaseOpened) -> CaseState:
+    zero = Money.zero(e.original_amount.currency)
+    return CaseState(
+        case_id=e.case_id,
+        version=e.version,
+        invoice_id=e.invoice_id,
+        customer=e.customer,
+        risk_grade=e.risk_grade,
+        currency=e.original_amount.currency,
+        original_amount=e.original_amount,
+        balance=e.opening_balance,
+        issue_date=e.issue_date,
+        due_date=e.due_date,
+        opened_at=e.occurred_at,
+        updated_at=e.occurred_at,
+        reason=e.reason,
+        policy_version=e.policy_version,
+        ladder_steps=e.ladder_steps,
+        assignee=e.assignee,
+        clock=DunningClock(next_at=e.first_reminder_at, kind="remind"),
+        paid_before_open=e.original_amount - e.opening_balance,
+        payments=zero,
+        credits=zero,
+        write_offs=zero,
+        fees=zero,
+        customer_credit=zero,
+    )
+
+
+def _reminder(s: CaseState, e: ev.ReminderSent | ev.ReminderFailed) -> dict:
+    changes: dict = {"notices": max(s.notices, e.seq), "level": max(s.level, e.level)}
+    if isinstance(e, ev.ReminderFailed):
+        changes["contact_problem"] = s.contact_problem or e.permanent
+    if s.closed or s.escalation_pending:
+        return changes
+    if e.next_reminder_at is not None:
+        changes["clock"] = s.clock.set(e.next_reminder_at, "remind")
+    else:
+        changes["clock"] = s.clock.set(e.escalate_at, "escalate")
+    if s.clock.paused:  # paused while the notice was in flight: hold the new due time
+        changes["clock"] = changes["clock"].pause(e.occurred_at)
+    return changes
+
+
+def _fee(s: CaseState, e: ev.LateFeeCharged) -> dict:
+    return {"balance": s.balance + e.fee, "fees": s.fees + e.fee}
+
+
+def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
+    changes: dict = {
+        "balance": s.balance - e.applied,
+        "payments": s.payments + e.applied,
+        "customer_credit": s.customer_credit + e.excess,
+        "payment_ids": s.payment_ids + (e.payment_id,),
+    }
+    if s.promise is not None:
+        changes["promise"] = s.promise.model_copy(update={"paid_since": s.promise.paid_since + e.applied})
+    if s.plan is not None and s.plan.status == "accepted":
+        changes["plan"] = s.plan.model_copy(update={"paid_toward_next": s.plan.paid_toward_next + e.applied})
+    if s.dispute is not None and s.dispute.amount > changes["balance"]:
+        changes["dispute"] = s.dispute.model_copy(update={"amount": changes["balance"]})
+    return changes
+
+
+def _dispute_opened(s: CaseState, e: ev.DisputeOpened) -> dict:
+    return {
+        "dispute": Dispute(
+            dispute_id=e.dispute_id,
+            reason=e.reason,
+            amount=e.amount,
+            owner=e.owner,
+            opened_at=e.occurred_at,
+            resolve_by=e.resolve_by,
+        ),
+        "disputes_opened": s.disputes_opened + 1,
+    }
+
+
+def _dispute_resolved(s: CaseState, e: ev.DisputeResolved) -> dict:
+    changes: dict = {"dispute": None}
+    if e.credit is not None:
+        changes["balance"] = s.balance - e.credit
+        changes["credits"] = s.credits + e.credit
+    return changes
+
+
+def _dispute_overdue(s: CaseState, e: ev.DisputeOverdue) -> dict:
+    return {"dispute": s.dispute.model_copy(update={"overdue": True})} if s.dispute else {}
+
+
+def _promise_made(s: CaseState, e: ev.PromiseMade) -> dict:
+    return {
+        "promise": Promise(
+            promise_id=e.promise_id,
+            amount=e.amount,
+            promised_date=e.promised_date,
+            check_at=e.check_at,
+            paid_since=Money.zero(s.currency),
+        )
+    }
+
+
+def _promise_kept(s: CaseState, e: ev.PromiseKept) -> dict:
+    return {"promise": None, "promises_kept": s.promises_kept + 1}
+
+
+def _promise_broken(s: CaseState, e: ev.PromiseBroken) -> dict:
+    return {"promise": None, "promises_broken": s.promises_broken + 1}
+
+
+def _escalated(s: CaseState, e: ev.EscalatedToSupervisor) -> dict:
+    return {
+        "past_escalations": s.past_escalations + ((s.escalation,) if s.escalation else ()),
+        "escalation": Escalation(
+            escalation_id=e.escalation_id,
+            reason=e.reason,
+            tier=e.tier,
+            since=e.occurred_at,
+            sla_due_at=e.sla_due_at,
+        ),
+        "escalations": s.escalations + 1,
+        "referral": None,
+        "clock": s.clock.stop(),
+    }
+
+
+def _escalation_lapsed(s: CaseState, e: ev.EscalationSlaLapsed) -> dict:
+    if s.escalation is None:
+        return {}
+    return {"escalation": s.escalation.model_copy(update={"tier": e.to_tier, "sla_due_at": e.sla_due_at})}
+
+
+def _escalation_decided(s: CaseState, e: ev.EscalationDecided) -> dict:
+    changes: dict = {}
+    if s.escalation is not None:
+        changes["escalation"] = s.escalation.model_copy(update={"decision": e.decision, "decided_by": e.actor})
+    if e.decision in (EscalationDecision.agency, EscalationDecision.legal):
+        changes["referral"] = e.decision.value
+    if e.continue_until is not None:
+        changes["clock"] = s.clock.set(e.continue_until, "escalate")
+    return changes
+
+
+def _credit_hold(s: CaseState, e: ev.CreditHoldPlaced) -> dict:
+    return {"credit_hold": True}
+
+
+def _plan_proposed(s: CaseState, e: ev.PaymentPlanProposed) -> dict:
+    changes: dict = {
+        "plan": Plan(
+            plan_id=e.plan_id,
+            instalments=e.instalments,
+            paid_toward_next=Money.zero(s.currency),
+            grace=e.grace,
+            status="proposed",
+            requires_approval=e.requires_approval,
+            approval_id=e.approval_id,
+            proposed_by=e.actor,
+        )
+    }
+    if e.requires_approval and e.approval_id:
+        tier = Role.supervisor
+        total = sum((i.amount for i in e.instalments), Money.zero(s.currency))
+        changes["approvals"] = s.approvals + (
+            Approval(
+                approval_id=e.approval_id,
+                kind="plan",
+                amount=total,
+                reason=f"{len(e.instalments)} instalments",
+                requested_by=e.actor,
+                requested_at=e.occurred_at,
+                tier=tier,
+                sla_due_at=e.sla_due_at,
+            ),
+        )
+    return changes
+
+
+def _decide_approval(s: CaseState, approval_id: str, e: ev.Event, approved: bool, reason: str = "") -> dict:
+    approvals = tuple(
+        a.model_copy(
+            update={
+                "status": "approved" if approved else "rejected",
+                "decided_by": e.actor,
+                "decided_at": e.occurred_at,
+                "decision_reason": reason,
+            }
+        )
+        if a.approval_id == approval_id
+        else a
+        for a in s.approvals
+    )
+    return {"approvals": approvals}
+
+
+def _plan_approved(s: CaseState, e: ev.PaymentPlanApproved) -> dict:
+    changes = _decide_approval(s, e.approval_id, e, True)
+    if s.plan is not None:
+        changes["plan"] = s.plan.model_copy(update={"status": "approved"})
+    return changes
+
+
+def _plan_rejected(s: CaseState, e: ev.PaymentPlanRejected) -> dict:
+    changes = _decide_approval(s, e.approval_id, e, False, e.reason)
+    changes["plan"] = None
+    return changes
+
+
+def _plan_accepted(s: CaseState, e: ev.PaymentPlanAccepted) -> dict:
+    if s.plan is None:
+        return {}
+    return {"plan": s.plan.model_copy(update={"status": "accepted"}), "plans_accepted": s.plans_accepted + 1}
+
+
+def _instalment_paid(s: CaseState, e: ev.InstalmentPaid) -> dict:
+    if s.plan is None:
+        return {}
+    plan = s.plan.model_copy(
+        update={"paid_seqs": s.plan.paid_seqs + (e.seq,), "paid_toward_next": s.plan.paid_toward_next - e.amount}
+    )
+    if plan.next_unpaid() is None:
+        plan = plan.model_copy(update={"status": "completed"})
+    return {"plan": plan}
+
+
+def _plan_defaulted(s: CaseState, e: ev.PaymentPlanDefaulted) -> dict:
+    return {"plan": s.plan.model_copy(update={"status": "defaulted"}) if s.plan else None}
+
+
+def _write_off_requested(s: CaseState, e: ev.WriteOffRequested) -> dict:
+    approval = Approval(
+        approval_id=e.approval_id,
+        kind="write_off",
+        amount=e.amount,
+        reason=e.reason,
+        requested_by=e.requested_by,
+        requested_at=e.occurred_at,
+        tier=Role.supervisor,
+        sla_due_at=e.sla_due_at,
+    )
+    return {"approvals": s.approvals + (approval,)}
+
+
+def _write_off_approved(s: CaseState, e: ev.WriteOffApproved) -> dict:
+    changes = _decide_approval(s, e.approval_id, e, True)
+    changes["balance"] = s.balance - e.amount
+    changes["write_offs"] = s.write_offs + e.amount
+    return changes
+
+
+def _write_off_rejected(s: CaseState, e: ev.WriteOffRejected) -> dict:
+    return _decide_approval(s, e.approval_id, e, False, e.reason)
+
+
+def _approval_lapsed(s: CaseState, e: ev.ApprovalSlaLapsed) -> dict:
+    approvals = tuple(
+        a.model_copy(update={"tier": e.to_tier, "sla_due_at": e.sla_due_at}) if a.approval_id == e.approval_id else a
+        for a in s.approvals
+    )
+    return {"approvals": approvals}
+
+
+def _assigned(s: CaseState, e: ev.CaseAssigned) -> dict:
+    return {"assignee": e.assignee}
+
+
+def _cancelled(s: CaseState, e: ev.CaseCancelled) -> dict:
+    return {"balance": s.balance - e.amount, "credits": s.credits + e.amount}
+
+
+def _closed(s: CaseState, e: ev.CaseClosed) -> dict:
+    return {
+        "outcome": e.outcome,
+        "closed_at": e.occurred_at,
+        "promise": None,
+        "clock": s.clock.stop(),
+    }
+
+
+_HANDLERS = {
+    ev.ReminderSent: _reminder,
+    ev.ReminderFailed: _reminder,
+    ev.LateFeeCharged: _fee,
+    ev.PaymentReceived: _payment,
+    ev.DisputeOpened: _dispute_opened,
+    ev.DisputeResolved: _dispute_resolved,
+    ev.DisputeOverdue: _dispute_overdue,
+    ev.PromiseMade: _promise_made,
+    ev.PromiseKept: _promise_kept,
+    ev.PromiseBroken: _promise_broken,
+    ev.EscalatedToSupervisor: _escalated,
+    ev.EscalationSlaLapsed: _escalation_lapsed,
+    ev.EscalationDecided: _escalation_decided,
+    ev.CreditHoldPlaced: _credit_hold,
+    ev.PaymentPlanProposed: _plan_proposed,
+    ev.PaymentPlanApproved: _plan_approved,
+    ev.PaymentPlanRejected: _plan_rejected,
+    ev.PaymentPlanAccepted: _plan_accepted,
+    ev.InstalmentPaid: _instalment_paid,
+    ev.PaymentPlanDefaulted: _plan_defaulted,
+    ev.WriteOffRequested: _write_off_requested,
+    ev.WriteOffApproved: _write_off_approved,
+    ev.WriteOffRejected: _write_off_rejected,
+    ev.ApprovalSlaLapsed: _approval_lapsed,
+    ev.CaseAssigned: _assigned,
+    ev.CaseCancelled: _cancelled,
+    ev.CaseClosed: _closed,
+}

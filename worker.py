@@ -1,0 +1,75 @@
+"""The Temporal worker: runs case workflows and their activities.
+
+    python worker.py            # configuration from the environment (see README)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.case_store import CaseStoreActivities
+from activities.notices import NoticeActivities, SmtpSettings
+from app.context import Context
+from app.settings import Settings
+from workflows.case import CollectionCaseWorkflow
+
+# Pure modules shared with the sandbox instead of re-imported for every workflow run.
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "babel", "domain", "activities.contracts",
+               "workflows.messages")
+
+
+def smtp_settings(settings: Settings) -> SmtpSettings:
+    return SmtpSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        sender=settings.mail_from,
+        message_domain=settings.message_domain,
+    )
+
+
+def build_worker(client: Client, context: Context, task_queue: str | None = None) -> Worker:
+    store = CaseStoreActivities(context.store, context.policies)
+    notices = NoticeActivities(context.db, smtp_settings(context.settings))
+    return Worker(
+        client,
+        task_queue=task_queue or context.settings.task_queue,
+        workflows=[CollectionCaseWorkflow],
+        activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice],
+        activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+    )
+
+
+async def run(settings: Settings | None = None) -> None:
+    context = Context(settings)
+    context.db  # migrate before taking work
+    client = await context.client()
+    worker = build_worker(client, context)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.getLogger(__name__).info("worker polling task queue %s", context.settings.task_queue)
+    async with worker:
+        await stop.wait()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()

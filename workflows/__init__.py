@@ -1,0 +1,1 @@
+"""Temporal workflows: time, waiting and human steps. No business rules here."""

@@ -1,0 +1,291 @@
+"""CollectionCaseWorkflow: one durable workflow per case, the single writer of its stream.
+
+It holds no business rule. It feeds commands (Temporal Updates) and timer
+expiries into the decider, appends the resulting events through an activity,
+and waits for the next deadline. Updates are validated by the decider before
+anything reaches history, and reply only after their events are durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import (
+        APPEND_EVENTS,
+        CONCURRENCY_ERROR,
+        LOAD_CASE,
+        SEND_NOTICE,
+        AppendReply,
+        AppendRequest,
+        LoadCaseReply,
+        NoticeRequest,
+        NoticeResult,
+    )
+    from domain import commands as cmd
+    from domain.agenda import next_action, notice_due
+    from domain.decider import decide
+    from domain.errors import DomainError
+    from domain.events import Event
+    from domain.state import CaseState, fold
+    from domain.users import SYSTEM_ACTOR
+    from workflows.messages import CaseInput, CaseResult, CommandReply, reply_for
+
+APPEND_TIMEOUT = timedelta(seconds=30)
+STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
+                          non_retryable_error_types=[CONCURRENCY_ERROR])
+SMTP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(minutes=5))
+IDLE_GUARD = timedelta(minutes=1)
+
+
+def case_workflow_id(invoice_id: str) -> str:
+    return f"case-{invoice_id}"
+
+
+@workflow.defn(name="CollectionCase")
+class CollectionCaseWorkflow:
+    def __init__(self) -> None:
+        self._state: CaseState | None = None
+        self._input: CaseInput | None = None
+        self._lock = asyncio.Lock()
+
+    # -- main loop -------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, start: CaseInput) -> CaseResult:
+        self._input = start
+        self._state = start.state or await self._load_or_open(start)
+        while not self._state.closed:
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(start.model_copy(update={"state": self._state, "open": None}))
+            await self._step()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return CaseResult(case_id=self._state.case_id, outcome=self._state.outcome, version=self._state.version)
+
+    async def _load_or_open(self, start: CaseInput) -> CaseState:
+        loaded = await workflow.execute_local_activity(
+            LOAD_CASE, start.case_id, result_type=LoadCaseReply,
+            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
+        )
+        state = fold(loaded.events)
+        if state is not None:
+            return state  # restarted for a case that already exists
+        if start.open is None:
+            raise ApplicationError(f"case {start.case_id} has no events and no opening command", non_retryable=True)
+        events = decide(None, start.open, workflow.now(), start.policy)
+        await self._append(start.case_id, 0, events, start.open)
+        return fold(events)
+
+    async def _step(self) -> None:
+        state = self._state
+        action = next_action(state)
+        seen = state.version
+        if action is None:  # waiting only for people
+            await workflow.wait_condition(lambda: self._state.version != seen)
+            return
+        delay = action.at - workflow.now()
+        if delay > timedelta(0):
+            try:
+                await workflow.wait_condition(
+                    lambda: self._state.version != seen, timeout=delay, timeout_summary=action.label
+                )
+            except asyncio.TimeoutError:
+                pass
+            return
+        if action.kind == "remind":
+            await self._send_reminder()
+        elif not await self._run(cmd.Tick(command_id=workflow.uuid4(), actor=SYSTEM_ACTOR)):
+            # A due deadline that changes nothing would spin; wait instead.
+            workflow.logger.warning("deadline %s at %s changed nothing", action.label, action.at)
+            try:
+                await workflow.wait_condition(lambda: self._state.version != seen, timeout=IDLE_GUARD)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _send_reminder(self) -> None:
+        state = self._state
+        notice = notice_due(state, self._input.policy)
+        request = NoticeRequest(
+            case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
+            invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
+            balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
+        )
+        try:
+            result = await workflow.execute_activity(
+                SEND_NOTICE, request, result_type=NoticeResult,
+                start_to_close_timeout=timedelta(seconds=60),
+                schedule_to_close_timeout=self._input.policy.notices.smtp_give_up_after,
+                retry_policy=SMTP_RETRY,
+            )
+        except ActivityError as error:
+            result = NoticeResult(message_id=f"<unsent-{state.case_id}-n{notice.seq}>", recipient=state.customer.email,
+                                  delivered=False, permanent=False, error=f"gave up: {error.cause or error}")
+        await self._run(
+            cmd.RecordReminder(
+                command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, seq=notice.seq, level=notice.level,
+                message_id=result.message_id, recipient=result.recipient, delivered=result.delivered,
+                permanent=result.permanent, error=result.error, fee=notice.fee,
+            )
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        limit = self._input.continue_as_new_after
+        return info.is_continue_as_new_suggested() or (limit is not None and info.get_current_history_length() > limit)
+
+    # -- deciding and appending ------------------------------------------------------------
+    async def _run(self, command: cmd.Command) -> list[Event]:
+        """Decide on the current state and append, one command at a time."""
+        async with self._lock:
+            events = decide(self._state, command, workflow.now(), self._input.policy)
+            if events:
+                await self._append(self._state.case_id, self._state.version, events, command)
+                self._state = fold(events, self._state)
+            return events
+
+    async def _append(self, case_id: UUID, expected: int, events: list[Event], command: cmd.Command) -> None:
+        request = AppendRequest(
+            case_id=case_id, expected_version=expected, events=events,
+            metadata={"command_id": str(command.command_id), "command": command.kind,
+                      "actor": command.actor.name, "workflow_id": workflow.info().workflow_id},
+        )
+        try:
+            await workflow.execute_local_activity(
+                APPEND_EVENTS, request, result_type=AppendReply,
+                start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
+            )
+        except ActivityError as error:
+            cause = error.cause
+            if isinstance(cause, ApplicationError) and cause.type == CONCURRENCY_ERROR and expected > 0:
+                await self._reload()
+            raise
+
+    async def _reload(self) -> None:
+        loaded = await workflow.execute_local_activity(
+            LOAD_CASE, self._state.case_id, result_type=LoadCaseReply,
+            start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
+        )
+        self._state = fold(loaded.events)
+
+    async def _command(self, command: cmd.Command) -> CommandReply:
+        try:
+            events = await self._run(command)
+        except DomainError as error:  # the state changed between validation and handling
+            raise ApplicationError(str(error), error.field, type="DomainError", non_retryable=True) from None
+        except ActivityError as error:
+            raise ApplicationError(f"could not record the command: {error.cause or error}", type="StoreError") from None
+        return reply_for(self._state, events)
+
+    def _validate(self, command: cmd.Command) -> None:
+        if self._state is None:
+            raise ApplicationError("the case is still being opened; try again in a moment", type="NotReady")
+        try:
+            decide(self._state, command, workflow.now(), self._input.policy)
+        except DomainError as error:
+            raise ApplicationError(str(error), error.field, type="DomainError", non_retryable=True) from None
+
+    # -- queries and updates ---------------------------------------------------------------
+    @workflow.query
+    def state(self) -> CaseState | None:
+        return self._state
+
+    @workflow.update
+    async def opened(self) -> CommandReply:
+        """Returns once the case's first events are durable (used right after start)."""
+        await workflow.wait_condition(lambda: self._state is not None)
+        return reply_for(self._state, [])
+
+    @workflow.update
+    async def pay(self, command: cmd.RecordPayment) -> CommandReply:
+        return await self._command(command)
+
+    @pay.validator
+    def _check_pay(self, command: cmd.RecordPayment) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def open_dispute(self, command: cmd.OpenDispute) -> CommandReply:
+        return await self._command(command)
+
+    @open_dispute.validator
+    def _check_open_dispute(self, command: cmd.OpenDispute) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def resolve_dispute(self, command: cmd.ResolveDispute) -> CommandReply:
+        return await self._command(command)
+
+    @resolve_dispute.validator
+    def _check_resolve_dispute(self, command: cmd.ResolveDispute) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def promise(self, command: cmd.MakePromise) -> CommandReply:
+        return await self._command(command)
+
+    @promise.validator
+    def _check_promise(self, command: cmd.MakePromise) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def propose_plan(self, command: cmd.ProposePlan) -> CommandReply:
+        return await self._command(command)
+
+    @propose_plan.validator
+    def _check_propose_plan(self, command: cmd.ProposePlan) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def accept_plan(self, command: cmd.AcceptPlan) -> CommandReply:
+        return await self._command(command)
+
+    @accept_plan.validator
+    def _check_accept_plan(self, command: cmd.AcceptPlan) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def decide_escalation(self, command: cmd.DecideEscalation) -> CommandReply:
+        return await self._command(command)
+
+    @decide_escalation.validator
+    def _check_decide_escalation(self, command: cmd.DecideEscalation) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def request_write_off(self, command: cmd.RequestWriteOff) -> CommandReply:
+        return await self._command(command)
+
+    @request_write_off.validator
+    def _check_request_write_off(self, command: cmd.RequestWriteOff) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def decide_approval(self, command: cmd.DecideApproval) -> CommandReply:
+        return await self._command(command)
+
+    @decide_approval.validator
+    def _check_decide_approval(self, command: cmd.DecideApproval) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def assign(self, command: cmd.AssignCase) -> CommandReply:
+        return await self._command(command)
+
+    @assign.validator
+    def _check_assign(self, command: cmd.AssignCase) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def cancel(self, command: cmd.CancelCase) -> CommandReply:
+        return await self._command(command)
+
+    @cancel.validator
+    def _check_cancel(self, command: cmd.CancelCase) -> None:
+        self._validate(command)
