@@ -77,7 +77,7 @@ def execute(action: Callable[[CaseService], Any], as_json: bool, render: Callabl
         if "client connect" in str(error).lower() or "connection refused" in str(error).lower():
             fail(f"cannot reach Temporal at {context.settings.temporal_address} "
                  "(start the stack with `python starter.py up`)", 1)
-        raise
+        fail(str(error), 1)
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, default=str, ensure_ascii=False) + "\n")
     elif render is not None:

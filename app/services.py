@@ -7,6 +7,7 @@ writer of its stream and the reply is read back from durable events.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -186,15 +187,29 @@ class CaseService:
             handle = await client.start_workflow(
                 CollectionCaseWorkflow.run,
                 CaseInput(case_id=case_id, policy=policy, open=opening),
-                id=case_workflow_id(invoice_id),
+                id=self._workflow_id(invoice_id),
                 task_queue=self.ctx.settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             )
         except WorkflowAlreadyStartedError:
             return {**summary_dict(self.summary_row(invoice_id)), "opened": False}
-        reply = await handle.execute_update(CollectionCaseWorkflow.opened, result_type=CommandReply)
+        reply = await self._answer(handle.execute_update(CollectionCaseWorkflow.opened, result_type=CommandReply))
         return {**reply_dict(reply), "opened": True}
+
+    def _workflow_id(self, invoice_id: str) -> str:
+        return case_workflow_id(invoice_id, self.ctx.settings.workflow_id_prefix)
+
+    async def _answer(self, call):
+        """Await a workflow's answer; a missing worker is an error, not a hang."""
+        timeout = self.ctx.settings.command_timeout
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except asyncio.TimeoutError:
+            raise RuntimeError(
+                f"no worker answered within {timeout:.0f}s on task queue {self.ctx.settings.task_queue!r} "
+                "(is the worker running?)"
+            ) from None
 
     def _existing(self, invoice_id: str) -> dict | None:
         try:
@@ -210,9 +225,11 @@ class CaseService:
             raise DomainError(f"case is closed ({row.status}); it accepts no further commands", "case")
         command = build(summary)
         client = await self.ctx.client()
-        handle = client.get_workflow_handle(case_workflow_id(row.invoice_id))
+        handle = client.get_workflow_handle(self._workflow_id(row.invoice_id))
         try:
-            reply = await handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
+            reply = await self._answer(
+                handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
+            )
         except WorkflowUpdateFailedError as error:
             raise _domain_error(error.cause) from None
         except RPCError as error:

@@ -18,6 +18,9 @@ class Settings(BaseSettings):
     temporal_address: str = Field("localhost:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field("default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
     task_queue: str = Field("collections", validation_alias=AliasChoices("COLLECTIONS_TASK_QUEUE"))
+    # Lets several ledgers (or test runs) share one Temporal namespace without id clashes.
+    workflow_id_prefix: str = Field("", validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_ID_PREFIX"))
+    command_timeout: float = Field(30.0, validation_alias=AliasChoices("COLLECTIONS_COMMAND_TIMEOUT"))
     smtp_host: str = Field("127.0.0.1", validation_alias=AliasChoices("SMTP_HOST"))
     smtp_port: int = Field(1025, validation_alias=AliasChoices("SMTP_PORT"))
     smtp_username: str | None = Field(None, validation_alias=AliasChoices("SMTP_USERNAME"))

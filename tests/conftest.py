@@ -93,6 +93,7 @@ def make_settings(database_url: str, smtp_port: int = 1025, policy: str = "defau
         policy_path=ROOT / "policies" / f"{policy}.toml",
         users_path=ROOT / "config" / "users.toml",
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
+        workflow_id_prefix=f"t{uuid.uuid4().hex[:8]}-",
         **extra,
     )
 

@@ -45,8 +45,8 @@ SMTP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coeffici
 IDLE_GUARD = timedelta(minutes=1)
 
 
-def case_workflow_id(invoice_id: str) -> str:
-    return f"case-{invoice_id}"
+def case_workflow_id(invoice_id: str, prefix: str = "") -> str:
+    return f"{prefix}case-{invoice_id}"
 
 
 @workflow.defn(name="CollectionCase")

@@ -1,0 +1,165 @@
+"""The event-store contract, one suite subclassed per database backend."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import inspect, select
+
+from domain.decider import case_uuid
+from store.db import Database
+from store.event_store import ConcurrencyError, EventStore
+from store.schema import EVENTS_TABLE, PROJECTION_TABLES, approvals, case_summary, customer_exposure
+from tests.conftest import drop_postgres_database, postgres_database
+from tests.domain.scenario import MANAGER, Case, invoice
+
+from domain import commands as cmd
+
+
+def projection_rows(db: Database) -> dict[str, list[tuple]]:
+    with db.read() as session:
+        return {
+            table.name: sorted(tuple(r) for r in session.execute(select(table)))
+            for table in PROJECTION_TABLES
+        }
+
+
+def busy_case(invoice_id: str = "INV-1") -> Case:
+    case = Case().open(invoice(invoice_id=invoice_id))
+    case.at(timedelta(days=3)).remind()
+    case.pay("100.00")
+    events = case.when(cmd.RequestWriteOff, amount=case.state.balance.model_copy(update={"amount": case.state.balance.amount / 2}), reason="goodwill")
+    case.when(cmd.DecideApproval, actor=MANAGER, approval_id=events[0].approval_id, approve=True)
+    return case
+
+
+class EventStoreContract:
+    """Subclasses provide ``url``; every test runs on an empty database."""
+
+    @pytest.fixture
+    def store(self):
+        url = self.make_url()
+        db = Database(url)
+        yield EventStore(db)
+        db.dispose()
+        self.drop(url)
+
+    def make_url(self) -> str:
+        raise NotImplementedError
+
+    def drop(self, url: str) -> None:
+        pass
+
+    def test_append_and_load_round_trip(self, store):
+        case = busy_case()
+        result = store.append(case.state.case_id, 0, case.events, {"actor": "test"})
+        assert result.version == len(case.events) and not result.already_appended
+        assert store.load(case.state.case_id) == case.events
+        records = store.records(case.state.case_id)
+        assert [r.event.version for r in records] == list(range(1, len(case.events) + 1))
+        assert all(r.metadata == {"actor": "test"} for r in records)
+
+    def test_global_positions_are_monotonic_across_streams(self, store):
+        a, b = busy_case("INV-A"), busy_case("INV-B")
+        store.append(a.state.case_id, 0, a.events[:2])
+        store.append(b.state.case_id, 0, b.events)
+        store.append(a.state.case_id, 2, a.events[2:])
+        positions = [r.position for r in store.read_all()]
+        assert positions == sorted(positions) and len(set(positions)) == len(a.events) + len(b.events)
+
+    def test_reappending_the_same_events_is_a_no_op(self, store):
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events[:2])
+        again = store.append(case.state.case_id, 0, case.events[:2])
+        assert again.already_appended and again.version == 2
+        assert store.count() == 2
+
+    def test_different_events_at_a_taken_version_conflict(self, store):
+        case = busy_case()
+        other = busy_case()  # same case id, different event ids
+        store.append(case.state.case_id, 0, case.events[:2])
+        with pytest.raises(ConcurrencyError, match="at version 2"):
+            store.append(other.state.case_id, 0, other.events[:2])
+        assert store.load(case.state.case_id) == case.events[:2]
+
+    def test_stale_expected_version_conflicts_and_gaps_are_refused(self, store):
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events[:2])
+        with pytest.raises(ConcurrencyError):
+            store.append(case.state.case_id, 3, case.events[3:4])  # would leave a gap
+        assert store.version(case.state.case_id) == 2
+
+    def test_event_versions_must_follow_the_expected_version(self, store):
+        case = busy_case()
+        with pytest.raises(ValueError):
+            store.append(case.state.case_id, 1, case.events[:1])
+
+    def test_concurrent_writers_one_wins(self, store):
+        case_id = case_uuid("INV-1")
+        attempts = [busy_case() for _ in range(6)]
+        outcomes: list[str] = []
+
+        def write(case: Case) -> None:
+            try:
+                store.append(case_id, 0, case.events)
+                outcomes.append("ok")
+            except ConcurrencyError:
+                outcomes.append("conflict")
+
+        threads = [threading.Thread(target=write, args=(c,)) for c in attempts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
+        versions = [e.version for e in store.load(case_id)]
+        assert versions == list(range(1, len(attempts[0].events) + 1))
+
+    def test_projections_follow_appends_and_equal_a_rebuild(self, store):
+        for n in range(3):
+            case = busy_case(f"INV-{n}")
+            store.append(case.state.case_id, 0, case.events[:3])
+            store.append(case.state.case_id, 3, case.events[3:])
+        live = projection_rows(store.db)
+        assert len(live["case_summary"]) == 3
+        assert len(live["approvals"]) == 3 and all(r for r in live["approvals"])
+        with store.db.read() as session:
+            exposure = session.execute(select(customer_exposure)).one()
+            summary = session.execute(select(case_summary.c.balance_minor)).scalars().all()
+        assert exposure.open_cases == 3 and exposure.open_balance_minor == sum(summary)
+        assert store.rebuild_projections() == sum(len(busy_case().events) for _ in range(3))
+        assert projection_rows(store.db) == live
+
+    def test_approval_rows_track_their_decision(self, store):
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events)
+        with store.db.read() as session:
+            row = session.execute(select(approvals)).one()
+        assert row.kind == "write_off" and row.status == "approved" and row.decided_by == MANAGER.name
+
+    def test_schema_matches_the_recorders_table(self, store):
+        columns = {c["name"] for c in inspect(store.db.engine).get_columns(EVENTS_TABLE)}
+        expected = {c.name for c in store.recorder.events_record_cls.__table__.columns}
+        assert columns == expected
+        indexes = {i["name"]: i for i in inspect(store.db.engine).get_indexes(EVENTS_TABLE)}
+        assert indexes["case_events_aggregate_idx"]["unique"]
+
+
+class TestSQLiteEventStore(EventStoreContract):
+    @pytest.fixture(autouse=True)
+    def _dir(self, tmp_path):
+        self.tmp = tmp_path
+
+    def make_url(self) -> str:
+        return f"sqlite:///{self.tmp / f'{uuid4().hex}.db'}"
+
+
+class TestPostgresEventStore(EventStoreContract):
+    def make_url(self) -> str:
+        return postgres_database()
+
+    def drop(self, url: str) -> None:
+        drop_postgres_database(url)
