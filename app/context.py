@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from typing import TYPE_CHECKING
 
 from app.settings import Settings
 from domain.errors import DomainError
@@ -17,8 +16,14 @@ from store.event_store import EventStore
 from store.ledger import Ledger
 from store.policies import PolicyStore
 
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
 
 async def connect(settings: Settings) -> Client:
+    from temporalio.client import Client
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,

@@ -14,10 +14,6 @@ from typing import Any, Callable
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from sqlalchemy import select
-from temporalio.client import WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
-from temporalio.service import RPCError, RPCStatusCode
 
 from app.context import Context
 from app.imports import parse_invoices, read_text
@@ -30,8 +26,7 @@ from domain.money import Money, positive_money
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
 from store.schema import approvals, case_summary
-from workflows.case import CollectionCaseWorkflow, case_workflow_id
-from workflows.messages import CaseInput, CommandReply
+from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply, case_workflow_id
 
 
 def _money(minor: int, currency: str) -> str:
@@ -115,6 +110,13 @@ class CaseService:
             "customers": outcome.customers,
         }
 
+    def import_invoice_text(self, text: str, source: str = "upload") -> dict:
+        """The same import from CSV text already in memory (an HTTP upload)."""
+        rows = parse_invoices(text)
+        outcome = self.ctx.ledger.import_invoices(rows)
+        return {"file": source, "rows": len(rows), "invoices_added": outcome.invoices_added,
+                "invoices_unchanged": outcome.invoices_unchanged, "customers": outcome.customers}
+
     # -- reads ---------------------------------------------------------------------------
     def summary_row(self, ref: str):
         """A case by its id or by its invoice id."""
@@ -165,6 +167,21 @@ class CaseService:
         with self.ctx.db.read() as session:
             return [approval_dict(r) for r in session.execute(query)]
 
+    def approval(self, approval_id: str) -> dict:
+        """One item of the approvals inbox, whatever its status."""
+        with self.ctx.db.read() as session:
+            row = session.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
+        if row is None:
+            raise DomainError(f"unknown approval {approval_id!r}", "approval_id")
+        return approval_dict(row)
+
+    def recent_decisions(self, limit: int = 20) -> list[dict]:
+        """The latest decided approvals and escalations, newest first."""
+        query = (select(approvals).where(approvals.c.status != "pending")
+                 .order_by(approvals.c.requested_at.desc(), approvals.c.approval_id).limit(limit))
+        with self.ctx.db.read() as session:
+            return [approval_dict(r) for r in session.execute(query)]
+
     # -- opening -----------------------------------------------------------------------------
     async def open_case(self, invoice_id: str, reason: str = "overdue", actor: Actor | None = None) -> dict:
         try:
@@ -182,10 +199,13 @@ class CaseService:
         )
         if not (facts.amount - facts.paid).is_positive:
             raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")
+        from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+        from temporalio.exceptions import WorkflowAlreadyStartedError
+
         client = await self.ctx.client()
         try:
             handle = await client.start_workflow(
-                CollectionCaseWorkflow.run,
+                WORKFLOW_NAME,
                 CaseInput(case_id=case_id, policy=policy, open=opening),
                 id=self._workflow_id(invoice_id),
                 task_queue=self.ctx.settings.task_queue,
@@ -194,7 +214,7 @@ class CaseService:
             )
         except WorkflowAlreadyStartedError:
             return {**summary_dict(self.summary_row(invoice_id)), "opened": False}
-        reply = await self._answer(handle.execute_update(CollectionCaseWorkflow.opened, result_type=CommandReply))
+        reply = await self._answer(handle.execute_update("opened", result_type=CommandReply))
         return {**reply_dict(reply), "opened": True}
 
     def _workflow_id(self, invoice_id: str) -> str:
@@ -218,7 +238,11 @@ class CaseService:
             return None
 
     # -- commands ----------------------------------------------------------------------------
-    async def _send(self, ref: str, update: Callable, build: Callable[[dict], cmd.Command]) -> dict:
+    async def _send(self, ref: str, update: str, build: Callable[[dict], cmd.Command]) -> dict:
+        """Send a command to the case's workflow as the Update named ``update``."""
+        from temporalio.client import WorkflowUpdateFailedError
+        from temporalio.service import RPCError, RPCStatusCode
+
         row = self.summary_row(ref)
         summary = summary_dict(row)
         if row.status in ("paid", "resolved", "written_off", "cancelled"):
@@ -252,14 +276,14 @@ class CaseService:
             return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
                     "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
         result = await self._send(
-            invoice_id, CollectionCaseWorkflow.pay,
+            invoice_id, "pay",
             lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
                                         reference=reference, received_on=received),
         )
         return {**result, "payment_id": pid, "applied_to": "case"}
 
     async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None) -> dict:
-        return await self._send(ref, CollectionCaseWorkflow.open_dispute, lambda s: cmd.OpenDispute(
+        return await self._send(ref, "open_dispute", lambda s: cmd.OpenDispute(
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"),
             amount=positive_money(amount, s["currency"]) if amount is not None else None))
 
@@ -268,13 +292,13 @@ class CaseService:
             resolved = DisputeOutcome(outcome)
         except ValueError:
             raise DomainError(f"{outcome!r} is not one of upheld, rejected", "outcome") from None
-        return await self._send(ref, CollectionCaseWorkflow.resolve_dispute, lambda s: cmd.ResolveDispute(
+        return await self._send(ref, "resolve_dispute", lambda s: cmd.ResolveDispute(
             command_id=uuid4(), actor=actor, outcome=resolved, note=note,
             credit=positive_money(credit, s["currency"], "credit") if credit is not None else None))
 
     async def promise(self, ref: str, amount: str, on: str, actor: Actor) -> dict:
         promised = _parse_date(on, "date")
-        return await self._send(ref, CollectionCaseWorkflow.promise, lambda s: cmd.MakePromise(
+        return await self._send(ref, "promise", lambda s: cmd.MakePromise(
             command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), promised_date=promised))
 
     async def propose_plan(self, ref: str, instalments: int, every: str, actor: Actor, first: str | None = None) -> dict:
@@ -283,11 +307,11 @@ class CaseService:
         if first:
             day = _parse_date(first, "first")
             first_due = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
-        return await self._send(ref, CollectionCaseWorkflow.propose_plan, lambda s: cmd.ProposePlan(
+        return await self._send(ref, "propose_plan", lambda s: cmd.ProposePlan(
             command_id=uuid4(), actor=actor, instalments=instalments, every=interval, first_due=first_due))
 
     async def accept_plan(self, ref: str, actor: Actor) -> dict:
-        return await self._send(ref, CollectionCaseWorkflow.accept_plan,
+        return await self._send(ref, "accept_plan",
                                 lambda s: cmd.AcceptPlan(command_id=uuid4(), actor=actor))
 
     async def decide_escalation(self, ref: str, decision: str, actor: Actor, note: str = "") -> dict:
@@ -296,21 +320,21 @@ class CaseService:
         except ValueError:
             options = ", ".join(d.value for d in EscalationDecision)
             raise DomainError(f"{decision!r} is not one of {options}", "decision") from None
-        return await self._send(ref, CollectionCaseWorkflow.decide_escalation, lambda s: cmd.DecideEscalation(
+        return await self._send(ref, "decide_escalation", lambda s: cmd.DecideEscalation(
             command_id=uuid4(), actor=actor, decision=chosen, note=note))
 
     async def request_write_off(self, ref: str, amount: str, reason: str, actor: Actor) -> dict:
-        return await self._send(ref, CollectionCaseWorkflow.request_write_off, lambda s: cmd.RequestWriteOff(
+        return await self._send(ref, "request_write_off", lambda s: cmd.RequestWriteOff(
             command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]),
             reason=cmd.check_code(reason, "reason")))
 
     async def assign(self, ref: str, assignee: str, actor: Actor) -> dict:
         self.ctx.users.get(assignee)
-        return await self._send(ref, CollectionCaseWorkflow.assign,
+        return await self._send(ref, "assign",
                                 lambda s: cmd.AssignCase(command_id=uuid4(), actor=actor, assignee=assignee))
 
     async def cancel(self, ref: str, reason: str, actor: Actor) -> dict:
-        return await self._send(ref, CollectionCaseWorkflow.cancel, lambda s: cmd.CancelCase(
+        return await self._send(ref, "cancel", lambda s: cmd.CancelCase(
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
 
     async def decide_approval(self, approval_id: str, approve: bool, actor: Actor, reason: str = "") -> dict:
@@ -322,7 +346,7 @@ class CaseService:
             raise DomainError("an escalation is decided with `escalation decide CASE_ID --decision ...`", "approval_id")
         if row.status != "pending":
             raise DomainError(f"approval {approval_id} was already {row.status}", "approval_id")
-        return await self._send(row.case_id, CollectionCaseWorkflow.decide_approval, lambda s: cmd.DecideApproval(
+        return await self._send(row.case_id, "decide_approval", lambda s: cmd.DecideApproval(
             command_id=uuid4(), actor=actor, approval_id=approval_id, approve=approve, reason=reason))
 
     def rebuild_projections(self) -> dict:
@@ -351,6 +375,8 @@ def _parse_date(text: str, field: str) -> date:
 
 
 def _domain_error(cause: BaseException | None) -> Exception:
+    from temporalio.exceptions import ApplicationError
+
     if isinstance(cause, ApplicationError) and cause.type in ("DomainError", "NotReady"):
         field = cause.details[0] if cause.details else None
         message = cause.message

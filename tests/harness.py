@@ -39,3 +39,14 @@ def event_types(service: CaseService, invoice_id: str) -> list[str]:
 async def advance(env, duration: timedelta) -> None:
     """Move the time-skipping server's clock forward."""
     await env.sleep(duration)
+
+
+async def terminate_cases(service: CaseService) -> None:
+    """End the workflows a test started (a stale one would hold the test server's clock)."""
+    client = await service.ctx.client()
+    for row in service.list():
+        if row["closed_at"] is None:
+            try:
+                await client.get_workflow_handle(service._workflow_id(row["invoice_id"])).terminate("test finished")
+            except Exception:  # already finished
+                pass

@@ -35,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.events import Event
     from domain.state import CaseState, fold
     from domain.users import SYSTEM_ACTOR
-    from workflows.messages import CaseInput, CaseResult, CommandReply, reply_for
+    from workflows.messages import WORKFLOW_NAME, CaseInput, CaseResult, CommandReply, reply_for
 
 APPEND_TIMEOUT = timedelta(seconds=30)
 STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
@@ -45,11 +45,7 @@ SMTP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coeffici
 IDLE_GUARD = timedelta(minutes=1)
 
 
-def case_workflow_id(invoice_id: str, prefix: str = "") -> str:
-    return f"{prefix}case-{invoice_id}"
-
-
-@workflow.defn(name="CollectionCase")
+@workflow.defn(name=WORKFLOW_NAME)
 class CollectionCaseWorkflow:
     def __init__(self) -> None:
         self._state: CaseState | None = None

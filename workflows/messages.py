@@ -13,6 +13,14 @@ from domain.policy import Policy
 from domain.state import CaseState
 
 
+WORKFLOW_NAME = "CollectionCase"
+
+
+def case_workflow_id(invoice_id: str, prefix: str = "") -> str:
+    """One workflow per invoice: opening a case twice finds the running one."""
+    return f"{prefix}case-{invoice_id}"
+
+
 class CaseInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from app.services import CaseService
-from tests.harness import INVOICES, advance, case_state, event_types, eventually
+from tests.harness import INVOICES, advance, case_state, event_types, eventually, terminate_cases
 from worker import build_worker
 
 
@@ -18,6 +18,7 @@ async def running(time_env, make_context, sqlite_url, smtp):
     service.import_invoices(INVOICES)
     async with build_worker(time_env.client, context):
         yield service
+        await terminate_cases(service)
 
 
 async def test_120_day_case_walks_the_whole_ladder(running, time_env, smtp):
@@ -47,3 +48,45 @@ async def test_120_day_case_walks_the_whole_ladder(running, time_env, smtp):
     assert state.original_amount + state.fees == state.payments + state.credits + state.write_offs
     assert len(smtp.to("ap@acme.test")) == 3  # no notice after escalation
 
+
+
+async def test_dispute_pauses_the_ladder_and_rejection_resumes_where_it_stopped(running, time_env, smtp):
+    service = running
+    collector = service.ctx.actor("demo-collector")
+    opened = await service.open_case("INV-1001")
+    await advance(time_env, timedelta(days=5))  # friendly reminder went out on day 3
+    await eventually(lambda: len(smtp.to("ap@acme.test")) == 1)
+    await service.open_dispute("INV-1001", "quality", collector)  # firm reminder was due on day 14
+    await advance(time_env, timedelta(days=60))  # 60 days in dispute: no reminder
+    assert len(smtp.to("ap@acme.test")) == 1
+    assert "DisputeOverdue" in event_types(service, "INV-1001")  # the 30-day resolution deadline lapsed
+    await service.resolve_dispute("INV-1001", "rejected", collector, note="goods were as ordered")
+    resumed = case_state(service, "INV-1001")
+    remaining = resumed.clock.next_at - resumed.updated_at
+    assert timedelta(days=8, hours=23) < remaining <= timedelta(days=9)  # day 5 -> day 14 left 9 days
+    await advance(time_env, timedelta(days=10))
+    await eventually(lambda: len(smtp.to("ap@acme.test")) == 2)
+    assert smtp.to("ap@acme.test")[1].subject.startswith("Second reminder")
+    assert opened["case_id"] == str(resumed.case_id)
+
+
+async def test_payment_plan_with_a_missed_instalment_defaults_and_re_escalates(running, time_env, smtp):
+    service = running
+    collector = service.ctx.actor("demo-collector")
+    supervisor = service.ctx.actor("demo-supervisor")
+    await service.open_case("INV-1001")
+    proposed = await service.propose_plan("INV-1001", 6, "P30D", collector)
+    assert proposed["status"] == "awaiting_approval"  # six instalments is beyond a collector's authority
+    approval = service.approvals()[0]
+    assert approval["kind"] == "plan" and approval["amount"] == "1200.00"
+    await service.decide_approval(approval["approval_id"], True, supervisor)
+    accepted = await service.accept_plan("INV-1001", collector)
+    assert accepted["status"] == "on_plan"
+    await advance(time_env, timedelta(days=31))
+    await service.pay("INV-1001", "200.00", "instalment 1", collector)
+    assert "InstalmentPaid" in event_types(service, "INV-1001")
+    await advance(time_env, timedelta(days=40))  # instalment 2 due on day 60, grace 5 days: missed
+    await eventually(lambda: "PaymentPlanDefaulted" in event_types(service, "INV-1001"))
+    state = case_state(service, "INV-1001")
+    assert state.status.value == "escalated" and state.escalation.reason == "plan_defaulted"
+    assert smtp.to("ap@acme.test") == []  # on a plan, no dunning notices were sent

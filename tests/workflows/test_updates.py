@@ -8,7 +8,7 @@ from temporalio.api.enums.v1 import EventType
 from app.services import CaseService
 from domain.decider import case_uuid
 from domain.errors import DomainError
-from tests.harness import INVOICES, event_types, eventually
+from tests.harness import INVOICES, event_types, eventually, terminate_cases
 from worker import build_worker
 
 
@@ -19,6 +19,7 @@ async def service(dev_env, make_context, database_url, smtp):
     svc.import_invoices(INVOICES)
     async with build_worker(dev_env.client, context):
         yield svc
+        await terminate_cases(svc)
 
 
 async def accepted_updates(service: CaseService, invoice_id: str) -> int:
