@@ -1,0 +1,128 @@
+"""Errors as JSON: ``{"error": "amount: must be positive", "field": "amount", "status": 400}``.
+
+How a ``DomainError`` maps to an HTTP status:
+
+* an unknown case, approval or invoice: 404;
+* the domain refusing the person (role, tier, authority limit, four eyes): 403;
+* a conflict with the current state (case closed, approval already decided,
+  dispute already open, nothing to accept, invoice already open or paid): 409;
+* any other bad value (amount, date, reason code...): 400.
+
+Malformed requests (missing field, wrong type) are 422. An unreachable Temporal
+server or a missing worker is 503.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from markupsafe import escape
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from domain.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id"})
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, field: str | None = None, headers: dict | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.field = field
+        self.headers = headers
+
+
+def status_for(error: DomainError) -> int:
+    message = error.message
+    if message.startswith("unknown ") and error.field in NOT_FOUND_FIELDS:
+        return 404
+    if error.field == "as":
+        return 403
+    if error.field == "case" or (error.field in NOT_FOUND_FIELDS and " already " in f" {message} "):
+        return 409
+    return 400
+
+
+def body(status: int, message: str, field: str | None = None, **extra) -> dict:
+    return {"error": message, "field": field, "status": status, **extra}
+
+
+def domain_response(error: DomainError) -> JSONResponse:
+    status = status_for(error)
+    return JSONResponse(body(status, str(error), error.field), status_code=status)
+
+
+def unavailable_message(error: Exception) -> str | None:
+    """A message for Temporal being unreachable or no worker answering, else None."""
+    text = str(error)
+    lowered = text.lower()
+    if "client connect" in lowered or "connection refused" in lowered or "no worker answered" in lowered:
+        return text if "no worker answered" in lowered else f"cannot reach Temporal ({text})"
+    return None
+
+
+def install(app) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError):
+        return JSONResponse(body(error.status, error.message, error.field), status_code=error.status,
+                            headers=error.headers)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(request: Request, error: DomainError):
+        return domain_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, error: RequestValidationError):
+        problems = []
+        for item in error.errors():
+            if item.get("type") == "json_invalid":
+                problems.append({"field": None, "message": "the request body is not valid JSON"})
+                continue
+            location = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path", "header")]
+            problems.append({"field": ".".join(location) or None, "message": item.get("msg", "invalid")})
+        first = problems[0] if problems else {"field": None, "message": "invalid request"}
+        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        return JSONResponse(body(422, message, first["field"], errors=problems), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException):
+        message = error.detail if isinstance(error.detail, str) else "request failed"
+        return JSONResponse(body(error.status_code, message), status_code=error.status_code,
+                            headers=getattr(error, "headers", None))
+
+    @app.exception_handler(RuntimeError)
+    async def _runtime_error(request: Request, error: RuntimeError):
+        message = unavailable_text(request, error)
+        if message is not None:
+            return _failure(request, 503, message)
+        log.error("request failed: %s", error, exc_info=error)
+        return _failure(request, 500, "internal error; see the server log")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception):  # logged by the server as well
+        return _failure(request, 500, "internal error; see the server log")
+
+
+def unavailable_text(request: Request, error: Exception) -> str | None:
+    """What to tell the user when Temporal or the worker is not there, else None."""
+    message = unavailable_message(error)
+    if message is None:
+        return None
+    if message.startswith("cannot reach Temporal"):
+        context = getattr(request.app.state, "context", None)
+        where = f" at {context.settings.temporal_address}" if context is not None else ""
+        return f"cannot reach Temporal{where} (is the stack running? `python starter.py up`)"
+    return message
+
+
+def _failure(request: Request, status: int, message: str):
+    if request.url.path.startswith("/console"):
+        return HTMLResponse(f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{escape(message)}</p>"
+                            '<p><a href="/console/">Back</a></p>', status_code=status)
+    return JSONResponse(body(status, message), status_code=status)

@@ -1,0 +1,90 @@
+"""JSON endpoints of automated dunning: sweep, schedule, payments, notice preview, policy versions.
+
+Registered on the same router (and role matrix) as api/routes.py.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from fastapi import Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import Field
+
+from api.routes import Body, Service, caller, endpoint, read_csv_body
+from app import policies, sweeps
+from app.payments import PaymentService
+
+
+class SweepBody(Body):
+    as_of: date | None = Field(None, description="Sweep as of this date; default today")
+
+
+class ScheduleBody(Body):
+    cron: str = Field("0 6 * * *", description="Five-field cron expression")
+    timezone: str = Field("UTC", description="IANA time zone the cron is read in")
+
+
+class AssignPaymentBody(Body):
+    invoice_id: str = Field(min_length=1, max_length=100)
+
+
+class ReversalBody(Body):
+    reason: str = Field(min_length=1, max_length=500, description="Why, e.g. cheque bounced")
+
+
+class MigrationBody(Body):
+    to: str = Field(min_length=1, max_length=64, description="Policy version (see GET /api/policies)")
+    reason: str = Field("policy update", max_length=500)
+
+
+@endpoint("POST", "/sweeps", "sweeps.run", summary="Run the daily sweep now and return its summary")
+async def run_sweep(body: SweepBody, svc: Service) -> dict:
+    return await sweeps.run_sweep(svc.ctx, body.as_of)
+
+
+@endpoint("POST", "/schedule", "schedule.create", summary="Create or update the daily sweep's Temporal Schedule")
+async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
+    return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone)
+
+
+@endpoint("POST", "/payments/import", "payments.import",
+          summary="Import a bank file (text/csv: payment_id, received_on, amount, currency, payer, reference)",
+          openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
+async def import_payments(request: Request, svc: Service, user: caller("payments.import")) -> dict:
+    text = await read_csv_body(request)
+    return await PaymentService(svc).import_text(text, user.actor())
+
+
+@endpoint("GET", "/payments/unmatched", "payments.unmatched", summary="Payments waiting to be assigned by hand")
+def unmatched(svc: Service) -> list[dict]:
+    return PaymentService(svc).unmatched()
+
+
+@endpoint("POST", "/payments/{payment_id}/assign", "payments.assign", summary="Apply an unmatched payment to an invoice")
+async def assign_payment(payment_id: str, body: AssignPaymentBody, svc: Service, user: caller("payments.assign")) -> dict:
+    return await PaymentService(svc).assign(payment_id, body.invoice_id, user.actor())
+
+
+@endpoint("POST", "/payments/{payment_id}/reverse", "payments.reverse",
+          summary="Reverse an applied payment: the balance is due again and dunning resumes")
+async def reverse_payment(payment_id: str, body: ReversalBody, svc: Service, user: caller("payments.reverse")) -> dict:
+    return await PaymentService(svc).reverse(payment_id, body.reason, user.actor())
+
+
+@endpoint("GET", "/notices/preview", "notices.preview",
+          summary="The notice a case would send now (or at a ladder step), as the customer reads it")
+def preview(svc: Service, case: Annotated[str, Query(min_length=1, max_length=200, description="Case or invoice id")],
+            level: Annotated[int | None, Query(ge=1, le=20)] = None) -> dict:
+    return policies.preview(svc, case, level)
+
+
+@endpoint("POST", "/cases/{ref:path}/policy", "cases.migrate_policy", summary="Move a running case to another policy version")
+async def migrate_policy(ref: str, body: MigrationBody, svc: Service, user: caller("cases.migrate_policy")) -> dict:
+    return await policies.migrate(svc, ref, body.to, body.reason, user.actor())
+
+
+@endpoint("GET", "/policies", "policy.list", summary="Policy versions known to the engine")
+async def policy_versions(svc: Service) -> list[dict]:
+    return await run_in_threadpool(policies.versions, svc)

@@ -1,0 +1,334 @@
+"""Reports: the collector worklist and the dashboard's figures.
+
+Computed from the projections (``case_summary``, ``approvals``), the ledger
+(``invoices``, ``payments``) and the event store. Amounts are ``Decimal`` and
+kept per currency: no report adds amounts in different currencies together.
+
+Each figure has a small query function and, where there is arithmetic, a pure
+function next to it that tests feed with hand-computed numbers. Add new KPIs
+the same way.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
+
+from sqlalchemy import func, or_, select
+
+from app.context import Context
+from app.services import summary_dict
+from domain.errors import DomainError
+from domain.money import Money, currency_exponent
+from domain.policy import RiskGrade
+from domain.priority import amount_at_risk, days_overdue, priority
+from domain.state import CaseStatus
+from store.schema import approvals, case_summary, invoices, payments
+
+AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
+APPROVAL_KINDS = ("escalation", "plan", "write_off")
+ZERO = Decimal(0)
+
+
+def _amount(minor: int, currency: str) -> Decimal:
+    return Money.from_minor(minor, currency).amount
+
+
+def _text(value: Decimal, currency: str) -> str:
+    """An amount as a string with the currency's decimal places ("0.00", not "0")."""
+    return str(value.quantize(Decimal(1).scaleb(-currency_exponent(currency))))
+
+
+# -- worklist ----------------------------------------------------------------------------------
+
+
+def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: str | None = None,
+             risk_grade: str | None = None, currency: str | None = None, q: str | None = None,
+             limit: int = 200) -> dict:
+    """Open cases, highest priority first (see ``domain.priority``), with the filters
+    a collector uses. ``assignee`` may be a user name or ``unassigned``."""
+    query = select(case_summary).where(case_summary.c.closed_at.is_(None))
+    if status:
+        if status not in CaseStatus.__members__:
+            raise DomainError(f"{status!r} is not a status ({', '.join(CaseStatus.__members__)})", "status")
+        query = query.where(case_summary.c.status == status)
+    if assignee == "unassigned":
+        query = query.where(case_summary.c.assignee.is_(None))
+    elif assignee:
+        query = query.where(case_summary.c.assignee == assignee)
+    if risk_grade:
+        if risk_grade not in RiskGrade.__members__:
+            raise DomainError(f"{risk_grade!r} is not a risk grade (A, B, C or D)", "risk_grade")
+        query = query.where(case_summary.c.risk_grade == risk_grade)
+    if currency:
+        query = query.where(case_summary.c.currency == currency.upper())
+    if q:
+        needle = f"%{q.strip().lower()}%"
+        query = query.where(or_(func.lower(case_summary.c.invoice_id).like(needle),
+                                func.lower(case_summary.c.customer_name).like(needle)))
+    with ctx.db.read() as session:
+        rows = list(session.execute(query))
+    items = [worklist_item(row, today) for row in rows]
+    items.sort(key=lambda i: (-Decimal(i["priority"]), i["next_action_at"] or "9999", i["invoice_id"]))
+    return {"total": len(items), "items": items[:limit]}
+
+
+def worklist_item(row, today: date) -> dict:
+    """A case summary with the figures its priority is made of."""
+    m = row._mapping
+    balance = _amount(m["balance_minor"], m["currency"])
+    at_risk = amount_at_risk(balance, _amount(m["disputed_minor"], m["currency"]))
+    overdue = days_overdue(m["due_date"], today)
+    return {
+        **summary_dict(row),
+        "amount_at_risk": str(at_risk),
+        "days_overdue": overdue,
+        "priority": str(priority(at_risk, overdue, m["risk_grade"])),
+    }
+
+
+# -- aging ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    invoice_id: str
+    currency: str
+    amount: Decimal
+    due_date: date
+
+
+def aging_bucket(overdue_days: int) -> str:
+    """current (not yet due), 1-30, 31-60, 61-90 or 90+ days past due."""
+    if overdue_days <= 0:
+        return "current"
+    if overdue_days <= 30:
+        return "1-30"
+    if overdue_days <= 60:
+        return "31-60"
+    if overdue_days <= 90:
+        return "61-90"
+    return "90+"
+
+
+def open_receivables(ctx: Context) -> list[OpenItem]:
+    """Every invoice's open amount: its case's balance when it has a case, otherwise
+    the invoice amount less payments recorded on the ledger."""
+    with ctx.db.read() as session:
+        cases = {r.invoice_id: r for r in session.execute(
+            select(case_summary.c.invoice_id, case_summary.c.currency, case_summary.c.balance_minor,
+                   case_summary.c.due_date, case_summary.c.closed_at))}
+        ledger = list(session.execute(
+            select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor, invoices.c.paid_minor,
+                   invoices.c.due_date)))
+    items = [OpenItem(r.invoice_id, r.currency, _amount(r.balance_minor, r.currency), r.due_date)
+             for r in cases.values() if r.closed_at is None and r.balance_minor > 0]
+    items += [OpenItem(r.invoice_id, r.currency, _amount(r.amount_minor - r.paid_minor, r.currency), r.due_date)
+              for r in ledger if r.invoice_id not in cases and r.amount_minor > r.paid_minor]
+    return items
+
+
+def aging(items: Iterable[OpenItem], as_of: date) -> dict[str, dict[str, Decimal]]:
+    """Open amounts per currency and aging bucket on ``as_of``."""
+    table: dict[str, dict[str, Decimal]] = {}
+    for item in items:
+        buckets = table.setdefault(item.currency, {b: ZERO for b in AGING_BUCKETS})
+        buckets[aging_bucket(days_overdue(item.due_date, as_of))] += item.amount
+    return table
+
+
+# -- cases and approvals ----------------------------------------------------------------------------
+
+
+def cases_by_status(ctx: Context) -> dict[str, int]:
+    """How many cases are in each status (every status listed, zero included)."""
+    with ctx.db.read() as session:
+        counts = dict(session.execute(
+            select(case_summary.c.status, func.count()).group_by(case_summary.c.status)).all())
+    return {s: int(counts.get(s, 0)) for s in CaseStatus.__members__}
+
+
+def approvals_sla(ctx: Context, now: datetime) -> dict[str, dict[str, int]]:
+    """Pending escalations, plans and write-offs: how many wait, and how many of
+    those are past their SLA deadline at ``now``."""
+    table = {kind: {"waiting": 0, "overdue": 0} for kind in APPROVAL_KINDS}
+    with ctx.db.read() as session:
+        rows = session.execute(select(approvals.c.kind, approvals.c.sla_due_at).where(approvals.c.status == "pending"))
+        for kind, due in rows:
+            counts = table.setdefault(kind, {"waiting": 0, "overdue": 0})
+            counts["waiting"] += 1
+            if due is not None and due < now:
+                counts["overdue"] += 1
+    return table
+
+
+# -- cash and DSO ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Invoice:
+    invoice_id: str
+    currency: str
+    amount: Decimal
+    issue_date: date
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Something that changed what an invoice still owes, on a day: a payment, credit
+    note, write-off or cancellation (positive) or a late fee (negative)."""
+
+    invoice_id: str
+    currency: str
+    amount: Decimal
+    on: date
+    kind: str  # payment | credit | write_off | cancelled | fee
+
+
+_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged")
+
+
+def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
+    query = select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor, invoices.c.issue_date)
+    if currency:
+        query = query.where(invoices.c.currency == currency)
+    with ctx.db.read() as session:
+        return [Invoice(r.invoice_id, r.currency, _amount(r.amount_minor, r.currency), r.issue_date)
+                for r in session.execute(query)]
+
+
+def settlements(ctx: Context) -> list[Settlement]:
+    """Every settlement with its date: case events plus payments recorded on the ledger.
+    A payment counts in full as cash collected; only the applied part settles the invoice
+    (the excess becomes customer credit), see ``kind``: payment vs. excess."""
+    with ctx.db.read() as session:
+        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)).all())
+        ledger = list(session.execute(select(payments).where(payments.c.invoice_id.is_not(None))))
+    found: list[Settlement] = []
+    for record in ctx.store.read_types(_SETTLING_EVENTS):
+        e = record.event
+        invoice_id = invoice_of.get(str(record.stream_id))
+        if invoice_id is None:
+            continue
+        day = e.occurred_at.date()
+        name = type(e).__name__
+        if name == "PaymentReceived":
+            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment"))
+            if e.excess.is_positive:
+                found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
+        elif name == "DisputeResolved" and e.credit is not None:
+            found.append(Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit"))
+        elif name == "WriteOffApproved":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
+        elif name == "CaseCancelled":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
+        elif name == "LateFeeCharged":
+            found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
+    found += [Settlement(r.invoice_id, r.currency, _amount(r.amount_minor, r.currency), r.received_on, "payment")
+              for r in ledger]
+    return found
+
+
+def week_start(day: date) -> date:
+    """The Monday of ``day``'s ISO week."""
+    return day - timedelta(days=day.weekday())
+
+
+def collected_per_week(found: Iterable[Settlement], currency: str, as_of: date, weeks: int = 12) -> list[tuple[date, Decimal]]:
+    """Cash received (payments, including any overpayment) per week, for the ``weeks``
+    weeks up to and including ``as_of``'s week; each week named by its Monday."""
+    last = week_start(as_of)
+    starts = [last - timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
+    totals = {s: ZERO for s in starts}
+    for s in found:
+        if s.currency == currency and s.kind in ("payment", "excess") and s.on <= as_of:
+            monday = week_start(s.on)
+            if monday in totals:
+                totals[monday] += s.amount
+    return [(s, totals[s]) for s in starts]
+
+
+def outstanding_on(invoices_: Iterable[Invoice], found: Iterable[Settlement], day: date) -> Decimal:
+    """Receivables on ``day``: for each invoice issued by then, its amount plus fees less
+    what settled it by then (never below zero)."""
+    settled: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for s in found:
+        if s.on <= day and s.kind != "excess":
+            settled[s.invoice_id] += s.amount
+    return sum((max(i.amount - settled[i.invoice_id], ZERO) for i in invoices_ if i.issue_date <= day), ZERO)
+
+
+def dso_on(invoices_: list[Invoice], found: list[Settlement], day: date, window_days: int = 90) -> Decimal | None:
+    """Days sales outstanding on ``day``: receivables / sales invoiced in the
+    ``window_days`` up to ``day`` x ``window_days``, to one decimal. None without sales."""
+    start = day - timedelta(days=window_days)
+    sales = sum((i.amount for i in invoices_ if start < i.issue_date <= day), ZERO)
+    if sales <= 0:
+        return None
+    dso = outstanding_on(invoices_, found, day) / sales * window_days
+    return dso.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def trend_dates(as_of: date, points: int = 12) -> list[date]:
+    """Month ends before ``as_of``, then ``as_of`` itself: ``points`` dates in all."""
+    dates = [as_of]
+    year, month = as_of.year, as_of.month
+    while len(dates) < points:
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+        dates.append(date(year, month, calendar.monthrange(year, month)[1]))
+    return sorted(dates)
+
+
+def dso_trend(invoices_: list[Invoice], found: list[Settlement], currency: str, as_of: date,
+              points: int = 12, window_days: int = 90) -> list[tuple[date, Decimal | None]]:
+    mine = [i for i in invoices_ if i.currency == currency]
+    settling = [s for s in found if s.currency == currency]
+    return [(d, dso_on(mine, settling, d, window_days)) for d in trend_dates(as_of, points)]
+
+
+# -- the dashboard --------------------------------------------------------------------------------------
+
+
+def currencies(ctx: Context) -> list[str]:
+    """Ledger currencies, the one with the most invoices first."""
+    with ctx.db.read() as session:
+        rows = session.execute(
+            select(invoices.c.currency, func.count().label("n")).group_by(invoices.c.currency)
+            .order_by(func.count().desc(), invoices.c.currency))
+        return [r.currency for r in rows]
+
+
+def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = None, as_of: date | None = None) -> dict:
+    """Every figure of the dashboard, JSON-ready. Amount figures are for one currency
+    (default: the ledger's most used); counts cover all cases."""
+    now = now or datetime.now(timezone.utc)
+    as_of = as_of or now.date()
+    known = currencies(ctx)
+    if currency:
+        currency = currency.strip().upper()
+        currency_exponent(currency)  # an ISO 4217 code, or a DomainError naming the field
+    else:
+        currency = known[0] if known else "USD"
+    found = settlements(ctx)
+    ledger = ledger_invoices(ctx, currency)
+    aged = aging(open_receivables(ctx), as_of)
+    buckets = aged.get(currency, {b: ZERO for b in AGING_BUCKETS})
+    return {
+        "as_of": as_of.isoformat(),
+        "currency": currency,
+        "currencies": known,
+        "aging": {b: _text(v, currency) for b, v in buckets.items()},
+        "aging_by_currency": {c: {b: _text(v, c) for b, v in t.items()} for c, t in sorted(aged.items())},
+        "cases_by_status": cases_by_status(ctx),
+        "approvals": approvals_sla(ctx, now),
+        "collected_per_week": [{"week": w.isoformat(), "amount": _text(a, currency)}
+                               for w, a in collected_per_week(found, currency, as_of)],
+        "dso": [{"date": d.isoformat(), "days": str(v) if v is not None else None}
+                for d, v in dso_trend(ledger, found, currency, as_of)],
+    }

@@ -1,0 +1,97 @@
+"""API tokens: issued once, stored only as a salted hash in the users file.
+
+A token is 256 random bits, so a fast keyed hash is enough (no password
+stretching needed): ``hmac-sha256$<salt hex>$<digest hex>`` where the digest is
+HMAC-SHA256(key=salt, message=token). Verifying compares in constant time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+import tomlkit
+
+from domain.errors import DomainError
+from domain.users import User, UserDirectory, parse_users
+
+TOKEN_PREFIX = "ce_"
+SCHEME = "hmac-sha256"
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str, salt: bytes | None = None) -> str:
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hmac.new(salt, token.encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"{SCHEME}${salt.hex()}${digest}"
+
+
+def verify_token(token: str, token_hash: str | None) -> bool:
+    """True when ``token`` is the one ``token_hash`` was made from."""
+    if not token or not token_hash:
+        return False
+    try:
+        scheme, salt_hex, digest = token_hash.split("$")
+        salt = bytes.fromhex(salt_hex)
+    except ValueError:
+        return False
+    if scheme != SCHEME:
+        return False
+    expected = hmac.new(salt, token.encode("utf-8"), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, digest)
+
+
+def user_for_token(directory: UserDirectory, token: str) -> User | None:
+    for user in directory.users:
+        if verify_token(token, user.token_hash):
+            return user
+    return None
+
+
+def token_fingerprint(user: User) -> str:
+    """Changes whenever the user's token is re-issued: sessions signed in with the old one end."""
+    return hashlib.sha256((user.token_hash or "").encode()).hexdigest()[:16]
+
+
+def issue_token(users_path: Path, name: str) -> dict:
+    """Give ``name`` a new token: its hash replaces the old one in the users file
+    (comments and layout are kept) and the token itself is returned, once."""
+    if not users_path.is_file():
+        raise DomainError(f"users file {users_path} not found (set COLLECTIONS_USERS)", "users")
+    text = users_path.read_text(encoding="utf-8")
+    directory = parse_users(text, str(users_path))
+    try:
+        user = directory.get(name)
+    except DomainError:
+        known = ", ".join(u.name for u in directory.users)
+        raise DomainError(f"unknown user {name!r} (the users file has {known})", "name") from None
+    token = new_token()
+    document = tomlkit.parse(text)
+    for table in document["users"]:
+        if table.get("name") == name:
+            table["token_hash"] = hash_token(token)
+    updated = tomlkit.dumps(document)
+    parse_users(updated, str(users_path))  # never write a file the engine cannot read
+    _replace(users_path, updated)
+    return {"user": user.name, "role": user.role.value, "token": token, "users_file": str(users_path)}
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write atomically: readers see the old file or the new one, never half of it."""
+    mode = path.stat().st_mode & 0o777
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,37 @@
+"""Worklist priority: which open case a collector should work first. Pure.
+
+priority = amount at risk x days overdue x risk weight
+
+* amount at risk is the balance the customer does not dispute (a disputed amount
+  is on hold, so chasing it is not the collector's next step);
+* days overdue count from the due date; a case not yet overdue counts as one day,
+  so among those the bigger risk still comes first;
+* the risk weight grows with the customer's risk grade (A 1, B 2, C 3, D 4).
+
+Amounts in different currencies are compared at face value (no exchange rates).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from domain.policy import RiskGrade
+
+RISK_WEIGHT = {RiskGrade.A: 1, RiskGrade.B: 2, RiskGrade.C: 3, RiskGrade.D: 4}
+
+
+def days_overdue(due_date: date, today: date) -> int:
+    """Whole days past the due date; 0 when not yet due."""
+    return max((today - due_date).days, 0)
+
+
+def amount_at_risk(balance: Decimal, disputed: Decimal) -> Decimal:
+    """The part of the balance that is not under dispute (never negative)."""
+    return max(balance - disputed, Decimal(0))
+
+
+def priority(at_risk: Decimal, overdue_days: int, grade: RiskGrade | str) -> Decimal:
+    """The worklist score; higher comes first."""
+    weight = RISK_WEIGHT[RiskGrade(grade)]
+    return at_risk * max(overdue_days, 1) * weight

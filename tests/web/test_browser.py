@@ -1,0 +1,152 @@
+"""The console in a real browser: Playwright driving Debian's chromium (never a downloaded one).
+
+Screenshots are saved under tests/artifacts/. Without /usr/bin/chromium these
+tests are skipped, unless COLLECTIONS_REQUIRE_BROWSER=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.web.conftest import ROLE_USERS, Web
+
+CHROMIUM = Path(os.environ.get("COLLECTIONS_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "tests" / "artifacts"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+async def browser():
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (apt-get install chromium)"
+        if os.environ.get("COLLECTIONS_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.async_api import async_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def page(browser, web: Web):
+    context = await browser.new_context(base_url=web.url, viewport={"width": 1360, "height": 900}, locale="en-US")
+    page = await context.new_page()
+    page.dialogs = []
+    page.on("dialog", lambda dialog: page.dialogs.append(dialog.message))
+    yield page
+    await context.close()
+
+
+async def shot(page, name: str) -> None:
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def sign_in(page, web: Web, role: str) -> None:
+    await page.goto("/console/")
+    assert page.url.endswith("/console/login")
+    await page.fill("input[name=token]", web.tokens[role])
+    await page.click("button:has-text('Sign in')")
+    await page.wait_for_url("**/console/worklist")
+    assert await page.text_content("[data-testid=who]") == f"{ROLE_USERS[role]} ({role.replace('_', ' ')})"
+
+
+async def test_supervisor_approves_a_write_off_and_sees_the_case_closed(page, web: Web):
+    invoice = await web.new_case(amount="2500.00", customer="Written Off Ltd")
+    await web.service.request_write_off(invoice, "2500.00", "insolvency", web.actor("collector"))
+    approval_id = next(a["approval_id"] for a in web.service.approvals() if a["invoice_id"] == invoice)
+
+    await sign_in(page, web, "supervisor")
+    await page.click("nav >> text=Approvals")
+    await page.wait_for_url("**/console/approvals")
+    row = page.locator(f"tr[data-approval='{approval_id}']")
+    assert "$2,500.00" in await row.inner_text() and "demo-collector" in await row.inner_text()
+    await shot(page, "approvals-inbox-supervisor")
+    await row.locator("button:has-text('Approve')").click()
+    await page.wait_for_url("**/console/approvals")
+    assert f"Write-off for {invoice} approved; the case is now written off." in await page.inner_text(".flash")
+    assert await page.locator(f"tr[data-approval='{approval_id}']").count() == 0  # gone from the pending list
+    await shot(page, "approvals-inbox-after-approval")
+
+    await page.click(f"[data-testid=recent] >> text={invoice}")
+    await page.wait_for_url("**/console/cases/*")
+    assert await page.inner_text("[data-testid=case-status]") == "written off"
+    assert "This case is closed (written off)" in await page.inner_text("[data-testid=closed]")
+    timeline = await page.inner_text("[data-testid=timeline]")
+    assert "Write-off of $2,500.00 approved" in timeline and "demo-supervisor" in timeline
+    assert "Case closed: written off" in timeline
+    assert await page.locator("form[action$='/payment']").count() == 0  # a closed case offers no commands
+    await shot(page, "case-written-off")
+    assert web.service.show(invoice)["status"] == "written_off"
+
+
+async def test_a_collector_signs_in_and_cannot_approve(page, web: Web):
+    invoice = await web.new_case(amount="300.00")
+    await web.service.request_write_off(invoice, "300.00", "small_balance", web.actor("supervisor"))
+    approval_id = next(a["approval_id"] for a in web.service.approvals() if a["invoice_id"] == invoice)
+
+    await sign_in(page, web, "collector")
+    await page.click("nav >> text=Approvals")
+    row = page.locator(f"tr[data-approval='{approval_id}']")
+    await row.wait_for()
+    assert await row.get_attribute("class") == "locked"
+    assert await row.locator("button").count() == 0
+    assert await row.locator("[data-testid=cannot]").inner_text() == "Only supervisors and finance managers decide"
+    await shot(page, "approvals-inbox-collector")
+
+    # even a hand-made request with the session's own CSRF token is refused by the server
+    csrf = await page.locator("input[name=csrf_token]").first.input_value()
+    forced = await page.request.post(f"/console/approvals/{approval_id}/approve", form={"csrf_token": csrf},
+                                     max_redirects=0)
+    assert forced.status == 403 and "may not do this" in await forced.text()
+    assert web.service.approval(approval_id)["status"] == "pending"
+
+
+async def test_a_customer_name_with_a_script_tag_is_shown_as_text(page, web: Web):
+    name = '<script>window.__xss = 1; document.title = "pwned"</script>Evil & Co <b>Ltd</b>'
+    invoice = await web.new_case(customer=name)
+    await sign_in(page, web, "supervisor")
+    await page.goto(f"/console/worklist?q={invoice}")
+    cell = page.locator(f"tr[data-invoice='{invoice}'] td").nth(2)
+    assert await cell.inner_text() == name
+    await page.click(f"text={invoice}")
+    await page.wait_for_url("**/console/cases/*")
+    assert name in await page.inner_text("[data-testid=customer]")
+    assert await page.evaluate("window.__xss") is None
+    assert "pwned" not in await page.title() and page.dialogs == []
+    assert await page.locator("[data-testid=customer] b").count() == 0  # markup is not interpreted either
+    await shot(page, "case-script-in-customer-name")
+
+
+async def test_a_supervisor_decides_an_escalation_in_chinese(page, web: Web):
+    invoice = await web.escalated_case()
+    await sign_in(page, web, "supervisor")
+    await page.click("button[value=zh]")
+    await page.wait_for_url("**/console/worklist")
+    assert await page.inner_text("h1") == "催收工作清单"
+    await shot(page, "worklist-zh")
+    await page.click("nav >> text=审批")
+    row = page.locator(f"tr[data-kind='escalation'][data-invoice='{invoice}']")
+    await row.locator("select[name=decision]").select_option("write_off")
+    await row.locator("input[name=note]").fill("客户已破产")
+    await shot(page, "approvals-inbox-escalation-zh")
+    await row.locator("button:has-text('决定')").click()
+    await page.wait_for_url("**/console/approvals")
+    assert f"已决定 {invoice} 的升级（申请核销）；案件现在待审批。" in await page.inner_text(".flash")
+    state = web.service.show(invoice)
+    assert state["escalation"]["decision"] == "write_off" and state["escalation"]["decided_by"] == "demo-supervisor"
+    await page.click("nav >> text=仪表盘")
+    await page.wait_for_url("**/console/dashboard")
+    assert await page.locator("svg.chart").count() == 5
+    await shot(page, "dashboard-zh")
+    await page.click("button[value=en]")
+    await page.wait_for_url("**/console/dashboard")
+    await shot(page, "dashboard-en")

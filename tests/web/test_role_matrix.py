@@ -1,0 +1,309 @@
+"""The API's role matrix, every endpoint x every role, over HTTP on a real stack.
+
+For each cell the request is made valid first (a fresh case in the right state),
+so an allowed role must succeed with the documented status, and a refused role
+must get 403 with nothing changed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Awaitable, Callable
+
+import pytest
+from fastapi.routing import APIRoute
+
+from api.app import create_app
+from api.routes import router as api_router
+from api.roles import ROLE_MATRIX
+from app.payments import PaymentService
+from domain.policy import Role
+from tests.conftest import ROOT
+from tests.web.conftest import HEADER, ROLE_USERS, ROLES, Web
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: dict | None = None
+    content: bytes | None = None
+    headers: dict = field(default_factory=dict)
+    expect: int = 200
+    snapshot: Callable[[], object] | None = None  # must be equal before and after a refused call
+    check: Callable[[dict], object] | None = None  # on success: what a user would verify
+
+
+def case_snapshot(web: Web, invoice_id: str) -> Callable[[], object]:
+    return lambda: (web.version(invoice_id), web.service.show(invoice_id)["status"]) if web.version(invoice_id) else 0
+
+
+async def _me(web: Web, role: str) -> Call:
+    return Call("GET", "/api/me", check=lambda r: r["role"] == role and r["name"] == ROLE_USERS[role])
+
+
+async def _cases_list(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("GET", "/api/cases?limit=10000", check=lambda r: invoice in [c["invoice_id"] for c in r])
+
+
+async def _worklist(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("GET", "/api/worklist?limit=5000", check=lambda r: invoice in [c["invoice_id"] for c in r["items"]])
+
+
+async def _show(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("GET", f"/api/cases/{invoice}", check=lambda r: r["invoice_id"] == invoice and r["events"])
+
+
+async def _open(web: Web, role: str) -> Call:
+    invoice = web.new_invoice()
+    return Call("POST", "/api/cases", {"invoice_id": invoice}, expect=201, snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["opened"] and r["status"] == "open")
+
+
+async def _assign(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/assign", {"assignee": "demo-collector"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "CaseAssigned")
+
+
+async def _cancel(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/cancel", {"reason": "invoice_voided"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "cancelled")
+
+
+async def _pay(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/invoices/{invoice}/payments", {"amount": "10.00", "reference": "bank"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["balance"] == "990.00")
+
+
+async def _dispute(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/dispute", {"reason": "pricing"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "disputed")
+
+
+async def _resolve(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.open_dispute(invoice, "quality", web.actor("collector"))
+    return Call("POST", f"/api/cases/{invoice}/dispute/resolve", {"outcome": "rejected", "note": "goods as ordered"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "open")
+
+
+async def _promise(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    day = (date.today() + timedelta(days=7)).isoformat()
+    return Call("POST", f"/api/cases/{invoice}/promise", {"amount": "500.00", "date": day},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "promised")
+
+
+async def _propose(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/plan", {"instalments": 2, "every": "P30D"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "PaymentPlanProposed")
+
+
+async def _accept(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.propose_plan(invoice, 2, "P30D", web.actor("collector"))
+    return Call("POST", f"/api/cases/{invoice}/plan/accept", snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["status"] == "on_plan")
+
+
+async def _escalation(web: Web, role: str) -> Call:
+    invoice = await web.escalated_case()
+    return Call("POST", f"/api/cases/{invoice}/escalation", {"decision": "legal", "note": "no answer"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "EscalationDecided")
+
+
+async def _write_off(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/write-off", {"amount": "100.00", "reason": "small_balance"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "awaiting_approval")
+
+
+async def _approvals(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.request_write_off(invoice, "5.00", "small_balance", web.actor("collector"))
+    return Call("GET", "/api/approvals", check=lambda r: invoice in [a["invoice_id"] for a in r])
+
+
+async def _pending_write_off(web: Web) -> tuple[str, str]:
+    invoice = await web.new_case()
+    reply = await web.service.request_write_off(invoice, "50.00", "small_balance", web.actor("collector"))
+    approval = next(a for a in web.service.approvals() if a["case_id"] == reply["case_id"])
+    return invoice, approval["approval_id"]
+
+
+async def _approve(web: Web, role: str) -> Call:
+    invoice, approval = await _pending_write_off(web)
+    return Call("POST", f"/api/approvals/{approval}/approve", snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["balance"] == "950.00" and r["status"] == "open")
+
+
+async def _reject(web: Web, role: str) -> Call:
+    invoice, approval = await _pending_write_off(web)
+    return Call("POST", f"/api/approvals/{approval}/reject", {"reason": "customer is paying"},
+                snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["events"][0]["type"] == "WriteOffRejected" and r["balance"] == "1000.00")
+
+
+async def _import(web: Web, role: str) -> Call:
+    number = len(web.service.list(limit=100000)) + 1
+    invoice = f"IMP-{role}-{number}"
+    body = f"{HEADER}\n{invoice},C-IMP,Importer Ltd,ap@imp.test,US,en,USD,10.00,2026-01-01,2026-01-31,B\n"
+
+    def snapshot():
+        try:
+            return web.context.ledger.invoice(invoice).invoice_id
+        except Exception:
+            return None
+
+    return Call("POST", "/api/invoices/import", content=body.encode(), headers={"Content-Type": "text/csv"},
+                snapshot=snapshot, check=lambda r: r["invoices_added"] == 1)
+
+
+async def _dashboard(web: Web, role: str) -> Call:
+    return Call("GET", "/api/reports/dashboard", check=lambda r: set(r["aging"]) == {"current", "1-30", "31-60", "61-90", "90+"})
+
+
+async def _policy(web: Web, role: str) -> Call:
+    return Call("GET", "/api/policy", check=lambda r: r["version"] == "web-test-1")
+
+
+async def _rebuild(web: Web, role: str) -> Call:
+    await web.quiet()  # a rebuild must not race timers firing on other cases
+    return Call("POST", "/api/projections/rebuild", check=lambda r: r["events_replayed"] > 0)
+
+
+def case_count(web: Web) -> Callable[[], object]:
+    return lambda: len(web.service.list(limit=100000))
+
+
+async def _sweep(web: Web, role: str) -> Call:
+    # as of a date when nothing was due: the call runs a whole sweep and opens nothing
+    return Call("POST", "/api/sweeps", {"as_of": "2000-01-01"}, snapshot=case_count(web),
+                check=lambda r: r["invoices_scanned"] > 0 and r["cases_opened"] == 0
+                and r["skipped"]["not_yet_overdue"] == r["invoices_scanned"])
+
+
+async def _schedule(web: Web, role: str) -> Call:
+    return Call("POST", "/api/schedule", {"cron": "0 6 * * *", "timezone": "Asia/Shanghai"},
+                check=lambda r: r["timezone"] == "Asia/Shanghai" and len(r["next_runs"]) == 3)
+
+
+def _bank_file(payment_id: str, reference: str, payer: str = "Acme Test GmbH", amount: str = "25.00") -> bytes:
+    return (f"payment_id,received_on,amount,currency,payer,reference\n"
+            f"{payment_id},2026-03-01,{amount},USD,{payer},{reference}\n").encode()
+
+
+async def _payments_import(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", "/api/payments/import", content=_bank_file(f"PI-{invoice}", invoice),
+                headers={"Content-Type": "text/csv"}, snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["matched_by_reference"] == 1 and web.service.show(invoice)["balance"] == "975.00")
+
+
+async def _unmatched_payment(web: Web) -> str:
+    payment_id = f"PU-{web.new_invoice()}"
+    await PaymentService(web.service).import_text(_bank_file(payment_id, "", payer="Nobody Ltd").decode(),
+                                                  web.actor("collector"))
+    return payment_id
+
+
+async def _payments_unmatched(web: Web, role: str) -> Call:
+    payment_id = await _unmatched_payment(web)
+    return Call("GET", "/api/payments/unmatched", check=lambda r: payment_id in [p["payment_id"] for p in r])
+
+
+async def _payments_assign(web: Web, role: str) -> Call:
+    payment_id, invoice = await _unmatched_payment(web), await web.new_case()
+    return Call("POST", f"/api/payments/{payment_id}/assign", {"invoice_id": invoice},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["balance"] == "975.00")
+
+
+async def _payments_reverse(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.pay(invoice, "100.00", "bank", web.actor("collector"), payment_id=f"PR-{invoice}")
+    return Call("POST", f"/api/payments/PR-{invoice}/reverse", {"reason": "cheque bounced"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["balance"] == "1000.00" and r["reversed"])
+
+
+async def _preview(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("GET", f"/api/notices/preview?case={invoice}&level=1",
+                check=lambda r: invoice in r["subject"] and r["to"] == "ap@acme.test")
+
+
+async def _migrate(web: Web, role: str) -> Call:
+    text = (ROOT / "tests" / "data" / "policy-web.toml").read_text().replace('"web-test-1"', '"web-test-2"')
+    web.context.policies.pin(text, "web-test-2")
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/policy", {"to": "web-test-2", "reason": "new terms"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "PolicyMigrated")
+
+
+async def _policies(web: Web, role: str) -> Call:
+    return Call("GET", "/api/policies", check=lambda r: {"version": "web-test-1", "active": True} in r)
+
+
+PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
+    "sweeps.run": _sweep, "schedule.create": _schedule, "payments.import": _payments_import,
+    "payments.unmatched": _payments_unmatched, "payments.assign": _payments_assign,
+    "payments.reverse": _payments_reverse, "notices.preview": _preview, "cases.migrate_policy": _migrate,
+    "policy.list": _policies,
+    "me": _me, "cases.list": _cases_list, "cases.worklist": _worklist, "cases.show": _show, "cases.open": _open,
+    "cases.assign": _assign, "cases.cancel": _cancel, "payments.record": _pay, "disputes.open": _dispute,
+    "disputes.resolve": _resolve, "promises.make": _promise, "plans.propose": _propose, "plans.accept": _accept,
+    "escalations.decide": _escalation, "write_offs.request": _write_off, "approvals.list": _approvals,
+    "approvals.approve": _approve, "approvals.reject": _reject, "invoices.import": _import,
+    "reports.dashboard": _dashboard, "policy.show": _policy, "projections.rebuild": _rebuild,
+}
+
+API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
+
+
+def test_every_endpoint_is_in_the_matrix_and_the_matrix_is_tested():
+    documented = create_app().openapi()["paths"]
+    assert sorted(p for p in documented if p.startswith("/api")) == sorted({r.path_format for r in API_ROUTES})
+    assert sorted({r.name for r in API_ROUTES}) == sorted(ROLE_MATRIX)
+    assert sorted(PREPARE) == sorted(ROLE_MATRIX)
+    for route in API_ROUTES:  # each route is guarded by the check for its own action
+        guards = {d.call.action for d in route.dependant.dependencies if getattr(d.call, "action", None)}
+        assert guards == {route.name}, route.path
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("action", sorted(ROLE_MATRIX))
+async def test_role_matrix(web: Web, action: str, role: str):
+    call = await PREPARE[action](web, role)
+    before = call.snapshot() if call.snapshot else None
+    client = web.client(role)
+    response = await client.request(call.method, call.path, json=call.json, content=call.content, headers=call.headers)
+    if Role(role) in ROLE_MATRIX[action]:
+        assert response.status_code == call.expect, response.text
+        if call.check:
+            assert call.check(response.json()), response.text
+    else:
+        assert response.status_code == 403, response.text
+        body = response.json()
+        assert body["status"] == 403 and action in body["error"] and ROLE_USERS[role] in body["error"]
+        if call.snapshot:
+            assert call.snapshot() == before
+
+
+@pytest.mark.parametrize("route", API_ROUTES, ids=lambda r: r.name)
+async def test_every_endpoint_needs_a_valid_token(web: Web, route: APIRoute):
+    method = sorted(route.methods)[0]
+    path = re.sub(r"\{[^}]+\}", "X", route.path_format)
+    for client in (web.client(), web.client(token="ce_not-a-real-token")):
+        response = await client.request(method, path, json={})
+        assert response.status_code == 401, (path, response.text)
+        assert response.headers["www-authenticate"] == "Bearer"
+        assert response.json()["error"]
