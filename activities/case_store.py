@@ -7,6 +7,7 @@ from uuid import UUID
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities import metrics
 from activities.contracts import (
     APPEND_EVENTS,
     CONCURRENCY_ERROR,
@@ -36,6 +37,8 @@ class CaseStoreActivities:
             )
         except ConcurrencyError as error:
             raise ApplicationError(str(error), type=CONCURRENCY_ERROR, non_retryable=True) from error
+        if not result.already_appended:  # a retry of an append already stored counts nothing
+            metrics.count_appended(request.events)
         return AppendReply(version=result.version, already_appended=result.already_appended)
 
     @activity.defn(name=LOAD_CASE)

@@ -1,16 +1,25 @@
 """Sending notices by SMTP (aiosmtplib), idempotently.
 
 A delivery log row per Message-ID is claimed before sending and marked sent
-right after the server accepts. A retry (or a second worker) that finds the row
-marked sent does not send again, so a duplicate can only come from a crash in
-the few milliseconds between the server's acceptance and that mark.
+right after the server accepts, before the SMTP session is even closed (QUIT).
+A retry (or a second worker) that finds the row marked sent does not send again,
+and neither does one that finds the notice's outcome already in the case's event
+stream. A duplicate can only come from a crash in the few milliseconds between
+the server's acceptance and that mark. If the database is away at that moment
+(restarting), the mark is retried for up to ``MARK_PATIENCE``; if it still cannot
+be written the activity reports the notice as delivered all the same (it was):
+failing would make Temporal retry and send it a second time.
 A permanent rejection (5xx) is returned as a result, not retried forever.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Sequence
@@ -19,13 +28,18 @@ import aiosmtplib
 from sqlalchemy import select, update
 from temporalio import activity
 
-from activities.contracts import SEND_NOTICE, NoticeRequest, NoticeResult
+from activities import metrics
+from activities.contracts import SEND_DIGEST, SEND_NOTICE, DigestRequest, NoticeRequest, NoticeResult
 from activities.rendering import NoticeRenderer, build_message
+from domain import events as ev
 from store.db import Database
+from store.event_store import EventStore
 from store.schema import notice_deliveries
 from store.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
+
+MARK_PATIENCE = 45.0  # seconds to keep trying to record an accepted message (< the activity's 60 s timeout)
 
 
 @dataclass(frozen=True)
@@ -45,27 +59,84 @@ def message_id_for(case_id: object, seq: int, domain: str) -> str:
     return f"<case-{case_id}-n{seq}@{domain}>"
 
 
+_DIGEST_NAMESPACE = uuid.UUID("2b0b8f5e-6a55-5c6e-9d1f-4f3c1e7a9b20")
+
+
+def digest_message_id(notices: Sequence[NoticeRequest], domain: str) -> str:
+    """Stable per set of notices (case and seq of each, in any order)."""
+    key = ",".join(sorted(f"{n.case_id}:{n.seq}" for n in notices))
+    return f"<notices-{uuid.uuid5(_DIGEST_NAMESPACE, key)}@{domain}>"
+
+
+HEARTBEAT_EVERY = 2.0  # seconds; the workflows give these activities a 10 s heartbeat timeout
+
+
+@contextlib.asynccontextmanager
+async def heartbeating():
+    """Heartbeat while a delivery runs, so a notice on a worker that died is retried
+    within the heartbeat timeout instead of the whole start-to-close timeout."""
+    if not activity.in_activity():  # called directly (tests, tools)
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
 class NoticeActivities:
-    def __init__(self, db: Database, smtp: SmtpSettings, renderer: NoticeRenderer | None = None) -> None:
+    def __init__(self, db: Database, smtp: SmtpSettings, renderer: NoticeRenderer | None = None,
+                 store: EventStore | None = None) -> None:
         self.db = db
         self.smtp = smtp
         self.renderer = renderer or NoticeRenderer()
+        self.store = store
+        # Marks of accepted messages get threads of their own: they must not queue behind
+        # claims and stream loads, since every millisecond here is a window for a duplicate.
+        self._marks = ThreadPoolExecutor(max_workers=16, thread_name_prefix="notice-mark")
+
+    @activity.defn(name=SEND_DIGEST)
+    async def send_digest(self, request: DigestRequest) -> NoticeResult:
+        """One message listing every notice of a customer's batch.
+
+        Its Message-ID derives from the notices it carries, not from the batch: a mailbox
+        that is handed the same notice again (a retried enqueue arriving after the first
+        batch went out) builds another batch of the same notices, and the delivery log
+        then recognises it as sent instead of sending it twice."""
+        async with heartbeating():
+            return await self.deliver(request.notices, digest_message_id(request.notices, self.smtp.message_domain))
 
     @activity.defn(name=SEND_NOTICE)
     async def send_notice(self, request: NoticeRequest) -> NoticeResult:
         message_id = message_id_for(request.case_id, request.seq, self.smtp.message_domain)
-        return await self.deliver([request], message_id)
+        async with heartbeating():
+            return await self.deliver([request], message_id)
 
     async def deliver(self, requests: Sequence[NoticeRequest], message_id: str) -> NoticeResult:
         first = requests[0]
         recipient = first.customer.email
+        where = {"case_id": str(first.case_id), "message_id": message_id, "seq": first.seq}
         claim = await asyncio.to_thread(self._claim, message_id, first, recipient)
         if claim.status == "sent":
+            metrics.NOTICES.labels("already_sent").inc()
             return NoticeResult(message_id=message_id, recipient=recipient, delivered=True, already_sent=True)
         if claim.status == "rejected":
             return NoticeResult(
                 message_id=message_id, recipient=recipient, delivered=False, permanent=True, error=claim.error or ""
             )
+        recorded = await asyncio.to_thread(self._recorded_outcome, requests)
+        if recorded is not None:  # the cases already hold this message's outcome: never send it again
+            log.info("notice already recorded in the event store; not sending", extra=where)
+            metrics.NOTICES.labels("already_sent").inc()
+            await asyncio.to_thread(self._finish, message_id, "sent" if recorded.delivered else "rejected", None)
+            return recorded.model_copy(update={"message_id": message_id, "already_sent": True})
         rendered = self.renderer.render(requests)
         message = build_message(
             rendered,
@@ -75,30 +146,86 @@ class NoticeActivities:
             recipient_email=recipient,
             sent_at=claim.first_attempt_at,
         )
+        client = aiosmtplib.SMTP(
+            hostname=self.smtp.host,
+            port=self.smtp.port,
+            username=self.smtp.username,
+            password=self.smtp.password,
+            start_tls=self.smtp.starttls,
+            timeout=self.smtp.timeout,
+        )
+        accepted = False
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=self.smtp.host,
-                port=self.smtp.port,
-                username=self.smtp.username,
-                password=self.smtp.password,
-                start_tls=self.smtp.starttls,
-                timeout=self.smtp.timeout,
-            )
+            async with client:
+                await client.send_message(message)
+                accepted = True
+                accepted_at = time.monotonic()
+                # Recorded before QUIT: the window for a duplicate is this one database write.
+                await self._mark_sent(message_id, where)
+                log.info("notice sent", extra={**where, "mark_ms": round((time.monotonic() - accepted_at) * 1000, 1)})
         except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as error:
             code, text = _smtp_code(error)
-            if code is not None and 500 <= code < 600:
+            if accepted:  # only the goodbye failed; the message is the server's
+                log.info("SMTP session ended uncleanly after acceptance: %s %s", code, text, extra=where)
+            elif code is not None and 500 <= code < 600:
+                metrics.NOTICES.labels("rejected").inc()
+                log.warning("notice rejected permanently: %s %s", code, text, extra=where)
                 await asyncio.to_thread(self._finish, message_id, "rejected", f"{code} {text}")
                 return NoticeResult(
                     message_id=message_id, recipient=recipient, delivered=False, permanent=True, error=f"{code} {text}"
                 )
-            await asyncio.to_thread(self._note_error, message_id, f"{code} {text}")
-            raise
+            else:
+                metrics.NOTICES.labels("failed").inc()
+                await asyncio.to_thread(self._note_error, message_id, f"{code} {text}", where)
+                raise
         except (aiosmtplib.SMTPException, OSError) as error:
-            await asyncio.to_thread(self._note_error, message_id, repr(error))
-            raise
-        await asyncio.to_thread(self._finish, message_id, "sent", None)
+            if accepted:  # the server has the message; a failed QUIT changes nothing
+                log.info("SMTP session ended uncleanly after acceptance: %r", error, extra=where)
+            else:
+                metrics.NOTICES.labels("failed").inc()
+                await asyncio.to_thread(self._note_error, message_id, repr(error), where)
+                raise
+        metrics.NOTICES.labels("sent").inc()
         return NoticeResult(message_id=message_id, recipient=recipient, delivered=True)
+
+    async def _mark_sent(self, message_id: str, where: dict) -> None:
+        """Record an accepted message, patiently: failing here would mean sending it twice."""
+        deadline = time.monotonic() + MARK_PATIENCE
+        delay = 0.2
+        while True:
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._marks, self._finish, message_id, "sent", None)
+                return
+            except Exception as error:  # the database is away (restart, dropped connection...)
+                if time.monotonic() + delay > deadline:
+                    log.error("message accepted but not recorded in the delivery log: %r", error, extra=where)
+                    return  # reported delivered all the same; the case's event will say so
+                log.warning("recording an accepted message failed, retrying: %r", error, extra=where)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _recorded_outcome(self, requests: Sequence[NoticeRequest]) -> NoticeResult | None:
+        """The outcome the case streams already hold for these notices, if every one of them
+        holds the same one (a digest is re-sent unless all its notices are recorded)."""
+        if self.store is None:
+            return None
+        outcomes = []
+        for request in requests:
+            found = None
+            for event in reversed(self.store.load(request.case_id)):
+                if isinstance(event, (ev.ReminderSent, ev.ReminderFailed)) and event.seq == request.seq:
+                    delivered = isinstance(event, ev.ReminderSent)
+                    found = NoticeResult(
+                        message_id=event.message_id, recipient=event.recipient, delivered=delivered,
+                        permanent=not delivered and event.permanent, error="" if delivered else event.error,
+                    )
+                    break
+            if found is None:
+                return None
+            outcomes.append(found)
+        if len({(o.delivered, o.permanent) for o in outcomes}) != 1:
+            return None
+        return outcomes[0]
 
     # -- delivery log ------------------------------------------------------------------
     @dataclass(frozen=True)
@@ -137,8 +264,8 @@ class NoticeActivities:
                 .values(status=status, last_error=error, finished_at=datetime.now(timezone.utc))
             )
 
-    def _note_error(self, message_id: str, error: str) -> None:
-        log.warning("notice %s not sent yet: %s", message_id, error)
+    def _note_error(self, message_id: str, error: str, where: dict | None = None) -> None:
+        log.warning("notice %s not sent yet: %s", message_id, error, extra=where or {})
         with self.db.transaction() as session:
             session.execute(
                 update(notice_deliveries).where(notice_deliveries.c.message_id == message_id).values(last_error=error[:2000])

@@ -30,8 +30,10 @@ _LINE_BREAKS = re.compile(r"[\r\n\x0b\x0c\x1c-\x1e\x85\u2028\u2029]+")
 
 
 def header_safe(value: str) -> str:
-    """Collapse every line break so a value can never start a new header."""
-    return _LINE_BREAKS.sub(" ", value).strip()
+    """Collapse every line break so a value can never start a new header, and defuse RFC 2047
+    encoded words (``=?utf-8?q?...=0D=0A...?=``): Python's email package decodes them when it
+    folds a header, so an encoded CR LF would start a new header (Bcc:, Reply-To:...) on the wire."""
+    return _LINE_BREAKS.sub(" ", value).replace("=?", "= ?").strip()
 
 
 def babel_locale(language: str) -> Locale:
