@@ -9,9 +9,18 @@ STAMP  := $(VENV)/.installed
 COLLECTIONS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export COLLECTIONS_TEST_POSTGRES_URL
 
-.PHONY: install demo up test test-fast clean
+.PHONY: install demo up web test test-fast lint clean faults histories audit
 
-install: $(STAMP)
+# Browser tests drive Debian's chromium (never a downloaded browser): `make install` adds it
+# with apt when it is missing (plus a CJK font for readable Chinese screenshots).
+CHROMIUM ?= /usr/bin/chromium
+SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+install: $(STAMP) $(CHROMIUM)
+
+$(CHROMIUM):
+	@echo "$(CHROMIUM) is missing: installing Debian's chromium with apt (browser tests skip without it)"
+	-$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-zenhei
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -25,11 +34,30 @@ demo: install
 up: install
 	$(BIN)/python starter.py up
 
+web: install
+	$(BIN)/python starter.py web
+
 test: install
 	$(BIN)/python -m pytest
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
+lint: install
+	$(BIN)/ruff check --select F,E9 domain store activities workflows app api tests worker.py starter.py
+
 clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis
+
+# Fault injection, full scenarios (200 cases each, ~20-30 min on 2 cores): prints the table
+# and writes it into docs/RELIABILITY.md. `make test` runs the reduced scenarios.
+faults: install
+	COLLECTIONS_FAULTS=full $(BIN)/python -m pytest tests/faults -q -p no:cacheprovider
+
+# Re-record the histories the replay test replays (only on purpose: see docs/UPGRADES.md).
+histories: install
+	$(BIN)/python -m tests.histories.record
+
+# Known vulnerabilities in the installed dependencies (needs the network to reach PyPI's advisory data).
+audit: install
+	$(BIN)/pip-audit --progress-spinner off --skip-editable

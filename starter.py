@@ -1,6 +1,19 @@
 """Command line entry point: `python starter.py --help` (also installed as `collections`)."""
 
-from app.cli import main
+import os
+import sys
+
+from app.cli import run
+
+
+def main() -> None:
+    code = run()
+    # Leave without interpreter finalization: the Temporal client's native runtime
+    # threads can still call into Python during it, which crashes at exit.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
 
 if __name__ == "__main__":
     main()

@@ -15,13 +15,20 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.case_store import CaseStoreActivities
+from activities.mailbox import enqueue_notice
 from activities.notices import NoticeActivities, SmtpSettings
-from app.context import Context
+from activities.sweep import SweepActivities
+from app.context import Context, connect
+from app.logs import configure_logging
+from app.metrics import sdk_runtime, serve_metrics
 from app.settings import Settings
+from store.ledger import SweepReads
 from workflows.case import CollectionCaseWorkflow
+from workflows.mailbox import CustomerMailboxWorkflow
+from workflows.sweep import SweepWorkflow
 
 # Pure modules shared with the sandbox instead of re-imported for every workflow run.
-PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "babel", "domain", "activities.contracts",
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "babel", "holidays", "domain", "activities.contracts",
                "workflows.messages")
 
 
@@ -38,13 +45,17 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 
 
 def build_worker(client: Client, context: Context, task_queue: str | None = None) -> Worker:
+    settings = context.settings
+    queue = task_queue or settings.task_queue
     store = CaseStoreActivities(context.store, context.policies)
-    notices = NoticeActivities(context.db, smtp_settings(context.settings))
+    notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
+    sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix)
     return Worker(
         client,
-        task_queue=task_queue or context.settings.task_queue,
-        workflows=[CollectionCaseWorkflow],
-        activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice],
+        task_queue=queue,
+        workflows=[CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow],
+        activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice,
+                    notices.send_digest, enqueue_notice, sweep.prepare, sweep.page],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
@@ -55,7 +66,9 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
 async def run(settings: Settings | None = None) -> None:
     context = Context(settings)
     context.db  # migrate before taking work
-    client = await context.client()
+    serve_metrics(context.settings.metrics_address, context.db)
+    client = await connect(context.settings, runtime=sdk_runtime(context.settings.sdk_metrics_address))
+    context._client = client
     worker = build_worker(client, context)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -67,7 +80,7 @@ async def run(settings: Settings | None = None) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(Settings().log_format)
     asyncio.run(run())
 
 

@@ -6,7 +6,7 @@ activity implementations with their database and SMTP clients.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -65,3 +65,76 @@ class NoticeResult(_Model):
     permanent: bool = False
     error: str = ""
     already_sent: bool = False
+
+
+# -- the daily sweep ------------------------------------------------------------------------
+
+SWEEP_PREPARE = "sweep_prepare"
+SWEEP_PAGE = "sweep_page"
+
+
+class SweepPlan(_Model):
+    as_of: date
+    cutoff: date  # invoices due on or before this date are overdue (as_of - policy grace)
+    policy_version: str
+    scanned: int
+    not_due: int
+    paid: int
+    overdue: int  # overdue and unpaid: the invoices the pages walk through
+
+
+class SweepPageRequest(_Model):
+    cutoff: date
+    policy_version: str
+    after: str
+    limit: int
+
+
+class SweepPageResult(_Model):
+    seen: int
+    last: str | None
+    opened: int
+    already_open: int
+    failed: dict[str, str] = {}  # invoice id -> why it could not be opened
+
+
+# -- one message per customer -----------------------------------------------------------------
+
+ENQUEUE_NOTICE = "enqueue_notice"
+SEND_DIGEST = "send_digest"
+MAILBOX_WORKFLOW = "CustomerMailbox"
+NOTICE_OUTCOME_SIGNAL = "notice_outcome"
+
+
+def mailbox_workflow_id(customer_id: str, prefix: str = "") -> str:
+    return f"{prefix}mailbox-{customer_id}"
+
+
+class QueuedNotice(_Model):
+    notice: NoticeRequest
+    reply_to: str  # the case workflow that waits for the outcome
+
+
+class MailboxInput(_Model):
+    customer_id: str
+    gather: timedelta
+    give_up_after: timedelta
+    pending: list[QueuedNotice] = []
+    delivered: dict[str, NoticeResult] = {}  # carried over by continue-as-new
+
+
+class EnqueueRequest(_Model):
+    mailbox_id: str
+    task_queue: str
+    start: MailboxInput
+    queued: QueuedNotice
+
+
+class DigestRequest(_Model):
+    batch_id: str
+    notices: list[NoticeRequest]
+
+
+class NoticeOutcome(_Model):
+    seq: int
+    result: NoticeResult

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
+from typer._click import exceptions as click_errors  # typer vendors its click
 from rich.console import Console
 from rich.table import Table
 
 from app.context import Context
 from app.services import CaseService
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 
 console = Console()
 err_console = Console(stderr=True)
@@ -131,9 +132,19 @@ def show_approvals(rows: list[dict]) -> None:
 
 
 @invoices_app.command("import")
-def invoices_import(file: Path, as_json: JsonOpt = False) -> None:
+def invoices_import(
+    file: Path,
+    format: Annotated[str, typer.Option("--format", help="Column layout: standard | ibm-ar")] = "standard",
+    currency: Annotated[str, typer.Option(help="Currency for ledgers that carry none")] = "USD",
+    country: Annotated[str, typer.Option(help="Country (ISO 3166) for ledgers that carry none")] = "US",
+    language: Annotated[str, typer.Option(help="Language for ledgers that carry none")] = "en",
+    as_json: JsonOpt = False,
+) -> None:
     """Import invoices from a CSV file (all rows or none; re-importing the same rows is a no-op)."""
-    execute(lambda s: s.import_invoices(file), as_json,
+    from app.imports import ImportDefaults
+
+    defaults = ImportDefaults(currency=currency.upper(), country=country.upper(), language=language)
+    execute(lambda s: s.import_invoices(file, format, defaults), as_json,
             lambda r: console.print(f"{r['rows']} row(s): {r['invoices_added']} new invoice(s), "
                                     f"{r['invoices_unchanged']} already imported, {r['customers']} customer(s)"))
 
@@ -181,7 +192,7 @@ def case_cancel(
     execute(lambda s: s.cancel(case_id, reason, _actor(s, as_user)), as_json, show_reply)
 
 
-@app.command("pay")
+@app.command("pay", context_settings={"ignore_unknown_options": True})
 def pay(
     invoice_id: str,
     amount: str,
@@ -199,7 +210,7 @@ def pay(
             try:
                 day = date.fromisoformat(received_on)
             except ValueError:
-                raise DomainError(f"{received_on!r} is not a date (YYYY-MM-DD)", "received_on") from None
+                raise DomainError(f"{shown(received_on)} is not a date (YYYY-MM-DD)", "received_on") from None
         return s.pay(invoice_id, amount, reference, _actor(s, as_user), payment_id, day)
 
     execute(action, as_json, lambda r: show_reply(r) if r.get("case_id") else console.print(
@@ -350,6 +361,55 @@ def policy_show(as_json: JsonOpt = False) -> None:
     execute(lambda s: s.ctx.policy().model_dump(mode="json"), as_json)
 
 
+users_app = typer.Typer(help="People in the users file and their API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("token")
+def users_token(name: str, as_json: JsonOpt = False) -> None:
+    """Issue a new API token for NAME (the old one stops working). It is printed once; only its hash is stored."""
+    from app.tokens import issue_token
+
+    execute(lambda s: issue_token(s.ctx.settings.users_path, name), as_json, lambda r: console.print(
+        f"API token for [bold]{r['user']}[/bold] ({r['role']}):\n{r['token']}\n"
+        f"[dim]Shown only this once; {r['users_file']} keeps only its hash.[/dim]", highlight=False, soft_wrap=True))
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List the users, their roles and limits, and whether they have a token."""
+
+    def rows(s: CaseService) -> list[dict]:
+        return [{"name": u.name, "role": u.role.value, "write_off_limit": str(u.write_off_limit),
+                 "email": u.email, "has_token": bool(u.token_hash)} for u in s.ctx.users.users]
+
+    def render(result: list[dict]) -> None:
+        table = Table("name", "role", "write-off limit", "token")
+        for r in result:
+            table.add_row(r["name"], r["role"], r["write_off_limit"], "yes" if r["has_token"] else "no")
+        console.print(table)
+
+    execute(rows, as_json, render)
+
+
+@app.command("web")
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+) -> None:
+    """Serve the HTTP API (/api, OpenAPI at /openapi.json) and the console (/console). Ctrl-C stops it."""
+    from api.server import check_port, serve
+
+    context = Context()
+    try:
+        context.users  # a missing or invalid users file is reported before the server starts
+        check_port(host, port)
+        console.print(f"console: http://{host}:{port}/console/  API: http://{host}:{port}/openapi.json", highlight=False)
+        serve(host, port, context)
+    except DomainError as error:
+        fail(str(error), 2)
+
+
 @app.command("worker")
 def run_worker() -> None:
     """Run a worker in the foreground (configuration from the environment)."""
@@ -365,13 +425,14 @@ def up(
     temporal_port: Annotated[int, typer.Option(help="Temporal frontend port")] = 7233,
     ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
     smtp_port: Annotated[int, typer.Option(help="Local SMTP sink port")] = 1025,
+    web_port: Annotated[int, typer.Option(help="Port of the HTTP API and console")] = 8000,
 ) -> None:
-    """Start the embedded stack in the foreground: Temporal dev server, SMTP sink, worker. Ctrl-C stops it."""
+    """Start the embedded stack in the foreground: Temporal dev server, SMTP sink, worker, API and console. Ctrl-C stops it."""
     from app.stack import run_stack
 
     try:
         code = asyncio.run(run_stack(demo=demo, exit_after_demo=exit_after_demo, temporal_port=temporal_port,
-                                     ui_port=ui_port, smtp_port=smtp_port))
+                                     ui_port=ui_port, smtp_port=smtp_port, web_port=web_port))
     except DomainError as error:
         fail(str(error), 2)
     except KeyboardInterrupt:
@@ -379,5 +440,27 @@ def up(
     raise typer.Exit(code)
 
 
+def run(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit code. Usage errors are one line on stderr and
+    code 2, like every bad input."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as error:
+        console.print(error.ctx.get_help())
+        return 0
+    except click_errors.UsageError as error:
+        where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
+        err_console.print(f"[red]error:[/red] {error.format_message()}{where}", highlight=False, soft_wrap=True)
+        return 2
+    except typer.Abort:
+        return 130
+    except typer.Exit as done:
+        return done.exit_code
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
-    app()
+    sys.exit(run())
+
+
+from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands

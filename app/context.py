@@ -20,14 +20,22 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
 
-async def connect(settings: Settings) -> Client:
+def data_converter(settings: Settings):
+    """The pydantic converter with payload encryption (keys: COLLECTIONS_PAYLOAD_KEYS, see app/codec.py)."""
+    from app.codec import encrypted_converter, resolve_keys
+
+    keys = settings.payload_keys.get_secret_value() if settings.payload_keys else None
+    return encrypted_converter(resolve_keys(keys, settings.data_dir))
+
+
+async def connect(settings: Settings, runtime=None) -> Client:
     from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
 
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(settings),
+        runtime=runtime,
     )
 
 

@@ -22,7 +22,7 @@ from app.settings import PROJECT_DIR
 from domain.decider import case_uuid
 from domain.state import CaseState
 
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole when piped
 SAMPLES = PROJECT_DIR / "samples" / "invoices.csv"
 
 
@@ -52,15 +52,25 @@ async def _tail(service: CaseService) -> None:
             event = record.event
             if type(event).__name__ == "CaseOpened":
                 names[record.stream_id] = event.invoice_id
-            data = event.data()
-            detail = {k: data[k] for k in ("step", "amount", "reason", "decision", "outcome", "tier", "recipient")
-                      if k in data and data[k] not in (None, "")}
             console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, '?'):10} "
-                          f"[cyan]{type(event).__name__}[/cyan] by {event.actor} {detail or ''}", highlight=False)
+                          f"[cyan]{type(event).__name__}[/cyan] by {event.actor}{_details(event.data())}",
+                          highlight=False, soft_wrap=True)
         await asyncio.sleep(0.5)
 
 
-async def play_demo(context: Context, sink: MailSink) -> bool:
+def _details(data: dict) -> str:
+    """The few facts worth a glance, money as '2,440.00 USD'."""
+    shown = []
+    for key in ("step", "amount", "fee", "reason", "decision", "outcome", "tier", "recipient"):
+        value = data.get(key)
+        if isinstance(value, dict) and "amount" in value:
+            value = f"{value['amount']} {value['currency']}"
+        if value not in (None, ""):
+            shown.append(f"{key}={value}")
+    return f"  {', '.join(shown)}" if shown else ""
+
+
+async def play_demo(context: Context, sink: MailSink, console_url: str | None = None) -> bool:
     service = CaseService(context)
     tail = asyncio.create_task(_tail(service))
     try:
@@ -86,7 +96,7 @@ async def play_demo(context: Context, sink: MailSink) -> bool:
         await service.decide_approval(approval["approval_id"], True, manager)
         await _until(service, "DEMO-1004", lambda s: s.escalation_pending)
         await asyncio.sleep(1.0)
-        _summary(service, sink)
+        _summary(service, sink, console_url)
         return True
     except Exception as error:  # the demo reports, the stack keeps running
         console.print(f"[red]demo failed:[/red] {error}")
@@ -95,12 +105,15 @@ async def play_demo(context: Context, sink: MailSink) -> bool:
         tail.cancel()
 
 
-def _summary(service: CaseService, sink: MailSink) -> None:
+def _summary(service: CaseService, sink: MailSink, console_url: str | None = None) -> None:
     console.print("\n[bold]demo complete[/bold]")
     for row in service.list():
         console.print(f"  {row['invoice_id']:10} {row['status']:12} balance {row['balance']:>9} {row['currency']}  "
                       f"waiting for: {row['waiting_for']}")
     console.print(f"  {len(sink.messages)} e-mail(s) delivered to the sink, saved in {sink.directory}/")
+    if console_url:
+        console.print(f"\nIn the browser: open {console_url}/console/, sign in with the demo-supervisor token "
+                      "listed below, open Approvals and decide the DEMO-1004 escalation.", highlight=False)
     console.print(
         "\nTry it yourself in another terminal (same directory):\n"
         "  python starter.py approvals list\n"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
+from typing import Callable
 
 from babel import Locale, UnknownLocaleError
 
@@ -45,12 +47,71 @@ def read_text(path: Path) -> str:
         ) from None
 
 
-def parse_invoices(text: str) -> list[tuple[Customer, str, InvoiceFacts]]:
+@dataclass(frozen=True)
+class LedgerFormat:
+    """How another ledger's columns map onto ours (see docs/IMPORT.md)."""
+
+    name: str
+    columns: tuple[str, ...]
+    to_standard: Callable[[dict[str, str], ImportDefaults], dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ImportDefaults:
+    """Values for fields a ledger does not carry."""
+
+    currency: str = "USD"
+    country: str = "US"
+    language: str = "en"
+    risk_grade: str = "B"
+
+
+def _day_first(value: str, field: str) -> str:
+    try:
+        return datetime.strptime(value, "%d/%m/%Y").date().isoformat()
+    except ValueError:
+        raise DomainError(f"{value[:30]!r} is not a day-first date (DD/MM/YYYY)", field) from None
+
+
+def _ibm_ar(r: dict[str, str], d: ImportDefaults) -> dict[str, str]:
+    customer = r["customerID"]
+    return {
+        "invoice_id": r["invoiceNumber"],
+        "customer_id": customer,
+        "customer_name": f"Customer {customer}",
+        # The ledger has no e-mail addresses: .invalid can never be delivered (RFC 2606).
+        "customer_email": f"ar.{customer.lower()}@customers.invalid",
+        "country": d.country,
+        "language": d.language,
+        "currency": d.currency,
+        "amount": r["InvoiceAmount"],
+        "issue_date": _day_first(r["InvoiceDate"], "InvoiceDate"),
+        "due_date": _day_first(r["DueDate"], "DueDate"),
+        "risk_grade": d.risk_grade,
+    }
+
+
+FORMATS = {
+    "standard": LedgerFormat("standard", INVOICE_COLUMNS, lambda r, d: r),
+    "ibm-ar": LedgerFormat(
+        "ibm-ar", ("customerID", "invoiceNumber", "InvoiceDate", "DueDate", "InvoiceAmount"), _ibm_ar
+    ),
+}
+
+
+def parse_invoices(
+    text: str, format: str = "standard", defaults: ImportDefaults = ImportDefaults()
+) -> list[tuple[Customer, str, InvoiceFacts]]:
+    if format not in FORMATS:
+        raise DomainError(f"{format!r} is not a known format ({', '.join(FORMATS)})", "format")
+    layout = FORMATS[format]
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [h.strip() for h in (reader.fieldnames or [])]
-    missing = [c for c in INVOICE_COLUMNS if c not in header]
+    missing = [c for c in layout.columns if c not in header]
     if missing:
-        raise DomainError(f"line 1: missing column(s) {', '.join(missing)}", "file")
+        looks_like = [f.name for f in FORMATS.values() if f.name != format and set(f.columns) <= set(header)]
+        hint = f"; the header looks like the {looks_like[0]} layout: pass --format {looks_like[0]}" if looks_like else ""
+        raise DomainError(f"line 1: missing column(s) {', '.join(missing)}{hint}", "file")
     reader.fieldnames = header
     rows: list[tuple[Customer, str, InvoiceFacts]] = []
     seen: dict[str, int] = {}
@@ -59,7 +120,8 @@ def parse_invoices(text: str) -> list[tuple[Customer, str, InvoiceFacts]]:
         if None in record:
             raise RowError(f"line {line}: more values than columns")
         try:
-            parsed = parse_invoice_row({k: (v or "").strip() for k, v in record.items()})
+            raw = {k: (v or "").strip() for k, v in record.items()}
+            parsed = parse_invoice_row(layout.to_standard(raw, defaults))
         except DomainError as error:
             raise RowError(f"line {line}: {error}") from None
         invoice_id = parsed[2].invoice_id

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +22,7 @@ class ReceivedMail:
     mail_from: str
     recipients: tuple[str, ...]
     message: EmailMessage
+    received_at: float = field(default_factory=time.time)  # when the sink accepted it (epoch seconds)
 
     @property
     def subject(self) -> str:

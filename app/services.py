@@ -16,17 +16,18 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from sqlalchemy import select
 
 from app.context import Context
-from app.imports import parse_invoices, read_text
+from app.imports import ImportDefaults, parse_invoices, read_text
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.durations import parse_duration
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
 from domain.money import Money, positive_money
+from domain.policy import Policy
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
 from store.schema import approvals, case_summary
-from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply, case_workflow_id
+from workflows.messages import CommandReply, case_workflow_id
 
 
 def _money(minor: int, currency: str) -> str:
@@ -99,8 +100,8 @@ class CaseService:
         self.ctx = context
 
     # -- ledger ------------------------------------------------------------------------
-    def import_invoices(self, path: Path) -> dict:
-        rows = parse_invoices(read_text(path))
+    def import_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None) -> dict:
+        rows = parse_invoices(read_text(path), format, defaults or ImportDefaults())
         outcome = self.ctx.ledger.import_invoices(rows)
         return {
             "file": str(path),
@@ -126,7 +127,7 @@ class CaseService:
             if row is None and _is_uuid(ref):
                 row = session.execute(select(case_summary).where(case_summary.c.invoice_id == ref)).first()
         if row is None:
-            raise DomainError(f"unknown case {ref!r}", "case_id")
+            raise DomainError(f"unknown case {shown(ref)}", "case_id")
         return row
 
     def show(self, ref: str) -> dict:
@@ -155,7 +156,7 @@ class CaseService:
         query = select(case_summary).order_by(case_summary.c.opened_at, case_summary.c.invoice_id).limit(limit)
         if status:
             if status not in CaseStatus.__members__:
-                raise DomainError(f"{status!r} is not a status ({', '.join(CaseStatus.__members__)})", "status")
+                raise DomainError(f"{shown(status)} is not a status ({', '.join(CaseStatus.__members__)})", "status")
             query = query.where(case_summary.c.status == status)
         with self.ctx.db.read() as session:
             return [summary_dict(r) for r in session.execute(query)]
@@ -172,8 +173,23 @@ class CaseService:
         with self.ctx.db.read() as session:
             row = session.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
         if row is None:
-            raise DomainError(f"unknown approval {approval_id!r}", "approval_id")
+            raise DomainError(f"unknown approval {shown(approval_id)}", "approval_id")
         return approval_dict(row)
+
+    def pinned_policies(self, case_ids: set[str]) -> dict[str, Policy | None]:
+        """The policy each case was opened under (None when its text is not stored)."""
+        if not case_ids:
+            return {}
+        with self.ctx.db.read() as session:
+            versions = dict(session.execute(select(case_summary.c.case_id, case_summary.c.policy_version)
+                                            .where(case_summary.c.case_id.in_(sorted(case_ids)))).all())
+        loaded: dict[str, Policy | None] = {}
+        for version in set(versions.values()):
+            try:
+                loaded[version] = self.ctx.policies.get(version)
+            except DomainError:
+                loaded[version] = None
+        return {case_id: loaded[version] for case_id, version in versions.items()}
 
     def recent_decisions(self, limit: int = 20) -> list[dict]:
         """The latest decided approvals and escalations, newest first."""
@@ -187,7 +203,7 @@ class CaseService:
         try:
             open_reason = OpenReason(reason)
         except ValueError:
-            raise DomainError(f"{reason!r} is not one of overdue, dispute, manual", "reason") from None
+            raise DomainError(f"{shown(reason)} is not one of overdue, dispute, manual", "reason") from None
         facts = self.ctx.ledger.invoice(invoice_id)
         existing = self._existing(invoice_id)
         if existing is not None:
@@ -199,23 +215,19 @@ class CaseService:
         )
         if not (facts.amount - facts.paid).is_positive:
             raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")
-        from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-        from temporalio.exceptions import WorkflowAlreadyStartedError
+        from activities.opening import start_case
 
         client = await self.ctx.client()
-        try:
-            handle = await client.start_workflow(
-                WORKFLOW_NAME,
-                CaseInput(case_id=case_id, policy=policy, open=opening),
-                id=self._workflow_id(invoice_id),
-                task_queue=self.ctx.settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            )
-        except WorkflowAlreadyStartedError:
-            return {**summary_dict(self.summary_row(invoice_id)), "opened": False}
+        started = await start_case(
+            client, task_queue=self.ctx.settings.task_queue, id_prefix=self.ctx.settings.workflow_id_prefix,
+            policy=policy, opening=opening,
+        )
+        # Started now or moments ago by someone else: either way, wait until it is durable.
+        handle = client.get_workflow_handle(self._workflow_id(invoice_id))
+        if not started and (existing := self._existing(invoice_id)) is not None:
+            return {**existing, "opened": False}
         reply = await self._answer(handle.execute_update("opened", result_type=CommandReply))
-        return {**reply_dict(reply), "opened": True}
+        return {**reply_dict(reply), "opened": started}
 
     def _workflow_id(self, invoice_id: str) -> str:
         return case_workflow_id(invoice_id, self.ctx.settings.workflow_id_prefix)
@@ -263,7 +275,9 @@ class CaseService:
         return reply_dict(reply)
 
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
-                  payment_id: str | None = None, received_on: date | None = None) -> dict:
+                  payment_id: str | None = None, received_on: date | None = None,
+                  matched_by: str = "direct", payer: str = "") -> dict:
+        """A payment to its invoice's open case, or (no case yet) onto the ledger."""
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
         received = received_on or datetime.now(timezone.utc).date()
@@ -272,7 +286,7 @@ class CaseService:
         if self._existing(invoice_id) is None:
             if money > facts.amount - facts.paid:
                 raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
-            recorded = self.ctx.ledger.record_payment(invoice_id, pid, money, received, reference)
+            recorded = self.ctx.ledger.record_payment(invoice_id, pid, money, received, reference, payer, matched_by)
             return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
                     "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
         result = await self._send(
@@ -280,7 +294,17 @@ class CaseService:
             lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
                                         reference=reference, received_on=received),
         )
+        self._remember_payment(pid, money, received, payer, reference, invoice_id, result["case_id"], matched_by)
         return {**result, "payment_id": pid, "applied_to": "case"}
+
+    def _remember_payment(self, pid: str, money: Money, received: date, payer: str, reference: str,
+                          invoice_id: str, case_id: str, matched_by: str) -> None:
+        from store.payments import PaymentLedger
+
+        ledger = PaymentLedger(self.ctx.db)
+        if not ledger.record(payment_id=pid, amount=money, received_on=received, payer=payer, reference=reference,
+                             status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by):
+            ledger.mark_applied(pid, invoice_id, case_id, matched_by)
 
     async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None) -> dict:
         return await self._send(ref, "open_dispute", lambda s: cmd.OpenDispute(
@@ -291,7 +315,7 @@ class CaseService:
         try:
             resolved = DisputeOutcome(outcome)
         except ValueError:
-            raise DomainError(f"{outcome!r} is not one of upheld, rejected", "outcome") from None
+            raise DomainError(f"{shown(outcome)} is not one of upheld, rejected", "outcome") from None
         return await self._send(ref, "resolve_dispute", lambda s: cmd.ResolveDispute(
             command_id=uuid4(), actor=actor, outcome=resolved, note=note,
             credit=positive_money(credit, s["currency"], "credit") if credit is not None else None))
@@ -319,7 +343,7 @@ class CaseService:
             chosen = EscalationDecision(decision)
         except ValueError:
             options = ", ".join(d.value for d in EscalationDecision)
-            raise DomainError(f"{decision!r} is not one of {options}", "decision") from None
+            raise DomainError(f"{shown(decision)} is not one of {options}", "decision") from None
         return await self._send(ref, "decide_escalation", lambda s: cmd.DecideEscalation(
             command_id=uuid4(), actor=actor, decision=chosen, note=note))
 
@@ -341,7 +365,7 @@ class CaseService:
         with self.ctx.db.read() as session:
             row = session.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
         if row is None:
-            raise DomainError(f"unknown approval {approval_id!r}", "approval_id")
+            raise DomainError(f"unknown approval {shown(approval_id)}", "approval_id")
         if row.kind == "escalation":
             raise DomainError("an escalation is decided with `escalation decide CASE_ID --decision ...`", "approval_id")
         if row.status != "pending":

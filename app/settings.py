@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     policy_path: Path = Field(PROJECT_DIR / "policies" / "default.toml", validation_alias=AliasChoices("COLLECTIONS_POLICY"))
     users_path: Path = Field(PROJECT_DIR / "config" / "users.toml", validation_alias=AliasChoices("COLLECTIONS_USERS"))
     default_user: str | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_USER"))
+    # Signs console session cookies; unset: a random key per process (sign-ins end on restart).
+    session_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_SESSION_SECRET"))
+    # Payload encryption keys "kid:base64[,kid:base64...]": the first encrypts, all decrypt (app/codec.py).
+    # Unset: a development key generated into <data dir>/payload-keys.
+    payload_keys: SecretStr | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_PAYLOAD_KEYS"))
+    # Prometheus: domain metrics (and the worker's process metrics) at host:port/metrics; SDK metrics
+    # (Temporal's Rust core) at their own address. Empty: not served.
+    metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_METRICS_ADDRESS"))
+    sdk_metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_SDK_METRICS_ADDRESS"))
+    log_format: str = Field("text", validation_alias=AliasChoices("COLLECTIONS_LOG_FORMAT"))  # text | json
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -1,8 +1,10 @@
-"""The embedded stack behind `python starter.py up`: Temporal dev server, SMTP sink, worker.
+"""The embedded stack behind `python starter.py up`: Temporal dev server, SMTP sink, worker,
+and the HTTP API with the console (uvicorn, on the same event loop).
 
 Everything runs on loopback with its data under .data/ (Temporal's SQLite file,
 the event store's SQLite file, every accepted e-mail as an .eml file).
-`--demo` also plays a short scenario on sample invoices with the demo policy.
+`--demo` also plays a short scenario on sample invoices with the demo policy, and
+issues sign-in tokens for the demo users into .data/users.toml.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from app.mailsink import MailSink
 from app.settings import PROJECT_DIR, Settings
 from domain.errors import DomainError
 
-console = Console()
+console = Console(soft_wrap=True)  # long lines stay whole when piped
 BIN = Path(sys.executable).parent
 
 
@@ -101,19 +103,50 @@ def reset_demo_data(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "mail", ignore_errors=True)
 
 
+DEMO_USERS = ("demo-supervisor", "demo-manager", "demo-collector")
+
+
+def demo_users_file(settings: Settings) -> tuple[Path, dict[str, str]]:
+    """The demo signs in with fresh tokens: the configured users file is copied to
+    .data/users.toml and tokens are issued there (the committed file is not touched)."""
+    from app.tokens import issue_token
+
+    target = settings.data_dir / "users.toml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not settings.users_path.is_file():
+        raise DomainError(f"users file {settings.users_path} not found (set COLLECTIONS_USERS)", "users")
+    if settings.users_path.resolve() != target.resolve():
+        shutil.copyfile(settings.users_path, target)
+    return target, {name: issue_token(target, name)["token"] for name in DEMO_USERS}
+
+
+def print_tokens(tokens: dict[str, str], users_path: Path, url: str) -> None:
+    console.print(f"sign in at {url}/console/ with one of these demo tokens "
+                  f"(only their hashes are kept, in {users_path}):", highlight=False)
+    for name, token in tokens.items():
+        console.print(f"  {name:16} {token}", highlight=False, soft_wrap=True)
+
+
 async def run_stack(
-    *, demo: bool, exit_after_demo: bool, temporal_port: int, ui_port: int, smtp_port: int,
+    *, demo: bool, exit_after_demo: bool, temporal_port: int, ui_port: int, smtp_port: int, web_port: int = 8000,
 ) -> int:
     overrides: dict = {"temporal_address": f"127.0.0.1:{temporal_port}", "smtp_port": smtp_port, "smtp_host": "127.0.0.1"}
     if demo:
         overrides["policy_path"] = PROJECT_DIR / "policies" / "demo.toml"
     settings = Settings(**overrides)
+    tokens: dict[str, str] = {}
     if demo:
         reset_demo_data(settings.data_dir)
+        users_path, tokens = demo_users_file(settings)
+        settings = Settings(**overrides, users_path=users_path)
     context = Context(settings)
     context.db  # create or migrate the schema now, before anything else runs
-    if not port_free(smtp_port):
-        raise DomainError(f"port {smtp_port} is already in use (SMTP sink)", "port")
+    from app.metrics import serve_metrics
+
+    serve_metrics(settings.metrics_address, context.db)  # COLLECTIONS_METRICS_ADDRESS (empty: off)
+    for port, what in ((smtp_port, "SMTP sink"), (web_port, "web console")):
+        if not port_free(port):
+            raise DomainError(f"port {port} is already in use ({what})", "port")
     temporal = start_temporal(settings.data_dir, temporal_port, ui_port)
     sink = MailSink(settings.mail_dir, port=smtp_port).start()
     stop = asyncio.Event()
@@ -122,27 +155,39 @@ async def run_stack(
         loop.add_signal_handler(sig, stop.set)
     try:
         await wait_for_temporal(context, temporal)
+        from api.server import start_web
         from worker import build_worker
 
         worker = build_worker(await context.client(), context)
         async with worker:
-            console.print(f"[green]stack up[/green]: Temporal 127.0.0.1:{temporal_port} "
-                          f"(UI http://127.0.0.1:{ui_port}), SMTP sink 127.0.0.1:{smtp_port} -> {settings.mail_dir}/, "
-                          f"database {settings.database_url}")
-            tasks = []
-            if demo:
-                from app.demo import play_demo
+            web = await start_web(context, "127.0.0.1", web_port)
+            try:
+                console.print(f"[green]stack up[/green]: Temporal 127.0.0.1:{temporal_port} "
+                              f"(UI http://127.0.0.1:{ui_port}), SMTP sink 127.0.0.1:{smtp_port} -> {settings.mail_dir}/, "
+                              f"database {settings.database_url}")
+                console.print(f"[green]console[/green]: {web.url}/console/   API docs: {web.url}/docs "
+                              f"(OpenAPI {web.url}/openapi.json)", highlight=False)
+                if tokens:
+                    print_tokens(tokens, settings.users_path, web.url)
+                tasks = []
+                if demo:
+                    from app.demo import play_demo
 
-                tasks.append(asyncio.create_task(play_demo(context, sink)))
-            if exit_after_demo and tasks:
-                result = await tasks[0]
-                return 0 if result else 1
-            console.print("Press Ctrl-C to stop.")
-            await stop.wait()
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                    tasks.append(asyncio.create_task(play_demo(context, sink, web.url)))
+                    if not exit_after_demo:  # the demo's log scrolls the tokens away: repeat them at the end
+                        tasks[0].add_done_callback(
+                            lambda t: t.cancelled() or print_tokens(tokens, settings.users_path, web.url))
+                if exit_after_demo and tasks:
+                    result = await tasks[0]
+                    return 0 if result else 1
+                console.print("Press Ctrl-C to stop.")
+                await stop.wait()
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            finally:
+                await web.stop()
     finally:
         sink.stop()
         stop_process(temporal)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from domain.calendar import next_send_moment
 from domain.money import Money
 from domain.policy import Policy
 from domain.state import CaseState
@@ -20,14 +21,20 @@ class NextAction(BaseModel):
     label: str
 
 
-def next_action(state: CaseState) -> NextAction | None:
-    """The earliest deadline of the case, or None when it only waits for people."""
+def next_action(state: CaseState, policy: Policy | None = None) -> NextAction | None:
+    """The earliest deadline of the case, or None when it only waits for people.
+
+    With the policy, a reminder is moved to the customer's next business day and
+    send window (a resumed clock can land outside them)."""
     if state.closed:
         return None
     candidates: list[NextAction] = []
     clock = state.clock
     if clock.next_at is not None and clock.kind == "remind":
-        candidates.append(NextAction(kind="remind", at=clock.next_at, label=f"send reminder {state.level + 1}"))
+        at = clock.next_at
+        if policy is not None:
+            at = next_send_moment(at, state.customer.country, state.customer.timezone, policy.notices)
+        candidates.append(NextAction(kind="remind", at=at, label=f"send reminder {state.level + 1}"))
     elif clock.next_at is not None and clock.kind == "escalate":
         candidates.append(NextAction(kind="tick", at=clock.next_at, label="escalate to supervisor"))
     esc = state.escalation
@@ -77,10 +84,10 @@ class NoticeDue(BaseModel):
     final: bool
 
 
-def notice_due(state: CaseState, policy: Policy) -> NoticeDue:
-    """The reminder the ladder asks for now, with any late fee it announces."""
+def notice_due(state: CaseState, policy: Policy, level: int | None = None) -> NoticeDue:
+    """The reminder the ladder asks for now (or at ``level``), with any late fee it announces."""
     ladder = policy.ladder(state.risk_grade)
-    level = min(state.level + 1, len(ladder))
+    level = min(level or state.level + 1, len(ladder))
     step = ladder[level - 1]
     fee = None
     if step.fee is not None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, OpenReason
 from domain.money import Money
-from domain.policy import RiskGrade
+from domain.policy import Policy, RiskGrade
 from domain.users import Actor
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
@@ -79,6 +79,12 @@ class RecordPayment(Command):
     received_on: date
 
 
+class ReversePayment(Command):
+    kind: Literal["pay_reverse"] = "pay_reverse"
+    payment_id: str = Field(min_length=1, max_length=100)
+    reason: str
+
+
 class OpenDispute(Command):
     kind: Literal["dispute_open"] = "dispute_open"
     reason: str
@@ -129,6 +135,12 @@ class DecideApproval(Command):
     reason: str = ""
 
 
+class MigratePolicy(Command):
+    kind: Literal["policy_migrate"] = "policy_migrate"
+    policy: Policy  # the version to move to, as pinned
+    reason: str
+
+
 class AssignCase(Command):
     kind: Literal["assign"] = "assign"
     assignee: str = Field(min_length=1, max_length=100)
@@ -168,6 +180,7 @@ AnyCommand = Annotated[
     Union[
         OpenCase,
         RecordPayment,
+        ReversePayment,
         OpenDispute,
         ResolveDispute,
         MakePromise,
@@ -176,6 +189,7 @@ AnyCommand = Annotated[
         DecideEscalation,
         RequestWriteOff,
         DecideApproval,
+        MigratePolicy,
         AssignCase,
         CancelCase,
         RecordReminder,

@@ -15,8 +15,9 @@ from uuid import UUID, uuid5
 
 from domain import commands as cmd
 from domain import events as ev
+from domain.calendar import next_send_moment
 from domain.durations import format_duration
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, Role
 from domain.state import CaseState, evolve
@@ -59,7 +60,10 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
         return _open(state, command, now, policy)
     if state is None:
         raise DomainError("case has not been opened yet", "case")
-    if state.closed and not isinstance(command, (cmd.RecordReminder, cmd.Tick)):
+    # A closed case accepts nothing, except the record of a notice already in flight
+    # and the reversal of a payment that closed it (the money never arrived).
+    reversing = isinstance(command, cmd.ReversePayment) and state.outcome == ev.Outcome.paid
+    if state.closed and not isinstance(command, (cmd.RecordReminder, cmd.Tick)) and not reversing:
         raise DomainError(f"case is closed ({state.outcome.value}); it accepts no further commands", "case")
     emit = _Emitter(state, command, now)
     _HANDLERS[type(command)](emit, command, policy)
@@ -90,6 +94,10 @@ def _require_role(actor_role: Role | None, allowed: tuple[Role, ...], what: str)
 
 def _end_of_day(day) -> datetime:
     return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+
+
+def _send_moment(due: datetime, customer: ev.Customer, policy: Policy) -> datetime:
+    return next_send_moment(due, customer.country, customer.timezone, policy.notices)
 
 
 def _next_tier(policy: Policy, tier: Role) -> Role | None:
@@ -140,7 +148,7 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         reason=c.reason,
         policy_version=policy.version,
         ladder_steps=len(ladder),
-        first_reminder_at=now + ladder[0].after,
+        first_reminder_at=_send_moment(now + ladder[0].after, inv.customer, policy),
         assignee=c.assignee,
     )
     if c.reason == ev.OpenReason.dispute:
@@ -172,6 +180,27 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         emit(ev.PromiseKept, promise_id=s.promise.promise_id)
     _mark_instalments(emit)
     _close_if_settled(emit, ev.Outcome.paid)
+
+
+def _reverse_payment(emit: _Emitter, c: cmd.ReversePayment, policy: Policy) -> None:
+    s = emit.state
+    if c.payment_id in s.reversed_payment_ids:
+        return  # already reversed
+    settled = s.settled_by_payment.get(c.payment_id)
+    if settled is None:
+        raise DomainError(f"payment {shown(c.payment_id)} was not applied to this case", "payment_id")
+    cmd.check_text(c.reason, "reason", required=True)
+    emit(ev.PaymentReversed, payment_id=c.payment_id, applied=settled.applied, excess=settled.excess,
+         reason=c.reason)
+    s = emit.state
+    if s.closed and s.balance.is_positive:
+        remind = s.level < s.ladder_steps
+        emit(
+            ev.CaseReopened,
+            reason="payment reversed",
+            next_reminder_at=_send_moment(emit.now, s.customer, policy) if remind else None,
+            escalate_at=None if remind else emit.now,
+        )
 
 
 def _mark_instalments(emit: _Emitter) -> None:
@@ -341,7 +370,7 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     s = emit.state
     approval = s.approval(c.approval_id)
     if approval is None:
-        raise DomainError(f"unknown approval {c.approval_id!r} on this case", "approval_id")
+        raise DomainError(f"unknown approval {shown(c.approval_id)} on this case", "approval_id")
     if approval.status != "pending":
         raise DomainError(f"approval {c.approval_id} was already {approval.status}", "approval_id")
     allowed = tuple(r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[approval.tier])
@@ -364,6 +393,25 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     amount = approval.amount.min(s.balance)
     emit(ev.WriteOffApproved, approval_id=approval.approval_id, amount=amount)
     _close_if_settled(emit, ev.Outcome.written_off)
+
+
+def _migrate_policy(emit: _Emitter, c: cmd.MigratePolicy, policy: Policy) -> None:
+    """Move the case to another policy: the ladder continues at the same step,
+    timed by the new policy's offsets."""
+    s = emit.state
+    new = c.policy
+    _require_role(c.actor.role, APPROVER_ROLES, "move a case to another policy")
+    cmd.check_text(c.reason, "reason", required=True)
+    if new.version == s.policy_version:
+        raise DomainError(f"the case already runs under policy {new.version}", "to")
+    ladder = new.ladder(s.risk_grade)
+    next_at = escalate_at = None
+    if s.clock.kind == "remind" and s.level < len(ladder):
+        next_at = _send_moment(s.opened_at + ladder[s.level].after + s.clock.shift, s.customer, new)
+    elif s.clock.kind is not None:
+        escalate_at = emit.now + new.escalation.after_final
+    emit(ev.PolicyMigrated, from_version=s.policy_version, to_version=new.version, ladder_steps=len(ladder),
+         next_reminder_at=next_at, escalate_at=escalate_at, reason=c.reason)
 
 
 def _assign(emit: _Emitter, c: cmd.AssignCase, policy: Policy) -> None:
@@ -389,7 +437,7 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
     step = ladder[min(c.level, len(ladder)) - 1]
     next_at = escalate_at = None
     if c.level < len(ladder):
-        next_at = s.opened_at + ladder[c.level].after + s.clock.shift
+        next_at = _send_moment(s.opened_at + ladder[c.level].after + s.clock.shift, s.customer, policy)
     else:
         escalate_at = emit.now + policy.escalation.after_final
     common = dict(seq=c.seq, level=c.level, step=step.name, message_id=c.message_id, recipient=c.recipient,
@@ -492,6 +540,7 @@ _DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
 
 _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.RecordPayment: _pay,
+    cmd.ReversePayment: _reverse_payment,
     cmd.OpenDispute: _dispute_open,
     cmd.ResolveDispute: _dispute_resolve,
     cmd.MakePromise: _promise,
@@ -500,6 +549,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.DecideEscalation: _escalation_decide,
     cmd.RequestWriteOff: _write_off_request,
     cmd.DecideApproval: _approval_decide,
+    cmd.MigratePolicy: _migrate_policy,
     cmd.AssignCase: _assign,
     cmd.CancelCase: _cancel,
     cmd.RecordReminder: _reminder,

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pydantic import TypeAdapter, ValidationError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 
 _ADAPTER = TypeAdapter(timedelta)
 
@@ -14,11 +14,11 @@ _ADAPTER = TypeAdapter(timedelta)
 def parse_duration(text: str, field: str) -> timedelta:
     value = text.strip()
     if not value.upper().startswith("P"):
-        raise DomainError(f"{text!r} is not an ISO 8601 duration such as P30D or PT45S", field)
+        raise DomainError(f"{shown(text)} is not an ISO 8601 duration such as P30D or PT45S", field)
     try:
         parsed = _ADAPTER.validate_python(value)
     except ValidationError:
-        raise DomainError(f"{text!r} is not an ISO 8601 duration such as P30D or PT45S", field) from None
+        raise DomainError(f"{shown(text)} is not an ISO 8601 duration such as P30D or PT45S", field) from None
     if parsed <= timedelta(0):
         raise DomainError("must be a positive duration", field)
     return parsed

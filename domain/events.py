@@ -133,6 +133,25 @@ class PaymentReceived(Event):
     received_on: date
 
 
+class PaymentReversed(Event):
+    """A payment bounced or was recalled: the balance it settled is due again."""
+
+    type: Literal["PaymentReversed"] = "PaymentReversed"
+    payment_id: str
+    applied: Money
+    excess: Money
+    reason: str
+
+
+class CaseReopened(Event):
+    """A case closed as paid is open again (its payment was reversed)."""
+
+    type: Literal["CaseReopened"] = "CaseReopened"
+    reason: str
+    next_reminder_at: datetime | None
+    escalate_at: datetime | None
+
+
 class DisputeOpened(Event):
     type: Literal["DisputeOpened"] = "DisputeOpened"
     dispute_id: str
@@ -275,6 +294,18 @@ class ApprovalSlaLapsed(Event):
     sla_due_at: datetime | None
 
 
+class PolicyMigrated(Event):
+    """The case now runs under another policy version (moved explicitly, never silently)."""
+
+    type: Literal["PolicyMigrated"] = "PolicyMigrated"
+    from_version: str
+    to_version: str
+    ladder_steps: int
+    next_reminder_at: datetime | None
+    escalate_at: datetime | None
+    reason: str
+
+
 class CaseAssigned(Event):
     type: Literal["CaseAssigned"] = "CaseAssigned"
     assignee: str
@@ -302,6 +333,8 @@ AnyEvent = Annotated[
         ReminderFailed,
         LateFeeCharged,
         PaymentReceived,
+        PaymentReversed,
+        CaseReopened,
         DisputeOpened,
         DisputeResolved,
         DisputeOverdue,
@@ -322,6 +355,7 @@ AnyEvent = Annotated[
         WriteOffApproved,
         WriteOffRejected,
         ApprovalSlaLapsed,
+        PolicyMigrated,
         CaseAssigned,
         CaseCancelled,
         CaseClosed,

@@ -9,7 +9,7 @@ from typing import Any
 from babel.numbers import get_currency_precision, list_currencies
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
 
-from domain.errors import CurrencyMismatch, DomainError
+from domain.errors import CurrencyMismatch, DomainError, shown
 
 # Larger than any invoice a B2B ledger holds; rejects pasted nonsense early.
 MAX_AMOUNT = Decimal("1000000000000")
@@ -21,7 +21,7 @@ _KNOWN_CURRENCIES = frozenset(list_currencies())
 def currency_exponent(currency: str) -> int:
     """Number of decimal places the currency allows (USD 2, JPY 0, BHD 3)."""
     if currency not in _KNOWN_CURRENCIES:
-        raise DomainError(f"unknown currency {currency!r} (expected an ISO 4217 code)", "currency")
+        raise DomainError(f"unknown currency {shown(currency)} (expected an ISO 4217 code)", "currency")
     return get_currency_precision(currency)
 
 
@@ -32,19 +32,19 @@ def parse_amount(text: Any, field: str = "amount") -> Decimal:
     try:
         value = Decimal(str(text).strip())
     except (InvalidOperation, ValueError):
-        raise DomainError(f"{text!r} is not a number", field) from None
+        raise DomainError(f"{shown(text)} is not a number", field) from None
     if not value.is_finite():
-        raise DomainError(f"{text!r} is not a finite number", field)
+        raise DomainError(f"{shown(text)} is not a finite number", field)
     return value
 
 
 def check_amount(amount: Decimal, currency: str) -> None:
     if abs(amount) > MAX_AMOUNT:
-        raise DomainError(f"{amount} exceeds the largest amount accepted ({MAX_AMOUNT})", "amount")
+        raise DomainError(f"{shown(amount)} exceeds the largest amount accepted ({MAX_AMOUNT})", "amount")
     exponent = currency_exponent(currency)
     if amount != amount.quantize(Decimal(1).scaleb(-exponent)):
         raise DomainError(
-            f"{amount} has more decimal places than {currency} allows ({exponent})", "amount"
+            f"{shown(amount)} has more decimal places than {currency} allows ({exponent})", "amount"
         )
 
 

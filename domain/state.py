@@ -77,6 +77,11 @@ class DunningClock(_Frozen):
         return self.model_copy(update={"next_at": None, "kind": None, "held_due": None, "held_since": None})
 
 
+class Settled(_Frozen):
+    applied: Money  # reduced the balance
+    excess: Money  # left with the customer as credit
+
+
 class Dispute(_Frozen):
     dispute_id: str
     reason: str
@@ -163,6 +168,8 @@ class CaseState(_Frozen):
     fees: Money
     customer_credit: Money  # overpayments left with the customer
     payment_ids: tuple[str, ...] = ()
+    reversed_payment_ids: tuple[str, ...] = ()
+    settled_by_payment: dict[str, Settled] = {}  # what each payment did (for reversals)
     dispute: Dispute | None = None
     disputes_opened: int = 0
     promise: Promise | None = None
@@ -315,6 +322,7 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
         "payments": s.payments + e.applied,
         "customer_credit": s.customer_credit + e.excess,
         "payment_ids": s.payment_ids + (e.payment_id,),
+        "settled_by_payment": {**s.settled_by_payment, e.payment_id: Settled(applied=e.applied, excess=e.excess)},
     }
     if s.promise is not None:
         changes["promise"] = s.promise.model_copy(update={"paid_since": s.promise.paid_since + e.applied})
@@ -323,6 +331,24 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
     if s.dispute is not None and s.dispute.amount > changes["balance"]:
         changes["dispute"] = s.dispute.model_copy(update={"amount": changes["balance"]})
     return changes
+
+
+def _payment_reversed(s: CaseState, e: ev.PaymentReversed) -> dict:
+    return {
+        "balance": s.balance + e.applied,
+        "payments": s.payments - e.applied,
+        "customer_credit": s.customer_credit - e.excess,
+        "reversed_payment_ids": s.reversed_payment_ids + (e.payment_id,),
+    }
+
+
+def _reopened(s: CaseState, e: ev.CaseReopened) -> dict:
+    clock = DunningClock(shift=s.clock.shift)
+    if e.next_reminder_at is not None:
+        clock = clock.set(e.next_reminder_at, "remind")
+    elif e.escalate_at is not None:
+        clock = clock.set(e.escalate_at, "escalate")
+    return {"outcome": None, "closed_at": None, "clock": clock}
 
 
 def _dispute_opened(s: CaseState, e: ev.DisputeOpened) -> dict:
@@ -523,6 +549,16 @@ def _approval_lapsed(s: CaseState, e: ev.ApprovalSlaLapsed) -> dict:
     return {"approvals": approvals}
 
 
+def _policy_migrated(s: CaseState, e: ev.PolicyMigrated) -> dict:
+    changes: dict = {"policy_version": e.to_version, "ladder_steps": e.ladder_steps}
+    if s.clock.kind is not None and not s.clock.paused:
+        if e.next_reminder_at is not None:
+            changes["clock"] = s.clock.set(e.next_reminder_at, "remind")
+        elif e.escalate_at is not None:
+            changes["clock"] = s.clock.set(e.escalate_at, "escalate")
+    return changes
+
+
 def _assigned(s: CaseState, e: ev.CaseAssigned) -> dict:
     return {"assignee": e.assignee}
 
@@ -545,6 +581,8 @@ _HANDLERS = {
     ev.ReminderFailed: _reminder,
     ev.LateFeeCharged: _fee,
     ev.PaymentReceived: _payment,
+    ev.PaymentReversed: _payment_reversed,
+    ev.CaseReopened: _reopened,
     ev.DisputeOpened: _dispute_opened,
     ev.DisputeResolved: _dispute_resolved,
     ev.DisputeOverdue: _dispute_overdue,
@@ -565,6 +603,7 @@ _HANDLERS = {
     ev.WriteOffApproved: _write_off_approved,
     ev.WriteOffRejected: _write_off_rejected,
     ev.ApprovalSlaLapsed: _approval_lapsed,
+    ev.PolicyMigrated: _policy_migrated,
     ev.CaseAssigned: _assigned,
     ev.CaseCancelled: _cancelled,
     ev.CaseClosed: _closed,

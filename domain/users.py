@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 from domain.policy import Role, _first_error
 
 SYSTEM = "system"
@@ -52,7 +52,7 @@ class UserDirectory(BaseModel):
         for user in self.users:
             if user.name == name:
                 return user
-        raise DomainError(f"unknown user {name!r}", "as")
+        raise DomainError(f"unknown user {shown(name)}", "as")
 
 
 def parse_users(text: str, source: str = "users") -> UserDirectory:

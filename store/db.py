@@ -36,9 +36,10 @@ class UTCDateTime(TypeDecorator):
 
 
 def _sqlite_setup(engine: Engine) -> None:
-    # The driver's own transaction handling is off so that every transaction
-    # starts with BEGIN IMMEDIATE: a writer waits for the lock (busy_timeout)
-    # instead of failing when it upgrades from read to write.
+    # The driver's own transaction handling is off so that write transactions can
+    # start with BEGIN IMMEDIATE: a writer waits for the lock (busy_timeout)
+    # instead of failing when it upgrades from read to write. Reads begin
+    # deferred and, in WAL mode, never block a writer.
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver callback
         dbapi_connection.isolation_level = None
@@ -52,7 +53,13 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+# Enough connections for every activity thread of a worker (32) plus the
+# workflow-side reads, so appends wait for the database, never for the pool.
+POOL = {"pool_size": 10, "max_overflow": 40, "pool_timeout": 60}
 
 
 def make_engine(url: str) -> Engine:
@@ -60,10 +67,10 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database not in (None, "", ":memory:"):
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **POOL)
         _sqlite_setup(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=True, **POOL)
 
 
 class Database:
@@ -72,7 +79,9 @@ class Database:
     def __init__(self, url: str, migrate: bool = True) -> None:
         self.url = url
         self.engine = make_engine(url)
-        self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.sessions = sessionmaker(bind=self.engine, expire_on_commit=False)  # reads
+        writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self.write_sessions = sessionmaker(bind=writer, expire_on_commit=False)
         if migrate:
             from store.migrate import upgrade_if_needed
 
@@ -84,7 +93,8 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self.sessions.begin() as session:
+        """A write transaction (on SQLite it holds the write lock from its start)."""
+        with self.write_sessions.begin() as session:
             yield session
 
     @contextmanager

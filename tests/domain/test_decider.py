@@ -459,3 +459,51 @@ def test_assign():
     case = Case().open()
     case.when(cmd.AssignCase, assignee="cora")
     assert case.state.assignee == "cora"
+
+
+# -- reversals ---------------------------------------------------------------------------------
+
+
+def test_reversed_payment_puts_the_balance_back():
+    case = Case().open()
+    case.pay("300.00", payment_id="chq-1")
+    events = case.when(cmd.ReversePayment, payment_id="chq-1", reason="cheque bounced")
+    assert types(events) == ["PaymentReversed"] and case.state.balance == usd("1000.00")
+    assert case.when(cmd.ReversePayment, payment_id="chq-1", reason="again") == []
+
+
+def test_reversal_reopens_a_paid_case_and_dunning_resumes():
+    case = Case().open()
+    case.at(timedelta(days=3)).remind()
+    case.pay("1100.00", payment_id="chq-2")  # 100.00 over: customer credit
+    assert case.state.status == CaseStatus.paid and case.state.customer_credit == usd("100.00")
+    case.at(timedelta(days=2))
+    events = case.when(cmd.ReversePayment, payment_id="chq-2", reason="cheque bounced")
+    assert types(events) == ["PaymentReversed", "CaseReopened"]
+    s = case.state
+    assert s.status == CaseStatus.open and s.balance == usd("1000.00") and s.customer_credit == usd("0.00")
+    assert next_action(s).kind == "remind" and next_action(s).label == "send reminder 2"
+
+
+def test_reversal_rules():
+    case = Case().open()
+    rejected(case, cmd.ReversePayment, "was not applied", payment_id="nope", reason="x")
+    case.pay("10.00", payment_id="p")
+    rejected(case, cmd.ReversePayment, "must not be empty", payment_id="p", reason=" ")
+    case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")
+    rejected(case, cmd.ReversePayment, "closed", payment_id="p", reason="bounced")
+
+
+def test_policy_migration_keeps_the_step_and_uses_the_new_offsets():
+    case = Case().open()
+    case.at(timedelta(days=3)).remind()
+    faster = case.policy.model_copy(update={
+        "version": "faster-1",
+        "ladders": {**case.policy.ladders, RiskGrade.B: tuple(
+            s.model_copy(update={"after": s.after / 2}) for s in case.policy.ladders[RiskGrade.B])},
+    })
+    rejected(case, cmd.MigratePolicy, "only a supervisor", policy=faster, reason="faster ladder")
+    events = case.when(cmd.MigratePolicy, actor=SUPERVISOR, policy=faster, reason="faster ladder")
+    assert types(events) == ["PolicyMigrated"] and case.state.policy_version == "faster-1"
+    assert next_action(case.state).at == T0 + timedelta(days=7)  # firm step: P14D halved
+    rejected(case, cmd.MigratePolicy, "already runs under", actor=SUPERVISOR, policy=faster, reason="again")

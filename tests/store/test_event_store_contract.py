@@ -133,6 +133,40 @@ class EventStoreContract:
         assert store.rebuild_projections() == sum(len(busy_case().events) for _ in range(3))
         assert projection_rows(store.db) == live
 
+    def test_a_row_left_behind_catches_up_on_the_next_append(self, store):
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events[:2])
+        with store.db.transaction() as session:  # simulate a rebuild that missed event 2
+            session.execute(case_summary.update().values(
+                version=1, state=Case().open(invoice(invoice_id="INV-1")).state.model_copy(
+                    update={"case_id": case.state.case_id}).model_dump_json()))
+        store.append(case.state.case_id, 2, case.events[2:])
+        rows = projection_rows(store.db)
+        store.rebuild_projections()
+        assert projection_rows(store.db) == rows
+
+    def test_rebuild_while_appending(self, store):
+        cases = [busy_case(f"INV-{n}") for n in range(8)]
+        errors: list[Exception] = []
+
+        def append_all() -> None:
+            try:
+                for case in cases:
+                    for version, event in enumerate(case.events):
+                        store.append(case.state.case_id, version, [event])
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        writer = threading.Thread(target=append_all)
+        writer.start()
+        while writer.is_alive():
+            store.rebuild_projections()
+        writer.join()
+        assert errors == []
+        live = projection_rows(store.db)
+        store.rebuild_projections()
+        assert projection_rows(store.db) == live and len(live["case_summary"]) == 8
+
     def test_approval_rows_track_their_decision(self, store):
         case = busy_case()
         store.append(case.state.case_id, 0, case.events)
@@ -163,3 +197,4 @@ class TestPostgresEventStore(EventStoreContract):
 
     def drop(self, url: str) -> None:
         drop_postgres_database(url)
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -10,10 +11,14 @@ from app.services import CaseService
 from tests.harness import INVOICES, advance, case_state, event_types, eventually, terminate_cases
 from worker import build_worker
 
+ANYTIME = Path(__file__).resolve().parents[1] / "data" / "default-anytime.toml"
+
 
 @pytest.fixture
 async def running(time_env, make_context, sqlite_url, smtp):
+    # Exact days on the ladder: calendars off (they have tests of their own).
     context = make_context(sqlite_url, client=time_env.client, smtp_port=smtp.port)
+    context.settings.policy_path = ANYTIME
     service = CaseService(context)
     service.import_invoices(INVOICES)
     async with build_worker(time_env.client, context):

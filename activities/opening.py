@@ -1,0 +1,30 @@
+"""Starting a case workflow: one per invoice, however often or concurrently asked."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from domain.commands import OpenCase
+from domain.policy import Policy
+from workflows.messages import WORKFLOW_NAME, CaseInput, case_workflow_id
+
+
+async def start_case(client: Client, *, task_queue: str, id_prefix: str, policy: Policy, opening: OpenCase) -> bool:
+    """True when this call started the case; False when the invoice already has one.
+
+    The workflow id is derived from the invoice id and never reused, so two
+    sweeps (or a sweep and a collector) racing for one invoice open one case.
+    """
+    try:
+        await client.start_workflow(
+            WORKFLOW_NAME,
+            CaseInput(case_id=opening.case_id, policy=policy, open=opening, id_prefix=id_prefix),
+            id=case_workflow_id(opening.invoice.invoice_id, id_prefix),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return False
+    return True

@@ -1,0 +1,78 @@
+"""Sweep activities: count the ledger, then open cases one page of invoices at a time."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date, datetime, time, timezone
+from uuid import NAMESPACE_URL, uuid5
+
+from temporalio import activity
+
+from activities.contracts import SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan
+from activities.opening import start_case
+from domain.commands import OpenCase
+from domain.decider import case_uuid
+from domain.errors import DomainError
+from domain.events import OpenReason
+from domain.policy import Policy
+from domain.users import SYSTEM_ACTOR
+from store.ledger import SweepReads
+from store.policies import PolicyStore
+
+OPEN_CONCURRENCY = 20  # case starts in flight at once, per page
+
+
+class SweepActivities:
+    def __init__(self, reads: SweepReads, policies: PolicyStore, active_policy, task_queue: str, id_prefix: str) -> None:
+        self.reads = reads
+        self.policies = policies
+        self.active_policy = active_policy  # () -> Policy: the policy file, validated and pinned
+        self.task_queue = task_queue
+        self.id_prefix = id_prefix
+
+    @activity.defn(name=SWEEP_PREPARE)
+    def prepare(self, as_of: date) -> SweepPlan:
+        policy: Policy = self.active_policy()
+        cutoff = (datetime.combine(as_of, time(0), tzinfo=timezone.utc) - policy.grace).date()
+        counts = self.reads.counts(cutoff)
+        return SweepPlan(
+            as_of=as_of, cutoff=cutoff, policy_version=policy.version, scanned=counts.scanned,
+            not_due=counts.not_due, paid=counts.paid, overdue=counts.overdue,
+        )
+
+    @activity.defn(name=SWEEP_PAGE)
+    async def page(self, request: SweepPageRequest) -> SweepPageResult:
+        policy = await asyncio.to_thread(self.policies.get, request.policy_version)
+        invoices = await asyncio.to_thread(self.reads.overdue_page, request.cutoff, request.after, request.limit)
+        client = activity.client()
+        gate = asyncio.Semaphore(OPEN_CONCURRENCY)
+        opened = already = 0
+        failed: dict[str, str] = {}
+
+        async def open_one(facts, has_case: bool) -> None:
+            nonlocal opened, already
+            if has_case:
+                already += 1
+                return
+            opening = OpenCase(
+                command_id=uuid5(NAMESPACE_URL, f"sweep-open:{facts.invoice_id}"), actor=SYSTEM_ACTOR,
+                case_id=case_uuid(facts.invoice_id), invoice=facts, reason=OpenReason.overdue,
+            )
+            async with gate:
+                try:
+                    started = await start_case(client, task_queue=self.task_queue, id_prefix=self.id_prefix,
+                                               policy=policy, opening=opening)
+                except DomainError as error:
+                    failed[facts.invoice_id] = str(error)
+                    return
+            if started:
+                opened += 1
+            else:
+                already += 1
+            activity.heartbeat(facts.invoice_id)
+
+        await asyncio.gather(*(open_one(f, has_case) for f, has_case in invoices))
+        return SweepPageResult(
+            seen=len(invoices), last=invoices[-1][0].invoice_id if invoices else None,
+            opened=opened, already_open=already, failed=failed,
+        )

@@ -1,0 +1,198 @@
+"""CLI commands of automated dunning: sweep, schedule, payments, templates, policy versions.
+
+Registered on the main app by app/cli.py (imported at its end).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from app.cli import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, show_reply
+from app.services import CaseService
+from domain.errors import DomainError, shown
+
+schedule_app = typer.Typer(help="The daily sweep's Temporal Schedule.", no_args_is_help=True)
+app.add_typer(schedule_app, name="schedule")
+
+
+def _date(text: str | None, field: str) -> date | None:
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DomainError(f"{shown(text)} is not a date (YYYY-MM-DD)", field) from None
+
+
+def show_sweep(result: dict) -> None:
+    table = Table("invoices scanned", "cases opened", "already open", "not yet overdue", "paid", "failed")
+    skipped = result["skipped"]
+    table.add_row(str(result["invoices_scanned"]), str(result["cases_opened"]), str(result["already_open"]),
+                  str(skipped["not_yet_overdue"]), str(skipped["paid"]), str(skipped["failed"]))
+    console.print(f"sweep as of {result['as_of']} (overdue if due on or before {result['overdue_cutoff']}, "
+                  f"policy {result['policy_version']})")
+    console.print(table)
+    for invoice_id, why in result["failures"].items():
+        console.print(f"  [red]{invoice_id}[/red]: {why}")
+
+
+@app.command("sweep")
+def sweep(
+    as_of: Annotated[Optional[str], typer.Option(help="Sweep as of this date (YYYY-MM-DD), default today")] = None,
+    page_size: Annotated[int, typer.Option(help="Invoices per activity", min=1, max=5000)] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the daily sweep now: open a case for every overdue, unpaid invoice that has none."""
+    from app.sweeps import run_sweep
+
+    def action(s: CaseService):
+        day = _date(as_of, "as-of")
+        if as_json:
+            return run_sweep(s.ctx, day, page_size=page_size)
+        return _with_progress(s, day, page_size)
+
+    execute(action, as_json, show_sweep)
+
+
+async def _with_progress(s: CaseService, day: date | None, page_size: int) -> dict:
+    from app.sweeps import run_sweep
+
+    columns = (TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TextColumn("overdue invoices"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("sweep", total=None)
+
+        def update(progress) -> None:
+            bar.update(task, total=progress.plan.overdue, completed=progress.processed)
+
+        return await run_sweep(s.ctx, day, update, page_size=page_size)
+
+
+@schedule_app.command("create")
+def schedule_create(
+    cron: Annotated[str, typer.Option(help="When to sweep, as a cron expression")] = "0 6 * * *",
+    timezone: Annotated[str, typer.Option(help="IANA time zone the cron is read in")] = "UTC",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create (or update) the Temporal Schedule that runs the sweep every day."""
+    from app.sweeps import create_schedule
+
+    execute(lambda s: create_schedule(s.ctx, cron, timezone), as_json, lambda r: console.print(
+        f"schedule {r['schedule_id']} {'created' if r['created'] else 'updated'}: '{r['cron']}' in {r['timezone']}; "
+        f"next runs: {', '.join(r['next_runs'])}"))
+
+
+# -- payments ---------------------------------------------------------------------------------
+
+payments_app = typer.Typer(help="Import, match, assign and reverse incoming payments.", no_args_is_help=True)
+app.add_typer(payments_app, name="payments")
+
+
+def _payments(s: CaseService):
+    from app.payments import PaymentService
+
+    return PaymentService(s)
+
+
+def show_payments(rows: list[dict]) -> None:
+    table = Table("payment id", "received", "amount", "payer", "reference", "why unmatched")
+    for r in rows:
+        table.add_row(r["payment_id"], r["received_on"], f"{r['amount']} {r['currency']}", r["payer"],
+                      r["reference"], r["note"] or "")
+    console.print(table)
+    console.print(f"{len(rows)} unmatched payment(s)")
+
+
+@payments_app.command("import")
+def payments_import(file: Path, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Import a bank file (payment_id, received_on, amount, currency, payer, reference); repeat-safe."""
+    execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user)), as_json, lambda r: console.print(
+        f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
+        f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"))
+
+
+@payments_app.command("unmatched")
+def payments_unmatched(as_json: JsonOpt = False) -> None:
+    """Payments that matched no invoice, waiting for a collector."""
+    execute(lambda s: _payments(s).unmatched(), as_json, show_payments)
+
+
+@payments_app.command("assign")
+def payments_assign(payment_id: str, invoice_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Apply an unmatched payment to an invoice (its case, or the ledger)."""
+    execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user)), as_json,
+            lambda r: show_reply(r) if r.get("case_id") else console.print(
+                f"payment {payment_id} applied to invoice {invoice_id}"))
+
+
+@payments_app.command("reverse")
+def payments_reverse(
+    payment_id: str,
+    reason: Annotated[str, typer.Option(help="Why, e.g. 'cheque bounced'")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Reverse an applied payment: the balance is due again and dunning resumes."""
+    execute(lambda s: _payments(s).reverse(payment_id, reason, s.ctx.actor(as_user)), as_json,
+            lambda r: console.print(f"payment {payment_id} reversed" + (
+                f"; case {r.get('invoice_id')} is {r.get('status')} with {r.get('balance')} {r.get('currency')} due"
+                if r.get("status") else f"; invoice {r.get('invoice_id')} is open again")))
+
+
+# -- policies and templates ---------------------------------------------------------------------
+
+template_app = typer.Typer(help="Notice templates.", no_args_is_help=True)
+app.add_typer(template_app, name="template")
+
+
+@template_app.command("preview")
+def template_preview(
+    case_id: str,
+    level: Annotated[Optional[int], typer.Option(help="Ladder step to render (default: the next one due)")] = None,
+    html: Annotated[bool, typer.Option("--html", help="Print the HTML part instead of the plain text")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the notice a case would send, in the customer's language."""
+    from app.policies import preview
+
+    execute(lambda s: preview(s, case_id, level), as_json, lambda r: console.print(
+        f"To: {r['to']}\nSubject: {r['subject']}\nLanguage: {r['language']} (step {r['level']}, {r['step']})\n\n"
+        + (r["html"] if html else r["text"]), highlight=False, markup=False))
+
+
+@case_app.command("migrate-policy")
+def case_migrate_policy(
+    case_id: str,
+    to: Annotated[str, typer.Option("--to", help="Policy version to move the case to (see `policy list`)")],
+    reason: Annotated[str, typer.Option(help="Why the case moves")] = "policy update",
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move one running case to another policy version; recorded as an event."""
+    from app.policies import migrate
+
+    execute(lambda s: migrate(s, case_id, to, reason, s.ctx.actor(as_user)), as_json, show_reply)
+
+
+@policy_app.command("list")
+def policy_list(as_json: JsonOpt = False) -> None:
+    """Policy versions known to the engine (pinned by cases or with `policy pin`)."""
+    from app.policies import versions
+
+    execute(lambda s: versions(s), as_json, lambda rows: [
+        console.print(f"{r['version']}{'  (active)' if r['active'] else ''}") for r in rows])
+
+
+@policy_app.command("pin")
+def policy_pin(file: Path, as_json: JsonOpt = False) -> None:
+    """Validate a policy file and keep it under its version, so cases can move to it."""
+    from app.policies import pin_file
+
+    execute(lambda s: pin_file(s, file), as_json,
+            lambda r: console.print(f"policy {r['version']} pinned from {r['file']}"))

@@ -1,0 +1,216 @@
+"""Incoming payments: import a bank file, match each payment to an invoice, reverse.
+
+Matching, in order: an invoice id found in the reference; else the one open
+invoice of that payer for exactly that amount. Anything else (no match, several
+matches, a closed case, an amount above what an invoice without a case owes)
+waits in the unmatched list for a collector to assign by hand.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from uuid import uuid4
+
+from app.imports import read_text
+from app.services import CaseService
+from domain import commands as cmd
+from domain.decider import case_uuid
+from domain.errors import DomainError, shown
+from domain.money import Money
+from domain.users import Actor
+from store.payments import OpenInvoice, PaymentLedger, PaymentRow
+
+PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:#-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class PaymentLine:
+    payment_id: str
+    received_on: date
+    amount: Money
+    payer: str
+    reference: str
+
+
+@dataclass(frozen=True)
+class Match:
+    invoice: OpenInvoice | None
+    how: str | None  # reference | amount
+    why_not: str | None = None
+
+
+def parse_payments(text: str, today: date) -> list[PaymentLine]:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in PAYMENT_COLUMNS if c not in header]
+    if missing:
+        raise DomainError(f"line 1: missing column(s) {', '.join(missing)}", "file")
+    reader.fieldnames = header
+    lines: list[PaymentLine] = []
+    seen: dict[str, int] = {}
+    for record in reader:
+        number = reader.line_num
+        if None in record:
+            raise DomainError(f"line {number}: more values than columns", "file")
+        r = {k: (v or "").strip() for k, v in record.items()}
+        try:
+            line = _parse_line(r, today)
+        except DomainError as error:
+            raise DomainError(f"line {number}: {error}", "file") from None
+        if line.payment_id in seen:
+            raise DomainError(f"line {number}: payment {line.payment_id} already appears on line {seen[line.payment_id]}", "file")
+        seen[line.payment_id] = number
+        lines.append(line)
+    if not lines:
+        raise DomainError("the file has a header but no payments", "file")
+    return lines
+
+
+def _parse_line(r: dict[str, str], today: date) -> PaymentLine:
+    if not _ID.match(r["payment_id"]):
+        raise DomainError(f"{r['payment_id'][:60]!r} is not a valid id", "payment_id")
+    try:
+        received = date.fromisoformat(r["received_on"])
+    except ValueError:
+        raise DomainError(f"{r['received_on'][:30]!r} is not an ISO date (YYYY-MM-DD)", "received_on") from None
+    if received > today:
+        raise DomainError(f"{received} is in the future", "received_on")
+    amount = Money.of(r["amount"], r["currency"], "amount")
+    if not amount.is_positive:
+        raise DomainError(f"must be positive, got {amount.amount}", "amount")
+    for field in ("payer", "reference"):
+        cmd.check_text(r[field], field)
+    return PaymentLine(r["payment_id"], received, amount, r["payer"], r["reference"])
+
+
+def match(line: PaymentLine, ledger: PaymentLedger) -> Match:
+    named = {o.invoice_id: o for o in ledger.invoices_named(set(_TOKEN.findall(line.reference)))}
+    if len(named) > 1:
+        return Match(None, None, f"the reference names several invoices ({', '.join(sorted(named))})")
+    if named:
+        invoice, how = next(iter(named.values())), "reference"
+    else:
+        customers = ledger.payer_customers(line.payer)
+        if not customers:
+            return Match(None, None, "no invoice id in the reference and the payer is not a known customer")
+        exact = [o for o in ledger.open_invoices_of(customers)
+                 if o.currency == line.amount.currency and o.open_minor == line.amount.to_minor()]
+        if len(exact) != 1:
+            count = "no" if not exact else str(len(exact))
+            return Match(None, None, f"{count} open invoices of {line.payer} are for exactly {line.amount}")
+        invoice, how = exact[0], "amount"
+    why_not = applicable(invoice, line.amount)
+    return Match(invoice if why_not is None else None, how if why_not is None else None, why_not)
+
+
+def applicable(invoice: OpenInvoice, amount: Money) -> str | None:
+    """Why this payment cannot go to this invoice (None: it can)."""
+    if invoice.currency != amount.currency:
+        return f"currency {amount.currency} does not match invoice {invoice.invoice_id} ({invoice.currency})"
+    if invoice.case_closed:
+        return f"the case of invoice {invoice.invoice_id} is closed"
+    if invoice.open_minor <= 0:
+        return f"invoice {invoice.invoice_id} is already paid"
+    if invoice.case_id is None and amount.to_minor() > invoice.open_minor:
+        return f"{amount} exceeds what invoice {invoice.invoice_id} still owes and it has no case to hold the credit"
+    return None
+
+
+class PaymentService:
+    def __init__(self, cases: CaseService) -> None:
+        self.cases = cases
+        self.ledger = PaymentLedger(cases.ctx.db)
+
+    async def import_file(self, path: Path, actor: Actor) -> dict:
+        return await self.import_text(read_text(path), actor, str(path))
+
+    async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
+        """Every row is checked before any payment is applied; then each is matched once."""
+        lines = parse_payments(text, datetime.now(timezone.utc).date())
+        known = self.ledger.existing_ids([line.payment_id for line in lines])
+        outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
+                   "matched_by_amount": 0, "unmatched": 0}
+        for line in lines:
+            if line.payment_id in known:
+                outcome["already_imported"] += 1
+                continue
+            found = match(line, self.ledger)
+            if found.invoice is None:
+                self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
+                                   payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
+                outcome["unmatched"] += 1
+                continue
+            await self._apply(line, found.invoice, found.how, actor)
+            outcome[f"matched_by_{found.how}"] += 1
+        return outcome
+
+    async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor) -> dict:
+        return await self.cases.pay(invoice.invoice_id, str(line.amount.amount), line.reference, actor,
+                                    payment_id=line.payment_id, received_on=line.received_on,
+                                    matched_by=how, payer=line.payer)
+
+    def unmatched(self) -> list[dict]:
+        return [p.as_dict() for p in self.ledger.unmatched()]
+
+    async def assign(self, payment_id: str, invoice_id: str, actor: Actor) -> dict:
+        payment = self._payment(payment_id)
+        if payment.status != "unmatched":
+            raise DomainError(f"payment {payment_id} is {payment.status}, not unmatched", "payment_id")
+        why_not = applicable(self.ledger.open_invoice(invoice_id), payment.amount)
+        if why_not:
+            raise DomainError(why_not, "invoice_id")
+        line = PaymentLine(payment.payment_id, payment.received_on, payment.amount, payment.payer, payment.reference)
+        return await self._apply(line, self.ledger.open_invoice(invoice_id), "manual", actor)
+
+    async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
+        payment = self._payment(payment_id)
+        cmd.check_text(reason, "reason", required=True)
+        if payment.status == "reversed":
+            return {**payment.as_dict(), "reversed": False}
+        if payment.status != "applied":
+            raise DomainError(f"payment {payment_id} is {payment.status}; only an applied payment can be reversed",
+                              "payment_id")
+        if payment.case_id is None:
+            self.ledger.unapply_from_invoice(payment)
+            reply = {"invoice_id": payment.invoice_id, "case_id": None}
+        else:
+            reply = await self._reverse_on_case(payment, reason, actor)
+        self.ledger.mark_reversed(payment_id, reason)
+        return {**reply, "payment_id": payment_id, "reversed": True}
+
+    async def _reverse_on_case(self, payment: PaymentRow, reason: str, actor: Actor) -> dict:
+        command = cmd.ReversePayment(command_id=uuid4(), actor=actor, payment_id=payment.payment_id, reason=reason)
+        summary = self.cases.summary_row(payment.case_id)
+        if summary.closed_at is None:
+            return await self.cases._send(payment.case_id, "reverse_payment", lambda s: command)
+        # The case closed when this payment paid it: start its workflow again to reopen it.
+        from temporalio.common import WorkflowIDReusePolicy
+
+        from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply
+
+        from app.services import reply_dict
+
+        policy = self.cases.ctx.policies.get(summary.policy_version)
+        client = await self.cases.ctx.client()
+        handle = await client.start_workflow(
+            WORKFLOW_NAME,
+            CaseInput(case_id=case_uuid(summary.invoice_id), policy=policy, resume_with=command,
+                      id_prefix=self.cases.ctx.settings.workflow_id_prefix),
+            id=self.cases._workflow_id(summary.invoice_id), task_queue=self.cases.ctx.settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+        reply = await self.cases._answer(handle.execute_update("opened", result_type=CommandReply))
+        return reply_dict(reply)
+
+    def _payment(self, payment_id: str) -> PaymentRow:
+        payment = self.ledger.get(payment_id)
+        if payment is None:
+            raise DomainError(f"unknown payment {shown(payment_id)}", "payment_id")
+        return payment

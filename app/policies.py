@@ -1,0 +1,53 @@
+"""Policy versions and notice previews: what the rules are, and what a customer would read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import uuid4
+
+from activities.contracts import NoticeRequest
+from activities.rendering import NoticeRenderer
+from app.services import CaseService
+from domain import commands as cmd
+from domain.agenda import notice_due
+from domain.errors import DomainError
+from domain.state import CaseState
+from domain.users import Actor
+
+
+def pin_file(service: CaseService, path: Path) -> dict:
+    if not path.is_file():
+        raise DomainError(f"{path} does not exist or is not a file", "file")
+    policy = service.ctx.policies.pin(path.read_text(encoding="utf-8"), str(path))
+    return {"version": policy.version, "description": policy.description, "file": str(path)}
+
+
+def versions(service: CaseService) -> list[dict]:
+    active = service.ctx.policy().version
+    return [{"version": v, "active": v == active} for v in service.ctx.policies.versions()]
+
+
+async def migrate(service: CaseService, ref: str, version: str, reason: str, actor: Actor) -> dict:
+    policy = service.ctx.policies.get(version)
+    return await service._send(ref, "migrate_policy", lambda s: cmd.MigratePolicy(
+        command_id=uuid4(), actor=actor, policy=policy, reason=reason))
+
+
+def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
+    """The notice the case would send now (or at ``level``), rendered as the customer gets it."""
+    row = service.summary_row(ref)
+    state = CaseState.model_validate_json(row.state)
+    policy = service.ctx.policies.get(state.policy_version)
+    steps = len(policy.ladder(state.risk_grade))
+    if level is not None and not 1 <= level <= steps:
+        raise DomainError(f"must be between 1 and {steps} for this case's ladder", "level")
+    notice = notice_due(state, policy, level)
+    request = NoticeRequest(
+        case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
+        invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due, balance=state.balance,
+        fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
+    )
+    rendered = NoticeRenderer().render([request])
+    return {"case_id": str(state.case_id), "invoice_id": state.invoice_id, "level": notice.level,
+            "step": notice.step, "language": rendered.language, "to": state.customer.email,
+            "subject": rendered.subject, "text": rendered.text, "html": rendered.html}

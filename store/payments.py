@@ -1,0 +1,160 @@
+"""The payments table: every payment the engine has seen, where it went, how it was matched."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from sqlalchemy import func, or_, select, update
+
+from domain.errors import DomainError, shown
+from domain.money import Money
+from store.db import Database
+from store.schema import case_summary, customers, invoices, payments
+
+
+@dataclass(frozen=True)
+class PaymentRow:
+    payment_id: str
+    invoice_id: str | None
+    case_id: str | None
+    amount: Money
+    received_on: date
+    payer: str
+    reference: str
+    status: str  # applied | unmatched | reversed
+    matched_by: str | None
+    note: str | None
+
+    def as_dict(self) -> dict:
+        return {
+            "payment_id": self.payment_id, "invoice_id": self.invoice_id, "case_id": self.case_id,
+            "amount": str(self.amount.amount), "currency": self.amount.currency,
+            "received_on": self.received_on.isoformat(), "payer": self.payer, "reference": self.reference,
+            "status": self.status, "matched_by": self.matched_by, "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class OpenInvoice:
+    invoice_id: str
+    customer_id: str
+    currency: str
+    open_minor: int  # what is still owed: the case balance, or amount - paid without a case
+    case_id: str | None
+    case_closed: bool
+
+
+def _row(m) -> PaymentRow:
+    return PaymentRow(
+        payment_id=m["payment_id"], invoice_id=m["invoice_id"], case_id=m["case_id"],
+        amount=Money.from_minor(m["amount_minor"], m["currency"]), received_on=m["received_on"],
+        payer=m["payer"], reference=m["reference"], status=m["status"], matched_by=m["matched_by"], note=m["note"],
+    )
+
+
+_OPEN = (
+    select(
+        invoices.c.invoice_id, invoices.c.customer_id, invoices.c.currency,
+        invoices.c.amount_minor, invoices.c.paid_minor,
+        case_summary.c.case_id, case_summary.c.balance_minor, case_summary.c.closed_at,
+    )
+    .outerjoin(case_summary, case_summary.c.invoice_id == invoices.c.invoice_id)
+)
+
+
+def _open_invoice(m) -> OpenInvoice:
+    has_case = m["case_id"] is not None
+    closed = has_case and m["closed_at"] is not None
+    owed = (0 if closed else m["balance_minor"]) if has_case else m["amount_minor"] - m["paid_minor"]
+    return OpenInvoice(m["invoice_id"], m["customer_id"], m["currency"], owed, m["case_id"], closed)
+
+
+class PaymentLedger:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def get(self, payment_id: str) -> PaymentRow | None:
+        with self.db.read() as session:
+            row = session.execute(select(payments).where(payments.c.payment_id == payment_id)).first()
+        return _row(row._mapping) if row else None
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                found.update(session.execute(select(payments.c.payment_id).where(payments.c.payment_id.in_(chunk))).scalars())
+        return found
+
+    def record(self, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,
+               status: str, invoice_id: str | None = None, case_id: str | None = None,
+               matched_by: str | None = None, note: str | None = None) -> bool:
+        """Insert once; False when this payment id is already known."""
+        with self.db.transaction() as session:
+            if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
+                return False
+            session.execute(payments.insert().values(
+                payment_id=payment_id, invoice_id=invoice_id, case_id=case_id, currency=amount.currency,
+                amount_minor=amount.to_minor(), received_on=received_on, payer=payer[:300],
+                reference=reference[:500], status=status, matched_by=matched_by, note=note,
+                recorded_at=datetime.now(timezone.utc),
+            ))
+        return True
+
+    def mark_applied(self, payment_id: str, invoice_id: str, case_id: str | None, matched_by: str) -> None:
+        with self.db.transaction() as session:
+            session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
+                status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by, note=None))
+
+    def mark_reversed(self, payment_id: str, reason: str) -> None:
+        with self.db.transaction() as session:
+            session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
+                status="reversed", note=reason[:500], reversed_at=datetime.now(timezone.utc)))
+
+    def unapply_from_invoice(self, payment: PaymentRow) -> None:
+        """A ledger payment (no case) is taken back off its invoice."""
+        with self.db.transaction() as session:
+            session.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
+                paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
+
+    def unmatched(self) -> list[PaymentRow]:
+        with self.db.read() as session:
+            rows = session.execute(
+                select(payments).where(payments.c.status == "unmatched")
+                .order_by(payments.c.received_on, payments.c.payment_id)
+            )
+            return [_row(r._mapping) for r in rows]
+
+    # -- matching reads ------------------------------------------------------------------
+    def invoices_named(self, tokens: set[str]) -> list[OpenInvoice]:
+        if not tokens:
+            return []
+        with self.db.read() as session:
+            rows = session.execute(_OPEN.where(invoices.c.invoice_id.in_(sorted(tokens))))
+            return [_open_invoice(r._mapping) for r in rows]
+
+    def open_invoice(self, invoice_id: str) -> OpenInvoice:
+        found = self.invoices_named({invoice_id})
+        if not found:
+            raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
+        return found[0]
+
+    def payer_customers(self, payer: str) -> list[str]:
+        """Customers a payer name or id can mean (exact id, or name ignoring case)."""
+        if not payer.strip():
+            return []
+        with self.db.read() as session:
+            return list(session.execute(
+                select(customers.c.customer_id).where(or_(
+                    customers.c.customer_id == payer.strip(),
+                    func.lower(customers.c.name) == payer.strip().lower(),
+                ))
+            ).scalars())
+
+    def open_invoices_of(self, customer_ids: list[str]) -> list[OpenInvoice]:
+        if not customer_ids:
+            return []
+        with self.db.read() as session:
+            rows = session.execute(_OPEN.where(invoices.c.customer_id.in_(customer_ids)))
+            return [o for o in (_open_invoice(r._mapping) for r in rows) if o.open_minor > 0]

@@ -1,0 +1,45 @@
+"""`make demo` (= `starter.py up --demo`) as a newcomer runs it, on free ports."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from sqlalchemy import create_engine, select
+
+from app.mailsink import free_port
+from store.schema import approvals, case_summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_demo_shows_reminders_an_escalation_and_an_approval(tmp_path):
+    ports = [str(free_port()) for _ in range(4)]
+    env = {**os.environ, "COLLECTIONS_DATA_DIR": str(tmp_path / ".data")}
+    for name in ("COLLECTIONS_DATABASE_URL", "COLLECTIONS_POLICY", "COLLECTIONS_USERS", "TEMPORAL_ADDRESS"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "starter.py"), "up", "--demo", "--exit-after-demo",
+         "--temporal-port", ports[0], "--ui-port", ports[1], "--smtp-port", ports[2], "--web-port", ports[3]],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "demo complete" in done.stdout and "stack stopped" in done.stdout
+
+    mails = [message_from_bytes(p.read_bytes(), policy=policy.default) for p in sorted((tmp_path / ".data" / "mail").glob("*.eml"))]
+    subjects = [str(m["Subject"]) for m in mails]
+    assert sum(s.startswith("Final notice") for s in subjects) >= 2
+    assert any(s.startswith("付款提醒") for s in subjects)  # the Chinese customer's reminder
+
+    engine = create_engine(f"sqlite:///{tmp_path / '.data' / 'collections.db'}")
+    with engine.connect() as conn:
+        status = dict(conn.execute(select(case_summary.c.invoice_id, case_summary.c.status)).all())
+        decided = conn.execute(select(approvals.c.kind, approvals.c.status, approvals.c.decided_by)
+                               .where(approvals.c.kind == "write_off")).all()
+    engine.dispose()
+    assert status == {"DEMO-1001": "paid", "DEMO-1002": "resolved", "DEMO-1003": "written_off",
+                      "DEMO-1004": "escalated", "DEMO-1005": "promised"}
+    assert decided == [("write_off", "approved", "demo-manager")]

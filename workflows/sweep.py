@@ -1,0 +1,97 @@
+"""The daily sweep: open a case for every overdue, unpaid invoice that has none.
+
+One activity per page of invoices (not one per invoice) and continue-as-new
+every few pages keep the history small however large the ledger. Running it
+twice, or two at once, opens each case once: case workflow ids are unique.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.contracts import SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan
+
+SWEEP_WORKFLOW = "DailySweep"
+
+
+class SweepInput(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    as_of: date | None = None  # None: today in ``timezone`` (scheduled runs)
+    timezone: str = "UTC"
+    page_size: int = 500
+    pages_per_run: int = 20
+    progress: SweepProgress | None = None  # carried over by continue-as-new
+
+
+class SweepProgress(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    plan: SweepPlan
+    cursor: str = ""
+    opened: int = 0
+    already_open: int = 0
+    failed: dict[str, str] = {}
+    done: bool = False
+
+    @property
+    def processed(self) -> int:
+        return self.opened + self.already_open + len(self.failed)
+
+    def advanced(self, page: SweepPageResult) -> SweepProgress:
+        failed = {**self.failed, **dict(list(page.failed.items())[: max(0, 100 - len(self.failed))])}
+        return self.model_copy(update={
+            "cursor": page.last or self.cursor,
+            "opened": self.opened + page.opened,
+            "already_open": self.already_open + page.already_open,
+            "failed": failed,
+        })
+
+
+SweepInput.model_rebuild()
+
+
+@workflow.defn(name=SWEEP_WORKFLOW)
+class SweepWorkflow:
+    def __init__(self) -> None:
+        self._progress: SweepProgress | None = None
+
+    @workflow.run
+    async def run(self, sweep: SweepInput) -> SweepProgress:
+        progress = sweep.progress
+        if progress is None:
+            as_of = sweep.as_of or workflow.now().astimezone(ZoneInfo(sweep.timezone)).date()
+            plan = await workflow.execute_activity(
+                SWEEP_PREPARE, as_of, result_type=SweepPlan, start_to_close_timeout=timedelta(minutes=5),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            )
+            progress = SweepProgress(plan=plan)
+        self._progress = progress
+        for _ in range(sweep.pages_per_run):
+            page = await workflow.execute_activity(
+                SWEEP_PAGE,
+                SweepPageRequest(cutoff=progress.plan.cutoff, policy_version=progress.plan.policy_version,
+                                 after=progress.cursor, limit=sweep.page_size),
+                result_type=SweepPageResult,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+            )
+            progress = progress.advanced(page)
+            self._progress = progress
+            if page.seen < sweep.page_size:
+                self._progress = progress.model_copy(update={"done": True})
+                return self._progress
+            if workflow.info().is_continue_as_new_suggested():
+                break
+        workflow.continue_as_new(sweep.model_copy(update={"progress": progress}))
+
+    @workflow.query
+    def progress(self) -> SweepProgress | None:
+        return self._progress
