@@ -53,6 +53,17 @@ def smtp(tmp_path):
         yield sink
 
 
+@pytest.fixture
+def sender(sqlite_url, smtp):
+    """Notice delivery activities on a fresh SQLite database, sending to the sink."""
+    from activities.notices import NoticeActivities, SmtpSettings
+    from store.db import Database
+
+    db = Database(sqlite_url)
+    yield NoticeActivities(db, SmtpSettings(port=smtp.port, message_domain="test.local"))
+    db.dispose()
+
+
 def postgres_database() -> str:
     """A fresh PostgreSQL database for one test, dropped afterwards by the caller."""
     if not POSTGRES_URL:

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import select
 
 from activities.contracts import NoticeRequest
-from activities.notices import NoticeActivities, SmtpSettings, message_id_for
+from activities.notices import message_id_for
 from domain.events import Customer
 from domain.money import Money
-from store.db import Database
 from store.schema import notice_deliveries
 
 
@@ -24,13 +23,6 @@ def notice(email: str = "ap@acme.test", name: str = "Acme GmbH", language: str =
         amount_due=Money.of("1200.00", "EUR"), balance=Money.of("1200.00", "EUR"), fee=None,
         due_date=date(2026, 2, 4), issue_date=date(2026, 1, 5),
     )
-
-
-@pytest.fixture
-def sender(sqlite_url, smtp):
-    db = Database(sqlite_url)
-    yield NoticeActivities(db, SmtpSettings(port=smtp.port, message_domain="test.local"))
-    db.dispose()
 
 
 async def test_notice_reaches_the_customer_with_invoice_and_amount(sender, smtp):

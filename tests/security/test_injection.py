@@ -14,11 +14,9 @@ from uuid import uuid4
 import pytest
 
 from activities.contracts import NoticeRequest
-from activities.notices import NoticeActivities, SmtpSettings
 from activities.rendering import header_safe
 from domain.events import Customer
 from domain.money import Money
-from store.db import Database
 
 NAMES = [
     "Evil\r\nBcc: victim@example.com",
@@ -44,13 +42,6 @@ def request(name: str = "Acme GmbH", invoice_id: str = "INV-1001") -> NoticeRequ
         amount_due=Money.of("1240.00", "EUR"), balance=Money.of("1200.00", "EUR"), fee=Money.of("40.00", "EUR"),
         due_date=date(2026, 2, 4), issue_date=date(2026, 1, 5),
     )
-
-
-@pytest.fixture
-def sender(sqlite_url, smtp):
-    db = Database(sqlite_url)
-    yield NoticeActivities(db, SmtpSettings(port=smtp.port, message_domain="test.local"))
-    db.dispose()
 
 
 def check_message(smtp) -> None:
