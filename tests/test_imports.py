@@ -12,10 +12,10 @@ from app.context import Context
 from app.services import CaseService
 from domain.errors import DomainError
 from store.schema import customers, invoices
-from tests.conftest import make_settings
+from tests.conftest import make_settings, shared_ledger
 from tests.harness import INVOICES
 
-LEDGER = Path(__file__).resolve().parents[2] / "shared" / "data" / "ar-ledger-2012-2013.csv"
+LEDGER = shared_ledger()
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def counts(service: CaseService) -> tuple[int, int]:
                 session.execute(select(func.count()).select_from(customers)).scalar_one())
 
 
-@pytest.mark.skipif(not LEDGER.exists(), reason="the shared AR ledger is not on this machine")
+@pytest.mark.skipif(LEDGER is None, reason="the shared AR ledger is not on this machine")
 def test_the_real_ledger_imports_without_editing(service):
     result = service.import_invoices(LEDGER, "ibm-ar")
     assert result["invoices_added"] == 2466 and result["customers"] == 100
