@@ -76,8 +76,8 @@ class CollectionCaseWorkflow:
         while not self._state.closed:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    start.model_copy(update={"state": self._state, "open": None, "resume_with": None})
+                workflow.continue_as_new(  # the current input: a migrated policy stays migrated
+                    self._input.model_copy(update={"state": self._state, "open": None, "resume_with": None})
                 )
             try:
                 await self._step()
@@ -255,6 +255,11 @@ class CollectionCaseWorkflow:
     @workflow.query
     def state(self) -> CaseState | None:
         return self._state
+
+    @workflow.query
+    def running_policy(self) -> str | None:
+        """The policy version this run decides with (pinned, or migrated to)."""
+        return self._input.policy.version if self._input else None
 
     @workflow.update
     async def opened(self) -> CommandReply:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 
+from app.policies import migrate
 from app.services import CaseService
+from domain import commands as cmd
+from domain.decider import case_uuid
+from domain.users import SYSTEM_ACTOR
+from workflows.messages import WORKFLOW_NAME, CaseInput
 from tests.harness import INVOICES, advance, case_state, event_types, eventually, terminate_cases
 from worker import build_worker
 
@@ -95,3 +101,31 @@ async def test_payment_plan_with_a_missed_instalment_defaults_and_re_escalates(r
     state = case_state(service, "INV-1001")
     assert state.status.value == "escalated" and state.escalation.reason == "plan_defaulted"
     assert smtp.to("ap@acme.test") == []  # on a plan, no dunning notices were sent
+
+
+
+async def test_a_migrated_policy_survives_continue_as_new(running, time_env):
+    """A long-lived case continues as new; the policy it was moved to goes with it."""
+    service, context = running, running.ctx
+    supervisor = context.actor("demo-supervisor")
+    context.policies.pin(ANYTIME.read_text().replace('"test-default-anytime-1"', '"anytime-2"'), "anytime-2")
+    opening = cmd.OpenCase(command_id=uuid4(), actor=SYSTEM_ACTOR, case_id=case_uuid("INV-3001"),
+                           invoice=context.ledger.invoice("INV-3001"))
+    handle = await time_env.client.start_workflow(  # as the sweep starts it, with a short history limit
+        WORKFLOW_NAME, CaseInput(case_id=opening.case_id, policy=context.policy(), open=opening,
+                                 continue_as_new_after=30, id_prefix=context.settings.workflow_id_prefix),
+        id=service._workflow_id("INV-3001"), task_queue=context.settings.task_queue,
+    )
+    first_run = handle.result_run_id
+    await handle.execute_update("opened")
+    await migrate(service, "INV-3001", "anytime-2", "new terms", supervisor)
+    for n in range(6):  # history grows past the limit
+        await service.assign("INV-3001", ("demo-collector", "demo-supervisor")[n % 2], supervisor)
+    for _ in range(10):  # the friendly reminder (day 3, then the mailbox's gathering window)
+        if "ReminderSent" in event_types(service, "INV-3001"):
+            break
+        await advance(time_env, timedelta(days=1))
+    await eventually(lambda: "ReminderSent" in event_types(service, "INV-3001"))
+    latest = time_env.client.get_workflow_handle(service._workflow_id("INV-3001"))
+    assert (await latest.describe()).run_id != first_run  # it did continue as new
+    assert await latest.query("running_policy") == "anytime-2"
