@@ -11,10 +11,11 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.case_store import CaseStoreActivities
+from activities.insurance import InsuranceActivities
 from activities.mailbox import enqueue_notice
 from activities.notices import NoticeActivities, SmtpSettings
 from activities.sweep import SweepActivities
@@ -44,22 +45,61 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
     )
 
 
+def precompile_workflow_modules() -> None:
+    """The sandbox re-imports each workflow's module for every workflow run it starts. Without
+    bytecode on disk (PYTHONDONTWRITEBYTECODE=1, an editable install) every one of those imports
+    compiles the source again: about a fifth of the worker's CPU per case (docs/PERFORMANCE.md).
+    Writes the standard __pycache__ entry when it is missing or stale; best effort."""
+    import importlib.util
+    import os
+    import py_compile
+    import sys
+
+    for name in ("workflows", *(w.__module__ for w in WORKFLOWS)):
+        source = getattr(sys.modules.get(name), "__file__", None)
+        if not source or not source.endswith(".py"):
+            continue
+        cache = importlib.util.cache_from_source(source)
+        try:
+            if not os.path.exists(cache) or os.path.getmtime(cache) < os.path.getmtime(source):
+                py_compile.compile(source, cfile=cache, doraise=True)
+        except (OSError, py_compile.PyCompileError):
+            pass  # a read-only install compiles as before
+
+
+WORKFLOWS = (CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow)
+
+
+def workflow_runner(sandboxed: bool = True):
+    """Temporal's sandbox (the default) re-imports each workflow module for every run and runs
+    every activation and every payload's serialization context through it: about a third of the
+    worker's CPU per case here. Off, workflow code runs as plain Python (it is written for that:
+    the domain is pure, time and ids come from ``workflow``); the tests and the replay check run
+    it sandboxed, so a non-deterministic call still fails there."""
+    if not sandboxed:
+        return UnsandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+
+
 def build_worker(client: Client, context: Context, task_queue: str | None = None) -> Worker:
     settings = context.settings
+    precompile_workflow_modules()
     queue = task_queue or settings.task_queue
-    store = CaseStoreActivities(context.store, context.policies)
+    from app.customers import CustomerService, cached_policy
+
+    customers = CustomerService(context, cached_policy(context.policy))
+    store = CaseStoreActivities(context.store, context.policies, after_append=customers.on_case_events)
+    insurance = InsuranceActivities(context.db, smtp_settings(settings))
     notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
     sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix)
     return Worker(
         client,
         task_queue=queue,
-        workflows=[CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow],
+        workflows=list(WORKFLOWS),
         activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice,
-                    notices.send_digest, enqueue_notice, sweep.prepare, sweep.page],
+                    notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, insurance.notify_insurer],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
-        ),
+        workflow_runner=workflow_runner(settings.workflow_sandbox),
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from typing import Callable, Sequence
 from uuid import UUID
 
 from temporalio import activity
@@ -22,10 +24,17 @@ from store.event_store import ConcurrencyError, EventStore
 from store.policies import PolicyStore
 
 
+log = logging.getLogger(__name__)
+
+
 class CaseStoreActivities:
-    def __init__(self, store: EventStore, policies: PolicyStore) -> None:
+    def __init__(self, store: EventStore, policies: PolicyStore,
+                 after_append: Callable[[UUID, Sequence], None] | None = None) -> None:
         self.store = store
         self.policies = policies
+        # Runs once the events are durable (the customer's risk rescoring); its failure never
+        # fails the append, and whatever it missed the next run or `risk rescore` catches up.
+        self.after_append = after_append
 
     @activity.defn(name=APPEND_EVENTS)
     def append_events(self, request: AppendRequest) -> AppendReply:
@@ -39,6 +48,11 @@ class CaseStoreActivities:
             raise ApplicationError(str(error), type=CONCURRENCY_ERROR, non_retryable=True) from error
         if not result.already_appended:  # a retry of an append already stored counts nothing
             metrics.count_appended(request.events)
+        if self.after_append is not None:
+            try:
+                self.after_append(request.case_id, request.events)
+            except Exception:  # noqa: BLE001 - reported, never fails the append
+                log.warning("after-append hook failed for case %s", request.case_id, exc_info=True)
         return AppendReply(version=result.version, already_appended=result.already_appended)
 
     @activity.defn(name=LOAD_CASE)

@@ -138,3 +138,24 @@ class DigestRequest(_Model):
 class NoticeOutcome(_Model):
     seq: int
     result: NoticeResult
+
+
+# -- credit insurance ---------------------------------------------------------------------------
+
+NOTIFY_INSURER = "notify_insurer"
+
+
+class InsurerNoticeRequest(_Model):
+    """Notice to the insurer that an insured invoice is overdue."""
+
+    case_id: UUID
+    invoice_id: str
+    customer: Customer
+    insurer_name: str
+    insurer_email: str
+    policy_number: str
+    amount_due: Money
+    original_amount: Money
+    due_date: date
+    issue_date: date
+    notify_by: date

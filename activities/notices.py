@@ -25,7 +25,9 @@ from datetime import datetime, timezone
 from typing import Sequence
 
 import aiosmtplib
-from sqlalchemy import select, update
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from temporalio import activity
 
 from activities import metrics
@@ -35,10 +37,10 @@ from domain import events as ev
 from store.db import Database
 from store.event_store import EventStore
 from store.schema import notice_deliveries
-from store.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
+_OUTCOMES = ("ReminderSent", "ReminderFailed")  # the events that record a notice's outcome
 MARK_PATIENCE = 45.0  # seconds to keep trying to record an accepted message (< the activity's 60 s timeout)
 
 
@@ -212,7 +214,7 @@ class NoticeActivities:
         outcomes = []
         for request in requests:
             found = None
-            for event in reversed(self.store.load(request.case_id)):
+            for event in reversed(self.store.load_types(request.case_id, _OUTCOMES)):
                 if isinstance(event, (ev.ReminderSent, ev.ReminderFailed)) and event.seq == request.seq:
                     delivered = isinstance(event, ev.ReminderSent)
                     found = NoticeResult(
@@ -235,25 +237,19 @@ class NoticeActivities:
         error: str | None
 
     def _claim(self, message_id: str, request: NoticeRequest, recipient: str) -> NoticeActivities._Claim:
+        """Claims the message (or counts another attempt at it) in one statement:
+        INSERT ... ON CONFLICT DO UPDATE attempts + 1 ... RETURNING the row as it now is."""
         now = datetime.now(timezone.utc)
+        dialect = self.db.dialect
+        statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(notice_deliveries).values(
+            message_id=message_id, case_id=str(request.case_id), seq=request.seq, recipient=recipient,
+            status="sending", attempts=1, first_attempt_at=now,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["message_id"], set_={"attempts": notice_deliveries.c.attempts + 1},
+        ).returning(notice_deliveries.c.status, notice_deliveries.c.first_attempt_at, notice_deliveries.c.last_error)
         with self.db.transaction() as session:
-            insert_ignore(
-                session,
-                notice_deliveries,
-                [{
-                    "message_id": message_id, "case_id": str(request.case_id), "seq": request.seq,
-                    "recipient": recipient, "status": "sending", "attempts": 0, "first_attempt_at": now,
-                }],
-                ["message_id"],
-            )
-            row = session.execute(
-                select(notice_deliveries).where(notice_deliveries.c.message_id == message_id)
-            ).one()
-            session.execute(
-                update(notice_deliveries)
-                .where(notice_deliveries.c.message_id == message_id)
-                .values(attempts=notice_deliveries.c.attempts + 1)
-            )
+            row = session.execute(statement).one()
         return self._Claim(status=row.status, first_attempt_at=row.first_attempt_at, error=row.last_error)
 
     def _finish(self, message_id: str, status: str, error: str | None) -> None:

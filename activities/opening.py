@@ -24,6 +24,9 @@ async def start_case(client: Client, *, task_queue: str, id_prefix: str, policy:
             id=case_workflow_id(opening.invoice.invoice_id, id_prefix),
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            # From a worker's own client (the sweep's activity), the case's first workflow task
+            # comes back with the start and runs on this worker at once; elsewhere a no-op.
+            request_eager_start=True,
         )
     except WorkflowAlreadyStartedError:
         return False

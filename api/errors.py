@@ -26,7 +26,7 @@ from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id"})
+NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id", "customer_id", "outbox_id"})
 
 
 class ApiError(Exception):

@@ -51,6 +51,23 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "notices.preview": ALL,
     "cases.migrate_policy": APPROVERS,
     "policy.list": ALL,
+    # credit risk, customer credit, credit insurance, KPIs
+    "customers.show": ALL,
+    "customers.limit": APPROVERS,
+    "risk.watchlist": ALL,
+    "risk.rescore": APPROVERS,
+    "credit_hold.place": APPROVERS,
+    "credit_hold.release": APPROVERS,
+    "credit_hold.outbox": ALL,
+    "credit_hold.ack": ALL,
+    "payments.unapplied": ALL,
+    "payments.apply_credit": ALL,
+    "payments.prepay": ALL,
+    "reports.kpis": ALL,
+    "insurance.policies": ALL,
+    "insurance.policy_add": APPROVERS,
+    "insurance.cover": APPROVERS,
+    "insurance.indemnity": APPROVERS,
 }
 
 

@@ -113,6 +113,12 @@ def show_case(result: dict) -> None:
     console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
     console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
                   f"(original {result['original_amount']})  level {result['level']}  waiting for: {result['waiting_for']}")
+    ins = result.get("insurance")
+    if ins:
+        console.print(f"insured: {ins['insurer']} policy {ins['policy']} ({ins['indemnity_percent']}% indemnity), "
+                      f"{ins['stage']}; notify insurer by {(ins['notify_by'] or '')[:10]} "
+                      f"(planned {(ins['notify_at'] or '')[:10]}), no extension beyond {ins['extension_until']}"
+                      + (f", claim from {ins['claim_at'][:10]}" if ins.get("claim_at") else ""), highlight=False)
     table = Table("#", "when", "event", "by", "details")
     for e in result["events"]:
         details = ", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {}))
@@ -464,3 +470,4 @@ def main() -> None:
 
 
 from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
+from app import cli_risk  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest

@@ -27,6 +27,7 @@ from domain.money import Money, currency_exponent
 from domain.policy import RiskGrade
 from domain.priority import amount_at_risk, days_overdue, priority
 from domain.state import CaseStatus
+from store.reads import aging_sums, count_open_cases, page_of_open_cases
 from store.schema import approvals, case_summary, invoices, payments
 
 AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
@@ -51,30 +52,34 @@ def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: 
              limit: int = 200) -> dict:
     """Open cases, highest priority first (see ``domain.priority``), with the filters
     a collector uses. ``assignee`` may be a user name or ``unassigned``."""
-    query = select(case_summary).where(case_summary.c.closed_at.is_(None))
+    where: list = []  # besides "open"
     if status:
         if status not in CaseStatus.__members__:
             raise DomainError(f"{status!r} is not a status ({', '.join(CaseStatus.__members__)})", "status")
-        query = query.where(case_summary.c.status == status)
+        where.append(case_summary.c.status == status)
     if assignee == "unassigned":
-        query = query.where(case_summary.c.assignee.is_(None))
+        where.append(case_summary.c.assignee.is_(None))
     elif assignee:
-        query = query.where(case_summary.c.assignee == assignee)
+        where.append(case_summary.c.assignee == assignee)
     if risk_grade:
         if risk_grade not in RiskGrade.__members__:
             raise DomainError(f"{risk_grade!r} is not a risk grade (A, B, C or D)", "risk_grade")
-        query = query.where(case_summary.c.risk_grade == risk_grade)
+        where.append(case_summary.c.risk_grade == risk_grade)
     if currency:
-        query = query.where(case_summary.c.currency == currency.upper())
+        where.append(case_summary.c.currency == currency.upper())
     if q:
         needle = f"%{q.strip().lower()}%"
-        query = query.where(or_(func.lower(case_summary.c.invoice_id).like(needle),
-                                func.lower(case_summary.c.customer_name).like(needle)))
+        where.append(or_(func.lower(case_summary.c.invoice_id).like(needle),
+                           func.lower(case_summary.c.customer_name).like(needle)))
+    # Ranked and cut in SQL over the index of open cases (store/reads.py): only the page is read.
+    columns = [c for c in case_summary.c if c.name != "state"]
+    dialect = ctx.db.dialect
     with ctx.db.read() as session:
-        rows = list(session.execute(query))
+        total = session.execute(count_open_cases(where)).scalar_one()
+        rows = list(session.execute(page_of_open_cases(today, dialect, where, limit, columns)))
     items = [worklist_item(row, today) for row in rows]
     items.sort(key=lambda i: (-Decimal(i["priority"]), i["next_action_at"] or "9999", i["invoice_id"]))
-    return {"total": len(items), "items": items[:limit]}
+    return {"total": total, "items": items[:limit]}
 
 
 def worklist_item(row, today: date) -> dict:
@@ -132,6 +137,18 @@ def open_receivables(ctx: Context) -> list[OpenItem]:
     return items
 
 
+def aging_report(ctx: Context, as_of: date) -> dict[str, dict[str, Decimal]]:
+    """``aging(open_receivables(ctx), as_of)``, summed in SQL (store/reads.py) instead of
+    reading every case and invoice into Python."""
+    table: dict[str, dict[str, Decimal]] = {}
+    with ctx.db.read() as session:
+        sums = aging_sums(session, as_of, ctx.db.dialect)
+    for currency, bucket, minor in sums:
+        buckets = table.setdefault(currency, {b: ZERO for b in AGING_BUCKETS})
+        buckets[bucket] += _amount(int(minor), currency)
+    return table
+
+
 def aging(items: Iterable[OpenItem], as_of: date) -> dict[str, dict[str, Decimal]]:
     """Open amounts per currency and aging bucket on ``as_of``."""
     table: dict[str, dict[str, Decimal]] = {}
@@ -186,10 +203,11 @@ class Settlement:
     currency: str
     amount: Decimal
     on: date
-    kind: str  # payment | credit | write_off | cancelled | fee
+    kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
 
 
-_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged")
+_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged",
+                    "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
 
 
 def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
@@ -228,6 +246,14 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
         elif name == "LateFeeCharged":
             found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
+        elif name == "CustomerCreditApplied":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))
+        elif name == "IndemnityReceived":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity"))
+        elif name == "PaymentReversed":  # the payment did not settle after all
+            found.append(Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment"))
+            if e.excess.is_positive:
+                found.append(Settlement(invoice_id, e.excess.currency, -e.excess.amount, day, "excess"))
     found += [Settlement(r.invoice_id, r.currency, _amount(r.amount_minor, r.currency), r.received_on, "payment")
               for r in ledger]
     return found
@@ -317,7 +343,7 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
         currency = known[0] if known else "USD"
     found = settlements(ctx)
     ledger = ledger_invoices(ctx, currency)
-    aged = aging(open_receivables(ctx), as_of)
+    aged = aging_report(ctx, as_of)
     buckets = aged.get(currency, {b: ZERO for b in AGING_BUCKETS})
     return {
         "as_of": as_of.isoformat(),
@@ -331,4 +357,18 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
                                for w, a in collected_per_week(found, currency, as_of)],
         "dso": [{"date": d.isoformat(), "days": str(v) if v is not None else None}
                 for d, v in dso_trend(ledger, found, currency, as_of)],
+        "kpis": _kpi_figures(ctx, currency, as_of),
     }
+
+
+DASHBOARD_KPIS = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover_days", "promise_kept_rate_percent",
+                  "average_days_to_collect", "write_off_ratio_percent")
+
+
+def _kpi_figures(ctx: Context, currency: str, as_of: date) -> dict:
+    """The collection KPIs of the 90 days up to ``as_of`` (app/kpis.py, docs/KPIS.md)."""
+    from app import kpis
+
+    start, end = kpis.period(None, as_of)
+    figures = kpis.compute(kpis.gather(ctx, currency), currency, start, end)
+    return {"from": figures["from"], "to": figures["to"], **{k: figures[k] for k in DASHBOARD_KPIS}}

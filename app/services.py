@@ -83,6 +83,32 @@ def approval_dict(row: Any) -> dict:
     }
 
 
+def insurance_dict(state: CaseState) -> dict | None:
+    """The case's credit insurance and its deadlines, or None for an uninsured invoice."""
+    ins = state.insurance
+    if ins is None:
+        return None
+    when = lambda v: v.isoformat() if v is not None else None  # noqa: E731
+    if ins.claim_id is not None:
+        stage = "indemnified" if ins.indemnity is not None else "claim filed"
+    elif ins.cover_lost:
+        stage = "cover lost (notified after the deadline)"
+    elif ins.notified_at is not None:
+        stage = "insurer notified"
+    else:
+        stage = "insured"
+    return {
+        "insurer": ins.insurer_name, "insurer_id": ins.insurer_id, "insurer_email": ins.insurer_email,
+        "policy": ins.policy_number, "indemnity_percent": str(ins.indemnity_percent), "stage": stage,
+        "notify_at": when(ins.notify_at), "notify_by": when(ins.notify_by), "notified_at": when(ins.notified_at),
+        "notified_in_time": ins.notified_in_time, "extension_until": when(ins.extension_until),
+        "claim_at": when(ins.claim_at), "claim_id": ins.claim_id,
+        "claim_amount": str(ins.claim_amount.amount) if ins.claim_amount else None,
+        "expected_indemnity": str(ins.expected_indemnity.amount) if ins.expected_indemnity else None,
+        "indemnity": str(ins.indemnity.amount) if ins.indemnity else None,
+    }
+
+
 def reply_dict(reply: CommandReply) -> dict:
     return {
         "case_id": str(reply.case_id),
@@ -143,12 +169,15 @@ class CaseService:
                 "write_offs": str(state.write_offs.amount),
                 "fees": str(state.fees.amount),
                 "customer_credit": str(state.customer_credit.amount),
+                "credit_applied": str(state.credit_applied_total.amount),
+                "indemnity": str(state.indemnity_total.amount),
             },
             "dispute": state.dispute.model_dump(mode="json") if state.dispute else None,
             "promise": state.promise.model_dump(mode="json") if state.promise else None,
             "plan": state.plan.model_dump(mode="json") if state.plan else None,
             "escalation": state.escalation.model_dump(mode="json") if state.escalation else None,
             "approvals": [a.model_dump(mode="json") for a in state.approvals],
+            "insurance": insurance_dict(state),
             "events": [r.as_dict() for r in records],
         }
 
@@ -161,10 +190,13 @@ class CaseService:
         with self.ctx.db.read() as session:
             return [summary_dict(r) for r in session.execute(query)]
 
-    def approvals(self, status: str | None = "pending") -> list[dict]:
+    def approvals(self, status: str | None = "pending", limit: int | None = None, offset: int = 0) -> list[dict]:
+        """Oldest request first; ``limit``/``offset`` page through them (index ix_approvals_page)."""
         query = select(approvals).order_by(approvals.c.requested_at, approvals.c.approval_id)
         if status and status != "all":
             query = query.where(approvals.c.status == status)
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
         with self.ctx.db.read() as session:
             return [approval_dict(r) for r in session.execute(query)]
 
@@ -295,6 +327,10 @@ class CaseService:
                                         reference=reference, received_on=received),
         )
         self._remember_payment(pid, money, received, payer, reference, invoice_id, result["case_id"], matched_by)
+        if result["status"] == "paid" and self.ctx.policy().credit.auto_apply:
+            from app.credit import CreditService  # an overpayment's excess goes to the customer's other cases
+
+            result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
         return {**result, "payment_id": pid, "applied_to": "case"}
 
     def _remember_payment(self, pid: str, money: Money, received: date, payer: str, reference: str,

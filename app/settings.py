@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_METRICS_ADDRESS"))
     sdk_metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_SDK_METRICS_ADDRESS"))
     log_format: str = Field("text", validation_alias=AliasChoices("COLLECTIONS_LOG_FORMAT"))  # text | json
+    # Workflow code in Temporal's sandbox (on) or not (off: about a third less worker CPU per case,
+    # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
+    workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -16,7 +16,7 @@ from domain.state import CaseState
 class NextAction(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["remind", "tick"]  # remind: send a notice; tick: apply deadlines
+    kind: Literal["remind", "tick", "notify_insurer"]  # remind: send a notice; tick: apply deadlines
     at: datetime
     label: str
 
@@ -51,6 +51,11 @@ def next_action(state: CaseState, policy: Policy | None = None) -> NextAction | 
         candidates.append(NextAction(kind="tick", at=nxt.due_at + plan.grace, label=f"instalment {nxt.seq} due"))
     if state.dispute is not None and not state.dispute.overdue:
         candidates.append(NextAction(kind="tick", at=state.dispute.resolve_by, label="dispute resolution due"))
+    ins = state.insurance
+    if ins is not None and ins.notified_at is None:
+        candidates.append(NextAction(kind="notify_insurer", at=ins.notify_at, label="notify the insurer"))
+    elif ins is not None and ins.claim_at is not None and ins.claim_id is None:
+        candidates.append(NextAction(kind="tick", at=ins.claim_at, label="file the insurance claim"))
     return min(candidates, key=lambda a: (a.at, a.kind != "remind"), default=None)
 
 

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
-from domain.events import Customer, DisputeOutcome, EscalationDecision, OpenReason
+from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.money import Money
 from domain.policy import Policy, RiskGrade
 from domain.users import Actor
@@ -61,6 +61,7 @@ class InvoiceFacts(BaseModel):
     paid: Money  # already paid before the case opened
     issue_date: date
     due_date: date
+    insurance: InsuranceCover | None = None  # the invoice's credit insurance, if any
 
 
 class OpenCase(Command):
@@ -170,6 +171,37 @@ class RecordReminder(Command):
         return value[:MAX_TEXT]
 
 
+class RecordInsurerNotice(Command):
+    """The outcome of notifying the insurer of the overdue (the workflow reports it)."""
+
+    kind: Literal["insurer_notice"] = "insurer_notice"
+    message_id: str
+    recipient: str
+    delivered: bool
+    error: str = ""
+
+    @field_validator("error")
+    @classmethod
+    def _short(cls, value: str) -> str:
+        return value[:MAX_TEXT]
+
+
+class RecordIndemnity(Command):
+    """The insurer paid (part of) the filed claim."""
+
+    kind: Literal["indemnity"] = "indemnity"
+    amount: Money
+    reference: str = ""
+
+
+class ApplyCustomerCredit(Command):
+    """Settle part of the balance with customer credit already reserved on the customer's stream."""
+
+    kind: Literal["credit_apply"] = "credit_apply"
+    allocation_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+
+
 class Tick(Command):
     """A timer fired: apply every deadline that has passed."""
 
@@ -193,6 +225,9 @@ AnyCommand = Annotated[
         AssignCase,
         CancelCase,
         RecordReminder,
+        RecordInsurerNotice,
+        RecordIndemnity,
+        ApplyCustomerCredit,
         Tick,
     ],
     Field(discriminator="kind"),

@@ -23,6 +23,7 @@ from domain.policy import APPROVER_ROLES, Policy, Role
 from domain.state import CaseState, evolve
 
 ROLE_RANK = {Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
+NOTICE_RETRY = timedelta(days=1)  # a notice to the insurer that could not be delivered is tried again
 
 
 class _Emitter:
@@ -63,7 +64,8 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
     # A closed case accepts nothing, except the record of a notice already in flight
     # and the reversal of a payment that closed it (the money never arrived).
     reversing = isinstance(command, cmd.ReversePayment) and state.outcome == ev.Outcome.paid
-    if state.closed and not isinstance(command, (cmd.RecordReminder, cmd.Tick)) and not reversing:
+    in_flight = (cmd.RecordReminder, cmd.RecordInsurerNotice, cmd.Tick)
+    if state.closed and not isinstance(command, in_flight) and not reversing:
         raise DomainError(f"case is closed ({state.outcome.value}); it accepts no further commands", "case")
     emit = _Emitter(state, command, now)
     _HANDLERS[type(command)](emit, command, policy)
@@ -106,17 +108,17 @@ def _next_tier(policy: Policy, tier: Role) -> Role | None:
     return tiers[index + 1] if index + 1 < len(tiers) else None
 
 
+def _closing_totals(s: CaseState) -> dict:
+    """What a CaseClosed records: every way the balance went down, and the fees it went up by.
+    original + fees = paid before opening + payments + credit applied + indemnity + credits + write-offs."""
+    return dict(payments=s.payments, credits=s.credits, write_offs=s.write_offs, fees=s.fees,
+                credit_applied=s.credit_applied, indemnity=s.indemnity)
+
+
 def _close_if_settled(emit: _Emitter, outcome: ev.Outcome) -> None:
     s = emit.state
     if s is not None and not s.closed and not s.balance.is_positive:
-        emit(
-            ev.CaseClosed,
-            outcome=outcome,
-            payments=s.payments,
-            credits=s.credits,
-            write_offs=s.write_offs,
-            fees=s.fees,
-        )
+        emit(ev.CaseClosed, outcome=outcome, **_closing_totals(s))
 
 
 # -- commands ----------------------------------------------------------------
@@ -151,9 +153,33 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         first_reminder_at=_send_moment(now + ladder[0].after, inv.customer, policy),
         assignee=c.assignee,
     )
+    if inv.insurance is not None:
+        _emit_insured(emit, inv, policy)
     if c.reason == ev.OpenReason.dispute:
         _emit_dispute(emit, "opened_as_dispute", balance, c.actor.name, policy)
     return emit.events
+
+
+def _emit_insured(emit: _Emitter, inv: cmd.InvoiceFacts, policy: Policy) -> None:
+    """The insurer's deadlines for this case, decided once: notify the insurer
+    ``notify_after`` past the due date (the policy), never later than the insurer's
+    deadline (``notify_within`` past the due date), and at once if the case opens later."""
+    cover = inv.insurance
+    due_end = _end_of_day(inv.due_date)
+    notify_by = due_end + cover.notify_within
+    notify_at = max(emit.now, min(due_end + policy.insurance.notify_after, notify_by - timedelta(days=1)))
+    emit(
+        ev.CaseInsured,
+        insurer_id=cover.insurer_id,
+        insurer_name=cover.insurer_name,
+        insurer_email=cover.insurer_email,
+        policy_number=cover.policy_number,
+        indemnity_percent=cover.indemnity_percent,
+        notify_at=notify_at,
+        notify_by=notify_by,
+        extension_until=inv.due_date + cover.max_extension,
+        claim_waiting=cover.claim_waiting,
+    )
 
 
 def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
@@ -175,11 +201,74 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         reference=c.reference,
         received_on=c.received_on,
     )
+    _after_settlement(emit)
+
+
+def _after_settlement(emit: _Emitter) -> None:
+    """Money came in (a payment or customer credit): promise, instalments, closing."""
     s = emit.state
     if s.promise is not None and s.promise.paid_since >= s.promise.amount:
         emit(ev.PromiseKept, promise_id=s.promise.promise_id)
     _mark_instalments(emit)
     _close_if_settled(emit, ev.Outcome.paid)
+
+
+def _apply_credit(emit: _Emitter, c: cmd.ApplyCustomerCredit, policy: Policy) -> None:
+    s = emit.state
+    if c.allocation_id in s.allocation_ids:
+        return  # this allocation is already applied
+    _positive_within_balance(s, c.amount)
+    emit(ev.CustomerCreditApplied, allocation_id=c.allocation_id, amount=c.amount)
+    _after_settlement(emit)
+
+
+def _check_extension(s: CaseState, last_day, field: str) -> None:
+    """An insured invoice may not be put off beyond the insurer's maximum extension."""
+    ins = s.insurance
+    if ins is not None and not ins.cover_lost and last_day > ins.extension_until:
+        raise DomainError(
+            f"{last_day} is beyond the insurer's maximum extension ({ins.extension_until}, "
+            f"{ins.insurer_name} policy {ins.policy_number})", field)
+
+
+def _insurer_notice(emit: _Emitter, c: cmd.RecordInsurerNotice, policy: Policy) -> None:
+    s = emit.state
+    ins = s.insurance
+    if ins is None:
+        raise DomainError("the invoice of this case is not insured", "case")
+    if ins.notified_at is not None:
+        return  # already recorded
+    if not c.delivered:
+        if s.closed:
+            return  # nothing more to do: the case closed while the notice was in flight
+        emit(ev.InsurerNotificationFailed, message_id=c.message_id, recipient=c.recipient,
+             error=c.error or "not delivered", retry_at=emit.now + NOTICE_RETRY)
+        return
+    in_time = emit.now <= ins.notify_by
+    emit(ev.InsurerNotified, message_id=c.message_id, recipient=c.recipient, notify_by=ins.notify_by,
+         in_time=in_time, claim_at=emit.now + ins.claim_waiting if in_time else None)
+
+
+def _record_indemnity(emit: _Emitter, c: cmd.RecordIndemnity, policy: Policy) -> None:
+    s = emit.state
+    ins = s.insurance
+    _require_role(c.actor.role, APPROVER_ROLES, "record an insurer's indemnity")
+    if ins is None or ins.claim_id is None:
+        raise DomainError("no insurance claim has been filed on this case", "case")
+    if ins.indemnity is not None:
+        raise DomainError(f"the indemnity of claim {ins.claim_id} is already recorded ({ins.indemnity})", "case")
+    _positive_within_balance(s, c.amount)
+    cmd.check_text(c.reference, "reference")
+    emit(ev.IndemnityReceived, claim_id=ins.claim_id, amount=c.amount, reference=c.reference)
+    _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def _net_of_indemnity(s: CaseState) -> Money:
+    """The most that may be written off: the balance less any indemnity still expected."""
+    ins = s.insurance
+    if ins is not None and ins.claim_pending and ins.expected_indemnity is not None:
+        return s.balance - ins.expected_indemnity.min(s.balance)
+    return s.balance
 
 
 def _reverse_payment(emit: _Emitter, c: cmd.ReversePayment, policy: Policy) -> None:
@@ -266,6 +355,7 @@ def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
     latest = (emit.now + policy.promise.max_horizon).date()
     if c.promised_date > latest:
         raise DomainError(f"{c.promised_date} is beyond the longest promise allowed ({latest})", "date")
+    _check_extension(s, c.promised_date, "date")
     emit(
         ev.PromiseMade,
         promise_id=emit.new_id("PR"),
@@ -301,6 +391,7 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
     instalments = tuple(
         ev.Instalment(seq=i + 1, due_at=first + i * c.every, amount=amount) for i, amount in enumerate(amounts)
     )
+    _check_extension(s, instalments[-1].due_at.date(), "instalments")
     needs_approval = c.actor.role == Role.collector and c.instalments > rules.collector_max_instalments
     emit(
         ev.PaymentPlanProposed,
@@ -341,7 +432,9 @@ def _escalation_decide(emit: _Emitter, c: cmd.DecideEscalation, policy: Policy) 
     if c.decision == ev.EscalationDecision.credit_hold:
         emit(ev.CreditHoldPlaced, customer_id=s.customer.customer_id, reason="escalation decision")
     elif c.decision == ev.EscalationDecision.write_off:
-        _emit_write_off(emit, emit.state.balance, "escalation", policy)
+        net = _net_of_indemnity(emit.state)
+        if net.is_positive:
+            _emit_write_off(emit, net, "escalation", policy)
 
 
 def _emit_write_off(emit: _Emitter, amount: Money, reason: str, policy: Policy) -> None:
@@ -363,6 +456,11 @@ def _write_off_request(emit: _Emitter, c: cmd.RequestWriteOff, policy: Policy) -
         raise DomainError("a write-off request is already waiting for approval", "case")
     cmd.check_code(c.reason, "reason")
     _positive_within_balance(s, c.amount)
+    net = _net_of_indemnity(s)
+    if c.amount > net:
+        raise DomainError(f"{c.amount} exceeds the balance net of the indemnity expected from "
+                          f"{s.insurance.insurer_name} ({net}): write off only what the insurer will not pay",
+                          "amount")
     _emit_write_off(emit, c.amount, c.reason, policy)
 
 
@@ -422,9 +520,7 @@ def _cancel(emit: _Emitter, c: cmd.CancelCase, policy: Policy) -> None:
     _require_role(c.actor.role, APPROVER_ROLES, "cancel a case")
     cmd.check_code(c.reason, "reason")
     emit(ev.CaseCancelled, reason=c.reason, amount=emit.state.balance)
-    s = emit.state
-    emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, payments=s.payments, credits=s.credits,
-         write_offs=s.write_offs, fees=s.fees)
+    emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
 
 
 def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
@@ -529,6 +625,18 @@ def _dispute_due(emit: _Emitter, policy: Policy) -> None:
         emit(ev.DisputeOverdue, dispute_id=d.dispute_id, resolve_by=d.resolve_by)
 
 
+def _claim_due(emit: _Emitter, policy: Policy) -> None:
+    """The claim waiting period ended and the invoice is still unpaid: file the claim."""
+    s = emit.state
+    ins = s.insurance
+    if ins is None or ins.claim_at is None or ins.claim_id is not None or ins.claim_at > emit.now:
+        return
+    if not s.balance.is_positive:
+        return
+    emit(ev.ClaimFiled, claim_id=emit.new_id("CL"), amount=s.balance,
+         expected_indemnity=s.balance.percent(ins.indemnity_percent))
+
+
 _DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
     _promise_due,
     _instalment_due,
@@ -536,6 +644,7 @@ _DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
     _escalation_sla,
     _approval_sla,
     _dispute_due,
+    _claim_due,
 )
 
 _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
@@ -553,6 +662,9 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.AssignCase: _assign,
     cmd.CancelCase: _cancel,
     cmd.RecordReminder: _reminder,
+    cmd.RecordInsurerNotice: _insurer_notice,
+    cmd.RecordIndemnity: _record_indemnity,
+    cmd.ApplyCustomerCredit: _apply_credit,
     cmd.Tick: _tick,
 }
 

@@ -7,6 +7,7 @@ Events carry every value that was *decided* (deadlines, amounts applied), so
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Literal, Union, get_args
 from uuid import UUID
@@ -57,6 +58,19 @@ class Customer(_Frozen):
     country: str = "US"
     language: str = "en"
     timezone: str = "UTC"
+
+
+class InsuranceCover(_Frozen):
+    """An invoice insured under an insurer's policy, with that policy's terms."""
+
+    insurer_id: str
+    insurer_name: str
+    insurer_email: str
+    policy_number: str
+    notify_within: timedelta  # the insurer must hear of the overdue within this long after the due date
+    max_extension: timedelta  # payment may not be put off beyond due date + this (promises, plans)
+    claim_waiting: timedelta  # a claim may be filed this long after the notification, if still unpaid
+    indemnity_percent: Decimal  # share of the claimed loss the insurer pays
 
 
 class Instalment(_Frozen):
@@ -324,6 +338,68 @@ class CaseClosed(Event):
     credits: Money
     write_offs: Money
     fees: Money
+    credit_applied: Money | None = None  # customer credit applied (None: none)
+    indemnity: Money | None = None  # paid by the credit insurer (None: none)
+
+
+# -- credit insurance ------------------------------------------------------------------
+
+
+class CaseInsured(Event):
+    """The invoice is insured: the deadlines the insurer's terms give this case."""
+
+    type: Literal["CaseInsured"] = "CaseInsured"
+    insurer_id: str
+    insurer_name: str
+    insurer_email: str
+    policy_number: str
+    indemnity_percent: Decimal
+    notify_at: datetime  # when the case will notify the insurer
+    notify_by: datetime  # the insurer's deadline for that notification
+    extension_until: date  # no promise or plan may put payment off beyond this
+    claim_waiting: timedelta
+
+
+class InsurerNotified(Event):
+    type: Literal["InsurerNotified"] = "InsurerNotified"
+    message_id: str
+    recipient: str
+    notify_by: datetime
+    in_time: bool  # False: after the deadline, the cover is lost and no claim will be filed
+    claim_at: datetime | None  # when a claim is filed if the invoice is still unpaid
+
+
+class InsurerNotificationFailed(Event):
+    type: Literal["InsurerNotificationFailed"] = "InsurerNotificationFailed"
+    message_id: str
+    recipient: str
+    error: str
+    retry_at: datetime
+
+
+class ClaimFiled(Event):
+    type: Literal["ClaimFiled"] = "ClaimFiled"
+    claim_id: str
+    amount: Money  # the unpaid balance claimed
+    expected_indemnity: Money
+
+
+class IndemnityReceived(Event):
+    type: Literal["IndemnityReceived"] = "IndemnityReceived"
+    claim_id: str
+    amount: Money
+    reference: str = ""
+
+
+# -- customer credit ---------------------------------------------------------------------
+
+
+class CustomerCreditApplied(Event):
+    """Customer credit (an earlier overpayment or a prepayment) settles part of this invoice."""
+
+    type: Literal["CustomerCreditApplied"] = "CustomerCreditApplied"
+    allocation_id: str
+    amount: Money
 
 
 AnyEvent = Annotated[
@@ -359,6 +435,12 @@ AnyEvent = Annotated[
         CaseAssigned,
         CaseCancelled,
         CaseClosed,
+        CaseInsured,
+        InsurerNotified,
+        InsurerNotificationFailed,
+        ClaimFiled,
+        IndemnityReceived,
+        CustomerCreditApplied,
     ],
     Field(discriminator="type"),
 ]
@@ -368,5 +450,10 @@ EVENT_TYPES = tuple(t.__name__ for t in get_args(get_args(AnyEvent)[0]))
 
 
 def event_from_record(envelope: dict, data: dict) -> Event:
-    """Rebuild a typed event from its stored envelope and data."""
+    """Rebuild a typed event from its stored envelope and data (a case's event, or a
+    customer's: see domain/customer.py)."""
+    from domain.customer import CUSTOMER_EVENT_TYPES, customer_event_from_record
+
+    if envelope.get("type") in CUSTOMER_EVENT_TYPES:
+        return customer_event_from_record(envelope, data)
     return EVENT_ADAPTER.validate_python({**data, **envelope})

@@ -146,6 +146,69 @@ class NoticePolicy(_Model):
         return self
 
 
+RISK_FACTORS = ("avg_days_late", "max_days_late", "late_share", "dispute_share", "broken_promises",
+                "defaulted_plans", "exposure_ratio")
+
+
+class RiskFactor(_Model):
+    """points = weight x min(value, cap) / cap: linear up to the cap, flat beyond it."""
+
+    weight: Decimal = Field(ge=0, le=100)
+    cap: Decimal = Field(gt=0)
+
+
+def _default_factors() -> dict[str, RiskFactor]:
+    table = {"avg_days_late": (25, 30), "max_days_late": (15, 60), "late_share": (20, 1),
+             "dispute_share": (10, "0.5"), "broken_promises": (10, 3), "defaulted_plans": (10, 2),
+             "exposure_ratio": (10, "1.5")}
+    return {k: RiskFactor(weight=Decimal(w), cap=Decimal(str(c))) for k, (w, c) in table.items()}
+
+
+class RiskPolicy(_Model):
+    """The customer scorecard (see docs/RISK.md): 0 (no risk) to the sum of the weights."""
+
+    enabled: bool = True
+    min_settled: int = Field(3, ge=1, description="settled invoices (payment history) needed before the score "
+                             "replaces the imported grade")
+    factors: dict[str, RiskFactor] = Field(default_factory=_default_factors)
+    grade_from: dict[RiskGrade, Decimal] = Field(
+        default_factory=lambda: {RiskGrade.B: Decimal(20), RiskGrade.C: Decimal(40), RiskGrade.D: Decimal(60)},
+        description="lowest score of each grade after A")
+    hold_at_grade: RiskGrade | None = Field(None, description="a customer graded this or worse is put on credit hold")
+    hold_over_limit: bool = Field(False, description="exposure above the credit limit puts the customer on hold")
+    watch_window: timedelta = timedelta(days=30)
+
+    @model_validator(mode="after")
+    def _check(self) -> RiskPolicy:
+        unknown = sorted(set(self.factors) - set(RISK_FACTORS))
+        if unknown:
+            raise ValueError(f"factors: unknown factor(s) {', '.join(unknown)} (known: {', '.join(RISK_FACTORS)})")
+        bounds = [self.grade_from.get(g) for g in (RiskGrade.B, RiskGrade.C, RiskGrade.D)]
+        if RiskGrade.A in self.grade_from or None in bounds or any(b <= a for a, b in zip(bounds, bounds[1:])):
+            raise ValueError("grade_from: give increasing scores for B, C and D")
+        return self
+
+    def grade(self, score: Decimal) -> RiskGrade:
+        grade = RiskGrade.A
+        for candidate in (RiskGrade.B, RiskGrade.C, RiskGrade.D):
+            if score >= self.grade_from[candidate]:
+                grade = candidate
+        return grade
+
+
+class CreditPolicy(_Model):
+    """Customer credit (overpayments and prepayments)."""
+
+    auto_apply: bool = Field(False, description="apply customer credit to open cases, oldest due first, as soon as it arises")
+
+
+class InsurancePolicy(_Model):
+    """How insured cases deal with the insurer (the insurer's own terms come with each invoice's cover)."""
+
+    notify_after: timedelta = Field(timedelta(days=30), description="notify the insurer this long after the due date "
+                                    "(or at the insurer's deadline if that comes first)")
+
+
 class Policy(_Model):
     version: str = Field(min_length=1, max_length=64)
     description: str = ""
@@ -157,6 +220,9 @@ class Policy(_Model):
     plan: PlanPolicy
     approval: ApprovalPolicy
     notices: NoticePolicy = NoticePolicy()
+    risk: RiskPolicy = RiskPolicy()
+    credit: CreditPolicy = CreditPolicy()
+    insurance: InsurancePolicy = InsurancePolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from enum import Enum
 from functools import reduce
 from typing import Iterable, Literal
@@ -140,6 +141,37 @@ class Approval(_Frozen):
     decision_reason: str = ""
 
 
+class Insurance(_Frozen):
+    """The case's credit insurance: the insurer, the decided deadlines and how far it got."""
+
+    insurer_id: str
+    insurer_name: str
+    insurer_email: str
+    policy_number: str
+    indemnity_percent: Decimal
+    notify_at: datetime
+    notify_by: datetime
+    extension_until: date
+    claim_waiting: timedelta
+    notice_attempts: int = 0
+    notified_at: datetime | None = None
+    notified_in_time: bool | None = None
+    claim_at: datetime | None = None
+    claim_id: str | None = None
+    claim_amount: Money | None = None
+    expected_indemnity: Money | None = None
+    indemnity: Money | None = None
+
+    @property
+    def cover_lost(self) -> bool:
+        return self.notified_in_time is False
+
+    @property
+    def claim_pending(self) -> bool:
+        """A claim is filed and the insurer has not paid yet."""
+        return self.claim_id is not None and self.indemnity is None
+
+
 class CaseState(_Frozen):
     case_id: UUID
     version: int
@@ -185,8 +217,21 @@ class CaseState(_Frozen):
     approvals: tuple[Approval, ...] = ()
     outcome: Outcome | None = None
     closed_at: datetime | None = None
+    plans_defaulted: int = 0
+    insurance: Insurance | None = None
+    credit_applied: Money | None = None  # customer credit applied to this invoice (None: none)
+    indemnity: Money | None = None  # paid by the credit insurer (None: none)
+    allocation_ids: tuple[str, ...] = ()
 
     # -- derived ------------------------------------------------------------
+    @property
+    def credit_applied_total(self) -> Money:
+        return self.credit_applied or Money.zero(self.currency)
+
+    @property
+    def indemnity_total(self) -> Money:
+        return self.indemnity or Money.zero(self.currency)
+
     @property
     def closed(self) -> bool:
         return self.outcome is not None
@@ -513,7 +558,8 @@ def _instalment_paid(s: CaseState, e: ev.InstalmentPaid) -> dict:
 
 
 def _plan_defaulted(s: CaseState, e: ev.PaymentPlanDefaulted) -> dict:
-    return {"plan": s.plan.model_copy(update={"status": "defaulted"}) if s.plan else None}
+    return {"plan": s.plan.model_copy(update={"status": "defaulted"}) if s.plan else None,
+            "plans_defaulted": s.plans_defaulted + 1}
 
 
 def _write_off_requested(s: CaseState, e: ev.WriteOffRequested) -> dict:
@@ -576,7 +622,64 @@ def _closed(s: CaseState, e: ev.CaseClosed) -> dict:
     }
 
 
+def _insured(s: CaseState, e: ev.CaseInsured) -> dict:
+    return {"insurance": Insurance(
+        insurer_id=e.insurer_id, insurer_name=e.insurer_name, insurer_email=e.insurer_email,
+        policy_number=e.policy_number, indemnity_percent=e.indemnity_percent, notify_at=e.notify_at,
+        notify_by=e.notify_by, extension_until=e.extension_until, claim_waiting=e.claim_waiting,
+    )}
+
+
+def _insurance(s: CaseState, **update) -> dict:
+    return {"insurance": s.insurance.model_copy(update=update)} if s.insurance else {}
+
+
+def _insurer_notified(s: CaseState, e: ev.InsurerNotified) -> dict:
+    attempts = s.insurance.notice_attempts + 1 if s.insurance else 1
+    return _insurance(s, notified_at=e.occurred_at, notified_in_time=e.in_time, claim_at=e.claim_at,
+                      notice_attempts=attempts)
+
+
+def _insurer_notice_failed(s: CaseState, e: ev.InsurerNotificationFailed) -> dict:
+    attempts = s.insurance.notice_attempts + 1 if s.insurance else 1
+    return _insurance(s, notify_at=e.retry_at, notice_attempts=attempts)
+
+
+def _claim_filed(s: CaseState, e: ev.ClaimFiled) -> dict:
+    return _insurance(s, claim_id=e.claim_id, claim_amount=e.amount, expected_indemnity=e.expected_indemnity)
+
+
+def _indemnity(s: CaseState, e: ev.IndemnityReceived) -> dict:
+    changes = _insurance(s, indemnity=e.amount)
+    changes["balance"] = s.balance - e.amount
+    changes["indemnity"] = s.indemnity_total + e.amount
+    if s.dispute is not None and s.dispute.amount > changes["balance"]:
+        changes["dispute"] = s.dispute.model_copy(update={"amount": changes["balance"]})
+    return changes
+
+
+def _credit_applied(s: CaseState, e: ev.CustomerCreditApplied) -> dict:
+    changes: dict = {
+        "balance": s.balance - e.amount,
+        "credit_applied": s.credit_applied_total + e.amount,
+        "allocation_ids": s.allocation_ids + (e.allocation_id,),
+    }
+    if s.promise is not None:
+        changes["promise"] = s.promise.model_copy(update={"paid_since": s.promise.paid_since + e.amount})
+    if s.plan is not None and s.plan.status == "accepted":
+        changes["plan"] = s.plan.model_copy(update={"paid_toward_next": s.plan.paid_toward_next + e.amount})
+    if s.dispute is not None and s.dispute.amount > changes["balance"]:
+        changes["dispute"] = s.dispute.model_copy(update={"amount": changes["balance"]})
+    return changes
+
+
 _HANDLERS = {
+    ev.CaseInsured: _insured,
+    ev.InsurerNotified: _insurer_notified,
+    ev.InsurerNotificationFailed: _insurer_notice_failed,
+    ev.ClaimFiled: _claim_filed,
+    ev.IndemnityReceived: _indemnity,
+    ev.CustomerCreditApplied: _credit_applied,
     ev.ReminderSent: _reminder,
     ev.ReminderFailed: _reminder,
     ev.LateFeeCharged: _fee,

@@ -26,6 +26,7 @@ from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 
+from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
 from store.db import Database
@@ -110,6 +111,7 @@ class EventStore:
             SQLAlchemyDatastore(session_maker=db.sessions), events_table_name=EVENTS_TABLE
         )
         self._records = self.recorder.events_record_cls
+        self._insert_returning = None
 
     # -- writing -------------------------------------------------------------------
     def append(
@@ -137,18 +139,39 @@ class EventStore:
         ]
         try:
             with self.recorder.transaction(commit=True) as session:
-                current = self._version(session, stream_id)
-                if current != expected_version:
-                    raise _VersionMismatch(current)
-                positions = self.recorder.insert_events(stored, session=session)
-                session.execute(
-                    insert(event_ids),
+                # The case's summary row carries the stream's version (both are written in every
+                # append's transaction), so it doubles as the version check. A new stream (0) needs
+                # no check: the unique (stream, version) index refuses a second version 1.
+                row = None if is_customer_event(events[0]) else self.projector.current(session, stream_id)
+                if expected_version and (row is None or row.version != expected_version):
+                    current = self._version(session, stream_id)
+                    if current != expected_version:
+                        raise _VersionMismatch(current)
+                pending = self.projector.prepare(session, stream_id, events, self._events_between, row=row)
+                positions = self._insert(session, stored)
+                session.connection().execute(
+                    _INSERT_EVENT_IDS,
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
                 )
-                self.projector.apply(session, stream_id, events, self._events_between)
+                pending.write(session)
         except (_VersionMismatch, sqlalchemy.exc.IntegrityError, es.IntegrityError):
             return self._already_appended(stream_id, expected_version, events)
         return AppendResult(version=events[-1].version, positions=list(positions or []))
+
+    def _insert(self, session, stored: Sequence[StoredEvent]) -> list[int]:
+        """The recorder's rows with one Core INSERT ... RETURNING instead of its ORM session.add
+        and flush, under the recorder's own lock (EXCLUSIVE on the table on PostgreSQL: global
+        positions commit in order, no gaps) and with its NOTIFY."""
+        self.recorder._lock_table(session)
+        table = self._records.__table__
+        rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version, "topic": e.topic,
+                 "state": e.state} for e in stored]
+        if self._insert_returning is None:
+            self._insert_returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
+        statement = self._insert_returning
+        positions = list(session.connection().execute(statement, rows).scalars())
+        self.recorder._notify_channel(session)
+        return positions
 
     def _already_appended(self, stream_id: UUID, expected_version: int, events: Sequence[Event]) -> AppendResult:
         last = expected_version + len(events)
@@ -184,6 +207,16 @@ class EventStore:
     def load(self, stream_id: UUID) -> list[Event]:
         return [r.event for r in self.records(stream_id)]
 
+    def load_types(self, stream_id: UUID, types: Sequence[str]) -> list[Event]:
+        """The stream's events of the given types only, in order (a cheap look for one kind of fact)."""
+        rec = self._records
+        with self.db.read() as session:
+            rows = session.execute(
+                select(rec).where(rec.originator_id == stream_id, rec.topic.in_(list(types)))
+                .order_by(rec.originator_version)
+            ).scalars()
+            return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)).event for r in rows]
+
     def state(self, stream_id: UUID) -> CaseState | None:
         return fold(self.load(stream_id))
 
@@ -217,16 +250,23 @@ class EventStore:
         write lock on SQLite, a SHARE lock on the event table on PostgreSQL), so no
         event recorded meanwhile can be missing from the new rows."""
         states: dict[UUID, CaseState] = {}
+        customers: dict[UUID, object] = {}  # customer streams (domain/customer.py)
         replayed = 0
         with self.db.transaction() as session:
             if self.db.dialect == "postgresql":
                 session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN SHARE MODE"))
-            rows = session.execute(select(self._records).order_by(self._records.id).execution_options(yield_per=5000))
-            for r in rows.scalars():
+            t = self._records.__table__  # plain rows (no ORM objects): a rebuild reads every event
+            rows = session.connection().execute(
+                select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state)
+                .order_by(t.c.id).execution_options(yield_per=5000))
+            for r in rows:
                 record = _decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state))
-                states[record.stream_id] = fold([record.event], states.get(record.stream_id))
+                if is_customer_event(record.event):
+                    customers[record.stream_id] = evolve_customer(customers.get(record.stream_id), record.event)
+                else:
+                    states[record.stream_id] = fold([record.event], states.get(record.stream_id))
                 replayed += 1
-            self.projector.replace_all(session, states.values())
+            self.projector.replace_all(session, states.values(), customers=customers.values())
         return replayed
 
     def _events_between(self, session, stream_id: UUID, after: int, before: int) -> list[Event]:
@@ -236,6 +276,9 @@ class EventStore:
                               rec.originator_version < before).order_by(rec.originator_version)
         ).scalars()
         return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)).event for r in rows]
+
+
+_INSERT_EVENT_IDS = insert(event_ids)
 
 
 class _VersionMismatch(Exception):

@@ -14,7 +14,7 @@ from domain.events import Customer
 from domain.money import Money
 from domain.policy import RiskGrade
 from store.db import Database
-from store.schema import case_summary, customers, invoices, payments
+from store.schema import case_summary, customer_risk, customers, insurer_policies, invoice_insurance, invoices, payments
 from store.upsert import upsert
 
 
@@ -69,8 +69,8 @@ class Ledger:
     def invoice(self, invoice_id: str) -> InvoiceFacts:
         with self.db.read() as session:
             row = session.execute(
-                select(invoices, customers)
-                .join(customers, customers.c.customer_id == invoices.c.customer_id)
+                _with_risk_and_cover(select(invoices, customers, *_EXTRA_COLUMNS)
+                                     .join(customers, customers.c.customer_id == invoices.c.customer_id))
                 .where(invoices.c.invoice_id == invoice_id)
             ).first()
         if row is None:
@@ -113,6 +113,44 @@ class Ledger:
         return True
 
 
+# The grade the scorecard gave the customer (it chooses the ladder of new cases) and the
+# invoice's credit insurance, joined onto every invoice read that opens a case.
+_EXTRA_COLUMNS = (
+    customer_risk.c.grade.label("scored_grade"),
+    insurer_policies.c.policy_id.label("ins_policy_id"),
+    insurer_policies.c.insurer_id.label("ins_insurer_id"),
+    insurer_policies.c.insurer_name.label("ins_insurer_name"),
+    insurer_policies.c.insurer_email.label("ins_insurer_email"),
+    insurer_policies.c.notify_within.label("ins_notify_within"),
+    insurer_policies.c.max_extension.label("ins_max_extension"),
+    insurer_policies.c.claim_waiting.label("ins_claim_waiting"),
+    insurer_policies.c.indemnity_percent.label("ins_indemnity_percent"),
+)
+
+
+def _with_risk_and_cover(query):
+    return (query.outerjoin(customer_risk, customer_risk.c.customer_id == invoices.c.customer_id)
+            .outerjoin(invoice_insurance, invoice_insurance.c.invoice_id == invoices.c.invoice_id)
+            .outerjoin(insurer_policies, insurer_policies.c.policy_id == invoice_insurance.c.policy_id))
+
+
+def _cover(m):
+    from decimal import Decimal
+
+    from domain.durations import parse_duration
+    from domain.events import InsuranceCover
+
+    if m.get("ins_policy_id") is None:
+        return None
+    days = lambda text: parse_duration(text, "insurer policy")  # noqa: E731 - stored as ISO 8601
+    return InsuranceCover(
+        insurer_id=m["ins_insurer_id"], insurer_name=m["ins_insurer_name"], insurer_email=m["ins_insurer_email"],
+        policy_number=m["ins_policy_id"], notify_within=days(m["ins_notify_within"]),
+        max_extension=days(m["ins_max_extension"]), claim_waiting=days(m["ins_claim_waiting"]),
+        indemnity_percent=Decimal(m["ins_indemnity_percent"]),
+    )
+
+
 def _facts(m) -> InvoiceFacts:
     """An invoice joined with its customer, as the domain sees it."""
     return InvoiceFacts(
@@ -121,11 +159,12 @@ def _facts(m) -> InvoiceFacts:
             customer_id=m["customer_id"], name=m["name"], email=m["email"], country=m["country"],
             language=m["language"], timezone=m["timezone"],
         ),
-        risk_grade=RiskGrade(m["risk_grade"]),
+        risk_grade=RiskGrade(m.get("scored_grade") or m["risk_grade"]),
         amount=Money.from_minor(m["amount_minor"], m["currency"]),
         paid=Money.from_minor(m["paid_minor"], m["currency"]),
         issue_date=m["issue_date"],
         due_date=m["due_date"],
+        insurance=_cover(m),
     )
 
 
@@ -178,8 +217,8 @@ class SweepReads:
     def overdue_page(self, cutoff: date, after: str, limit: int) -> list[tuple[InvoiceFacts, bool]]:
         """The next page of overdue unpaid invoices, each with whether it has a case."""
         query = (
-            select(invoices, customers, case_summary.c.case_id.label("has_case"))
-            .join(customers, customers.c.customer_id == invoices.c.customer_id)
+            _with_risk_and_cover(select(invoices, customers, case_summary.c.case_id.label("has_case"), *_EXTRA_COLUMNS)
+                                 .join(customers, customers.c.customer_id == invoices.c.customer_id))
             .outerjoin(case_summary, case_summary.c.invoice_id == invoices.c.invoice_id)
             .where(invoices.c.due_date <= cutoff, invoices.c.paid_minor < invoices.c.amount_minor,
                    invoices.c.invoice_id > after)

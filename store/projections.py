@@ -1,4 +1,5 @@
-"""Read models derived from events: case summary, approvals inbox, customer exposure.
+"""Read models derived from events: case summary, approvals inbox, customer exposure
+(and, for customer streams, customer risk and the credit-hold outbox: store/customer_projections.py).
 
 Every row is a pure function of the folded case state, so the inline update
 (in the append transaction) and a full rebuild produce identical rows.
@@ -9,12 +10,14 @@ from __future__ import annotations
 from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
-from sqlalchemy import and_, case, delete, func, insert, literal, select
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from domain.agenda import next_action, waiting_for
+from domain.customer import is_customer_event
 from domain.events import Event
 from domain.state import CaseState, evolve
+from store.customer_projections import CustomerProjector
 from store.schema import approvals, case_summary, customer_exposure
 from store.upsert import upsert
 
@@ -116,26 +119,89 @@ _EXPOSURE_COLUMNS = [
 ]
 
 
+# Statements built once (cached compiled forms; the append path runs them for every command).
+_CURRENT = select(
+    case_summary.c.state, case_summary.c.version, case_summary.c.customer_id, case_summary.c.currency,
+    case_summary.c.customer_name, case_summary.c.closed_at, case_summary.c.balance_minor,
+    case_summary.c.disputed_minor, case_summary.c.credit_minor, case_summary.c.credit_hold,
+).where(case_summary.c.case_id == bindparam("key"))
+_SUMMARY_INSERT = insert(case_summary)
+_SUMMARY_UPDATE = update(case_summary).where(case_summary.c.case_id == bindparam("key"))
+_APPROVALS_DELETE = delete(approvals).where(approvals.c.case_id == bindparam("key"))
+_EXPOSURE_DELETE = delete(customer_exposure).where(
+    customer_exposure.c.customer_id == bindparam("customer"), customer_exposure.c.currency == bindparam("currency"))
+_EXPOSURE_INSERT = insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select(and_(
+    case_summary.c.customer_id == bindparam("customer"), case_summary.c.currency == bindparam("currency"))))
+
+
+def _exposure_key(m) -> tuple:
+    """What a case adds to its customer's exposure row: when it is unchanged, so is the row."""
+    return (m["customer_id"], m["currency"], m["customer_name"], m["closed_at"] is None, m["balance_minor"],
+            m["disputed_minor"], m["credit_minor"], bool(m["credit_hold"]))
+
+
+class _Pending:
+    """A prepared projection update: ``write(session)`` writes it and returns the new state."""
+
+    def __init__(self, projector: Projector, write: Callable[[Session], object]) -> None:
+        self.projector = projector
+        self.write = write
+
+
 class Projector:
     """Keeps the read models in step with appended events."""
 
+    customers = CustomerProjector()
+
     def apply(self, session: Session, stream_id: UUID, events: Sequence[Event],
-              earlier: Callable[[Session, UUID, int, int], list[Event]]) -> CaseState:
+              earlier: Callable[[Session, UUID, int, int], list[Event]], row: object = None) -> CaseState:
         """Fold ``events`` into the case's rows. ``earlier(session, stream, after, before)``
-        reads recorded events the row has missed, should it ever be behind."""
-        row = session.execute(
-            select(case_summary.c.state, case_summary.c.version).where(case_summary.c.case_id == str(stream_id))
-        ).first()
-        state = CaseState.model_validate_json(row.state) if row else None
+        reads recorded events the row has missed, should it ever be behind. ``row`` is the
+        case's summary row as ``current`` read it in this transaction (read again if None)."""
+        return self.prepare(session, stream_id, events, earlier, row).write(session)
+
+    def prepare(self, session: Session, stream_id: UUID, events: Sequence[Event],
+                earlier: Callable[[Session, UUID, int, int], list[Event]], row: object = None) -> _Pending:
+        """Everything ``apply`` computes, before anything is written (the event store takes
+        its table lock only after this, so the lock is not held while Python folds state)."""
+        if is_customer_event(events[0]):
+            return _Pending(self, lambda s: self.customers.apply(s, stream_id, events, earlier))
+        if row is None:
+            row = self.current(session, stream_id)
+        before = CaseState.model_validate_json(row.state) if row else None
+        state = before
         seen = state.version if state else 0
         if seen < events[0].version - 1:
             events = [*earlier(session, stream_id, seen, events[0].version), *events]
         for event in events:
             if state is None or event.version > state.version:
                 state = evolve(state, event)
-        self.write_case(session, state)
-        self.refresh_exposure(session, state.customer.customer_id, state.currency)
-        return state
+        summary = summary_row(state)
+        rows = approval_rows(state)
+        same_approvals = row is not None and rows == approval_rows(before)
+        exposure = row is None or _exposure_key(row._mapping) != _exposure_key(summary)
+
+        def write(s: Session) -> CaseState:
+            conn = s.connection()
+            if row is not None:
+                conn.execute(_SUMMARY_UPDATE, {**summary, "key": summary["case_id"]})
+            else:
+                conn.execute(_SUMMARY_INSERT, summary)
+            if not same_approvals:
+                if row is not None:
+                    conn.execute(_APPROVALS_DELETE, {"key": summary["case_id"]})
+                if rows:
+                    conn.execute(insert(approvals), rows)
+            if exposure:
+                self.refresh_exposure(s, state.customer.customer_id, state.currency)
+            return state
+
+        return _Pending(self, write)
+
+    @staticmethod
+    def current(session: Session, stream_id: UUID):
+        """The case's summary row (its state, version and what exposure sums), or None."""
+        return session.connection().execute(_CURRENT, {"key": str(stream_id)}).first()
 
     def write_case(self, session: Session, state: CaseState) -> None:
         upsert(session, case_summary, [summary_row(state)], ["case_id"])
@@ -145,16 +211,14 @@ class Projector:
             session.execute(insert(approvals), rows)
 
     def refresh_exposure(self, session: Session, customer_id: str, currency: str) -> None:
-        key = and_(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency)
-        session.execute(
-            delete(customer_exposure).where(
-                customer_exposure.c.customer_id == customer_id, customer_exposure.c.currency == currency
-            )
-        )
-        session.execute(insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select(key)))
+        conn = session.connection()
+        conn.execute(_EXPOSURE_DELETE, {"customer": customer_id, "currency": currency})
+        conn.execute(_EXPOSURE_INSERT, {"customer": customer_id, "currency": currency})
 
-    def replace_all(self, session: Session, states: Iterable[CaseState], batch: int = 2000) -> None:
-        """Rebuild: fresh rows for every case, then exposure from them."""
+    def replace_all(self, session: Session, states: Iterable[CaseState], batch: int = 2000,
+                    customers: Iterable = ()) -> None:
+        """Rebuild: fresh rows for every case, then exposure from them (and every customer's rows)."""
+        self.customers.replace_all(session, customers)
         for table in (customer_exposure, approvals, case_summary):
             session.execute(delete(table))
         summaries: list[dict] = []

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from store.db import UTCDateTime
@@ -144,6 +145,10 @@ case_summary = Table(
     Column("state", Text, nullable=False),  # the folded case state, JSON
     Index("ix_case_summary_status", "status", "next_action_at"),
     Index("ix_case_summary_customer", "customer_id", "currency"),
+    # open cases only (migration 0004): the worklist's ranking and the aging report read this
+    Index("ix_case_summary_open", "assignee", "status", "risk_grade", "currency", "balance_minor", "disputed_minor",
+          "due_date", "next_action_at", "invoice_id", "case_id",
+          sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
 )
 
 approvals = Table(
@@ -166,6 +171,7 @@ approvals = Table(
     Column("decided_at", UTCDateTime, nullable=True),
     Column("decision", String(500), nullable=True),
     Index("ix_approvals_status", "status", "requested_at"),
+    Index("ix_approvals_page", "status", "requested_at", "approval_id"),
     Index("ix_approvals_case", "case_id"),
 )
 
@@ -182,4 +188,64 @@ customer_exposure = Table(
     Column("on_credit_hold", Boolean, nullable=False),
 )
 
-PROJECTION_TABLES = (case_summary, approvals, customer_exposure)
+# -- customers: risk grade, credit limit, credit hold (projections of customer streams) ---
+
+customer_risk = Table(
+    "customer_risk",
+    metadata,
+    Column("customer_id", String(100), primary_key=True),
+    Column("grade", String(1), nullable=True),  # None: not graded by the scorecard yet
+    Column("previous_grade", String(1), nullable=True),
+    Column("score", String(20), nullable=True),
+    Column("graded_at", UTCDateTime, nullable=True),
+    Column("credit_limit_minor", BigInteger, nullable=True),
+    Column("credit_limit_currency", String(3), nullable=True),
+    Column("on_hold", Boolean, nullable=False),
+    Column("hold_reason", String(500), nullable=True),
+    Column("hold_since", UTCDateTime, nullable=True),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("state", Text, nullable=False),  # the folded customer state, JSON
+    Index("ix_customer_risk_graded", "graded_at"),
+)
+
+# Credit holds placed and released, for the ERP to read and acknowledge.
+credit_hold_outbox = Table(
+    "credit_hold_outbox",
+    metadata,
+    Column("outbox_id", String(36), primary_key=True),  # the event that placed or released the hold
+    Column("customer_id", String(100), nullable=False),
+    Column("action", String(10), nullable=False),  # hold | release
+    Column("hold_id", String(64), nullable=False),
+    Column("reason", String(500), nullable=False),
+    Column("occurred_at", UTCDateTime, nullable=False),
+    Column("acked_by", String(100), nullable=True),
+    Column("acked_at", UTCDateTime, nullable=True),
+    Index("ix_outbox_pending", "acked_at", "occurred_at"),
+)
+
+# -- credit insurance (ledger) -----------------------------------------------------------
+
+insurer_policies = Table(
+    "insurer_policies",
+    metadata,
+    Column("policy_id", String(64), primary_key=True),
+    Column("insurer_id", String(64), nullable=False),
+    Column("insurer_name", String(300), nullable=False),
+    Column("insurer_email", String(320), nullable=False),
+    Column("notify_within", String(32), nullable=False),  # ISO 8601 durations
+    Column("max_extension", String(32), nullable=False),
+    Column("claim_waiting", String(32), nullable=False),
+    Column("indemnity_percent", String(10), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+invoice_insurance = Table(
+    "invoice_insurance",
+    metadata,
+    Column("invoice_id", String(100), ForeignKey("invoices.invoice_id"), primary_key=True),
+    Column("policy_id", String(64), ForeignKey("insurer_policies.policy_id"), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+PROJECTION_TABLES = (case_summary, approvals, customer_exposure, customer_risk, credit_hold_outbox)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -59,3 +60,34 @@ async def terminate_cases(service: CaseService) -> None:
             await client.get_workflow_handle(workflow_id).terminate("test finished")
         except Exception:  # already finished, or never started
             pass
+
+
+def cli_environment(dev_env, directory: Path, smtp_port: int, policy: Path, tag: str) -> dict[str, str]:
+    """The environment a CLI command or worker needs to run against a test's own stack:
+    its SQLite file, a task queue and workflow ids of its own, the SMTP sink, the policy."""
+    import uuid
+
+    return {
+        "COLLECTIONS_DATABASE_URL": f"sqlite:///{directory / 'collections.db'}",
+        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "COLLECTIONS_TASK_QUEUE": f"{tag}-{uuid.uuid4().hex[:8]}",
+        "COLLECTIONS_WORKFLOW_ID_PREFIX": f"{tag}{uuid.uuid4().hex[:6]}-",
+        "SMTP_PORT": str(smtp_port),
+        "COLLECTIONS_POLICY": str(policy),
+        "COLLECTIONS_USERS": str(ROOT / "config" / "users.toml"),
+        "COLLECTIONS_DATA_DIR": str(directory / "data"),
+        "COLUMNS": "200",
+    }
+
+
+@contextlib.contextmanager
+def patched_environment(env: dict[str, str]):
+    """Sets ``env`` for the CLI run in this process (and drops what would change who acts)."""
+    import pytest
+
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.delenv("COLLECTIONS_USER", raising=False)
+        patch.delenv("COLLECTIONS_PAYLOAD_KEYS", raising=False)
+        yield patch

@@ -22,10 +22,12 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_NOTICE,
         LOAD_CASE,
         NOTICE_OUTCOME_SIGNAL,
+        NOTIFY_INSURER,
         SEND_NOTICE,
         AppendReply,
         AppendRequest,
         EnqueueRequest,
+        InsurerNoticeRequest,
         LoadCaseReply,
         MailboxInput,
         NoticeOutcome,
@@ -126,6 +128,9 @@ class CollectionCaseWorkflow:
             return
         if action.kind == "remind":
             await self._send_reminder()
+        elif action.kind == "notify_insurer":
+            # Only insured cases (new in this version) take this path: no history before it has one.
+            await self._notify_insurer()
         elif not await self._run(cmd.Tick(command_id=workflow.uuid4(), actor=SYSTEM_ACTOR)):
             # A due deadline that changes nothing would spin; wait instead.
             workflow.logger.warning("deadline %s at %s changed nothing", action.label, action.at)
@@ -153,6 +158,32 @@ class CollectionCaseWorkflow:
                 command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, seq=notice.seq, level=notice.level,
                 message_id=result.message_id, recipient=result.recipient, delivered=result.delivered,
                 permanent=result.permanent, error=result.error, fee=notice.fee,
+            )
+        )
+
+    async def _notify_insurer(self) -> None:
+        state = self._state
+        ins = state.insurance
+        request = InsurerNoticeRequest(
+            case_id=state.case_id, invoice_id=state.invoice_id, customer=state.customer,
+            insurer_name=ins.insurer_name, insurer_email=ins.insurer_email, policy_number=ins.policy_number,
+            amount_due=state.balance, original_amount=state.original_amount, due_date=state.due_date,
+            issue_date=state.issue_date, notify_by=ins.notify_by.date(),
+        )
+        try:
+            result = await workflow.execute_activity(
+                NOTIFY_INSURER, request, result_type=NoticeResult,
+                start_to_close_timeout=SMTP_TIMEOUT, heartbeat_timeout=SMTP_HEARTBEAT,
+                schedule_to_close_timeout=self._input.policy.notices.smtp_give_up_after,
+                retry_policy=SMTP_RETRY,
+            )
+        except ActivityError as error:
+            result = NoticeResult(message_id=f"<unsent-insurer-{state.case_id}-{ins.notice_attempts}>",
+                                  recipient=ins.insurer_email, delivered=False, error=f"gave up: {error.cause or error}")
+        await self._run(
+            cmd.RecordInsurerNotice(
+                command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, message_id=result.message_id,
+                recipient=result.recipient, delivered=result.delivered, error=result.error,
             )
         )
 
@@ -363,6 +394,22 @@ class CollectionCaseWorkflow:
 
     @assign.validator
     def _check_assign(self, command: cmd.AssignCase) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def apply_credit(self, command: cmd.ApplyCustomerCredit) -> CommandReply:
+        return await self._command(command)
+
+    @apply_credit.validator
+    def _check_apply_credit(self, command: cmd.ApplyCustomerCredit) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def record_indemnity(self, command: cmd.RecordIndemnity) -> CommandReply:
+        return await self._command(command)
+
+    @record_indemnity.validator
+    def _check_record_indemnity(self, command: cmd.RecordIndemnity) -> None:
         self._validate(command)
 
     @workflow.update

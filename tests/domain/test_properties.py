@@ -6,7 +6,8 @@ invariants below must hold. A rejected command must leave the case untouched.
 
 * the balance is never negative, and an open case always owes something;
 * money is conserved at every step, and at close:
-  original + fees = paid before opening + payments + credits + write-offs;
+  original + fees = paid before opening + payments + customer credit applied
+  + insurer's indemnity + credits + write-offs;
 * a closed case accepts nothing (only the outcome of a notice already in flight
   may still be recorded, and it moves no money);
 * no approval by its requester, below the approval's tier, or beyond the
@@ -34,7 +35,7 @@ from domain import events as ev
 from domain.agenda import next_action, notice_due
 from domain.decider import ROLE_RANK, case_uuid, decide
 from domain.errors import DomainError
-from domain.events import Customer, DisputeOutcome, EscalationDecision, OpenReason
+from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.money import Money
 from domain.policy import RiskGrade, Role
 from domain.state import CaseState, evolve
@@ -72,6 +73,13 @@ REASONS = st.sampled_from(["pricing", "quality", "not_received", "insolvency", "
                            "'; DROP TABLE case_events; --"])
 
 
+COVER = InsuranceCover(
+    insurer_id="ATR", insurer_name="Insurer", insurer_email="claims@insurer.test", policy_number="POL-1",
+    notify_within=timedelta(days=60), max_extension=timedelta(days=45), claim_waiting=timedelta(days=20),
+    indemnity_percent=Decimal("90"),
+)
+
+
 def money_in(currency: str, minor: int) -> Money:
     return Money.from_minor(minor, currency)
 
@@ -100,12 +108,17 @@ class CaseMachine(RuleBasedStateMachine):
         state = self.state
         for event in new:
             assert event.version == (state.version if state else 0) + 1
+            if isinstance(event, ev.WriteOffRequested) and state.insurance and state.insurance.claim_pending:
+                expected = state.insurance.expected_indemnity.min(state.balance)
+                assert event.amount <= state.balance - expected, "a write-off is net of the expected indemnity"
             state = evolve(state, event)  # raises if the stream breaks its own history
         ids = {e.event_id for e in self.events}
         assert not ids & {e.event_id for e in new}, "event ids must be unique"
         if closed_before:
-            assert all(isinstance(e, (ev.ReminderSent, ev.ReminderFailed)) for e in new), new
-            for name in ("balance", "payments", "credits", "write_offs", "fees", "outcome"):
+            in_flight = (ev.ReminderSent, ev.ReminderFailed, ev.InsurerNotified, ev.InsurerNotificationFailed)
+            assert all(isinstance(e, in_flight) for e in new), new
+            for name in ("balance", "payments", "credits", "write_offs", "fees", "outcome", "credit_applied",
+                         "indemnity"):
                 assert getattr(state, name) == getattr(before, name), name
         for event in new:
             self._check_authority(event)
@@ -143,14 +156,16 @@ class CaseMachine(RuleBasedStateMachine):
         grade=st.sampled_from(list(RiskGrade)),
         reason=st.sampled_from(list(OpenReason)),
         actor=people,
+        cover=st.sampled_from([None, None, COVER]),
     )
-    def open(self, currency, minor, paid_share, grade, reason, actor):
+    def open(self, currency, minor, paid_share, grade, reason, actor, cover):
         amount = money_in(currency, minor)
         paid = money_in(currency, minor * paid_share // 100)
         facts = cmd.InvoiceFacts(
             invoice_id="INV-P1",
             customer=Customer(customer_id="C-1", name="Acme <b>GmbH</b>", email="ap@acme.test", country="DE"),
             risk_grade=grade, amount=amount, paid=paid, issue_date=date(2026, 1, 1), due_date=date(2026, 2, 1),
+            insurance=cover,
         )
         opened = self.command(cmd.OpenCase, actor, case_id=case_uuid("INV-P1"), invoice=facts, reason=reason)
         assert opened, "a positive unpaid invoice always opens"
@@ -169,6 +184,8 @@ class CaseMachine(RuleBasedStateMachine):
         self.now = max(self.now, action.at)
         if action.kind == "remind":
             self.remind(delivered=True, permanent=False)
+        elif action.kind == "notify_insurer":
+            self.notify_insurer(delivered=True)
         else:
             self.command(cmd.Tick, SYSTEM_ACTOR)
 
@@ -180,6 +197,24 @@ class CaseMachine(RuleBasedStateMachine):
         self.command(cmd.RecordReminder, SYSTEM_ACTOR, seq=notice.seq, level=notice.level,
                      message_id=f"<n{notice.seq}@test>", recipient="ap@acme.test", delivered=delivered,
                      permanent=permanent and not delivered, fee=notice.fee)
+
+    @rule(delivered=st.booleans())
+    def notify_insurer(self, delivered):
+        self.command(cmd.RecordInsurerNotice, SYSTEM_ACTOR, message_id="<insurer@test>",
+                     recipient="claims@insurer.test", delivered=delivered, error="" if delivered else "421")
+
+    @rule(actor=people, share=st.sampled_from([0, 10, 100, 101]), wrong=st.booleans(), repeat=st.booleans())
+    def apply_credit(self, actor, share, wrong, repeat):
+        ids = self.state.allocation_ids
+        allocation = ids[-1] if repeat and ids else f"AL-{uuid4().hex[:8]}"
+        self.command(cmd.ApplyCustomerCredit, actor, allocation_id=allocation,
+                     amount=self.amount(self.state.balance.to_minor() * share // 100, wrong))
+
+    @rule(actor=people, share=st.sampled_from([0, 50, 90, 100, 120]))
+    def indemnity(self, actor, share):
+        ins = self.state.insurance
+        base = ins.expected_indemnity if ins is not None and ins.expected_indemnity is not None else self.state.balance
+        self.command(cmd.RecordIndemnity, actor, amount=self.amount(base.to_minor() * share // 100))
 
     @rule()
     def tick(self):
@@ -277,22 +312,29 @@ class CaseMachine(RuleBasedStateMachine):
         if s is None:
             return
         owed = s.original_amount + s.fees
-        settled = s.paid_before_open + s.payments + s.credits + s.write_offs + s.balance
+        received = s.paid_before_open + s.payments + s.credit_applied_total + s.indemnity_total
+        settled = received + s.credits + s.write_offs + s.balance
         assert owed == settled, (owed, settled)
         if s.closed:
             assert s.balance.is_zero
-            assert s.original_amount + s.fees == s.paid_before_open + s.payments + s.credits + s.write_offs
+            assert s.original_amount + s.fees == received + s.credits + s.write_offs
             closed = [e for e in self.events if isinstance(e, ev.CaseClosed)]
             assert len(closed) == 1
             c = closed[0]
             assert (c.payments, c.credits, c.write_offs, c.fees) == (s.payments, s.credits, s.write_offs, s.fees)
+            assert (c.credit_applied, c.indemnity) == (s.credit_applied, s.indemnity)
+        ins = s.insurance
+        if ins is not None and ins.claim_id is not None:
+            assert ins.notified_in_time, "a claim is filed only under a cover notified in time"
+
 
     @invariant()
     def amounts_fit_the_currency(self):
         s = self.state
         if s is None:
             return
-        for m in (s.balance, s.payments, s.credits, s.write_offs, s.fees, s.customer_credit):
+        for m in (s.balance, s.payments, s.credits, s.write_offs, s.fees, s.customer_credit, s.credit_applied_total,
+                  s.indemnity_total):
             assert m.currency == s.currency
             assert Money.from_minor(m.to_minor(), m.currency) == m, f"{m} has more decimals than {m.currency} allows"
 
@@ -307,6 +349,9 @@ class CaseMachine(RuleBasedStateMachine):
             cmd.OpenDispute(command_id=uuid4(), actor=PEOPLE["cora"], reason="quality"),
             cmd.CancelCase(command_id=uuid4(), actor=PEOPLE["sam"], reason="invoice_voided"),
             cmd.AssignCase(command_id=uuid4(), actor=PEOPLE["sam"], assignee="cora"),
+            cmd.ApplyCustomerCredit(command_id=uuid4(), actor=PEOPLE["cora"], allocation_id="AL-late",
+                                    amount=Money.from_minor(100, s.currency)),
+            cmd.RecordIndemnity(command_id=uuid4(), actor=PEOPLE["max"], amount=Money.from_minor(100, s.currency)),
         ):
             try:
                 decide(s, probe, self.now, POLICY)
@@ -336,5 +381,6 @@ def test_the_machine_exercises_rejections_and_acceptances():
     run_state_machine_as_test(Counting, settings=settings(max_examples=200, stateful_step_count=40, deadline=None))
     assert totals["accepted"] > 1000 and totals["rejected"] > 1000, totals
     must = {"CaseClosed", "PaymentReceived", "ReminderSent", "ReminderFailed", "LateFeeCharged", "DisputeOpened",
-            "PromiseMade", "EscalatedToSupervisor", "PaymentPlanAccepted", "WriteOffRequested", "WriteOffApproved"}
+            "PromiseMade", "EscalatedToSupervisor", "PaymentPlanAccepted", "WriteOffRequested", "WriteOffApproved",
+            "CaseInsured", "InsurerNotified", "CustomerCreditApplied"}
     assert must <= seen, must - seen

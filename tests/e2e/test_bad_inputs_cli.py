@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -31,7 +30,7 @@ from app.context import Context
 from app.mailsink import MailSink
 from app.settings import Settings
 from store.schema import PROJECTION_TABLES, customers, invoices, notice_deliveries, payments
-from tests.harness import INVOICES
+from tests.harness import INVOICES, cli_environment, patched_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ROOT / "tests" / "data" / "fast.toml"
@@ -99,22 +98,8 @@ class Catalogue:
 def catalogue(dev_env, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("badcli")
     sink = MailSink(tmp / "mail").start()
-    env = {
-        "COLLECTIONS_DATABASE_URL": f"sqlite:///{tmp / 'collections.db'}",
-        "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-        "COLLECTIONS_TASK_QUEUE": f"bad-{uuid.uuid4().hex[:8]}",
-        "COLLECTIONS_WORKFLOW_ID_PREFIX": f"bad{uuid.uuid4().hex[:6]}-",
-        "SMTP_PORT": str(sink.port),
-        "COLLECTIONS_POLICY": str(FAST),
-        "COLLECTIONS_USERS": str(ROOT / "config" / "users.toml"),
-        "COLLECTIONS_DATA_DIR": str(tmp / "data"),
-        "COLUMNS": "200",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in env.items():
-            patch.setenv(key, value)
-        patch.delenv("COLLECTIONS_USER", raising=False)
-        patch.delenv("COLLECTIONS_PAYLOAD_KEYS", raising=False)
+    env = cli_environment(dev_env, tmp, sink.port, FAST, "bad")
+    with patched_environment(env) as patch:
         ok("db", "upgrade")
         worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env={**os.environ}, cwd=tmp,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -289,6 +274,67 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("re-import with different data", ("invoices", "import", files["changed"]), "already imported with different"),
         ("unknown country", ("invoices", "import", files["bad_country"]), "country code"),
         ("unknown risk grade", ("invoices", "import", files["bad_grade"]), "not a risk grade"),
+        # customers, risk, credit holds
+        ("unknown customer", ("customer", "show", "NO-SUCH-CUSTOMER"), "unknown customer"),
+        ("customer as of a malformed date", ("customer", "show", "C-100", "--as-of", "31/12/2026"), "not a date"),
+        ("collector sets a credit limit", ("customer", "limit", "C-100", "5000", "--as", "demo-collector"),
+         "only a supervisor"),
+        ("negative credit limit", ("customer", "limit", "C-100", "-5", "--as", "demo-supervisor"), "must be positive"),
+        ("negative watchlist window", ("risk", "watchlist", "--days", "-1"), "must not be negative"),
+        ("rescoring an unknown customer", ("risk", "rescore", "--customer", "NOPE"), "unknown customer"),
+        ("collector places a credit hold", ("credit-hold", "place", "C-100", "--reason", "late", "--as",
+                                            "demo-collector"), "only a supervisor"),
+        ("credit hold without a reason", ("credit-hold", "place", "C-100", "--reason", "", "--as",
+                                          "demo-supervisor"), "must not be empty"),
+        ("releasing no credit hold", ("credit-hold", "release", "C-200", "--reason", "ok", "--as", "demo-supervisor"),
+         "not on credit hold"),
+        ("acknowledging an unknown outbox entry", ("credit-hold", "ack", "no-such-entry"), "unknown outbox entry"),
+        # customer credit
+        ("applying credit the customer does not have", ("payments", "apply-credit", "INV-2001", "--amount", "10"),
+         "exceeds the customer's credit"),
+        ("applying credit with no credit at all", ("payments", "apply-credit", "INV-2001"), "no CNY credit"),
+        ("apply-credit without an invoice or --auto", ("payments", "apply-credit"), "give an INVOICE_ID or --auto"),
+        ("applying credit to a closed case", ("payments", "apply-credit", "INV-1002"), "closed"),
+        ("prepayment of an unknown customer", ("payments", "prepay", "NOPE", "10"), "unknown customer"),
+        ("prepayment received tomorrow", ("payments", "prepay", "C-100", "10", "--currency", "EUR", "--received-on",
+                                          tomorrow), "is in the future"),
+        ("negative prepayment", ("payments", "prepay", "C-100", "-10", "--currency", "EUR"), "must be positive"),
+        ("unapplied as of a malformed date", ("payments", "unapplied", "--as-of", "yesterday"), "not a date"),
+        # KPI reports
+        ("report period backwards", ("report", "dso", "--from", "2026-03-01", "--to", "2026-01-01"),
+         "before it starts"),
+        ("report in an unknown currency", ("report", "kpis", "--currency", "XYZ"), "unknown currency"),
+        ("report from a malformed date", ("report", "cei", "--from", "01/01/2026", "--csv"), "not a date"),
+        # credit insurance
+        ("insurer terms not ISO 8601", ("insurance", "policy-add", "POL-X", "--insurer", "ATR", "--name", "Insurer",
+                                        "--email", "claims@insurer.test", "--notify-within", "sixty days",
+                                        "--max-extension", "P45D", "--claim-waiting", "P90D", "--indemnity", "90"),
+         "ISO 8601"),
+        ("indemnity above 100 percent", ("insurance", "policy-add", "POL-X", "--insurer", "ATR", "--name", "Insurer",
+                                         "--email", "claims@insurer.test", "--notify-within", "P60D",
+                                         "--max-extension", "P45D", "--claim-waiting", "P90D", "--indemnity", "120"),
+         "percentage"),
+        ("insurer e-mail not an address", ("insurance", "policy-add", "POL-X", "--insurer", "ATR", "--name",
+                                           "Insurer", "--email", "claims", "--notify-within", "P60D",
+                                           "--max-extension", "P45D", "--claim-waiting", "P90D", "--indemnity", "90"),
+         "is not an email address"),
+        ("insuring under an unknown policy", ("insurance", "cover", "INV-1001", "--policy", "NO-POLICY"),
+         "unknown insurer policy"),
+        ("insuring an unknown invoice", ("insurance", "cover", "NO-SUCH-INVOICE", "--policy", "NO-POLICY"),
+         "unknown invoice"),
+        ("indemnity with no claim", ("insurance", "indemnity", "INV-2001", "10", "--as", "demo-manager"),
+         "no insurance claim"),
+        ("collector records an indemnity", ("insurance", "indemnity", "INV-2001", "10", "--as", "demo-collector"),
+         "only a supervisor"),
+        # backtest
+        ("backtest without its policy file", ("backtest", str(INVOICES), "--policy", str(cat.directory / "no.toml")),
+         "does not exist"),
+        ("backtest in an unknown layout", ("backtest", str(INVOICES), "--policy", str(DEFAULT), "--format", "xls"),
+         "not a known format"),
+        ("backtest of zero customers", ("backtest", str(INVOICES), "--policy", str(DEFAULT), "--customers", "0"),
+         "at least 1"),
+        ("backtest of an unknown customer", ("backtest", str(INVOICES), "--policy", str(DEFAULT), "--customer",
+                                             "NOPE"), "unknown customer"),
     ]
 
 

@@ -174,6 +174,34 @@ class EventStoreContract:
             row = session.execute(select(approvals)).one()
         assert row.kind == "write_off" and row.status == "approved" and row.decided_by == MANAGER.name
 
+    def test_customer_streams_project_risk_and_outbox_and_equal_a_rebuild(self, store):
+        from tests.domain.test_customer import Customer, assessment
+        from domain import customer as cu
+        from domain.policy import RiskGrade
+        from domain.users import SYSTEM_ACTOR
+        from store.schema import credit_hold_outbox, customer_risk
+
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events)
+        c = Customer()
+        c.when(cu.AssessRisk, actor=SYSTEM_ACTOR, assessment=assessment(), imported_grade=RiskGrade.B)
+        held = c.when(cu.PlaceHold, reason="no payments")
+        stream = cu.customer_stream_id("C-1")
+        store.append(stream, 0, c.events)
+        c.when(cu.AcknowledgeHoldNotice, outbox_id=str(held[0].event_id), consumer="erp")
+        c.when(cu.ReleaseHold, reason="paid up")
+        store.append(stream, 2, c.events[2:])
+        assert store.load(stream) == c.events
+        live = projection_rows(store.db)
+        with store.db.read() as session:
+            risk = session.execute(select(customer_risk)).one()
+            outbox = session.execute(select(credit_hold_outbox).order_by(credit_hold_outbox.c.occurred_at,
+                                                                         credit_hold_outbox.c.action)).all()
+        assert (risk.grade, risk.previous_grade, risk.score, risk.on_hold, risk.version) == ("C", "B", "46.66", False, 4)
+        assert [(o.action, o.acked_by) for o in outbox] == [("hold", "erp"), ("release", None)]
+        assert store.rebuild_projections() == len(case.events) + 4
+        assert projection_rows(store.db) == live
+
     def test_schema_matches_the_recorders_table(self, store):
         columns = {c["name"] for c in inspect(store.db.engine).get_columns(EVENTS_TABLE)}
         expected = {c.name for c in store.recorder.events_record_cls.__table__.columns}

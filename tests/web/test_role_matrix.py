@@ -253,7 +253,161 @@ async def _policies(web: Web, role: str) -> Call:
     return Call("GET", "/api/policies", check=lambda r: {"version": "web-test-1", "active": True} in r)
 
 
+# -- credit risk, customer credit, credit insurance, KPIs ----------------------------------------------
+
+
+def _customer_version(web: Web, customer_id: str) -> Callable[[], object]:
+    from domain.customer import customer_stream_id
+
+    return lambda: web.context.store.version(customer_stream_id(customer_id))
+
+
+def _customers(web: Web):
+    from app.customers import CustomerService
+
+    return CustomerService(web.context)
+
+
+async def _customer_show(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("GET", f"/api/customers/C-{invoice}",
+                check=lambda r: r["customer_id"] == f"C-{invoice}" and r["grade"] == "A" and "top_factors" in r)
+
+
+async def _customer_limit(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", f"/api/customers/{customer}/limit", {"amount": "5000.00", "currency": "USD"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["credit_limit"] == "5000.00")
+
+
+async def _watchlist(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    _customers(web).set_limit(customer, "10.00", "USD", web.actor("supervisor"))  # exposure 1000.00 > 10.00
+    return Call("GET", "/api/risk/watchlist", check=lambda r: customer in [w["customer_id"] for w in r])
+
+
+async def _rescore(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", "/api/risk/rescore", {"customer_id": customer},
+                check=lambda r: r["customer_id"] == customer and r["grade"] == "A")
+
+
+async def _hold_place(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", f"/api/customers/{customer}/hold", {"reason": "no payments"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["on_hold"])
+
+
+async def _held_customer(web: Web) -> str:
+    customer = f"C-{web.new_invoice()}"
+    _customers(web).place_hold(customer, "no payments", web.actor("supervisor"))
+    return customer
+
+
+async def _hold_release(web: Web, role: str) -> Call:
+    customer = await _held_customer(web)
+    return Call("POST", f"/api/customers/{customer}/hold/release", {"reason": "paid up"},
+                snapshot=_customer_version(web, customer), check=lambda r: not r["on_hold"])
+
+
+async def _outbox(web: Web, role: str) -> Call:
+    customer = await _held_customer(web)
+    return Call("GET", "/api/credit-holds/outbox", check=lambda r: customer in [e["customer_id"] for e in r])
+
+
+async def _ack(web: Web, role: str) -> Call:
+    customer = await _held_customer(web)
+    entry = next(e for e in _customers(web).outbox() if e["customer_id"] == customer)
+    return Call("POST", f"/api/credit-holds/outbox/{entry['outbox_id']}/ack", {"consumer": "erp"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["acked_by"] == "erp")
+
+
+async def _prepaid_customer(web: Web, invoice: str) -> str:
+    from app.credit import CreditService
+
+    customer = f"C-{invoice}"
+    await CreditService(web.service).prepay(customer, "25.00", "USD", web.actor("collector"))
+    return customer
+
+
+async def _unapplied(web: Web, role: str) -> Call:
+    customer = await _prepaid_customer(web, web.new_invoice())
+    return Call("GET", "/api/payments/unapplied",
+                check=lambda r: {"customer_id": customer, "balance": "25.00"}.items() <= next(
+                    x for x in r if x["customer_id"] == customer).items())
+
+
+async def _apply_credit(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await _prepaid_customer(web, invoice)
+    return Call("POST", "/api/payments/apply-credit", {"invoice_id": invoice}, snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["balance"] == "975.00" and r["applied"] == "25.00")
+
+
+async def _prepay(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", f"/api/customers/{customer}/prepayments", {"amount": "10.00"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["recorded"] and r["amount"] == "10.00")
+
+
+async def _kpis(web: Web, role: str) -> Call:
+    return Call("GET", "/api/reports/kpis?report=dso&from=2026-01-01&to=2026-03-31",
+                check=lambda r: r["report"] == "dso" and r["rows"][0]["days"] == 90)
+
+
+def _insurance(web: Web):
+    from app.insurance import InsuranceService
+
+    return InsuranceService(web.service)
+
+
+def _web_policy(web: Web) -> str:
+    _insurance(web).add_policy("WEB-POL", "ATR", "Insurer", "claims@insurer.test", "P60D", "P45D", "P90D", "90")
+    return "WEB-POL"
+
+
+async def _insurer_policies(web: Web, role: str) -> Call:
+    policy = _web_policy(web)
+    return Call("GET", "/api/insurance/policies", check=lambda r: policy in [p["policy_id"] for p in r])
+
+
+async def _insurer_policy_add(web: Web, role: str) -> Call:
+    policy = f"POL-{web.new_invoice()}"
+    body = {"policy_id": policy, "insurer_id": "ATR", "insurer_name": "Insurer", "insurer_email": "claims@insurer.test",
+            "notify_within": "P60D", "max_extension": "P45D", "claim_waiting": "P90D", "indemnity_percent": "90"}
+    return Call("POST", "/api/insurance/policies", body,
+                snapshot=lambda: policy in [p["policy_id"] for p in _insurance(web).policies()],
+                check=lambda r: r["added"] and r["notify_within"] == "P60D")
+
+
+async def _insurance_cover(web: Web, role: str) -> Call:
+    policy, invoice = _web_policy(web), web.new_invoice()
+    from store.schema import invoice_insurance
+    from sqlalchemy import select
+
+    def insured():
+        with web.context.db.read() as session:
+            return session.execute(select(invoice_insurance).where(invoice_insurance.c.invoice_id == invoice)).first()
+
+    return Call("POST", f"/api/invoices/{invoice}/insurance", {"policy_id": policy}, snapshot=insured,
+                check=lambda r: r["insured"] and r["invoice_id"] == invoice)
+
+
+async def _indemnity(web: Web, role: str) -> Call:
+    # A claim is filed after the insurer's waiting period (months; tested on the time-skipping server in
+    # tests/workflows/test_risk_credit_insurance.py): here the allowed roles reach the domain, which refuses.
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/indemnity", {"amount": "10.00"}, expect=409,
+                snapshot=case_snapshot(web, invoice), check=lambda r: "no insurance claim" in r["error"])
+
+
 PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
+    "customers.show": _customer_show, "customers.limit": _customer_limit, "risk.watchlist": _watchlist,
+    "risk.rescore": _rescore, "credit_hold.place": _hold_place, "credit_hold.release": _hold_release,
+    "credit_hold.outbox": _outbox, "credit_hold.ack": _ack, "payments.unapplied": _unapplied,
+    "payments.apply_credit": _apply_credit, "payments.prepay": _prepay, "reports.kpis": _kpis,
+    "insurance.policies": _insurer_policies, "insurance.policy_add": _insurer_policy_add,
+    "insurance.cover": _insurance_cover, "insurance.indemnity": _indemnity,
     "sweeps.run": _sweep, "schedule.create": _schedule, "payments.import": _payments_import,
     "payments.unmatched": _payments_unmatched, "payments.assign": _payments_assign,
     "payments.reverse": _payments_reverse, "notices.preview": _preview, "cases.migrate_policy": _migrate,

@@ -1,0 +1,400 @@
+"""Collection KPIs over a period: aging, DSO (standard and countback), CEI, AR turnover,
+promise-kept rate, average days to collect, write-off ratio, collector performance.
+
+Each figure is a pure function of plain records (invoices, settlements, promise
+outcomes, closed cases), fed by ``gather`` from the ledger and the event store.
+Formulas and a worked example: docs/KPIS.md. Amounts are per currency; nothing adds
+amounts in different currencies.
+
+The period is ``[start, end]``, both days included. "Receivables on day d" means at
+the end of day d: invoices issued by then, less what settled them by then, plus fees.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import io
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Iterable
+
+from sqlalchemy import select
+
+from app.context import Context
+from app.reports import AGING_BUCKETS, Settlement, aging_bucket, currencies, settlements
+from domain.errors import DomainError
+from domain.money import Money, currency_exponent
+from store.schema import case_summary, invoices
+
+ZERO = Decimal(0)
+TENTH = Decimal("0.1")
+# Settlements that are money collected on the invoice (as opposed to credit notes, write-offs, fees).
+COLLECTED = ("payment", "credit_applied", "indemnity")
+
+
+@dataclass(frozen=True)
+class KpiInvoice:
+    invoice_id: str
+    currency: str
+    amount: Decimal
+    issue_date: date
+    due_date: date
+
+
+@dataclass(frozen=True)
+class PromiseOutcome:
+    on: date
+    kept: bool
+
+
+@dataclass(frozen=True)
+class ClosedCase:
+    case_id: str
+    collector: str  # the case's assignee, "unassigned" when none
+    currency: str
+    opened_on: date
+    closed_on: date | None  # None: still open
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class CollectorEvent:
+    case_id: str
+    on: date
+    kind: str  # collected | promise_broken
+    amount: Decimal = ZERO
+    currency: str = ""
+
+
+def _q(value: Decimal) -> Decimal:
+    return value.quantize(TENTH, rounding=ROUND_HALF_UP)
+
+
+# -- receivables -------------------------------------------------------------------------------
+
+
+def _settled_by(found: Iterable[Settlement], day: date) -> dict[str, Decimal]:
+    settled: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    for s in found:
+        if s.on <= day and s.kind != "excess":
+            settled[s.invoice_id] += s.amount
+    return settled
+
+
+def open_amounts(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> dict[str, Decimal]:
+    """What each invoice issued by ``day`` still owed at the end of that day (fees included)."""
+    settled = _settled_by(found, day)
+    return {i.invoice_id: max(i.amount - settled[i.invoice_id], ZERO) for i in invoices_ if i.issue_date <= day}
+
+
+def receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> Decimal:
+    return sum(open_amounts(invoices_, found, day).values(), ZERO)
+
+
+def current_receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> Decimal:
+    """Receivables not yet past due at the end of ``day`` (due on or after it)."""
+    due = {i.invoice_id: i.due_date for i in invoices_}
+    return sum((v for k, v in open_amounts(invoices_, found, day).items() if due[k] >= day), ZERO)
+
+
+def aging_on(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> dict[str, Decimal]:
+    buckets = {b: ZERO for b in AGING_BUCKETS}
+    due = {i.invoice_id: i.due_date for i in invoices_}
+    for invoice_id, amount in open_amounts(invoices_, found, day).items():
+        if amount > 0:
+            buckets[aging_bucket((day - due[invoice_id]).days)] += amount
+    return buckets
+
+
+def credit_sales(invoices_: list[KpiInvoice], start: date, end: date) -> Decimal:
+    return sum((i.amount for i in invoices_ if start <= i.issue_date <= end), ZERO)
+
+
+# -- the KPIs --------------------------------------------------------------------------------------
+
+
+def dso_standard(ar_end: Decimal, sales: Decimal, days: int) -> Decimal | None:
+    """DSO = receivables at the end / credit sales of the period x days in the period."""
+    if sales <= 0:
+        return None
+    return _q(ar_end / sales * days)
+
+
+def _month_slices(end: date, months: int) -> list[tuple[date, date]]:
+    """``end``'s month up to ``end``, then whole calendar months backwards."""
+    slices = [(end.replace(day=1), end)]
+    year, month = end.year, end.month
+    for _ in range(months - 1):
+        month -= 1
+        if month == 0:
+            year, month = year - 1, 12
+        slices.append((date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])))
+    return slices
+
+
+def dso_countback(invoices_: list[KpiInvoice], ar_end: Decimal, end: date, max_months: int = 24) -> Decimal | None:
+    """Countback DSO: walk back month by month from ``end``, taking each month's credit
+    sales off the ending receivables; each month fully used counts all its days, the
+    month where the receivables run out counts its days pro rata."""
+    if ar_end <= 0:
+        return _q(ZERO)
+    left, days = ar_end, ZERO
+    for first, last in _month_slices(end, max_months):
+        span = (last - first).days + 1
+        sales = credit_sales(invoices_, first, last)
+        if sales <= 0:
+            days += span
+            continue
+        if left > sales:
+            left -= sales
+            days += span
+            continue
+        return _q(days + left / sales * span)
+    return None  # more receivables than two years of sales: not meaningful
+
+
+def cei(ar_begin: Decimal, sales: Decimal, ar_end: Decimal, current_end: Decimal) -> Decimal | None:
+    """Collection effectiveness index, percent:
+    (begin + sales - end) / (begin + sales - current at the end) x 100."""
+    collectible = ar_begin + sales - current_end
+    if collectible <= 0:
+        return None
+    return _q((ar_begin + sales - ar_end) / collectible * 100)
+
+
+def ar_turnover(sales: Decimal, ar_begin: Decimal, ar_end: Decimal, days: int) -> tuple[Decimal | None, Decimal | None]:
+    """(turnover, turnover in days): sales / average receivables, and days / turnover."""
+    average = (ar_begin + ar_end) / 2
+    if average <= 0 or sales <= 0:
+        return None, None
+    turnover = sales / average
+    return turnover.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), _q(days / turnover)
+
+
+def promise_kept_rate(outcomes: Iterable[PromiseOutcome], start: date, end: date) -> tuple[int, int, Decimal | None]:
+    """(kept, broken, kept / (kept + broken) in percent) for promises that came due in the period."""
+    kept = broken = 0
+    for o in outcomes:
+        if start <= o.on <= end:
+            kept += o.kept
+            broken += not o.kept
+    total = kept + broken
+    return kept, broken, _q(Decimal(kept) / total * 100) if total else None
+
+
+def collection_days(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date) -> dict[str, date]:
+    """Invoices fully settled within the period, at least partly by money collected: the day."""
+    by_invoice: dict[str, list[Settlement]] = defaultdict(list)
+    for s in found:
+        if s.kind != "excess":
+            by_invoice[s.invoice_id].append(s)
+    done: dict[str, date] = {}
+    for invoice in invoices_:
+        total, collected = ZERO, False
+        for s in sorted(by_invoice.get(invoice.invoice_id, []), key=lambda s: (s.on, s.kind == "fee")):
+            total += s.amount
+            collected = collected or s.kind in COLLECTED
+            if total >= invoice.amount:
+                if collected and start <= s.on <= end:
+                    done[invoice.invoice_id] = s.on
+                break
+    return done
+
+
+def average_days_to_collect(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date
+                            ) -> tuple[int, Decimal | None]:
+    """(invoices collected in the period, mean days from issue to the day they were fully settled)."""
+    issued = {i.invoice_id: i.issue_date for i in invoices_}
+    done = collection_days(invoices_, found, start, end)
+    if not done:
+        return 0, None
+    return len(done), _q(Decimal(sum((day - issued[k]).days for k, day in done.items())) / len(done))
+
+
+def write_off_ratio(found: Iterable[Settlement], sales: Decimal, start: date, end: date) -> tuple[Decimal, Decimal | None]:
+    """(written off in the period, that amount / credit sales of the period in percent)."""
+    written = sum((s.amount for s in found if s.kind == "write_off" and start <= s.on <= end), ZERO)
+    return written, (_q(written / sales * 100) if sales > 0 else None)
+
+
+def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], currency: str,
+                          start: date, end: date) -> list[dict]:
+    """Per collector: cases closed in the period, amount collected in the period on their cases,
+    average days from opening to closing of those cases, promises broken in the period."""
+    owner = {c.case_id: c.collector for c in cases}
+    table: dict[str, dict] = {}
+
+    def row(name: str) -> dict:
+        return table.setdefault(name, {"collector": name, "cases_closed": 0, "collected": ZERO, "_days": 0,
+                                       "broken_promises": 0})
+
+    for c in cases:
+        if c.closed_on is not None and start <= c.closed_on <= end:
+            r = row(c.collector)
+            r["cases_closed"] += 1
+            r["_days"] += (c.closed_on - c.opened_on).days
+    for f in facts:
+        if f.case_id not in owner or not start <= f.on <= end:
+            continue
+        r = row(owner[f.case_id])
+        if f.kind == "collected" and f.currency == currency:
+            r["collected"] += f.amount
+        elif f.kind == "promise_broken":
+            r["broken_promises"] += 1
+    out = []
+    for name in sorted(table):
+        r = table[name]
+        days = r.pop("_days")
+        r["average_days_to_close"] = _q(Decimal(days) / r["cases_closed"]) if r["cases_closed"] else None
+        out.append(r)
+    return out
+
+
+# -- gathering and the whole set ---------------------------------------------------------------------
+
+
+@dataclass
+class KpiInputs:
+    invoices: list[KpiInvoice]
+    settlements: list[Settlement]
+    promises: list[PromiseOutcome]
+    cases: list[ClosedCase]
+    facts: list[CollectorEvent]
+
+
+def gather(ctx: Context, currency: str) -> KpiInputs:
+    with ctx.db.read() as session:
+        rows = session.execute(select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor,
+                                      invoices.c.issue_date, invoices.c.due_date).where(invoices.c.currency == currency))
+        ledger = [KpiInvoice(r.invoice_id, r.currency, Money.from_minor(r.amount_minor, r.currency).amount,
+                             r.issue_date, r.due_date) for r in rows]
+        summaries = list(session.execute(select(case_summary.c.case_id, case_summary.c.assignee, case_summary.c.currency,
+                                                case_summary.c.opened_at, case_summary.c.closed_at,
+                                                case_summary.c.status)))
+    found = [s for s in settlements(ctx) if s.currency == currency]
+    cases = [ClosedCase(r.case_id, r.assignee or "unassigned", r.currency, r.opened_at.date(),
+                        r.closed_at.date() if r.closed_at else None, r.status if r.closed_at else None)
+             for r in summaries]
+    promises: list[PromiseOutcome] = []
+    facts: list[CollectorEvent] = []
+    for record in ctx.store.read_types(("PromiseKept", "PromiseBroken", "PaymentReceived", "CustomerCreditApplied")):
+        e = record.event
+        name = type(e).__name__
+        day = e.occurred_at.date()
+        if name in ("PromiseKept", "PromiseBroken"):
+            promises.append(PromiseOutcome(day, name == "PromiseKept"))
+            if name == "PromiseBroken":
+                facts.append(CollectorEvent(str(record.stream_id), day, "promise_broken"))
+        else:
+            amount = e.applied if name == "PaymentReceived" else e.amount
+            facts.append(CollectorEvent(str(record.stream_id), e.received_on if name == "PaymentReceived" else day,
+                                        "collected", amount.amount, amount.currency))
+    return KpiInputs(ledger, found, promises, cases, facts)
+
+
+def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
+    """Every KPI for the period, JSON-ready (amounts as strings)."""
+    if end < start:
+        raise DomainError(f"the period ends ({end}) before it starts ({start})", "from")
+    days = (end - start).days + 1
+    inv, found = data.invoices, data.settlements
+    ar_begin = receivables(inv, found, start - timedelta(days=1))
+    ar_end = receivables(inv, found, end)
+    current_end = current_receivables(inv, found, end)
+    sales = credit_sales(inv, start, end)
+    turnover, turnover_days = ar_turnover(sales, ar_begin, ar_end, days)
+    kept, broken, kept_rate = promise_kept_rate(data.promises, start, end)
+    collected_n, adc = average_days_to_collect(inv, found, start, end)
+    written, wo_ratio = write_off_ratio(found, sales, start, end)
+    money = lambda v: _money(v, currency)  # noqa: E731
+    text = lambda v: str(v) if v is not None else None  # noqa: E731
+    return {
+        "currency": currency, "from": start.isoformat(), "to": end.isoformat(), "days": days,
+        "receivables_begin": money(ar_begin), "receivables_end": money(ar_end),
+        "current_receivables_end": money(current_end), "credit_sales": money(sales),
+        "aging": {b: money(v) for b, v in aging_on(inv, found, end).items()},
+        "dso_standard": text(dso_standard(ar_end, sales, days)),
+        "dso_countback": text(dso_countback(inv, ar_end, end)),
+        "cei_percent": text(cei(ar_begin, sales, ar_end, current_end)),
+        "ar_turnover": text(turnover), "ar_turnover_days": text(turnover_days),
+        "promises_kept": kept, "promises_broken": broken, "promise_kept_rate_percent": text(kept_rate),
+        "invoices_collected": collected_n, "average_days_to_collect": text(adc),
+        "written_off": money(written), "write_off_ratio_percent": text(wo_ratio),
+        "collectors": [{**r, "collected": money(r["collected"]),
+                        "average_days_to_close": text(r["average_days_to_close"])}
+                       for r in collector_performance(data.cases, data.facts, currency, start, end)],
+    }
+
+
+def _money(value: Decimal, currency: str) -> str:
+    return str(value.quantize(Decimal(1).scaleb(-currency_exponent(currency))))
+
+
+def period(start: date | None, end: date | None, days: int = 90) -> tuple[date, date]:
+    end = end or datetime.now(timezone.utc).date()
+    return start or end - timedelta(days=days - 1), end
+
+
+def kpis(ctx: Context, start: date | None = None, end: date | None = None, currency: str | None = None) -> dict:
+    if currency:
+        currency = currency.strip().upper()
+        currency_exponent(currency)
+    else:
+        known = currencies(ctx)
+        currency = known[0] if known else "USD"
+    first, last = period(start, end)
+    return compute(gather(ctx, currency), currency, first, last)
+
+
+# -- report views: one table per report, for the CLI's table / --json / --csv --------------------------
+
+REPORTS = ("kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors")
+
+
+def report_rows(name: str, figures: dict) -> list[dict]:
+    """The rows one report shows (its CSV), from the whole set of figures."""
+    f = figures
+    base = {"currency": f["currency"], "from": f["from"], "to": f["to"]}
+    if name == "aging":
+        return [{**base, "bucket": b, "amount": v} for b, v in f["aging"].items()]
+    if name == "dso":
+        return [{**base, "receivables_end": f["receivables_end"], "credit_sales": f["credit_sales"], "days": f["days"],
+                 "dso_standard": f["dso_standard"], "dso_countback": f["dso_countback"]}]
+    if name == "cei":
+        return [{**base, "receivables_begin": f["receivables_begin"], "credit_sales": f["credit_sales"],
+                 "receivables_end": f["receivables_end"], "current_receivables_end": f["current_receivables_end"],
+                 "cei_percent": f["cei_percent"]}]
+    if name == "turnover":
+        return [{**base, "credit_sales": f["credit_sales"], "receivables_begin": f["receivables_begin"],
+                 "receivables_end": f["receivables_end"], "ar_turnover": f["ar_turnover"],
+                 "ar_turnover_days": f["ar_turnover_days"]}]
+    if name == "promises":
+        return [{**base, "kept": f["promises_kept"], "broken": f["promises_broken"],
+                 "promise_kept_rate_percent": f["promise_kept_rate_percent"]}]
+    if name == "collect":
+        return [{**base, "invoices_collected": f["invoices_collected"],
+                 "average_days_to_collect": f["average_days_to_collect"]}]
+    if name == "write-offs":
+        return [{**base, "written_off": f["written_off"], "credit_sales": f["credit_sales"],
+                 "write_off_ratio_percent": f["write_off_ratio_percent"]}]
+    if name == "collectors":
+        return [{**base, **r} for r in f["collectors"]]
+    if name == "kpis":
+        keys = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover", "ar_turnover_days",
+                "promise_kept_rate_percent", "average_days_to_collect", "write_off_ratio_percent",
+                "receivables_end", "credit_sales", "written_off")
+        return [{**base, "kpi": k, "value": f[k]} for k in keys]
+    raise DomainError(f"{name!r} is not a report ({', '.join(REPORTS)})", "report")
+
+
+def to_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()

@@ -1,0 +1,190 @@
+"""Reads about customers: their stream, their history for the scorecard, their credit."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from domain.credit import CreditMovement, OpenItem
+from domain.customer import CustomerState, customer_stream_id, fold_customer
+from domain.errors import DomainError, shown
+from domain.money import Money
+from domain.risk import CustomerHistory, InvoiceRecord
+from store.db import Database
+from store.event_store import EventStore
+from store.schema import case_summary, credit_hold_outbox, customer_risk, customers, invoices, payments
+
+CREDIT_EVENTS = ("PaymentReceived", "PaymentReversed", "PrepaymentReceived", "CustomerCreditAllocated",
+                 "CustomerCreditAllocationReleased")
+
+
+def _amount(minor: int, currency: str) -> Decimal:
+    return Money.from_minor(minor, currency).amount
+
+
+@dataclass(frozen=True)
+class CustomerRow:
+    customer_id: str
+    name: str
+    email: str
+    country: str
+    imported_grade: str
+
+
+class CustomerReads:
+    def __init__(self, db: Database, store: EventStore) -> None:
+        self.db = db
+        self.store = store
+
+    # -- the customer ------------------------------------------------------------------------
+    def customer(self, customer_id: str) -> CustomerRow:
+        with self.db.read() as session:
+            row = session.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
+        if row is None:
+            raise DomainError(f"unknown customer {shown(customer_id)}", "customer_id")
+        return CustomerRow(row.customer_id, row.name, row.email, row.country, row.risk_grade)
+
+    def customer_ids(self) -> list[str]:
+        with self.db.read() as session:
+            return list(session.execute(select(customers.c.customer_id).order_by(customers.c.customer_id)).scalars())
+
+    def state(self, customer_id: str) -> CustomerState | None:
+        return fold_customer(self.store.load(customer_stream_id(customer_id)))
+
+    # -- the scorecard's input ------------------------------------------------------------------
+    def history(self, customer_id: str, state: CustomerState | None) -> CustomerHistory:
+        """Every invoice of the customer with when it was settled, and what its cases recorded."""
+        with self.db.read() as session:
+            rows = list(session.execute(
+                select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor, invoices.c.paid_minor,
+                       invoices.c.due_date, case_summary.c.status, case_summary.c.closed_at,
+                       case_summary.c.balance_minor, case_summary.c.state)
+                .outerjoin(case_summary, case_summary.c.invoice_id == invoices.c.invoice_id)
+                .where(invoices.c.customer_id == customer_id)))
+            paid_on = dict(session.execute(
+                select(payments.c.invoice_id, func.max(payments.c.received_on))
+                .join(invoices, invoices.c.invoice_id == payments.c.invoice_id)
+                .where(invoices.c.customer_id == customer_id, payments.c.status == "applied",
+                       payments.c.case_id.is_(None))
+                .group_by(payments.c.invoice_id)).all())
+        records: list[InvoiceRecord] = []
+        disputes = broken = defaulted = 0
+        open_by_currency: Counter = Counter()
+        invoices_by_currency: Counter = Counter()
+        for r in rows:
+            invoices_by_currency[r.currency] += 1
+            if r.status is not None:  # the invoice has a case
+                closed = r.closed_at is not None
+                records.append(InvoiceRecord(r.invoice_id, r.due_date, r.closed_at.date() if closed else None,
+                                             r.status if closed else None))
+                counters = json.loads(r.state)
+                disputes += counters.get("disputes_opened", 0)
+                broken += counters.get("promises_broken", 0)
+                defaulted += counters.get("plans_defaulted", 0)
+                if not closed:
+                    open_by_currency[r.currency] += r.balance_minor
+            elif r.paid_minor >= r.amount_minor:
+                records.append(InvoiceRecord(r.invoice_id, r.due_date, paid_on.get(r.invoice_id) or r.due_date, "paid"))
+            else:
+                records.append(InvoiceRecord(r.invoice_id, r.due_date, None, None))
+                open_by_currency[r.currency] += r.amount_minor - r.paid_minor
+        limit = state.credit_limit if state is not None else None
+        if limit is not None:
+            currency = limit.currency
+        else:
+            currency = invoices_by_currency.most_common(1)[0][0] if invoices_by_currency else "USD"
+        return CustomerHistory(
+            customer_id=customer_id, invoices=records, disputes=disputes, broken_promises=broken,
+            defaulted_plans=defaulted, exposure=_amount(open_by_currency[currency], currency),
+            credit_limit=limit.amount if limit is not None else None, currency=currency,
+        )
+
+    # -- customer credit ---------------------------------------------------------------------------
+    def credit_movements(self, customer_id: str | None = None) -> list[CreditMovement]:
+        """Every movement of customer credit, from case and customer streams (the source of truth)."""
+        with self.db.read() as session:
+            query = select(case_summary.c.case_id, case_summary.c.customer_id, case_summary.c.invoice_id)
+            if customer_id is not None:
+                query = query.where(case_summary.c.customer_id == customer_id)
+            cases = {r.case_id: (r.customer_id, r.invoice_id) for r in session.execute(query)}
+        allocated: dict[str, Money] = {}
+        moves: list[CreditMovement] = []
+        for record in self.store.read_types(CREDIT_EVENTS):
+            e = record.event
+            name = type(e).__name__
+            if name in ("PaymentReceived", "PaymentReversed"):
+                owner = cases.get(str(record.stream_id))
+                if owner is None or not e.excess.is_positive:
+                    continue
+                if name == "PaymentReceived":
+                    moves.append(CreditMovement(owner[0], e.excess.currency, e.excess.amount, e.received_on,
+                                                f"overpayment {e.payment_id} on {owner[1]}"))
+                else:
+                    moves.append(CreditMovement(owner[0], e.excess.currency, -e.excess.amount, e.occurred_at.date(),
+                                                f"reversal of {e.payment_id} on {owner[1]}"))
+                continue
+            if customer_id is not None and e.customer_id != customer_id:
+                continue
+            if name == "PrepaymentReceived":
+                moves.append(CreditMovement(e.customer_id, e.amount.currency, e.amount.amount, e.received_on,
+                                            f"prepayment {e.payment_id}"))
+            elif name == "CustomerCreditAllocated":
+                allocated[e.allocation_id] = e.amount
+                moves.append(CreditMovement(e.customer_id, e.amount.currency, -e.amount.amount, e.occurred_at.date(),
+                                            f"applied to {e.invoice_id}"))
+            elif name == "CustomerCreditAllocationReleased" and e.allocation_id in allocated:
+                amount = allocated[e.allocation_id]
+                moves.append(CreditMovement(e.customer_id, amount.currency, amount.amount, e.occurred_at.date(),
+                                            f"given back: {e.allocation_id}"))
+        return moves
+
+    def held_on_cases(self, customer_id: str, currency: str) -> Money:
+        """Overpayment excess recorded on the customer's cases, net of reversals."""
+        with self.db.read() as session:
+            total = session.execute(
+                select(func.coalesce(func.sum(case_summary.c.credit_minor), 0))
+                .where(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency)
+            ).scalar_one()
+        return Money.from_minor(int(total), currency)
+
+    def open_items(self, customer_id: str, currency: str) -> list[OpenItem]:
+        """Open cases of the customer in ``currency``: where credit can go."""
+        with self.db.read() as session:
+            rows = session.execute(
+                select(case_summary.c.invoice_id, case_summary.c.case_id, case_summary.c.due_date,
+                       case_summary.c.balance_minor)
+                .where(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency,
+                       case_summary.c.closed_at.is_(None), case_summary.c.balance_minor > 0))
+            return [OpenItem(r.invoice_id, r.case_id, r.due_date, _amount(r.balance_minor, currency)) for r in rows]
+
+    # -- risk projections ---------------------------------------------------------------------------
+    def risk_rows(self) -> list:
+        with self.db.read() as session:
+            return list(session.execute(select(customer_risk).order_by(customer_risk.c.customer_id)))
+
+    def outbox(self, pending_only: bool = True, limit: int = 1000) -> list[dict]:
+        query = select(credit_hold_outbox).order_by(credit_hold_outbox.c.occurred_at, credit_hold_outbox.c.outbox_id)
+        if pending_only:
+            query = query.where(credit_hold_outbox.c.acked_at.is_(None))
+        with self.db.read() as session:
+            rows = session.execute(query.limit(limit))
+            return [{"outbox_id": r.outbox_id, "customer_id": r.customer_id, "action": r.action,
+                     "hold_id": r.hold_id, "reason": r.reason, "occurred_at": _iso(r.occurred_at),
+                     "acked_by": r.acked_by, "acked_at": _iso(r.acked_at)} for r in rows]
+
+    def outbox_customer(self, outbox_id: str) -> str:
+        with self.db.read() as session:
+            found = session.execute(select(credit_hold_outbox.c.customer_id)
+                                    .where(credit_hold_outbox.c.outbox_id == outbox_id)).scalar_one_or_none()
+        if found is None:
+            raise DomainError(f"unknown outbox entry {shown(outbox_id)}", "outbox_id")
+        return found
+
+
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,122 @@
+"""Collection KPIs against hand-computed numbers (the worked example of docs/KPIS.md).
+
+Period: 2026-01-01 to 2026-03-31 (90 days), USD.
+
+  A 1000 issued 2025-12-01 due 12-31: 600 paid 01-20, 400 paid 02-10        -> collected, 71 days
+  B 2000 issued 2026-01-15 due 02-14: paid 03-01                            -> collected, 45 days
+  C  500 issued 02-01 due 03-03: written off 03-20
+  D 1500 issued 03-10 due 04-09: open (current)
+  E  800 issued 03-01 due 03-31: 300 paid 03-15, 500 open (current: due that day)
+  F  300 issued 2025-11-01 due 12-01: open, 120 days past due
+  G  400 issued 02-20 due 03-22: open, 9 days past due
+
+  receivables at the start (end of 2025-12-31) = A 1000 + F 300 = 1300
+  credit sales = B 2000 + C 500 + D 1500 + E 800 + G 400 = 5200
+  receivables at the end = D 1500 + E 500 + F 300 + G 400 = 2700; current = D + E = 2000
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from app import kpis
+from app.kpis import ClosedCase, CollectorEvent, KpiInputs, KpiInvoice, PromiseOutcome
+from app.reports import Settlement
+
+D = Decimal
+START, END = date(2026, 1, 1), date(2026, 3, 31)
+
+
+def inv(invoice_id: str, amount: str, issued: date, due: date) -> KpiInvoice:
+    return KpiInvoice(invoice_id, "USD", D(amount), issued, due)
+
+
+INVOICES = [
+    inv("A", "1000", date(2025, 12, 1), date(2025, 12, 31)),
+    inv("B", "2000", date(2026, 1, 15), date(2026, 2, 14)),
+    inv("C", "500", date(2026, 2, 1), date(2026, 3, 3)),
+    inv("D", "1500", date(2026, 3, 10), date(2026, 4, 9)),
+    inv("E", "800", date(2026, 3, 1), date(2026, 3, 31)),
+    inv("F", "300", date(2025, 11, 1), date(2025, 12, 1)),
+    inv("G", "400", date(2026, 2, 20), date(2026, 3, 22)),
+]
+SETTLEMENTS = [
+    Settlement("A", "USD", D("600"), date(2026, 1, 20), "payment"),
+    Settlement("A", "USD", D("400"), date(2026, 2, 10), "payment"),
+    Settlement("B", "USD", D("2000"), date(2026, 3, 1), "payment"),
+    Settlement("B", "USD", D("50"), date(2026, 3, 1), "excess"),  # an overpayment: not a settlement
+    Settlement("C", "USD", D("500"), date(2026, 3, 20), "write_off"),
+    Settlement("E", "USD", D("300"), date(2026, 3, 15), "payment"),
+]
+PROMISES = [PromiseOutcome(date(2026, 1, 10), True), PromiseOutcome(date(2026, 2, 5), False),
+            PromiseOutcome(date(2026, 3, 12), True), PromiseOutcome(date(2025, 12, 20), False)]
+CASES = [
+    ClosedCase("case-a", "cora", "USD", date(2026, 1, 5), date(2026, 2, 10), "paid"),
+    ClosedCase("case-b", "cora", "USD", date(2026, 2, 17), date(2026, 3, 1), "paid"),
+    ClosedCase("case-c", "sam", "USD", date(2026, 3, 6), date(2026, 3, 20), "written_off"),
+    ClosedCase("case-f", "unassigned", "USD", date(2025, 12, 4), None, None),
+]
+FACTS = [
+    CollectorEvent("case-a", date(2026, 1, 20), "collected", D("600"), "USD"),
+    CollectorEvent("case-a", date(2026, 2, 10), "collected", D("400"), "USD"),
+    CollectorEvent("case-b", date(2026, 3, 1), "collected", D("2000"), "USD"),
+    CollectorEvent("case-b", date(2026, 3, 1), "collected", D("99"), "EUR"),  # another currency: not added
+    CollectorEvent("case-f", date(2026, 2, 5), "promise_broken"),
+    CollectorEvent("case-f", date(2025, 12, 20), "promise_broken"),  # before the period
+]
+
+
+def test_receivables_and_sales():
+    assert kpis.receivables(INVOICES, SETTLEMENTS, date(2025, 12, 31)) == D(1300)
+    assert kpis.receivables(INVOICES, SETTLEMENTS, END) == D(2700)
+    assert kpis.current_receivables(INVOICES, SETTLEMENTS, END) == D(2000)
+    assert kpis.credit_sales(INVOICES, START, END) == D(5200)
+    assert kpis.aging_on(INVOICES, SETTLEMENTS, END) == {"current": D(2000), "1-30": D(400), "31-60": D(0),
+                                                         "61-90": D(0), "90+": D(300)}
+
+
+def test_dso_standard_and_countback():
+    assert kpis.dso_standard(D(2700), D(5200), 90) == D("46.7")  # 2700 / 5200 x 90 = 46.73
+    # March: sales 2300 (D, E) < 2700: 31 days, 400 left; February: 400 of 900 sales (C, G) x 28 days = 12.44
+    assert kpis.dso_countback(INVOICES, D(2700), END) == D("43.4")
+    assert kpis.dso_countback(INVOICES, D(2300), END) == D("31.0")  # exactly March's sales
+    assert kpis.dso_countback(INVOICES, D(0), END) == D(0)
+    assert kpis.dso_countback(INVOICES, D(10**6), END) is None  # more than two years of sales
+    assert kpis.dso_standard(D(100), D(0), 90) is None
+
+
+def test_cei_turnover_collection_and_write_offs():
+    assert kpis.cei(D(1300), D(5200), D(2700), D(2000)) == D("84.4")  # 3800 / 4500
+    assert kpis.cei(D(0), D(0), D(0), D(0)) is None
+    assert kpis.ar_turnover(D(5200), D(1300), D(2700), 90) == (D("2.60"), D("34.6"))  # 5200 / 2000; 90 / 2.6
+    assert kpis.average_days_to_collect(INVOICES, SETTLEMENTS, START, END) == (2, D("58.0"))  # (71 + 45) / 2
+    assert kpis.write_off_ratio(SETTLEMENTS, D(5200), START, END) == (D(500), D("9.6"))  # 500 / 5200
+    assert kpis.promise_kept_rate(PROMISES, START, END) == (2, 1, D("66.7"))
+
+
+def test_collector_performance():
+    rows = kpis.collector_performance(CASES, FACTS, "USD", START, END)
+    assert rows == [
+        {"collector": "cora", "cases_closed": 2, "collected": D(3000), "broken_promises": 0,
+         "average_days_to_close": D("24.0")},  # (36 + 12) / 2
+        {"collector": "sam", "cases_closed": 1, "collected": D(0), "broken_promises": 0,
+         "average_days_to_close": D("14.0")},
+        {"collector": "unassigned", "cases_closed": 0, "collected": D(0), "broken_promises": 1,
+         "average_days_to_close": None},
+    ]
+
+
+def test_the_whole_set_and_each_report_view():
+    figures = kpis.compute(KpiInputs(INVOICES, SETTLEMENTS, PROMISES, CASES, FACTS), "USD", START, END)
+    assert figures["dso_standard"] == "46.7" and figures["dso_countback"] == "43.4"
+    assert figures["cei_percent"] == "84.4" and figures["ar_turnover_days"] == "34.6"
+    assert figures["receivables_begin"] == "1300.00" and figures["credit_sales"] == "5200.00"
+    assert figures["collectors"][0]["collected"] == "3000.00"
+    for name in kpis.REPORTS:
+        rows = kpis.report_rows(name, figures)
+        assert rows and kpis.to_csv(rows).count("\n") == len(rows) + 1
+    assert kpis.to_csv(kpis.report_rows("cei", figures)).splitlines() == [
+        "currency,from,to,receivables_begin,credit_sales,receivables_end,current_receivables_end,cei_percent",
+        "USD,2026-01-01,2026-03-31,1300.00,5200.00,2700.00,2000.00,84.4",
+    ]
