@@ -159,12 +159,15 @@ class CustomerService:
                         command_id=uuid5(last.event_id, "rescore"))
 
     def _case_customer(self, case_id: UUID) -> str | None:
+        """The case's customer when the ledger knows it (a case opened from invoice facts alone,
+        with no ledger customer, has no scorecard to update)."""
         from sqlalchemy import select
 
-        from store.schema import case_summary
+        from store.schema import case_summary, customers
 
         with self.ctx.db.read() as session:
-            return session.execute(select(case_summary.c.customer_id)
+            return session.execute(select(customers.c.customer_id)
+                                   .join(case_summary, case_summary.c.customer_id == customers.c.customer_id)
                                    .where(case_summary.c.case_id == str(case_id))).scalar_one_or_none()
 
     # -- reads -------------------------------------------------------------------------------------

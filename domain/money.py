@@ -92,7 +92,10 @@ class Money(BaseModel):
 
     @classmethod
     def from_minor(cls, minor: int, currency: str) -> Money:
-        return cls(amount=Decimal(minor).scaleb(-currency_exponent(currency)), currency=currency)
+        """From a whole number of minor units (how amounts are stored): it has the currency's
+        decimals by construction, so only the currency is checked (the screens read thousands)."""
+        code = str(currency).strip().upper()
+        return cls.model_construct(amount=Decimal(int(minor)).scaleb(-currency_exponent(code)), currency=code)
 
     def to_minor(self) -> int:
         return int(self.quantized(self.amount).scaleb(currency_exponent(self.currency)))

@@ -7,6 +7,7 @@ Every row is a pure function of the folded case state, so the inline update
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from domain.agenda import next_action, waiting_for
 from domain.customer import is_customer_event
 from domain.events import Event
+from domain.priority import amount_at_risk, day_number, ranking_base
 from domain.state import CaseState, evolve
 from store.customer_projections import CustomerProjector
 from store.schema import approvals, case_summary, customer_exposure
@@ -40,6 +42,9 @@ def summary_row(s: CaseState) -> dict:
         "level": s.level,
         "risk_grade": s.risk_grade.value,
         "due_date": s.due_date,
+        "due_day": day_number(s.due_date),
+        "ranking_base": ranking_base(amount_at_risk(s.balance.amount, disputed.amount if disputed else Decimal(0)),
+                                     s.risk_grade),
         "next_action": action.label if action else None,
         "next_action_at": action.at if action else None,
         "waiting_for": waiting_for(s),

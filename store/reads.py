@@ -1,37 +1,20 @@
 """SQL for the screens that must stay fast with 100,000 cases (docs/PERFORMANCE.md).
 
-The worklist ranks open cases by priority (domain/priority.py) in SQL and fetches only the
-page it shows; the aging report sums open amounts per currency and bucket in SQL. Both read
-the partial index of open cases (migration 0004) instead of every row with its state JSON.
+The worklist ranks open cases by priority (domain/priority.py) in SQL from the partial index
+of open cases in order of work (migration 0005) and fetches only the page it shows; the aging
+report sums open amounts per currency and bucket in SQL from the partial index of open cases
+(migration 0004). Neither reads a row's state JSON.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 
-from babel.numbers import get_currency_precision, list_currencies
-from sqlalchemy import Integer, Numeric, and_, case, cast, func, literal, select
+from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
 
-from domain.policy import RiskGrade
-from domain.priority import RISK_WEIGHT
-from store.schema import case_summary, invoices
-
-# Amounts are compared at face value across currencies (domain/priority.py): minor units are
-# scaled to thousandths of the major unit, exactly (no currency has more than 3 decimals but
-# the rare 4-decimal units, which scale by a tenth).
-_BY_EXPONENT: dict[int, list[str]] = defaultdict(list)
-for _code in sorted(list_currencies()):
-    _BY_EXPONENT[get_currency_precision(_code)].append(_code)
-
-
-def _scale(currency: ColumnElement, dialect: str) -> ColumnElement:
-    numeric = dialect == "postgresql"
-    whens = [(currency.in_(codes), literal(10 ** (3 - exp)) if exp <= 3 else literal(0.1))
-             for exp, codes in sorted(_BY_EXPONENT.items()) if exp != 2]
-    scaled = case(*whens, else_=literal(10))
-    return cast(scaled, Numeric) if numeric else scaled
+from domain.priority import day_number
+from store.schema import case_summary, customer_exposure, invoices
 
 
 def days_since(day: date, column: ColumnElement, dialect: str) -> ColumnElement:
@@ -42,15 +25,15 @@ def days_since(day: date, column: ColumnElement, dialect: str) -> ColumnElement:
 
 
 def priority(today: date, dialect: str) -> ColumnElement:
-    """domain.priority.priority in SQL: amount at risk x max(days overdue, 1) x risk weight
-    (amount in thousandths of the major unit: the same order, exactly)."""
+    """domain.priority.priority in SQL, in the same order: the stored ``ranking_base`` (amount
+    at risk in ten-thousandths of its major unit x risk weight) x max(days overdue, 1)."""
     c = case_summary.c
-    at_risk = case((c.balance_minor > c.disputed_minor, c.balance_minor - c.disputed_minor), else_=0)
-    if dialect == "postgresql":
-        at_risk = cast(at_risk, Numeric)  # no BIGINT overflow, however large the product
-    weight = case(*[(c.risk_grade == g.value, RISK_WEIGHT[g]) for g in RiskGrade], else_=1)
-    days = days_since(today, c.due_date, dialect)
-    return at_risk * _scale(c.currency, dialect) * weight * case((days > 1, days), else_=1)
+    days = literal(day_number(today)) - c.due_day
+    # PostgreSQL would refuse a BIGINT overflow (amounts near the largest accepted, years overdue):
+    # double precision keeps the order exact up to 2**53 and within 1e-16 beyond (SQLite does
+    # the same by itself).
+    base = cast(c.ranking_base, Float) if dialect == "postgresql" else c.ranking_base
+    return base * case((days > 1, days), else_=1)
 
 
 def open_cases() -> ColumnElement:
@@ -67,6 +50,10 @@ def page_of_open_cases(today: date, dialect: str, where: list, limit: int, colum
 
 
 def count_open_cases(where: list):
+    """Open cases matching ``where``; with no filter, the sum of the customer exposure rows
+    (kept in the same transactions as the case rows: the same number, from far fewer rows)."""
+    if not where:
+        return select(func.coalesce(func.sum(customer_exposure.c.open_cases), 0))
     return select(func.count()).select_from(case_summary).where(open_cases(), *where)
 
 
@@ -82,7 +69,7 @@ def aging_sums(session, as_of: date, dialect: str) -> list[tuple[str, str, int]]
     """(currency, bucket, open amount in minor units): open cases' balances, and for invoices
     with no case, amount less what the ledger has recorded as paid."""
     c = case_summary.c
-    bucket = _bucket(days_since(as_of, c.due_date, dialect)).label("bucket")
+    bucket = _bucket(literal(day_number(as_of)) - c.due_day).label("bucket")  # from the index of open cases
     cases = (select(c.currency, bucket, func.sum(c.balance_minor))
              .where(open_cases(), c.balance_minor > 0).group_by(c.currency, bucket))
     i = invoices.c

@@ -132,6 +132,8 @@ case_summary = Table(
     Column("level", Integer, nullable=False),
     Column("risk_grade", String(1), nullable=False),
     Column("due_date", Date, nullable=False),
+    Column("due_day", Integer, nullable=False),  # due_date as days since 1970-01-01 (migration 0005)
+    Column("ranking_base", BigInteger, nullable=False),  # domain.priority.ranking_base
     Column("next_action", String(100), nullable=True),
     Column("next_action_at", UTCDateTime, nullable=True),
     Column("waiting_for", String(100), nullable=False),
@@ -148,6 +150,10 @@ case_summary = Table(
     # open cases only (migration 0004): the worklist's ranking and the aging report read this
     Index("ix_case_summary_open", "assignee", "status", "risk_grade", "currency", "balance_minor", "disputed_minor",
           "due_date", "next_action_at", "invoice_id", "case_id",
+          sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+    # open cases in the worklist's order of work, with what the aging report sums (migration 0005)
+    Index("ix_case_summary_rank", "ranking_base", "due_day", "next_action_at", "invoice_id", "case_id", "currency",
+          "balance_minor",
           sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
 )
 

@@ -118,6 +118,7 @@ def test_worklist_priority_and_filters(ctx):
     listed = reports.worklist(ctx, AS_OF)
     # I1: 600.00 at risk x 59 days x grade B (2); I7: 100.00 x 1 (due today) x grade D (4); I4 is closed
     assert [(i["invoice_id"], Decimal(i["priority"])) for i in listed["items"]] == [("I1", 70800), ("I7", 400)]
+    assert listed["total"] == 2  # unfiltered, counted from the exposure rows
     assert listed["items"][0]["days_overdue"] == 59 and listed["items"][0]["amount_at_risk"] == "600.00"
     assert [i["invoice_id"] for i in reports.worklist(ctx, AS_OF, risk_grade="D")["items"]] == ["I7"]
     assert [i["invoice_id"] for i in reports.worklist(ctx, AS_OF, q="ACME")["items"]] == ["I1"]
