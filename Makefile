@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 COLLECTIONS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export COLLECTIONS_TEST_POSTGRES_URL
 
-.PHONY: install demo up web test test-fast lint clean faults histories audit
+.PHONY: install demo up web test test-fast lint clean faults histories audit bench bench-quick
 
 # Browser tests drive Debian's chromium (never a downloaded browser): `make install` adds it
 # with apt when it is missing (plus a CJK font for readable Chinese screenshots).
@@ -61,3 +61,11 @@ histories: install
 # Known vulnerabilities in the installed dependencies (needs the network to reach PyPI's advisory data).
 audit: install
 	$(BIN)/pip-audit --progress-spinner off --skip-editable
+
+# Benchmarks (docs/PERFORMANCE.md): a table, and bench/results.json with every figure's
+# baseline and ratio measured in the same run. Full: under 20 minutes; quick: under 3.
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-quick: install
+	$(BIN)/python -m bench --quick $(BENCH_ARGS)

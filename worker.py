@@ -48,7 +48,7 @@ def smtp_settings(settings: Settings) -> SmtpSettings:
 def precompile_workflow_modules() -> None:
     """The sandbox re-imports each workflow's module for every workflow run it starts. Without
     bytecode on disk (PYTHONDONTWRITEBYTECODE=1, an editable install) every one of those imports
-    compiles the source again: about a fifth of the worker's CPU per case (docs/PERFORMANCE.md).
+    compiles the source again, which showed in the worker's profiles (docs/PERFORMANCE.md).
     Writes the standard __pycache__ entry when it is missing or stale; best effort."""
     import importlib.util
     import os
@@ -72,7 +72,7 @@ WORKFLOWS = (CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow)
 
 def workflow_runner(sandboxed: bool = True):
     """Temporal's sandbox (the default) re-imports each workflow module for every run and runs
-    every activation and every payload's serialization context through it: about a third of the
+    every activation and every payload's serialization context through it: about a quarter of the
     worker's CPU per case here. Off, workflow code runs as plain Python (it is written for that:
     the domain is pure, time and ids come from ``workflow``); the tests and the replay check run
     it sandboxed, so a non-deterministic call still fails there."""
@@ -100,6 +100,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
                     notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, insurance.notify_insurer],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(settings.workflow_sandbox),
+        max_cached_workflows=settings.max_cached_workflows,
     )
 
 

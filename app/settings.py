@@ -43,9 +43,12 @@ class Settings(BaseSettings):
     metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_METRICS_ADDRESS"))
     sdk_metrics_address: str = Field("", validation_alias=AliasChoices("COLLECTIONS_SDK_METRICS_ADDRESS"))
     log_format: str = Field("text", validation_alias=AliasChoices("COLLECTIONS_LOG_FORMAT"))  # text | json
-    # Workflow code in Temporal's sandbox (on) or not (off: about a third less worker CPU per case,
+    # Workflow code in Temporal's sandbox (on) or not (off: about a quarter less worker CPU per case,
     # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
     workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
+    # Case workflows a worker keeps in memory between their steps (the SDK's default, 1000). A
+    # month-end wave wakes every open case at once: see docs/PERFORMANCE.md before changing it.
+    max_cached_workflows: int = Field(1000, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
