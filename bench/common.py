@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from app.mailsink import MailSink, ReceivedMail, free_port
+from app.stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "bench" / "out"
@@ -153,16 +154,6 @@ class DevServer:
     def stop(self) -> None:
         stop_process(self.process)
         self._log.close()
-
-
-def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 # -- the worker under test, in a process of its own ----------------------------------------------
