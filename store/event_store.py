@@ -14,7 +14,9 @@ adds what the engine's contract needs on top:
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator, Sequence
 from uuid import UUID
@@ -30,8 +32,8 @@ from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
 from store.db import Database
-from store.projections import Projector
-from store.schema import EVENTS_TABLE, event_ids
+from store.projections import Projected, Projector
+from store.schema import EVENTS_TABLE, PROJECTION_TABLES, event_ids
 
 
 class ConcurrencyError(Exception):
@@ -41,7 +43,6 @@ class ConcurrencyError(Exception):
 @dataclass(frozen=True)
 class AppendResult:
     version: int
-    positions: list[int] = field(default_factory=list)
     already_appended: bool = False
 
 
@@ -111,7 +112,8 @@ class EventStore:
             SQLAlchemyDatastore(session_maker=db.sessions), events_table_name=EVENTS_TABLE
         )
         self._records = self.recorder.events_record_cls
-        self._insert_returning = None
+        self._insert_events = insert(self._records.__table__)
+        self._recent = _RecentCases()
 
     # -- writing -------------------------------------------------------------------
     def append(
@@ -137,41 +139,52 @@ class EventStore:
             )
             for e in events
         ]
+        case_stream = not is_customer_event(events[0])
+        known = self._recent.get(stream_id, expected_version) if case_stream and expected_version else None
         try:
             with self.recorder.transaction(commit=True) as session:
                 # The case's summary row carries the stream's version (both are written in every
                 # append's transaction), so it doubles as the version check. A new stream (0) needs
-                # no check: the unique (stream, version) index refuses a second version 1.
-                row = None if is_customer_event(events[0]) else self.projector.current(session, stream_id)
-                if expected_version and (row is None or row.version != expected_version):
-                    current = self._version(session, stream_id)
-                    if current != expected_version:
-                        raise _VersionMismatch(current)
-                pending = self.projector.prepare(session, stream_id, events, self._events_between, row=row)
-                positions = self._insert(session, stored)
+                # no check: the unique (stream, version) index refuses a second version 1. Nor does
+                # a case this store appended at exactly the expected version (``known``): its rows
+                # cannot be behind that, and if another writer went further since, the unique
+                # index refuses this append's first version.
+                current = known
+                if case_stream and expected_version and known is None:
+                    current = self.projector.current(session, stream_id)
+                    if current is None or current.version != expected_version:
+                        found = self._version(session, stream_id)
+                        if found != expected_version:
+                            raise _VersionMismatch(found)
+                pending = self.projector.prepare(session, stream_id, events, self._events_between,
+                                                 current=current, read=False)
                 session.connection().execute(
                     _INSERT_EVENT_IDS,
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
                 )
                 pending.write(session)
+                # The event rows last: on PostgreSQL their table lock (which orders global positions)
+                # is then held for this insert and the commit only, never while waiting on a row.
+                self._insert(session, stored)
         except (_VersionMismatch, sqlalchemy.exc.IntegrityError, es.IntegrityError):
+            self._recent.forget(stream_id)
             return self._already_appended(stream_id, expected_version, events)
-        return AppendResult(version=events[-1].version, positions=list(positions or []))
+        if pending.projected is not None:
+            self._recent.put(stream_id, pending.projected)  # committed: the next append can start here
+        return AppendResult(version=events[-1].version)
 
-    def _insert(self, session, stored: Sequence[StoredEvent]) -> list[int]:
-        """The recorder's rows with one Core INSERT ... RETURNING instead of its ORM session.add
-        and flush, under the recorder's own lock (EXCLUSIVE on the table on PostgreSQL: global
-        positions commit in order, no gaps) and with its NOTIFY."""
-        self.recorder._lock_table(session)
-        table = self._records.__table__
+    def _insert(self, session, stored: Sequence[StoredEvent]) -> None:
+        """The recorder's rows with one Core INSERT instead of its ORM session.add and flush,
+        under the recorder's own lock (EXCLUSIVE on the table on PostgreSQL: global positions
+        commit in order, no gaps) and with its NOTIFY (for its subscriptions). Nothing reads
+        the new positions back: readers page by position (``read_all``)."""
+        if self.db.dialect == "postgresql":
+            # the recorder's LOCK TABLE and NOTIFY (delivered at commit), in one round trip
+            session.connection().connection.cursor().execute(
+                f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE; NOTIFY {self.recorder.channel_name}")
         rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version, "topic": e.topic,
                  "state": e.state} for e in stored]
-        if self._insert_returning is None:
-            self._insert_returning = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        statement = self._insert_returning
-        positions = list(session.connection().execute(statement, rows).scalars())
-        self.recorder._notify_channel(session)
-        return positions
+        session.connection().execute(self._insert_events, rows)
 
     def _already_appended(self, stream_id: UUID, expected_version: int, events: Sequence[Event]) -> AppendResult:
         last = expected_version + len(events)
@@ -247,13 +260,18 @@ class EventStore:
         """Replay every event into fresh projection rows; returns events replayed.
 
         Reads and rewrites in one write transaction that appenders wait for (the
-        write lock on SQLite, a SHARE lock on the event table on PostgreSQL), so no
-        event recorded meanwhile can be missing from the new rows."""
+        write lock on SQLite; on PostgreSQL, EXCLUSIVE locks on the read models and a SHARE
+        lock on the event table), so no event recorded meanwhile can be missing from the new
+        rows."""
         states: dict[UUID, CaseState] = {}
         customers: dict[UUID, object] = {}  # customer streams (domain/customer.py)
         replayed = 0
         with self.db.transaction() as session:
             if self.db.dialect == "postgresql":
+                # The read models first, then the events: an append writes its rows before it
+                # takes the events table's lock, so the other order could deadlock with one.
+                names = ", ".join(t.name for t in PROJECTION_TABLES)
+                session.execute(text(f"LOCK TABLE {names} IN EXCLUSIVE MODE"))
                 session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN SHARE MODE"))
             t = self._records.__table__  # plain rows (no ORM objects): a rebuild reads every event
             rows = session.connection().execute(
@@ -267,6 +285,7 @@ class EventStore:
                     states[record.stream_id] = fold([record.event], states.get(record.stream_id))
                 replayed += 1
             self.projector.replace_all(session, states.values(), customers=customers.values())
+        self._recent.clear()
         return replayed
 
     def _events_between(self, session, stream_id: UUID, after: int, before: int) -> list[Event]:
@@ -279,6 +298,42 @@ class EventStore:
 
 
 _INSERT_EVENT_IDS = insert(event_ids)
+
+
+class _RecentCases:
+    """The cases this store appended last, as their rows now show them (bounded, least
+    recently used out): a case's next append starts from here instead of reading its
+    summary row back and parsing its state. Used only at exactly the cached version; the
+    database stays the judge of every other version (thread-safe: activities append from
+    a thread pool)."""
+
+    def __init__(self, capacity: int = 2000) -> None:
+        self.capacity = capacity
+        self._items: OrderedDict[UUID, Projected] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stream_id: UUID, version: int) -> Projected | None:
+        with self._lock:
+            found = self._items.get(stream_id)
+            if found is None or found.version != version:
+                return None
+            self._items.move_to_end(stream_id)
+            return found
+
+    def put(self, stream_id: UUID, projected: Projected) -> None:
+        with self._lock:
+            self._items[stream_id] = projected
+            self._items.move_to_end(stream_id)
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+
+    def forget(self, stream_id: UUID) -> None:
+        with self._lock:
+            self._items.pop(stream_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 class _VersionMismatch(Exception):

@@ -7,11 +7,12 @@ Every row is a pure function of the folded case state, so the inline update
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Iterable, Sequence
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
 from domain.agenda import next_action, waiting_for
@@ -21,7 +22,6 @@ from domain.priority import amount_at_risk, day_number, ranking_base
 from domain.state import CaseState, evolve
 from store.customer_projections import CustomerProjector
 from store.schema import approvals, case_summary, customer_exposure
-from store.upsert import upsert
 
 
 def summary_row(s: CaseState) -> dict:
@@ -138,6 +138,25 @@ _EXPOSURE_DELETE = delete(customer_exposure).where(
 _EXPOSURE_INSERT = insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select(and_(
     case_summary.c.customer_id == bindparam("customer"), case_summary.c.currency == bindparam("currency"))))
 
+# The case's contribution as a new exposure row, or its change added to the existing row. The
+# same SQL on SQLite and PostgreSQL, as text: SQLAlchemy compiled the equivalent
+# on_conflict_do_update construct again for every append. Concurrent appends for one customer
+# each add their own delta under the row lock, so the sums stay exact.
+_EXPOSURE_DELTA = text("""
+    INSERT INTO customer_exposure (customer_id, currency, customer_name, open_cases, open_balance_minor,
+                                   disputed_minor, credit_minor, on_credit_hold)
+    VALUES (:customer_id, :currency, :customer_name, :open_cases, :open_balance_minor,
+            :disputed_minor, :credit_minor, :on_credit_hold)
+    ON CONFLICT (customer_id, currency) DO UPDATE SET
+        customer_name = CASE WHEN excluded.customer_name > customer_exposure.customer_name
+                             THEN excluded.customer_name ELSE customer_exposure.customer_name END,
+        open_cases = customer_exposure.open_cases + :d_open,
+        open_balance_minor = customer_exposure.open_balance_minor + :d_balance,
+        disputed_minor = customer_exposure.disputed_minor + :d_disputed,
+        credit_minor = customer_exposure.credit_minor + :d_credit,
+        on_credit_hold = customer_exposure.on_credit_hold OR excluded.on_credit_hold
+""")
+
 
 def _exposure_key(m) -> tuple:
     """What a case adds to its customer's exposure row: when it is unchanged, so is the row."""
@@ -145,12 +164,40 @@ def _exposure_key(m) -> tuple:
             m["disputed_minor"], m["credit_minor"], bool(m["credit_hold"]))
 
 
-class _Pending:
-    """A prepared projection update: ``write(session)`` writes it and returns the new state."""
+def _contribution(key: tuple | None) -> tuple[int, int, int, int]:
+    """(open cases, open balance, disputed, credit) a case adds to its exposure row."""
+    if key is None:
+        return (0, 0, 0, 0)
+    _, _, _, is_open, balance, disputed, credit, _ = key
+    return (1, balance, disputed, credit) if is_open else (0, 0, 0, credit)
 
-    def __init__(self, projector: Projector, write: Callable[[Session], object]) -> None:
-        self.projector = projector
+
+def _needs_recount(old: tuple | None, new: tuple) -> bool:
+    """A change that sums cannot express: another customer or currency, a renamed customer
+    (the row shows the greatest name), or a hold lifted (another case may still hold)."""
+    return old is not None and (old[:3] != new[:3] or (old[7] and not new[7]))
+
+
+@dataclass(frozen=True)
+class Projected:
+    """A case as its rows show it: the folded state and what it adds to its exposure row.
+    The next append of the case starts from it (read back, or kept by the event store)."""
+
+    state: CaseState
+    exposure: tuple
+
+    @property
+    def version(self) -> int:
+        return self.state.version
+
+
+class _Pending:
+    """A prepared projection update: ``write(session)`` writes it and returns the new state;
+    ``projected`` is the case as the rows show it once written (None for a customer stream)."""
+
+    def __init__(self, write: Callable[[Session], object], projected: Projected | None = None) -> None:
         self.write = write
+        self.projected = projected
 
 
 class Projector:
@@ -158,22 +205,19 @@ class Projector:
 
     customers = CustomerProjector()
 
-    def apply(self, session: Session, stream_id: UUID, events: Sequence[Event],
-              earlier: Callable[[Session, UUID, int, int], list[Event]], row: object = None) -> CaseState:
-        """Fold ``events`` into the case's rows. ``earlier(session, stream, after, before)``
-        reads recorded events the row has missed, should it ever be behind. ``row`` is the
-        case's summary row as ``current`` read it in this transaction (read again if None)."""
-        return self.prepare(session, stream_id, events, earlier, row).write(session)
-
     def prepare(self, session: Session, stream_id: UUID, events: Sequence[Event],
-                earlier: Callable[[Session, UUID, int, int], list[Event]], row: object = None) -> _Pending:
-        """Everything ``apply`` computes, before anything is written (the event store takes
-        its table lock only after this, so the lock is not held while Python folds state)."""
+                earlier: Callable[[Session, UUID, int, int], list[Event]],
+                current: Projected | None = None, read: bool = True) -> _Pending:
+        """Everything the update computes, before anything is written (the event store takes
+        its table lock only after this, so the lock is not held while Python folds state).
+        ``current`` is the case as its rows show it (read here when None and ``read``: pass
+        ``read=False`` only for a new stream). ``earlier(session, stream, after, before)``
+        reads recorded events the rows have missed, should they ever be behind."""
         if is_customer_event(events[0]):
-            return _Pending(self, lambda s: self.customers.apply(s, stream_id, events, earlier))
-        if row is None:
-            row = self.current(session, stream_id)
-        before = CaseState.model_validate_json(row.state) if row else None
+            return _Pending(lambda s: self.customers.apply(s, stream_id, events, earlier))
+        if current is None and read:
+            current = self.current(session, stream_id)
+        before = current.state if current else None
         state = before
         seen = state.version if state else 0
         if seen < events[0].version - 1:
@@ -183,37 +227,50 @@ class Projector:
                 state = evolve(state, event)
         summary = summary_row(state)
         rows = approval_rows(state)
-        same_approvals = row is not None and rows == approval_rows(before)
-        exposure = row is None or _exposure_key(row._mapping) != _exposure_key(summary)
+        same_approvals = before is not None and rows == approval_rows(before)
+        old, new = (current.exposure if current else None), _exposure_key(summary)
 
         def write(s: Session) -> CaseState:
             conn = s.connection()
-            if row is not None:
+            if current is not None:
                 conn.execute(_SUMMARY_UPDATE, {**summary, "key": summary["case_id"]})
             else:
                 conn.execute(_SUMMARY_INSERT, summary)
             if not same_approvals:
-                if row is not None:
+                if current is not None:
                     conn.execute(_APPROVALS_DELETE, {"key": summary["case_id"]})
                 if rows:
                     conn.execute(insert(approvals), rows)
-            if exposure:
-                self.refresh_exposure(s, state.customer.customer_id, state.currency)
+            if old != new:
+                self._update_exposure(s, old, new)
             return state
 
-        return _Pending(self, write)
+        return _Pending(write, Projected(state, new))
+
+    def _update_exposure(self, session: Session, old: tuple | None, new: tuple) -> None:
+        """One upsert adding the case's change to its customer's row; a recount of the
+        customer's cases (and of the row it left) only for changes sums cannot express."""
+        if _needs_recount(old, new):
+            self.refresh_exposure(session, new[0], new[1])
+            if old[:2] != new[:2]:
+                self.refresh_exposure(session, old[0], old[1])
+            return
+        before, after = _contribution(old), _contribution(new)
+        delta = [a - b for a, b in zip(after, before)]
+        conn = session.connection()
+        conn.execute(_EXPOSURE_DELTA, {
+            "customer_id": new[0], "currency": new[1], "customer_name": new[2], "open_cases": after[0],
+            "open_balance_minor": after[1], "disputed_minor": after[2], "credit_minor": after[3],
+            "on_credit_hold": new[7], "d_open": delta[0], "d_balance": delta[1], "d_disputed": delta[2],
+            "d_credit": delta[3]})
 
     @staticmethod
-    def current(session: Session, stream_id: UUID):
-        """The case's summary row (its state, version and what exposure sums), or None."""
-        return session.connection().execute(_CURRENT, {"key": str(stream_id)}).first()
-
-    def write_case(self, session: Session, state: CaseState) -> None:
-        upsert(session, case_summary, [summary_row(state)], ["case_id"])
-        session.execute(delete(approvals).where(approvals.c.case_id == str(state.case_id)))
-        rows = approval_rows(state)
-        if rows:
-            session.execute(insert(approvals), rows)
+    def current(session: Session, stream_id: UUID) -> Projected | None:
+        """The case as its summary row shows it (state and exposure contribution), or None."""
+        row = session.connection().execute(_CURRENT, {"key": str(stream_id)}).first()
+        if row is None:
+            return None
+        return Projected(CaseState.model_validate_json(row.state), _exposure_key(row._mapping))
 
     def refresh_exposure(self, session: Session, customer_id: str, currency: str) -> None:
         conn = session.connection()

@@ -140,10 +140,43 @@ class EventStoreContract:
             session.execute(case_summary.update().values(
                 version=1, state=Case().open(invoice(invoice_id="INV-1")).state.model_copy(
                     update={"case_id": case.state.case_id}).model_dump_json()))
-        store.append(case.state.case_id, 2, case.events[2:])
+        EventStore(store.db).append(case.state.case_id, 2, case.events[2:])  # a store that reads the row
         rows = projection_rows(store.db)
         store.rebuild_projections()
         assert projection_rows(store.db) == rows
+
+    def test_exposure_follows_openings_payments_and_closings_and_equals_a_rebuild(self, store):
+        cases = [Case().open(invoice(amount=f"{100 * (n + 1)}.00", invoice_id=f"INV-{n}")) for n in range(4)]
+        for case in cases:
+            store.append(case.state.case_id, 0, case.events)
+        written = {case.state.case_id: len(case.events) for case in cases}
+        cases[0].pay("100.00")  # paid in full: closed
+        cases[1].pay("50.00")  # part paid
+        cases[2].pay("300.00")  # closed
+        for case in cases[:3]:
+            store.append(case.state.case_id, written[case.state.case_id], case.events[written[case.state.case_id]:])
+        with store.db.read() as session:
+            row = session.execute(select(customer_exposure)).one()
+        assert (row.open_cases, row.open_balance_minor) == (2, 150_00 + 400_00)
+        live = projection_rows(store.db)
+        store.rebuild_projections()
+        assert projection_rows(store.db) == live
+
+    def test_two_stores_on_one_database_agree(self, store):
+        """Two workers (two stores, each keeping the cases it appended) append to one case in
+        turn: a stale expected version is refused, and the rows equal a rebuild."""
+        other = EventStore(store.db)
+        case = busy_case()
+        case_id, events = case.state.case_id, case.events
+        store.append(case_id, 0, events[:2])
+        other.append(case_id, 2, events[2:3])
+        with pytest.raises(ConcurrencyError, match="at version 3"):
+            store.append(case_id, 2, busy_case().events[2:3])
+        store.append(case_id, 3, events[3:])
+        assert store.load(case_id) == events
+        live = projection_rows(store.db)
+        store.rebuild_projections()
+        assert projection_rows(store.db) == live
 
     def test_rebuild_while_appending(self, store):
         cases = [busy_case(f"INV-{n}") for n in range(8)]
@@ -225,4 +258,16 @@ class TestPostgresEventStore(EventStoreContract):
 
     def drop(self, url: str) -> None:
         drop_postgres_database(url)
+
+    def test_an_append_notifies_listeners_when_it_commits(self, store):
+        """The recorder's subscriptions LISTEN on the events table's channel."""
+        import psycopg
+
+        dsn = store.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(dsn, autocommit=True) as listener:
+            listener.execute(f"LISTEN {store.recorder.channel_name}")
+            case = busy_case()
+            store.append(case.state.case_id, 0, case.events[:2])
+            heard = list(listener.notifies(timeout=5, stop_after=1))
+        assert [n.channel for n in heard] == [store.recorder.channel_name]
 
