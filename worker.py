@@ -104,6 +104,23 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     )
 
 
+def dump_stacks_on_signal(loop: asyncio.AbstractEventLoop, signum: int = signal.SIGUSR1) -> None:
+    """``kill -USR1 <worker pid>`` writes every thread's stack and every pending asyncio task
+    (where each coroutine waits) to stderr: what a stuck worker is doing, without stopping it."""
+    import faulthandler
+    import sys
+
+    def dump() -> None:
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        print(f"--- {len(tasks)} pending asyncio tasks", file=sys.stderr)
+        for task in tasks:
+            task.print_stack(limit=6, file=sys.stderr)
+        sys.stderr.flush()
+
+    loop.add_signal_handler(signum, dump)
+
+
 async def run(settings: Settings | None = None) -> None:
     context = Context(settings)
     context.db  # migrate before taking work
@@ -115,6 +132,7 @@ async def run(settings: Settings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    dump_stacks_on_signal(loop)
     logging.getLogger(__name__).info("worker polling task queue %s", context.settings.task_queue)
     async with worker:
         await stop.wait()

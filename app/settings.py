@@ -46,9 +46,10 @@ class Settings(BaseSettings):
     # Workflow code in Temporal's sandbox (on) or not (off: about a quarter less worker CPU per case,
     # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
     workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
-    # Case workflows a worker keeps in memory between their steps (the SDK's default, 1000). A
-    # month-end wave wakes every open case at once: see docs/PERFORMANCE.md before changing it.
-    max_cached_workflows: int = Field(1000, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
+    # Case workflows a worker keeps in memory between their steps (about 300 KB each,
+    # sandboxed). 500 keeps a worker with 10,000 open cases under 300 MB through a month-end
+    # wave (the SDK's default of 1000 took it to 400 MB); see docs/PERFORMANCE.md.
+    max_cached_workflows: int = Field(500, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -190,6 +190,20 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.process.pid
 
+    def stall_evidence(self, metrics_address: str = "") -> str:
+        """What a stalled worker is doing: its threads and pending asyncio tasks (SIGUSR1 writes
+        them to its log, worker.dump_stacks_on_signal) and the SDK's slot and poller gauges
+        (when it exports metrics). Copied to bench/out/stall-*.log, which outlives the scratch
+        directory; returns the gauges in one line."""
+        os.kill(self.pid, signal.SIGUSR1)
+        time.sleep(2.0)
+        gauges = sdk_gauges(metrics_address) if metrics_address else []
+        copy = OUT / f"stall-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        self._log.flush()
+        copy.write_text("\n".join(gauges) + "\n\n" + self.log_path.read_text(errors="replace")[-400_000:])
+        return f" (SDK gauges: {'; '.join(gauges)}; stacks in {copy.relative_to(ROOT)})" if gauges else \
+            f" (stacks in {copy.relative_to(ROOT)})"
+
     def rss(self) -> float:
         return rss_mb(self.pid)
 
@@ -205,6 +219,19 @@ class WorkerProcess:
                 self.profiler.kill()
         stop_process(self.process, timeout=30)
         self._log.close()
+
+
+def sdk_gauges(address: str) -> list[str]:
+    """The worker's task slots, pollers and cache from its Prometheus endpoint (sdk_runtime)."""
+    from urllib.request import urlopen
+
+    wanted = ("temporal_worker_task_slots", "temporal_num_pollers", "temporal_sticky_cache_size",
+              "temporal_workflow_active_thread_count")
+    try:
+        text = urlopen(f"http://{address}/metrics", timeout=10).read().decode()
+    except OSError as error:
+        return [f"metrics unavailable: {error}"]
+    return [" ".join(line.split()) for line in text.splitlines() if line.startswith(wanted)]
 
 
 # -- SMTP sink that tells the driver which case's notice arrived --------------------------------------

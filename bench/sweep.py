@@ -25,6 +25,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
+from app.mailsink import free_port
 from bench.common import (
     POLICY,
     DevServer,
@@ -145,11 +146,13 @@ async def run(quick: bool = False, profile: bool = False) -> list[Result]:
             policy_path = directory / "policy.toml"
             policy_path.write_text(policy_text(window, wave_after))
             keys = payload_keys()
+            metrics = f"127.0.0.1:{free_port()}"
             url = f"sqlite:///{directory / 'collections.db'}"
             env = {"COLLECTIONS_DATABASE_URL": url, "COLLECTIONS_DATA_DIR": str(directory),
                    "TEMPORAL_ADDRESS": server.address, "COLLECTIONS_TASK_QUEUE": "sweep-bench",
                    "COLLECTIONS_WORKFLOW_ID_PREFIX": "sw-", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port),
-                   "COLLECTIONS_PAYLOAD_KEYS": keys, "COLLECTIONS_POLICY": str(policy_path)}
+                   "COLLECTIONS_PAYLOAD_KEYS": keys, "COLLECTIONS_POLICY": str(policy_path),
+                   "COLLECTIONS_SDK_METRICS_ADDRESS": metrics}
             ctx = Context(Settings(database_url=url, data_dir=directory, temporal_address=server.address,
                                    task_queue="sweep-bench", workflow_id_prefix="sw-", payload_keys=keys,
                                    policy_path=policy_path))
@@ -183,7 +186,8 @@ async def run(quick: bool = False, profile: bool = False) -> list[Result]:
                     not_before=first_due, interval=1.0)
                 after_rss = worker.rss()
                 event_count = _count(ctx.db, events)
-                backlog = worker_backlog(server.address, "sweep-bench") if open_stalled or wave_stalled else ""
+                backlog = (worker_backlog(server.address, "sweep-bench") + worker.stall_evidence(metrics)
+                           if open_stalled or wave_stalled else "")
             finally:
                 worker.stop()
         finally:

@@ -29,12 +29,14 @@ async def main(mode: str) -> None:
                         activities=[bare_step])
     else:
         from app.context import Context, connect
+        from app.metrics import sdk_runtime
         from app.settings import Settings
-        from worker import build_worker
+        from worker import build_worker, dump_stacks_on_signal
 
+        dump_stacks_on_signal(loop)
         context = Context(Settings())
         context.db  # migrate before taking work
-        client = await connect(context.settings)
+        client = await connect(context.settings, runtime=sdk_runtime(context.settings.sdk_metrics_address))
         context._client = client
         worker = build_worker(client, context)
     async with worker:
