@@ -113,6 +113,10 @@ class EventStore:
         )
         self._records = self.recorder.events_record_cls
         self._insert_events = insert(self._records.__table__)
+        # Appends run on a Core connection (BEGIN IMMEDIATE on SQLite, as every write), not
+        # through the recorder's ORM session: the session's bookkeeping cost more than a
+        # statement per append.
+        self._writer = db.engine.execution_options(sqlite_begin="IMMEDIATE")
         self._recent = _RecentCases()
 
     # -- writing -------------------------------------------------------------------
@@ -142,7 +146,8 @@ class EventStore:
         case_stream = not is_customer_event(events[0])
         known = self._recent.get(stream_id, expected_version) if case_stream and expected_version else None
         try:
-            with self.recorder.transaction(commit=True) as session:
+            with self._writer.begin() as connection:
+                session = _Transaction(connection)
                 # The case's summary row carries the stream's version (both are written in every
                 # append's transaction), so it doubles as the version check. A new stream (0) needs
                 # no check: the unique (stream, version) index refuses a second version 1. Nor does
@@ -289,11 +294,11 @@ class EventStore:
         return replayed
 
     def _events_between(self, session, stream_id: UUID, after: int, before: int) -> list[Event]:
-        rec = self._records
+        t = self._records.__table__
         rows = session.execute(
-            select(rec).where(rec.originator_id == stream_id, rec.originator_version > after,
-                              rec.originator_version < before).order_by(rec.originator_version)
-        ).scalars()
+            select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state)
+            .where(t.c.originator_id == stream_id, t.c.originator_version > after, t.c.originator_version < before)
+            .order_by(t.c.originator_version))
         return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)).event for r in rows]
 
 
@@ -307,7 +312,7 @@ class _RecentCases:
     database stays the judge of every other version (thread-safe: activities append from
     a thread pool)."""
 
-    def __init__(self, capacity: int = 2000) -> None:
+    def __init__(self, capacity: int = 1000) -> None:  # about 5 KB a case
         self.capacity = capacity
         self._items: OrderedDict[UUID, Projected] = OrderedDict()
         self._lock = threading.Lock()
@@ -334,6 +339,22 @@ class _RecentCases:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+class _Transaction:
+    """An append's Core connection, offering what the projectors call on a Session."""
+
+    def __init__(self, connection) -> None:
+        self._connection = connection
+
+    def connection(self):
+        return self._connection
+
+    def get_bind(self):
+        return self._connection
+
+    def execute(self, statement, parameters=None):
+        return self._connection.execute(statement, parameters)
 
 
 class _VersionMismatch(Exception):
