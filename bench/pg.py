@@ -7,6 +7,8 @@ import os
 
 import sqlalchemy
 
+from store import databases
+
 ADMIN_URL = (os.environ.get("BENCH_POSTGRES_URL") or os.environ.get("COLLECTIONS_TEST_POSTGRES_URL")
              or "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -25,29 +27,16 @@ def available() -> bool:
 
 
 def url_for(name: str) -> str:
-    return sqlalchemy.engine.make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    return databases.url_for(ADMIN_URL, name)
 
 
 def exists(name: str) -> bool:
-    admin = sqlalchemy.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        found = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first()
-    admin.dispose()
-    return found is not None
+    return databases.exists(ADMIN_URL, name)
 
 
 def create_database(name: str) -> str:
-    admin = sqlalchemy.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return url_for(name)
+    return databases.create_database(ADMIN_URL, name, replace=True)
 
 
 def drop_database(url: str) -> None:
-    name = sqlalchemy.engine.make_url(url).database
-    admin = sqlalchemy.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    databases.drop_database(ADMIN_URL, url)

@@ -8,13 +8,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-import sqlalchemy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from app.context import Context
 from app.mailsink import MailSink
 from app.settings import Settings
+from store import databases
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -81,20 +81,11 @@ def postgres_database() -> str:
         if REQUIRE_POSTGRES:
             pytest.fail("COLLECTIONS_TEST_POSTGRES_URL must be set when COLLECTIONS_REQUIRE_POSTGRES=1")
         pytest.skip("set COLLECTIONS_TEST_POSTGRES_URL to run PostgreSQL tests")
-    name = f"collections_test_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    admin.dispose()
-    return sqlalchemy.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    return databases.create_database(POSTGRES_URL, f"collections_test_{uuid.uuid4().hex[:12]}")
 
 
 def drop_postgres_database(url: str) -> None:
-    name = sqlalchemy.engine.make_url(url).database
-    admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    databases.drop_database(POSTGRES_URL, url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
