@@ -233,17 +233,16 @@ class CustomerService:
 
     # -- holds, limits, outbox ------------------------------------------------------------------------
     def place_hold(self, customer_id: str, reason: str, actor: Actor) -> dict:
-        self.reads.customer(customer_id)
-        cid = uuid4()
-        state, events = self.execute(customer_id, lambda s: cu.PlaceHold(command_id=cid, actor=actor,
-                                                                         customer_id=customer_id, reason=reason))
-        return self._reply(customer_id, state, events)
+        return self._hold_command(cu.PlaceHold, customer_id, reason, actor)
 
     def release_hold(self, customer_id: str, reason: str, actor: Actor) -> dict:
+        return self._hold_command(cu.ReleaseHold, customer_id, reason, actor)
+
+    def _hold_command(self, command: type, customer_id: str, reason: str, actor: Actor) -> dict:
         self.reads.customer(customer_id)
         cid = uuid4()
-        state, events = self.execute(customer_id, lambda s: cu.ReleaseHold(command_id=cid, actor=actor,
-                                                                           customer_id=customer_id, reason=reason))
+        state, events = self.execute(customer_id, lambda s: command(command_id=cid, actor=actor,
+                                                                    customer_id=customer_id, reason=reason))
         return self._reply(customer_id, state, events)
 
     def set_limit(self, customer_id: str, amount: str | None, currency: str, actor: Actor) -> dict:
