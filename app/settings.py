@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
     workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
     # Case workflows a worker keeps in memory between their steps (about 300 KB each,
-    # sandboxed). 500 keeps a worker with 10,000 open cases under 300 MB through a month-end
+    # sandboxed). 400 keeps a worker with 10,000 open cases near 300 MB through a month-end
     # wave (the SDK's default of 1000 took it to 400 MB); see docs/PERFORMANCE.md.
-    max_cached_workflows: int = Field(500, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
+    max_cached_workflows: int = Field(400, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

@@ -60,7 +60,7 @@ def write_ledger(db, total: int, overdue: int, as_of: date) -> None:
             session.execute(insert(invoices), rows[k:k + 5000])
 
 
-OPEN_RATE_GUESS = 25.0  # cases opened per second, to place the send window after the sweep
+OPEN_RATE_GUESS = 30.0  # cases opened per second, to place the send window after the sweep
 
 
 def wave_moment(now: datetime, overdue: int) -> datetime | None:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import NAMESPACE_URL, uuid5
 
+from app.mailsink import free_port
 from bench.common import (
     OUT,
     POLICY,
@@ -127,6 +128,7 @@ async def case_round(server: DevServer, directory: Path, n: int, tag: str, profi
         "SMTP_PORT": str(sink.port),
         "COLLECTIONS_PAYLOAD_KEYS": payload_keys(),
         "COLLECTIONS_POLICY": str(POLICY),
+        "COLLECTIONS_SDK_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
     }
     settings = Settings(database_url=env["COLLECTIONS_DATABASE_URL"], data_dir=directory,
                         temporal_address=server.address, task_queue=queue, workflow_id_prefix=prefix,
@@ -159,7 +161,11 @@ async def case_round(server: DevServer, directory: Path, n: int, tag: str, profi
         invoices = list(invoice_facts(n, tag))
         cpu0, wcpu0, dcpu0 = server.cpu(), worker.cpu(), time.process_time()
         t0 = time.perf_counter()
-        replies = await asyncio.gather(*(one(f) for f in invoices))
+        try:
+            replies = await asyncio.gather(*(one(f) for f in invoices))
+        except (TimeoutError, asyncio.TimeoutError) as error:  # a lifecycle stuck for 5 minutes: the worker stalled
+            raise RuntimeError("a case made no progress for 300 s"
+                               + worker.stall_evidence(env["COLLECTIONS_SDK_METRICS_ADDRESS"])) from error
         elapsed = time.perf_counter() - t0
         dcpu = time.process_time() - dcpu0
         server_cpu, worker_cpu, rss = server.cpu() - cpu0, worker.cpu() - wcpu0, worker.rss()
