@@ -35,7 +35,7 @@ from bench.common import (
     thread_cpu,
 )
 
-CONCURRENCY = 100  # lifecycles (or bare workflows) in flight at once, for both (256 stalls the worker: docs/PERFORMANCE.md)
+CONCURRENCY = 100  # lifecycles (or bare workflows) in flight at once, for both (256 once stalled the worker: docs/PERFORMANCE.md)
 
 
 async def bare_round(server: DevServer, directory: Path, n: int, tag: str) -> dict:
