@@ -10,18 +10,24 @@ def url_for(admin_url: str, name: str) -> str:
     return sqlalchemy.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
 
-def _admin(admin_url: str, *statements: str, params: dict | None = None):
+def _admin(admin_url: str, *statements: str) -> None:
     engine = sqlalchemy.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
-            return [conn.exec_driver_sql(s, params or {}).first() if s.startswith("SELECT") else
-                    conn.exec_driver_sql(s) for s in statements]
+            for statement in statements:
+                conn.exec_driver_sql(statement)
     finally:
         engine.dispose()
 
 
 def exists(admin_url: str, name: str) -> bool:
-    return _admin(admin_url, "SELECT 1 FROM pg_database WHERE datname = %(n)s", params={"n": name})[0] is not None
+    engine = sqlalchemy.create_engine(admin_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql("SELECT 1 FROM pg_database WHERE datname = %(n)s", {"n": name}).first()
+    finally:
+        engine.dispose()
+    return found is not None
 
 
 def create_database(admin_url: str, name: str, replace: bool = False) -> str:

@@ -161,8 +161,7 @@ class EventStore:
                         found = self._version(session, stream_id)
                         if found != expected_version:
                             raise _VersionMismatch(found)
-                pending = self.projector.prepare(session, stream_id, events, self._events_between,
-                                                 current=current, read=False)
+                pending = self.projector.prepare(session, stream_id, events, self._events_between, current)
                 session.connection().execute(
                     _INSERT_EVENT_IDS,
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],

@@ -207,16 +207,14 @@ class Projector:
 
     def prepare(self, session: Session, stream_id: UUID, events: Sequence[Event],
                 earlier: Callable[[Session, UUID, int, int], list[Event]],
-                current: Projected | None = None, read: bool = True) -> _Pending:
+                current: Projected | None) -> _Pending:
         """Everything the update computes, before anything is written (the event store takes
         its table lock only after this, so the lock is not held while Python folds state).
-        ``current`` is the case as its rows show it (read here when None and ``read``: pass
-        ``read=False`` only for a new stream). ``earlier(session, stream, after, before)``
-        reads recorded events the rows have missed, should they ever be behind."""
+        ``current`` is the case as its rows show it (``current()``), None for a new stream.
+        ``earlier(session, stream, after, before)`` reads recorded events the rows have
+        missed, should they ever be behind."""
         if is_customer_event(events[0]):
             return _Pending(lambda s: self.customers.apply(s, stream_id, events, earlier))
-        if current is None and read:
-            current = self.current(session, stream_id)
         before = current.state if current else None
         state = before
         seen = state.version if state else 0
