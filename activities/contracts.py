@@ -6,7 +6,7 @@ activity implementations with their database and SMTP clients.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -71,6 +71,12 @@ class NoticeResult(_Model):
 
 SWEEP_PREPARE = "sweep_prepare"
 SWEEP_PAGE = "sweep_page"
+
+
+class SweepPrepareRequest(_Model):
+    as_of: date | None  # None: the local date of ``started_at`` in ``timezone``
+    started_at: datetime  # the workflow's start (workflow.now()), so a retried run keeps its day
+    timezone: str = "UTC"
 
 
 class SweepPlan(_Model):

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, time, timezone
+from datetime import datetime, time, timezone
 from uuid import NAMESPACE_URL, uuid5
+from zoneinfo import ZoneInfo
 
 from temporalio import activity
 
-from activities.contracts import SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan
+from activities.contracts import (
+    SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
+)
 from activities.opening import start_case
 from domain.commands import OpenCase
 from domain.decider import case_uuid
@@ -31,7 +34,10 @@ class SweepActivities:
         self.id_prefix = id_prefix
 
     @activity.defn(name=SWEEP_PREPARE)
-    def prepare(self, as_of: date) -> SweepPlan:
+    def prepare(self, request: SweepPrepareRequest) -> SweepPlan:
+        # The local date is computed here: inside the workflow sandbox ZoneInfo is a
+        # restricted proxy that astimezone() refuses.
+        as_of = request.as_of or request.started_at.astimezone(ZoneInfo(request.timezone)).date()
         policy: Policy = self.active_policy()
         cutoff = (datetime.combine(as_of, time(0), tzinfo=timezone.utc) - policy.grace).date()
         counts = self.reads.counts(cutoff)

@@ -206,7 +206,7 @@ class PaymentService:
             id=self.cases._workflow_id(summary.invoice_id), task_queue=self.cases.ctx.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
-        reply = await self.cases._answer(handle.execute_update("opened", result_type=CommandReply))
+        reply = await self.cases._answer(handle, handle.execute_update("opened", result_type=CommandReply))
         return reply_dict(reply)
 
     def _payment(self, payment_id: str) -> PaymentRow:

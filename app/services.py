@@ -7,7 +7,6 @@ writer of its stream and the reply is read back from durable events.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -258,22 +257,19 @@ class CaseService:
         handle = client.get_workflow_handle(self._workflow_id(invoice_id))
         if not started and (existing := self._existing(invoice_id)) is not None:
             return {**existing, "opened": False}
-        reply = await self._answer(handle.execute_update("opened", result_type=CommandReply))
+        reply = await self._answer(handle, handle.execute_update("opened", result_type=CommandReply))
         return {**reply_dict(reply), "opened": started}
 
     def _workflow_id(self, invoice_id: str) -> str:
         return case_workflow_id(invoice_id, self.ctx.settings.workflow_id_prefix)
 
-    async def _answer(self, call):
-        """Await a workflow's answer; a missing worker is an error, not a hang."""
-        timeout = self.ctx.settings.command_timeout
-        try:
-            return await asyncio.wait_for(call, timeout)
-        except asyncio.TimeoutError:
-            raise RuntimeError(
-                f"no worker answered within {timeout:.0f}s on task queue {self.ctx.settings.task_queue!r} "
-                "(is the worker running?)"
-            ) from None
+    async def _answer(self, handle, call):
+        """Await a workflow's answer; a missing worker or a failing workflow is an error, not a hang."""
+        from app.waiting import await_workflow
+
+        settings = self.ctx.settings
+        return await await_workflow(await self.ctx.client(), handle.id, call, timeout=settings.command_timeout,
+                                    task_queue=settings.task_queue)
 
     def _existing(self, invoice_id: str) -> dict | None:
         try:
@@ -296,7 +292,7 @@ class CaseService:
         handle = client.get_workflow_handle(self._workflow_id(row.invoice_id))
         try:
             reply = await self._answer(
-                handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
+                handle, handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
             )
         except WorkflowUpdateFailedError as error:
             raise _domain_error(error.cause) from None

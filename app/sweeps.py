@@ -9,6 +9,7 @@ from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.context import Context
+from app.waiting import await_workflow
 from domain.errors import DomainError, shown
 from workflows.sweep import SWEEP_WORKFLOW, SweepInput, SweepProgress
 
@@ -39,23 +40,28 @@ def _zone(name: str) -> str:
 
 
 async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[SweepProgress], None] | None = None,
-                    page_size: int = 500) -> dict:
+                    page_size: int = 500, timezone: str = "UTC") -> dict:
+    """Run the sweep now; without ``as_of`` it sweeps for today in ``timezone``."""
     ctx.policy()  # a broken policy file is reported here, not inside the workflow
     client = await ctx.client()
     settings = ctx.settings
     label = as_of.isoformat() if as_of else "today"
     handle = await client.start_workflow(
-        SWEEP_WORKFLOW, SweepInput(as_of=as_of, page_size=page_size),
+        SWEEP_WORKFLOW, SweepInput(as_of=as_of, timezone=_zone(timezone), page_size=page_size),
         id=f"{settings.workflow_id_prefix}sweep-{label}-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue,
         result_type=SweepProgress,
     )
-    result = asyncio.ensure_future(handle.result())
+    # No overall deadline (a large ledger takes minutes), but a sweep whose workflow task
+    # fails is reported at once instead of waited on forever.
+    result = asyncio.ensure_future(
+        await_workflow(client, handle.id, handle.result(), timeout=None, task_queue=settings.task_queue)
+    )
     while not result.done():
         await asyncio.wait({result}, timeout=0.5)
         if on_progress and not result.done():
             try:
-                progress = await handle.query("progress", result_type=SweepProgress | None)
-            except Exception:  # between runs of continue-as-new
+                progress = await asyncio.wait_for(handle.query("progress", result_type=SweepProgress | None), 2)
+            except Exception:  # between runs of continue-as-new, or a busy worker
                 continue
             if progress is not None:
                 on_progress(progress)

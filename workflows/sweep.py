@@ -8,14 +8,15 @@ twice, or two at once, opens each case once: case workflow ids are unique.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.contracts import SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan
+    from activities.contracts import (
+        SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
+    )
 
 SWEEP_WORKFLOW = "DailySweep"
 
@@ -66,9 +67,9 @@ class SweepWorkflow:
     async def run(self, sweep: SweepInput) -> SweepProgress:
         progress = sweep.progress
         if progress is None:
-            as_of = sweep.as_of or workflow.now().astimezone(ZoneInfo(sweep.timezone)).date()
+            prepare = SweepPrepareRequest(as_of=sweep.as_of, started_at=workflow.now(), timezone=sweep.timezone)
             plan = await workflow.execute_activity(
-                SWEEP_PREPARE, as_of, result_type=SweepPlan, start_to_close_timeout=timedelta(minutes=5),
+                SWEEP_PREPARE, prepare, result_type=SweepPlan, start_to_close_timeout=timedelta(minutes=5),
                 retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
             )
             progress = SweepProgress(plan=plan)

@@ -109,3 +109,23 @@ async def test_schedule_is_created_then_updated(dev_env, make_context, sqlite_ur
     described = await handle.describe()
     assert described.schedule.spec.cron_expressions == ["30 7 * * 1-5"] or described.schedule.spec.calendars
     await handle.delete()
+
+
+async def test_a_sweep_without_a_date_uses_today_in_its_time_zone(dev_env, make_context, sqlite_url, smtp, tmp_path):
+    """How the CLI (`sweep` without --as-of) and the Schedule start it: as_of=None."""
+    from datetime import datetime, timezone as tz
+    from zoneinfo import ZoneInfo
+
+    context = make_context(sqlite_url, client=dev_env.client, smtp_port=smtp.port)
+    service = CaseService(context)
+    today = datetime.now(tz.utc).date()
+    service.import_invoices(write_ledger(tmp_path / "today.csv", total=30, overdue=6, as_of=today))
+    async with build_worker(dev_env.client, context):
+        result = await run_sweep(service.ctx, None)
+        assert result["as_of"] == today.isoformat()
+        assert result["cases_opened"] == 6 and result["skipped"]["not_yet_overdue"] == 24
+        zone = "Pacific/Kiritimati"  # UTC+14: its date is often a day ahead of UTC's
+        ahead = await run_sweep(service.ctx, None, timezone=zone)
+        assert ahead["as_of"] == datetime.now(ZoneInfo(zone)).date().isoformat()
+        assert ahead["cases_opened"] == 0 and ahead["already_open"] == 6
+        await terminate_cases(service)

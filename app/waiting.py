@@ -1,0 +1,80 @@
+"""Waiting on a workflow without hanging: every caller that awaits a workflow's answer
+(an Update's reply, a run's result) goes through ``await_workflow``.
+
+A workflow whose task keeps failing (a bug, a non-deterministic change, a sandbox
+restriction) never answers: Temporal retries the task forever and the caller would wait
+forever. So while waiting we describe the execution now and then; once its pending
+workflow task has failed and is being retried, we stop waiting and say why in one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable
+
+CHECK_EVERY = 1.0  # seconds between two looks at the execution while waiting
+
+
+class WorkflowStuck(RuntimeError):
+    """The workflow cannot make progress; the message says why (one line)."""
+
+
+async def await_workflow(client, workflow_id: str, call: Awaitable[Any], *, timeout: float | None,
+                         task_queue: str) -> Any:
+    """Await ``call`` (an Update or a result of ``workflow_id``); raise ``WorkflowStuck``
+    when the workflow's task is failing, ``RuntimeError`` when nothing answered within
+    ``timeout`` seconds (None: wait as long as the workflow makes progress)."""
+    answer = asyncio.ensure_future(call)
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    try:
+        while True:
+            wait = CHECK_EVERY if deadline is None else max(0.0, min(CHECK_EVERY, deadline - loop.time()))
+            done, _ = await asyncio.wait({answer}, timeout=wait)
+            if done:
+                return answer.result()
+            failure = await workflow_task_failure(client, workflow_id)
+            if failure is not None:
+                raise WorkflowStuck(f"workflow {workflow_id} cannot make progress: {failure}")
+            if deadline is not None and loop.time() >= deadline:
+                raise RuntimeError(f"no worker answered within {timeout:.0f}s on task queue {task_queue!r} "
+                                   "(is the worker running?)")
+    finally:
+        if not answer.done():
+            answer.cancel()
+
+
+async def workflow_task_failure(client, workflow_id: str) -> str | None:
+    """Why the workflow's current task keeps failing, or None when it is not failing.
+
+    A pending workflow task on its second attempt or later whose last attempt *failed*
+    (not timed out: a worker that died is retried, and recovers by itself) is a stuck one."""
+    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
+    from temporalio.service import RPCError
+
+    try:
+        described = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError:
+        return None  # not started yet, or the server is busy: the deadline still holds
+    pending = described.raw_description.pending_workflow_task
+    if not described.raw_description.HasField("pending_workflow_task") or pending.attempt < 2:
+        return None
+    history = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace, execution=described.raw_description.workflow_execution_info.execution,
+            maximum_page_size=20,
+        )
+    )
+    for event in history.history.events:
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            failure = event.workflow_task_failed_event_attributes.failure
+            try:  # messages are encrypted (app/codec.py): decode with the client's converter
+                message = str(await client.data_converter.decode_failure(failure))
+            except Exception:  # noqa: BLE001 - a key we do not hold: say what we have
+                message = failure.message
+            first_line = (message.strip().splitlines() or ["(no message)"])[0]
+            return f"its workflow task failed {pending.attempt - 1} time(s), last with: {first_line}"
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            return None
+    return None
