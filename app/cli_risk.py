@@ -334,6 +334,34 @@ for _name, _help in (
     _report_command(_name, _help)
 
 
+@report_app.command("reconcile")
+def report_reconcile(
+    start: Annotated[Optional[str], typer.Option("--from", help="First day of the period (default: 90 days back)")] = None,
+    end: Annotated[Optional[str], typer.Option("--to", help="Last day of the period (default: today)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Recompute balances and the period's settlements from the events alone and compare them
+    with the read models, the payments table and the KPIs; exit 1 naming each difference."""
+    from app.reconcile import reconcile
+
+    found: dict = {}
+
+    def action(s: CaseService) -> dict:
+        found.update(reconcile(s.ctx, _date(start, "from"), _date(end, "to")))
+        return found
+
+    def render(result: dict) -> None:
+        for line in result["differences"]:
+            console.print(f"[red]difference:[/red] {line}", highlight=False, soft_wrap=True)
+        verdict = "all agree" if result["agree"] else f"{len(result['differences'])} difference(s)"
+        console.print(f"{result['cases']} cases, {result['payments']} payments, {result['from']} to {result['to']}: "
+                      f"{verdict}", highlight=False)
+
+    execute(action, as_json, render)
+    if not found.get("agree", False):
+        raise typer.Exit(1)
+
+
 # -- backtest ---------------------------------------------------------------------------------------------
 
 

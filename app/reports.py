@@ -220,12 +220,18 @@ def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
 
 
 def settlements(ctx: Context) -> list[Settlement]:
-    """Every settlement with its date: case events plus payments recorded on the ledger.
+    """Every settlement with its date, each from one source of truth: a case's events for
+    what happened on a case, the payments table only for payments on invoices without a
+    case (whose row is their only record). The payments table also lists payments applied
+    to cases; counting those rows too would count such a payment twice.
     A payment counts in full as cash collected; only the applied part settles the invoice
     (the excess becomes customer credit), see ``kind``: payment vs. excess."""
     with ctx.db.read() as session:
         invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)).all())
-        ledger = list(session.execute(select(payments).where(payments.c.invoice_id.is_not(None))))
+        ledger = list(session.execute(select(payments).where(
+            payments.c.invoice_id.is_not(None), payments.c.case_id.is_(None),
+            payments.c.status.in_(("applied", "reversed")),
+        )))
     found: list[Settlement] = []
     for record in ctx.store.read_types(_SETTLING_EVENTS):
         e = record.event
@@ -254,8 +260,11 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment"))
             if e.excess.is_positive:
                 found.append(Settlement(invoice_id, e.excess.currency, -e.excess.amount, day, "excess"))
-    found += [Settlement(r.invoice_id, r.currency, _amount(r.amount_minor, r.currency), r.received_on, "payment")
-              for r in ledger]
+    for r in ledger:
+        amount = _amount(r.amount_minor, r.currency)
+        found.append(Settlement(r.invoice_id, r.currency, amount, r.received_on, "payment"))
+        if r.status == "reversed":  # taken back off its invoice on the day it was reversed
+            found.append(Settlement(r.invoice_id, r.currency, -amount, r.reversed_at.date(), "payment"))
     return found
 
 

@@ -1,0 +1,269 @@
+"""`report reconcile`: recompute from the event store alone what every report and read
+model shows, and name each difference.
+
+The recomputation is deliberately independent of the code it checks: it does not fold
+events with ``domain.state`` nor sum with ``app.reports.settlements``; it reads each
+money-moving event's own fields. What it compares:
+
+* every case's open balance and open/closed status with ``case_summary``;
+* every customer's open cases and open balance with ``customer_exposure``;
+* the payments table with the case events (each payment applied to a case has one
+  ``PaymentReceived``, a reversed one a ``PaymentReversed``) and, for invoices without a
+  case, the invoice's paid amount with its payment rows;
+* per currency, receivables at the end of the period and the period's cash collected,
+  credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from app.context import Context
+from domain.money import Money
+from store.schema import case_summary, customer_exposure, invoices, payments
+
+ZERO = Decimal(0)
+
+# The events that change what a case's invoice still owes, with the sign they move it by.
+_BALANCE_MOVES = {
+    "LateFeeCharged": ("fee", +1),
+    "PaymentReceived": ("applied", -1),
+    "PaymentReversed": ("applied", +1),
+    "DisputeResolved": ("credit", -1),
+    "WriteOffApproved": ("amount", -1),
+    "CaseCancelled": ("amount", -1),
+    "CustomerCreditApplied": ("amount", -1),
+    "IndemnityReceived": ("amount", -1),
+}
+# What each moves in the period's totals (cash counts the whole payment, excess included).
+_PERIOD_KIND = {
+    "LateFeeCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
+    "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
+}
+
+
+@dataclass
+class CaseFacts:
+    invoice_id: str
+    customer_id: str
+    currency: str
+    original: Decimal  # the invoice amount
+    balance: Decimal
+    open: bool = True
+    moves: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what is owed
+    payments: dict[str, Decimal] = field(default_factory=dict)  # payment id -> amount received
+    reversed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class Recomputed:
+    cases: dict[str, CaseFacts]
+    period: dict[str, dict[str, Decimal]]  # currency -> kind -> total in the period
+
+
+def _money(value) -> Decimal:
+    return value.amount if isinstance(value, Money) else Decimal(value["amount"])
+
+
+def recompute(ctx: Context, start: date, end: date) -> Recomputed:
+    """Every case's balance and the period's totals, from the events alone."""
+    cases: dict[str, CaseFacts] = {}
+    period: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for record in ctx.store.read_all():
+        e = record.event
+        name = type(e).__name__
+        case_id = str(record.stream_id)
+        if name == "CaseOpened":
+            cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
+                                       e.original_amount.amount, e.opening_balance.amount)
+            continue
+        facts = cases.get(case_id)
+        if facts is None:
+            continue  # a customer stream, not a case
+        if name == "CaseClosed":
+            facts.open = False
+        elif name == "CaseReopened":
+            facts.open = True
+        move = _BALANCE_MOVES.get(name)
+        if move is None:
+            continue
+        attribute, sign = move
+        value = getattr(e, attribute)
+        if value is None:  # a dispute resolved without a credit
+            continue
+        day = e.received_on if name == "PaymentReceived" else e.occurred_at.date()
+        facts.balance += sign * value.amount
+        facts.moves.append((day, sign * value.amount))
+        if name in ("PaymentReceived", "PaymentReversed"):
+            cash = e.applied.amount + e.excess.amount
+            if name == "PaymentReceived":
+                facts.payments[e.payment_id] = cash
+            else:
+                facts.reversed.add(e.payment_id)
+            if start <= day <= end:
+                period[facts.currency]["collected"] += cash if name == "PaymentReceived" else -cash
+        elif start <= day <= end:
+            period[facts.currency][_PERIOD_KIND[name]] += value.amount
+    return Recomputed(cases, period)
+
+
+def _minor_to_amount(minor: int, currency: str) -> Decimal:
+    return Money.from_minor(minor, currency).amount
+
+
+def reconcile(ctx: Context, start: date | None = None, end: date | None = None) -> dict:
+    from app import kpis
+    from app.reports import settlements
+
+    first, last = kpis.period(start, end)
+    found = recompute(ctx, first, last)
+    differences: list[str] = []
+    with ctx.db.read() as session:
+        summaries = {r.case_id: r for r in session.execute(select(case_summary))}
+        exposure = {(r.customer_id, r.currency): r for r in session.execute(select(customer_exposure))}
+        payment_rows = list(session.execute(select(payments)))
+        ledger = {r.invoice_id: r for r in session.execute(select(invoices))}
+
+    _compare_cases(found, summaries, differences)
+    _compare_exposure(found, exposure, differences)
+    _compare_payments(found, payment_rows, ledger, differences)
+    ledger_paid = _ledger_payments(payment_rows, first, last)
+    receivables = _receivables(found, ledger, ledger_paid, last)
+    shown = settlements(ctx)
+    currencies = sorted({r.currency for r in ledger.values()} | set(found.period))
+    figures: dict[str, dict] = {}
+    for currency in currencies:
+        expected = {k: v for k, v in found.period.get(currency, {}).items()}
+        expected["collected"] = expected.get("collected", ZERO) + ledger_paid["period"].get(currency, ZERO)
+        expected["receivables_end"] = receivables.get(currency, ZERO)
+        figures[currency] = {k: str(v) for k, v in sorted(expected.items())}
+        report = kpis.kpis(ctx, first, last, currency)
+        if Decimal(report["receivables_end"]) != expected["receivables_end"]:
+            differences.append(f"{currency}: report kpis shows receivables at the end {report['receivables_end']}, "
+                               f"the events give {expected['receivables_end']}")
+        _compare_settlements(currency, shown, expected, first, last, differences)
+    return {
+        "from": first.isoformat(), "to": last.isoformat(), "cases": len(found.cases),
+        "payments": len(payment_rows), "figures": figures, "differences": differences, "agree": not differences,
+    }
+
+
+def _compare_cases(found: Recomputed, summaries: dict, differences: list[str]) -> None:
+    for case_id, facts in found.cases.items():
+        row = summaries.get(case_id)
+        if row is None:
+            differences.append(f"case {case_id} ({facts.invoice_id}) has events but no case_summary row")
+            continue
+        balance = _minor_to_amount(row.balance_minor, row.currency)
+        if balance != facts.balance:
+            differences.append(f"case {case_id} ({facts.invoice_id}): case_summary balance {balance}, "
+                               f"the events give {facts.balance}")
+        if (row.closed_at is None) != facts.open:
+            differences.append(f"case {case_id} ({facts.invoice_id}): case_summary says "
+                               f"{'open' if row.closed_at is None else 'closed'}, the events say "
+                               f"{'open' if facts.open else 'closed'}")
+    for case_id in summaries.keys() - found.cases.keys():
+        differences.append(f"case_summary row {case_id} has no CaseOpened event")
+
+
+def _compare_exposure(found: Recomputed, exposure: dict, differences: list[str]) -> None:
+    expected: dict[tuple[str, str], list] = defaultdict(lambda: [0, ZERO])
+    for facts in found.cases.values():
+        totals = expected[(facts.customer_id, facts.currency)]
+        if facts.open:
+            totals[0] += 1
+            totals[1] += facts.balance
+    for key in expected.keys() | exposure.keys():
+        cases, balance = expected.get(key, [0, ZERO])
+        row = exposure.get(key)
+        shown_cases = row.open_cases if row else 0
+        shown_balance = _minor_to_amount(row.open_balance_minor, key[1]) if row else ZERO
+        if (shown_cases, shown_balance) != (cases, balance):
+            differences.append(f"customer {key[0]} ({key[1]}): customer_exposure shows {shown_cases} open case(s), "
+                               f"{shown_balance} open; the events give {cases}, {balance}")
+
+
+def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: list[str]) -> None:
+    on_cases = {pid: (case_id, amount) for case_id, f in found.cases.items() for pid, amount in f.payments.items()}
+    reversed_on_cases = {pid for f in found.cases.values() for pid in f.reversed}
+    paid_without_case: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r.case_id is None:
+            if r.invoice_id is not None and r.status == "applied":
+                paid_without_case[r.invoice_id] += r.amount_minor
+            continue
+        event = on_cases.pop(r.payment_id, None)
+        amount = _minor_to_amount(r.amount_minor, r.currency)
+        if event is None:
+            differences.append(f"payment {r.payment_id}: the payments table applies it to case {r.case_id}, "
+                               "which has no PaymentReceived for it")
+        elif event != (r.case_id, amount):
+            differences.append(f"payment {r.payment_id}: the payments table has {amount} on case {r.case_id}, "
+                               f"the events {event[1]} on case {event[0]}")
+        if (r.status == "reversed") != (r.payment_id in reversed_on_cases):
+            differences.append(f"payment {r.payment_id}: the payments table says {r.status}, the events "
+                               f"{'reversed' if r.payment_id in reversed_on_cases else 'not reversed'}")
+    for pid, (case_id, _) in sorted(on_cases.items()):
+        differences.append(f"payment {pid}: PaymentReceived on case {case_id} has no row in the payments table")
+    cased = {f.invoice_id for f in found.cases.values()}
+    for invoice_id, row in ledger.items():
+        if invoice_id in cased:
+            continue
+        if row.paid_minor != paid_without_case.get(invoice_id, 0):
+            differences.append(f"invoice {invoice_id}: paid {_minor_to_amount(row.paid_minor, row.currency)} on the "
+                               f"ledger, its payment rows add up to "
+                               f"{_minor_to_amount(paid_without_case.get(invoice_id, 0), row.currency)}")
+
+
+def _ledger_payments(rows: list, start: date, end: date) -> dict[str, dict]:
+    """Payments on invoices without a case: dated changes per invoice, and the period's cash."""
+    per_invoice: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+    in_period: dict[str, Decimal] = defaultdict(Decimal)
+    for r in rows:
+        if r.case_id is not None or r.invoice_id is None or r.status not in ("applied", "reversed"):
+            continue
+        amount = _minor_to_amount(r.amount_minor, r.currency)
+        dated = [(r.received_on, amount)]
+        if r.status == "reversed":
+            dated.append((r.reversed_at.date(), -amount))
+        per_invoice[r.invoice_id] += dated
+        in_period[r.currency] += sum((a for day, a in dated if start <= day <= end), ZERO)
+    return {"invoice": per_invoice, "period": in_period}
+
+
+def _receivables(found: Recomputed, ledger: dict, ledger_paid: dict, end: date) -> dict[str, Decimal]:
+    """What customers owe at the end of ``end`` for invoices issued by then: the invoice
+    amount, plus the case's fees less what settled it by that day, less payments on the
+    ledger before any case."""
+    by_invoice = {f.invoice_id: f for f in found.cases.values()}
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for invoice_id, row in ledger.items():
+        if row.issue_date > end:
+            continue
+        owed = _minor_to_amount(row.amount_minor, row.currency)
+        owed -= sum((a for day, a in ledger_paid["invoice"].get(invoice_id, []) if day <= end), ZERO)
+        facts = by_invoice.get(invoice_id)
+        if facts is not None:
+            owed += sum((a for day, a in facts.moves if day <= end), ZERO)
+        totals[row.currency] += owed
+    return totals
+
+
+def _compare_settlements(currency: str, shown: list, expected: dict, start: date, end: date,
+                         differences: list[str]) -> None:
+    """The settlements the dashboard and the KPIs sum, against the events, per kind."""
+    kinds = {"payment": "collected", "excess": "collected", "credit": "credits", "write_off": "write_offs",
+             "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees"}
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for s in shown:
+        if s.currency == currency and start <= s.on <= end:
+            totals[kinds[s.kind]] += -s.amount if s.kind == "fee" else s.amount
+    for kind in sorted(set(kinds.values())):
+        if totals.get(kind, ZERO) != expected.get(kind, ZERO):
+            differences.append(f"{currency}: the reports count {totals.get(kind, ZERO)} {kind.replace('_', ' ')} "
+                               f"from {start} to {end}, the events give {expected.get(kind, ZERO)}")

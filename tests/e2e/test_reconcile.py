@@ -1,0 +1,53 @@
+"""Payments made through the CLI count once in the KPIs, and `report reconcile` finds
+any read model that disagrees with the events (here: one changed behind its back)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from decimal import Decimal
+
+from tests.e2e.test_cli import running_stack, wait_for
+
+TODAY = date.today()
+
+
+def _ledger(path):
+    issued, due = TODAY - timedelta(days=40), TODAY - timedelta(days=10)
+    rows = [
+        "invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,due_date,risk_grade",
+        f"R-1,C-1,One Ltd,ap@one.test,US,en,USD,1000.00,{issued},{due},B",
+        f"R-2,C-2,Two Ltd,ap@two.test,US,en,USD,300.00,{issued},{TODAY + timedelta(days=20)},B",
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_payments_count_once_and_reconcile_names_a_difference(dev_env, tmp_path, smtp, sqlite_url):
+    with running_stack(dev_env, tmp_path, smtp, sqlite_url) as cli:
+        cli.json("invoices", "import", str(_ledger(tmp_path / "ledger.csv")))
+        case_id = cli.json("case", "open", "R-1")["case_id"]
+        cli.json("pay", "R-1", "400.00", "--reference", "part one")
+        cli.json("pay", "R-2", "100.00", "--reference", "no case yet", "--payment-id", "LEDGER-1")
+        cli.json("pay", "R-2", "50.00", "--reference", "bounced later", "--payment-id", "LEDGER-2")
+        cli.json("payments", "reverse", "LEDGER-2", "--reason", "bounced", "--as", "demo-supervisor")
+
+        def fees() -> Decimal:  # the fast policy may charge a late fee on its final notice
+            events = cli.json("case", "show", case_id)["events"]
+            return sum((Decimal(e["data"]["fee"]["amount"]) for e in events if e["type"] == "LateFeeCharged"),
+                       Decimal(0))
+
+        figures = cli.json("report", "kpis")
+        # 1,000 - 400 (+ any fee) on the case, 300 - 100 on the invoice without a case
+        assert Decimal(figures["receivables_end"]) == Decimal("800.00") + fees(), figures
+        reconciled = cli.run("report", "reconcile", "--json", ok=False)
+        assert reconciled.returncode == 0, reconciled.stdout
+        collected = __import__("json").loads(reconciled.stdout)["figures"]["USD"]["collected"]
+        assert Decimal(collected) == Decimal("500.00")  # 400 + 100; the reversed 50 not
+
+        wait_for(lambda: cli.json("case", "show", case_id)["version"] >= 2)
+        with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:  # a read model changed out of band
+            db.execute("UPDATE case_summary SET balance_minor = balance_minor - 1 WHERE case_id = ?", (case_id,))
+        broken = cli.run("report", "reconcile", ok=False)
+        assert broken.returncode == 1
+        assert f"case {case_id} (R-1): case_summary balance" in broken.stdout, broken.stdout
