@@ -99,13 +99,34 @@ def show_reply(result: dict) -> None:
     )
 
 
+def print_table(table: Table) -> None:
+    """A table when it fits the terminal (or the pipe's 80 columns); else one block per row of
+    `header: value` lines, so that no header or value is cut to `approv…`. --json and --csv
+    are the machine formats."""
+    headers = [str(c.header) for c in table.columns]
+    cells = [[str(v) for v in c.cells] for c in table.columns]
+    # Rich wraps at spaces but cuts a word that does not fit its column: the table fits
+    # when every column can hold its longest word (plus one space each side and the rules).
+    longest = [max(len(word) for text in [h, *column] for word in (text.split() or [""]))
+               for h, column in zip(headers, cells)]
+    if sum(w + 2 for w in longest) + len(longest) + 1 <= console.width:
+        console.print(table)
+        return
+    width = max(len(h) for h in headers)
+    for n in range(table.row_count):
+        for header, column in zip(headers, cells):
+            console.print(f"{header:>{width}}: {column[n]}", highlight=False, soft_wrap=True)
+        if n < table.row_count - 1:
+            console.print()
+
+
 def show_cases(rows: list[dict]) -> None:
     table = Table("invoice", "customer", "status", "balance", "level", "next action", "at", "case id")
     for r in rows:
         table.add_row(r["invoice_id"], r["customer_name"], r["status"], f"{r['balance']} {r['currency']}",
                       str(r["level"]), r["next_action"] or r["waiting_for"], (r["next_action_at"] or "")[:19],
                       r["case_id"])
-    console.print(table)
+    print_table(table)
     console.print(f"{len(rows)} case(s)")
 
 
@@ -123,7 +144,7 @@ def show_case(result: dict) -> None:
     for e in result["events"]:
         details = ", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {}))
         table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details[:100])
-    console.print(table)
+    print_table(table)
 
 
 def show_approvals(rows: list[dict]) -> None:
@@ -131,7 +152,7 @@ def show_approvals(rows: list[dict]) -> None:
     for r in rows:
         table.add_row(r["approval_id"], r["kind"], r["invoice_id"], f"{r['amount']} {r['currency']}",
                       r["requested_by"], r["tier"], (r["sla_due_at"] or "")[:19], r["status"])
-    console.print(table)
+    print_table(table)
 
 
 # -- invoices & cases -----------------------------------------------------------------------------
@@ -393,7 +414,7 @@ def users_list(as_json: JsonOpt = False) -> None:
         table = Table("name", "role", "write-off limit", "token")
         for r in result:
             table.add_row(r["name"], r["role"], r["write_off_limit"], "yes" if r["has_token"] else "no")
-        console.print(table)
+        print_table(table)
 
     execute(rows, as_json, render)
 

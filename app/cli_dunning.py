@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, show_reply
+from app.cli import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
 from app.services import CaseService
 from domain.errors import DomainError, shown
 
@@ -37,7 +37,7 @@ def show_sweep(result: dict) -> None:
                   str(skipped["not_yet_overdue"]), str(skipped["paid"]), str(skipped["failed"]))
     console.print(f"sweep as of {result['as_of']} (overdue if due on or before {result['overdue_cutoff']}, "
                   f"policy {result['policy_version']})")
-    console.print(table)
+    print_table(table)
     for invoice_id, why in result["failures"].items():
         console.print(f"  [red]{invoice_id}[/red]: {why}")
 
@@ -105,7 +105,7 @@ def show_payments(rows: list[dict]) -> None:
     for r in rows:
         table.add_row(r["payment_id"], r["received_on"], f"{r['amount']} {r['currency']}", r["payer"],
                       r["reference"], r["note"] or "")
-    console.print(table)
+    print_table(table)
     console.print(f"{len(rows)} unmatched payment(s)")
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from app.cli import AsOpt, JsonOpt, app, console, execute, show_reply
+from app.cli import AsOpt, JsonOpt, app, console, execute, print_table, show_reply
 from app.cli_dunning import _date, payments_app
 from app.services import CaseService
 from domain.errors import DomainError
@@ -70,7 +70,7 @@ def show_customer(r: dict) -> None:
     table = Table("factor", "points", "why")
     for f in r["top_factors"]:
         table.add_row(f["name"], f["points"], f["detail"])
-    console.print(table)
+    print_table(table)
     for c in r["credit"]:
         console.print(f"customer credit {c['balance']} {c['currency']} (oldest {c['oldest']}, {c['age_days']} days)")
 
@@ -107,7 +107,7 @@ def risk_watchlist(
         for r in rows:
             table.add_row(r["customer_id"], r["grade"] or "", r["previous_grade"] or "", r["exposure"] or "",
                           r["credit_limit"] or "", "yes" if r["on_hold"] else "", "; ".join(r["reasons"]))
-        console.print(table)
+        print_table(table)
         console.print(f"{len(rows)} customer(s) to watch")
 
     execute(lambda s: _customers(s).watchlist(days, _date(as_of, "as-of")), as_json, render)
@@ -158,7 +158,7 @@ def hold_outbox(all_entries: Annotated[bool, typer.Option("--all", help="Include
         for r in rows:
             table.add_row(r["outbox_id"], r["customer_id"], r["action"], r["reason"], (r["occurred_at"] or "")[:19],
                           r["acked_by"] or "")
-        console.print(table)
+        print_table(table)
 
     execute(lambda s: _customers(s).outbox(not all_entries), as_json, render)
 
@@ -184,7 +184,7 @@ def payments_unapplied(customer: Annotated[Optional[str], typer.Option(help="Onl
         for r in rows:
             table.add_row(r["customer_id"], f"{r['balance']} {r['currency']}", r["oldest"] or "",
                           str(r["age_days"] if r["age_days"] is not None else ""), str(r["receipts"]))
-        console.print(table)
+        print_table(table)
 
     execute(lambda s: _credit(s).unapplied(_date(as_of, "as-of"), customer), as_json, render)
 
@@ -258,7 +258,7 @@ def insurance_policies(as_json: JsonOpt = False) -> None:
         for r in rows:
             table.add_row(r["policy_id"], r["insurer_name"], r["insurer_email"], r["notify_within"], r["max_extension"],
                           r["claim_waiting"], r["indemnity_percent"])
-        console.print(table)
+        print_table(table)
 
     execute(lambda s: _insurance(s).policies(), as_json, render)
 
@@ -312,7 +312,7 @@ def _report_command(name: str, help_text: str) -> None:
             table = Table(*rows[0].keys())
             for row in rows:
                 table.add_row(*(str(v) if v is not None else "" for v in row.values()))
-            console.print(table)
+            print_table(table)
 
         execute(action, as_json, render)
 
@@ -389,7 +389,7 @@ def backtest(
         table.add_row("cases_by_outcome", ", ".join(f"{k}: {v}" for k, v in r["cases_by_outcome"].items()))
         for key in ("dso_standard", "cei_percent", "average_days_to_collect", "write_off_ratio_percent"):
             table.add_row(key, str(r["kpis"][key]))
-        console.print(table)
+        print_table(table)
         expected = r["expected_from_ledger"]
         console.print(f"counted straight from the ledger: {expected['cases']} cases, {expected['paid_cases']} paid",
                       highlight=False)

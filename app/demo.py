@@ -115,10 +115,10 @@ def _summary(service: CaseService, sink: MailSink, console_url: str | None = Non
         console.print(f"\nIn the browser: open {console_url}/console/, sign in with the demo-supervisor token "
                       "listed below, open Approvals and decide the DEMO-1004 escalation.", highlight=False)
     console.print(
-        "\nTry it yourself in another terminal (same directory):\n"
-        "  python starter.py approvals list\n"
-        "  python starter.py case show DEMO-1004\n"
-        "  python starter.py escalation decide DEMO-1004 --decision plan --as demo-supervisor\n"
-        "  python starter.py plan propose DEMO-1004 --instalments 3 --every PT30S --as demo-collector\n"
-        "  python starter.py plan accept DEMO-1004 --as demo-collector\n"
+        "\nTry it yourself in another terminal (same directory; or `source .venv/bin/activate` and type `collections ...`):\n"
+        "  .venv/bin/collections approvals list\n"
+        "  .venv/bin/collections case show DEMO-1004\n"
+        "  .venv/bin/collections escalation decide DEMO-1004 --decision plan --as demo-supervisor\n"
+        "  .venv/bin/collections plan propose DEMO-1004 --instalments 3 --every PT30S --as demo-collector\n"
+        "  .venv/bin/collections plan accept DEMO-1004 --as demo-collector\n"
     )
