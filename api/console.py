@@ -30,6 +30,7 @@ from app.settings import PROJECT_DIR
 from app.tokens import token_fingerprint
 from domain.authority import approval_authority
 from domain.errors import DomainError
+from domain.money import Money
 from domain.events import EscalationDecision
 from domain.policy import Role
 from domain.state import TERMINAL, CaseStatus
@@ -223,13 +224,12 @@ def worklist_page(request: Request, status: str = "", assignee: str = "", grade:
 
 def inbox_items(svc: CaseService, user: User, now: datetime) -> list[dict]:
     rows = svc.approvals("pending")
-    caps = svc.pinned_policies({r["case_id"] for r in rows})
+    pinned = svc.pinned_policies({r["case_id"] for r in rows})
     items = []
     for row in rows:
-        policy = caps.get(row["case_id"])
-        cap = policy.write_off_cap(user.role) if policy is not None else Decimal(0)
+        policy = pinned.get(row["case_id"]) or svc.ctx.policy()
         authority = approval_authority(user.actor(), row["kind"], Role(row["tier"]), row["requested_by"],
-                                       Decimal(row["amount"]), cap)
+                                       Money.of(row["amount"], row["currency"]), policy)
         requested = datetime.fromisoformat(row["requested_at"])
         due = datetime.fromisoformat(row["sla_due_at"]) if row["sla_due_at"] else None
         items.append({**row, "authority": authority, "age": now - requested, "overdue": due is not None and due < now})
@@ -256,11 +256,11 @@ def _done_message(request: Request, key: str, reply: dict, **values) -> str:
 @router.post("/approvals/{approval_id}/approve")
 async def approve(request: Request, approval_id: str):
     user = require(request, "approvals.approve")
-    await checked_form(request)
+    form = await checked_form(request)
     kind = _approval_kind(request, approval_id)
 
     async def call():
-        reply = await service(request).decide_approval(approval_id, True, user.actor())
+        reply = await service(request).decide_approval(approval_id, True, user.actor(), form.get("reason", "").strip())
         return _done_message(request, "approvals.approved", reply, kind=kind)
 
     return await _attempt(request, call, "/console/approvals")
@@ -319,7 +319,7 @@ def case_page(request: Request, ref: str):
     escalation = case.get("escalation")
     if escalation and escalation.get("decision") is None:
         escalation_authority = approval_authority(user.actor(), "escalation", Role(escalation["tier"]), "system",
-                                                  Decimal(0), Decimal(0))
+                                                  None, service(request).ctx.policy())
     users = [u.name for u in request.app.state.users.directory().users]
     return render(request, "case.html.j2", case=case, timeline=timeline, closed=case["status"] in [s.value for s in TERMINAL],
                   escalation_authority=escalation_authority, users=users, today=datetime.now(timezone.utc).date().isoformat(),

@@ -61,6 +61,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "approval.pending": "pending",
         "kind.write_off": "Write-off",
         "kind.plan": "Payment plan",
+        "kind.credit": "Dispute credit",
+        "kind.cancellation": "Cancellation",
         "kind.escalation": "Escalation",
         "decision.plan": "Offer a payment plan",
         "decision.agency": "Refer to a collection agency",
@@ -123,7 +125,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "approvals.empty": "Nothing is waiting for a decision.",
         "approvals.approve": "Approve",
         "approvals.reject": "Reject",
-        "approvals.reason": "Reason for rejecting",
+        "approvals.reason": "Reason (kept in the audit trail)",
         "approvals.decide": "Decide",
         "approvals.decision": "Decision",
         "approvals.note": "Note",
@@ -250,6 +252,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.WriteOffRequested": "Write-off of {amount} requested; approval due {sla_due_at}",
         "event.WriteOffApproved": "Write-off of {amount} approved",
         "event.WriteOffRejected": "Write-off rejected",
+        "event.ReductionRequested.credit": "Dispute credit of {amount} requested; approval due {sla_due_at}",
+        "event.ReductionRequested.cancellation": "Cancellation of {amount} requested; approval due {sla_due_at}",
+        "event.ReductionApproved.credit": "Dispute credit of {amount} approved",
+        "event.ReductionApproved.cancellation": "Cancellation of {amount} approved",
+        "event.ReductionRejected.credit": "Dispute credit rejected",
+        "event.ReductionRejected.cancellation": "Cancellation rejected",
         "event.ApprovalSlaLapsed": "Approval not decided in time: moved to a {to_tier}",
         "event.CaseAssigned": "Case assigned to {assignee}",
         "event.CaseCancelled": "Case cancelled; {amount} no longer owed",
@@ -299,6 +307,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "approval.pending": "待决",
         "kind.write_off": "核销",
         "kind.plan": "分期付款计划",
+        "kind.credit": "争议贷项",
+        "kind.cancellation": "取消",
         "kind.escalation": "升级",
         "decision.plan": "提供分期付款计划",
         "decision.agency": "转交催收机构",
@@ -361,7 +371,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "approvals.empty": "没有待决事项。",
         "approvals.approve": "批准",
         "approvals.reject": "驳回",
-        "approvals.reason": "驳回理由",
+        "approvals.reason": "理由（记入审计记录）",
         "approvals.decide": "决定",
         "approvals.decision": "决定",
         "approvals.note": "备注",
@@ -488,6 +498,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.WriteOffRequested": "申请核销 {amount}；须在 {sla_due_at} 前审批",
         "event.WriteOffApproved": "核销 {amount} 已批准",
         "event.WriteOffRejected": "核销申请被驳回",
+        "event.ReductionRequested.credit": "申请争议贷项 {amount}；须在 {sla_due_at} 前审批",
+        "event.ReductionRequested.cancellation": "申请取消 {amount}；须在 {sla_due_at} 前审批",
+        "event.ReductionApproved.credit": "争议贷项 {amount} 已批准",
+        "event.ReductionApproved.cancellation": "取消 {amount} 已批准",
+        "event.ReductionRejected.credit": "争议贷项申请被驳回",
+        "event.ReductionRejected.cancellation": "取消申请被驳回",
         "event.ApprovalSlaLapsed": "审批未按时完成：转至{to_tier}",
         "event.CaseAssigned": "案件分配给 {assignee}",
         "event.CaseCancelled": "案件已取消；{amount} 不再应收",
@@ -610,6 +626,8 @@ def describe_event(event: dict, lang: str) -> dict:
         key += ".excess"
     elif kind == "DisputeResolved" and data.get("credit"):
         key += ".credit"
+    elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation"):
+        key += f".{data['kind']}"
     elif kind == "PaymentPlanProposed":
         values["count"] = str(len(data.get("instalments") or []))
         if data.get("requires_approval"):

@@ -103,8 +103,8 @@ class WriteOffBody(Body):
     reason: str = Field(description="Reason code, e.g. insolvency, small_balance")
 
 
-class RejectBody(Body):
-    reason: str = Field(min_length=1, description="Why it is rejected")
+class DecisionBody(Body):
+    reason: str = Field(min_length=1, max_length=500, description="Why it is approved or rejected (kept on the event)")
 
 
 # -- who am I ------------------------------------------------------------------------------------
@@ -215,13 +215,13 @@ def list_approvals(svc: Service, status: Annotated[str, Query(description="pendi
 
 
 @endpoint("POST", "/approvals/{approval_id}/approve", "approvals.approve",
-          summary="Approve a write-off or plan (not your own; within your limit)")
-async def approve(approval_id: str, svc: Service, user: caller("approvals.approve")) -> dict:
-    return await svc.decide_approval(approval_id, True, user.actor())
+          summary="Approve a write-off, dispute credit, cancellation or plan (not your own; within your authority)")
+async def approve(approval_id: str, body: DecisionBody, svc: Service, user: caller("approvals.approve")) -> dict:
+    return await svc.decide_approval(approval_id, True, user.actor(), body.reason)
 
 
 @endpoint("POST", "/approvals/{approval_id}/reject", "approvals.reject", summary="Reject a write-off or plan, with a reason")
-async def reject(approval_id: str, body: RejectBody, svc: Service, user: caller("approvals.reject")) -> dict:
+async def reject(approval_id: str, body: DecisionBody, svc: Service, user: caller("approvals.reject")) -> dict:
     return await svc.decide_approval(approval_id, False, user.actor(), body.reason)
 
 

@@ -340,9 +340,14 @@ def approvals_list(
 
 
 @approvals_app.command("approve")
-def approvals_approve(approval_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Approve a write-off or plan (not your own; within your limit)."""
-    execute(lambda s: s.decide_approval(approval_id, True, _actor(s, as_user)), as_json, show_reply)
+def approvals_approve(
+    approval_id: str,
+    reason: Annotated[str, typer.Option(help="Why it is approved (kept on the event, for the audit trail)")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a write-off, dispute credit, cancellation or plan (not your own; within your authority)."""
+    execute(lambda s: s.decide_approval(approval_id, True, _actor(s, as_user), reason), as_json, show_reply)
 
 
 @approvals_app.command("reject")
@@ -352,7 +357,7 @@ def approvals_reject(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a write-off or plan, with a reason."""
+    """Reject a write-off, dispute credit, cancellation or plan, with a reason."""
     execute(lambda s: s.decide_approval(approval_id, False, _actor(s, as_user), reason), as_json, show_reply)
 
 

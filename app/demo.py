@@ -1,7 +1,8 @@
 """The `up --demo` scenario: five overdue invoices on the demo policy (seconds, not days).
 
 * DEMO-1001 pays in two parts and closes as paid;
-* DEMO-1002 disputes the invoice; the dispute is upheld and the case resolved;
+* DEMO-1002 disputes the invoice; the collector upholds it with a credit for the whole
+  invoice, which a supervisor approves (four eyes): the case is resolved;
 * DEMO-1003 runs the whole ladder, is escalated, a supervisor decides to write it
   off and the finance manager approves (four eyes): closed as written off;
 * DEMO-1004 runs the whole ladder and is escalated: left for you to decide;
@@ -88,12 +89,15 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
         await service.promise("DEMO-1005", "12345.60", promised, collector)
         await _until(service, "DEMO-1001", lambda s: s.level >= 1)
         await service.pay("DEMO-1001", "1000.00", "bank transfer 2/2", collector, payment_id="demo-pay-2")
-        await service.resolve_dispute("DEMO-1002", "upheld", supervisor, note="price list error confirmed")
+        # the whole invoice as a credit is above one person's threshold: the manager approves it
+        credit = await service.resolve_dispute("DEMO-1002", "upheld", collector, note="price list error confirmed")
+        approval = next(a for a in service.approvals("pending") if a["case_id"] == credit["case_id"])
+        await service.decide_approval(approval["approval_id"], True, supervisor, "price list error confirmed")
         await _until(service, "DEMO-1003", lambda s: s.escalation_pending)
         console.print("demo: DEMO-1003 escalated; demo-supervisor decides to write it off, demo-manager approves")
         reply = await service.decide_escalation("DEMO-1003", "write_off", supervisor, note="customer insolvent")
         approval = next(a for a in service.approvals("pending") if a["case_id"] == reply["case_id"])
-        await service.decide_approval(approval["approval_id"], True, manager)
+        await service.decide_approval(approval["approval_id"], True, manager, "customer insolvent")
         await _until(service, "DEMO-1004", lambda s: s.escalation_pending)
         await asyncio.sleep(1.0)
         _summary(service, sink, console_url)

@@ -394,6 +394,7 @@ class CaseService:
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
 
     async def decide_approval(self, approval_id: str, approve: bool, actor: Actor, reason: str = "") -> dict:
+        cmd.check_text(reason, "reason", required=True)  # approving, like rejecting, says why (audit trail)
         with self.ctx.db.read() as session:
             row = session.execute(select(approvals).where(approvals.c.approval_id == approval_id)).first()
         if row is None:

@@ -95,8 +95,9 @@ def notice_due(state: CaseState, policy: Policy, level: int | None = None) -> No
     level = min(level or state.level + 1, len(ladder))
     step = ladder[level - 1]
     fee = None
-    if step.fee is not None:
-        fee = Money.of(step.fee, state.currency)
+    flat = step.flat_fee(state.currency)
+    if flat is not None:
+        fee = Money.of(flat, state.currency)
     elif step.fee_percent is not None:
         fee = state.undisputed_balance.percent(step.fee_percent)
     due = state.undisputed_balance + fee if fee is not None else state.undisputed_balance

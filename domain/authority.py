@@ -1,18 +1,38 @@
-"""What a person may do with an item of the approvals inbox. Pure.
+"""Authority over money: who may reduce a receivable without cash, and who may decide an
+item of the approvals inbox. Pure.
 
-The decider enforces these rules when a decision is made; the console uses this
-to show items beyond the viewer's authority as visible but not actionable, with
-the reason. Keep the two in step: tests compare them on the same cases.
+One rule for every reduction made in the engine (a write-off, an upheld dispute's credit,
+cancelling an open balance): up to the policy's single-person threshold one person acts
+alone; above it the reduction waits for a second person (four eyes: never the requester)
+whose authority covers it. Authority is the lower of the user's own limit and the policy's
+cap for the role. Limits and the threshold are in the policy's approval currency; an amount
+in another currency is converted at the rate pinned in the policy, which the event states.
+
+The decider enforces ``approval_authority`` when a decision is made; the console uses the
+same function to show items beyond the viewer's authority as visible but not actionable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
-from domain.decider import ROLE_RANK
-from domain.policy import APPROVER_ROLES, Role
+from domain.errors import DomainError
+from domain.money import Money
+from domain.policy import APPROVER_ROLES, ApprovalPolicy, Policy, Role
 from domain.users import Actor
+
+ROLE_RANK = {Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
+# Approval kinds that reduce the receivable: the money rules apply to them.
+REDUCTIONS = ("write_off", "credit", "cancellation")
+
+
+@dataclass(frozen=True)
+class Converted:
+    """An amount in the policy's approval currency, and the rate it took (1 when the same)."""
+
+    amount: Money
+    rate: Decimal
 
 
 @dataclass(frozen=True)
@@ -20,22 +40,53 @@ class Authority:
     approve: bool
     reject: bool
     reason: str = ""  # why not, in English
-    code: str = ""  # machine-readable: not_approver | tier | own_request | limit
+    code: str = ""  # machine-readable: not_approver | tier | own_request | limit | no_rate
     limit: Decimal | None = None  # the authority that was too small (code "limit")
 
 
-def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, amount: Decimal,
-                       role_cap: Decimal) -> Authority:
-    """``kind`` is write_off, plan or escalation; ``role_cap`` is the policy's write-off
-    limit for the actor's role (the lower of it and the actor's own limit applies)."""
+def in_approval_currency(rules: ApprovalPolicy, amount: Money) -> Converted:
+    """``amount`` in the currency the limits are written in, at the policy's pinned rate."""
+    if rules.currency is None or amount.currency == rules.currency:  # None: a policy before rates
+        return Converted(amount, Decimal(1))
+    rate = rules.rates.get(amount.currency)
+    if rate is None:
+        raise DomainError(f"the policy has no rate from {amount.currency} to {rules.currency}, so no authority "
+                          f"limit can be checked; add it under [approval.rates]", "currency")
+    value = (amount.amount * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return Converted(Money.of(value, rules.currency), rate)
+
+
+def may_act_alone(policy: Policy, amount: Money) -> bool:
+    """A reduction this small needs no second person (any, under a policy before the threshold)."""
+    if policy.approval.alone_up_to is None:
+        return True
+    return in_approval_currency(policy.approval, amount).amount.amount <= policy.approval.alone_up_to
+
+
+def authority_limit(actor: Actor, policy: Policy) -> Decimal:
+    return min(actor.write_off_limit, policy.write_off_cap(actor.role)) if actor.role else Decimal(0)
+
+
+def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, amount: Money | None,
+                       policy: Policy) -> Authority:
+    """May ``actor`` approve (or reject) an item of ``kind`` (write_off, credit, cancellation,
+    plan, escalation) asked at ``tier`` by ``requested_by`` for ``amount``?"""
     if actor.role not in APPROVER_ROLES:
         return Authority(False, False, "only a supervisor or finance_manager may decide", "not_approver")
     if ROLE_RANK[actor.role] < ROLE_RANK[tier]:
         return Authority(False, False, f"needs a {tier.value}", "tier")
     if kind != "escalation" and actor.name == requested_by:
-        return Authority(False, False, "four eyes: your own request", "own_request")
-    if kind == "write_off":
-        limit = min(actor.write_off_limit, role_cap)
-        if amount > limit:
-            return Authority(False, True, f"beyond your write-off authority ({limit})", "limit", limit)
+        return Authority(False, False, "four eyes: the requester cannot decide their own request", "own_request")
+    if kind in REDUCTIONS and amount is not None:
+        try:
+            converted = in_approval_currency(policy.approval, amount)
+        except DomainError as error:
+            return Authority(False, True, str(error), "no_rate")
+        limit = authority_limit(actor, policy)
+        if converted.amount.amount > limit:
+            shown = f" (= {converted.amount} at {converted.rate})" if converted.rate != 1 else ""
+            unit = f" {policy.approval.currency}" if policy.approval.currency else ""
+            what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation"}[kind]
+            return Authority(False, True, f"{amount}{shown} exceeds {actor.name}'s {what} authority ({limit}{unit})",
+                             "limit", limit)
     return Authority(True, True)

@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from domain import commands as cmd
 from domain import events as ev
+from domain.authority import ROLE_RANK, approval_authority, in_approval_currency, may_act_alone
 from domain.calendar import next_send_moment
 from domain.durations import format_duration
 from domain.errors import DomainError, shown
@@ -22,7 +23,6 @@ from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, Role
 from domain.state import CaseState, evolve
 
-ROLE_RANK = {Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
 NOTICE_RETRY = timedelta(days=1)  # a notice to the insurer that could not be delivered is tried again
 
 
@@ -330,14 +330,29 @@ def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> N
     if s.dispute is None:
         raise DomainError("there is no open dispute on this case", "case")
     cmd.check_text(c.note, "note")
+    pending = next((a for a in s.pending_approvals if a.kind == "credit"), None)
+    if pending is not None:
+        raise DomainError(f"a credit of {pending.amount} for this dispute is waiting for approval "
+                          f"{pending.approval_id}", "case")
     credit = None
     if c.outcome == ev.DisputeOutcome.upheld:
         credit = c.credit or s.dispute.amount.min(s.balance)
         _positive_within_balance(s, credit, "credit")
+        if not may_act_alone(policy, credit):  # four eyes: the credit waits for a second person
+            _request_reduction(emit, "credit", credit, "dispute_upheld", c.note, policy, s.dispute.dispute_id)
+            return
     elif c.credit is not None:
         raise DomainError("a rejected dispute grants no credit", "credit")
     emit(ev.DisputeResolved, dispute_id=s.dispute.dispute_id, outcome=c.outcome, credit=credit, note=c.note)
     _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def _request_reduction(emit: _Emitter, kind: str, amount: Money, reason: str, note: str, policy: Policy,
+                       dispute_id: str | None = None) -> None:
+    if emit.command.actor.is_system:
+        raise DomainError("a reduction beyond the single-person threshold must be requested by a person", "as")
+    emit(ev.ReductionRequested, approval_id=emit.new_id("RD"), kind=kind, amount=amount, reason=reason, note=note,
+         requested_by=emit.command.actor.name, sla_due_at=emit.now + policy.approval.sla, dispute_id=dispute_id)
 
 
 def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
@@ -473,24 +488,45 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
         raise DomainError(f"approval {c.approval_id} was already {approval.status}", "approval_id")
     allowed = tuple(r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[approval.tier])
     _require_role(c.actor.role, allowed, f"decide a {approval.kind.replace('_', '-')} at {approval.tier.value} level")
-    if c.actor.name == approval.requested_by:
-        raise DomainError("four eyes: the requester cannot decide their own request", "as")
-    if not c.approve:
-        cmd.check_text(c.reason, "reason", required=True)
+    # A reason is required to reject here; to approve, at the entry (app.services): approvals
+    # recorded before that rule carry none and must still replay.
+    cmd.check_text(c.reason, "reason", required=not c.approve)
+    authority = approval_authority(c.actor, approval.kind, approval.tier, approval.requested_by, approval.amount,
+                                   policy)
+    if not (authority.approve if c.approve else authority.reject):
+        raise DomainError(authority.reason, "as")
     if approval.kind == "plan":
         kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
-        extra = {} if c.approve else {"reason": c.reason}
-        emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, **extra)
+        emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, reason=c.reason)
+        return
+    if approval.kind in ("credit", "cancellation"):
+        _decide_reduction(emit, approval, c, policy)
         return
     if not c.approve:
         emit(ev.WriteOffRejected, approval_id=approval.approval_id, reason=c.reason)
         return
-    limit = min(c.actor.write_off_limit, policy.write_off_cap(c.actor.role))
-    if approval.amount.amount > limit:
-        raise DomainError(f"{approval.amount} exceeds {c.actor.name}'s write-off authority ({limit})", "as")
+    converted = in_approval_currency(policy.approval, approval.amount)
     amount = approval.amount.min(s.balance)
-    emit(ev.WriteOffApproved, approval_id=approval.approval_id, amount=amount)
+    emit(ev.WriteOffApproved, approval_id=approval.approval_id, amount=amount, reason=c.reason,
+         authority_amount=converted.amount, rate=converted.rate)
     _close_if_settled(emit, ev.Outcome.written_off)
+
+
+def _decide_reduction(emit: _Emitter, approval, c: cmd.DecideApproval, policy: Policy) -> None:
+    if not c.approve:
+        emit(ev.ReductionRejected, approval_id=approval.approval_id, kind=approval.kind, reason=c.reason)
+        return
+    s = emit.state
+    converted = in_approval_currency(policy.approval, approval.amount)
+    amount = approval.amount.min(s.balance)  # a payment since the request lowered what is left
+    emit(ev.ReductionApproved, approval_id=approval.approval_id, kind=approval.kind, amount=amount, reason=c.reason,
+         authority_amount=converted.amount, rate=converted.rate)
+    if approval.kind == "credit":
+        emit(ev.DisputeResolved, dispute_id=s.dispute.dispute_id, outcome=ev.DisputeOutcome.upheld,
+             credit=amount if amount.is_positive else None, note=c.reason)
+        _close_if_settled(emit, ev.Outcome.resolved)
+    else:
+        _emit_cancellation(emit, approval.reason)
 
 
 def _migrate_policy(emit: _Emitter, c: cmd.MigratePolicy, policy: Policy) -> None:
@@ -519,7 +555,18 @@ def _assign(emit: _Emitter, c: cmd.AssignCase, policy: Policy) -> None:
 def _cancel(emit: _Emitter, c: cmd.CancelCase, policy: Policy) -> None:
     _require_role(c.actor.role, APPROVER_ROLES, "cancel a case")
     cmd.check_code(c.reason, "reason")
-    emit(ev.CaseCancelled, reason=c.reason, amount=emit.state.balance)
+    s = emit.state
+    pending = next((a for a in s.pending_approvals if a.kind == "cancellation"), None)
+    if pending is not None:
+        raise DomainError(f"the cancellation is already waiting for approval {pending.approval_id}", "case")
+    if s.balance.is_positive and not may_act_alone(policy, s.balance):
+        _request_reduction(emit, "cancellation", s.balance, c.reason, "", policy)
+        return
+    _emit_cancellation(emit, c.reason)
+
+
+def _emit_cancellation(emit: _Emitter, reason: str) -> None:
+    emit(ev.CaseCancelled, reason=reason, amount=emit.state.balance)
     emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
 
 

@@ -253,6 +253,7 @@ class PaymentPlanApproved(Event):
     type: Literal["PaymentPlanApproved"] = "PaymentPlanApproved"
     plan_id: str
     approval_id: str
+    reason: str = ""  # the approver's
 
 
 class PaymentPlanRejected(Event):
@@ -293,6 +294,42 @@ class WriteOffApproved(Event):
     type: Literal["WriteOffApproved"] = "WriteOffApproved"
     approval_id: str
     amount: Money
+    reason: str = ""  # the approver's
+    # the amount in the policy's approval currency and the pinned rate used (None: before rates)
+    authority_amount: Money | None = None
+    rate: Decimal | None = None
+
+
+class ReductionRequested(Event):
+    """A reduction beyond one person's authority waits for a second person: the credit of an
+    upheld dispute, or cancelling an open balance."""
+
+    type: Literal["ReductionRequested"] = "ReductionRequested"
+    approval_id: str
+    kind: Literal["credit", "cancellation"]
+    amount: Money
+    reason: str
+    note: str = ""
+    requested_by: str
+    sla_due_at: datetime
+    dispute_id: str | None = None  # kind credit: the dispute it would resolve
+
+
+class ReductionApproved(Event):
+    type: Literal["ReductionApproved"] = "ReductionApproved"
+    approval_id: str
+    kind: Literal["credit", "cancellation"]
+    amount: Money
+    reason: str = ""
+    authority_amount: Money
+    rate: Decimal
+
+
+class ReductionRejected(Event):
+    type: Literal["ReductionRejected"] = "ReductionRejected"
+    approval_id: str
+    kind: Literal["credit", "cancellation"]
+    reason: str
 
 
 class WriteOffRejected(Event):
@@ -430,6 +467,9 @@ AnyEvent = Annotated[
         WriteOffRequested,
         WriteOffApproved,
         WriteOffRejected,
+        ReductionRequested,
+        ReductionApproved,
+        ReductionRejected,
         ApprovalSlaLapsed,
         PolicyMigrated,
         CaseAssigned,

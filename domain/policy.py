@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domain.errors import DomainError
 
 
+ANY_CURRENCY = "*"
+
+
 class RiskGrade(str, Enum):
     A = "A"
     B = "B"
@@ -47,15 +50,38 @@ class LadderStep(_Model):
 
     name: str
     after: timedelta
-    fee: Decimal | None = None  # flat late fee in the invoice currency
+    # Flat late fee per invoice currency ({EUR = "40.00", USD = "40.00"}): 40 means nothing
+    # without its currency. A currency not listed is charged no flat fee. A bare amount,
+    # from policies pinned before fees had currencies, is kept as "*": any currency.
+    fee: dict[str, Decimal] | None = None
     fee_percent: Decimal | None = None  # late fee as a percentage of the balance
 
-    @field_validator("fee", "fee_percent")
+    @field_validator("fee", mode="before")
+    @classmethod
+    def _legacy_fee(cls, value):
+        return {ANY_CURRENCY: value} if isinstance(value, (str, int, float, Decimal)) else value
+
+    @field_validator("fee")
+    @classmethod
+    def _fees_positive(cls, value: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        for currency, amount in (value or {}).items():
+            if currency != ANY_CURRENCY and not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
+                raise ValueError(f"{currency!r} is not an ISO 4217 currency code")
+            if amount <= 0:
+                raise ValueError(f"{currency}: must be positive")
+        return value
+
+    @field_validator("fee_percent")
     @classmethod
     def _fee_positive(cls, value: Decimal | None) -> Decimal | None:
         if value is not None and value <= 0:
             raise ValueError("must be positive")
         return value
+
+    def flat_fee(self, currency: str) -> Decimal | None:
+        if self.fee is None:
+            return None
+        return self.fee.get(currency, self.fee.get(ANY_CURRENCY))
 
 
 class EscalationPolicy(_Model):
@@ -111,10 +137,34 @@ class PlanPolicy(_Model):
 
 
 class ApprovalPolicy(_Model):
+    """Authority over reductions of a receivable without cash (write-off, a dispute's credit,
+    cancelling an open balance). Limits and the threshold are in ``currency``; an amount in
+    another currency is converted at the rate pinned here (and the rate is stated on the event)."""
+
     sla: timedelta
     write_off_limits: dict[Role, Decimal] = Field(
-        description="the most each role may approve, whatever a user's own limit says"
+        description="the most each role may approve, whatever a user's own limit says (in `currency`)"
     )
+    # None in versions pinned before these rules: limits then compared in the invoice's own
+    # currency and every reduction allowed alone, as those cases were decided (replay).
+    currency: str | None = Field(None, description="the currency of the limits and of `alone_up_to`")
+    rates: dict[str, Decimal] = Field(
+        default_factory=dict, description="units of `currency` for one unit of another currency"
+    )
+    alone_up_to: Decimal | None = Field(
+        None, description="a reduction up to this much (in `currency`) one person may make alone; "
+        "above it a second person must approve (four eyes)"
+    )
+
+    @field_validator("rates")
+    @classmethod
+    def _rates_positive(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, rate in value.items():
+            if not (len(currency) == 3 and currency.isalpha() and currency.isupper()):
+                raise ValueError(f"{currency!r} is not an ISO 4217 currency code")
+            if rate <= 0:
+                raise ValueError(f"{currency}: a rate must be positive")
+        return value
 
     @field_validator("sla")
     @classmethod
@@ -246,14 +296,29 @@ class Policy(_Model):
         return self.approval.write_off_limits.get(role, Decimal(0))
 
 
-def parse_policy(text: str, source: str = "policy") -> Policy:
-    """Parse and validate a policy from TOML text; errors name the field."""
+def parse_policy(text: str, source: str = "policy", pinned: bool = False) -> Policy:
+    """Parse and validate a policy from TOML text; errors name the field. ``pinned``: a
+    version kept before today's rules (a bare flat fee then meant any currency)."""
     try:
-        return Policy.model_validate(tomllib.loads(text))
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise DomainError(f"{source}: not valid TOML: {error}") from None
+    if not pinned:
+        _require_fee_currencies(raw, source)
+    try:
+        return Policy.model_validate(raw)
     except ValidationError as error:
         raise DomainError(f"{source}: {_first_error(error)}") from None
+
+
+def _require_fee_currencies(raw: dict, source: str) -> None:
+    """A new policy file names the currency of each flat fee (only pinned old versions may not)."""
+    for grade, steps in (raw.get("ladders") or {}).items():
+        for n, step in enumerate(steps if isinstance(steps, list) else []):
+            fee = step.get("fee") if isinstance(step, dict) else None
+            if fee is not None and not isinstance(fee, dict):
+                raise DomainError(f"{source}: ladders.{grade}.{n}.fee: give the flat fee per currency, "
+                                  f'e.g. fee = {{ EUR = "{fee}", USD = "{fee}" }}')
 
 
 def _first_error(error: ValidationError) -> str:

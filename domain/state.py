@@ -128,7 +128,7 @@ class Plan(_Frozen):
 
 class Approval(_Frozen):
     approval_id: str
-    kind: Literal["write_off", "plan"]
+    kind: Literal["write_off", "plan", "credit", "cancellation"]
     amount: Money
     reason: str
     requested_by: str
@@ -528,7 +528,7 @@ def _decide_approval(s: CaseState, approval_id: str, e: ev.Event, approved: bool
 
 
 def _plan_approved(s: CaseState, e: ev.PaymentPlanApproved) -> dict:
-    changes = _decide_approval(s, e.approval_id, e, True)
+    changes = _decide_approval(s, e.approval_id, e, True, e.reason)
     if s.plan is not None:
         changes["plan"] = s.plan.model_copy(update={"status": "approved"})
     return changes
@@ -576,8 +576,25 @@ def _write_off_requested(s: CaseState, e: ev.WriteOffRequested) -> dict:
     return {"approvals": s.approvals + (approval,)}
 
 
+def _reduction_requested(s: CaseState, e: ev.ReductionRequested) -> dict:
+    approval = Approval(
+        approval_id=e.approval_id, kind=e.kind, amount=e.amount, reason=e.reason, requested_by=e.requested_by,
+        requested_at=e.occurred_at, tier=Role.supervisor, sla_due_at=e.sla_due_at,
+    )
+    return {"approvals": s.approvals + (approval,)}
+
+
+def _reduction_approved(s: CaseState, e: ev.ReductionApproved) -> dict:
+    # the reduction itself follows as its own event (DisputeResolved, CaseCancelled)
+    return _decide_approval(s, e.approval_id, e, True, e.reason)
+
+
+def _reduction_rejected(s: CaseState, e: ev.ReductionRejected) -> dict:
+    return _decide_approval(s, e.approval_id, e, False, e.reason)
+
+
 def _write_off_approved(s: CaseState, e: ev.WriteOffApproved) -> dict:
-    changes = _decide_approval(s, e.approval_id, e, True)
+    changes = _decide_approval(s, e.approval_id, e, True, e.reason)
     changes["balance"] = s.balance - e.amount
     changes["write_offs"] = s.write_offs + e.amount
     return changes
@@ -705,6 +722,9 @@ _HANDLERS = {
     ev.WriteOffRequested: _write_off_requested,
     ev.WriteOffApproved: _write_off_approved,
     ev.WriteOffRejected: _write_off_rejected,
+    ev.ReductionRequested: _reduction_requested,
+    ev.ReductionApproved: _reduction_approved,
+    ev.ReductionRejected: _reduction_rejected,
     ev.ApprovalSlaLapsed: _approval_lapsed,
     ev.PolicyMigrated: _policy_migrated,
     ev.CaseAssigned: _assigned,

@@ -51,7 +51,7 @@ class PolicyStore:
             text = session.execute(select(policies.c.content).where(policies.c.version == version)).scalar_one_or_none()
         if text is None:
             raise DomainError(f"policy version {version!r} is not known", "version")
-        return parse_policy(text, f"policy {version}")
+        return parse_policy(text, f"policy {version}", pinned=True)
 
     def versions(self) -> list[str]:
         with self.db.read() as session:

@@ -205,9 +205,14 @@ def test_dispute_pauses_the_ladder_and_rejection_resumes_where_it_stopped():
 def test_upheld_dispute_credits_and_may_resolve_the_case():
     case = Case().open()
     case.when(cmd.OpenDispute, reason="pricing")
-    events = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld)
-    assert types(events) == ["DisputeResolved", "CaseClosed"]
-    assert events[1].outcome == Outcome.resolved and case.state.credits == usd("1000.00")
+    # a 1,000.00 credit is above the policy's single-person threshold: it waits for four eyes
+    requested = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld)
+    assert types(requested) == ["ReductionRequested"] and requested[0].kind == "credit"
+    assert case.state.balance == usd("1000.00") and case.state.dispute is not None
+    events = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
+                       reason="price list was wrong")
+    assert types(events) == ["ReductionApproved", "DisputeResolved", "CaseClosed"]
+    assert events[2].outcome == Outcome.resolved and case.state.credits == usd("1000.00")
 
 
 def test_partial_dispute_keeps_dunning_the_rest():
@@ -215,8 +220,8 @@ def test_partial_dispute_keeps_dunning_the_rest():
     case.when(cmd.OpenDispute, reason="pricing", amount=usd("300.00"))
     assert not case.state.clock.paused
     assert notice_due(case.state, case.policy).amount_due == usd("700.00")
-    case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=usd("300.00"))
-    assert case.state.balance == usd("700.00") and case.state.status == CaseStatus.open
+    case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=usd("80.00"))  # within one person's authority
+    assert case.state.balance == usd("920.00") and case.state.status == CaseStatus.open
 
 
 def test_dispute_rejections():
@@ -449,7 +454,7 @@ def test_approval_sla_lapse_moves_it_to_the_finance_manager():
 
 
 def test_cancel_needs_a_supervisor_and_closes_with_credit():
-    case = Case().open()
+    case = Case().open(invoice(amount="90.00"))  # within the single-person threshold (100 USD)
     rejected(case, cmd.CancelCase, "only a supervisor", reason="invoice_voided")
     events = case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")
     assert types(events) == ["CaseCancelled", "CaseClosed"] and case.state.status == CaseStatus.cancelled
@@ -490,7 +495,8 @@ def test_reversal_rules():
     rejected(case, cmd.ReversePayment, "was not applied", payment_id="nope", reason="x")
     case.pay("10.00", payment_id="p")
     rejected(case, cmd.ReversePayment, "must not be empty", payment_id="p", reason=" ")
-    case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")
+    requested = case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")
+    case.when(cmd.DecideApproval, actor=MANAGER, approval_id=requested[0].approval_id, approve=True, reason="voided")
     rejected(case, cmd.ReversePayment, "closed", payment_id="p", reason="bounced")
 
 

@@ -128,16 +128,19 @@ class CaseMachine(RuleBasedStateMachine):
         return new
 
     def _check_authority(self, event: ev.Event) -> None:
-        if not isinstance(event, (ev.WriteOffApproved, ev.PaymentPlanApproved)):
+        if not isinstance(event, (ev.WriteOffApproved, ev.PaymentPlanApproved, ev.ReductionApproved)):
             return
         approval = self.state.approval(event.approval_id) if self.state else None
         assert approval is not None and approval.status == "pending"
         actor = PEOPLE[event.actor]
         assert actor.name != approval.requested_by, "four eyes"
         assert actor.role is not None and ROLE_RANK[actor.role] >= ROLE_RANK[approval.tier], "tier"
-        if isinstance(event, ev.WriteOffApproved):
+        if isinstance(event, (ev.WriteOffApproved, ev.ReductionApproved)):
             limit = min(actor.write_off_limit, POLICY.write_off_cap(actor.role))
-            assert approval.amount.amount <= limit, "beyond authority"
+            rate = Decimal(1) if approval.amount.currency == POLICY.approval.currency else \
+                POLICY.approval.rates[approval.amount.currency]  # the rate pinned in the policy
+            assert approval.amount.amount * rate <= limit + Decimal("0.005"), "beyond authority"
+            assert event.rate == rate, "the event states the rate it was checked at"
 
     def command(self, kind: type[cmd.Command], actor: Actor, **data) -> list[ev.Event] | None:
         return self.run(kind(command_id=uuid4(), actor=actor, **data))

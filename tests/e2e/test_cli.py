@@ -150,10 +150,10 @@ def test_the_cli_contract_end_to_end(stack, smtp, tmp_path):
     assert write_off["amount"] == "490.50" and write_off["requested_by"] == "demo-supervisor"
     after_decision = event_count(cli, case_id)
     assert after_decision == before + 2
-    cli.rejected("approvals", "approve", write_off["approval_id"], "--as", "demo-supervisor", match="four eyes")
-    cli.rejected("approvals", "approve", write_off["approval_id"], "--as", "demo-collector", match="only a supervisor")
+    cli.rejected("approvals", "approve", write_off["approval_id"], "--reason", "ok", "--as", "demo-supervisor", match="four eyes")
+    cli.rejected("approvals", "approve", write_off["approval_id"], "--reason", "ok", "--as", "demo-collector", match="only a supervisor")
     assert event_count(cli, case_id) == after_decision
-    closed = cli.json("approvals", "approve", write_off["approval_id"], "--as", "demo-manager")
+    closed = cli.json("approvals", "approve", write_off["approval_id"], "--reason", "uncollectable", "--as", "demo-manager")
     assert closed["status"] == "written_off" and closed["balance"] == "0.00"
     totals = cli.json("case", "show", case_id)["totals"]
     assert totals["write_offs"] == "490.50" and totals["fees"] == "40.00"
@@ -166,7 +166,11 @@ def test_the_cli_contract_end_to_end(stack, smtp, tmp_path):
     cli.rejected("dispute", "open", other, "--reason", "quality", match="already open")
     soon = (date.today() + timedelta(days=5)).isoformat()
     assert cli.json("promise", other, "--amount", "8500", "--date", soon)["status"] == "disputed"
-    resolved = cli.json("dispute", "resolve", other, "--outcome", "upheld", "--credit", "500")
+    requested = cli.json("dispute", "resolve", other, "--outcome", "upheld", "--credit", "500")
+    assert requested["balance"] == "49000.00" and requested["status"] == "awaiting_approval"  # above 100 USD: four eyes
+    credit = next(a for a in cli.json("approvals", "list") if a["case_id"] == other and a["kind"] == "credit")
+    resolved = cli.json("approvals", "approve", credit["approval_id"], "--reason", "damaged goods",
+                        "--as", "demo-supervisor")
     assert resolved["balance"] == "48500.00" and resolved["status"] == "promised"
     cli.rejected("promise", other, "--amount", "10", "--date", soon, match="already open")
     cli.rejected("plan", "propose", other, "--instalments", "4", "--every", "P60D", match="every: must be between")

@@ -117,7 +117,7 @@ async def _record(out: Path) -> list[str]:
             await service.open_case("INV-2001")
             await service.propose_plan("INV-2001", 4, "P30D", collector)
             approval = next(a for a in service.approvals() if a["invoice_id"] == "INV-2001")
-            await service.decide_approval(approval["approval_id"], True, supervisor)
+            await service.decide_approval(approval["approval_id"], True, supervisor, "within policy")
             await service.accept_plan("INV-2001", collector)
             for part in ("3086.40", "3086.40", "3086.40", "3086.40"):
                 await env.sleep(timedelta(days=30))
@@ -131,7 +131,7 @@ async def _record(out: Path) -> list[str]:
             await service.decide_escalation("INV-3001", "write_off", manager)
             approval = next(a for a in service.approvals() if a["invoice_id"] == "INV-3001" and a["kind"] == "write_off")
             await service.decide_approval(approval["approval_id"], True,
-                                          manager.model_copy(update={"name": "another-manager"}))
+                                          manager.model_copy(update={"name": "another-manager"}), "uncollectable")
             await save("write_off_approved", "INV-3001")
 
         # 5. a long case that continues as new, then is cancelled by a supervisor

@@ -76,7 +76,7 @@ async def _record(out: Path) -> str:
             await service.decide_escalation("INS-1", "write_off", manager)
             approval = next(a for a in service.approvals() if a["invoice_id"] == "INS-1" and a["kind"] == "write_off")
             await service.decide_approval(approval["approval_id"], True,
-                                          manager.model_copy(update={"name": "another-manager"}))
+                                          manager.model_copy(update={"name": "another-manager"}), "uncollectable")
             handle = env.client.get_workflow_handle(case_workflow_id("INS-1"))
             await handle.result()
             history = await handle.fetch_history()

@@ -51,7 +51,7 @@ async def test_errors_are_json_with_the_field_and_the_right_status(web: Web):
         (C, "GET", "/api/cases/NO-SUCH-CASE", {}, 404, "case_id"),
         (C, "POST", "/api/cases/NO-SUCH-CASE/dispute", {"json": {"reason": "pricing"}}, 404, "case_id"),
         (C, "POST", "/api/cases", {"json": {"invoice_id": "NO-SUCH-INVOICE"}}, 404, "invoice_id"),
-        (M, "POST", "/api/approvals/WO-unknown/approve", {}, 404, "approval_id"),
+        (M, "POST", "/api/approvals/WO-unknown/approve", {"json": {"reason": "ok"}}, 404, "approval_id"),
         # the state says no: 409
         (C, "POST", f"/api/cases/{invoice}/plan/accept", {}, 409, "case"),
         (M, "POST", f"/api/cases/{invoice}/escalation", {"json": {"decision": "legal"}}, 409, "case"),
@@ -74,15 +74,15 @@ async def test_closed_cases_and_decided_approvals_are_conflicts(web: Web):
     approval = (await supervisor.get("/api/approvals")).json()
     approval_id = next(a["approval_id"] for a in approval if a["invoice_id"] == invoice)
 
-    own = await supervisor.post(f"/api/approvals/{approval_id}/approve")  # four eyes: the domain refuses
+    own = await supervisor.post(f"/api/approvals/{approval_id}/approve", json={"reason": "ok"})  # four eyes: the domain refuses
     assert own.status_code == 403 and own.json()["error"] == "as: four eyes: the requester cannot decide their own request"
     no_reason = await manager.post(f"/api/approvals/{approval_id}/reject", json={"reason": ""})
     assert no_reason.status_code == 422 and no_reason.json()["field"] == "reason"
     assert (await collector.get(f"/api/cases/{invoice}")).json()["status"] == "awaiting_approval"
 
-    approved = await manager.post(f"/api/approvals/{approval_id}/approve")
+    approved = await manager.post(f"/api/approvals/{approval_id}/approve", json={"reason": "uncollectable"})
     assert approved.status_code == 200 and approved.json()["status"] == "written_off"
-    again = await manager.post(f"/api/approvals/{approval_id}/approve")
+    again = await manager.post(f"/api/approvals/{approval_id}/approve", json={"reason": "again"})
     assert again.status_code == 409 and "already approved" in again.json()["error"]
     closed = await collector.post(f"/api/invoices/{invoice}/payments", json={"amount": "1.00"})
     assert closed.status_code == 409 and closed.json()["error"] == "case: case is closed (written_off); it accepts no further commands"
@@ -94,9 +94,9 @@ async def test_supervisor_limit_is_enforced_by_the_domain(web: Web):
     invoice = await web.new_case(amount="20000.00")
     await web.service.request_write_off(invoice, "20000.00", "insolvency", web.actor("collector"))
     approval_id = next(a["approval_id"] for a in web.service.approvals() if a["invoice_id"] == invoice)
-    response = await web.client("supervisor").post(f"/api/approvals/{approval_id}/approve")
+    response = await web.client("supervisor").post(f"/api/approvals/{approval_id}/approve", json={"reason": "ok"})
     assert response.status_code == 403
-    assert response.json()["error"] == "as: 20000.00 USD exceeds demo-supervisor's write-off authority (10000)"
+    assert response.json()["error"] == "as: 20000.00 USD exceeds demo-supervisor's write-off authority (10000 USD)"
     assert web.service.approval(approval_id)["status"] == "pending"
 
 

@@ -70,6 +70,7 @@ async def test_supervisor_approves_a_write_off_and_sees_the_case_closed(page, we
     row = page.locator(f"tr[data-approval='{approval_id}']")
     assert "$2,500.00" in await row.inner_text() and "demo-collector" in await row.inner_text()
     await shot(page, "approvals-inbox-supervisor")
+    await row.locator("form[action$='/approve'] input[name=reason]").fill("customer insolvent")
     await row.locator("button:has-text('Approve')").click()
     await page.wait_for_url("**/console/approvals")
     assert f"Write-off for {invoice} approved; the case is now written off." in await page.inner_text(".flash")

@@ -74,7 +74,8 @@ async def _assign(web: Web, role: str) -> Call:
 async def _cancel(web: Web, role: str) -> Call:
     invoice = await web.new_case()
     return Call("POST", f"/api/cases/{invoice}/cancel", {"reason": "invoice_voided"},
-                snapshot=case_snapshot(web, invoice), check=lambda r: r["status"] == "cancelled")
+                snapshot=case_snapshot(web, invoice),  # 1,000 USD: above one person's threshold, so four eyes
+                check=lambda r: r["status"] == "awaiting_approval" and r["events"][0]["type"] == "ReductionRequested")
 
 
 async def _pay(web: Web, role: str) -> Call:
@@ -143,7 +144,8 @@ async def _pending_write_off(web: Web) -> tuple[str, str]:
 
 async def _approve(web: Web, role: str) -> Call:
     invoice, approval = await _pending_write_off(web)
-    return Call("POST", f"/api/approvals/{approval}/approve", snapshot=case_snapshot(web, invoice),
+    return Call("POST", f"/api/approvals/{approval}/approve", {"reason": "small balance"},
+                snapshot=case_snapshot(web, invoice),
                 check=lambda r: r["balance"] == "950.00" and r["status"] == "open")
 
 

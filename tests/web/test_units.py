@@ -89,16 +89,23 @@ def test_domain_errors_map_to_statuses(error, status):
 
 
 def test_authority_matches_the_decider_rules():
+    from domain.money import Money
+    from tests.domain.scenario import default_policy
+
+    policy = default_policy()  # supervisors approve up to 10,000 USD
+    usd = lambda amount: Money.of(amount, "USD")  # noqa: E731
     sam = Actor(name="sam", role=Role.supervisor, write_off_limit=Decimal("10000"))
     cora = Actor(name="cora", role=Role.collector)
-    assert approval_authority(cora, "write_off", Role.supervisor, "sam", Decimal(5), Decimal(0)).code == "not_approver"
-    assert approval_authority(sam, "write_off", Role.finance_manager, "cora", Decimal(5), Decimal(10000)).code == "tier"
-    assert approval_authority(sam, "plan", Role.supervisor, "sam", Decimal(5), Decimal(10000)).code == "own_request"
-    over = approval_authority(sam, "write_off", Role.supervisor, "cora", Decimal(20000), Decimal(10000))
+    assert approval_authority(cora, "write_off", Role.supervisor, "sam", usd(5), policy).code == "not_approver"
+    assert approval_authority(sam, "write_off", Role.finance_manager, "cora", usd(5), policy).code == "tier"
+    assert approval_authority(sam, "plan", Role.supervisor, "sam", usd(5), policy).code == "own_request"
+    over = approval_authority(sam, "write_off", Role.supervisor, "cora", usd(20000), policy)
     assert (over.approve, over.reject, over.limit) == (False, True, Decimal(10000))  # may still reject
-    capped = approval_authority(sam, "write_off", Role.supervisor, "cora", Decimal(6000), Decimal(5000))
+    lower = policy.approval.model_copy(update={"write_off_limits": {Role.supervisor: Decimal(5000)}})
+    capped = approval_authority(sam, "write_off", Role.supervisor, "cora", usd(6000), policy.model_copy(
+        update={"approval": lower}))
     assert capped.code == "limit" and capped.limit == Decimal(5000)  # the policy's cap for the role wins
-    assert approval_authority(sam, "escalation", Role.supervisor, "system", Decimal(0), Decimal(0)).approve
+    assert approval_authority(sam, "escalation", Role.supervisor, "system", None, policy).approve
 
 
 async def test_commands_answer_503_when_temporal_is_down(tmp_path):

@@ -80,7 +80,7 @@ async def test_an_insured_case_notifies_the_insurer_files_a_claim_and_writes_off
     assert reply["balance"] == str(rest.amount)
     await service.request_write_off("INS-1", str(rest.amount), "insolvency", supervisor)
     approval = next(a for a in service.approvals() if a["case_id"] == opened["case_id"] and a["kind"] == "write_off")
-    closed = await service.decide_approval(approval["approval_id"], True, manager)
+    closed = await service.decide_approval(approval["approval_id"], True, manager, "insurer paid the rest")
     assert closed["status"] == "written_off"
     final = service.show("INS-1")
     assert final["insurance"]["stage"] == "indemnified" and final["totals"]["indemnity"] == str(

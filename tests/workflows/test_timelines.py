@@ -90,7 +90,7 @@ async def test_payment_plan_with_a_missed_instalment_defaults_and_re_escalates(r
     assert proposed["status"] == "awaiting_approval"  # six instalments is beyond a collector's authority
     approval = service.approvals()[0]
     assert approval["kind"] == "plan" and approval["amount"] == "1200.00"
-    await service.decide_approval(approval["approval_id"], True, supervisor)
+    await service.decide_approval(approval["approval_id"], True, supervisor, "within policy")
     accepted = await service.accept_plan("INV-1001", collector)
     assert accepted["status"] == "on_plan"
     await advance(time_env, timedelta(days=31))

@@ -45,16 +45,16 @@ async def test_four_eyes_and_authority_limits(service):
     before = (event_types(service, "INV-3001"), await accepted_updates(service, "INV-3001"))
 
     with pytest.raises(DomainError, match="only a supervisor or finance_manager"):
-        await service.decide_approval(approval_id, True, collector)
+        await service.decide_approval(approval_id, True, collector, "ok")
     with pytest.raises(DomainError, match="four eyes"):
-        await service.decide_approval(approval_id, True, supervisor)
+        await service.decide_approval(approval_id, True, supervisor, "ok")
     other_supervisor = supervisor.model_copy(update={"name": "another-supervisor"})
-    with pytest.raises(DomainError, match=r"exceeds another-supervisor's write-off authority \(10000\)"):
-        await service.decide_approval(approval_id, True, other_supervisor)
+    with pytest.raises(DomainError, match=r"exceeds another-supervisor's write-off authority \(10000 USD\)"):
+        await service.decide_approval(approval_id, True, other_supervisor, "ok")
     # rejected before history: no event appended, no update accepted
     assert (event_types(service, "INV-3001"), await accepted_updates(service, "INV-3001")) == before
 
-    done = await service.decide_approval(approval_id, True, manager)
+    done = await service.decide_approval(approval_id, True, manager, "uncollectable")
     assert done["status"] == "open" and done["balance"] == "30000.00"
     assert service.approvals("approved")[0]["decided_by"] == "demo-manager"
 
@@ -90,7 +90,7 @@ async def test_bad_input_changes_nothing(service, smtp):
         (service.propose_plan("INV-1001", 2, "30 days", collector), "ISO 8601"),
         (service.decide_escalation("INV-1001", "plan", collector), "not waiting for an escalation"),
         (service.request_write_off("INV-1001", "99999", "x", collector), "exceeds the open balance"),
-        (service.decide_approval("WO-unknown", True, collector), "unknown approval"),
+        (service.decide_approval("WO-unknown", True, collector, "ok"), "unknown approval"),
         (service.open_case("NO-SUCH-INVOICE"), "unknown invoice"),
     ]:
         with pytest.raises(DomainError, match=match):
@@ -103,6 +103,10 @@ async def test_dispute_then_upheld_resolves_the_case(service):
     collector = service.ctx.actor("demo-collector")
     await service.open_case("INV-1001", "dispute", collector)
     assert service.show("INV-1001")["status"] == "disputed"
-    reply = await service.resolve_dispute("INV-1001", "upheld", collector, note="damaged goods")
+    requested = await service.resolve_dispute("INV-1001", "upheld", collector, note="damaged goods")
+    assert requested["status"] == "awaiting_approval"  # 1,200 EUR is above one person's threshold
+    approval = next(a for a in service.approvals("pending") if a["case_id"] == requested["case_id"])
+    reply = await service.decide_approval(approval["approval_id"], True, service.ctx.actor("demo-supervisor"),
+                                          "damaged goods confirmed")
     assert reply["status"] == "resolved"
     await eventually(lambda: service.list("resolved"))
