@@ -294,14 +294,16 @@ class CaseService:
         command = build(summary)
         client = await self.ctx.client()
         handle = client.get_workflow_handle(self._workflow_id(row.invoice_id))
+        # Temporal answers a known Update id with its first outcome, unvalidated: the id binds the
+        # command's content, so the same id with other content reaches the decider (a conflict).
+        update_id = str(uuid5(command.command_id, command.model_dump_json(exclude={"actor"})))
 
         async def deliver() -> CommandReply:
             # The same Update id again until the workflow answers: an Update the server aborted
             # (its workflow task was lost) may have been recorded, and is then answered as such.
             while True:
                 try:
-                    return await handle.execute_update(update, command, id=str(command.command_id),
-                                                       result_type=CommandReply)
+                    return await handle.execute_update(update, command, id=update_id, result_type=CommandReply)
                 except RPCError as error:
                     if error.status not in _RETRIED_RPC:
                         raise

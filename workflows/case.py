@@ -341,6 +341,9 @@ class CollectionCaseWorkflow:
             if error.type == BUSY or (_concurrency_conflict(error) and workflow.patched(RECONCILE_PATCH)):
                 raise ApplicationError(error.message, type=BUSY, non_retryable=True) from None
             raise
+        if not events and not isinstance(command, cmd.Tick) and workflow.patched(RECONCILE_PATCH):
+            # A repeat (same id, same content): answer with the events the command recorded.
+            events = _own_events(await self._load(), command)
         return reply_for(self._state, events)
 
     def _validate(self, command: cmd.Command) -> None:

@@ -68,19 +68,22 @@ def _free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_stack(client, tmp: Path, database_url: str, workers: int = 1,
-                        policy: Path = ROOT / "tests" / "data" / "policy-web.toml"):
+                        policy: Path = ROOT / "tests" / "data" / "policy-web.toml", like_processes: bool = False):
+    """``like_processes``: every context connects on its own, as a CLI or worker process does
+    (payloads encrypted with the data dir's key), instead of sharing the test's client."""
     users_path = tmp / "users.toml"
     shutil.copyfile(ROOT / "config" / "users.toml", users_path)
     tokens = {role: issue_token(users_path, name)["token"] for role, name in USERS.items()}
     sink = MailSink(tmp / "mail").start()
     queue, prefix = f"conc-{uuid.uuid4().hex[:8]}", f"c{uuid.uuid4().hex[:8]}-"
     contexts = [Context(Settings(database_url=database_url, smtp_port=sink.port, users_path=users_path,
-                                 policy_path=policy, task_queue=queue, workflow_id_prefix=prefix, data_dir=tmp),
-                        client=client) for _ in range(workers)]
+                                 policy_path=policy, task_queue=queue, workflow_id_prefix=prefix, data_dir=tmp,
+                                 temporal_address=client.service_client.config.target_host),
+                        client=None if like_processes else client) for _ in range(workers)]
     try:
         async with contextlib.AsyncExitStack() as stack:
             for n, context in enumerate(contexts):  # each worker with its own engine and connection
-                own = client if n == 0 else await Client.connect(
+                own = await context.client() if like_processes else client if n == 0 else await Client.connect(
                     client.service_client.config.target_host, namespace=client.namespace,
                     data_converter=client.data_converter)
                 await stack.enter_async_context(build_worker(own, context))
