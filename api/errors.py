@@ -5,7 +5,10 @@ How a ``DomainError`` maps to an HTTP status:
 * an unknown case, approval or invoice: 404;
 * the domain refusing the person (role, tier, authority limit, four eyes): 403;
 * a conflict with the current state (case closed, approval already decided,
-  dispute already open, nothing to accept, invoice already open or paid): 409;
+  dispute already open, nothing to accept, invoice already open or paid), or a
+  client's id (payment id) already used for other content: 409;
+* a command the case did not take, with nothing applied (it kept changing under it):
+  429 with ``Retry-After``;
 * any other bad value (amount, date, reason code...): 400.
 
 Malformed requests (missing field, wrong type) are 422. An unreachable Temporal
@@ -22,11 +25,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import escape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.services import TryAgain
 from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
 NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id", "customer_id", "outbox_id"})
+IDEMPOTENCY_FIELDS = frozenset({"payment_id"})  # a client's id already used for something else: 409
 
 
 class ApiError(Exception):
@@ -44,7 +49,7 @@ def status_for(error: DomainError) -> int:
         return 404
     if error.field == "as":
         return 403
-    if error.field == "case" or (error.field in NOT_FOUND_FIELDS and " already " in f" {message} "):
+    if error.field == "case" or (error.field in NOT_FOUND_FIELDS | IDEMPOTENCY_FIELDS and " already " in f" {message} "):
         return 409
     return 400
 
@@ -95,6 +100,12 @@ def install(app) -> None:
         message = error.detail if isinstance(error.detail, str) else "request failed"
         return JSONResponse(body(error.status_code, message), status_code=error.status_code,
                             headers=getattr(error, "headers", None))
+
+    @app.exception_handler(TryAgain)
+    async def _try_again(request: Request, error: TryAgain):  # nothing was applied: send it again
+        response = _failure(request, 429, str(error))
+        response.headers["Retry-After"] = str(error.retry_after)
+        return response
 
     @app.exception_handler(RuntimeError)
     async def _runtime_error(request: Request, error: RuntimeError):

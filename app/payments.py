@@ -179,10 +179,10 @@ class PaymentService:
                               "payment_id")
         if payment.case_id is None:
             self.ledger.unapply_from_invoice(payment)
+            self.ledger.mark_reversed(payment_id, reason)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
-        else:
+        else:  # the PaymentReversed event marks the row (store/payments.py), in its append
             reply = await self._reverse_on_case(payment, reason, actor)
-        self.ledger.mark_reversed(payment_id, reason)
         return {**reply, "payment_id": payment_id, "reversed": True}
 
     async def _reverse_on_case(self, payment: PaymentRow, reason: str, actor: Actor) -> dict:

@@ -7,6 +7,7 @@ writer of its stream and the reply is read back from durable events.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -26,7 +27,7 @@ from domain.policy import Policy
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
 from store.schema import approvals, case_summary
-from workflows.messages import CommandReply, case_workflow_id
+from workflows.messages import BUSY, CommandReply, case_workflow_id
 
 
 def _money(minor: int, currency: str) -> str:
@@ -290,17 +291,37 @@ class CaseService:
         command = build(summary)
         client = await self.ctx.client()
         handle = client.get_workflow_handle(self._workflow_id(row.invoice_id))
+        # Temporal answers a known Update id with its first outcome, unvalidated: the id binds the
+        # command's content, so the same id with other content reaches the decider (a conflict).
+        update_id = str(uuid5(command.command_id, command.model_dump_json(exclude={"actor"})))
+
+        async def deliver() -> CommandReply:
+            # The same Update id again until the workflow answers: an Update the server aborted
+            # (its workflow task was lost) may have been recorded, and is then answered as such.
+            while True:
+                try:
+                    return await handle.execute_update(update, command, id=update_id, result_type=CommandReply)
+                except RPCError as error:
+                    if error.status not in _RETRIED_RPC:
+                        raise
+                await asyncio.sleep(0.2)
+
         try:
-            reply = await self._answer(
-                handle, handle.execute_update(update, command, id=str(command.command_id), result_type=CommandReply)
-            )
+            reply = await self._answer(handle, deliver())
         except WorkflowUpdateFailedError as error:
             raise _domain_error(error.cause) from None
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
+                if self._closed(row.case_id):
+                    raise DomainError("case is closed; it accepts no further commands", "case") from None
                 raise DomainError(f"case {row.case_id} is not running (it may have just closed)", "case") from None
             raise
         return reply_dict(reply)
+
+    def _closed(self, case_id: str) -> bool:
+        with self.ctx.db.read() as session:
+            closed = session.execute(select(case_summary.c.closed_at).where(case_summary.c.case_id == case_id)).scalar()
+        return closed is not None
 
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
                   payment_id: str | None = None, received_on: date | None = None,
@@ -311,32 +332,50 @@ class CaseService:
         received = received_on or datetime.now(timezone.utc).date()
         pid = payment_id or f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")
+        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id else None
+        if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
+            return known
         if self._existing(invoice_id) is None:
             if money > facts.amount - facts.paid:
                 raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
             recorded = self.ctx.ledger.record_payment(invoice_id, pid, money, received, reference, payer, matched_by)
             return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
                     "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
+        # The payments table's row is written with the PaymentReceived event (store/payments.py).
         result = await self._send(
             invoice_id, "pay",
             lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
-                                        reference=reference, received_on=received),
+                                        reference=reference, received_on=received, payer=payer[:300],
+                                        matched_by=matched_by),
         )
-        self._remember_payment(pid, money, received, payer, reference, invoice_id, result["case_id"], matched_by)
         if result["status"] == "paid" and self.ctx.policy().credit.auto_apply:
             from app.credit import CreditService  # an overpayment's excess goes to the customer's other cases
 
             result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
         return {**result, "payment_id": pid, "applied_to": "case"}
 
-    def _remember_payment(self, pid: str, money: Money, received: date, payer: str, reference: str,
-                          invoice_id: str, case_id: str, matched_by: str) -> None:
+    def _known_payment(self, pid: str, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
+        """A client's payment id binds what it paid. Known on another invoice: a conflict. Known on
+        this invoice's ledger (no case then): the same content is a repeat (its reply), other content
+        a conflict. Applied to this invoice's case: the case's decider judges (a repeat or a conflict)."""
         from store.payments import PaymentLedger
 
-        ledger = PaymentLedger(self.ctx.db)
-        if not ledger.record(payment_id=pid, amount=money, received_on=received, payer=payer, reference=reference,
-                             status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by):
-            ledger.mark_applied(pid, invoice_id, case_id, matched_by)
+        row = PaymentLedger(self.ctx.db).get(pid)
+        if row is None or row.status == "unmatched":
+            return None
+        if row.invoice_id != invoice_id:
+            raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
+                              f"({row.invoice_id}); a payment id names one payment", "payment_id")
+        if row.case_id is not None:
+            return None
+        recorded = {"amount": row.amount, "received_on": row.received_on, "reference": row.reference}
+        sent = {"amount": money, "received_on": received, "reference": reference}
+        differing = [name for name in recorded if recorded[name] != sent[name]]
+        if differing:
+            what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
+            raise DomainError(f"payment {shown(pid)} was already recorded with a different {what}", "payment_id")
+        return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": False,
+                "applied_to": "invoice", "amount": str(row.amount.amount), "currency": row.amount.currency}
 
     async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None) -> dict:
         return await self._send(ref, "open_dispute", lambda s: cmd.OpenDispute(
@@ -411,6 +450,15 @@ class CaseService:
         return {"events_replayed": replayed}
 
 
+def _retried_rpc() -> frozenset:
+    from temporalio.service import RPCStatusCode
+
+    return frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED})
+
+
+_RETRIED_RPC = _retried_rpc()
+
+
 def _is_uuid(value: str) -> bool:
     try:
         UUID(value)
@@ -431,9 +479,18 @@ def _parse_date(text: str, field: str) -> date:
         raise DomainError(f"{text[:30]!r} is not a date (YYYY-MM-DD)", field) from None
 
 
+class TryAgain(RuntimeError):
+    """The case did not take the command and nothing was applied; the same request may be sent
+    again (API: 429 with Retry-After; CLI: exit 1)."""
+
+    retry_after = 1
+
+
 def _domain_error(cause: BaseException | None) -> Exception:
     from temporalio.exceptions import ApplicationError
 
+    if isinstance(cause, ApplicationError) and cause.type == BUSY:
+        return TryAgain(f"{cause.message} (retry in a moment)")
     if isinstance(cause, ApplicationError) and cause.type in ("DomainError", "NotReady"):
         field = cause.details[0] if cause.details else None
         message = cause.message

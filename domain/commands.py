@@ -78,6 +78,8 @@ class RecordPayment(Command):
     amount: Money
     reference: str = ""
     received_on: date
+    payer: str = Field("", max_length=300)
+    matched_by: str = "direct"
 
 
 class ReversePayment(Command):

@@ -185,6 +185,7 @@ def _emit_insured(emit: _Emitter, inv: cmd.InvoiceFacts, policy: Policy) -> None
 def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
     s = emit.state
     if c.payment_id in s.payment_ids:
+        _same_payment(s, c)
         return  # the same payment again: already applied
     _same_currency(s, c.amount)
     if not c.amount.is_positive:
@@ -200,8 +201,24 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         excess=c.amount - applied,
         reference=c.reference,
         received_on=c.received_on,
+        payer=c.payer,
+        matched_by=c.matched_by,
     )
     _after_settlement(emit)
+
+
+def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
+    """A payment id is an idempotency key bound to what it paid: the same content again is a
+    repeat, anything else under that id is a conflict (never silently taken as a repeat)."""
+    settled = s.settled_by_payment.get(c.payment_id)
+    if settled is None or settled.amount is None:  # recorded before payments kept their content
+        return
+    recorded = {"amount": settled.amount, "received_on": settled.received_on, "reference": settled.reference}
+    sent = {"amount": c.amount, "received_on": c.received_on, "reference": c.reference}
+    differing = [name for name in recorded if recorded[name] != sent[name]]
+    if differing:
+        what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
+        raise DomainError(f"payment {shown(c.payment_id)} was already recorded with a different {what}", "payment_id")
 
 
 def _after_settlement(emit: _Emitter) -> None:

@@ -145,6 +145,8 @@ class PaymentReceived(Event):
     excess: Money  # an overpayment: customer credit (advance receipt)
     reference: str
     received_on: date
+    payer: str = ""  # as the bank file names them (the payments table's row)
+    matched_by: str = "direct"  # direct | reference | amount | manual
 
 
 class PaymentReversed(Event):

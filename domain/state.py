@@ -81,6 +81,10 @@ class DunningClock(_Frozen):
 class Settled(_Frozen):
     applied: Money  # reduced the balance
     excess: Money  # left with the customer as credit
+    # what the payment was (its id is an idempotency key bound to this; None: recorded before)
+    amount: Money | None = None
+    received_on: date | None = None
+    reference: str | None = None
 
 
 class Dispute(_Frozen):
@@ -367,7 +371,8 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
         "payments": s.payments + e.applied,
         "customer_credit": s.customer_credit + e.excess,
         "payment_ids": s.payment_ids + (e.payment_id,),
-        "settled_by_payment": {**s.settled_by_payment, e.payment_id: Settled(applied=e.applied, excess=e.excess)},
+        "settled_by_payment": {**s.settled_by_payment, e.payment_id: Settled(
+            applied=e.applied, excess=e.excess, amount=e.amount, received_on=e.received_on, reference=e.reference)},
     }
     if s.promise is not None:
         changes["promise"] = s.promise.model_copy(update={"paid_since": s.promise.paid_since + e.applied})

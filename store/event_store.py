@@ -32,6 +32,7 @@ from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
 from store.db import Database
+from store.payments import project_payments
 from store.projections import Projected, Projector
 from store.schema import EVENTS_TABLE, PROJECTION_TABLES, event_ids
 
@@ -167,6 +168,9 @@ class EventStore:
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
                 )
                 pending.write(session)
+                if case_stream and _PAYMENT_TYPES.intersection(type(e).__name__ for e in events):
+                    project_payments(session.connection(), str(stream_id), pending.projected.state.invoice_id,
+                                     events, recorded_at)
                 # The event rows last: on PostgreSQL their table lock (which orders global positions)
                 # is then held for this insert and the commit only, never while waiting on a row.
                 self._insert(session, stored)
@@ -269,6 +273,7 @@ class EventStore:
         rows."""
         states: dict[UUID, CaseState] = {}
         customers: dict[UUID, object] = {}  # customer streams (domain/customer.py)
+        payment_events: list[RecordedEvent] = []  # the payments table's rows of cases, in order
         replayed = 0
         with self.db.transaction() as session:
             if self.db.dialect == "postgresql":
@@ -287,8 +292,13 @@ class EventStore:
                     customers[record.stream_id] = evolve_customer(customers.get(record.stream_id), record.event)
                 else:
                     states[record.stream_id] = fold([record.event], states.get(record.stream_id))
+                    if r.topic in _PAYMENT_TYPES:
+                        payment_events.append(record)
                 replayed += 1
             self.projector.replace_all(session, states.values(), customers=customers.values())
+            for record in payment_events:
+                project_payments(session.connection(), str(record.stream_id),
+                                 states[record.stream_id].invoice_id, [record.event], record.recorded_at)
         self._recent.clear()
         return replayed
 
@@ -302,6 +312,7 @@ class EventStore:
 
 
 _INSERT_EVENT_IDS = insert(event_ids)
+_PAYMENT_TYPES = frozenset({"PaymentReceived", "PaymentReversed"})
 
 
 class _RecentCases:

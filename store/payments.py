@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
+from typing import Sequence
+
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.errors import DomainError, shown
 from domain.money import Money
@@ -68,6 +71,34 @@ def _open_invoice(m) -> OpenInvoice:
     closed = has_case and m["closed_at"] is not None
     owed = (0 if closed else m["balance_minor"]) if has_case else m["amount_minor"] - m["paid_minor"]
     return OpenInvoice(m["invoice_id"], m["customer_id"], m["currency"], owed, m["case_id"], closed)
+
+
+def project_payments(connection, case_id: str, invoice_id: str, events: Sequence, recorded_at: datetime) -> None:
+    """The payments table's rows of a case's payments, written in the append's transaction
+    (and by a rebuild): a PaymentReceived is the row (inserted, or an unmatched/imported row
+    marked applied), a PaymentReversed marks it reversed. Rows of payments recorded on an
+    invoice without a case are written by ``PaymentLedger.record`` as before."""
+    from domain.events import PaymentReceived, PaymentReversed
+
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    ledgered = None  # a stream whose invoice is not in the ledger (the store's own tests) has no rows
+    for event in events:
+        if isinstance(event, PaymentReceived):
+            if ledgered is None:
+                ledgered = connection.execute(
+                    select(invoices.c.invoice_id).where(invoices.c.invoice_id == invoice_id)).first() is not None
+            if not ledgered:
+                continue
+            applied = {"status": "applied", "invoice_id": invoice_id, "case_id": case_id,
+                       "matched_by": event.matched_by, "note": None}
+            statement = dialect.insert(payments).values(
+                payment_id=event.payment_id, currency=event.amount.currency, amount_minor=event.amount.to_minor(),
+                received_on=event.received_on, payer=event.payer[:300], reference=event.reference[:500],
+                recorded_at=recorded_at, **applied)
+            connection.execute(statement.on_conflict_do_update(index_elements=[payments.c.payment_id], set_=applied))
+        elif isinstance(event, PaymentReversed):
+            connection.execute(update(payments).where(payments.c.payment_id == event.payment_id).values(
+                status="reversed", note=event.reason[:500], reversed_at=recorded_at))
 
 
 class PaymentLedger:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -45,13 +45,34 @@ with workflow.unsafe.imports_passed_through():
     from domain.state import CaseState, fold
     from domain.users import SYSTEM_ACTOR
     from workflows.options import APPEND_TIMEOUT, SMTP_HEARTBEAT, SMTP_RETRY, SMTP_TIMEOUT, STORE_RETRY
-    from workflows.messages import WORKFLOW_NAME, CaseInput, CaseResult, CommandReply, reply_for
+    from workflows.messages import BUSY, WORKFLOW_NAME, CaseInput, CaseResult, CommandReply, reply_for
 
 IDLE_GUARD = timedelta(minutes=1)
 
 
-def _concurrency_conflict(error: ActivityError) -> bool:
-    return isinstance(error.cause, ApplicationError) and error.cause.type == CONCURRENCY_ERROR
+# Appends and loads run as local activities inside a workflow task. Their writes are durable in
+# the store at once, but they enter history only when that task completes; a task that is lost
+# (worker crash, task timeout, or the server dropping the speculative task of an Update, seen
+# with many Updates at once) leaves the store ahead of what a replay rebuilds. The workflow then
+# reconciles on the next conflict: reload, and either find its own events there or decide again.
+RECONCILE_PATCH = "reconcile-appends-with-store"
+RECONCILE_ATTEMPTS = 5
+
+
+def _concurrency_conflict(error: BaseException) -> bool:
+    """A local activity's failure reaches the workflow as the activity's own ApplicationError
+    (temporalio 1.35), a regular activity's wrapped in an ActivityError: accept both."""
+    cause = error.cause if isinstance(error, ActivityError) else error
+    return isinstance(cause, ApplicationError) and cause.type == CONCURRENCY_ERROR
+
+
+def _own_events(stream: list[Event], command: cmd.Command) -> list[Event]:
+    """The events this command produced, found in a stream by their ids (uuid5(command id, i))."""
+    by_id = {e.event_id: e for e in stream}
+    found: list[Event] = []
+    while (event := by_id.get(uuid5(command.command_id, str(len(found))))) is not None:
+        found.append(event)
+    return found
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -88,6 +109,11 @@ class CollectionCaseWorkflow:
                     raise
                 # Another writer got there first; _append reloaded the stream: decide again.
                 workflow.logger.warning("case %s changed under another writer; reloaded", start.case_id)
+            except (ApplicationError, DomainError) as error:
+                # Reconciled with the store (RECONCILE_PATCH): the state is the store's; decide again.
+                if isinstance(error, ApplicationError) and error.type != BUSY:
+                    raise
+                workflow.logger.warning("case %s: %s; deciding again", start.case_id, error)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CaseResult(case_id=self._state.case_id, outcome=self._state.outcome, version=self._state.version)
 
@@ -107,7 +133,16 @@ class CollectionCaseWorkflow:
         if start.open is None:
             raise ApplicationError(f"case {start.case_id} has no events and no opening command", non_retryable=True)
         events = decide(None, start.open, workflow.now(), start.policy)
-        await self._append(start.case_id, 0, events, start.open)
+        try:
+            await self._append(start.case_id, 0, events, start.open)
+        except ApplicationError as error:
+            if not _concurrency_conflict(error) or not workflow.patched(RECONCILE_PATCH):
+                raise
+            # Opened by a workflow task that was lost before it completed: the store has it.
+            state = fold(await self._load())
+            if state is None:
+                raise
+            return state
         return fold(events)
 
     async def _step(self) -> None:
@@ -234,13 +269,38 @@ class CollectionCaseWorkflow:
 
     # -- deciding and appending ------------------------------------------------------------
     async def _run(self, command: cmd.Command) -> list[Event]:
-        """Decide on the current state and append, one command at a time."""
+        """Decide on the current state and append, one command at a time.
+
+        On a conflict the stream is reloaded (the store is the judge): when this command's
+        events are already there (appended by a workflow task that was lost), they are its
+        result; otherwise the command is decided again on the store's state and appended
+        there. Only a command whose events are durable returns them."""
         async with self._lock:
             events = decide(self._state, command, workflow.now(), self._input.policy)
-            if events:
-                await self._append(self._state.case_id, self._state.version, events, command)
+            if not events:
+                return events
+            for attempt in range(RECONCILE_ATTEMPTS):
+                try:
+                    await self._append(self._state.case_id, self._state.version, events, command)
+                except (ActivityError, ApplicationError) as error:
+                    if not _concurrency_conflict(error) or not workflow.patched(RECONCILE_PATCH):
+                        raise
+                    stream = await self._load()
+                    self._state = fold(stream)
+                    if mine := _own_events(stream, command):
+                        workflow.logger.info("case %s: command %s was already recorded", self._state.case_id,
+                                             command.command_id)
+                        return mine
+                    workflow.logger.warning("case %s changed under this workflow (attempt %d); deciding again",
+                                            self._state.case_id, attempt + 1)
+                    events = decide(self._state, command, workflow.now(), self._input.policy)
+                    if not events:
+                        return events
+                    continue
                 self._state = fold(events, self._state)
-            return events
+                return events
+            raise ApplicationError(f"case {self._state.case_id} kept changing while this command was recorded; "
+                                   "nothing was applied, try again", type=BUSY, non_retryable=True)
 
     async def _append(self, case_id: UUID, expected: int, events: list[Event], command: cmd.Command) -> None:
         request = AppendRequest(
@@ -254,16 +314,21 @@ class CollectionCaseWorkflow:
                 start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
             )
         except ActivityError as error:
+            # Never taken by a local activity (its failure is not wrapped; see _concurrency_conflict):
+            # kept as it was for histories recorded before RECONCILE_PATCH.
             if _concurrency_conflict(error) and expected > 0:
                 await self._reload()
             raise
 
-    async def _reload(self) -> None:
+    async def _load(self) -> list[Event]:
         loaded = await workflow.execute_local_activity(
-            LOAD_CASE, self._state.case_id, result_type=LoadCaseReply,
+            LOAD_CASE, self._input.case_id, result_type=LoadCaseReply,
             start_to_close_timeout=APPEND_TIMEOUT, retry_policy=STORE_RETRY,
         )
-        self._state = fold(loaded.events)
+        return loaded.events
+
+    async def _reload(self) -> None:
+        self._state = fold(await self._load())
 
     async def _command(self, command: cmd.Command) -> CommandReply:
         try:
@@ -272,6 +337,13 @@ class CollectionCaseWorkflow:
             raise ApplicationError(str(error), error.field, type="DomainError", non_retryable=True) from None
         except ActivityError as error:
             raise ApplicationError(f"could not record the command: {error.cause or error}", type="StoreError") from None
+        except ApplicationError as error:
+            if error.type == BUSY or (_concurrency_conflict(error) and workflow.patched(RECONCILE_PATCH)):
+                raise ApplicationError(error.message, type=BUSY, non_retryable=True) from None
+            raise
+        if not events and not isinstance(command, cmd.Tick) and workflow.patched(RECONCILE_PATCH):
+            # A repeat (same id, same content): answer with the events the command recorded.
+            events = _own_events(await self._load(), command)
         return reply_for(self._state, events)
 
     def _validate(self, command: cmd.Command) -> None:

@@ -21,6 +21,8 @@ def case_workflow_id(invoice_id: str, prefix: str = "") -> str:
     return f"{prefix}case-{invoice_id}"
 
 
+BUSY = "CaseBusy"  # an Update failure type: nothing was applied, the caller may send it again
+
 class CaseInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 
