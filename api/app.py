@@ -26,7 +26,7 @@ through the same application services as the CLI.
 **Authentication**: `Authorization: Bearer <token>`; issue a token with
 `python starter.py users token NAME` (it is printed once; only its hash is stored).
 
-**Roles**: every endpoint lists the roles it admits (see `api/roles.py`); collectors
+**Roles**: every endpoint lists the roles it admits (see `app/authorization.py`); collectors
 work cases and request write-offs, supervisors and finance managers also decide
 escalations and approvals within their limits (the domain enforces four eyes).
 

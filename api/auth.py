@@ -14,7 +14,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import ApiError
-from api.roles import ROLE_MATRIX, allowed
+from app.authorization import ROLE_MATRIX, allowed
 from app.tokens import user_for_token
 from domain.errors import DomainError
 from domain.policy import Role

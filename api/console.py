@@ -22,7 +22,7 @@ from api import charts
 from api.errors import unavailable_text
 from api.i18n import (LANGUAGES, age, describe_event, money, number, pick_language, reason_text, role_name,
                       translator, when)
-from api.roles import ROLE_MATRIX, allowed
+from app.authorization import ROLE_MATRIX, allowed
 from api.session import CSRF_FIELD, Session, csrf_ok, same_origin
 from app import reports
 from app.services import CaseService

@@ -112,7 +112,7 @@ class DecisionBody(Body):
 
 @endpoint("GET", "/me", "me", summary="The calling user and what their role may do")
 def me(user: caller("me")) -> dict:
-    from api.roles import ROLE_MATRIX
+    from app.authorization import ROLE_MATRIX
 
     return {"name": user.name, "role": user.role.value, "write_off_limit": str(user.write_off_limit),
             "may": sorted(a for a, roles in ROLE_MATRIX.items() if user.role in roles)}

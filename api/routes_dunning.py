@@ -88,3 +88,11 @@ async def migrate_policy(ref: str, body: MigrationBody, svc: Service, user: call
 @endpoint("GET", "/policies", "policy.list", summary="Policy versions known to the engine")
 async def policy_versions(svc: Service) -> list[dict]:
     return await run_in_threadpool(policies.versions, svc)
+
+
+@endpoint("POST", "/policies", "policy.pin",
+          summary="Validate a policy (the request body, TOML) and keep it under its version, without making it active",
+          openapi_extra={"requestBody": {"required": True, "content": {"application/toml": {"schema": {"type": "string"}}}}})
+async def pin_policy(request: Request, svc: Service, user: caller("policy.pin")) -> dict:
+    text = await read_csv_body(request)  # bounded UTF-8 text, whatever its format
+    return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor())

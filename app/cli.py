@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -29,11 +30,12 @@ err_console = Console(stderr=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 AsOpt = Annotated[
     Optional[str],
-    typer.Option("--as", help="Act as this user from the users file (default: $COLLECTIONS_USER, else the first collector)."),
+    typer.Option("--as", help="The user you act as: must be the user of your token ($COLLECTIONS_TOKEN)."),
 ]
 
 app = typer.Typer(
-    help="Collections engine: event-sourced dunning cases on Temporal.",
+    help="Collections engine: event-sourced dunning cases on Temporal. Commands that change anything act "
+         "as the user whose API token is in $COLLECTIONS_TOKEN (or --token TOKEN, anywhere on the line).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -475,8 +477,14 @@ def up(
 def run(argv: list[str] | None = None) -> int:
     """Run one command; returns the exit code. Usage errors are one line on stderr and
     code 2, like every bad input."""
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        code = app(args=argv, standalone_mode=False)
+        args = authenticate(args)
+    except DomainError as error:
+        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        return 2
+    try:
+        code = app(args=args, standalone_mode=False)
     except click_errors.NoArgsIsHelpError as error:
         console.print(error.ctx.get_help())
         return 0
@@ -493,6 +501,70 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     sys.exit(run())
+
+
+def _command_path(args: list[str]) -> str:
+    """The command an argument list names (`case open`), as far as the CLI knows it."""
+    command, path = typer.main.get_command(app), []
+    for word in args:
+        if word.startswith("-") or word not in getattr(command, "commands", {}):
+            break
+        command = command.commands[word]
+        path.append(word)
+    return " ".join(path)
+
+
+def _take_option(args: list[str], name: str) -> tuple[list[str], str | None]:
+    """``args`` without ``--name VALUE`` / ``--name=VALUE``, and that value."""
+    rest, value, it = [], None, iter(args)
+    for word in it:
+        if word == name:
+            value = next(it, "")
+        elif word.startswith(name + "="):
+            value = word.split("=", 1)[1]
+        else:
+            rest.append(word)
+    return rest, value
+
+
+def authenticate(args: list[str]) -> list[str]:
+    """Who runs this command, from their API token (--token, else $COLLECTIONS_TOKEN), and
+    may they? The same role matrix as the API's (app/authorization.py). A command that changes
+    anything needs a valid token; `--as`, where given, must name the token's user. The
+    authenticated user becomes the actor of the command. Returns the arguments without --token."""
+    from app.authorization import CLI_ACTIONS, ROLE_MATRIX, allowed
+    from domain.authority import ROLE_RANK
+    from app.settings import Settings
+    from app.tokens import user_for_token
+    from domain.users import parse_users
+
+    args, token = _take_option(args, "--token")
+    token = token if token is not None else os.environ.get("COLLECTIONS_TOKEN", "")
+    path = _command_path(args)
+    if path not in CLI_ACTIONS or "--help" in args:
+        return args  # an operator's command on this machine (up, worker, users token...), or help
+    action, changes = CLI_ACTIONS[path]
+    if not token:
+        if changes:
+            raise DomainError(f"`{path}` changes data: set COLLECTIONS_TOKEN (or pass --token) to your API token "
+                              "(an operator issues one with `collections users token NAME`)", "token")
+        return args
+    settings = Settings()
+    users_file = settings.users_path
+    if not users_file.is_file():
+        raise DomainError(f"users file {users_file} not found (set COLLECTIONS_USERS)", "users")
+    user = user_for_token(parse_users(users_file.read_text(encoding="utf-8"), str(users_file)), token)
+    if user is None:
+        raise DomainError("COLLECTIONS_TOKEN (or --token) is not a valid token; ask an operator for a new one "
+                          "(`collections users token NAME`)", "token")
+    _, as_user = _take_option(args, "--as")
+    if as_user is not None and as_user != user.name:
+        raise DomainError(f"--as {as_user} does not match the user of the token ({user.name})", "as")
+    if not allowed(action, user.role):
+        roles = " or ".join(r.value for r in sorted(ROLE_MATRIX[action], key=lambda r: ROLE_RANK[r]))
+        raise DomainError(f"only a {roles} may {action} ({user.name} is a {user.role.value})", "as")
+    os.environ["COLLECTIONS_USER"] = user.name  # the actor of this command, for Context.actor
+    return args
 
 
 from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands

@@ -18,8 +18,13 @@ from domain.users import Actor
 def pin_file(service: CaseService, path: Path) -> dict:
     if not path.is_file():
         raise DomainError(f"{path} does not exist or is not a file", "file")
-    policy = service.ctx.policies.pin(path.read_text(encoding="utf-8"), str(path))
-    return {"version": policy.version, "description": policy.description, "file": str(path)}
+    return {**pin_text(service, path.read_text(encoding="utf-8"), str(path)), "file": str(path)}
+
+
+def pin_text(service: CaseService, text: str, source: str, actor: Actor | None = None) -> dict:
+    """Validate a policy and keep it under its version (it does not become the active one)."""
+    policy = service.ctx.policies.pin(text, source)
+    return {"version": policy.version, "description": policy.description}
 
 
 def versions(service: CaseService) -> list[dict]:

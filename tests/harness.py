@@ -62,9 +62,47 @@ async def terminate_cases(service: CaseService) -> None:
             pass
 
 
+DEMO_USERS = ("demo-collector", "demo-supervisor", "demo-manager")
+
+
+def users_with_tokens(directory: Path) -> Path:
+    """A copy of config/users.toml with a fresh API token for each demo user (the CLI acts as
+    the user of its token), and the tokens beside it in tokens.json for ``token_for``."""
+    import json
+    import shutil
+
+    from app.tokens import issue_token
+
+    path = directory / "users.toml"
+    shutil.copyfile(ROOT / "config" / "users.toml", path)
+    tokens = {name: issue_token(path, name)["token"] for name in DEMO_USERS}
+    (directory / "tokens.json").write_text(json.dumps(tokens))
+    return path
+
+
+def token_for(users_path: str | Path, args) -> str:
+    """The token of the person who would run ``args``: the user named by --as; without --as,
+    the collector, or a supervisor for what only approvers may do (importing invoices...);
+    the collector's when --as names nobody with a token."""
+    import json
+
+    from app.authorization import CLI_ACTIONS, ROLE_MATRIX
+    from domain.policy import Role
+
+    tokens = json.loads((Path(users_path).parent / "tokens.json").read_text())
+    args = list(args)
+    if "--as" in args[:-1]:
+        return tokens.get(args[args.index("--as") + 1], tokens["demo-collector"])
+    path = " ".join(a for a in args[:2] if not a.startswith("-"))
+    action = (CLI_ACTIONS.get(path) or CLI_ACTIONS.get(path.split(" ")[0]) or ("", False))[0]
+    collector_may = Role.collector in ROLE_MATRIX.get(action, frozenset(Role))
+    return tokens["demo-collector" if collector_may else "demo-supervisor"]
+
+
 def cli_environment(dev_env, directory: Path, smtp_port: int, policy: Path, tag: str) -> dict[str, str]:
     """The environment a CLI command or worker needs to run against a test's own stack:
-    its SQLite file, a task queue and workflow ids of its own, the SMTP sink, the policy."""
+    its SQLite file, a task queue and workflow ids of its own, the SMTP sink, the policy,
+    a users file whose demo users hold tokens."""
     import uuid
 
     return {
@@ -74,7 +112,7 @@ def cli_environment(dev_env, directory: Path, smtp_port: int, policy: Path, tag:
         "COLLECTIONS_WORKFLOW_ID_PREFIX": f"{tag}{uuid.uuid4().hex[:6]}-",
         "SMTP_PORT": str(smtp_port),
         "COLLECTIONS_POLICY": str(policy),
-        "COLLECTIONS_USERS": str(ROOT / "config" / "users.toml"),
+        "COLLECTIONS_USERS": str(users_with_tokens(directory)),
         "COLLECTIONS_DATA_DIR": str(directory / "data"),
         "COLUMNS": "200",
     }
@@ -89,5 +127,6 @@ def patched_environment(env: dict[str, str]):
         for key, value in env.items():
             patch.setenv(key, value)
         patch.delenv("COLLECTIONS_USER", raising=False)
+        patch.delenv("COLLECTIONS_TOKEN", raising=False)
         patch.delenv("COLLECTIONS_PAYLOAD_KEYS", raising=False)
         yield patch

@@ -51,6 +51,7 @@ async def test_payment_id_conflicts_from_the_cli(dev_env, tmp_path):
                "COLLECTIONS_POLICY": str(settings.policy_path), "COLLECTIONS_USERS": str(settings.users_path),
                "COLLECTIONS_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
         env.pop("COLLECTIONS_PAYLOAD_KEYS", None)
+        env["COLLECTIONS_TOKEN"] = stack.tokens["collector"]  # the collector's own API token
 
         async def pay(invoice: str, amount: str, *extra: str) -> subprocess.CompletedProcess:
             # in a thread: the worker runs on this test's event loop

@@ -30,7 +30,7 @@ from app.context import Context
 from app.mailsink import MailSink
 from app.settings import Settings
 from store.schema import PROJECTION_TABLES, customers, invoices, notice_deliveries, payments
-from tests.harness import INVOICES, cli_environment, patched_environment
+from tests.harness import INVOICES, cli_environment, patched_environment, token_for
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST = ROOT / "tests" / "data" / "fast.toml"
@@ -53,8 +53,10 @@ def cli(*args: str) -> Run:
     from app.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    argv = sys.argv
+    argv, environ = sys.argv, dict(os.environ)
     sys.argv = ["starter.py", *args]
+    if "COLLECTIONS_USERS" in os.environ and "COLLECTIONS_TOKEN" not in os.environ:  # the person's own token
+        os.environ["COLLECTIONS_TOKEN"] = token_for(os.environ["COLLECTIONS_USERS"], args)
     code = 0
     try:
         with redirect_stdout(out), redirect_stderr(err):
@@ -63,6 +65,8 @@ def cli(*args: str) -> Run:
         code = exit_.code if isinstance(exit_.code, int) else 1
     finally:
         sys.argv = argv
+        os.environ.clear()
+        os.environ.update(environ)  # the command set COLLECTIONS_USER to its token's user
     return Run(code, out.getvalue(), err.getvalue())
 
 
@@ -238,7 +242,7 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
          "must not be empty"),
         ("unknown approval", ("approvals", "approve", "AP-does-not-exist", "--reason", "ok", "--as", "demo-manager"),
          "unknown approval"),
-        ("unknown user", ("approvals", "approve", wo, "--reason", "ok", "--as", "mallory"), "unknown user"),
+        ("someone else's name", ("approvals", "approve", wo, "--reason", "ok", "--as", "mallory"), "does not match"),
         # cases
         ("unknown case", ("case", "show", "NO-SUCH-CASE"), "unknown case"),
         ("SQL-looking case id", ("case", "show", "x' OR '1'='1"), "unknown case"),

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import INVOICES
+from tests.harness import INVOICES, token_for, users_with_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 FAST_POLICY = ROOT / "tests" / "data" / "fast.toml"
@@ -32,8 +32,9 @@ class Cli:
         self.cwd = cwd
 
     def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        env = {**self.env, "COLLECTIONS_TOKEN": token_for(self.env["COLLECTIONS_USERS"], args)}
         done = subprocess.run(
-            [sys.executable, str(ROOT / "starter.py"), *args], env=self.env, cwd=self.cwd,
+            [sys.executable, str(ROOT / "starter.py"), *args], env=env, cwd=self.cwd,
             capture_output=True, text=True, timeout=120,
         )
         if ok and done.returncode != 0:
@@ -62,6 +63,7 @@ def running_stack(dev_env, tmp_path, smtp, database_url):
         "SMTP_PORT": str(smtp.port),
         "COLLECTIONS_POLICY": str(FAST_POLICY),
         "COLLECTIONS_DATA_DIR": str(tmp_path / "data"),
+        "COLLECTIONS_USERS": str(users_with_tokens(tmp_path)),
         "COLUMNS": "200",
     }
     cli = Cli(env, tmp_path)
@@ -194,7 +196,7 @@ def test_the_cli_contract_end_to_end(stack, smtp, tmp_path):
 
 def test_unreachable_temporal_is_exit_1_with_a_hint(tmp_path, sqlite_url):
     env = {**os.environ, "COLLECTIONS_DATABASE_URL": sqlite_url, "TEMPORAL_ADDRESS": "127.0.0.1:1",
-           "COLLECTIONS_DATA_DIR": str(tmp_path)}
+           "COLLECTIONS_DATA_DIR": str(tmp_path), "COLLECTIONS_USERS": str(users_with_tokens(tmp_path))}
     cli = Cli(env, tmp_path)
     cli.json("invoices", "import", str(INVOICES))
     done = cli.run("case", "open", "INV-1001", ok=False)
@@ -241,7 +243,7 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     faster.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-2"'))
     assert cli.json("policy", "pin", str(faster))["version"] == "test-fast-2"
     assert {p["version"] for p in cli.json("policy", "list")} >= {"test-fast-1", "test-fast-2"}
-    cli.rejected("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", match="only a supervisor")
+    cli.rejected("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-collector", match="only a supervisor")
     moved = cli.json("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-supervisor")
     assert moved["events"][0]["type"] == "PolicyMigrated"
     assert cli.json("case", "show", "INV-3001")["policy_version"] == "test-fast-2"

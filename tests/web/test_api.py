@@ -8,7 +8,7 @@ import tomllib
 import pytest
 from typer.testing import CliRunner
 
-from api.roles import ROLE_MATRIX
+from app.authorization import ROLE_MATRIX
 from app.cli import app as cli
 from tests.conftest import ROOT
 from tests.web.conftest import HEADER, Web

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from api.console import CONSOLE_ACTIONS
-from api.roles import ROLE_MATRIX
+from app.authorization import ROLE_MATRIX
 from app.tokens import issue_token
 from domain.decider import case_uuid
 from domain.policy import Role

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from api.app import create_app
 from api.routes import router as api_router
-from api.roles import ROLE_MATRIX
+from app.authorization import ROLE_MATRIX
 from app.payments import PaymentService
 from domain.policy import Role
 from tests.conftest import ROOT
@@ -177,6 +177,14 @@ async def _dashboard(web: Web, role: str) -> Call:
 
 async def _policy(web: Web, role: str) -> Call:
     return Call("GET", "/api/policy", check=lambda r: r["version"] == "web-test-1")
+
+
+async def _pin(web: Web, role: str) -> Call:
+    text = (ROOT / "tests" / "data" / "policy-web.toml").read_text().replace(
+        'version = "web-test-1"', f'version = "web-pinned-{role}"')
+    return Call("POST", "/api/policies", content=text.encode(), headers={"Content-Type": "application/toml"},
+                snapshot=lambda: sorted(web.context.policies.versions()),
+                check=lambda r: r["version"] == f"web-pinned-{role}")
 
 
 async def _rebuild(web: Web, role: str) -> Call:
@@ -413,7 +421,7 @@ PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
     "sweeps.run": _sweep, "schedule.create": _schedule, "payments.import": _payments_import,
     "payments.unmatched": _payments_unmatched, "payments.assign": _payments_assign,
     "payments.reverse": _payments_reverse, "notices.preview": _preview, "cases.migrate_policy": _migrate,
-    "policy.list": _policies,
+    "policy.list": _policies, "policy.pin": _pin,
     "me": _me, "cases.list": _cases_list, "cases.worklist": _worklist, "cases.show": _show, "cases.open": _open,
     "cases.assign": _assign, "cases.cancel": _cancel, "payments.record": _pay, "disputes.open": _dispute,
     "disputes.resolve": _resolve, "promises.make": _promise, "plans.propose": _propose, "plans.accept": _accept,

@@ -1,0 +1,136 @@
+"""The one authorization point: which roles may perform each action, for the CLI, the
+JSON API and the console alike; iterated by the tests (every action x every role, every
+CLI command and every endpoint mapped to an action).
+
+Collectors work cases and request write-offs; supervisors and finance managers
+may also decide escalations and approvals, cancel cases and administer the ledger.
+The money rules (limits per role in the policy's currency, the single-person threshold,
+four eyes) are domain rules (domain/authority.py), checked by the decider on every path.
+"""
+
+from __future__ import annotations
+
+from domain.policy import Role
+
+ALL = frozenset(Role)
+APPROVERS = frozenset({Role.supervisor, Role.finance_manager})
+
+ROLE_MATRIX: dict[str, frozenset[Role]] = {
+    # who am I
+    "me": ALL,
+    # cases: reads
+    "cases.list": ALL,
+    "cases.worklist": ALL,
+    "cases.show": ALL,
+    # cases: work
+    "cases.open": ALL,
+    "cases.assign": ALL,
+    "payments.record": ALL,
+    "disputes.open": ALL,
+    "disputes.resolve": ALL,
+    "promises.make": ALL,
+    "plans.propose": ALL,
+    "plans.accept": ALL,
+    "write_offs.request": ALL,
+    # decisions
+    "escalations.decide": APPROVERS,
+    "approvals.list": ALL,
+    "approvals.approve": APPROVERS,
+    "approvals.reject": APPROVERS,
+    "cases.cancel": APPROVERS,
+    # ledger, reports, operations
+    "invoices.import": APPROVERS,
+    "reports.dashboard": ALL,
+    "policy.show": ALL,
+    "projections.rebuild": APPROVERS,
+    # automated dunning
+    "sweeps.run": APPROVERS,
+    "schedule.create": APPROVERS,
+    "payments.import": ALL,
+    "payments.unmatched": ALL,
+    "payments.assign": ALL,
+    "payments.reverse": APPROVERS,
+    "notices.preview": ALL,
+    "cases.migrate_policy": APPROVERS,
+    "policy.list": ALL,
+    "policy.pin": APPROVERS,
+    # credit risk, customer credit, credit insurance, KPIs
+    "customers.show": ALL,
+    "customers.limit": APPROVERS,
+    "risk.watchlist": ALL,
+    "risk.rescore": APPROVERS,
+    "credit_hold.place": APPROVERS,
+    "credit_hold.release": APPROVERS,
+    "credit_hold.outbox": ALL,
+    "credit_hold.ack": ALL,
+    "payments.unapplied": ALL,
+    "payments.apply_credit": ALL,
+    "payments.prepay": ALL,
+    "reports.kpis": ALL,
+    "insurance.policies": ALL,
+    "insurance.policy_add": APPROVERS,
+    "insurance.cover": APPROVERS,
+    "insurance.indemnity": APPROVERS,
+}
+
+
+# Each CLI command and the action it performs; `changes` commands need the caller's token
+# (COLLECTIONS_TOKEN or --token). Commands not listed here are an operator's on the machine
+# itself (OPERATOR_COMMANDS): they start processes or write the users file.
+CLI_ACTIONS: dict[str, tuple[str, bool]] = {
+    "pay": ("payments.record", True),
+    "promise": ("promises.make", True),
+    "sweep": ("sweeps.run", True),
+    "invoices import": ("invoices.import", True),
+    "case open": ("cases.open", True),
+    "case show": ("cases.show", False),
+    "case list": ("cases.list", False),
+    "case assign": ("cases.assign", True),
+    "case cancel": ("cases.cancel", True),
+    "case migrate-policy": ("cases.migrate_policy", True),
+    "dispute open": ("disputes.open", True),
+    "dispute resolve": ("disputes.resolve", True),
+    "plan propose": ("plans.propose", True),
+    "plan accept": ("plans.accept", True),
+    "escalation decide": ("escalations.decide", True),
+    "write-off request": ("write_offs.request", True),
+    "approvals list": ("approvals.list", False),
+    "approvals approve": ("approvals.approve", True),
+    "approvals reject": ("approvals.reject", True),
+    "projections rebuild": ("projections.rebuild", True),
+    "policy show": ("policy.show", False),
+    "policy list": ("policy.list", False),
+    "policy pin": ("policy.pin", True),
+    "schedule create": ("schedule.create", True),
+    "payments import": ("payments.import", True),
+    "payments unmatched": ("payments.unmatched", False),
+    "payments assign": ("payments.assign", True),
+    "payments reverse": ("payments.reverse", True),
+    "payments unapplied": ("payments.unapplied", False),
+    "payments apply-credit": ("payments.apply_credit", True),
+    "payments prepay": ("payments.prepay", True),
+    "template preview": ("notices.preview", False),
+    "customer show": ("customers.show", False),
+    "customer limit": ("customers.limit", True),
+    "risk watchlist": ("risk.watchlist", False),
+    "risk rescore": ("risk.rescore", True),
+    "credit-hold place": ("credit_hold.place", True),
+    "credit-hold release": ("credit_hold.release", True),
+    "credit-hold outbox": ("credit_hold.outbox", False),
+    "credit-hold ack": ("credit_hold.ack", True),
+    **{f"report {name}": ("reports.kpis", False) for name in (
+        "kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors", "reconcile")},
+    "insurance policy-add": ("insurance.policy_add", True),
+    "insurance policies": ("insurance.policies", False),
+    "insurance cover": ("insurance.cover", True),
+    "insurance indemnity": ("insurance.indemnity", True),
+}
+OPERATOR_COMMANDS = frozenset({
+    "up", "web", "worker", "db upgrade", "users token", "users list",
+    "backtest",  # reads a file and writes nothing but its report
+})
+
+
+def allowed(action: str, role: Role | None) -> bool:
+    """True when ``role`` may perform ``action`` (unknown actions are refused)."""
+    return role is not None and role in ROLE_MATRIX.get(action, frozenset())
