@@ -71,7 +71,8 @@ def _details(data: dict) -> str:
     return f"  {', '.join(shown)}" if shown else ""
 
 
-async def play_demo(context: Context, sink: MailSink, console_url: str | None = None) -> bool:
+async def play_demo(context: Context, sink: MailSink, console_url: str | None = None,
+                    tokens: dict[str, str] | None = None) -> bool:
     service = CaseService(context)
     tail = asyncio.create_task(_tail(service))
     try:
@@ -100,7 +101,7 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
         await service.decide_approval(approval["approval_id"], True, manager, "customer insolvent")
         await _until(service, "DEMO-1004", lambda s: s.escalation_pending)
         await asyncio.sleep(1.0)
-        _summary(service, sink, console_url)
+        _summary(service, sink, console_url, tokens or {})
         return True
     except Exception as error:  # the demo reports, the stack keeps running
         console.print(f"[red]demo failed:[/red] {error}")
@@ -109,7 +110,7 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
         tail.cancel()
 
 
-def _summary(service: CaseService, sink: MailSink, console_url: str | None = None) -> None:
+def _summary(service: CaseService, sink: MailSink, console_url: str | None, tokens: dict[str, str]) -> None:
     console.print("\n[bold]demo complete[/bold]")
     for row in service.list():
         console.print(f"  {row['invoice_id']:10} {row['status']:12} balance {row['balance']:>9} {row['currency']}  "
@@ -118,11 +119,15 @@ def _summary(service: CaseService, sink: MailSink, console_url: str | None = Non
     if console_url:
         console.print(f"\nIn the browser: open {console_url}/console/, sign in with the demo-supervisor token "
                       "listed below, open Approvals and decide the DEMO-1004 escalation.", highlight=False)
+    # Commands that change anything act as the user of their token: each line carries its own.
+    as_user = lambda name: f"COLLECTIONS_TOKEN={tokens.get(name, '<token of ' + name + '>')} "  # noqa: E731
     console.print(
-        "\nTry it yourself in another terminal (same directory; or `source .venv/bin/activate` and type `collections ...`):\n"
+        "\nTry it yourself in another terminal (same directory):\n"
+        f"  export COLLECTIONS_USERS={service.ctx.settings.users_path}\n"
         "  .venv/bin/collections approvals list\n"
         "  .venv/bin/collections case show DEMO-1004\n"
-        "  .venv/bin/collections escalation decide DEMO-1004 --decision plan --as demo-supervisor\n"
-        "  .venv/bin/collections plan propose DEMO-1004 --instalments 3 --every PT30S --as demo-collector\n"
-        "  .venv/bin/collections plan accept DEMO-1004 --as demo-collector\n"
+        f"  {as_user('demo-supervisor')}.venv/bin/collections escalation decide DEMO-1004 --decision plan\n"
+        f"  {as_user('demo-collector')}.venv/bin/collections plan propose DEMO-1004 --instalments 3 --every PT30S\n"
+        f"  {as_user('demo-collector')}.venv/bin/collections plan accept DEMO-1004\n",
+        highlight=False, soft_wrap=True,
     )

@@ -174,7 +174,7 @@ async def run_stack(
                 if demo:
                     from app.demo import play_demo
 
-                    tasks.append(asyncio.create_task(play_demo(context, sink, web.url)))
+                    tasks.append(asyncio.create_task(play_demo(context, sink, web.url, tokens)))
                     if not exit_after_demo:  # the demo's log scrolls the tokens away: repeat them at the end
                         tasks[0].add_done_callback(
                             lambda t: t.cancelled() or print_tokens(tokens, settings.users_path, web.url))
