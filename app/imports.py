@@ -151,8 +151,8 @@ def parse_invoices(
         try:
             raw = {k: (v or "").strip() for k, v in record.items()}
             parsed = parse_invoice_row(layout.to_standard(raw, defaults), today, rules)
-        except DomainError as error:
-            raise RowError(f"line {line}: {error}") from None
+        except DomainError as error:  # names the field, and the line in the message
+            raise RowError(f"line {line}: {error.message}", error.field) from None
         invoice_id = parsed[2].invoice_id
         if invoice_id in seen:
             raise RowError(f"line {line}: invoice {invoice_id} already appears on line {seen[invoice_id]}")

@@ -62,8 +62,8 @@ def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> 
         r = {k: (v or "").strip() for k, v in record.items()}
         try:
             line = _parse_line(r, today, rules)
-        except DomainError as error:
-            raise DomainError(f"line {number}: {error}", "file") from None
+        except DomainError as error:  # names the field, and the line in the message
+            raise DomainError(f"line {number}: {error.message}", error.field or "file") from None
         if line.payment_id in seen:
             raise DomainError(f"line {number}: payment {line.payment_id} already appears on line {seen[line.payment_id]}", "file")
         seen[line.payment_id] = number

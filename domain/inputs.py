@@ -47,7 +47,7 @@ def _identifier(value: Any) -> Any:
 
 
 # For pydantic models (API bodies, commands): the same rule, and the pattern in the OpenAPI document.
-Identifier = Annotated[str, BeforeValidator(_identifier), Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN), BeforeValidator(_identifier)]
 
 # -- calendar dates ----------------------------------------------------------------------------------------
 # No date outside these is accepted anywhere: the arithmetic the engine does on a date (a year of
@@ -55,7 +55,8 @@ Identifier = Annotated[str, BeforeValidator(_identifier), Field(min_length=1, ma
 # them further for each kind of date (``[inputs]``).
 EARLIEST_DATE = date(1900, 1, 1)
 LATEST_DATE = date(2199, 12, 31)
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+DATE_PATTERN = r"^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"  # years EARLIEST_DATE..LATEST_DATE
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def parse_date(value: Any, field: str) -> date:
@@ -82,7 +83,7 @@ def _iso_date(value: Any) -> date:
 
 # For pydantic models and query parameters: ``as_of=0`` is not 1970-01-01.
 IsoDate = Annotated[date, BeforeValidator(_iso_date), WithJsonSchema(
-    {"type": "string", "format": "date", "pattern": r"^\d{4}-\d{2}-\d{2}$",
+    {"type": "string", "format": "date", "pattern": DATE_PATTERN,
      "description": f"A date, YYYY-MM-DD, from {EARLIEST_DATE} to {LATEST_DATE}"})]
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from babel.numbers import get_currency_precision, list_currencies
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer, field_validator
 
 from domain.errors import CurrencyMismatch, DomainError, shown
 
@@ -18,8 +18,10 @@ MAX_AMOUNT = Decimal("1000000000000")
 # and 4 after it (no currency has more); no exponent ("1e1000000"), no separators, no spaces inside.
 MAX_INTEGER_DIGITS = 13
 MAX_FRACTION_DIGITS = 4
-AMOUNT_PATTERN = r"^[+-]?[0-9]+(\.[0-9]+)?$"
+AMOUNT_PATTERN = rf"^[+-]?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?$"
+AMOUNT_MAX_LENGTH = 1 + MAX_INTEGER_DIGITS + 1 + MAX_FRACTION_DIGITS
 _AMOUNT = re.compile(AMOUNT_PATTERN)
+_DECIMAL = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
 _SPECIAL = re.compile(r"^[+-]?(nan|snan|inf|infinity)$", re.IGNORECASE)
 
 _KNOWN_CURRENCIES = frozenset(list_currencies())
@@ -49,11 +51,12 @@ def parse_amount(text: Any, field: str = "amount") -> Decimal:
             raise DomainError(f"{shown(text)} is not a finite number", field)
         if re.fullmatch(r"[+-]?[0-9.]+[eE][+-]?[0-9]+", raw):
             raise DomainError(f"{shown(text)} is not a number written in plain digits (no exponent)", field)
-        raise DomainError(f"{shown(text)} is not a number", field)
-    whole, _, fraction = raw.lstrip("+-").partition(".")
-    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS:
-        raise DomainError(f"{shown(text)} exceeds the largest amount accepted ({MAX_AMOUNT})", field)
-    if len(fraction.rstrip("0")) > MAX_FRACTION_DIGITS:
+        if not _DECIMAL.fullmatch(raw):
+            raise DomainError(f"{shown(text)} is not a number", field)
+        whole, _, fraction = raw.lstrip("+-").partition(".")
+        if len(whole) > MAX_INTEGER_DIGITS:
+            raise DomainError(f"{shown(text)} exceeds the largest amount accepted ({MAX_AMOUNT}; at most "
+                              f"{MAX_INTEGER_DIGITS} digits before the point)", field)
         raise DomainError(f"{shown(text)} has more decimal places than any currency allows "
                           f"({MAX_FRACTION_DIGITS})", field)
     return Decimal(raw)
@@ -197,6 +200,17 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.quantized(self.amount)} {self.currency}"
+
+
+def _amount_text(value: Any) -> Any:
+    if isinstance(value, str):
+        parse_amount(value)
+    return value
+
+
+# An amount in a request body: a string in plain digits (the pattern is in the OpenAPI document).
+AmountText = Annotated[str, Field(pattern=AMOUNT_PATTERN, max_length=AMOUNT_MAX_LENGTH, examples=["250.00"]),
+                       BeforeValidator(_amount_text)]
 
 
 def positive_money(amount: Any, currency: str, field: str = "amount") -> Money:
