@@ -15,6 +15,7 @@ server or a missing worker is 503.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
@@ -65,18 +66,25 @@ def error_responses(*extra: int) -> dict[int, dict]:
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
 
+def _leaf_routes(routes):
+    """Every endpoint route, through included routers (FastAPI keeps those as their own objects)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from _leaf_routes(nested.routes)
+        elif getattr(route, "methods", None):
+            yield route
+
+
 def allowed_methods(app, scope) -> list[str]:
-    """What the ``Allow`` of a 405 lists: the methods of the most specific routes matching the path."""
+    """What the ``Allow`` of a 405 lists: the methods of the most specific routes matching the path
+    (``/api/cases/X/assign`` is the assign route's, not the case page's ``{ref:path}``)."""
     candidates = []
-    for route in getattr(app, "routes", []):
-        methods = getattr(route, "methods", None)
-        if not methods:
-            continue
-        match, _ = route.matches({**scope, "method": next(iter(methods))})
+    for route in _leaf_routes(getattr(app, "routes", [])):
+        match, _ = route.matches({**scope, "method": next(iter(route.methods))})
         if match == Match.FULL:
-            literal = len(getattr(route, "path", "").split("{")[0]) + sum(
-                len(part.split("}", 1)[-1]) for part in getattr(route, "path", "").split("{")[1:])
-            candidates.append((literal, methods))
+            literal = len(re.sub(r"{[^}]*}", "", route.path))
+            candidates.append((literal, route.methods))
     if not candidates:
         return []
     best = max(literal for literal, _ in candidates)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, datetime, timezone
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -41,6 +41,9 @@ def _zone(name: str) -> str:
 async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[SweepProgress], None] | None = None,
                     page_size: int = 500) -> dict:
     ctx.policy()  # a broken policy file is reported here, not inside the workflow
+    # "Today" is decided here (UTC, the workflow's default time zone): inside the workflow sandbox
+    # ZoneInfo is a restricted proxy and astimezone() fails the workflow task on every attempt.
+    as_of = as_of or datetime.now(timezone.utc).date()
     client = await ctx.client()
     settings = ctx.settings
     label = as_of.isoformat() if as_of else "today"
