@@ -134,3 +134,12 @@ async def test_good_values_at_the_edges_of_the_domains_are_accepted(web: Web):
     assert paid.status_code == 200, paid.text
     kpis = await supervisor.get("/api/reports/kpis", params={"from": "2000-01-01"})
     assert kpis.status_code == 200, kpis.text
+
+
+async def test_a_405_lists_every_method_of_the_resource(web: Web):
+    client = web.client("supervisor")
+    for method, path, allow in (("OPTIONS", "/api/cases", "GET, POST"), ("DELETE", "/api/cases/X/assign", "POST"),
+                                ("PUT", "/api/insurance/policies", "GET, POST")):
+        response = await client.request(method, path)
+        assert response.status_code == 405 and response.headers.get("allow") == allow, (method, path, response.headers)
+        assert response.json() == {"error": "Method Not Allowed", "field": None, "status": 405}
