@@ -36,7 +36,17 @@ MAX_FILE_BYTES = CSV_MAX_FILE_BYTES
 
 
 class RowError(DomainError):
-    """A bad row: the message starts with its line number."""
+    """A bad row: the message starts with its line number, then the field ("line 3: amount: ...")."""
+
+    def __init__(self, line: int, error: DomainError | str, field: str | None = None) -> None:
+        self.line = line
+        if isinstance(error, DomainError):
+            super().__init__(error.message, error.field)
+        else:
+            super().__init__(error, field)
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {super().__str__()}"
 
 
 def read_text(path: Path) -> str:
@@ -147,15 +157,15 @@ def parse_invoices(
     for record in csv_records(reader):
         line = reader.line_num
         if None in record:
-            raise RowError(f"line {line}: more values than columns")
+            raise RowError(line, "more values than columns")
         try:
             raw = {k: (v or "").strip() for k, v in record.items()}
             parsed = parse_invoice_row(layout.to_standard(raw, defaults), today, rules)
         except DomainError as error:  # names the field, and the line in the message
-            raise RowError(f"line {line}: {error.message}", error.field) from None
+            raise RowError(line, error) from None
         invoice_id = parsed[2].invoice_id
         if invoice_id in seen:
-            raise RowError(f"line {line}: invoice {invoice_id} already appears on line {seen[invoice_id]}")
+            raise RowError(line, f"invoice {invoice_id} already appears on line {seen[invoice_id]}")
         seen[invoice_id] = line
         rows.append(parsed)
     if not rows:

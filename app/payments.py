@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-from app.imports import csv_header, csv_records, read_text
+from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
 from domain import commands as cmd
 from domain.decider import case_uuid
@@ -63,7 +63,7 @@ def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> 
         try:
             line = _parse_line(r, today, rules)
         except DomainError as error:  # names the field, and the line in the message
-            raise DomainError(f"line {number}: {error.message}", error.field or "file") from None
+            raise RowError(number, error) from None
         if line.payment_id in seen:
             raise DomainError(f"line {number}: payment {line.payment_id} already appears on line {seen[line.payment_id]}", "file")
         seen[line.payment_id] = number
