@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Awaitable, Callable
 from urllib.parse import quote, urlencode
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -37,6 +38,7 @@ from domain.state import TERMINAL, CaseStatus
 from domain.users import User
 
 TEMPLATES = PROJECT_DIR / "templates" / "console"
+KEY_FIELD = "idempotency_key"  # a hidden field of every case form: a fresh UUID per rendered form
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
@@ -55,7 +57,8 @@ def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
                       trim_blocks=True, lstrip_blocks=True)
     env.globals.update(when=when, decisions=[d.value for d in EscalationDecision], statuses=list(CaseStatus.__members__),
-                       grades=["A", "B", "C", "D"], buckets=reports.AGING_BUCKETS)
+                       grades=["A", "B", "C", "D"], buckets=reports.AGING_BUCKETS, key_field=KEY_FIELD,
+                       new_key=lambda: str(uuid4()))
     return env
 
 
@@ -334,8 +337,8 @@ def _case_commands() -> dict[str, tuple[str, Callable]]:
 
     return {
         "payment": ("payments.record", lambda s, case, user, f: s.pay(
-            case["invoice_id"], f.get("amount", "").strip(), f.get("reference", "").strip(), user.actor(), None,
-            _date(opt(f, "received_on")))),
+            case["invoice_id"], f.get("amount", "").strip(), f.get("reference", "").strip(), user.actor(),
+            _payment_id(f), _date(opt(f, "received_on")))),
         "dispute": ("disputes.open", lambda s, case, user, f: s.open_dispute(
             case["case_id"], f.get("reason", "").strip(), user.actor(), opt(f, "amount"))),
         "dispute-resolve": ("disputes.resolve", lambda s, case, user, f: s.resolve_dispute(
@@ -363,6 +366,17 @@ def _date(value: str | None) -> date | None:
         return date.fromisoformat(value)
     except ValueError:
         raise DomainError(f"{value[:30]!r} is not a date (YYYY-MM-DD)", "received_on") from None
+
+
+def _payment_id(form: dict) -> str | None:
+    """The form's idempotency key as the payment id: the same form submitted twice is one payment."""
+    key = form.get(KEY_FIELD, "").strip()
+    if not key:
+        return None  # a form rendered before keys existed: a fresh id, as before
+    try:
+        return f"console-{UUID(key)}"
+    except ValueError:
+        raise DomainError(f"{key[:40]!r} is not a form key (reload the page)", KEY_FIELD) from None
 
 
 def _int(value: str, field: str) -> int:

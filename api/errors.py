@@ -18,12 +18,15 @@ server or a missing worker is 503.
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import escape
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.services import TryAgain
 from domain.errors import DomainError
@@ -32,6 +35,65 @@ log = logging.getLogger(__name__)
 
 NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id", "customer_id", "outbox_id"})
 IDEMPOTENCY_FIELDS = frozenset({"payment_id"})  # a client's id already used for something else: 409
+
+
+class Problem(BaseModel):
+    field: str | None = Field(description="The input that is wrong, dotted (e.g. amount, instalments)")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers, whatever its status."""
+
+    model_config = ConfigDict(json_schema_extra={"example": {"error": "amount: must be positive", "field": "amount",
+                                                             "status": 400}})
+    error: str = Field(description="One line: the field, then what is wrong with it")
+    field: str | None = Field(None, description="The input that is wrong, when there is one")
+    status: int = Field(description="The HTTP status, repeated")
+    errors: list[Problem] | None = Field(None, description="422: every problem found in the request")
+
+
+ERROR_STATUSES = {
+    400: "A value the business rules refuse (amount above the balance, date outside the policy's horizon...)",
+    401: "No token, or an invalid or revoked one",
+    403: "The caller's role or authority does not allow it (role matrix, limits, four eyes)",
+    404: "Unknown case, approval, invoice, customer or payment",
+    409: "Conflicts with the current state (case closed, already decided, nothing to accept)",
+    422: "A malformed request: the schema refuses it (missing field, wrong type, out of bounds)",
+    503: "Temporal or the worker is unreachable",
+}
+
+
+def error_responses(*extra: int) -> dict[int, dict]:
+    """The ``responses=`` of a route: every error status it may answer, with the shared error model."""
+    codes = sorted({*ERROR_STATUSES, *extra})
+    described = {**ERROR_STATUSES, 413: "The uploaded file is too large"}
+    return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
+
+
+def _leaf_routes(routes):
+    """Every endpoint route, through included routers (FastAPI keeps those as their own objects)."""
+    for route in routes:
+        nested = getattr(route, "original_router", None)
+        if nested is not None:
+            yield from _leaf_routes(nested.routes)
+        elif getattr(route, "methods", None):
+            yield route
+
+
+def allowed_methods(app, scope) -> list[str]:
+    """What the ``Allow`` of a 405 lists: the methods of the most specific routes matching the path
+    (``/api/cases/X/assign`` is the assign route's, not the case page's ``{ref:path}``)."""
+    candidates = []
+    for route in _leaf_routes(getattr(app, "routes", [])):
+        match, _ = route.matches({**scope, "method": next(iter(route.methods))})
+        if match == Match.FULL:
+            literal = len(re.sub(r"{[^}]*}", "", route.path))
+            candidates.append((literal, route.methods))
+    if not candidates:
+        return []
+    best = max(literal for literal, _ in candidates)
+    return sorted({m for literal, methods in candidates if literal == best for m in methods})
 
 
 class ApiError(Exception):
@@ -90,7 +152,9 @@ def install(app) -> None:
                 problems.append({"field": None, "message": "the request body is not valid JSON"})
                 continue
             location = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path", "header")]
-            problems.append({"field": ".".join(location) or None, "message": item.get("msg", "invalid")})
+            cause = (item.get("ctx") or {}).get("error")
+            message = cause.message if isinstance(cause, DomainError) else item.get("msg", "invalid")
+            problems.append({"field": ".".join(location) or None, "message": message})
         first = problems[0] if problems else {"field": None, "message": "invalid request"}
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         return JSONResponse(body(422, message, first["field"], errors=problems), status_code=422)
@@ -98,8 +162,12 @@ def install(app) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException):
         message = error.detail if isinstance(error.detail, str) else "request failed"
-        return JSONResponse(body(error.status_code, message), status_code=error.status_code,
-                            headers=getattr(error, "headers", None))
+        headers = dict(getattr(error, "headers", None) or {})
+        if error.status_code == 405:  # every method the resource has, not only the first route's
+            methods = allowed_methods(request.app, request.scope)
+            if methods:
+                headers["Allow"] = ", ".join(methods)
+        return JSONResponse(body(error.status_code, message), status_code=error.status_code, headers=headers or None)
 
     @app.exception_handler(TryAgain)
     async def _try_again(request: Request, error: TryAgain):  # nothing was applied: send it again

@@ -7,30 +7,49 @@ strings ("12.50"), never JSON numbers.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Annotated, Any, Callable
+from datetime import datetime, timezone
+from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.auth import permit
-from api.errors import ApiError
+from api.errors import ApiError, error_responses
 from app import reports
 from app.services import CaseService
+from domain.commands import CODE_PATTERN, check_code
 from domain.errors import DomainError
+from domain.inputs import CSV_MAX_UPLOAD_BYTES, Identifier, IsoDate
+from domain.money import AmountText
+from domain.state import CaseStatus
 from domain.users import User
 
 router = APIRouter(prefix="/api")
-MAX_IMPORT_BYTES = 50 * 1024 * 1024
+MAX_IMPORT_BYTES = CSV_MAX_UPLOAD_BYTES
+Text = Annotated[str, Field(max_length=500, description="Free text, at most 500 characters, no control characters")]
+
+
+def _checked(check: Callable[[str], object]) -> BeforeValidator:
+    """Run a domain check on a string before pydantic's own constraints: the domain's message."""
+    return BeforeValidator(lambda value: (check(value), value)[1] if isinstance(value, str) else value)
+
+
+ReasonCode = Annotated[str, Field(min_length=1, max_length=40, pattern=CODE_PATTERN.pattern,
+                                  description="A reason code: lowercase letters, digits, '_', '-', '.'"),
+                       _checked(lambda v: check_code(v, "reason"))]
+Duration = Annotated[str, Field(min_length=1, max_length=40, examples=["P30D"],
+                                description="ISO 8601 duration, e.g. P30D (the policy bounds it)")]
 
 
 def endpoint(method: str, path: str, action: str, **options) -> Callable:
     """Register a route for ``action``: its name is the action, and only the roles
     the matrix lists get past the check (401 without a valid token, 403 otherwise)."""
+    responses = {**error_responses(*options.pop("errors", ())), **options.pop("responses", {})}
+
     def register(handler: Callable) -> Callable:
         router.add_api_route(path, handler, methods=[method], name=action, operation_id=action,
-                             dependencies=[Depends(permit(action))], **options)
+                             dependencies=[Depends(permit(action))], responses=responses, **options)
         return handler
 
     return register
@@ -47,13 +66,16 @@ def caller(action: str):
     return Annotated[User, Depends(permit(action))]
 
 
+CaseStatusName = Literal[tuple(CaseStatus.__members__)]  # type: ignore[valid-type]
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class OpenCaseBody(Body):
-    invoice_id: str = Field(min_length=1, max_length=100)
-    reason: str = Field("overdue", description="overdue | dispute | manual")
+    invoice_id: Identifier
+    reason: Literal["overdue", "dispute", "manual"] = "overdue"
 
 
 class AssignBody(Body):
@@ -61,46 +83,46 @@ class AssignBody(Body):
 
 
 class ReasonBody(Body):
-    reason: str = Field(description="A reason code such as invoice_voided, insolvency")
+    reason: ReasonCode = Field(description="A reason code such as invoice_voided, insolvency")
 
 
 class PaymentBody(Body):
-    amount: str = Field(description="Amount as a string, e.g. \"250.00\"")
-    reference: str = ""
-    payment_id: str | None = Field(None, max_length=100, description="Makes a repeated payment a no-op")
-    received_on: date | None = Field(None, description="Date received; default today")
+    amount: AmountText = Field(description="Amount as a string, e.g. \"250.00\"")
+    reference: Text = ""
+    payment_id: Identifier | None = Field(None, description="Makes a repeated payment a no-op")
+    received_on: IsoDate | None = Field(None, description="Date received; default today")
 
 
 class DisputeBody(Body):
-    reason: str = Field(description="Reason code, e.g. pricing, quality, not_received")
-    amount: str | None = Field(None, description="Disputed amount; default the whole balance")
+    reason: ReasonCode = Field(description="Reason code, e.g. pricing, quality, not_received")
+    amount: AmountText | None = Field(None, description="Disputed amount; default the whole balance")
 
 
 class ResolveBody(Body):
-    outcome: str = Field(description="upheld | rejected")
-    credit: str | None = Field(None, description="Credit note when upheld; default the disputed amount")
-    note: str = ""
+    outcome: Literal["upheld", "rejected"]
+    credit: AmountText | None = Field(None, description="Credit note when upheld; default the disputed amount")
+    note: Text = ""
 
 
 class PromiseBody(Body):
-    amount: str
-    date: str = Field(description="Promised payment date, YYYY-MM-DD")
+    amount: AmountText
+    date: IsoDate = Field(description="Promised payment date, YYYY-MM-DD")
 
 
 class PlanBody(Body):
-    instalments: int
-    every: str = Field(description="ISO 8601 duration, e.g. P30D")
-    first: str | None = Field(None, description="First due date, YYYY-MM-DD; default now + every")
+    instalments: int = Field(ge=1, le=120, description="Number of instalments (the policy may allow fewer)")
+    every: Duration
+    first: IsoDate | None = Field(None, description="First due date, YYYY-MM-DD; default now + every")
 
 
 class EscalationBody(Body):
-    decision: str = Field(description="plan | agency | legal | credit_hold | write_off | continue")
-    note: str = ""
+    decision: Literal["plan", "agency", "legal", "credit_hold", "write_off", "continue"]
+    note: Text = ""
 
 
 class WriteOffBody(Body):
-    amount: str
-    reason: str = Field(description="Reason code, e.g. insolvency, small_balance")
+    amount: AmountText
+    reason: ReasonCode = Field(description="Reason code, e.g. insolvency, small_balance")
 
 
 class DecisionBody(Body):
@@ -122,13 +144,16 @@ def me(user: caller("me")) -> dict:
 
 
 @endpoint("GET", "/cases", "cases.list", summary="Case summaries (CLI: case list)")
-def list_cases(svc: Service, status: str | None = None, limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
+def list_cases(svc: Service, status: CaseStatusName | None = None, limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> list[dict]:
     return svc.list(status, limit)
 
 
 @endpoint("GET", "/worklist", "cases.worklist", summary="Open cases by priority (amount at risk x days overdue x risk grade)")
-def worklist(svc: Service, status: str | None = None, assignee: str | None = None, risk_grade: str | None = None,
-             currency: str | None = None, q: str | None = None, as_of: date | None = None,
+def worklist(svc: Service, status: CaseStatusName | None = None,
+             assignee: Annotated[str | None, Query(max_length=100)] = None,
+             risk_grade: Literal["A", "B", "C", "D"] | None = None,
+             currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
+             q: Annotated[str | None, Query(max_length=200)] = None, as_of: IsoDate | None = None,
              limit: Annotated[int, Query(ge=1, le=5000)] = 200) -> dict:
     today = as_of or datetime.now(timezone.utc).date()
     return reports.worklist(svc.ctx, today, status=status, assignee=assignee, risk_grade=risk_grade,
@@ -179,12 +204,13 @@ async def resolve_dispute(ref: str, body: ResolveBody, svc: Service, user: calle
 
 @endpoint("POST", "/cases/{ref:path}/promise", "promises.make", summary="Record a promise to pay")
 async def promise(ref: str, body: PromiseBody, svc: Service, user: caller("promises.make")) -> dict:
-    return await svc.promise(ref, body.amount, body.date, user.actor())
+    return await svc.promise(ref, body.amount, body.date.isoformat(), user.actor())
 
 
 @endpoint("POST", "/cases/{ref:path}/plan", "plans.propose", summary="Propose a payment plan over the balance")
 async def propose_plan(ref: str, body: PlanBody, svc: Service, user: caller("plans.propose")) -> dict:
-    return await svc.propose_plan(ref, body.instalments, body.every, user.actor(), body.first)
+    return await svc.propose_plan(ref, body.instalments, body.every, user.actor(),
+                                  body.first.isoformat() if body.first else None)
 
 
 @endpoint("POST", "/cases/{ref:path}/plan/accept", "plans.accept", summary="Record the customer's acceptance of the plan")
@@ -206,9 +232,9 @@ async def request_write_off(ref: str, body: WriteOffBody, svc: Service, user: ca
 
 
 @endpoint("GET", "/approvals", "approvals.list", summary="The approvals inbox")
-def list_approvals(svc: Service, status: Annotated[str, Query(description="pending | approved | rejected | decided | all")] = "pending",
+def list_approvals(svc: Service, status: Literal["pending", "approved", "rejected", "decided", "all"] = "pending",
                    limit: Annotated[int | None, Query(ge=1, le=10000, description="page size (default: all)")] = None,
-                   offset: Annotated[int, Query(ge=0)] = 0) -> list[dict]:
+                   offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict]:
     if status not in ("pending", "approved", "rejected", "decided", "all"):
         raise DomainError(f"{status!r} is not one of pending, approved, rejected, decided, all", "status")
     return svc.approvals(status, limit, offset)
@@ -229,7 +255,7 @@ async def reject(approval_id: str, body: DecisionBody, svc: Service, user: calle
 
 
 @endpoint("POST", "/invoices/import", "invoices.import",
-          summary="Import invoices from CSV (the request body, text/csv): all rows or none",
+          summary="Import invoices from CSV (the request body, text/csv): all rows or none", errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def import_invoices(request: Request, svc: Service) -> dict:
     return await run_in_threadpool(svc.import_invoice_text, await read_csv_body(request), "upload")
@@ -258,7 +284,8 @@ async def read_csv_body(request: Request) -> str:
 
 @endpoint("GET", "/reports/dashboard", "reports.dashboard",
           summary="Aging buckets, cases by status, approvals vs SLA, cash per week, DSO trend")
-def dashboard(svc: Service, currency: str | None = None, as_of: date | None = None) -> dict[str, Any]:
+def dashboard(svc: Service, currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
+              as_of: IsoDate | None = None) -> dict[str, Any]:
     return reports.dashboard(svc.ctx, currency, as_of=as_of)
 
 

@@ -5,7 +5,6 @@ Registered on the same router (and role matrix) as api/routes.py.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import Query, Request
@@ -15,19 +14,20 @@ from pydantic import Field
 from api.routes import Body, Service, caller, endpoint, read_csv_body
 from app import policies, sweeps
 from app.payments import PaymentService
+from domain.inputs import Identifier, IsoDate
 
 
 class SweepBody(Body):
-    as_of: date | None = Field(None, description="Sweep as of this date; default today")
+    as_of: IsoDate | None = Field(None, description="Sweep as of this date; default today")
 
 
 class ScheduleBody(Body):
-    cron: str = Field("0 6 * * *", description="Five-field cron expression")
-    timezone: str = Field("UTC", description="IANA time zone the cron is read in")
+    cron: str = Field("0 6 * * *", max_length=100, description="Five-field cron expression")
+    timezone: str = Field("UTC", max_length=64, description="IANA time zone the cron is read in")
 
 
 class AssignPaymentBody(Body):
-    invoice_id: str = Field(min_length=1, max_length=100)
+    invoice_id: Identifier
 
 
 class ReversalBody(Body):
@@ -51,6 +51,7 @@ async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
 
 @endpoint("POST", "/payments/import", "payments.import",
           summary="Import a bank file (text/csv: payment_id, received_on, amount, currency, payer, reference)",
+          errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def import_payments(request: Request, svc: Service, user: caller("payments.import")) -> dict:
     text = await read_csv_body(request)

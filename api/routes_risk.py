@@ -6,8 +6,7 @@ Registered on the same router (and role matrix) as api/routes.py.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Query
 from fastapi.concurrency import run_in_threadpool
@@ -18,17 +17,20 @@ from app import kpis
 from app.credit import CreditService
 from app.customers import CustomerService
 from app.insurance import InsuranceService
-from domain.errors import DomainError
+from domain.inputs import Identifier, IsoDate
+from domain.money import AmountText
+
+Currency = Annotated[str, Field(pattern="^[A-Za-z]{3}$", description="ISO 4217 code, e.g. EUR")]
 
 
 class LimitBody(Body):
-    amount: str | None = Field(description="Credit limit as a string, e.g. \"50000.00\"; null removes it")
-    currency: str = "USD"
+    amount: AmountText | None = Field(description="Credit limit as a string, e.g. \"50000.00\"; null removes it")
+    currency: Currency = "USD"
 
 
 class RescoreBody(Body):
-    customer_id: str | None = Field(None, max_length=100, description="Only this customer; default every customer")
-    as_of: date | None = None
+    customer_id: Identifier | None = Field(None, description="Only this customer; default every customer")
+    as_of: IsoDate | None = None
 
 
 class HoldBody(Body):
@@ -41,15 +43,15 @@ class AckBody(Body):
 
 class ApplyCreditBody(Body):
     invoice_id: str = Field(min_length=1, max_length=100, description="Invoice (or case) the credit settles")
-    amount: str | None = Field(None, description="Default: as much as the credit and the balance allow")
+    amount: AmountText | None = Field(None, description="Default: as much as the credit and the balance allow")
 
 
 class PrepaymentBody(Body):
-    amount: str
-    currency: str = "USD"
-    payment_id: str | None = Field(None, max_length=100, description="Makes a repeated prepayment a no-op")
-    received_on: date | None = None
-    reference: str = ""
+    amount: AmountText
+    currency: Currency = "USD"
+    payment_id: Identifier | None = Field(None, description="Makes a repeated prepayment a no-op")
+    received_on: IsoDate | None = None
+    reference: str = Field("", max_length=500)
 
 
 class InsurerPolicyBody(Body):
@@ -60,7 +62,7 @@ class InsurerPolicyBody(Body):
     notify_within: str = Field(description="Notification deadline after the due date, ISO 8601 (P60D)")
     max_extension: str = Field(description="Longest extension of payment after the due date (P60D)")
     claim_waiting: str = Field(description="Claim waiting period after the notification (P90D)")
-    indemnity_percent: str = Field(description="Share of the loss the insurer pays, e.g. \"90\"")
+    indemnity_percent: str = Field(max_length=20, description="Share of the loss the insurer pays, e.g. \"90\"")
 
 
 class CoverBody(Body):
@@ -68,13 +70,13 @@ class CoverBody(Body):
 
 
 class IndemnityBody(Body):
-    amount: str
-    reference: str = ""
+    amount: AmountText
+    reference: str = Field("", max_length=500)
 
 
 @endpoint("GET", "/customers/{customer_id}", "customers.show",
           summary="A customer's risk score, grade and top factors, credit limit, hold and credit")
-def show_customer(customer_id: str, svc: Service, as_of: date | None = None) -> dict:
+def show_customer(customer_id: str, svc: Service, as_of: IsoDate | None = None) -> dict:
     return CustomerService(svc.ctx).show(customer_id, as_of)
 
 
@@ -86,7 +88,7 @@ def set_limit(customer_id: str, body: LimitBody, svc: Service, user: caller("cus
 @endpoint("GET", "/risk/watchlist", "risk.watchlist",
           summary="Customers whose grade worsened lately or whose exposure exceeds their limit")
 def watchlist(svc: Service, days: Annotated[int | None, Query(ge=0, le=3650)] = None,
-              as_of: date | None = None) -> list[dict]:
+              as_of: IsoDate | None = None) -> list[dict]:
     return CustomerService(svc.ctx).watchlist(days, as_of)
 
 
@@ -123,7 +125,7 @@ def acknowledge(outbox_id: str, body: AckBody, svc: Service, user: caller("credi
 
 
 @endpoint("GET", "/payments/unapplied", "payments.unapplied", summary="Customer credit balances with their age")
-def unapplied(svc: Service, customer_id: str | None = None, as_of: date | None = None) -> list[dict]:
+def unapplied(svc: Service, customer_id: str | None = None, as_of: IsoDate | None = None) -> list[dict]:
     return CreditService(svc).unapplied(as_of, customer_id)
 
 
@@ -143,11 +145,10 @@ async def prepay(customer_id: str, body: PrepaymentBody, svc: Service, user: cal
 @endpoint("GET", "/reports/kpis", "reports.kpis",
           summary="Collection KPIs of a period (aging, DSO, CEI, turnover, promises, collection, write-offs, "
                   "collectors); report=NAME gives one report's rows")
-def report_kpis(svc: Service, start: Annotated[date | None, Query(alias="from")] = None,
-                end: Annotated[date | None, Query(alias="to")] = None, currency: str | None = None,
-                report: str | None = None) -> dict:
-    if report is not None and report not in kpis.REPORTS:
-        raise DomainError(f"{report[:30]!r} is not a report ({', '.join(kpis.REPORTS)})", "report")
+def report_kpis(svc: Service, start: Annotated[IsoDate | None, Query(alias="from")] = None,
+                end: Annotated[IsoDate | None, Query(alias="to")] = None,
+                currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
+                report: Literal[kpis.REPORTS] | None = None) -> dict:  # type: ignore[valid-type]
     figures = kpis.kpis(svc.ctx, start, end, currency)
     return {"report": report, "rows": kpis.report_rows(report, figures)} if report else figures
 

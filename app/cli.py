@@ -11,7 +11,6 @@ import inspect
 import json
 import os
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -22,7 +21,8 @@ from rich.table import Table
 
 from app.context import Context
 from app.services import CaseService
-from domain.errors import DomainError, shown
+from domain.errors import DomainError
+from domain.inputs import parse_date
 
 console = Console()
 err_console = Console(stderr=True)
@@ -236,10 +236,7 @@ def pay(
     def action(s: CaseService):
         day = None
         if received_on:
-            try:
-                day = date.fromisoformat(received_on)
-            except ValueError:
-                raise DomainError(f"{shown(received_on)} is not a date (YYYY-MM-DD)", "received_on") from None
+            day = parse_date(received_on, "received_on")
         return s.pay(invoice_id, amount, reference, _actor(s, as_user), payment_id, day)
 
     execute(action, as_json, lambda r: show_reply(r) if r.get("case_id") else console.print(

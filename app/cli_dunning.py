@@ -15,7 +15,7 @@ from rich.table import Table
 
 from app.cli import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
 from app.services import CaseService
-from domain.errors import DomainError, shown
+from domain.inputs import parse_date
 
 schedule_app = typer.Typer(help="The daily sweep's Temporal Schedule.", no_args_is_help=True)
 app.add_typer(schedule_app, name="schedule")
@@ -24,10 +24,7 @@ app.add_typer(schedule_app, name="schedule")
 def _date(text: str | None, field: str) -> date | None:
     if text is None:
         return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise DomainError(f"{shown(text)} is not a date (YYYY-MM-DD)", field) from None
+    return parse_date(text, field)
 
 
 def show_sweep(result: dict) -> None:

@@ -20,6 +20,7 @@ from domain import commands as cmd
 from domain import customer as cu
 from domain.credit import credit_balances, plan_allocation
 from domain.errors import DomainError, shown
+from domain.inputs import check_identifier, check_received_on
 from domain.money import Money, positive_money
 from domain.users import Actor
 
@@ -51,7 +52,8 @@ class CreditService:
         """A payment with no invoice: it becomes customer credit (and, by policy, is applied at once)."""
         self.reads.customer(customer_id)
         money = positive_money(amount, currency)
-        pid = payment_id or f"pre-{uuid4()}"
+        pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pre-{uuid4()}"
+        received_on = check_received_on(received_on or _today(), _today(), self.cases.ctx.policy().inputs)
         command_id = uuid5(NAMESPACE_URL, f"prepayment:{pid}")
         state, events = self.customers.execute(customer_id, lambda s: cu.RecordPrepayment(
             command_id=command_id, actor=actor, customer_id=customer_id, payment_id=pid, amount=money,

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
 
@@ -16,27 +15,44 @@ from domain.calendar import default_timezone, known_country
 from domain.commands import InvoiceFacts
 from domain.errors import DomainError
 from domain.events import Customer
+from domain.inputs import (
+    CSV_MAX_FILE_BYTES,
+    check_email,
+    check_file_size,
+    check_identifier,
+    check_issue_and_due,
+    csv_error,
+    csv_reader,
+    parse_date,
+)
 from domain.money import Money
-from domain.policy import RiskGrade
+from domain.policy import InputPolicy, RiskGrade
 
 INVOICE_COLUMNS = (
     "invoice_id", "customer_id", "customer_name", "customer_email", "country", "language",
     "currency", "amount", "issue_date", "due_date", "risk_grade",
 )
-MAX_FILE_BYTES = 200 * 1024 * 1024
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:#-]{0,99}$")
-_EMAIL = re.compile(r"^[^@\s<>\"'(),;:\\]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+MAX_FILE_BYTES = CSV_MAX_FILE_BYTES
 
 
 class RowError(DomainError):
-    """A bad row: the message starts with its line number."""
+    """A bad row: the message starts with its line number, then the field ("line 3: amount: ...")."""
+
+    def __init__(self, line: int, error: DomainError | str, field: str | None = None) -> None:
+        self.line = line
+        if isinstance(error, DomainError):
+            super().__init__(error.message, error.field)
+        else:
+            super().__init__(error, field)
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {super().__str__()}"
 
 
 def read_text(path: Path) -> str:
     if not path.is_file():
         raise DomainError(f"{path} does not exist or is not a file", "file")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise DomainError(f"{path} is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB", "file")
+    check_file_size(path.stat().st_size, str(path))
     raw = path.read_bytes()
     try:
         return raw.decode("utf-8-sig")
@@ -99,14 +115,37 @@ FORMATS = {
 }
 
 
+def csv_records(reader: csv.DictReader):
+    """The reader's records; a malformed or oversized field is a DomainError naming its line."""
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise csv_error(error, reader.line_num) from None
+        yield record
+
+
+def csv_header(reader: csv.DictReader) -> list[str]:
+    try:
+        return [h.strip() for h in (reader.fieldnames or [])]
+    except csv.Error as error:
+        raise csv_error(error, 1) from None
+
+
 def parse_invoices(
-    text: str, format: str = "standard", defaults: ImportDefaults = ImportDefaults()
+    text: str, format: str = "standard", defaults: ImportDefaults = ImportDefaults(),
+    today: date | None = None, rules: InputPolicy | None = None,
 ) -> list[tuple[Customer, str, InvoiceFacts]]:
+    """Every row checked (``rules``: the policy's input horizons; ``today``: what they count from)."""
     if format not in FORMATS:
         raise DomainError(f"{format!r} is not a known format ({', '.join(FORMATS)})", "format")
     layout = FORMATS[format]
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    today = today or datetime.now(timezone.utc).date()
+    rules = rules or InputPolicy()
+    reader = csv_reader(text)
+    header = csv_header(reader)
     missing = [c for c in layout.columns if c not in header]
     if missing:
         looks_like = [f.name for f in FORMATS.values() if f.name != format and set(f.columns) <= set(header)]
@@ -115,18 +154,18 @@ def parse_invoices(
     reader.fieldnames = header
     rows: list[tuple[Customer, str, InvoiceFacts]] = []
     seen: dict[str, int] = {}
-    for record in reader:
+    for record in csv_records(reader):
         line = reader.line_num
         if None in record:
-            raise RowError(f"line {line}: more values than columns")
+            raise RowError(line, "more values than columns")
         try:
             raw = {k: (v or "").strip() for k, v in record.items()}
-            parsed = parse_invoice_row(layout.to_standard(raw, defaults))
-        except DomainError as error:
-            raise RowError(f"line {line}: {error}") from None
+            parsed = parse_invoice_row(layout.to_standard(raw, defaults), today, rules)
+        except DomainError as error:  # names the field, and the line in the message
+            raise RowError(line, error) from None
         invoice_id = parsed[2].invoice_id
         if invoice_id in seen:
-            raise RowError(f"line {line}: invoice {invoice_id} already appears on line {seen[invoice_id]}")
+            raise RowError(line, f"invoice {invoice_id} already appears on line {seen[invoice_id]}")
         seen[invoice_id] = line
         rows.append(parsed)
     if not rows:
@@ -134,13 +173,12 @@ def parse_invoices(
     return rows
 
 
-def parse_invoice_row(r: dict[str, str]) -> tuple[Customer, str, InvoiceFacts]:
-    invoice_id = _identifier(r["invoice_id"], "invoice_id")
-    customer_id = _identifier(r["customer_id"], "customer_id")
+def parse_invoice_row(r: dict[str, str], today: date | None = None,
+                      rules: InputPolicy | None = None) -> tuple[Customer, str, InvoiceFacts]:
+    invoice_id = check_identifier(r["invoice_id"], "invoice_id")
+    customer_id = check_identifier(r["customer_id"], "customer_id")
     name = _text(r["customer_name"], "customer_name", 300)
-    email = r["customer_email"]
-    if not _EMAIL.match(email) or len(email) > 320:
-        raise DomainError(f"{email[:80]!r} is not an email address", "customer_email")
+    email = check_email(r["customer_email"], "customer_email")
     country = r["country"].upper()
     if not re.fullmatch(r"[A-Z]{2}", country) or not known_country(country):
         raise DomainError(f"{r['country'][:20]!r} is not an ISO 3166 country code", "country")
@@ -150,8 +188,7 @@ def parse_invoice_row(r: dict[str, str]) -> tuple[Customer, str, InvoiceFacts]:
         raise DomainError(f"must be positive, got {amount.amount}", "amount")
     issue = _date(r["issue_date"], "issue_date")
     due = _date(r["due_date"], "due_date")
-    if due < issue:
-        raise DomainError(f"{due} is before the issue date {issue}", "due_date")
+    check_issue_and_due(issue, due, today or datetime.now(timezone.utc).date(), rules or InputPolicy())
     grade = (r.get("risk_grade") or "B").upper()
     if grade not in RiskGrade.__members__:
         raise DomainError(f"{grade[:10]!r} is not a risk grade (A, B, C or D)", "risk_grade")
@@ -164,14 +201,6 @@ def parse_invoice_row(r: dict[str, str]) -> tuple[Customer, str, InvoiceFacts]:
         paid=Money.zero(amount.currency), issue_date=issue, due_date=due,
     )
     return customer, grade, facts
-
-
-def _identifier(value: str, field: str) -> str:
-    if not _ID.match(value):
-        raise DomainError(
-            f"{value[:60]!r} is not a valid id (letters, digits and . _ / : # -; at most 100)", field
-        )
-    return value
 
 
 def _text(value: str, field: str, limit: int) -> str:
@@ -194,6 +223,6 @@ def _language(value: str) -> str:
 
 def _date(value: str, field: str) -> date:
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise DomainError(f"{value[:30]!r} is not an ISO date (YYYY-MM-DD)", field) from None
+        return parse_date(value, field)
+    except DomainError as error:
+        raise DomainError(error.message.replace("is not a date", "is not an ISO date"), field) from None

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from app.context import Context
 from app.reports import AGING_BUCKETS, Settlement, aging_bucket, currencies, settlements
 from domain.errors import DomainError
+from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
 from store.schema import case_summary, invoices
 
@@ -345,6 +346,10 @@ def kpis(ctx: Context, start: date | None = None, end: date | None = None, curre
     else:
         known = currencies(ctx)
         currency = known[0] if known else "USD"
+    today = datetime.now(timezone.utc).date()
+    rules = ctx.policy().inputs
+    check_report_day(start, "from", today, rules)
+    check_report_day(end, "to", today, rules)
     first, last = period(start, end)
     return compute(gather(ctx, currency), currency, first, last)
 

@@ -8,26 +8,25 @@ waits in the unmatched list for a collector to assign by hand.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-from app.imports import read_text
+from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
+from domain.inputs import check_identifier, check_received_on, csv_reader, parse_date
 from domain.money import Money
+from domain.policy import InputPolicy
 from domain.users import Actor
 from store.payments import OpenInvoice, PaymentLedger, PaymentRow
 
 PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:#-]{0,99}$")
 
 
 @dataclass(frozen=True)
@@ -46,24 +45,25 @@ class Match:
     why_not: str | None = None
 
 
-def parse_payments(text: str, today: date) -> list[PaymentLine]:
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [h.strip() for h in (reader.fieldnames or [])]
+def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> list[PaymentLine]:
+    rules = rules or InputPolicy()
+    reader = csv_reader(text)
+    header = csv_header(reader)
     missing = [c for c in PAYMENT_COLUMNS if c not in header]
     if missing:
         raise DomainError(f"line 1: missing column(s) {', '.join(missing)}", "file")
     reader.fieldnames = header
     lines: list[PaymentLine] = []
     seen: dict[str, int] = {}
-    for record in reader:
+    for record in csv_records(reader):
         number = reader.line_num
         if None in record:
             raise DomainError(f"line {number}: more values than columns", "file")
         r = {k: (v or "").strip() for k, v in record.items()}
         try:
-            line = _parse_line(r, today)
-        except DomainError as error:
-            raise DomainError(f"line {number}: {error}", "file") from None
+            line = _parse_line(r, today, rules)
+        except DomainError as error:  # names the field, and the line in the message
+            raise RowError(number, error) from None
         if line.payment_id in seen:
             raise DomainError(f"line {number}: payment {line.payment_id} already appears on line {seen[line.payment_id]}", "file")
         seen[line.payment_id] = number
@@ -73,15 +73,13 @@ def parse_payments(text: str, today: date) -> list[PaymentLine]:
     return lines
 
 
-def _parse_line(r: dict[str, str], today: date) -> PaymentLine:
-    if not _ID.match(r["payment_id"]):
-        raise DomainError(f"{r['payment_id'][:60]!r} is not a valid id", "payment_id")
+def _parse_line(r: dict[str, str], today: date, rules: InputPolicy) -> PaymentLine:
+    check_identifier(r["payment_id"], "payment_id")
     try:
-        received = date.fromisoformat(r["received_on"])
-    except ValueError:
-        raise DomainError(f"{r['received_on'][:30]!r} is not an ISO date (YYYY-MM-DD)", "received_on") from None
-    if received > today:
-        raise DomainError(f"{received} is in the future", "received_on")
+        received = parse_date(r["received_on"], "received_on")
+    except DomainError as error:
+        raise DomainError(error.message.replace("is not a date", "is not an ISO date"), "received_on") from None
+    check_received_on(received, today, rules)
     amount = Money.of(r["amount"], r["currency"], "amount")
     if not amount.is_positive:
         raise DomainError(f"must be positive, got {amount.amount}", "amount")
@@ -133,7 +131,7 @@ class PaymentService:
 
     async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
         """Every row is checked before any payment is applied; then each is matched once."""
-        lines = parse_payments(text, datetime.now(timezone.utc).date())
+        lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
                    "matched_by_amount": 0, "unmatched": 0}
@@ -142,6 +140,8 @@ class PaymentService:
                 outcome["already_imported"] += 1
                 continue
             found = match(line, self.ledger)
+            if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
+                found = Match(None, None, too_early)
             if found.invoice is None:
                 self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
                                    payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
@@ -156,6 +156,16 @@ class PaymentService:
                                     payment_id=line.payment_id, received_on=line.received_on,
                                     matched_by=how, payer=line.payer)
 
+    def _too_early(self, line: PaymentLine, invoice_id: str) -> str | None:
+        """Why the payment's date rules out this invoice (received long before it was issued), or None."""
+        today = datetime.now(timezone.utc).date()
+        try:
+            check_received_on(line.received_on, today, self.cases.ctx.policy().inputs,
+                              self.cases.ctx.ledger.invoice(invoice_id).issue_date)
+        except DomainError as error:
+            return f"received on {error.message} (invoice {invoice_id})"
+        return None
+
     def unmatched(self) -> list[dict]:
         return [p.as_dict() for p in self.ledger.unmatched()]
 
@@ -167,6 +177,9 @@ class PaymentService:
         if why_not:
             raise DomainError(why_not, "invoice_id")
         line = PaymentLine(payment.payment_id, payment.received_on, payment.amount, payment.payer, payment.reference)
+        too_early = self._too_early(line, invoice_id)
+        if too_early:
+            raise DomainError(too_early, "received_on")
         return await self._apply(line, self.ledger.open_invoice(invoice_id), "manual", actor)
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
@@ -193,9 +206,8 @@ class PaymentService:
         # The case closed when this payment paid it: start its workflow again to reopen it.
         from temporalio.common import WorkflowIDReusePolicy
 
-        from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply
-
         from app.services import reply_dict
+        from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply
 
         policy = self.cases.ctx.policies.get(summary.policy_version)
         client = await self.cases.ctx.client()

@@ -23,6 +23,7 @@ from sqlalchemy import func, or_, select
 from app.context import Context
 from app.services import summary_dict
 from domain.errors import DomainError
+from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
 from domain.policy import RiskGrade
 from domain.priority import amount_at_risk, days_overdue, priority
@@ -343,7 +344,7 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
     """Every figure of the dashboard, JSON-ready. Amount figures are for one currency
     (default: the ledger's most used); counts cover all cases."""
     now = now or datetime.now(timezone.utc)
-    as_of = as_of or now.date()
+    as_of = check_report_day(as_of, "as_of", now.date(), ctx.policy().inputs) or now.date()
     known = currencies(ctx)
     if currency:
         currency = currency.strip().upper()

@@ -22,6 +22,7 @@ from domain.decider import case_uuid
 from domain.durations import parse_duration
 from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
+from domain.inputs import check_identifier, check_received_on, parse_date
 from domain.money import Money, positive_money
 from domain.policy import Policy
 from domain.state import CaseState, CaseStatus
@@ -127,7 +128,7 @@ class CaseService:
 
     # -- ledger ------------------------------------------------------------------------
     def import_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None) -> dict:
-        rows = parse_invoices(read_text(path), format, defaults or ImportDefaults())
+        rows = parse_invoices(read_text(path), format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
         outcome = self.ctx.ledger.import_invoices(rows)
         return {
             "file": str(path),
@@ -139,7 +140,7 @@ class CaseService:
 
     def import_invoice_text(self, text: str, source: str = "upload") -> dict:
         """The same import from CSV text already in memory (an HTTP upload)."""
-        rows = parse_invoices(text)
+        rows = parse_invoices(text, rules=self.ctx.policy().inputs)
         outcome = self.ctx.ledger.import_invoices(rows)
         return {"file": source, "rows": len(rows), "invoices_added": outcome.invoices_added,
                 "invoices_unchanged": outcome.invoices_unchanged, "customers": outcome.customers}
@@ -329,8 +330,9 @@ class CaseService:
         """A payment to its invoice's open case, or (no case yet) onto the ledger."""
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
-        received = received_on or datetime.now(timezone.utc).date()
-        pid = payment_id or f"pay-{uuid4()}"
+        today = datetime.now(timezone.utc).date()
+        received = check_received_on(received_on or today, today, self.ctx.policy().inputs, facts.issue_date)
+        pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")
         known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id else None
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
@@ -349,7 +351,9 @@ class CaseService:
                                         matched_by=matched_by),
         )
         if result["status"] == "paid" and self.ctx.policy().credit.auto_apply:
-            from app.credit import CreditService  # an overpayment's excess goes to the customer's other cases
+            from app.credit import (
+                CreditService,  # an overpayment's excess goes to the customer's other cases
+            )
 
             result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
         return {**result, "payment_id": pid, "applied_to": "case"}
@@ -473,10 +477,7 @@ def _command_id(payment_id: str) -> UUID:
 
 
 def _parse_date(text: str, field: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise DomainError(f"{text[:30]!r} is not a date (YYYY-MM-DD)", field) from None
+    return parse_date(text, field)
 
 
 class TryAgain(RuntimeError):

@@ -419,6 +419,12 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
     first = c.first_due or emit.now + c.every
     if first < emit.now - timedelta(days=1):
         raise DomainError(f"{first.date()} is in the past", "first")
+    latest = emit.now + rules.max_horizon
+    if first > latest:
+        raise DomainError(f"{first.date()} is beyond the plan horizon ({latest.date()})", "first")
+    if first + (c.instalments - 1) * c.every > latest:
+        raise DomainError(f"the last instalment would fall due after the plan horizon ({latest.date()})",
+                          "instalments")
     amounts = s.balance.split(c.instalments)
     instalments = tuple(
         ev.Instalment(seq=i + 1, due_at=first + i * c.every, amount=amount) for i, amount in enumerate(amounts)

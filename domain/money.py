@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+import re
+from decimal import ROUND_DOWN, Decimal
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 from babel.numbers import get_currency_precision, list_currencies
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_serializer, field_validator
 
 from domain.errors import CurrencyMismatch, DomainError, shown
 
 # Larger than any invoice a B2B ledger holds; rejects pasted nonsense early.
 MAX_AMOUNT = Decimal("1000000000000")
+# An amount as text: plain decimal notation, at most 13 digits before the point (MAX_AMOUNT has 13)
+# and 4 after it (no currency has more); no exponent ("1e1000000"), no separators, no spaces inside.
+MAX_INTEGER_DIGITS = 13
+MAX_FRACTION_DIGITS = 4
+AMOUNT_PATTERN = rf"^[+-]?[0-9]{{1,{MAX_INTEGER_DIGITS}}}(\.[0-9]{{1,{MAX_FRACTION_DIGITS}}})?$"
+AMOUNT_MAX_LENGTH = 1 + MAX_INTEGER_DIGITS + 1 + MAX_FRACTION_DIGITS
+_AMOUNT = re.compile(AMOUNT_PATTERN)
+_DECIMAL = re.compile(r"^[+-]?[0-9]+(\.[0-9]+)?$")
+_SPECIAL = re.compile(r"^[+-]?(nan|snan|inf|infinity)$", re.IGNORECASE)
 
 _KNOWN_CURRENCIES = frozenset(list_currencies())
 
@@ -29,13 +39,27 @@ def parse_amount(text: Any, field: str = "amount") -> Decimal:
     """Parse user input into a finite Decimal, refusing floats' surprises."""
     if isinstance(text, float):
         raise DomainError("must be given as text or Decimal, not a float", field)
-    try:
-        value = Decimal(str(text).strip())
-    except (InvalidOperation, ValueError):
-        raise DomainError(f"{shown(text)} is not a number", field) from None
-    if not value.is_finite():
-        raise DomainError(f"{shown(text)} is not a finite number", field)
-    return value
+    if isinstance(text, Decimal):  # computed amounts: only their size is checked, without arithmetic
+        if not text.is_finite():
+            raise DomainError(f"{shown(text)} is not a finite number", field)
+        if not text.is_zero() and text.adjusted() >= MAX_INTEGER_DIGITS:
+            raise DomainError(f"{shown(text)} exceeds the largest amount accepted ({MAX_AMOUNT})", field)
+        return text
+    raw = str(text).strip()
+    if not _AMOUNT.fullmatch(raw):
+        if _SPECIAL.fullmatch(raw):
+            raise DomainError(f"{shown(text)} is not a finite number", field)
+        if re.fullmatch(r"[+-]?[0-9.]+[eE][+-]?[0-9]+", raw):
+            raise DomainError(f"{shown(text)} is not a number written in plain digits (no exponent)", field)
+        if not _DECIMAL.fullmatch(raw):
+            raise DomainError(f"{shown(text)} is not a number", field)
+        whole, _, fraction = raw.lstrip("+-").partition(".")
+        if len(whole) > MAX_INTEGER_DIGITS:
+            raise DomainError(f"{shown(text)} exceeds the largest amount accepted ({MAX_AMOUNT}; at most "
+                              f"{MAX_INTEGER_DIGITS} digits before the point)", field)
+        raise DomainError(f"{shown(text)} has more decimal places than any currency allows "
+                          f"({MAX_FRACTION_DIGITS})", field)
+    return Decimal(raw)
 
 
 def check_amount(amount: Decimal, currency: str) -> None:
@@ -176,6 +200,17 @@ class Money(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.quantized(self.amount)} {self.currency}"
+
+
+def _amount_text(value: Any) -> Any:
+    if isinstance(value, str):
+        parse_amount(value)
+    return value
+
+
+# An amount in a request body: a string in plain digits (the pattern is in the OpenAPI document).
+AmountText = Annotated[str, Field(pattern=AMOUNT_PATTERN, max_length=AMOUNT_MAX_LENGTH, examples=["250.00"]),
+                       BeforeValidator(_amount_text)]
 
 
 def positive_money(amount: Any, currency: str, field: str = "amount") -> Money:

@@ -7,7 +7,7 @@ ladder in a minute. Parsing is pure: callers read the TOML text themselves.
 from __future__ import annotations
 
 import tomllib
-from datetime import time, timedelta
+from datetime import date, time, timedelta
 from decimal import Decimal
 from enum import Enum
 
@@ -125,10 +125,14 @@ class PlanPolicy(_Model):
     max_interval: timedelta
     instalment_grace: timedelta = timedelta(0)
     max_renegotiations: int = Field(ge=0, default=1)
+    max_horizon: timedelta = Field(timedelta(days=1096), description="every instalment falls due within this "
+                                   "long of the proposal (the first one included)")
 
     @model_validator(mode="after")
     def _check(self) -> PlanPolicy:
         _positive(self.min_interval, "min_interval")
+        if self.max_horizon < self.max_interval:
+            raise ValueError("max_horizon must not be shorter than max_interval")
         if self.max_interval < self.min_interval:
             raise ValueError("max_interval must not be shorter than min_interval")
         if self.collector_max_instalments > self.max_instalments:
@@ -259,6 +263,30 @@ class InsurancePolicy(_Model):
                                     "(or at the insurer's deadline if that comes first)")
 
 
+class InputPolicy(_Model):
+    """How far the dates people and files give may stray (checked at every entry; see domain/inputs.py)."""
+
+    earliest_date: date = Field(date(2000, 1, 1), description="no issue, payment, report or as-of date before this")
+    latest_ahead: timedelta = Field(timedelta(days=366), description="no issue, report or as-of date later than "
+                                    "today plus this")
+    max_terms: timedelta = Field(timedelta(days=730), description="an invoice falls due within this long of its "
+                                 "issue date")
+    payment_before_issue: timedelta = Field(timedelta(days=366), description="a payment of an invoice is received "
+                                            "no earlier than this before the invoice's issue date")
+
+    @model_validator(mode="after")
+    def _check(self) -> InputPolicy:
+        from domain.inputs import EARLIEST_DATE, LATEST_DATE
+
+        if not EARLIEST_DATE <= self.earliest_date <= LATEST_DATE:
+            raise ValueError(f"earliest_date must be between {EARLIEST_DATE} and {LATEST_DATE}")
+        for name in ("latest_ahead", "max_terms", "payment_before_issue"):
+            value = getattr(self, name)
+            if value < timedelta(0) or value > timedelta(days=36500):
+                raise ValueError(f"{name} must be between P0D and P36500D")
+        return self
+
+
 class Policy(_Model):
     version: str = Field(min_length=1, max_length=64)
     description: str = ""
@@ -273,6 +301,7 @@ class Policy(_Model):
     risk: RiskPolicy = RiskPolicy()
     credit: CreditPolicy = CreditPolicy()
     insurance: InsurancePolicy = InsurancePolicy()
+    inputs: InputPolicy = InputPolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

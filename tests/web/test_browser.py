@@ -151,3 +151,30 @@ async def test_a_supervisor_decides_an_escalation_in_chinese(page, web: Web):
     await page.click("button[value=en]")
     await page.wait_for_url("**/console/dashboard")
     await shot(page, "dashboard-en")
+
+
+async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
+    """The payment form carries an idempotency key (a hidden UUID per rendered form): the same
+    form sent twice, as a double click or a resubmitted page would, is one payment."""
+    invoice = await web.new_case(amount="1000.00", customer="Double Submit AG")
+    await sign_in(page, web, "collector")
+    await page.goto(f"/console/cases/{invoice}")
+    form = page.locator("form[action$='/payment']")
+    key = await form.locator("input[name=idempotency_key]").get_attribute("value")
+    assert key and len(key) == 36
+    await form.locator("input[name=amount]").fill("100.00")
+    async with page.expect_navigation():
+        await form.locator("button[type=submit]").click()
+    assert "PaymentReceived" in await page.inner_text(".flash")
+    fresh = await page.locator("form[action$='/payment'] input[name=idempotency_key]").get_attribute("value")
+    assert fresh != key  # every rendering gets its own key
+    # The same form again (its key as first rendered), e.g. the browser resending it.
+    await page.locator("form[action$='/payment'] input[name=idempotency_key]").evaluate(
+        "(input, key) => { input.value = key; }", key)
+    await page.locator("form[action$='/payment'] input[name=amount]").fill("100.00")
+    async with page.expect_navigation():
+        await page.locator("form[action$='/payment'] button[type=submit]").click()
+    await shot(page, "payment-form-submitted-twice")
+    assert web.events(invoice).count("PaymentReceived") == 1
+    assert await page.text_content("[data-testid=balance]") == "$900.00"
+    assert (await page.locator("[data-testid=timeline]").inner_text()).count("100.00") == 1

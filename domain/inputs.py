@@ -1,0 +1,199 @@
+"""The domain of every input value, declared once.
+
+Identifiers, calendar dates, e-mail addresses and CSV files are checked here and
+only here; every entry (API, console, CLI, invoice and bank-file imports) calls
+these functions or uses these pydantic types, so one value is refused the same
+way wherever it comes in, with an error naming the field. Amounts live in
+``domain/money.py``; horizons that depend on the business (how far a payment may
+precede the invoice, the longest terms, plan and report horizons) are in the
+policy (``domain/policy.py``, section ``[inputs]``). Pure: today is passed in.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+
+from domain.errors import DomainError, shown
+
+if TYPE_CHECKING:
+    from domain.policy import InputPolicy
+
+# -- identifiers ---------------------------------------------------------------------------------------
+# Invoice, customer, payment ids: printable ASCII without spaces, quotes or control characters.
+ID_MAX = 100
+ID_CHARS = r"[A-Za-z0-9][A-Za-z0-9._/:#-]{0,99}"
+ID_PATTERN = f"^{ID_CHARS}$"
+_ID = re.compile(ID_PATTERN)
+
+
+def check_identifier(value: Any, field: str) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if not _ID.fullmatch(text):
+        raise DomainError(
+            f"{shown(text)} is not a valid id (letters, digits and . _ / : # -, starting with a letter or "
+            f"digit; at most {ID_MAX})", field)
+    return text
+
+
+def _identifier(value: Any) -> Any:
+    if isinstance(value, str):
+        check_identifier(value, "id")
+    return value
+
+
+# For pydantic models (API bodies, commands): the same rule, and the pattern in the OpenAPI document.
+Identifier = Annotated[str, Field(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN), BeforeValidator(_identifier)]
+
+# -- calendar dates ----------------------------------------------------------------------------------------
+# No date outside these is accepted anywhere: the arithmetic the engine does on a date (a year of
+# reports back, a plan's instalments forward) can never leave Python's calendar. The policy narrows
+# them further for each kind of date (``[inputs]``).
+EARLIEST_DATE = date(1900, 1, 1)
+LATEST_DATE = date(2199, 12, 31)
+DATE_PATTERN = r"^(19|2[01])[0-9]{2}-[0-9]{2}-[0-9]{2}$"  # years EARLIEST_DATE..LATEST_DATE
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_date(value: Any, field: str) -> date:
+    """A calendar date written YYYY-MM-DD (only that: not a number, not a week date), within
+    EARLIEST_DATE..LATEST_DATE."""
+    if isinstance(value, date):
+        day = value
+    else:
+        text = value if isinstance(value, str) else repr(value)
+        try:
+            if not _ISO_DATE.fullmatch(text):
+                raise ValueError
+            day = date.fromisoformat(text)
+        except ValueError:
+            raise DomainError(f"{shown(text)} is not a date (YYYY-MM-DD)", field) from None
+    if not EARLIEST_DATE <= day <= LATEST_DATE:
+        raise DomainError(f"{day} is outside the dates accepted ({EARLIEST_DATE} to {LATEST_DATE})", field)
+    return day
+
+
+def _iso_date(value: Any) -> date:
+    return parse_date(value, "date")
+
+
+# For pydantic models and query parameters: ``as_of=0`` is not 1970-01-01.
+IsoDate = Annotated[date, BeforeValidator(_iso_date), WithJsonSchema(
+    {"type": "string", "format": "date", "pattern": DATE_PATTERN,
+     "description": f"A date, YYYY-MM-DD, from {EARLIEST_DATE} to {LATEST_DATE}"})]
+
+
+def within(day: date, field: str, earliest: date, latest: date, what: str = "") -> date:
+    if day < earliest:
+        raise DomainError(f"{day} is before {earliest}{what and ', ' + what}", field)
+    if day > latest:
+        raise DomainError(f"{day} is after {latest}{what and ', ' + what}", field)
+    return day
+
+
+def _later(day: date, delta: timedelta) -> date:
+    try:
+        return min(day + delta, LATEST_DATE)
+    except OverflowError:
+        return LATEST_DATE
+
+
+def check_issue_and_due(issue: date, due: date, today: date, rules: InputPolicy) -> None:
+    """An invoice's dates: issued within the policy's window, due within its longest terms."""
+    within(issue, "issue_date", rules.earliest_date, _later(today, rules.latest_ahead),
+           f"the earliest and latest issue dates the policy accepts are {rules.earliest_date} and "
+           f"today + {rules.latest_ahead.days} days")
+    if due < issue:
+        raise DomainError(f"{due} is before the issue date {issue}", "due_date")
+    latest_due = _later(issue, rules.max_terms)
+    if due > latest_due:
+        raise DomainError(f"{due} is more than {rules.max_terms.days} days after the issue date {issue} "
+                          f"(the policy's longest terms; latest {latest_due})", "due_date")
+
+
+def check_received_on(received: date, today: date, rules: InputPolicy, issue: date | None = None,
+                      field: str = "received_on") -> date:
+    """A payment's date: not in the future, not before the policy's earliest date, and (for a
+    payment of an invoice) not long before the invoice was issued."""
+    if received > today:
+        raise DomainError(f"{received} is in the future", field)
+    earliest = rules.earliest_date
+    if issue is not None and issue - rules.payment_before_issue > earliest:
+        earliest = issue - rules.payment_before_issue
+        if received < earliest:
+            raise DomainError(f"{received} is more than {rules.payment_before_issue.days} days before the invoice "
+                              f"was issued ({issue})", field)
+    if received < earliest:
+        raise DomainError(f"{received} is before {earliest}, the earliest date the policy accepts", field)
+    return received
+
+
+def check_report_day(day: date | None, field: str, today: date, rules: InputPolicy) -> date | None:
+    """An as-of date or a report period's end: between the policy's earliest date and a little ahead."""
+    if day is None:
+        return None
+    return within(day, field, rules.earliest_date, _later(today, rules.latest_ahead),
+                  f"reports cover {rules.earliest_date} to today + {rules.latest_ahead.days} days")
+
+
+# -- e-mail addresses ---------------------------------------------------------------------------------------
+EMAIL_MAX = 254
+
+
+def check_email(value: str, field: str = "customer_email") -> str:
+    """An address notices can be sent to, as the SMTP server will take it.
+
+    Syntax by ``email-validator`` (no DNS look-up). A local part with non-ASCII characters
+    needs SMTPUTF8, which the engine does not use: such addresses are refused here rather
+    than failing at every notice. An internationalized domain is kept in its ASCII
+    (IDNA) form. Addresses under ``.test`` and ``.invalid`` (RFC 2606: tests and
+    deliberate placeholders, e.g. imported ledgers without addresses) are accepted."""
+    from email_validator import EmailNotValidError, validate_email
+
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > EMAIL_MAX:
+        raise DomainError(f"{shown(text)} is not an email address (at most {EMAIL_MAX} characters)", field)
+    local, at, domain = text.rpartition("@")
+    placeholder = at and domain.lower().endswith(".invalid")
+    checked = f"{local}@{domain[:-len('.invalid')]}.test" if placeholder else text
+    try:
+        result = validate_email(checked, check_deliverability=False, allow_smtputf8=False, test_environment=True)
+    except EmailNotValidError as error:
+        reason = str(error).rstrip(".")
+        if "before the @-sign are not supported" in reason:
+            reason = "a non-ASCII name before the @ needs SMTPUTF8, which notices do not use; give an ASCII address"
+        raise DomainError(f"{shown(text, 60)} is not an email address: {reason}", field) from None
+    if placeholder or text.isascii():
+        return text
+    return result.ascii_email or text
+
+
+# -- CSV files --------------------------------------------------------------------------------------------
+CSV_MAX_FIELD = 65_536  # characters in one field (a name, a reference): far above any real one
+CSV_MAX_FILE_BYTES = 200 * 1024 * 1024  # a file given to the CLI
+CSV_MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a file uploaded to the API
+
+
+def csv_reader(text: str) -> csv.DictReader:
+    """A reader whose fields are bounded (csv.field_size_limit); see ``csv_error``."""
+    import io
+
+    if csv.field_size_limit() != CSV_MAX_FIELD:
+        csv.field_size_limit(CSV_MAX_FIELD)
+    return csv.DictReader(io.StringIO(text, newline=""))
+
+
+def csv_error(error: csv.Error, line: int) -> DomainError:
+    message = str(error)
+    if "field larger than field limit" in message:
+        return DomainError(f"line {line}: a field is longer than {CSV_MAX_FIELD} characters", "file")
+    return DomainError(f"line {line}: not a valid CSV row ({message[:100]})", "file")
+
+
+def check_file_size(size: int, name: str, limit: int = CSV_MAX_FILE_BYTES) -> None:
+    if size > limit:
+        raise DomainError(f"{name} is larger than {limit // (1024 * 1024)} MB", "file")
