@@ -492,3 +492,4 @@ def main() -> None:
 
 from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
 from app import cli_risk  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
+from app import cli_audit  # noqa: E402,F401  registers audit verify, anchor and export
