@@ -68,6 +68,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "insurance.policy_add": APPROVERS,
     "insurance.cover": APPROVERS,
     "insurance.indemnity": APPROVERS,
+    # audit trail (docs/CONTROLS.md)
+    "audit.verify": APPROVERS,
+    "audit.events": APPROVERS,
 }
 
 
