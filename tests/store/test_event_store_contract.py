@@ -60,6 +60,20 @@ def three_cases(store: EventStore) -> list[Case]:
     return cases
 
 
+def rewrite_chain(store: EventStore) -> None:
+    """Recompute every link from the rows as they are now, as an insider with write access could."""
+    table = store.recorder.events_record_cls.__table__
+    with store.db.engine.begin() as conn:
+        rows = conn.execute(select(table).order_by(table.c.id)).all()
+        conn.execute(event_chain.delete())
+        previous, digest = 0, chain.GENESIS
+        for r in rows:
+            digest = chain.compute(digest, r.id, previous, str(r.originator_id), r.originator_version, r.topic, r.state)
+            conn.execute(event_chain.insert().values(position=r.id, previous=previous, stream_id=str(r.originator_id),
+                                                     version=r.originator_version, hash=digest))
+            previous = r.id
+
+
 def _append_in_process(url: str, prefix: str, count: int) -> None:
     db = Database(url)
     store = EventStore(db)
@@ -400,22 +414,30 @@ class EventStoreContract:
                                           {"p": position}).scalar_one())
         self._sql(store, f"UPDATE {EVENTS_TABLE} SET state = :s WHERE id = :p",
                   s=state.replace(b'"actor":"', b'"actor":"x'), p=position)
-        table = store.recorder.events_record_cls.__table__
-        with store.db.engine.begin() as conn:  # recompute every link, as chain.link would
-            rows = conn.execute(select(table).order_by(table.c.id)).all()
-            conn.execute(event_chain.delete())
-            previous, digest = 0, chain.GENESIS
-            for r in rows:
-                digest = chain.compute(digest, r.id, previous, str(r.originator_id), r.originator_version, r.topic,
-                                       r.state)
-                conn.execute(event_chain.insert().values(position=r.id, previous=previous,
-                                                         stream_id=str(r.originator_id),
-                                                         version=r.originator_version, hash=digest))
-                previous = r.id
+        rewrite_chain(store)
         assert chain.verify(store).intact
         against = chain.verify(store, anchors=anchors)
         assert not against.intact and not against.anchors[0]["found"]
         assert "was rewritten" in against.anchors[0]["detail"]
+
+    def test_a_deletion_inside_a_stream_is_named_even_with_the_chain_rewritten(self, store):
+        cases = three_cases(store)
+        position = self._position(store, cases[1], 2)
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=position)
+        rewrite_chain(store)
+        found = chain.verify(store)
+        assert [(p.kind, p.stream_id, p.version) for p in found.problems] == [
+            ("deleted", str(cases[1].state.case_id), 2)]
+
+    def test_the_head_cut_off_with_its_links_is_caught_by_an_anchor_only(self, store):
+        cases = three_cases(store)
+        head = chain.verify(store)
+        last = store.records(cases[2].state.case_id)[-1].position
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=last)
+        self._sql(store, "DELETE FROM case_event_chain WHERE position = :p", p=last)
+        assert chain.verify(store).intact  # the limit docs/CONTROLS.md states
+        against = chain.verify(store, anchors=[{"position": head.head_position, "hash": head.head_hash}])
+        assert not against.intact and "no longer in the chain" in against.anchors[0]["detail"]
 
 
 class TestSQLiteEventStore(EventStoreContract):
