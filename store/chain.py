@@ -49,26 +49,36 @@ def compute(previous_hash: str, position: int, previous_position: int, stream_id
     return hashlib.sha256(head + bytes(state)).hexdigest()
 
 
-_LAST = select(event_chain.c.position, event_chain.c.hash).order_by(event_chain.c.position.desc()).limit(1)
 _INSERT = insert(event_chain)
+
+
+_LAST_SQL = "SELECT position, hash FROM case_event_chain ORDER BY position DESC LIMIT 1"
+_INSERT_SQL = "INSERT INTO case_event_chain (position, previous, stream_id, version, hash) VALUES ({0}, {0}, {0}, {0}, {0})"
+_PLACEHOLDER = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 def link(connection, rows: Sequence[dict]) -> None:
     """Chain the event rows an append has just inserted (each with its ``id``, in position
     order). Runs in the append's transaction after the event rows: on PostgreSQL under the
     events table's EXCLUSIVE lock, on SQLite under the write lock, so the last link it reads
-    is the last one committed and no other append can link in between."""
-    last = connection.execute(_LAST).first()
-    previous_position, previous_hash = (last.position, last.hash) if last else (0, GENESIS)
-    links = []
-    for row in rows:
-        stream = str(row["originator_id"])
-        digest = compute(previous_hash, row["id"], previous_position, stream, row["originator_version"],
-                         row["topic"], row["state"])
-        links.append({"position": row["id"], "previous": previous_position, "stream_id": stream,
-                      "version": row["originator_version"], "hash": digest})
-        previous_position, previous_hash = row["id"], digest
-    connection.execute(_INSERT, links)
+    is the last one committed and no other append can link in between. (The last link is read
+    every time, never cached: another store or process may have appended since. Both
+    statements go to the driver's cursor: SQLAlchemy's statement overhead was most of the cost.)"""
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(_LAST_SQL)
+        last = cursor.fetchone()
+        previous_position, previous_hash = (last[0], last[1]) if last else (0, GENESIS)
+        links = []
+        for row in rows:
+            stream = str(row["originator_id"])
+            digest = compute(previous_hash, row["id"], previous_position, stream, row["originator_version"],
+                             row["topic"], row["state"])
+            links.append((row["id"], previous_position, stream, row["originator_version"], digest))
+            previous_position, previous_hash = row["id"], digest
+        cursor.executemany(_INSERT_SQL.format(_PLACEHOLDER[connection.dialect.paramstyle]), links)
+    finally:
+        cursor.close()
 
 
 def chain_existing(connection, events) -> int:
