@@ -56,7 +56,7 @@ def anchor(ctx: Context, path: Path, progress: Callable[[int, int], None] | None
 
 def _bounds(start: date | None, end: date | None) -> tuple[datetime | None, datetime | None]:
     if start and end and end < start:
-        raise DomainError(f"{end} is before --from {start}", "to")
+        raise DomainError(f"the period ends ({end}) before it starts ({start})", "from")
     low = datetime.combine(start, time.min, timezone.utc) if start else None
     high = datetime.combine(end + timedelta(days=1), time.min, timezone.utc) if end else None
     return low, high
