@@ -71,11 +71,14 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "insurance.policy_add": APPROVERS,
     "insurance.cover": APPROVERS,
     "insurance.indemnity": APPROVERS,
+    # audit trail (docs/CONTROLS.md)
+    "audit.verify": APPROVERS,
+    "audit.events": APPROVERS,
 }
 
 
-# Each CLI command and the action it performs; `changes` commands need the caller's token
-# (COLLECTIONS_TOKEN or --token). Commands not listed here are an operator's on the machine
+# Each CLI command, the action it performs, and whether it needs the caller's token
+# (COLLECTIONS_TOKEN or --token): every command that changes anything, and the audit trail. Commands not listed here are an operator's on the machine
 # itself (OPERATOR_COMMANDS): they start processes or write the users file.
 CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "pay": ("payments.record", True),
@@ -124,6 +127,10 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "insurance policies": ("insurance.policies", False),
     "insurance cover": ("insurance.cover", True),
     "insurance indemnity": ("insurance.indemnity", True),
+    # the whole trail is a supervisor's to read, from the CLI as from the API: a token is needed
+    "audit verify": ("audit.verify", True),
+    "audit export": ("audit.events", True),
+    "audit anchor": ("audit.verify", True),
 }
 OPERATOR_COMMANDS = frozenset({
     "up", "web", "worker", "db upgrade", "users token", "users list",

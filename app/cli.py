@@ -540,11 +540,11 @@ def authenticate(args: list[str]) -> list[str]:
     path = _command_path(args)
     if path not in CLI_ACTIONS or "--help" in args:
         return args  # an operator's command on this machine (up, worker, users token...), or help
-    action, changes = CLI_ACTIONS[path]
+    action, needs_token = CLI_ACTIONS[path]
     if not token:
-        if changes:
-            raise DomainError(f"`{path}` changes data: set COLLECTIONS_TOKEN (or pass --token) to your API token "
-                              "(an operator issues one with `collections users token NAME`)", "token")
+        if needs_token:
+            raise DomainError(f"`{path}` needs your API token: set COLLECTIONS_TOKEN or pass --token; "
+                              "an operator issues one with `collections users token NAME`", "token")
         return args
     settings = Settings()
     users_file = settings.users_path
@@ -566,3 +566,4 @@ def authenticate(args: list[str]) -> list[str]:
 
 from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
 from app import cli_risk  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
+from app import cli_audit  # noqa: E402,F401  registers audit verify, anchor and export

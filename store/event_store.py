@@ -31,6 +31,7 @@ from sqlalchemy import func, insert, select, text
 from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
+from store import chain
 from store.db import Database
 from store.payments import project_payments
 from store.projections import Projected, Projector
@@ -113,7 +114,9 @@ class EventStore:
             SQLAlchemyDatastore(session_maker=db.sessions), events_table_name=EVENTS_TABLE
         )
         self._records = self.recorder.events_record_cls
-        self._insert_events = insert(self._records.__table__)
+        # the new positions come back for the hash chain (in the rows' order)
+        self._insert_events = insert(self._records.__table__).returning(
+            self._records.__table__.c.id, sort_by_parameter_order=True)
         # Appends run on a Core connection (BEGIN IMMEDIATE on SQLite, as every write), not
         # through the recorder's ORM session: the session's bookkeeping cost more than a
         # statement per append.
@@ -184,15 +187,22 @@ class EventStore:
     def _insert(self, session, stored: Sequence[StoredEvent]) -> None:
         """The recorder's rows with one Core INSERT instead of its ORM session.add and flush,
         under the recorder's own lock (EXCLUSIVE on the table on PostgreSQL: global positions
-        commit in order, no gaps) and with its NOTIFY (for its subscriptions). Nothing reads
-        the new positions back: readers page by position (``read_all``)."""
+        commit in order, no gaps) and with its NOTIFY (for its subscriptions). The new
+        positions are read back (RETURNING) for the hash chain only."""
         if self.db.dialect == "postgresql":
             # the recorder's LOCK TABLE and NOTIFY (delivered at commit), in one round trip
             session.connection().connection.cursor().execute(
                 f"LOCK TABLE {EVENTS_TABLE} IN EXCLUSIVE MODE; NOTIFY {self.recorder.channel_name}")
         rows = [{"originator_id": e.originator_id, "originator_version": e.originator_version, "topic": e.topic,
                  "state": e.state} for e in stored]
-        session.connection().execute(self._insert_events, rows)
+        positions = session.connection().execute(self._insert_events, rows).scalars().all()
+        self._link(session, rows, positions)
+
+    @staticmethod
+    def _link(session, rows: list[dict], positions: Sequence[int]) -> None:
+        """Tamper evidence: chain the rows just inserted to the store's previous event
+        (store/chain.py), in this transaction and under the insert's lock."""
+        chain.link(session.connection(), [{**row, "id": p} for row, p in zip(rows, positions, strict=True)])
 
     def _already_appended(self, stream_id: UUID, expected_version: int, events: Sequence[Event]) -> AppendResult:
         last = expected_version + len(events)

@@ -36,6 +36,17 @@ event_ids = Table(
     Column("version", Integer, nullable=False),
 )
 
+# Tamper evidence (store/chain.py, migration 0006): one link per event row, in position order.
+event_chain = Table(
+    "case_event_chain",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("previous", BigInteger, nullable=False),  # position of the event before it in the chain (0: none)
+    Column("stream_id", String(36), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),  # SHA-256 hex over the previous hash and this row
+)
+
 # Policy texts as pinned by cases: a case can always read the exact rules it runs under.
 policies = Table(
     "policies",

@@ -309,6 +309,13 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
          "before it starts"),
         ("report in an unknown currency", ("report", "kpis", "--currency", "XYZ"), "unknown currency"),
         ("report from a malformed date", ("report", "cei", "--from", "01/01/2026", "--csv"), "not a date"),
+        # audit trail
+        ("audit export period backwards", ("audit", "export", "--from", "2026-03-01", "--to", "2026-01-01", "--csv"),
+         "before it starts"),
+        ("audit export from a malformed date", ("audit", "export", "--from", "01/01/2026"), "not a date"),
+        ("audit export as CSV and JSON at once", ("audit", "export", "--csv", "--json"), "exclude each other"),
+        ("audit verify against a missing anchor file", ("audit", "verify", "--anchor", str(cat.directory / "no.jsonl")),
+         "not found"),
         # credit insurance
         ("insurer terms not ISO 8601", ("insurance", "policy-add", "POL-X", "--insurer", "ATR", "--name", "Insurer",
                                         "--email", "claims@insurer.test", "--notify-within", "sixty days",

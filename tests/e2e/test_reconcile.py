@@ -46,6 +46,12 @@ def test_payments_count_once_and_reconcile_names_a_difference(dev_env, tmp_path,
         assert Decimal(collected) == Decimal("500.00")  # 400 + 100; the reversed 50 not
 
         wait_for(lambda: cli.json("case", "show", case_id)["version"] >= 2)
+        chained = cli.json("audit", "verify")  # the worker's appends are one intact hash chain
+        assert chained["intact"] and chained["events"] >= 3, chained
+        trail = cli.json("audit", "export", "--actor", "demo-collector", "--from", str(TODAY - timedelta(days=1)),
+                         "--to", str(TODAY + timedelta(days=1)))  # recorded_at is UTC
+        assert {("CaseOpened", "R-1"), ("PaymentReceived", "R-1")} <= {(e["type"], e["subject"]) for e in trail}, trail
+        assert {e["stream"] for e in trail} == {case_id} and {e["actor"] for e in trail} == {"demo-collector"}
         with sqlite3.connect(sqlite_url.removeprefix("sqlite:///")) as db:  # a read model changed out of band
             db.execute("UPDATE case_summary SET balance_minor = balance_minor - 1 WHERE case_id = ?", (case_id,))
         broken = cli.run("report", "reconcile", ok=False)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import multiprocessing
 import threading
 from datetime import timedelta
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from domain.decider import case_uuid
+from store import chain
 from store.db import Database
 from store.event_store import ConcurrencyError, EventStore
-from store.schema import EVENTS_TABLE, PROJECTION_TABLES, approvals, case_summary, customer_exposure
+from store.schema import EVENTS_TABLE, PROJECTION_TABLES, approvals, case_summary, customer_exposure, event_chain
 from tests.conftest import drop_postgres_database, postgres_database
 from tests.domain.scenario import MANAGER, Case, invoice
 
@@ -34,6 +37,51 @@ def busy_case(invoice_id: str = "INV-1") -> Case:
     events = case.when(cmd.RequestWriteOff, amount=case.state.balance.model_copy(update={"amount": case.state.balance.amount / 2}), reason="goodwill")
     case.when(cmd.DecideApproval, actor=MANAGER, approval_id=events[0].approval_id, approve=True)
     return case
+
+
+def chain_rows(db: Database) -> list[tuple]:
+    with db.read() as session:
+        return [tuple(r) for r in session.execute(select(event_chain).order_by(event_chain.c.position))]
+
+
+def assert_intact(store: EventStore, events: int) -> chain.Verification:
+    found = chain.verify(store)
+    assert found.intact, [p.line() for p in found.problems]
+    assert found.events == events == store.count() and found.head_position == max(r.position for r in store.read_all())
+    return found
+
+
+def three_cases(store: EventStore) -> list[Case]:
+    """Three busy cases appended in turns, so their events interleave in the global order."""
+    cases = [busy_case(f"INV-{n}") for n in range(3)]
+    for start, end in ((0, 2), (2, 4), (4, None)):
+        for case in cases:
+            store.append(case.state.case_id, start, case.events[start:end], {"actor": "test"})
+    return cases
+
+
+def rewrite_chain(store: EventStore) -> None:
+    """Recompute every link from the rows as they are now, as an insider with write access could."""
+    table = store.recorder.events_record_cls.__table__
+    with store.db.engine.begin() as conn:
+        rows = conn.execute(select(table).order_by(table.c.id)).all()
+        conn.execute(event_chain.delete())
+        previous, digest = 0, chain.GENESIS
+        for r in rows:
+            digest = chain.compute(digest, r.id, previous, str(r.originator_id), r.originator_version, r.topic, r.state)
+            conn.execute(event_chain.insert().values(position=r.id, previous=previous, stream_id=str(r.originator_id),
+                                                     version=r.originator_version, hash=digest))
+            previous = r.id
+
+
+def _append_in_process(url: str, prefix: str, count: int) -> None:
+    db = Database(url)
+    store = EventStore(db)
+    for n in range(count):
+        case = busy_case(f"{prefix}-{n}")
+        for version, event in enumerate(case.events):
+            store.append(case.state.case_id, version, [event])
+    db.dispose()
 
 
 class EventStoreContract:
@@ -117,6 +165,33 @@ class EventStoreContract:
         assert sorted(outcomes) == ["conflict"] * 5 + ["ok"]
         versions = [e.version for e in store.load(case_id)]
         assert versions == list(range(1, len(attempts[0].events) + 1))
+        assert_intact(store, len(versions))  # refused appends (rolled back) leave no link behind
+
+    def test_concurrent_appends_to_many_streams_give_one_valid_chain(self, store):
+        """Threads, each with a store of its own on the database, append one event at a time to
+        streams of their own: the chain links every event exactly once, in position order."""
+        errors: list[Exception] = []
+
+        def write(n: int) -> None:
+            mine = EventStore(store.db)
+            try:
+                for k in range(3):
+                    case = busy_case(f"T{n}-{k}")
+                    for version, event in enumerate(case.events):
+                        mine.append(case.state.case_id, version, [event])
+            except Exception as error:  # noqa: BLE001 - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        found = assert_intact(store, 6 * 3 * len(busy_case().events))
+        links = chain_rows(store.db)
+        assert [link[1] for link in links] == [0] + [link[0] for link in links[:-1]]  # each to the one before
+        assert found.head_hash == links[-1][-1]
 
     def test_projections_follow_appends_and_equal_a_rebuild(self, store):
         for n in range(3):
@@ -130,8 +205,11 @@ class EventStoreContract:
             exposure = session.execute(select(customer_exposure)).one()
             summary = session.execute(select(case_summary.c.balance_minor)).scalars().all()
         assert exposure.open_cases == 3 and exposure.open_balance_minor == sum(summary)
+        links = chain_rows(store.db)
         assert store.rebuild_projections() == sum(len(busy_case().events) for _ in range(3))
         assert projection_rows(store.db) == live
+        assert chain_rows(store.db) == links  # a rebuild leaves the chain alone
+        assert_intact(store, len(links))
 
     def test_a_row_left_behind_catches_up_on_the_next_append(self, store):
         case = busy_case()
@@ -243,6 +321,125 @@ class EventStoreContract:
         assert indexes["case_events_aggregate_idx"]["unique"]
 
 
+    # -- tamper evidence (store/chain.py): rows changed, deleted or inserted out of band -------
+
+    def _position(self, store, case: Case, version: int) -> int:
+        return store.records(case.state.case_id)[version - 1].position
+
+    def _sql(self, store, statement: str, **params) -> None:
+        with store.db.engine.begin() as conn:  # raw SQL, as someone with write access would
+            assert conn.execute(text(statement), params).rowcount == 1
+
+    def test_an_untouched_store_verifies(self, store):
+        assert chain.verify(store).as_dict()["intact"] and chain.verify(store).head_hash == chain.GENESIS
+        three_cases(store)
+        found = assert_intact(store, 3 * len(busy_case().events))
+        assert found.head_hash == chain_rows(store.db)[-1][-1]
+
+    def test_a_changed_event_row_is_named(self, store):
+        cases = three_cases(store)
+        target = cases[1]
+        position = self._position(store, target, 3)  # its payment
+        with store.db.read() as session:
+            state = session.execute(text(f"SELECT state FROM {EVENTS_TABLE} WHERE id = :p"), {"p": position}).scalar_one()
+        body = json.loads(bytes(state))
+        assert body["data"]["amount"]["amount"] == "100.00"
+        body["data"]["amount"]["amount"] = "10.00"
+        forged = json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+        self._sql(store, f"UPDATE {EVENTS_TABLE} SET state = :s WHERE id = :p", s=forged, p=position)
+        found = chain.verify(store)
+        assert not found.intact
+        assert [(p.kind, p.stream_id, p.version, p.position) for p in found.problems] == [
+            ("changed", str(target.state.case_id), 3, position)]
+
+    def test_a_changed_type_is_named(self, store):
+        cases = three_cases(store)
+        position = self._position(store, cases[0], 2)
+        self._sql(store, f"UPDATE {EVENTS_TABLE} SET topic = 'ReminderFailed' WHERE id = :p", p=position)
+        first = chain.verify(store).problems[0]
+        assert (first.kind, first.stream_id, first.version) == ("changed", str(cases[0].state.case_id), 2)
+
+    def test_a_deleted_event_row_is_named(self, store):
+        cases = three_cases(store)
+        position = self._position(store, cases[2], 2)
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=position)
+        found = chain.verify(store)
+        assert [(p.kind, p.stream_id, p.version, p.position) for p in found.problems] == [
+            ("deleted", str(cases[2].state.case_id), 2, position)]
+
+    def test_a_deleted_row_and_its_link_are_named(self, store):
+        cases = three_cases(store)
+        position = self._position(store, cases[0], 3)
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=position)
+        self._sql(store, "DELETE FROM case_event_chain WHERE position = :p", p=position)
+        found = chain.verify(store)
+        assert [(p.kind, p.stream_id, p.version, p.position) for p in found.problems] == [
+            ("deleted", str(cases[0].state.case_id), 3, position)]
+
+    def test_the_last_event_deleted_with_its_link_left_is_named(self, store):
+        cases = three_cases(store)
+        last = store.records(cases[2].state.case_id)[-1]
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=last.position)
+        first = chain.verify(store).problems[0]
+        assert (first.kind, first.stream_id, first.version) == ("deleted", str(cases[2].state.case_id),
+                                                                last.event.version)
+
+    def test_an_event_row_inserted_out_of_band_is_named(self, store):
+        cases = three_cases(store)
+        target = cases[1]
+        model = store.records(target.state.case_id)[-1]
+        forged = model.event.model_copy(update={"event_id": uuid4(), "version": model.event.version + 1})
+        table = store.recorder.events_record_cls.__table__
+        with store.db.engine.begin() as conn:  # the row as the store would write it, but not through it
+            from store.event_store import _encode
+
+            conn.execute(table.insert().values(originator_id=target.state.case_id, originator_version=forged.version,
+                                               topic=model.event.__class__.__name__,
+                                               state=_encode(forged, {}, model.recorded_at)))
+        found = chain.verify(store)
+        assert [(p.kind, p.stream_id, p.version) for p in found.problems] == [
+            ("inserted", str(target.state.case_id), forged.version)]
+        assert found.events == 3 * len(busy_case().events) + 1
+
+    def test_a_rewritten_chain_passes_alone_and_fails_against_an_anchor(self, store):
+        """The limit (docs/CONTROLS.md): whoever recomputes every later link is not caught by the
+        chain alone; the head recorded outside the database (an anchor) catches it."""
+        cases = three_cases(store)
+        anchor = chain.verify(store)
+        anchors = [{"position": anchor.head_position, "hash": anchor.head_hash}]
+        assert chain.verify(store, anchors=anchors).intact
+        position = self._position(store, cases[0], 1)
+        with store.db.read() as session:
+            state = bytes(session.execute(text(f"SELECT state FROM {EVENTS_TABLE} WHERE id = :p"),
+                                          {"p": position}).scalar_one())
+        self._sql(store, f"UPDATE {EVENTS_TABLE} SET state = :s WHERE id = :p",
+                  s=state.replace(b'"actor":"', b'"actor":"x'), p=position)
+        rewrite_chain(store)
+        assert chain.verify(store).intact
+        against = chain.verify(store, anchors=anchors)
+        assert not against.intact and not against.anchors[0]["found"]
+        assert "was rewritten" in against.anchors[0]["detail"]
+
+    def test_a_deletion_inside_a_stream_is_named_even_with_the_chain_rewritten(self, store):
+        cases = three_cases(store)
+        position = self._position(store, cases[1], 2)
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=position)
+        rewrite_chain(store)
+        found = chain.verify(store)
+        assert [(p.kind, p.stream_id, p.version) for p in found.problems] == [
+            ("deleted", str(cases[1].state.case_id), 2)]
+
+    def test_the_head_cut_off_with_its_links_is_caught_by_an_anchor_only(self, store):
+        cases = three_cases(store)
+        head = chain.verify(store)
+        last = store.records(cases[2].state.case_id)[-1].position
+        self._sql(store, f"DELETE FROM {EVENTS_TABLE} WHERE id = :p", p=last)
+        self._sql(store, "DELETE FROM case_event_chain WHERE position = :p", p=last)
+        assert chain.verify(store).intact  # the limit docs/CONTROLS.md states
+        against = chain.verify(store, anchors=[{"position": head.head_position, "hash": head.head_hash}])
+        assert not against.intact and "no longer in the chain" in against.anchors[0]["detail"]
+
+
 class TestSQLiteEventStore(EventStoreContract):
     @pytest.fixture(autouse=True)
     def _dir(self, tmp_path):
@@ -258,6 +455,17 @@ class TestPostgresEventStore(EventStoreContract):
 
     def drop(self, url: str) -> None:
         drop_postgres_database(url)
+
+    def test_appends_from_several_processes_give_one_valid_chain(self, store):
+        url = store.db.url
+        spawn = multiprocessing.get_context("spawn")
+        workers = [spawn.Process(target=_append_in_process, args=(url, f"P{n}", 3)) for n in range(3)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert [w.exitcode for w in workers] == [0, 0, 0]
+        assert_intact(store, 3 * 3 * len(busy_case().events))
 
     def test_an_append_notifies_listeners_when_it_commits(self, store):
         """The recorder's subscriptions LISTEN on the events table's channel."""

@@ -24,3 +24,33 @@ def test_first_use_migrates_and_the_schema_matches_the_tables_in_code(database_u
         assert migrated == {c.name for c in table.columns}, table.name
     db.dispose()
     Database(database_url).dispose()  # a second start finds nothing to do
+
+
+def test_the_chain_migration_links_the_events_already_there(database_url):
+    """A database with events from before the chain (revision 0005) gets the same chain on
+    upgrade as the appends would have written, and verifies."""
+    from sqlalchemy import select
+
+    from store import chain
+    from store.event_store import EventStore
+    from store.migrate import upgrade
+    from store.schema import event_chain
+    from tests.store.test_event_store_contract import three_cases
+
+    db = Database(database_url)
+    store = EventStore(db)
+    three_cases(store)
+    with db.read() as session:
+        written = session.execute(select(event_chain).order_by(event_chain.c.position)).all()
+    from alembic import command
+
+    from store.migrate import alembic_config
+
+    command.downgrade(alembic_config(db.engine), "0005")  # the database as it was before the chain
+    assert "case_event_chain" not in inspect(db.engine).get_table_names()
+    upgrade(db.engine)
+    with db.read() as session:
+        migrated = session.execute(select(event_chain).order_by(event_chain.c.position)).all()
+    assert migrated == written and len(migrated) == store.count()
+    assert chain.verify(store).intact
+    db.dispose()

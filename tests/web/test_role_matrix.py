@@ -411,7 +411,32 @@ async def _indemnity(web: Web, role: str) -> Call:
                 snapshot=case_snapshot(web, invoice), check=lambda r: "no insurance claim" in r["error"])
 
 
+async def _audit_verify(web: Web, role: str) -> Call:
+    await web.new_case()
+    count = web.context.store.count()
+    return Call("GET", "/api/audit/verify", check=lambda r: r["intact"] and r["events"] >= count > 0
+                and r["first_problem"] is None and len(r["head"]["hash"]) == 64 and "database" not in r)
+
+
+def _last_position(web: Web) -> int:
+    from sqlalchemy import func, select
+
+    records = web.context.store.recorder.events_record_cls
+    with web.context.db.read() as session:
+        return session.execute(select(func.coalesce(func.max(records.id), 0))).scalar_one()
+
+
+async def _audit_events(web: Web, role: str) -> Call:
+    after = _last_position(web)
+    invoice = await web.new_case()
+    return Call("GET", f"/api/audit/events?after={after}&actor=demo-collector&from={date.today()}&limit=10000",
+                check=lambda r: any(e["type"] == "CaseOpened" and e["subject"] == invoice
+                                    and e["actor"] == "demo-collector" for e in r["events"])
+                and all(e["position"] > after for e in r["events"]))
+
+
 PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
+    "audit.verify": _audit_verify, "audit.events": _audit_events,
     "customers.show": _customer_show, "customers.limit": _customer_limit, "risk.watchlist": _watchlist,
     "risk.rescore": _rescore, "credit_hold.place": _hold_place, "credit_hold.release": _hold_release,
     "credit_hold.outbox": _outbox, "credit_hold.ack": _ack, "payments.unapplied": _unapplied,
@@ -431,6 +456,10 @@ PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
 }
 
 API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
+
+
+def test_the_audit_trail_is_for_supervisors_and_finance_managers():
+    assert ROLE_MATRIX["audit.verify"] == ROLE_MATRIX["audit.events"] == {Role.supervisor, Role.finance_manager}
 
 
 def test_every_endpoint_is_in_the_matrix_and_the_matrix_is_tested():
