@@ -21,6 +21,7 @@ from store.event_store import EventStore
 from tests.domain.scenario import MANAGER
 from tests.domain.test_customer import Customer, assessment
 from tests.e2e.test_cli import Cli
+from tests.harness import users_with_tokens
 from tests.store.test_event_store_contract import busy_case
 
 DAY1 = datetime(2026, 3, 2, 10, 0, tzinfo=timezone.utc)
@@ -44,7 +45,7 @@ def filled(tmp_path):
     records = list(store.read_all())
     db.dispose()
     env = {**os.environ, "COLLECTIONS_DATABASE_URL": f"sqlite:///{path}", "COLLECTIONS_DATA_DIR": str(tmp_path / "data"),
-           "COLUMNS": "200"}
+           "COLLECTIONS_USERS": str(users_with_tokens(tmp_path)), "COLUMNS": "200"}  # a supervisor's token
     return Cli(env, tmp_path), path, records, (a, b)
 
 
