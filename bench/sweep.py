@@ -123,7 +123,8 @@ async def _until(count, target: int, not_before: float = 0.0, interval: float = 
         await asyncio.sleep(interval)
 
 
-async def run(quick: bool = False, profile: bool = False) -> list[Result]:
+async def run(quick: bool = False, profile: bool = False, sizes: tuple[int, int] | None = None) -> list[Result]:
+    """``sizes``: (invoices, overdue) instead of the standard ones (a smaller reproduction)."""
     from sqlalchemy import table as sql_table
 
     from app.context import Context
@@ -131,7 +132,7 @@ async def run(quick: bool = False, profile: bool = False) -> list[Result]:
     from app.sweeps import run_sweep
     from store.schema import EVENTS_TABLE, case_summary
 
-    total, overdue = (10_000, 300) if quick else (100_000, 10_000)
+    total, overdue = sizes or ((10_000, 300) if quick else (100_000, 10_000))
     results: list[Result] = []
     with scratch("sweep") as directory:
         server = DevServer(directory, file=False)
