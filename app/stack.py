@@ -157,10 +157,9 @@ async def run_stack(
     try:
         await wait_for_temporal(context, temporal)
         from api.server import start_web
-        from worker import build_worker
+        from worker import supervised_worker
 
-        worker = build_worker(await context.client(), context)
-        async with worker:
+        async with supervised_worker(context, on_end=stop.set):  # replaced when it stalls (app/watchdog.py)
             web = await start_web(context, "127.0.0.1", web_port)
             try:
                 console.print(f"[green]stack up[/green]: Temporal 127.0.0.1:{temporal_port} "
