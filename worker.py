@@ -225,11 +225,18 @@ def finish(code: int) -> None:
         exit_now(code)
 
 
+class Supervision:
+    """What became of a ``supervised_worker``: ``code`` for ``finish`` once it has ended."""
+
+    code: int = 0
+
+
 @contextlib.asynccontextmanager
 async def supervised_worker(context: Context, on_end: Callable[[], None] = lambda: None):
     """A supervised worker (``supervise``) for the body of the ``async with``, for the embedded
     stack: ``on_end`` is called if it ends by itself (failed, or stalled too often); leaving
-    the body stops it, and exits the process with EXIT_STALLED in the second case."""
+    the body stops it. Yields a ``Supervision``: pass its ``code`` to ``finish`` once the rest
+    of the stack is stopped."""
     stop = asyncio.Event()
     connections = 0
 
@@ -240,15 +247,16 @@ async def supervised_worker(context: Context, on_end: Callable[[], None] = lambd
             context._client = await connect(context.settings)
         return await context.client()
 
+    outcome = Supervision()
     supervising = asyncio.create_task(supervise(
         connect_client, lambda client, identity: build_worker(client, context, identity=identity),
         context.settings, stop))
     supervising.add_done_callback(lambda _: on_end())
     try:
-        yield
+        yield outcome
     finally:
         stop.set()
-        finish(await supervising)
+        outcome.code = await supervising
 
 
 def exit_now(code: int) -> None:

@@ -68,7 +68,8 @@ class Stall:
 class LivenessWatchdog:
     """Call :meth:`watch`; it returns a :class:`Stall` once the worker has made no progress
     for ``stall_after`` seconds. Progress: the backlog was empty, or this worker polled since
-    the previous look. A look that fails (server away) is neither progress nor stall."""
+    the previous look. A look that fails (server away) starts the clock again: the worker is
+    judged only on what the server has shown for ``stall_after`` seconds in a row."""
 
     def __init__(self, client: Client, task_queue: str, identity: str, *, stall_after: float,
                  interval: float) -> None:
@@ -84,6 +85,7 @@ class LivenessWatchdog:
                 view = await look(self.client, self.task_queue, self.identity)
             except Exception as error:  # noqa: BLE001 - the server may be away; not a stall of ours
                 log.warning("watchdog: cannot describe task queue %s: %s", self.task_queue, error)
+                progress_at = time.monotonic()  # what is not seen is not judged: the clock starts again
                 continue
             now = time.monotonic()
             polled = view.last_poll is not None and (last_poll is None or view.last_poll > last_poll)
