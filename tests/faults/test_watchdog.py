@@ -53,7 +53,8 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         await wait_for_log(log_path, "polling task queue", 30)
         jams = [await client.start_workflow("WatchdogJam", id=f"jam-{uuid.uuid4().hex[:8]}", task_queue=queue)
                 for _ in range(SLOTS + 2)]
-        await wait_for_log(log_path, "Potential deadlock detected", 30)
+        # every slot held: one eviction the SDK keeps retrying per jammed workflow
+        await wait_for_runs(log_path, "running eviction job for run ID", SLOTS, 60)
         started = time.monotonic()
         opening = [subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "case", "open", i, "--json"], env=env,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in INVOICE_IDS]
@@ -92,6 +93,21 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
             except Exception:  # noqa: BLE001 - completed already
                 pass
     assert code == 0, log_path.read_text(errors="replace")[-3000:]
+
+
+async def wait_for_runs(path, text: str, count: int, timeout: float) -> None:
+    """Until ``count`` different workflow runs have a log line containing ``text``."""
+    import re
+
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = {m.group(1) for m in re.finditer(re.escape(text) + r" ([0-9a-f-]+)", path.read_text(errors="replace"))}
+        if len(runs) >= count:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(runs)} runs with {text!r} within {timeout:.0f} s, expected {count}:\n"
+                                 + path.read_text(errors="replace")[-4000:])
+        await asyncio.sleep(0.5)
 
 
 async def wait_for_log(path, text: str, timeout: float) -> str:
