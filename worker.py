@@ -6,9 +6,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
@@ -81,7 +86,8 @@ def workflow_runner(sandboxed: bool = True):
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
 
 
-def build_worker(client: Client, context: Context, task_queue: str | None = None) -> Worker:
+def build_worker(client: Client, context: Context, task_queue: str | None = None, identity: str | None = None,
+                 extra_workflows: Sequence[type] = ()) -> Worker:
     settings = context.settings
     precompile_workflow_modules()
     queue = task_queue or settings.task_queue
@@ -95,47 +101,170 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     return Worker(
         client,
         task_queue=queue,
-        workflows=list(WORKFLOWS),
+        workflows=[*WORKFLOWS, *extra_workflows],
         activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice,
                     notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, insurance.notify_insurer],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(settings.workflow_sandbox),
         max_cached_workflows=settings.max_cached_workflows,
+        max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
+        identity=identity,
     )
 
 
-def dump_stacks_on_signal(loop: asyncio.AbstractEventLoop, signum: int = signal.SIGUSR1) -> None:
-    """``kill -USR1 <worker pid>`` writes every thread's stack and every pending asyncio task
-    (where each coroutine waits) to stderr: what a stuck worker is doing, without stopping it."""
+def dump_stacks(loop: asyncio.AbstractEventLoop) -> None:
+    """Write every thread's stack and every pending asyncio task (where each coroutine waits)
+    to stderr: what a stuck worker is doing, without stopping it."""
     import faulthandler
-    import sys
 
-    def dump() -> None:
-        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
-        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-        print(f"--- {len(tasks)} pending asyncio tasks", file=sys.stderr)
-        for task in tasks:
-            task.print_stack(limit=6, file=sys.stderr)
-        sys.stderr.flush()
-
-    loop.add_signal_handler(signum, dump)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    print(f"--- {len(tasks)} pending asyncio tasks", file=sys.stderr)
+    for task in tasks:
+        task.print_stack(limit=6, file=sys.stderr)
+    sys.stderr.flush()
 
 
-async def run(settings: Settings | None = None) -> None:
+def dump_stacks_on_signal(loop: asyncio.AbstractEventLoop, signum: int = signal.SIGUSR1) -> None:
+    """``kill -USR1 <worker pid>`` writes ``dump_stacks`` to stderr (the worker's log)."""
+    loop.add_signal_handler(signum, dump_stacks, loop)
+
+
+EXIT_STALLED = 70  # the worker stalled more often than COLLECTIONS_WATCHDOG_RESTARTS allows
+log = logging.getLogger(__name__)
+SHUTDOWN_TIMEOUT_S = 60.0  # a worker asked to stop that has not stopped by then is stalled
+_left_behind = False  # a stalled worker was replaced: its threads may never end
+
+
+async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Callable[[Client, str], Worker],
+                    settings: Settings, stop: asyncio.Event, on_start: Callable[[Worker], None] | None = None) -> int:
+    """Run a worker until ``stop``; when the liveness watchdog (app/watchdog.py) finds it stalled,
+    log the evidence, shut it down and run a new one on a new connection (every case is
+    durable: its work is taken up again from the server). ``build(client, identity)`` makes a
+    worker; ``on_start(worker)`` is called as each one starts. Returns 0 once stopped, EXIT_STALLED after more stalls within an hour than
+    ``settings.watchdog_restarts``: then the process should exit for its supervisor to restart
+    it (the stalled worker's threads may never end, so exit with ``os._exit``)."""
+    from app.watchdog import LivenessWatchdog
+
+    global _left_behind
+    restarts: list[float] = []
+    generation = 0
+    while True:
+        client = await connect_client()
+        identity = client.identity if generation == 0 else f"{client.identity}/restart-{generation}"
+        worker = build(client, identity)
+        running = asyncio.create_task(worker.run(), name=f"worker-{generation}")
+        stopping = asyncio.create_task(stop.wait())
+        waits = {running, stopping}
+        watching = None
+        if settings.watchdog_stall_after > 0:
+            watchdog = LivenessWatchdog(client, worker.config()["task_queue"], identity,
+                                        stall_after=settings.watchdog_stall_after, interval=settings.watchdog_interval)
+            watching = asyncio.create_task(watchdog.watch())
+            waits.add(watching)
+        log.info("worker %s polling task queue %s", identity, worker.config()["task_queue"])
+        if on_start is not None:
+            on_start(worker)
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if watching is not None and watching not in done:
+            watching.cancel()
+        if watching is None or watching not in done:  # stopped, or the worker ended by itself
+            stopping.cancel()
+            if not running.done():
+                try:  # a stalled worker never finishes shutting down (its evictions never end)
+                    await asyncio.wait_for(asyncio.shield(worker.shutdown()), timeout=SHUTDOWN_TIMEOUT_S)
+                except TimeoutError:
+                    log.error("worker %s did not shut down within %.0f s: stalled", identity, SHUTDOWN_TIMEOUT_S)
+                    dump_stacks(asyncio.get_running_loop())
+                    return EXIT_STALLED
+            await running  # raises what made the worker fail
+            return 0
+        stopping.cancel()
+        stall = watching.result()
+        _left_behind = True
+        log.error("watchdog: worker %s stalled: %s; stacks follow, then it is replaced", identity, stall)
+        dump_stacks(asyncio.get_running_loop())
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 3600] + [now]
+        try:  # a stalled worker may never finish shutting down: bounded, then left behind
+            await asyncio.wait_for(asyncio.shield(worker.shutdown()), timeout=max(settings.watchdog_interval, 10.0))
+        except TimeoutError:
+            log.error("watchdog: stalled worker %s did not shut down; left behind", identity)
+        if len(restarts) > settings.watchdog_restarts:
+            log.error("watchdog: %d stalls within an hour (COLLECTIONS_WATCHDOG_RESTARTS=%d): exiting with %d",
+                      len(restarts), settings.watchdog_restarts, EXIT_STALLED)
+            return EXIT_STALLED
+        generation += 1
+
+
+async def run(settings: Settings | None = None, extra_workflows: Sequence[type] = ()) -> int:
     context = Context(settings)
     context.db  # migrate before taking work
     serve_metrics(context.settings.metrics_address, context.db)
-    client = await connect(context.settings, runtime=sdk_runtime(context.settings.sdk_metrics_address))
-    context._client = client
-    worker = build_worker(client, context)
+    runtime = sdk_runtime(context.settings.sdk_metrics_address)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     dump_stacks_on_signal(loop)
-    logging.getLogger(__name__).info("worker polling task queue %s", context.settings.task_queue)
-    async with worker:
-        await stop.wait()
+
+    async def connect_client() -> Client:
+        context._client = await connect(context.settings, runtime=runtime)
+        return context._client
+
+    code = await supervise(connect_client, lambda client, identity: build_worker(
+        client, context, identity=identity, extra_workflows=extra_workflows), context.settings, stop)
+    finish(code)
+    return code
+
+
+def finish(code: int) -> None:
+    """After ``supervise``: exit now if a stalled worker was left behind (its threads would keep
+    the interpreter from exiting) or the worker stalled too often (EXIT_STALLED)."""
+    if code or _left_behind:
+        exit_now(code)
+
+
+class Supervision:
+    """What became of a ``supervised_worker``: ``code`` for ``finish`` once it has ended."""
+
+    code: int = 0
+
+
+@contextlib.asynccontextmanager
+async def supervised_worker(context: Context, on_end: Callable[[], None] = lambda: None):
+    """A supervised worker (``supervise``) for the body of the ``async with``, for the embedded
+    stack: ``on_end`` is called if it ends by itself (failed, or stalled too often); leaving
+    the body stops it. Yields a ``Supervision``: pass its ``code`` to ``finish`` once the rest
+    of the stack is stopped."""
+    stop = asyncio.Event()
+    connections = 0
+
+    async def connect_client() -> Client:
+        nonlocal connections
+        connections += 1
+        if connections > 1:  # a new connection for a replacement worker
+            context._client = await connect(context.settings)
+        return await context.client()
+
+    outcome = Supervision()
+    supervising = asyncio.create_task(supervise(
+        connect_client, lambda client, identity: build_worker(client, context, identity=identity),
+        context.settings, stop))
+    supervising.add_done_callback(lambda _: on_end())
+    try:
+        yield outcome
+    finally:
+        stop.set()
+        outcome.code = await supervising
+
+
+def exit_now(code: int) -> None:
+    """Exit at once: a stalled worker's threads would keep the interpreter from exiting."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main() -> None:

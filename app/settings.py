@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     # sandboxed). 400 keeps a worker with 10,000 open cases near 300 MB through a month-end
     # wave (the SDK's default of 1000 took it to 400 MB); see docs/PERFORMANCE.md.
     max_cached_workflows: int = Field(400, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
+    # Workflow tasks a worker runs at once (None: the SDK's default, 100). Each runs on a thread
+    # of its own, and a task that has not yielded within 2 s of wall-clock time is failed as a
+    # deadlock by the SDK, which a CPU-starved worker can trip (docs/PERFORMANCE.md).
+    max_concurrent_workflow_tasks: int | None = Field(
+        None, ge=2, validation_alias=AliasChoices("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS"))
+    # Liveness watchdog of a worker (app/watchdog.py): when its task queue has had workflow tasks
+    # waiting and the worker has not polled for them for this many seconds, it is stalled: its
+    # stacks are logged and it is replaced by a new worker in the same process (0: no watchdog).
+    watchdog_stall_after: float = Field(120.0, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_STALL_AFTER"))
+    # How often the watchdog looks at the task queue (seconds).
+    watchdog_interval: float = Field(10.0, gt=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_INTERVAL"))
+    # Replacements allowed within an hour; one more stall and the process exits with status 70
+    # for its supervisor (docker compose, systemd) to restart it. 0: exit at the first stall.
+    watchdog_restarts: int = Field(3, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_RESTARTS"))
 
     @model_validator(mode="after")
     def _defaults(self) -> Settings:

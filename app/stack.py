@@ -154,13 +154,13 @@ async def run_stack(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    supervision = None
     try:
         await wait_for_temporal(context, temporal)
         from api.server import start_web
-        from worker import build_worker
+        from worker import supervised_worker
 
-        worker = build_worker(await context.client(), context)
-        async with worker:
+        async with supervised_worker(context, on_end=stop.set) as supervision:  # replaced when stalled (app/watchdog.py)
             web = await start_web(context, "127.0.0.1", web_port)
             try:
                 console.print(f"[green]stack up[/green]: Temporal 127.0.0.1:{temporal_port} "
@@ -194,4 +194,8 @@ async def run_stack(
         stop_process(temporal)
         context.db.dispose()
         console.print("stack stopped")
+        if supervision is not None:
+            from worker import finish
+
+            finish(supervision.code)  # exits when a stalled worker was left behind or stalled too often
     return 0

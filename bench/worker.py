@@ -27,18 +27,31 @@ async def main(mode: str) -> None:
         client = await Client.connect(os.environ["TEMPORAL_ADDRESS"])
         worker = Worker(client, task_queue=os.environ["COLLECTIONS_TASK_QUEUE"], workflows=[BareWorkflow],
                         activities=[bare_step])
-    else:
+    else:  # the engine's worker as `python worker.py` runs it: supervised by its liveness watchdog
         from app.context import Context, connect
         from app.metrics import sdk_runtime
         from app.settings import Settings
-        from worker import build_worker, dump_stacks_on_signal
+        from worker import build_worker, dump_stacks_on_signal, finish, supervise
 
         dump_stacks_on_signal(loop)
         context = Context(Settings())
         context.db  # migrate before taking work
-        client = await connect(context.settings, runtime=sdk_runtime(context.settings.sdk_metrics_address))
-        context._client = client
-        worker = build_worker(client, context)
+        runtime = sdk_runtime(context.settings.sdk_metrics_address)
+
+        async def connect_client():
+            context._client = await connect(context.settings, runtime=runtime)
+            return context._client
+
+        started: list = []
+
+        def ready(_worker) -> None:
+            if not started:
+                started.append(True)
+                print("READY", flush=True)
+
+        finish(await supervise(connect_client, lambda client, identity: build_worker(client, context, identity=identity),
+                               context.settings, stop, on_start=ready))
+        return
     async with worker:
         print("READY", flush=True)
         await stop.wait()
