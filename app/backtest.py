@@ -241,7 +241,7 @@ async def _settle(service, line: LedgerLine, on: date) -> None:
     if existing["closed_at"] is not None:
         return
     await service.pay(line.invoice_id, existing["balance"], "ledger settlement", BACKTEST_ACTOR,
-                      payment_id=f"settle-{line.invoice_id}", received_on=on)
+                      payment_id=f"settle-{line.invoice_id}", received_on=on, today=on)
 
 
 def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:

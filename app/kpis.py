@@ -281,7 +281,8 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
              for r in summaries]
     promises: list[PromiseOutcome] = []
     facts: list[CollectorEvent] = []
-    for record in ctx.store.read_types(("PromiseKept", "PromiseBroken", "PaymentReceived", "CustomerCreditApplied")):
+    for record in ctx.store.read_types(("PromiseKept", "PromiseBroken", "PaymentReceived", "PaymentReversed",
+                                        "CustomerCreditApplied")):
         e = record.event
         name = type(e).__name__
         day = e.occurred_at.date()
@@ -289,6 +290,8 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
             promises.append(PromiseOutcome(day, name == "PromiseKept"))
             if name == "PromiseBroken":
                 facts.append(CollectorEvent(str(record.stream_id), day, "promise_broken"))
+        elif name == "PaymentReversed":  # the money never arrived: not collected after all
+            facts.append(CollectorEvent(str(record.stream_id), day, "collected", -e.applied.amount, e.applied.currency))
         else:
             amount = e.applied if name == "PaymentReceived" else e.amount
             facts.append(CollectorEvent(str(record.stream_id), e.received_on if name == "PaymentReceived" else day,

@@ -11,7 +11,8 @@ money-moving event's own fields. What it compares:
   ``PaymentReceived``, a reversed one a ``PaymentReversed``) and, for invoices without a
   case, the invoice's paid amount with its payment rows;
 * per currency, receivables at the end of the period and the period's cash collected,
-  credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums.
+  credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums,
+  and what the collectors collected on cases with ``report collectors``.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             else:
                 facts.reversed.add(e.payment_id)
             if start <= day <= end:
-                period[facts.currency]["collected"] += cash if name == "PaymentReceived" else -cash
+                sign = 1 if name == "PaymentReceived" else -1
+                period[facts.currency]["collected"] += sign * cash
+                period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
         elif start <= day <= end:
             period[facts.currency][_PERIOD_KIND[name]] += value.amount
     return Recomputed(cases, period)
@@ -146,6 +149,11 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
         if Decimal(report["receivables_end"]) != expected["receivables_end"]:
             differences.append(f"{currency}: report kpis shows receivables at the end {report['receivables_end']}, "
                                f"the events give {expected['receivables_end']}")
+        by_collectors = sum((Decimal(r["collected"]) for r in report["collectors"]), ZERO)
+        on_cases = expected.get("applied", ZERO) + expected.get("credit_applied", ZERO)
+        if by_collectors != on_cases:
+            differences.append(f"{currency}: report collectors shows {by_collectors} collected on cases, "
+                               f"the events give {on_cases}")
         _compare_settlements(currency, shown, expected, first, last, differences)
     return {
         "from": first.isoformat(), "to": last.isoformat(), "cases": len(found.cases),

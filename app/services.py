@@ -326,11 +326,12 @@ class CaseService:
 
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
                   payment_id: str | None = None, received_on: date | None = None,
-                  matched_by: str = "direct", payer: str = "") -> dict:
-        """A payment to its invoice's open case, or (no case yet) onto the ledger."""
+                  matched_by: str = "direct", payer: str = "", today: date | None = None) -> dict:
+        """A payment to its invoice's open case, or (no case yet) onto the ledger. ``today``:
+        the day it is recorded, for a replay of history on its own clock (the backtest)."""
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
-        today = datetime.now(timezone.utc).date()
+        today = today or datetime.now(timezone.utc).date()
         received = check_received_on(received_on or today, today, self.ctx.policy().inputs, facts.issue_date)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")

@@ -54,7 +54,8 @@ async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[Swe
     # No overall deadline (a large ledger takes minutes), but a sweep whose workflow task
     # fails is reported at once instead of waited on forever.
     result = asyncio.ensure_future(
-        await_workflow(client, handle.id, handle.result(), timeout=None, task_queue=settings.task_queue)
+        await_workflow(client, handle.id, handle.result(), timeout=None, task_queue=settings.task_queue,
+                       unattended_after=settings.command_timeout)
     )
     while not result.done():
         await asyncio.wait({result}, timeout=0.5)

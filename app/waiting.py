@@ -20,10 +20,11 @@ class WorkflowStuck(RuntimeError):
 
 
 async def await_workflow(client, workflow_id: str, call: Awaitable[Any], *, timeout: float | None,
-                         task_queue: str) -> Any:
+                         task_queue: str, unattended_after: float | None = None) -> Any:
     """Await ``call`` (an Update or a result of ``workflow_id``); raise ``WorkflowStuck``
     when the workflow's task is failing, ``RuntimeError`` when nothing answered within
-    ``timeout`` seconds (None: wait as long as the workflow makes progress)."""
+    ``timeout`` seconds (None: wait as long as the workflow makes progress) or when its
+    workflow task has waited ``unattended_after`` seconds for a worker to pick it up."""
     answer = asyncio.ensure_future(call)
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -33,7 +34,7 @@ async def await_workflow(client, workflow_id: str, call: Awaitable[Any], *, time
             done, _ = await asyncio.wait({answer}, timeout=wait)
             if done:
                 return answer.result()
-            failure = await workflow_task_failure(client, workflow_id)
+            failure = await workflow_task_failure(client, workflow_id, unattended_after)
             if failure is not None:
                 raise WorkflowStuck(f"workflow {workflow_id} cannot make progress: {failure}")
             if deadline is not None and loop.time() >= deadline:
@@ -44,12 +45,15 @@ async def await_workflow(client, workflow_id: str, call: Awaitable[Any], *, time
             answer.cancel()
 
 
-async def workflow_task_failure(client, workflow_id: str) -> str | None:
-    """Why the workflow's current task keeps failing, or None when it is not failing.
+async def workflow_task_failure(client, workflow_id: str, unattended_after: float | None = None) -> str | None:
+    """Why the workflow's current task cannot make progress, or None when it can.
 
     A pending workflow task on its second attempt or later whose last attempt *failed*
-    (not timed out: a worker that died is retried, and recovers by itself) is a stuck one."""
-    from temporalio.api.enums.v1 import EventType
+    (not timed out: a worker that died is retried, and recovers by itself) is a stuck one;
+    so is one that no worker has picked up for ``unattended_after`` seconds."""
+    from datetime import datetime, timezone
+
+    from temporalio.api.enums.v1 import EventType, PendingWorkflowTaskState
     from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
     from temporalio.service import RPCError
 
@@ -57,8 +61,15 @@ async def workflow_task_failure(client, workflow_id: str) -> str | None:
         described = await client.get_workflow_handle(workflow_id).describe()
     except RPCError:
         return None  # not started yet, or the server is busy: the deadline still holds
+    if not described.raw_description.HasField("pending_workflow_task"):
+        return None
     pending = described.raw_description.pending_workflow_task
-    if not described.raw_description.HasField("pending_workflow_task") or pending.attempt < 2:
+    if unattended_after is not None and pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
+        waited = (datetime.now(timezone.utc) - pending.scheduled_time.ToDatetime(timezone.utc)).total_seconds()
+        if waited > unattended_after:
+            return (f"no worker has picked up its task for {waited:.0f}s (is the worker running?); it goes on "
+                    "by itself once a worker polls")
+    if pending.attempt < 2:
         return None
     history = await client.workflow_service.get_workflow_execution_history_reverse(
         GetWorkflowExecutionHistoryReverseRequest(

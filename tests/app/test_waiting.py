@@ -47,3 +47,12 @@ async def test_no_worker_is_a_deadline_not_a_hang(dev_env):
     with pytest.raises(RuntimeError, match="no worker answered within 2s"):
         await await_workflow(dev_env.client, handle.id, handle.result(), timeout=2, task_queue=queue)
     await handle.terminate()
+
+
+async def test_a_task_no_worker_picks_up_is_reported_after_the_given_wait(dev_env):
+    queue = f"unattended-{uuid.uuid4().hex[:6]}"
+    handle = await dev_env.client.start_workflow("AnswersLater", id=f"unattended-{queue}", task_queue=queue)
+    with pytest.raises(WorkflowStuck, match="no worker has picked up its task"):
+        await asyncio.wait_for(await_workflow(dev_env.client, handle.id, handle.result(), timeout=None,
+                                              task_queue=queue, unattended_after=2), 30)
+    await handle.terminate()

@@ -1,0 +1,301 @@
+"""Acceptance: every command of README's command-line table, as a person types it, with
+`--json` parsed and checked. Commands proven elsewhere in this folder (and where):
+
+* `sweep` without options, `schedule create` with its defaults: test_sweep_and_schedule.py
+* `pay` (partial, full, over, on the ledger), `payments import`/`reverse`, `dispute` upheld,
+  `write-off request`, `approvals approve`, every `report` kind: test_kpis.py
+* `worker`, `web`: started by the fixture for every module (conftest.py / stack.py);
+  stopped and restarted in test_stuck_workflows.py
+* `up`: test_up.py
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from tests.acceptance.stack import DEMO_POLICY, ROOT, money, wait_until
+
+TODAY = datetime.now(timezone.utc).date()
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def invoice(invoice_id: str, amount: str, due_in: int, grade: str = "A", currency: str = "USD",
+            customer: str | None = None, language: str = "en", country: str = "US") -> str:
+    who = customer or f"C-{invoice_id}"
+    return (f"{invoice_id},{who},{who} Inc,ap@{who.lower()}.test,{country},{language},{currency},{amount},"
+            f"{day(due_in - 30)},{day(due_in)},{grade}")
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for):
+    # the demo ladder (5 s / 15 s / 25 s, grade D 3 s / 12 s, escalation 10 s later) leaves a
+    # person the time to type a few commands before a case escalates
+    return ledger_for(policy=DEMO_POLICY)
+
+
+def test_setup_users_policies_and_imports(ledger):
+    upgraded = ledger.ok("db", "upgrade")
+    assert upgraded["revision"] and "collections.db" in upgraded["database"], upgraded
+
+    users = {u["name"]: u for u in ledger.ok("users", "list")}
+    assert {n: (u["role"], u["write_off_limit"]) for n, u in users.items()} == {
+        "demo-collector": ("collector", "0"), "demo-supervisor": ("supervisor", "10000"),
+        "demo-manager": ("finance_manager", "100000")}, users
+    issued = ledger.ok("users", "token", "demo-supervisor")
+    assert issued["user"] == "demo-supervisor" and issued["role"] == "supervisor" and len(issued["token"]) >= 20
+    assert {u["name"]: u["has_token"] for u in ledger.ok("users", "list")}["demo-supervisor"] is True
+    with ledger.api() as anonymous:
+        assert anonymous.get("/api/cases").status_code == 401
+    headers = {"Authorization": f"Bearer {issued['token']}"}
+    with ledger.api() as api:
+        me = api.get("/api/me", headers=headers)
+        assert me.status_code == 200 and me.json()["name"] == "demo-supervisor", me.text
+        again = ledger.ok("users", "token", "demo-supervisor")  # a new token: the old one stops at once
+        assert api.get("/api/me", headers=headers).status_code == 401
+        assert api.get("/api/me", headers={"Authorization": f"Bearer {again['token']}"}).status_code == 200
+    ledger.tokens["demo-supervisor"] = again["token"]
+
+    # a command that changes data needs the token of the person acting, and --as must be them
+    ledger.refused("case", "open", "CL-1", env={"COLLECTIONS_TOKEN": ""}, match="token")
+    ledger.refused("case", "open", "CL-1", "--as", "demo-manager", env={"COLLECTIONS_TOKEN": again["token"]},
+                   match="demo-supervisor")
+
+    active = tomllib.loads(DEMO_POLICY.read_text())["version"]
+    shown = ledger.ok("policy", "show")
+    assert shown["version"] == active and [s["name"] for s in shown["ladders"]["B"]] == [
+        "friendly", "firm", "final"], shown
+    other = ledger.dir / "demo-2.toml"
+    other.write_text(DEMO_POLICY.read_text().replace(f'version = "{active}"', 'version = "acceptance-2"'))
+    assert ledger.ok("policy", "pin", str(other))["version"] == "acceptance-2"
+    listed = {p["version"]: p for p in ledger.ok("policy", "list")}
+    assert set(listed) >= {active, "acceptance-2"} and listed[active]["active"] is True, listed
+
+    rows = [invoice("CL-1", "1500.00", -20), invoice("CL-2", "820.00", -12, grade="D"),
+            invoice("CL-3", "2400.00", -9), invoice("CL-4", "700.00", -15),
+            invoice("CL-5", "310.00", -40), invoice("CL-6", "5000.00", -45),
+            invoice("CL-7", "12345.60", -3, currency="CNY", language="zh-CN", country="CN")]
+    first = ledger.import_invoices(rows)
+    assert (first["rows"], first["invoices_added"], first["invoices_unchanged"]) == (7, 7, 0), first
+    again = ledger.import_invoices(rows)
+    assert (again["invoices_added"], again["invoices_unchanged"]) == (0, 7), again
+
+    ibm = ledger.dir / "ibm.csv"
+    ibm.write_text("countrycode,customerID,PaperlessDate,invoiceNumber,InvoiceDate,DueDate,InvoiceAmount,Disputed,"
+                   "SettledDate,PaperlessBill,DaysToSettle,DaysLate\n"
+                   "770,0379-NEVHP,04/03/2013,IBM-1,02/01/2013,01/02/2013,41.51,No,16/02/2013,Paper,45,15\n")
+    imported = ledger.ok("invoices", "import", str(ibm), "--format", "ibm-ar")
+    assert imported["invoices_added"] == 1, imported
+
+
+def test_case_commands_from_open_to_close(ledger):
+    ledger.ok("case", "open", "CL-2")  # grade D: escalates after ~22 s, decided further down
+    opened = ledger.ok("case", "open", "CL-1", "--reason", "manual")
+    assert opened["status"] == "open" and opened["balance"] == "1500.00" and opened["currency"] == "USD", opened
+    assert ledger.ok("case", "open", "CL-1")["case_id"] == opened["case_id"]  # twice: the same case
+    shown = ledger.case(opened["case_id"])  # by case id as well as by invoice id
+    assert shown["invoice_id"] == "CL-1" and shown["events"][0]["type"] == "CaseOpened", shown
+
+    assigned = ledger.ok("case", "assign", "CL-1", "demo-collector", "--as", "demo-supervisor")
+    assert ledger.peek("CL-1")["assignee"] == "demo-collector", assigned
+
+    # the same payment typed twice with its id: counted once
+    paid = ledger.ok("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1")
+    assert paid["balance"] == "1000.00", paid
+    assert ledger.ok("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1")["balance"] == "1000.00"
+
+    promised = ledger.ok("promise", "CL-1", "--amount", "1000.00", "--date", day(7))
+    assert promised["status"] == "promised" and ledger.peek("CL-1")["promise"]["amount"]["amount"] == "1000.00"
+
+    # a dispute: opened by the collector on part of the balance, rejected: dunning resumes
+    disputed = ledger.ok("case", "open", "CL-3", "--reason", "dispute")
+    assert disputed["status"] == "disputed", disputed
+    rejected = ledger.ok("dispute", "resolve", "CL-3", "--outcome", "rejected", "--note", "goods delivered",
+                         "--as", "demo-supervisor")
+    assert rejected["status"] != "disputed" and rejected["balance"] == "2400.00", rejected
+    again = ledger.ok("dispute", "open", "CL-3", "--reason", "quality", "--amount", "400.00")
+    assert again["status"] == "disputed" and ledger.peek("CL-3")["dispute"]["amount"]["amount"] == "400.00", again
+
+    # a payment plan within a collector's authority (fast policy: up to 3 instalments)
+    ledger.ok("case", "open", "CL-4")
+    proposed = ledger.ok("plan", "propose", "CL-4", "--instalments", "2", "--every", "P14D", "--first", day(3))
+    plan = ledger.peek("CL-4")["plan"]
+    assert plan and len(plan["instalments"]) == 2, plan
+    assert sum(money(i["amount"]["amount"]) for i in plan["instalments"]) == Decimal("700.00"), plan
+    accepted = ledger.ok("plan", "accept", "CL-4")
+    assert accepted["status"] == "on_plan" and proposed["case_id"] == accepted["case_id"], accepted
+
+    # the grade D case has run its ladder and escalated; the supervisor decides
+    ledger.wait_for_case("CL-2", lambda c: c["status"] == "escalated", "escalated", timeout=45)
+    pending = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-2"]
+    assert [a["kind"] for a in pending] == ["escalation"], pending
+    ledger.refused("escalation", "decide", "CL-2", "--decision", "agency")  # a collector may not
+    decided = ledger.ok("escalation", "decide", "CL-2", "--decision", "write_off", "--as", "demo-supervisor")
+    assert decided["status"] == "awaiting_approval", decided
+    write_off = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-2" and a["kind"] == "write_off"]
+    assert len(write_off) == 1 and money(write_off[0]["amount"]) == money(ledger.peek("CL-2")["balance"]), write_off
+    turned_down = ledger.ok("approvals", "reject", write_off[0]["approval_id"], "--reason", "try an agency first",
+                            "--as", "demo-manager")
+    assert turned_down["status"] != "written_off", turned_down
+    decided_list = ledger.ok("approvals", "list", "--status", "all")
+    assert {(a["kind"], a["status"]) for a in decided_list if a["invoice_id"] == "CL-2"} >= {
+        ("write_off", "rejected")}, decided_list
+
+    # a request by a collector, approved by a supervisor within her limit (four eyes)
+    ledger.ok("case", "open", "CL-5")
+    ledger.ok("write-off", "request", "CL-5", "--amount", "310.00", "--reason", "small_balance")
+    request = next(a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-5" and a["kind"] == "write_off")
+    ledger.refused("approvals", "approve", request["approval_id"], "--reason", "checked the file")  # a collector may not
+    approved = ledger.ok("approvals", "approve", request["approval_id"], "--reason", "checked the file", "--as", "demo-supervisor")
+    assert approved["status"] == "written_off" and approved["balance"] == "0.00", approved
+
+    # cancel (supervisors); USD 5,000 is above the single-person threshold: a second person approves
+    ledger.ok("case", "open", "CL-6")
+    ledger.refused("case", "cancel", "CL-6", "--reason", "invoice_voided")  # a collector may not
+    asked = ledger.ok("case", "cancel", "CL-6", "--reason", "invoice_voided", "--as", "demo-supervisor")
+    assert asked["status"] == "awaiting_approval" and asked["balance"] == "5000.00", asked
+    cancellation = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-6"]
+    assert [a["kind"] for a in cancellation] == ["cancellation"], cancellation
+    ledger.refused("approvals", "approve", cancellation[0]["approval_id"], "--reason", "checked the file", "--as", "demo-supervisor", match="four eyes")
+    cancelled = ledger.ok("approvals", "approve", cancellation[0]["approval_id"], "--reason", "checked the file", "--as", "demo-manager")
+    assert cancelled["status"] == "cancelled", cancelled
+    moved = ledger.ok("case", "migrate-policy", "CL-4", "--to", "acceptance-2", "--as", "demo-supervisor")
+    assert moved["events"][0]["type"] == "PolicyMigrated" and ledger.peek("CL-4")["policy_version"] == "acceptance-2"
+
+    # what the customer would read
+    preview = ledger.ok("template", "preview", "CL-3", "--level", "2")
+    assert preview["to"] == "ap@c-cl-3.test" and preview["level"] == 2 and "CL-3" in preview["text"], preview
+    html = ledger.cli("template", "preview", "CL-3", "--level", "2", "--html", json=False)
+    assert html.code == 0 and "<html" in html.stdout.lower() and "CL-3" in html.stdout, str(html)
+
+    statuses = {c["invoice_id"]: c["status"] for c in ledger.ok("case", "list")}
+    assert statuses["CL-5"] == "written_off" and statuses["CL-6"] == "cancelled", statuses
+    assert [c["invoice_id"] for c in ledger.ok("case", "list", "--status", "cancelled")] == ["CL-6"]
+    ledger.reconcile()
+
+
+def test_sweep_schedule_and_payment_matching(ledger):
+    # a sweep as of a chosen day: CL-7 (due 3 days ago) is not overdue yet on the day of 5 days ago
+    swept = ledger.ok("sweep", "--as-of", day(-5))
+    assert swept["as_of"] == day(-5) and "CL-7" not in ledger.cases(), swept
+
+    schedule = ledger.ok("schedule", "create", "--cron", "30 7 * * 1-5", "--timezone", "Asia/Shanghai")
+    assert schedule["created"] and schedule["timezone"] == "Asia/Shanghai" and len(schedule["next_runs"]) == 3
+    for run in map(datetime.fromisoformat, schedule["next_runs"]):  # 07:30 in Shanghai (UTC+8) on a weekday
+        local = run.astimezone(timezone(timedelta(hours=8)))
+        assert (local.hour, local.minute) == (7, 30) and local.weekday() < 5, schedule["next_runs"]
+    ledger.temporal.temporal("schedule", "delete", "--schedule-id", schedule["schedule_id"], check=False)
+
+    # a bank file: one matched by reference, one by nobody; assigned by hand
+    ledger.ok("case", "open", "CL-7")
+    matched = ledger.import_bank_file([f"BNK-1,{TODAY},345.60,CNY,C-CL-7 Inc,CL-7", f"BNK-2,{TODAY},1000.00,CNY,?,"])
+    assert matched["matched_by_reference"] == 1 and matched["unmatched"] == 1, matched
+    unmatched = ledger.ok("payments", "unmatched")
+    assert [p["payment_id"] for p in unmatched] == ["BNK-2"] and unmatched[0]["amount"] == "1000.00", unmatched
+    assigned = ledger.ok("payments", "assign", "BNK-2", "CL-7")
+    assert assigned["balance"] == "11000.00", assigned
+    assert ledger.ok("payments", "unmatched") == []
+
+    # customer credit: a prepayment, then applied to the customer's open case
+    prepaid = ledger.ok("payments", "prepay", "C-CL-7", "500.00", "--currency", "CNY", "--reference", "advance")
+    assert prepaid["amount"] == "500.00" and prepaid["currency"] == "CNY", prepaid
+    credit = {r["customer_id"]: r for r in ledger.ok("payments", "unapplied")}
+    assert credit["C-CL-7"]["balance"] == "500.00" and credit["C-CL-7"]["currency"] == "CNY", credit
+    applied = ledger.ok("payments", "apply-credit", "CL-7", "--amount", "200.00")
+    assert applied["balance"] == "10800.00", applied
+    auto = ledger.ok("payments", "apply-credit", "--auto")
+    assert isinstance(auto, list) and len(auto) == 1, auto
+    assert ledger.peek("CL-7")["balance"] == "10500.00"
+    assert "C-CL-7" not in {r["customer_id"] for r in ledger.ok("payments", "unapplied")}
+
+    # read models equal a replay of the events (the cases that can no longer move, and the
+    # decided approvals: a running ladder may append between two reads)
+    def settled() -> tuple[list[dict], list[dict]]:
+        cases = [c for c in ledger.ok("case", "list") if c["status"] in ("paid", "written_off", "cancelled")]
+        decided = [a for a in ledger.ok("approvals", "list", "--status", "all") if a["status"] != "pending"]
+        return cases, decided
+
+    before = settled()
+    assert len(before[0]) >= 2 and len(before[1]) >= 2, before
+    rebuilt = ledger.ok("projections", "rebuild")
+    assert rebuilt["events_replayed"] > 20, rebuilt
+    assert settled() == before
+    ledger.reconcile()
+
+
+def test_risk_holds_and_insurance(ledger):
+    ledger.import_invoices([invoice("CL-R1", "700.00", -20, customer="C-RISK"),
+                            invoice("CL-R2", "500.00", -10, customer="C-RISK")])
+    ledger.ok("case", "open", "CL-R1")
+    ledger.ok("pay", "CL-R1", "200.00", "--reference", "part")
+    shown = ledger.ok("customer", "show", "C-RISK")
+    assert shown["customer_id"] == "C-RISK" and shown["grade"] in "ABCD" and shown["top_factors"], shown
+    assert money(shown["assessment"]["exposure"]) == Decimal("1000.00"), shown["assessment"]  # 500 + 500 open
+    limited = ledger.ok("customer", "limit", "C-RISK", "600.00", "--currency", "USD", "--as", "demo-supervisor")
+    assert money(str(limited["credit_limit"]).split()[0]) == Decimal("600.00"), limited
+    assessment = ledger.ok("customer", "show", "C-RISK")["assessment"]
+    assert assessment["over_limit"] is True, assessment
+    watch = {r["customer_id"]: r for r in ledger.ok("risk", "watchlist", "--days", "30")}
+    assert "C-RISK" in watch and any("limit" in why for why in watch["C-RISK"]["reasons"]), watch
+    rescored = ledger.ok("risk", "rescore")
+    assert isinstance(rescored, dict), rescored
+
+    placed = ledger.ok("credit-hold", "place", "C-RISK", "--reason", "over limit", "--as", "demo-supervisor")
+    assert placed["hold_reason"] == "over limit", placed
+    released = ledger.ok("credit-hold", "release", "C-RISK", "--reason", "limit raised", "--as", "demo-manager")
+    assert released, released
+    outbox = [r for r in ledger.ok("credit-hold", "outbox") if r["customer_id"] == "C-RISK"]
+    assert [r["action"] for r in outbox] == ["hold", "release"], outbox
+    acked = ledger.ok("credit-hold", "ack", outbox[0]["outbox_id"], "--consumer", "erp")
+    assert acked["acked_by"] == "erp", acked
+    assert outbox[0]["outbox_id"] not in {r["outbox_id"] for r in ledger.ok("credit-hold", "outbox")}
+    assert outbox[0]["outbox_id"] in {r["outbox_id"] for r in ledger.ok("credit-hold", "outbox", "--all")}
+
+    # credit insurance: an invoice insured before its case opens; the claim is filed after the
+    # waiting period and the insurer's indemnity is recorded by a supervisor
+    ledger.import_invoices([invoice("CL-INS", "8000.00", -40, customer="C-INS")])
+    added = ledger.ok("insurance", "policy-add", "POL-ACC", "--insurer", "ATR", "--name", "Atradius",
+                      "--email", "claims@insurer.test", "--notify-within", "P60D", "--max-extension", "P60D",
+                      "--claim-waiting", "PT2S", "--indemnity", "90")
+    assert added["added"] is True, added
+    assert [p["policy_id"] for p in ledger.ok("insurance", "policies")] == ["POL-ACC"]
+    covered = ledger.ok("insurance", "cover", "CL-INS", "--policy", "POL-ACC")
+    assert covered, covered
+    ledger.ok("case", "open", "CL-INS")
+    claimed = ledger.wait_for_case("CL-INS", lambda c: any(e["type"] == "ClaimFiled" for e in c["events"]),
+                                   "a claim filed with the insurer", timeout=45)
+    assert claimed["insurance"]["insurer"] == "Atradius", claimed["insurance"]
+    notices = wait_until(lambda: ledger.mails("claims@insurer.test"), bool, 30, "the insurer's notice of overdue")
+    assert "CL-INS" in notices[0].subject + notices[0].text, notices[0].subject
+    paid = ledger.ok("insurance", "indemnity", "CL-INS", "7200.00", "--reference", "ATR-77", "--as", "demo-manager")
+    assert paid["balance"] == "800.00", paid
+    ledger.reconcile()
+
+
+def test_backtest_of_a_small_ledger(ledger):
+    rows = [("A-1", "03/01/2013", "02/02/2013", "100.00", "10/02/2013"),   # settled 8 days late: a case
+            ("A-2", "05/01/2013", "04/02/2013", "250.00", "01/02/2013"),   # settled before it was due
+            ("B-1", "07/01/2013", "06/02/2013", "75.50", "20/03/2013")]    # 42 days late: a case
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["countrycode", "customerID", "PaperlessDate", "invoiceNumber", "InvoiceDate", "DueDate",
+                     "InvoiceAmount", "Disputed", "SettledDate", "PaperlessBill", "DaysToSettle", "DaysLate"])
+    for number, issued, due, amount, settled in rows:
+        late = (date(*map(int, reversed(settled.split("/")))) - date(*map(int, reversed(due.split("/"))))).days
+        writer.writerow(["770", f"CUST-{number[0]}", "01/01/2013", f"900{number[-1]}{number[0]}", issued, due, amount,
+                         "No", settled, "Paper", "30", str(max(late, 0))])
+    ledger_file = ledger.dir / "history.csv"
+    ledger_file.write_text(text.getvalue())
+    result = ledger.ok("backtest", str(ledger_file), "--format", "ibm-ar", "--policy",
+                       str(ROOT / "policies" / "default.toml"), timeout=180)
+    assert (result["invoices"], result["customers"]) == (3, 2), result
+    assert result["cases_opened"] == 2 and result["paid_without_case"] == 1, result
+    assert result["expected_from_ledger"]["cases"] == 2 and result["cases_by_outcome"] == {"paid": 2}, result

@@ -1,0 +1,311 @@
+"""Acceptance: the collection KPIs a finance manager reads, against figures this test computes
+itself from what it did (docs/KPIS.md gives the definitions; nothing here calls the project).
+
+The scenario, all on today's date, on invoices this test imports (one customer each, EUR):
+payments typed with `pay` (partial, full, over, and one on an invoice without a case), the same
+kinds in a bank file (`payments import`), a bank payment reversed, a dispute upheld with a
+credit note, a write-off requested by a collector and approved by the finance manager after
+the supervisor is refused (beyond her limit), and a late fee charged by the fast policy on a
+grade B final notice. Then every `report ... --json` and the dashboard must show our figures,
+to the cent, and `report reconcile` must agree.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from tests.acceptance.stack import money
+
+TODAY = datetime.now(timezone.utc).date()
+PERIOD_DAYS = 90  # the reports' default period: the 90 days up to today
+START = TODAY - timedelta(days=PERIOD_DAYS - 1)
+FEE_B = Decimal("40.00")  # tests/data/fast.toml: grade B charges 40.00 with the final notice
+ZERO = Decimal(0)
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Inv:
+    invoice_id: str
+    amount: Decimal
+    issued: int  # days from today
+    due: int
+    grade: str = "A"
+    settled: Decimal = ZERO  # payments applied, credits, write-offs (what the test did)
+    fees: Decimal = ZERO
+    collected: Decimal = ZERO  # money applied to the invoice (not the excess)
+    excess: Decimal = ZERO  # overpayment: customer credit
+    written_off: Decimal = ZERO
+    credit_notes: Decimal = ZERO
+    assignee: str = "unassigned"
+    case: bool = True
+    events: list[str] = field(default_factory=list)
+
+    @property
+    def issue_date(self) -> date:
+        return TODAY + timedelta(days=self.issued)
+
+    @property
+    def due_date(self) -> date:
+        return TODAY + timedelta(days=self.due)
+
+    @property
+    def owed(self) -> Decimal:
+        return max(self.amount + self.fees - self.settled, ZERO)
+
+    def row(self) -> str:
+        who = self.invoice_id.lower()
+        return (f"{self.invoice_id},C-{self.invoice_id},{self.invoice_id} GmbH,ap@{who}.test,DE,en,EUR,{self.amount},"
+                f"{self.issue_date},{self.due_date},{self.grade}")
+
+    def pay(self, amount: str) -> None:
+        paid = money(amount)
+        applied = min(paid, self.owed)
+        self.settled += applied
+        self.collected += applied
+        self.excess += paid - applied
+
+
+def q1(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+def bucket(days_past_due: int) -> str:
+    if days_past_due <= 0:
+        return "current"
+    for limit, name in ((30, "1-30"), (60, "31-60"), (90, "61-90")):
+        if days_past_due <= limit:
+            return name
+    return "90+"
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for):
+    return ledger_for()  # tests/data/fast.toml: the ladder in ~4 s
+
+
+def test_kpis_equal_the_figures_of_what_was_done(ledger):
+    book = {i.invoice_id: i for i in [
+        Inv("K-OLD", Decimal("700.00"), -130, -100),  # issued before the period: receivables at the start
+        Inv("K-P1", Decimal("1000.00"), -58, -28, assignee="demo-collector"),
+        Inv("K-P2", Decimal("800.00"), -50, -20, assignee="demo-collector"),
+        Inv("K-P3", Decimal("500.00"), -45, -15),
+        Inv("K-B1", Decimal("2000.00"), -70, -40),
+        Inv("K-B2", Decimal("1500.00"), -40, -10),
+        Inv("K-B3", Decimal("300.00"), -35, -5),
+        Inv("K-B4", Decimal("600.00"), -40, -10),
+        Inv("K-FEE", Decimal("900.00"), -55, -25, grade="B"),
+        Inv("K-DSP", Decimal("1200.00"), -65, -35),
+        Inv("K-WO", Decimal("12000.00"), -80, -50),
+        Inv("K-L1", Decimal("250.00"), -10, 20, case=False),  # not yet due, no case: paid on the ledger
+        Inv("K-NEW", Decimal("400.00"), -5, 25, case=False),  # not yet due
+    ]}
+    assert ledger.import_invoices([i.row() for i in book.values()])["invoices_added"] == len(book)
+
+    # a collector's integration opens the cases over the API
+    with ledger.api("demo-collector") as api:
+        for inv in book.values():
+            if inv.case:
+                answer = api.post("/api/cases", json={"invoice_id": inv.invoice_id})
+                assert answer.status_code == 201, (inv.invoice_id, answer.status_code, answer.text)
+    for invoice_id in ("K-P1", "K-P2"):
+        assigned = ledger.ok("case", "assign", invoice_id, "demo-collector", "--as", "demo-supervisor")
+        assert assigned["invoice_id"] == invoice_id, assigned
+
+    # the late fee: the grade B case runs its ladder (final notice + 40.00) and escalates
+    fee_case = ledger.wait_for_case("K-FEE", lambda c: c["status"] == "escalated", "escalated after the final notice")
+    fees = [e for e in fee_case["events"] if e["type"] == "LateFeeCharged"]
+    assert len(fees) == 1 and money(fees[0]["data"]["fee"]["amount"]) == FEE_B, fees
+    book["K-FEE"].fees = FEE_B
+    assert money(fee_case["balance"]) == book["K-FEE"].owed
+
+    # payments typed at the command line: partial, full, over, and one on an invoice without a case
+    for invoice_id, amount, status in (("K-P1", "300.00", None), ("K-P2", "800.00", "paid"), ("K-P3", "650.00", "paid")):
+        book[invoice_id].pay(amount)
+        reply = ledger.ok("pay", invoice_id, amount, "--reference", f"{invoice_id} by phone")
+        assert money(reply["balance"]) == book[invoice_id].owed, reply
+        if status:
+            assert reply["status"] == status, reply
+    book["K-L1"].pay("100.00")
+    reply = ledger.ok("pay", "K-L1", "100.00", "--reference", "K-L1 cheque")
+    assert reply["case_id"] is None and reply["applied_to"] == "invoice", reply
+
+    # the same kinds in a bank file, matched by reference; then one is recalled by the bank
+    imported = ledger.import_bank_file([
+        f"BK-1,{TODAY},500.00,EUR,K-B1 GmbH,K-B1",
+        f"BK-2,{TODAY},1500.00,EUR,K-B2 GmbH,K-B2",
+        f"BK-3,{TODAY},350.00,EUR,K-B3 GmbH,K-B3",
+        f"BK-4,{TODAY},200.00,EUR,K-B4 GmbH,K-B4",
+    ])
+    assert imported["matched_by_reference"] == 4 and imported["unmatched"] == 0, imported
+    for invoice_id, amount in (("K-B1", "500.00"), ("K-B2", "1500.00"), ("K-B3", "350.00")):
+        book[invoice_id].pay(amount)
+    reversed_ = ledger.ok("payments", "reverse", "BK-4", "--reason", "recalled by the bank")
+    assert money(reversed_["balance"]) == book["K-B4"].owed == Decimal("600.00"), reversed_
+
+    # a dispute upheld with a credit note: EUR 200 is above the policy's single-person threshold
+    # (USD 100), so a second person approves the credit before it reduces the balance
+    dispute = book["K-DSP"]
+    ledger.ok("dispute", "open", "K-DSP", "--reason", "pricing", "--amount", "200.00")
+    resolved = ledger.ok("dispute", "resolve", "K-DSP", "--outcome", "upheld", "--credit", "200.00",
+                         "--as", "demo-supervisor")
+    assert resolved["status"] == "awaiting_approval" and resolved["balance"] == "1200.00", resolved
+    credit = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "K-DSP" and a["kind"] == "credit"]
+    assert [(a["kind"], a["amount"]) for a in credit] == [("credit", "200.00")], credit
+    ledger.refused("approvals", "approve", credit[0]["approval_id"], "--reason", "checked the file", "--as", "demo-supervisor", match="four eyes")
+    approved = ledger.ok("approvals", "approve", credit[0]["approval_id"], "--reason", "checked the file",
+                         "--as", "demo-manager")
+    dispute.settled += Decimal("200.00")
+    dispute.credit_notes = Decimal("200.00")
+    assert money(approved["balance"]) == dispute.owed == Decimal("1000.00"), approved
+
+    # a write-off: the collector asks; EUR 12,000 (USD 12,960 at the policy's rate) is beyond the
+    # supervisor's limit (USD 10,000), so the finance manager approves
+    wo = book["K-WO"]
+    ledger.ok("write-off", "request", "K-WO", "--amount", "12000.00", "--reason", "insolvency")
+    pending = [a for a in ledger.ok("approvals", "list") if a["kind"] == "write_off" and a["invoice_id"] == "K-WO"]
+    assert len(pending) == 1 and pending[0]["amount"] == "12000.00", pending
+    assert pending[0]["requested_by"] == "demo-collector", pending
+    refusal = ledger.refused("approvals", "approve", pending[0]["approval_id"], "--reason", "checked the file", "--as", "demo-supervisor")
+    assert "authority" in refusal or "finance_manager" in refusal, refusal
+    closed = ledger.ok("approvals", "approve", pending[0]["approval_id"], "--reason", "checked the file", "--as", "demo-manager")
+    assert closed["status"] == "written_off" and closed["balance"] == "0.00", closed
+    wo.settled += wo.amount
+    wo.written_off = wo.amount
+
+    # -- what the cases say -------------------------------------------------------------------------
+    cases = ledger.cases()
+    assert sorted(cases) == sorted(i.invoice_id for i in book.values() if i.case)
+    for inv in book.values():
+        if inv.case:
+            assert money(cases[inv.invoice_id]["balance"]) == inv.owed, (inv.invoice_id, cases[inv.invoice_id])
+    for invoice_id in ("K-P2", "K-P3", "K-B2", "K-B3", "K-WO", "K-DSP", "K-FEE"):
+        totals = ledger.peek(invoice_id)["totals"]
+        inv = book[invoice_id]
+        assert money(totals["payments"]) == inv.collected, (invoice_id, totals)
+        assert money(totals["credits"]) == inv.credit_notes and money(totals["write_offs"]) == inv.written_off, totals
+        assert money(totals["fees"]) == inv.fees, (invoice_id, totals)
+    credit = {r["customer_id"]: money(r["balance"]) for r in ledger.ok("payments", "unapplied")}
+    assert credit == {"C-K-P3": Decimal("150.00"), "C-K-B3": Decimal("50.00")}, credit
+
+    # -- the figures, computed here ------------------------------------------------------------------
+    invoices = list(book.values())
+    ar_end = sum((i.owed for i in invoices), ZERO)
+    ar_begin = sum((i.amount for i in invoices if i.issue_date < START), ZERO)  # nothing settled before today
+    current_end = sum((i.owed for i in invoices if i.due_date >= TODAY), ZERO)
+    sales = sum((i.amount for i in invoices if START <= i.issue_date <= TODAY), ZERO)
+    aging = {b: ZERO for b in ("current", "1-30", "31-60", "61-90", "90+")}
+    for i in invoices:
+        if i.owed > 0:
+            aging[bucket((TODAY - i.due_date).days)] += i.owed
+    collected_today = [i for i in invoices if i.owed == 0 and i.collected > 0]
+    turnover = sales / ((ar_begin + ar_end) / 2)
+    cash_received = sum((i.collected + i.excess for i in invoices), ZERO)  # BK-4 came and went
+    expected = {
+        "currency": "EUR", "from": START.isoformat(), "to": TODAY.isoformat(), "days": PERIOD_DAYS,
+        "receivables_begin": str(ar_begin), "receivables_end": str(ar_end),
+        "current_receivables_end": str(current_end), "credit_sales": str(sales),
+        "aging": {b: str(v.quantize(CENT)) for b, v in aging.items()},
+        "dso_standard": q1(ar_end / sales * PERIOD_DAYS),
+        "dso_countback": countback(invoices, ar_end),
+        "cei_percent": q1((ar_begin + sales - ar_end) / (ar_begin + sales - current_end) * 100),
+        "ar_turnover": str(turnover.quantize(CENT, rounding=ROUND_HALF_UP)),
+        "ar_turnover_days": q1(PERIOD_DAYS / turnover),
+        "promises_kept": 0, "promises_broken": 0, "promise_kept_rate_percent": None,
+        "invoices_collected": len(collected_today),
+        "average_days_to_collect": q1(Decimal(sum(-i.issued for i in collected_today)) / len(collected_today)),
+        "written_off": str(wo.amount), "write_off_ratio_percent": q1(wo.amount / sales * 100),
+    }
+    # every case closed today (opened today: 0 days); collected = payments applied on their cases in
+    # the period, the recalled BK-4 not included; the ledger payment on K-L1 belongs to no case
+    closed_by = lambda who: [i for i in invoices if i.case and i.owed == 0 and i.assignee == who]  # noqa: E731
+    collected_by = lambda who: sum((i.collected for i in invoices if i.case and i.assignee == who), ZERO)  # noqa: E731
+    expected_collectors = [
+        {"collector": who, "cases_closed": len(closed_by(who)), "collected": str(collected_by(who)),
+         "broken_promises": 0, "average_days_to_close": "0.0"}
+        for who in ("demo-collector", "unassigned")
+    ]
+    assert expected["receivables_end"] == "5990.00" and expected["credit_sales"] == "21450.00"  # the sums by hand
+
+    problems: list[str] = []  # every difference is named, not only the first
+    figures = ledger.ok("report", "kpis")
+    mismatches = {k: (figures.get(k), v) for k, v in expected.items() if figures.get(k) != v}
+    if mismatches:
+        problems.append(f"report kpis differs from the figures of what was done (got, expected): {mismatches}")
+    if figures["collectors"] != expected_collectors:
+        problems.append(f"report kpis collectors: got {figures['collectors']}, expected {expected_collectors}")
+
+    # each report alone shows the same figures
+    base = {"currency": "EUR", "from": START.isoformat(), "to": TODAY.isoformat()}
+    reports = {
+        "aging": [{**base, "bucket": b, "amount": v} for b, v in expected["aging"].items()],
+        "dso": [{**base, "receivables_end": expected["receivables_end"], "credit_sales": expected["credit_sales"],
+                 "days": PERIOD_DAYS, "dso_standard": expected["dso_standard"],
+                 "dso_countback": expected["dso_countback"]}],
+        "cei": [{**base, "receivables_begin": expected["receivables_begin"], "credit_sales": expected["credit_sales"],
+                 "receivables_end": expected["receivables_end"],
+                 "current_receivables_end": expected["current_receivables_end"],
+                 "cei_percent": expected["cei_percent"]}],
+        "turnover": [{**base, "credit_sales": expected["credit_sales"], "receivables_begin": expected["receivables_begin"],
+                      "receivables_end": expected["receivables_end"], "ar_turnover": expected["ar_turnover"],
+                      "ar_turnover_days": expected["ar_turnover_days"]}],
+        "promises": [{**base, "kept": 0, "broken": 0, "promise_kept_rate_percent": None}],
+        "collect": [{**base, "invoices_collected": expected["invoices_collected"],
+                     "average_days_to_collect": expected["average_days_to_collect"]}],
+        "write-offs": [{**base, "written_off": expected["written_off"], "credit_sales": expected["credit_sales"],
+                        "write_off_ratio_percent": expected["write_off_ratio_percent"]}],
+        "collectors": [{**base, **row} for row in expected_collectors],
+    }
+    for name, rows in reports.items():
+        shown = ledger.ok("report", name)
+        if shown != {"report": name, "rows": rows}:
+            problems.append(f"report {name}: got {shown['rows']}, expected {rows}")
+    csv_text = ledger.cli("report", "write-offs", "--csv", json=False)
+    assert csv_text.code == 0, str(csv_text)
+    if f"EUR,{START},{TODAY},12000.00,21450.00," not in csv_text.stdout:
+        problems.append(f"report write-offs --csv: {csv_text.stdout!r}")
+
+    # the API and the dashboard show the same
+    with ledger.api("demo-manager") as api:
+        answer = api.get("/api/reports/kpis")
+        assert answer.status_code == 200, answer.text
+        if {k: answer.json().get(k) for k in expected} != expected:
+            problems.append(f"GET /api/reports/kpis: {answer.json()}")
+        board = api.get("/api/reports/dashboard")
+        assert board.status_code == 200, board.text
+        board = board.json()
+    if board["aging"] != expected["aging"]:
+        problems.append(f"dashboard aging: got {board['aging']}, expected {expected['aging']}")
+    this_week = (TODAY - timedelta(days=TODAY.weekday())).isoformat()
+    week = {w["week"]: w["amount"] for w in board["collected_per_week"]}
+    assert str(cash_received) == "4200.00"  # by hand: 300 + 800 + 650 + 100 + 500 + 1500 + 350 (+200 - 200)
+    if week.get(this_week) != str(cash_received):
+        problems.append(f"dashboard cash collected this week: got {week.get(this_week)}, expected {cash_received}")
+    reconciled = ledger.cli("report", "reconcile")
+    if reconciled.code != 0 or not (reconciled.json or {}).get("agree"):
+        problems.append(f"report reconcile: {reconciled}")
+    assert not problems, "\n".join(problems)
+
+
+def countback(invoices: list[Inv], ar_end: Decimal) -> str | None:
+    """docs/KPIS.md: today's month up to today, then whole months backwards; each month whose
+    credit sales the receivables exceed counts all its days, the last one pro rata."""
+    left, days = ar_end, ZERO
+    first, last = TODAY.replace(day=1), TODAY
+    for _ in range(24):
+        span = (last - first).days + 1
+        sales = sum((i.amount for i in invoices if first <= i.issue_date <= last), ZERO)
+        if sales > 0 and left <= sales:
+            return q1(days + left / sales * span)
+        left -= sales
+        days += span
+        last = first - timedelta(days=1)
+        first = last.replace(day=1)
+        assert calendar.monthrange(first.year, first.month)[1] == last.day
+    return None
+
