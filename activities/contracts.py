@@ -65,6 +65,8 @@ class NoticeResult(_Model):
     permanent: bool = False
     error: str = ""
     already_sent: bool = False
+    # cases whose notice was not sent because the case had closed by then (paid meanwhile)
+    withdrawn: list[str] = []
 
 
 # -- the daily sweep ------------------------------------------------------------------------

@@ -139,15 +139,6 @@ class NoticeActivities:
             metrics.NOTICES.labels("already_sent").inc()
             await asyncio.to_thread(self._finish, message_id, "sent" if recorded.delivered else "rejected", None)
             return recorded.model_copy(update={"message_id": message_id, "already_sent": True})
-        rendered = self.renderer.render(requests)
-        message = build_message(
-            rendered,
-            message_id=message_id,
-            sender=self.smtp.sender,
-            recipient_name=first.customer.name,
-            recipient_email=recipient,
-            sent_at=claim.first_attempt_at,
-        )
         client = aiosmtplib.SMTP(
             hostname=self.smtp.host,
             port=self.smtp.port,
@@ -159,6 +150,24 @@ class NoticeActivities:
         accepted = False
         try:
             async with client:
+                # No demand after payment: the cases are read again once the server is ready to
+                # take the message, so a case paid (closed) meanwhile gets no notice. What is left
+                # is the moment between this read and the server's acceptance (one round trip).
+                live, withdrawn = await asyncio.to_thread(self._still_due, requests)
+                if not live:
+                    log.info("notice withdrawn: the case closed before it was sent", extra=where)
+                    metrics.NOTICES.labels("withdrawn").inc()
+                    await asyncio.to_thread(self._finish, message_id, "withdrawn", None)
+                    return NoticeResult(message_id=message_id, recipient=recipient, delivered=False,
+                                        error="the case closed before it was sent", withdrawn=withdrawn)
+                message = build_message(
+                    self.renderer.render(live),
+                    message_id=message_id,
+                    sender=self.smtp.sender,
+                    recipient_name=first.customer.name,
+                    recipient_email=recipient,
+                    sent_at=claim.first_attempt_at,
+                )
                 await client.send_message(message)
                 accepted = True
                 accepted_at = time.monotonic()
@@ -188,7 +197,20 @@ class NoticeActivities:
                 await asyncio.to_thread(self._note_error, message_id, repr(error), where)
                 raise
         metrics.NOTICES.labels("sent").inc()
-        return NoticeResult(message_id=message_id, recipient=recipient, delivered=True)
+        return NoticeResult(message_id=message_id, recipient=recipient, delivered=True, withdrawn=withdrawn)
+
+    def _still_due(self, requests: Sequence[NoticeRequest]) -> tuple[list[NoticeRequest], list[str]]:
+        """The notices whose case is still open (to send), and the cases closed since (withdrawn)."""
+        if self.store is None:
+            return list(requests), []
+        live, withdrawn = [], []
+        for request in requests:
+            state = self.store.state(request.case_id)
+            if state is not None and state.closed:
+                withdrawn.append(str(request.case_id))
+            else:
+                live.append(request)
+        return live, withdrawn
 
     async def _mark_sent(self, message_id: str, where: dict) -> None:
         """Record an accepted message, patiently: failing here would mean sending it twice."""

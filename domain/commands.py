@@ -166,6 +166,7 @@ class RecordReminder(Command):
     permanent: bool = False
     error: str = ""
     fee: Money | None = None
+    withdrawn: bool = False  # not sent: the case had closed when it was to go out
 
     @field_validator("error")
     @classmethod

@@ -606,6 +606,9 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
         next_at = _send_moment(s.opened_at + ladder[c.level].after + s.clock.shift, s.customer, policy)
     else:
         escalate_at = emit.now + policy.escalation.after_final
+    if c.withdrawn:  # no demand went out: the ladder stays where it was, the seq is used
+        emit(ev.ReminderWithdrawn, seq=c.seq, level=c.level, reason=c.error or "the case closed before it was sent")
+        return
     common = dict(seq=c.seq, level=c.level, step=step.name, message_id=c.message_id, recipient=c.recipient,
                   next_reminder_at=next_at, escalate_at=escalate_at)
     if not c.delivered:

@@ -118,6 +118,15 @@ class ReminderSent(Event):
     escalate_at: datetime | None
 
 
+class ReminderWithdrawn(Event):
+    """A notice not sent after all: the case closed (it was paid) while the notice was due."""
+
+    type: Literal["ReminderWithdrawn"] = "ReminderWithdrawn"
+    seq: int
+    level: int
+    reason: str
+
+
 class ReminderFailed(Event):
     type: Literal["ReminderFailed"] = "ReminderFailed"
     seq: int
@@ -446,6 +455,7 @@ AnyEvent = Annotated[
         CaseOpened,
         ReminderSent,
         ReminderFailed,
+        ReminderWithdrawn,
         LateFeeCharged,
         PaymentReceived,
         PaymentReversed,

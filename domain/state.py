@@ -346,6 +346,10 @@ def _opened(e: ev.CaseOpened) -> CaseState:
     )
 
 
+def _reminder_withdrawn(s: CaseState, e: ev.ReminderWithdrawn) -> dict:
+    return {"notices": max(s.notices, e.seq)}
+
+
 def _reminder(s: CaseState, e: ev.ReminderSent | ev.ReminderFailed) -> dict:
     changes: dict = {"notices": max(s.notices, e.seq), "level": max(s.level, e.level)}
     if isinstance(e, ev.ReminderFailed):
@@ -704,6 +708,7 @@ _HANDLERS = {
     ev.CustomerCreditApplied: _credit_applied,
     ev.ReminderSent: _reminder,
     ev.ReminderFailed: _reminder,
+    ev.ReminderWithdrawn: _reminder_withdrawn,
     ev.LateFeeCharged: _fee,
     ev.PaymentReceived: _payment,
     ev.PaymentReversed: _payment_reversed,

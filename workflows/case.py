@@ -188,11 +188,13 @@ class CollectionCaseWorkflow:
             result = await self._through_mailbox(request)
         else:
             result = await self._send_directly(request)
+        withdrawn = str(state.case_id) in result.withdrawn  # the case closed before it went out
         await self._run(
             cmd.RecordReminder(
                 command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, seq=notice.seq, level=notice.level,
-                message_id=result.message_id, recipient=result.recipient, delivered=result.delivered,
-                permanent=result.permanent, error=result.error, fee=notice.fee,
+                message_id=result.message_id, recipient=result.recipient, delivered=result.delivered and not withdrawn,
+                permanent=result.permanent, error=result.error if not withdrawn else "the case closed before it was sent",
+                fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
             )
         )
 

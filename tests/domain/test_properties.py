@@ -115,7 +115,7 @@ class CaseMachine(RuleBasedStateMachine):
         ids = {e.event_id for e in self.events}
         assert not ids & {e.event_id for e in new}, "event ids must be unique"
         if closed_before:
-            in_flight = (ev.ReminderSent, ev.ReminderFailed, ev.InsurerNotified, ev.InsurerNotificationFailed)
+            in_flight = (ev.ReminderSent, ev.ReminderFailed, ev.ReminderWithdrawn, ev.InsurerNotified, ev.InsurerNotificationFailed)
             assert all(isinstance(e, in_flight) for e in new), new
             for name in ("balance", "payments", "credits", "write_offs", "fees", "outcome", "credit_applied",
                          "indemnity"):
