@@ -126,8 +126,13 @@ def domain_response(error: DomainError) -> JSONResponse:
 
 
 def unavailable_message(error: Exception) -> str | None:
-    """A message for Temporal being unreachable or no worker answering, else None."""
+    """A message for Temporal being unreachable, no worker answering, or a workflow that
+    cannot make progress (app.waiting.WorkflowStuck), else None."""
+    from app.waiting import WorkflowStuck
+
     text = str(error)
+    if isinstance(error, WorkflowStuck):
+        return text
     lowered = text.lower()
     if "client connect" in lowered or "connection refused" in lowered or "no worker answered" in lowered:
         return text if "no worker answered" in lowered else f"cannot reach Temporal ({text})"

@@ -6,11 +6,13 @@ traceback, and leave everything as it was.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
 
 from tests.e2e.test_bad_inputs_cli import HEADER, ROOT, Catalogue, catalogue  # noqa: F401  (the stack fixture)
+from tests.harness import token_for
 
 BANK = "payment_id,received_on,amount,currency,payer,reference"
 
@@ -23,8 +25,9 @@ def row(**change: str) -> str:
 
 
 def starter(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "COLLECTIONS_TOKEN": token_for(os.environ["COLLECTIONS_USERS"], args)}  # the person's own
     return subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env=env)
 
 
 def test_every_value_class_is_refused_by_the_cli_naming_the_field(catalogue: Catalogue):  # noqa: F811

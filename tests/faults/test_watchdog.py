@@ -23,7 +23,7 @@ from pathlib import Path
 
 from app.context import connect
 from app.settings import Settings
-from tests.harness import INVOICES, ROOT, cli_environment
+from tests.harness import INVOICES, ROOT, cli_environment, token_for
 
 FAST_POLICY = ROOT / "tests" / "data" / "fast.toml"
 SLOTS = 4
@@ -32,6 +32,7 @@ INVOICE_IDS = ("INV-1001", "INV-1002", "INV-2001")
 
 
 def cli(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    env = {**env, "COLLECTIONS_TOKEN": token_for(env["COLLECTIONS_USERS"], args)}  # the person's own token
     return subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], env=env, capture_output=True,
                           text=True, timeout=timeout)
 
@@ -56,7 +57,8 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         # every slot held: one eviction the SDK keeps retrying per jammed workflow
         await wait_for_runs(log_path, "running eviction job for run ID", SLOTS, 60)
         started = time.monotonic()
-        opening = [subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "case", "open", i, "--json"], env=env,
+        collector = {**env, "COLLECTIONS_TOKEN": token_for(env["COLLECTIONS_USERS"], ["case", "open"])}
+        opening = [subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "case", "open", i, "--json"], env=collector,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in INVOICE_IDS]
 
         # the jammed worker takes none of them: nothing is open while the watchdog has not fired

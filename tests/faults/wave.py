@@ -309,6 +309,10 @@ def verify(stack, cases: list[PlannedCase]) -> dict:
             {k: str(v) for k, v in row._mapping.items()}
             for row in session.execute(select(notice_deliveries).where(notice_deliveries.c.message_id.in_(doubled)))
         ] if doubled else []
+    # every report agrees with the events (`report reconcile`), however the wave was disturbed
+    from app.reconcile import reconcile
+
+    problems += [f"reconcile: {d}" for d in reconcile(stack.context)["differences"][:20]]
     before = _projection_rows(stack.context.db)
     store.rebuild_projections()
     after = _projection_rows(stack.context.db)
