@@ -6,11 +6,12 @@ Registered on the same router (and role matrix) as api/routes.py.
 
 from __future__ import annotations
 
-from datetime import date
 from itertools import islice
 from typing import Annotated
 
 from fastapi import Query
+
+from domain.inputs import IsoDate
 
 from api.routes import Service, endpoint
 from app import audit
@@ -28,10 +29,10 @@ def verify(svc: Service) -> dict:
 @endpoint("GET", "/audit/events", "audit.events",
           summary="The audit trail: every event of every stream recorded from `from` to `to` (UTC days, inclusive) "
                   "in the order recorded, optionally one actor's; a page of `limit` events after position `after`")
-def events(svc: Service, start: Annotated[date | None, Query(alias="from")] = None,
-           end: Annotated[date | None, Query(alias="to")] = None,
+def events(svc: Service, start: Annotated[IsoDate | None, Query(alias="from")] = None,
+           end: Annotated[IsoDate | None, Query(alias="to")] = None,
            actor: Annotated[str | None, Query(max_length=100)] = None,
-           after: Annotated[int, Query(ge=0, description="Position to continue after (next_after of a page)")] = 0,
+           after: Annotated[int, Query(ge=0, le=2**62, description="Position to continue after (next_after of a page)")] = 0,
            limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict:
     rows = list(islice(audit.trail(svc.ctx, start, end, actor, after), limit + 1))
     more = len(rows) > limit

@@ -93,7 +93,7 @@ async def policy_versions(svc: Service) -> list[dict]:
 
 @endpoint("POST", "/policies", "policy.pin",
           summary="Validate a policy (the request body, TOML) and keep it under its version, without making it active",
-          openapi_extra={"requestBody": {"required": True, "content": {"application/toml": {"schema": {"type": "string"}}}}})
+          openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}})
 async def pin_policy(request: Request, svc: Service, user: caller("policy.pin")) -> dict:
     text = await read_csv_body(request)  # bounded UTF-8 text, whatever its format
     return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor())

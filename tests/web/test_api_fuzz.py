@@ -27,7 +27,7 @@ async def test_the_api_keeps_its_openapi_contract_under_fuzzing(web: Web, tmp_pa
     command = [
         sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG), "run", f"{web.url}/openapi.json",
         "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--phases", "examples,coverage,fuzzing",
-        "--workers", "1", "--seed", "14", "--request-timeout", "30", "--max-time", "240",
+        "--workers", "1", "--seed", "14", "--request-timeout", "30", "--max-time", "150",
         "--header", f"Authorization: Bearer {web.tokens['supervisor']}",
         "--report", "junit", "--report-dir", str(tmp_path), "--no-color",
     ]

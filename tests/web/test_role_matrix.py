@@ -182,7 +182,7 @@ async def _policy(web: Web, role: str) -> Call:
 async def _pin(web: Web, role: str) -> Call:
     text = (ROOT / "tests" / "data" / "policy-web.toml").read_text().replace(
         'version = "web-test-1"', f'version = "web-pinned-{role}"')
-    return Call("POST", "/api/policies", content=text.encode(), headers={"Content-Type": "application/toml"},
+    return Call("POST", "/api/policies", content=text.encode(), headers={"Content-Type": "text/plain"},
                 snapshot=lambda: sorted(web.context.policies.versions()),
                 check=lambda r: r["version"] == f"web-pinned-{role}")
 
