@@ -10,7 +10,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import pytest
 from temporalio.client import Client
 
 from api.server import start_web
@@ -20,7 +19,7 @@ from app.services import CaseService
 from app.settings import Settings
 from app.tokens import issue_token
 from domain.decider import case_uuid
-from tests.conftest import ROOT, drop_postgres_database, postgres_database
+from tests.conftest import ROOT
 from worker import build_worker
 
 HEADER = "invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,due_date,risk_grade"
@@ -97,13 +96,3 @@ async def running_stack(client, tmp: Path, database_url: str, workers: int = 1,
         for context in contexts:
             if "db" in context.__dict__:
                 context.db.dispose()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def any_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'collections.db'}"
-        return
-    url = postgres_database()
-    yield url
-    drop_postgres_database(url)

@@ -107,8 +107,8 @@ async def _still_takes_commands(stack, http, invoice: str) -> None:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-async def test_parallel_payments_and_mixed_commands_on_one_case(dev_env, tmp_path, any_database, workers):
-    async with running_stack(dev_env.client, tmp_path, any_database, workers=workers) as stack:
+async def test_parallel_payments_and_mixed_commands_on_one_case(dev_env, tmp_path, database_url, workers):
+    async with running_stack(dev_env.client, tmp_path, database_url, workers=workers) as stack:
         async with stack.client("supervisor") as http:
             for round_ in range(ROUNDS):
                 # SIZE distinct payments of 10.00 on a 1,000.00 case, all at once (plus three
