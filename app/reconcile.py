@@ -25,7 +25,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from app.context import Context
-from domain.money import Money
+from app.reports import _amount  # minor units -> Decimal, as every report reads them
 from store.schema import case_summary, customer_exposure, invoices, payments
 
 ZERO = Decimal(0)
@@ -65,10 +65,6 @@ class CaseFacts:
 class Recomputed:
     cases: dict[str, CaseFacts]
     period: dict[str, dict[str, Decimal]]  # currency -> kind -> total in the period
-
-
-def _money(value) -> Decimal:
-    return value.amount if isinstance(value, Money) else Decimal(value["amount"])
 
 
 def recompute(ctx: Context, start: date, end: date) -> Recomputed:
@@ -113,10 +109,6 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
         elif start <= day <= end:
             period[facts.currency][_PERIOD_KIND[name]] += value.amount
     return Recomputed(cases, period)
-
-
-def _minor_to_amount(minor: int, currency: str) -> Decimal:
-    return Money.from_minor(minor, currency).amount
 
 
 def reconcile(ctx: Context, start: date | None = None, end: date | None = None) -> dict:
@@ -167,7 +159,7 @@ def _compare_cases(found: Recomputed, summaries: dict, differences: list[str]) -
         if row is None:
             differences.append(f"case {case_id} ({facts.invoice_id}) has events but no case_summary row")
             continue
-        balance = _minor_to_amount(row.balance_minor, row.currency)
+        balance = _amount(row.balance_minor, row.currency)
         if balance != facts.balance:
             differences.append(f"case {case_id} ({facts.invoice_id}): case_summary balance {balance}, "
                                f"the events give {facts.balance}")
@@ -190,7 +182,7 @@ def _compare_exposure(found: Recomputed, exposure: dict, differences: list[str])
         cases, balance = expected.get(key, [0, ZERO])
         row = exposure.get(key)
         shown_cases = row.open_cases if row else 0
-        shown_balance = _minor_to_amount(row.open_balance_minor, key[1]) if row else ZERO
+        shown_balance = _amount(row.open_balance_minor, key[1]) if row else ZERO
         if (shown_cases, shown_balance) != (cases, balance):
             differences.append(f"customer {key[0]} ({key[1]}): customer_exposure shows {shown_cases} open case(s), "
                                f"{shown_balance} open; the events give {cases}, {balance}")
@@ -206,7 +198,7 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
                 paid_without_case[r.invoice_id] += r.amount_minor
             continue
         event = on_cases.pop(r.payment_id, None)
-        amount = _minor_to_amount(r.amount_minor, r.currency)
+        amount = _amount(r.amount_minor, r.currency)
         if event is None:
             differences.append(f"payment {r.payment_id}: the payments table applies it to case {r.case_id}, "
                                "which has no PaymentReceived for it")
@@ -223,9 +215,9 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
         if invoice_id in cased:
             continue
         if row.paid_minor != paid_without_case.get(invoice_id, 0):
-            differences.append(f"invoice {invoice_id}: paid {_minor_to_amount(row.paid_minor, row.currency)} on the "
+            differences.append(f"invoice {invoice_id}: paid {_amount(row.paid_minor, row.currency)} on the "
                                f"ledger, its payment rows add up to "
-                               f"{_minor_to_amount(paid_without_case.get(invoice_id, 0), row.currency)}")
+                               f"{_amount(paid_without_case.get(invoice_id, 0), row.currency)}")
 
 
 def _ledger_payments(rows: list, start: date, end: date) -> dict[str, dict]:
@@ -235,7 +227,7 @@ def _ledger_payments(rows: list, start: date, end: date) -> dict[str, dict]:
     for r in rows:
         if r.case_id is not None or r.invoice_id is None or r.status not in ("applied", "reversed"):
             continue
-        amount = _minor_to_amount(r.amount_minor, r.currency)
+        amount = _amount(r.amount_minor, r.currency)
         dated = [(r.received_on, amount)]
         if r.status == "reversed":
             dated.append((r.reversed_at.date(), -amount))
@@ -253,7 +245,7 @@ def _receivables(found: Recomputed, ledger: dict, ledger_paid: dict, end: date) 
     for invoice_id, row in ledger.items():
         if row.issue_date > end:
             continue
-        owed = _minor_to_amount(row.amount_minor, row.currency)
+        owed = _amount(row.amount_minor, row.currency)
         owed -= sum((a for day, a in ledger_paid["invoice"].get(invoice_id, []) if day <= end), ZERO)
         facts = by_invoice.get(invoice_id)
         if facts is not None:
