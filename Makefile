@@ -44,7 +44,7 @@ test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
-	$(BIN)/ruff check --select F,E9 domain store activities workflows app api tests worker.py starter.py
+	$(BIN)/ruff check --select F,E9 domain store activities workflows app api cli tests worker.py starter.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis

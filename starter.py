@@ -3,7 +3,7 @@
 import os
 import sys
 
-from app.cli import run
+from cli.main import run
 
 
 def main() -> None:

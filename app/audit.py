@@ -1,7 +1,7 @@
 """The audit trail: verify the event store's hash chain, anchor its head outside the
 database, and export every event of a period (docs/CONTROLS.md).
 
-Used by `audit verify|anchor|export` (app/cli_audit.py) and /api/audit/... (api/routes_audit.py).
+Used by `audit verify|anchor|export` (cli/audit.py) and /api/audit/... (api/routes_audit.py).
 """
 
 from __future__ import annotations

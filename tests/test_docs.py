@@ -18,7 +18,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _cli():
-    from app.cli import app
+    from cli.main import app
 
     return typer.main.get_command(app)
 

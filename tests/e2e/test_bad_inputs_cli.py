@@ -50,7 +50,7 @@ class Run:
 
 def cli(*args: str) -> Run:
     """``python starter.py ARGS`` in this process: same parser, same error mapping, same exit codes."""
-    from app.cli import main
+    from cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     argv, environ = sys.argv, dict(os.environ)

@@ -67,7 +67,7 @@ def test_every_cli_command_is_in_the_one_table():
     import typer
 
     from app.authorization import CLI_ACTIONS, OPERATOR_COMMANDS, ROLE_MATRIX
-    from app.cli import app
+    from cli.main import app
 
     def paths(command, prefix=()):
         subs = getattr(command, "commands", None)

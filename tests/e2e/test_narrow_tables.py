@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from app import cli
+from cli import main as cli
 
 ROWS = [{"approval_id": "5f0c2a9e-1b7d-4c57-9a43-0b8f6c1d2e3f", "kind": "write_off", "invoice_id": "INV-2026-000123",
          "amount": "12345.67", "currency": "EUR", "requested_by": "demo-collector", "tier": "supervisor",

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from app.authorization import ROLE_MATRIX
-from app.cli import app as cli
+from cli.main import app as cli
 from tests.conftest import ROOT
 from tests.web.conftest import HEADER, Web
 

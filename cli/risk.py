@@ -1,7 +1,7 @@
 """CLI commands of credit risk: customer scorecard, watchlist, credit holds and their outbox,
 customer credit (unapplied cash), credit insurance, collection KPI reports, backtest.
 
-Registered on the main app by app/cli.py (imported at its end). Every command takes
+Registered on the main app by cli/main.py (imported at its end). Every command takes
 --json; bad input exits 2 with one line on stderr.
 """
 
@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from app.cli import AsOpt, JsonOpt, app, console, execute, print_table, show_reply
-from app.cli_dunning import _date, payments_app
+from cli.main import AsOpt, JsonOpt, app, console, execute, print_table, show_reply
+from cli.dunning import _date, payments_app
 from app.services import CaseService
 from domain.errors import DomainError
 

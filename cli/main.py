@@ -564,6 +564,6 @@ def authenticate(args: list[str]) -> list[str]:
     return args
 
 
-from app import cli_dunning  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
-from app import cli_risk  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
-from app import cli_audit  # noqa: E402,F401  registers audit verify, anchor and export
+from cli import dunning as _dunning_commands  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
+from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
+from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export

@@ -1,6 +1,6 @@
 """CLI commands of the audit trail: `audit verify`, `audit anchor`, `audit export` (docs/CONTROLS.md).
 
-Registered on the main app by app/cli.py (imported at its end).
+Registered on the main app by cli/main.py (imported at its end).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli import JsonOpt, app, console, err_console, execute, print_table
-from app.cli_dunning import _date
+from cli.main import JsonOpt, app, console, err_console, execute, print_table
+from cli.dunning import _date
 from app.services import CaseService
 
 audit_app = typer.Typer(help="The audit trail: verify the event store's hash chain, anchor its head, export events.",
@@ -121,7 +121,7 @@ def audit_export(
     from app.audit import COLUMNS, to_csv_lines, trail
 
     if as_csv and as_json:
-        from app.cli import fail
+        from cli.main import fail
 
         fail("--csv and --json exclude each other")
 

@@ -1,6 +1,6 @@
 """CLI commands of automated dunning: sweep, schedule, payments, templates, policy versions.
 
-Registered on the main app by app/cli.py (imported at its end).
+Registered on the main app by cli/main.py (imported at its end).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
+from cli.main import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
 from app.services import CaseService
 from domain.inputs import parse_date
 
