@@ -100,7 +100,7 @@ async def test_payloads_from_before_encryption_still_decode():
     (f"k1:{base64.b64encode(b'short').decode()}", "5 bytes"),
     (f"{entry('k1')},{entry('k1')}", "duplicate key id"),
     (f"bad id!:{base64.b64encode(os.urandom(32)).decode()}", "KEY_ID:BASE64_KEY"),
-])
+], ids=["empty", "no-key", "not-base64", "short-key", "duplicate-id", "bad-id"])  # stable ids: the keys are random
 def test_bad_key_lists_are_refused_clearly(text, match):
     with pytest.raises(PayloadKeyError, match=match) as error:
         PayloadKeys.parse(text)
