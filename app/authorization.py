@@ -74,6 +74,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # audit trail (docs/CONTROLS.md)
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
+    # the event feed for an ERP or a data warehouse (docs/EVENTS.md): every fact of every case and
+    # customer, so not a collector's (a collector sees the cases; an integration runs as an approver's
+    # user until a read-only integration role exists)
+    "events.read": APPROVERS,
 }
 
 
@@ -131,6 +135,8 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "audit verify": ("audit.verify", True),
     "audit export": ("audit.events", True),
     "audit anchor": ("audit.verify", True),
+    # the event feed: as from the API, a token is needed
+    "events tail": ("events.read", True),
 }
 OPERATOR_COMMANDS = frozenset({
     "up", "web", "worker", "db upgrade", "users token", "users list",

@@ -567,3 +567,4 @@ def authenticate(args: list[str]) -> list[str]:
 from cli import dunning as _dunning_commands  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
 from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
 from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export
+from cli import feed as _feed_commands  # noqa: E402,F401  registers events tail
