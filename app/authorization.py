@@ -4,6 +4,7 @@ CLI command and every endpoint mapped to an action).
 
 Collectors work cases and request write-offs; supervisors and finance managers
 may also decide escalations and approvals, cancel cases and administer the ledger.
+An integration user (another system, not a person) may only read the event feed.
 The money rules (limits per role in the policy's currency, the single-person threshold,
 four eyes) are domain rules (domain/authority.py), checked by the decider on every path.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from domain.policy import Role
 
-ALL = frozenset(Role)
+ALL = frozenset({Role.collector, Role.supervisor, Role.finance_manager})  # every person's role
 APPROVERS = frozenset({Role.supervisor, Role.finance_manager})
+INTEGRATION = frozenset({Role.integration})  # another system: reads the event feed, nothing else
 
 ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # who am I
-    "me": ALL,
+    "me": ALL | INTEGRATION,
     # cases: reads
     "cases.list": ALL,
     "cases.worklist": ALL,
@@ -75,9 +77,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
     # the event feed for an ERP or a data warehouse (docs/EVENTS.md): every fact of every case and
-    # customer, so not a collector's (a collector sees the cases; an integration runs as an approver's
-    # user until a read-only integration role exists)
-    "events.read": APPROVERS,
+    # customer, so not a collector's (a collector works cases); an integration user reads it and
+    # may do nothing else
+    "events.read": APPROVERS | INTEGRATION,
 }
 
 

@@ -101,7 +101,8 @@ def test_a_collector_or_no_token_may_not_read_the_feed(filled):
                           env={**cli.env, "COLLECTIONS_TOKEN": tokens["demo-collector"]}, cwd=cli.cwd,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert "only a supervisor or finance_manager may events.read (demo-collector is a collector)" in done.stderr
+    assert "only an integration or supervisor or finance_manager may events.read (demo-collector is a collector)" \
+        in done.stderr
     done = subprocess.run([sys.executable, str(ROOT / "starter.py"), "events", "tail"],
                           env={k: v for k, v in cli.env.items() if k != "COLLECTIONS_TOKEN"}, cwd=cli.cwd,
                           capture_output=True, text=True, timeout=60)
@@ -116,3 +117,24 @@ def test_bad_options_exit_2_naming_the_option(filled, args, field):
     cli, _, _ = filled
     line = cli.rejected("events", "tail", *args, match=field)
     assert line.startswith("error:")
+
+
+def test_an_integration_user_tails_the_feed_and_may_do_nothing_else(filled):
+    from app.tokens import issue_token
+
+    cli, _, records = filled
+    users = cli.cwd / "users.toml"
+    with users.open("a", encoding="utf-8") as f:
+        f.write('\n[[users]]\nname = "erp-feed"\nrole = "integration"\n')
+    env = {**cli.env, "COLLECTIONS_TOKEN": issue_token(users, "erp-feed")["token"]}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], env=env, cwd=cli.cwd,
+                              capture_output=True, text=True, timeout=60)
+
+    done = run("events", "tail", "--json", "--after", str(records[0].position), "--limit", "1000")
+    assert done.returncode == 0, done.stderr
+    assert [e["position"] for e in json.loads(done.stdout)["events"]] == [r.position for r in records[1:]]
+    for args in (("case", "list"), ("audit", "export"), ("pay", "FEED-1", "1.00", "--reference", "r")):
+        refused = run(*args)
+        assert refused.returncode == 2 and "(erp-feed is an integration)" in refused.stderr, (args, refused.stderr)

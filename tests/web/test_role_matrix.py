@@ -471,8 +471,9 @@ def test_the_audit_trail_is_for_supervisors_and_finance_managers():
     assert ROLE_MATRIX["audit.verify"] == ROLE_MATRIX["audit.events"] == {Role.supervisor, Role.finance_manager}
 
 
-def test_the_event_feed_is_not_a_collectors():
-    assert ROLE_MATRIX["events.read"] == {Role.supervisor, Role.finance_manager}
+def test_the_event_feed_is_not_a_collectors_and_all_an_integration_may_read():
+    assert ROLE_MATRIX["events.read"] == {Role.supervisor, Role.finance_manager, Role.integration}
+    assert {action for action, roles in ROLE_MATRIX.items() if Role.integration in roles} == {"events.read", "me"}
 
 
 def test_every_endpoint_is_in_the_matrix_and_the_matrix_is_tested():
