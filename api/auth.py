@@ -64,7 +64,12 @@ def api_user(request: Request, credentials: HTTPAuthorizationCredentials | None 
 
 def forbid(action: str, user: User) -> ApiError:
     roles = " or ".join(r.value for r in Role if r in ROLE_MATRIX.get(action, ()))
-    return ApiError(403, f"{user.name} is a {user.role.value}: only a {roles} may call {action}", "role")
+    return ApiError(403, f"{user.name} is {article(user.role.value)}: only {article(roles)} may call {action}", "role")
+
+
+def article(words: str) -> str:
+    """``words`` with its indefinite article: a collector, an integration."""
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
 
 
 @lru_cache(maxsize=None)

@@ -4,6 +4,7 @@ CLI command and every endpoint mapped to an action).
 
 Collectors work cases and request write-offs; supervisors and finance managers
 may also decide escalations and approvals, cancel cases and administer the ledger.
+An integration user (another system, not a person) may only read the event feed.
 The money rules (limits per role in the policy's currency, the single-person threshold,
 four eyes) are domain rules (domain/authority.py), checked by the decider on every path.
 """
@@ -12,12 +13,13 @@ from __future__ import annotations
 
 from domain.policy import Role
 
-ALL = frozenset(Role)
+ALL = frozenset({Role.collector, Role.supervisor, Role.finance_manager})  # every person's role
 APPROVERS = frozenset({Role.supervisor, Role.finance_manager})
+INTEGRATION = frozenset({Role.integration})  # another system: reads the event feed, nothing else
 
 ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # who am I
-    "me": ALL,
+    "me": ALL | INTEGRATION,
     # cases: reads
     "cases.list": ALL,
     "cases.worklist": ALL,
@@ -74,6 +76,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # audit trail (docs/CONTROLS.md)
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
+    # the event feed for an ERP or a data warehouse (docs/EVENTS.md): every fact of every case and
+    # customer, so not a collector's (a collector works cases); an integration user reads it and
+    # may do nothing else
+    "events.read": APPROVERS | INTEGRATION,
 }
 
 
@@ -131,6 +137,8 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "audit verify": ("audit.verify", True),
     "audit export": ("audit.events", True),
     "audit anchor": ("audit.verify", True),
+    # the event feed: as from the API, a token is needed
+    "events tail": ("events.read", True),
 }
 OPERATOR_COMMANDS = frozenset({
     "up", "web", "worker", "db upgrade", "users token", "users list",

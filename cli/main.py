@@ -500,6 +500,11 @@ def main() -> None:
     sys.exit(run())
 
 
+def _article(words: str) -> str:
+    """``words`` with its indefinite article: a collector, an integration."""
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
+
+
 def _command_path(args: list[str]) -> str:
     """The command an argument list names (`case open`), as far as the CLI knows it."""
     command, path = typer.main.get_command(app), []
@@ -559,7 +564,7 @@ def authenticate(args: list[str]) -> list[str]:
         raise DomainError(f"--as {as_user} does not match the user of the token ({user.name})", "as")
     if not allowed(action, user.role):
         roles = " or ".join(r.value for r in sorted(ROLE_MATRIX[action], key=lambda r: ROLE_RANK[r]))
-        raise DomainError(f"only a {roles} may {action} ({user.name} is a {user.role.value})", "as")
+        raise DomainError(f"only {_article(roles)} may {action} ({user.name} is {_article(user.role.value)})", "as")
     os.environ["COLLECTIONS_USER"] = user.name  # the actor of this command, for Context.actor
     return args
 
@@ -567,3 +572,4 @@ def authenticate(args: list[str]) -> list[str]:
 from cli import dunning as _dunning_commands  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
 from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
 from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export
+from cli import feed as _feed_commands  # noqa: E402,F401  registers events tail

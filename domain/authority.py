@@ -22,7 +22,7 @@ from domain.money import Money
 from domain.policy import APPROVER_ROLES, ApprovalPolicy, Policy, Role
 from domain.users import Actor
 
-ROLE_RANK = {Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
+ROLE_RANK = {Role.integration: -1, Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
 # Approval kinds that reduce the receivable: the money rules apply to them.
 REDUCTIONS = ("write_off", "credit", "cancellation")
 

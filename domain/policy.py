@@ -30,6 +30,9 @@ class Role(str, Enum):
     collector = "collector"
     supervisor = "supervisor"
     finance_manager = "finance_manager"
+    # Not a person: another system (an ERP, a data warehouse) reading the event feed. It may do
+    # nothing else (app/authorization.py) and ranks below every person (domain/authority.py).
+    integration = "integration"
 
 
 APPROVER_ROLES = (Role.supervisor, Role.finance_manager)

@@ -262,6 +262,43 @@ class EventStore:
                 yield _decode(n.id, UUID(str(n.originator_id)), n.originator_version, n.topic, n.state)
             position = page[-1].id
 
+    def settled_head(self) -> int:
+        """The highest position below which every event is committed for good: no append in
+        flight can still commit an event at or below it (the feed reads up to here only).
+
+        SQLite: write transactions are serialized by the database's write lock and a position
+        is taken inside one, so positions commit in order and the last committed one is settled.
+        PostgreSQL: concurrent transactions could commit out of position order (a sequence value
+        is taken at insert, the row is seen at commit). Appends hold an EXCLUSIVE lock on the
+        events table from before their insert to their commit, and this takes a SHARE lock on it
+        for one statement: it waits for every transaction that is inserting rows (any INSERT's
+        ROW EXCLUSIVE lock conflicts with SHARE, whoever wrote it), reads the highest position,
+        and lets appends go on. Every position at or below that head is then committed or
+        rolled back for good; new appends take higher ones. The lock is held for one indexed
+        read, so appends wait at most that long."""
+        column = self._records.id
+        if self.db.dialect != "postgresql":
+            with self.db.read() as session:
+                return session.execute(select(func.coalesce(func.max(column), 0))).scalar_one()
+        with self.db.read() as session, session.begin():
+            session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN SHARE MODE"))
+            return session.execute(select(func.coalesce(func.max(column), 0))).scalar_one()
+
+    def read_page(self, after: int, limit: int) -> tuple[list[RecordedEvent], int]:
+        """Up to ``limit`` events after position ``after``, in global order, never past the
+        settled head (see ``settled_head``), and that head: a reader that continues after the
+        last position it got can never skip an event committed later with a lower position."""
+        head = self.settled_head()
+        if head <= after:
+            return [], head
+        t = self._records.__table__
+        with self.db.read() as session:
+            rows = session.execute(
+                select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state)
+                .where(t.c.id > after, t.c.id <= head).order_by(t.c.id).limit(limit))
+            return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state))
+                    for r in rows], head
+
     def read_types(self, types: Sequence[str]) -> list[RecordedEvent]:
         """Every event of the given types, in global order (for reports)."""
         rec = self._records

@@ -435,8 +435,17 @@ async def _audit_events(web: Web, role: str) -> Call:
                 and all(e["position"] > after for e in r["events"]))
 
 
+async def _events_read(web: Web, role: str) -> Call:
+    after = _last_position(web)
+    invoice = await web.new_case()
+    return Call("GET", f"/api/events?after={after}&limit=1000",
+                check=lambda r: any(e["type"] == "CaseOpened" and e["data"]["invoice_id"] == invoice
+                                    and e["actor"] == "demo-collector" for e in r["events"])
+                and all(e["position"] > after for e in r["events"]) and r["next_after"] <= r["head"])
+
+
 PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
-    "audit.verify": _audit_verify, "audit.events": _audit_events,
+    "audit.verify": _audit_verify, "audit.events": _audit_events, "events.read": _events_read,
     "customers.show": _customer_show, "customers.limit": _customer_limit, "risk.watchlist": _watchlist,
     "risk.rescore": _rescore, "credit_hold.place": _hold_place, "credit_hold.release": _hold_release,
     "credit_hold.outbox": _outbox, "credit_hold.ack": _ack, "payments.unapplied": _unapplied,
@@ -460,6 +469,11 @@ API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
 
 def test_the_audit_trail_is_for_supervisors_and_finance_managers():
     assert ROLE_MATRIX["audit.verify"] == ROLE_MATRIX["audit.events"] == {Role.supervisor, Role.finance_manager}
+
+
+def test_the_event_feed_is_not_a_collectors_and_all_an_integration_may_read():
+    assert ROLE_MATRIX["events.read"] == {Role.supervisor, Role.finance_manager, Role.integration}
+    assert {action for action, roles in ROLE_MATRIX.items() if Role.integration in roles} == {"events.read", "me"}
 
 
 def test_every_endpoint_is_in_the_matrix_and_the_matrix_is_tested():

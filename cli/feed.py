@@ -1,0 +1,91 @@
+"""CLI command of the event feed: `events tail` (docs/EVENTS.md).
+
+Registered on the main app by cli/main.py (imported at its end).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from app.services import CaseService
+from cli.main import JsonOpt, app, console, execute, fail, print_table
+
+events_app = typer.Typer(help="The event feed: every event in global order, for an ERP or a data warehouse.",
+                         no_args_is_help=True)
+app.add_typer(events_app, name="events")
+
+COLUMNS = ("position", "recorded_at", "stream", "version", "type", "actor")
+
+
+def _line(event: dict) -> str:
+    return (f"{event['position']:>8}  {event['recorded_at'][:19]}  {event['stream']}  v{event['version']:<3} "
+            f"{event['type']}  by {event['actor']}")
+
+
+@events_app.command("tail")
+def events_tail(
+    after: Annotated[int, typer.Option("--after", help="The last position already read: start after it (0: from the "
+                                                       "first event)")] = 0,
+    limit: Annotated[int, typer.Option("--limit", help="Most events per page (1 to 1000)")] = 100,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reading new events as they are recorded "
+                                                                  "(Ctrl-C stops)")] = False,
+    interval: Annotated[float, typer.Option("--interval", help="With --follow: seconds between polls when caught up "
+                                                               "(0.1 to 60)")] = 1.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Events after position --after, in global order: position, stream, type, occurred_at, recorded_at, actor, data.
+
+    Without --follow: one page (at most --limit events); --json prints {"events": [...], "next_after": N,
+    "head": N}: run again with --after next_after to go on. With --follow: every event from --after on,
+    as it is recorded; --json prints one JSON object per event per line. Delivery is at least once and
+    ordered by position; keep the last position you processed and resume after it (docs/EVENTS.md)."""
+    from app import feed
+    from domain.errors import DomainError
+
+    try:  # bad input: one line on stderr, exit 2, before anything is read
+        feed.check_after(after)
+        feed.check_limit(limit)
+        if follow and not 0.1 <= interval <= 60:
+            raise DomainError(f"interval: must be from 0.1 to 60 seconds (got {interval})", "interval")
+    except DomainError as error:
+        fail(str(error))
+
+    if not follow:
+        def render(result: dict) -> None:
+            if not result["events"]:
+                console.print(f"no event after position {after} (head {result['head']})")
+                return
+            table = Table(*COLUMNS)
+            for event in result["events"]:
+                table.add_row(*(str(event[c]) for c in COLUMNS))
+            print_table(table)
+            console.print(f"{len(result['events'])} event(s); continue with --after {result['next_after']} "
+                          f"(head {result['head']})")
+
+        execute(lambda s: feed.page(s.ctx, after, limit), as_json, render)
+        return
+
+    def tail(s: CaseService) -> None:
+        position = after
+        try:
+            while True:
+                result = feed.page(s.ctx, position, limit)
+                for event in result["events"]:
+                    if as_json:
+                        sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                    else:
+                        console.print(_line(event), highlight=False, soft_wrap=True)
+                sys.stdout.flush()
+                position = result["next_after"]
+                if position >= result["head"]:
+                    time.sleep(interval)
+        except KeyboardInterrupt:
+            return None
+
+    execute(tail, False, lambda _: None)
