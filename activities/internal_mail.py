@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Callable
 
 import aiosmtplib
+from babel.dates import format_timedelta
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from temporalio import activity
 
 from activities.contracts import NOTIFY_TEAM, NotifyOutcome, NotifyRequest, NotifyResult
 from activities.notices import SmtpSettings, _smtp_code, heartbeating
-from activities.rendering import FALLBACK_LANGUAGE, RenderedNotice, build_message, header_safe
-from domain.durations import format_duration
+from activities.rendering import FALLBACK_LANGUAGE, babel_locale, RenderedNotice, build_message, header_safe
 from domain.notifications import Notification, plan_notifications
 from domain.policy import Policy, Role
 from domain.users import UserDirectory
@@ -51,7 +51,7 @@ KIND_NAMES = {
 def message_id_for(notification: Notification, domain: str) -> str:
     """Stable per sent-log key: a retry re-sends the very same message."""
     key = "|".join((notification.kind, notification.item, notification.recipient, notification.day.isoformat()))
-    return f"<team-{notification.kind}-{uuid.uuid5(_NAMESPACE, key)}@{domain}>"
+    return f"<team-{uuid.uuid5(_NAMESPACE, key)}@{domain}>"
 
 
 def moment(as_of: date | None, now: datetime) -> tuple[datetime, date]:
@@ -80,7 +80,7 @@ class InternalRenderer:
         stamp = lambda at: at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if at else "-"  # noqa: E731
         context: dict = {"recipient": n.recipient, "role_name": roles[n.role], "sender_name": self.sender_name,
                          "language": language, "day": n.day.isoformat(),
-                         "sla": format_duration(n.sla) if n.sla else "",
+                         "sla": format_timedelta(n.sla, locale=babel_locale(language)) if n.sla else "",
                          "lapsed_role_name": roles[n.lapsed_tier] if n.lapsed_tier else ""}
         if n.items:
             item = n.items[0]
