@@ -86,9 +86,21 @@ def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(sqli
                for r in log)
 
 
-def test_notify_needs_an_approver_token_and_a_valid_date(sqlite_stack):
+def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(sqlite_stack, smtp):
     cli = sqlite_stack
-    done = cli.run("notify", "run", "--as", "demo-collector", ok=False)
+    done = cli.run("notify", "run", "--as", "demo-collector", ok=False)  # an approver's (operator's) command
     assert done.returncode == 2 and "may sweeps.run" in done.stderr
     cli.rejected("notify", "run", "--as-of", "2026-13-40", match="as-of")
-    assert cli.json("notify", "log") == []
+    assert cli.json("notify", "log") == []  # nothing was sent by a refused command
+
+    cli.json("invoices", "import", str(INVOICES))
+    mine = cli.json("case", "open", "INV-1001")["case_id"]
+    cli.json("case", "assign", mine, "demo-collector", "--as", "demo-collector")
+    swept = cli.json("sweep")
+    assert swept["cases_opened"] == 3 and swept["internal_notifications_sent"] >= 1, swept
+    digest = wait_for(lambda: [m for m in smtp.to("collector@example.com") if m.subject.startswith("Your cases for")])
+    assert len(digest) == 1 and "INV-1001" in digest[0].body() and "INV-1002" not in digest[0].body()
+    # `notify run` the same day finds the sweep's digest in the sent log and sends it not again
+    again = [o for o in cli.json("notify", "run")["outcomes"] if o["kind"] == "digest"]
+    assert [(o["recipient"], o["status"]) for o in again] == [("demo-collector", "already_sent")]
+    assert len([m for m in smtp.to("collector@example.com") if m.subject.startswith("Your cases for")]) == 1
