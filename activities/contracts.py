@@ -124,7 +124,7 @@ class NotifyOutcome(_Model):
     day: date
     subject: str
     message_id: str
-    status: str  # sent | already_sent | rejected | failed
+    status: str  # sent | already_sent | rejected | already_rejected | failed
     error: str = ""
 
 

@@ -144,7 +144,7 @@ class TeamNotifier:
         outcome = dict(kind=n.kind, item=n.item, recipient=n.recipient, email=n.email, day=n.day,
                        subject=rendered.subject, message_id=message_id)
         if claim.status in ("sent", "rejected"):
-            return NotifyOutcome(**outcome, status="already_sent" if claim.status == "sent" else "rejected")
+            return NotifyOutcome(**outcome, status="already_sent" if claim.status == "sent" else "already_rejected")
         message = build_message(rendered, message_id=message_id, sender=self.smtp.sender, recipient_name=n.recipient,
                                 recipient_email=n.email, sent_at=claim.first_attempt_at)
         client = aiosmtplib.SMTP(hostname=self.smtp.host, port=self.smtp.port, username=self.smtp.username,

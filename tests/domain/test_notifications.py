@@ -3,7 +3,7 @@ the collectors' cases and the users, at a moment, then these notifications with 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from domain.notifications import DigestCase, PendingItem, next_tier, plan_notifications

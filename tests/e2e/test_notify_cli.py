@@ -6,8 +6,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tests.e2e.test_cli import sqlite_stack, wait_for  # noqa: F401  (the fixture: worker + CLI on SQLite)
+import pytest
+
+from tests.e2e.test_cli import running_stack, wait_for
 from tests.harness import INVOICES
+
+
+@pytest.fixture
+def team(dev_env, tmp_path, smtp, sqlite_url):
+    """A worker process and the CLI on SQLite, sending to the SMTP sink on loopback."""
+    with running_stack(dev_env, tmp_path, smtp, sqlite_url) as cli:
+        yield cli
 
 ZH_SUPERVISOR = '''
 [[users]]
@@ -19,8 +28,8 @@ language = "zh-CN"
 '''
 
 
-def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(sqlite_stack, smtp):
-    cli = sqlite_stack
+def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(team, smtp):
+    cli = team
     with open(cli.env["COLLECTIONS_USERS"], "a", encoding="utf-8") as users:
         users.write(ZH_SUPERVISOR)
     cli.json("invoices", "import", str(INVOICES))
@@ -86,8 +95,8 @@ def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(sqli
                for r in log)
 
 
-def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(sqlite_stack, smtp):
-    cli = sqlite_stack
+def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(team, smtp):
+    cli = team
     done = cli.run("notify", "run", "--as", "demo-collector", ok=False)  # an approver's (operator's) command
     assert done.returncode == 2 and "may sweeps.run" in done.stderr
     cli.rejected("notify", "run", "--as-of", "2026-13-40", match="as-of")
