@@ -79,10 +79,7 @@ class Context:
 
     @cached_property
     def users(self) -> UserDirectory:
-        path = self.settings.users_path
-        if not path.is_file():
-            raise DomainError(f"users file {path} not found (set COLLECTIONS_USERS)", "users")
-        return parse_users(path.read_text(encoding="utf-8"), str(path))
+        return self.read_users()
 
     def read_users(self) -> UserDirectory:
         """The users file as it is now (not cached: for long-running processes)."""

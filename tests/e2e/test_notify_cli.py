@@ -113,3 +113,8 @@ def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(te
     again = [o for o in cli.json("notify", "run")["outcomes"] if o["kind"] == "digest"]
     assert [(o["recipient"], o["status"]) for o in again] == [("demo-collector", "already_sent")]
     assert len([m for m in smtp.to("collector@example.com") if m.subject.startswith("Your cases for")]) == 1
+    # what a person reads without --json
+    shown = cli.run("notify", "run").stdout
+    assert "already sent before, 0 failed" in shown and "Your cases for" in shown, shown
+    logged = cli.run("notify", "log").stdout
+    assert "demo-collector <collector@example.com>" in logged and "digest" in logged, logged
