@@ -48,11 +48,12 @@ def test_approvers_are_told_once_a_lapse_goes_up_and_the_collector_gets_a_digest
     digest = eventually(lambda: team_mails(ledger, "collector@example.com", "Your cases for"), 20, "the digest")
     assert len(digest) == 1 and "NT-2" in digest[0].text and "NT-1" not in digest[0].text, digest[0].text
 
-    before = len(ledger.mails())
+    team = lambda: [m for m in ledger.mails() if any(a.endswith("@example.com") for a in m.to)]  # noqa: E731
+    before = len(team())  # the customers' reminders go on meanwhile: only the team's mail is counted
     again = ledger.ok("notify", "run")
     status = {(o["kind"], o["item"], o["recipient"], o["day"]): o["status"] for o in again["outcomes"]}
     assert all(status[(o["kind"], o["item"], o["recipient"], o["day"])] == "already_sent" for o in run["outcomes"])
-    assert len(ledger.mails()) == before + again["sent"]  # nothing sent twice (only what is new since, if any)
+    assert len(team()) == before + again["sent"]  # nothing sent twice (only what is new since, if any)
     assert len(team_mails(ledger, "supervisor@example.com", "Waiting for a supervisor: write-off")) == 1
 
     tomorrow = (TODAY + timedelta(days=1)).isoformat()
