@@ -21,10 +21,11 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.case_store import CaseStoreActivities
 from activities.insurance import InsuranceActivities
+from activities.internal_mail import TeamNotifier
 from activities.mailbox import enqueue_notice
-from activities.notices import NoticeActivities, SmtpSettings
+from activities.notices import NoticeActivities
 from activities.sweep import SweepActivities
-from app.context import Context, connect
+from app.context import Context, connect, smtp_settings
 from app.logs import configure_logging
 from app.metrics import sdk_runtime, serve_metrics
 from app.settings import Settings
@@ -36,18 +37,6 @@ from workflows.sweep import SweepWorkflow
 # Pure modules shared with the sandbox instead of re-imported for every workflow run.
 PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "babel", "holidays", "domain", "activities.contracts",
                "workflows.messages")
-
-
-def smtp_settings(settings: Settings) -> SmtpSettings:
-    return SmtpSettings(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-        starttls=settings.smtp_starttls,
-        sender=settings.mail_from,
-        message_domain=settings.message_domain,
-    )
 
 
 def precompile_workflow_modules() -> None:
@@ -97,13 +86,15 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     store = CaseStoreActivities(context.store, context.policies, after_append=customers.on_case_events)
     insurance = InsuranceActivities(context.db, smtp_settings(settings))
     notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
+    team = TeamNotifier(context.db, smtp_settings(settings), context.read_users, context.policy)
     sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix)
     return Worker(
         client,
         task_queue=queue,
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice,
-                    notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, insurance.notify_insurer],
+                    notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, insurance.notify_insurer,
+                    team.notify_team],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(settings.workflow_sandbox),
         max_cached_workflows=settings.max_cached_workflows,

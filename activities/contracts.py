@@ -106,6 +106,37 @@ class SweepPageResult(_Model):
     failed: dict[str, str] = {}  # invoice id -> why it could not be opened
 
 
+# -- internal notifications (activities/internal_mail.py) ------------------------------------
+
+NOTIFY_TEAM = "notify_team"
+
+
+class NotifyRequest(_Model):
+    as_of: date | None = None  # None: the UTC date of ``now``; else the state at the end of that day
+    now: datetime  # the workflow's time (workflow.now()) or the command's clock
+
+
+class NotifyOutcome(_Model):
+    kind: str
+    item: str
+    recipient: str
+    email: str
+    day: date
+    subject: str
+    message_id: str
+    status: str  # sent | already_sent | rejected | already_rejected | failed
+    error: str = ""
+
+
+class NotifyResult(_Model):
+    as_of: date
+    sent: int
+    already_sent: int
+    failed: int
+    outcomes: list[NotifyOutcome] = []
+    skipped: list[str] = []  # who should have heard but has no e-mail address
+
+
 # -- one message per customer -----------------------------------------------------------------
 
 ENQUEUE_NOTICE = "enqueue_notice"

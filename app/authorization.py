@@ -111,6 +111,9 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "policy list": ("policy.list", False),
     "policy pin": ("policy.pin", True),
     "schedule create": ("schedule.create", True),
+    # internal notifications are part of the daily sweep; their sent log is part of the audit trail
+    "notify run": ("sweeps.run", True),
+    "notify log": ("audit.events", True),
     "payments import": ("payments.import", True),
     "payments unmatched": ("payments.unmatched", False),
     "payments assign": ("payments.assign", True),

@@ -39,6 +39,21 @@ async def connect(settings: Settings, runtime=None) -> Client:
     )
 
 
+def smtp_settings(settings: Settings):
+    """The SMTP settings of customer notices and internal notifications alike."""
+    from activities.notices import SmtpSettings
+
+    return SmtpSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        sender=settings.mail_from,
+        message_domain=settings.message_domain,
+    )
+
+
 class Context:
     """Lazily built collaborators; cheap to create, used by CLI, API and worker."""
 
@@ -64,6 +79,10 @@ class Context:
 
     @cached_property
     def users(self) -> UserDirectory:
+        return self.read_users()
+
+    def read_users(self) -> UserDirectory:
+        """The users file as it is now (not cached: for long-running processes)."""
         path = self.settings.users_path
         if not path.is_file():
             raise DomainError(f"users file {path} not found (set COLLECTIONS_USERS)", "users")

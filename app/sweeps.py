@@ -28,6 +28,7 @@ def summary(progress: SweepProgress) -> dict:
         "skipped": {"not_yet_overdue": plan.not_due, "paid": plan.paid, "failed": len(progress.failed)},
         "failures": progress.failed,
         "done": progress.done,
+        "internal_notifications_sent": progress.notified,
     }
 
 

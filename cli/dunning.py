@@ -37,6 +37,8 @@ def show_sweep(result: dict) -> None:
     print_table(table)
     for invoice_id, why in result["failures"].items():
         console.print(f"  [red]{invoice_id}[/red]: {why}")
+    if result.get("internal_notifications_sent") is not None:
+        console.print(f"internal notifications sent: {result['internal_notifications_sent']} (`notify log` lists them)")
 
 
 @app.command("sweep")

@@ -573,3 +573,4 @@ from cli import dunning as _dunning_commands  # noqa: E402,F401  registers sweep
 from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
 from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export
 from cli import feed as _feed_commands  # noqa: E402,F401  registers events tail
+from cli import notify as _notify_commands  # noqa: E402,F401  registers notify run and notify log

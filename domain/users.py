@@ -37,6 +37,7 @@ class User(BaseModel):
     role: Role
     write_off_limit: Decimal = Field(default=Decimal(0), ge=0)
     email: str | None = None
+    language: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # of internal e-mails
     token_hash: str | None = None  # set by `users token`; never the token itself
 
     def actor(self) -> Actor:

@@ -124,6 +124,31 @@ notice_deliveries = Table(
     Index("ix_notice_case", "case_id", "seq"),
 )
 
+# -- sent log of internal notifications (activities/internal_mail.py, migration 0007) --------
+# One row per (kind, item, recipient, day): claimed before sending, marked sent once the SMTP
+# server accepts; a retry or a second run finds it and sends nothing. Kept as the audit record
+# of who on the team was told what, and when (`notify log`).
+
+internal_notifications = Table(
+    "internal_notifications",
+    metadata,
+    Column("kind", String(20), primary_key=True),  # waiting | lapsed | digest
+    Column("item", String(200), primary_key=True),  # approval/escalation id (@tier), or the collector
+    Column("recipient", String(100), primary_key=True),  # user name
+    Column("day", Date, primary_key=True),
+    Column("email", String(320), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("case_ids", Text, nullable=False),  # comma-separated: the cases the message is about
+    Column("subject", String(500), nullable=False),
+    Column("message_id", String(300), nullable=False),
+    Column("status", String(20), nullable=False),  # sending | sent | rejected
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("first_attempt_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Index("ix_internal_notifications_day", "day", "kind"),
+)
+
 # -- projections: derived from events only; `projections rebuild` recreates them -------
 
 case_summary = Table(

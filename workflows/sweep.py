@@ -12,9 +12,11 @@ from datetime import date, timedelta
 from pydantic import BaseModel, ConfigDict
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
+        NOTIFY_TEAM, NotifyRequest, NotifyResult,
         SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
     )
 
@@ -40,6 +42,7 @@ class SweepProgress(BaseModel):
     already_open: int = 0
     failed: dict[str, str] = {}
     done: bool = False
+    notified: int | None = None  # internal e-mails sent after the cases were opened (None: not run)
 
     @property
     def processed(self) -> int:
@@ -88,10 +91,26 @@ class SweepWorkflow:
             self._progress = progress
             if page.seen < sweep.page_size:
                 self._progress = progress.model_copy(update={"done": True})
+                if workflow.patched("internal-notifications"):
+                    self._progress = self._progress.model_copy(update={"notified": await self._notify(sweep)})
                 return self._progress
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(sweep.model_copy(update={"progress": progress}))
+
+    async def _notify(self, sweep: SweepInput) -> int | None:
+        """E-mail the team what waits for them (activities/internal_mail.py), once the cases are open.
+        A failure here does not fail the sweep: the next run (or `notify run`) sends what is left."""
+        try:
+            result = await workflow.execute_activity(
+                NOTIFY_TEAM, NotifyRequest(as_of=sweep.as_of, now=workflow.now()), result_type=NotifyResult,
+                start_to_close_timeout=timedelta(minutes=10), heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5),
+            )
+        except ActivityError as error:
+            workflow.logger.warning("internal notifications failed: %s", error)
+            return None
+        return result.sent
 
     @workflow.query
     def progress(self) -> SweepProgress | None:

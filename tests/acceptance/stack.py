@@ -54,10 +54,11 @@ OPERATOR_COMMANDS = ("users", "db", "worker", "web", "up")  # run on the server'
 # Ledger administration (README: supervisors and finance managers import invoices, run the sweep,
 # rebuild projections...): without --as, the supervisor's token is the one exported for these.
 ADMINISTRATION = {"invoices import", "sweep", "schedule create", "projections rebuild", "policy pin",
-                  "payments reverse", "risk rescore", "insurance policy-add", "insurance cover"}
+                  "payments reverse", "risk rescore", "insurance policy-add", "insurance cover", "notify run",
+                  "notify log"}
 GROUPS = {"invoices", "case", "dispute", "plan", "escalation", "write-off", "approvals", "projections", "db",
           "policy", "users", "schedule", "payments", "template", "customer", "risk", "credit-hold", "insurance",
-          "report"}
+          "report", "notify"}
 
 
 class CommandHung(AssertionError):
