@@ -323,7 +323,10 @@ def _mt940_statements(text: str, transactions, marks: list) -> list[Statement]:
         statement_no = str(data.get("statement_number") or "")
         account = str(data.get("account_identification") or "")
         reference = str(data.get("transaction_reference") or "")
-        statement = Statement("mt940", ":".join(p for p in (account, statement_no, reference) if p) or "mt940")
+        statement_id = ":".join(p for p in (account, statement_no, reference) if p) or "mt940"
+        if any(s.statement_id == statement_id for s in statements):  # same :20:/:28C: twice in one file
+            statement_id = f"{statement_id}#{len(statements) + 1}"
+        statement = Statement("mt940", statement_id)
         chunk = [t for t in entries[start:index] if t.data.get("id") or t.data.get("amount") is not None]
         if opening is None:
             raise DomainError(f"statement {statement_no or reference}: a closing balance (:62:) without an "
