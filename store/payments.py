@@ -224,7 +224,8 @@ class PaymentLedger:
                 recorded_at=datetime.now(timezone.utc)).on_conflict_do_nothing(index_elements=["payment_id"]))
 
     def customers_of_iban(self, iban: str | None) -> list[str]:
-        """Customers whose invoices earlier receipts from this IBAN were applied to."""
+        """Customers whose invoices earlier receipts from this IBAN were applied to (a receipt the bank
+        reversed later still tells whose account it is)."""
         if not iban:
             return []
         with self.db.read() as session:
@@ -232,8 +233,7 @@ class PaymentLedger:
                 select(invoices.c.customer_id)
                 .join(payments, payments.c.invoice_id == invoices.c.invoice_id)
                 .join(bank_entries, bank_entries.c.payment_id == payments.c.payment_id)
-                .where(bank_entries.c.payer_iban == iban, bank_entries.c.kind == "receipt",
-                       payments.c.status == "applied")).scalars()))
+                .where(bank_entries.c.payer_iban == iban, bank_entries.c.kind == "receipt")).scalars()))
 
     def receipts_named(self, refs: Sequence[str], amount: Money) -> list[PaymentRow]:
         """Receipts from bank statements a reversal can mean: same amount and currency, and the
