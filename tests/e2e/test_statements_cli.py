@@ -40,8 +40,8 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def test_statements_pay_reverse_and_reimport(dev_env, tmp_path, smtp, sqlite_url):
-    with running_stack(dev_env, tmp_path, smtp, sqlite_url, policy=POLICY) as cli:
+def test_statements_pay_reverse_and_reimport(dev_env, tmp_path, smtp, database_url):
+    with running_stack(dev_env, tmp_path, smtp, database_url, policy=POLICY) as cli:
         cli.json("invoices", "import", str(INVOICES))
         acme = cli.json("case", "open", "INV-1001")["case_id"]
         shanghai = cli.json("case", "open", "INV-2001")["case_id"]
