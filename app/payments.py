@@ -29,7 +29,7 @@ from domain.policy import InputPolicy
 from domain.users import Actor
 from store.payments import OpenInvoice, PaymentLedger, PaymentRow
 
-from app.statements import BankEntry, creditor_reference_payload, detect_format, parse_statements
+from app.statements import BankEntry, creditor_reference_payload, decode_statement, detect_format, parse_statements
 
 PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
@@ -131,13 +131,24 @@ def applicable(invoice: OpenInvoice, amount: Money) -> str | None:
     return None
 
 
+def statement_text(path: Path) -> str:
+    """A file that is not UTF-8: an XML statement in the encoding its prolog declares, or an MT940
+    statement in ISO 8859-1 (what banks send); anything else is refused as ``read_text`` does."""
+    text = decode_statement(path.read_bytes()) if path.is_file() else None
+    return text if text is not None else read_text(path)
+
+
 class PaymentService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
 
     async def import_file(self, path: Path, actor: Actor) -> dict:
-        return await self.import_text(read_text(path), actor, str(path))
+        try:
+            text = read_text(path)
+        except DomainError:
+            text = statement_text(path)  # a statement in a bank's 8-bit charset, or the error again
+        return await self.import_text(text, actor, str(path))
 
     async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
         """Every row is checked before any payment is applied; then each is matched once."""

@@ -91,6 +91,19 @@ def detect_format(text: str) -> str:
     return "csv"
 
 
+def decode_statement(raw: bytes) -> str | None:
+    """A statement file that is not UTF-8 as text: XML by its declared encoding, MT940 as ISO 8859-1;
+    None when it is neither."""
+    declared = re.match(rb"\s*<\?xml[^>]*encoding=[\"']([A-Za-z0-9._-]+)[\"']", raw)
+    if declared:
+        try:
+            return raw.decode(declared.group(1).decode("ascii"))
+        except (LookupError, UnicodeDecodeError):
+            return None
+    text = raw.decode("iso-8859-1")
+    return text if detect_format(text) == "mt940" else None
+
+
 def creditor_reference_payload(ref: str) -> str | None:
     """The reference inside an ISO 11649 creditor reference (RFkk...), None when its check digits fail."""
     compact = ref.replace(" ", "").upper()
@@ -124,7 +137,7 @@ def parse_camt(text: str) -> list[Statement]:
     if re.search(r"<!(DOCTYPE|ENTITY)", text):
         raise DomainError("XML with a DOCTYPE or entity declarations is not accepted", "file")
     try:
-        root = ElementTree.fromstring(text.encode("utf-8"))
+        root = ElementTree.fromstring(text)  # a str: the prolog's encoding was applied when decoding
     except ElementTree.ParseError as error:
         line, column = error.position
         reason = str(error).split(":")[0]

@@ -116,3 +116,13 @@ def test_real_bank_statements_read_or_are_refused_clearly(path):
         return
     assert found and all(e.amount.amount > 0 and e.payment_id for e in found)
     assert len({e.payment_id for e in found}) == len(found)  # each entry its own id: re-import is idempotent
+
+
+def test_statements_in_a_banks_8_bit_charset_are_read():
+    from app.statements import decode_statement
+
+    camt = read("camt054-v04.xml").replace("UTF-8", "ISO-8859-1").replace("Shanghai Trading Co.", "Müller AG")
+    assert [e.payer for e in entries(decode_statement(camt.encode("iso-8859-1")))] == ["Müller AG"]
+    mt = read("mt940-statement.sta").replace("UNKNOWN PAYER LTD", "MÜLLER KG")
+    assert entries(decode_statement(mt.encode("iso-8859-1")))[2].payer == "MÜLLER KG"
+    assert decode_statement(b"payment_id,amount\n\xff") is None  # a CSV stays UTF-8 only

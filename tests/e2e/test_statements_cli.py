@@ -6,6 +6,7 @@ The policy has real-world timings, so no notice or fee moves a balance while the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.e2e.test_cli import ROOT, event_count, running_stack
@@ -13,6 +14,7 @@ from tests.harness import INVOICES
 
 STATEMENTS = ROOT / "tests" / "data" / "statements"
 POLICY = ROOT / "tests" / "data" / "default-anytime.toml"
+REAL = Path("/work/shared/data/bank-statements/mt940")  # read in place, never copied into the project
 
 IBAN_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.06">
@@ -113,3 +115,25 @@ def test_bad_statements_are_refused_whole(dev_env, tmp_path, smtp, sqlite_url):
         shown = cli.json("case", "show", acme)  # nothing of any of them was imported
         assert shown["balance"] == "1200.00" and shown["status"] == "open"
         assert cli.json("payments", "unmatched") == []
+
+        # real MT940 statements of several banks: each imports (credits wait unmatched, debits are
+        # ignored, a second import changes nothing) or is refused with one line, exit 2, nothing imported
+        imported = refused = 0
+        for path in sorted(REAL.glob("*/*.sta")) if REAL.is_dir() else []:
+            before = len(cli.json("payments", "unmatched"))
+            done = cli.run("payments", "import", str(path), "--json", ok=False)
+            if done.returncode == 2:
+                assert len(done.stderr.strip().splitlines()) == 1, (path, done.stderr)
+                assert len(cli.json("payments", "unmatched")) == before, path
+                refused += 1
+                continue
+            assert done.returncode == 0, (path, done.stderr)
+            first = json.loads(done.stdout)
+            assert first["format"] == "mt940" and first["unmatched"] + first["already_imported"] == first["rows"]
+            assert len(cli.json("payments", "unmatched")) == before + first["unmatched"], path
+            again = cli.json("payments", "import", str(path))
+            seen = first["rows"] + first["reversed"] + len(first["reversals_unmatched"])  # receipts and reversals
+            assert again["already_imported"] == seen and again["unmatched"] == 0 and again["reversed"] == 0, path
+            imported += 1
+        if REAL.is_dir():
+            assert imported >= 3 and refused >= 3, (imported, refused)
