@@ -15,6 +15,9 @@ from tests.harness import INVOICES
 STATEMENTS = ROOT / "tests" / "data" / "statements"
 POLICY = ROOT / "tests" / "data" / "default-anytime.toml"
 REAL = Path("/work/shared/data/bank-statements/mt940")  # read in place, never copied into the project
+REAL_SAMPLE = ("jejik/generic.sta", "jejik/sns.sta", "jejik/rabobank-iban.sta", "jejik/ing.sta",
+               "betterplace/with_binary_character.sta", "betterplace/sepa_snippet_broken.sta",
+               "betterplace/empty_entry_date.sta")
 
 IBAN_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.054.001.06">
@@ -116,24 +119,27 @@ def test_bad_statements_are_refused_whole(dev_env, tmp_path, smtp, sqlite_url):
         assert shown["balance"] == "1200.00" and shown["status"] == "open"
         assert cli.json("payments", "unmatched") == []
 
-        # real MT940 statements of several banks: each imports (credits wait unmatched, debits are
+        # real MT940 statements of several banks (all of them are read by tests/test_statements.py;
+        # here a sample of banks, through the CLI): each imports (credits wait unmatched, debits are
         # ignored, a second import changes nothing) or is refused with one line, exit 2, nothing imported
-        imported = refused = 0
-        for path in sorted(REAL.glob("*/*.sta")) if REAL.is_dir() else []:
-            before = len(cli.json("payments", "unmatched"))
-            done = cli.run("payments", "import", str(path), "--json", ok=False)
-            if done.returncode == 2:
-                assert len(done.stderr.strip().splitlines()) == 1, (path, done.stderr)
-                assert len(cli.json("payments", "unmatched")) == before, path
-                refused += 1
+        outcomes, waiting = {}, 0
+        for name in REAL_SAMPLE:
+            path = REAL / name
+            if not path.is_file():
                 continue
-            assert done.returncode == 0, (path, done.stderr)
+            done = cli.run("payments", "import", str(path), "--json", ok=False)
+            assert done.returncode in (0, 2), (name, done.returncode, done.stderr)
+            if done.returncode == 2:
+                assert len(done.stderr.strip().splitlines()) == 1, (name, done.stderr)
+                outcomes[name] = "refused"
+                continue
             first = json.loads(done.stdout)
-            assert first["format"] == "mt940" and first["unmatched"] + first["already_imported"] == first["rows"]
-            assert len(cli.json("payments", "unmatched")) == before + first["unmatched"], path
+            assert first["format"] == "mt940" and first["unmatched"] == first["rows"], name  # no invoice of theirs
+            waiting += first["unmatched"]
             again = cli.json("payments", "import", str(path))
             seen = first["rows"] + first["reversed"] + len(first["reversals_unmatched"])  # receipts and reversals
-            assert again["already_imported"] == seen and again["unmatched"] == 0 and again["reversed"] == 0, path
-            imported += 1
+            assert again["already_imported"] == seen and again["unmatched"] == 0 and again["reversed"] == 0, name
+            outcomes[name] = "imported"
+        assert len(cli.json("payments", "unmatched")) == waiting  # refused files added nothing
         if REAL.is_dir():
-            assert imported >= 3 and refused >= 3, (imported, refused)
+            assert set(outcomes.values()) == {"imported", "refused"}, outcomes
