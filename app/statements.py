@@ -29,6 +29,11 @@ _RF = re.compile(r"\bRF[0-9]{2}[A-Z0-9]{1,21}\b", re.IGNORECASE)
 _ID_CHARS = re.compile(r"[^A-Za-z0-9._/:#-]+")
 
 
+def _printable(text: str) -> str:
+    """One line of text: control characters (a bank's binary bytes, line breaks) become spaces."""
+    return " ".join("".join(c if ord(c) >= 32 and c != "\x7f" else " " for c in text).split())
+
+
 @dataclass(frozen=True)
 class BankEntry:
     """One booked entry (or one transaction of a batch entry) of a statement."""
@@ -71,7 +76,7 @@ class BankEntry:
         parts = [self.remittance, *self.creditor_refs]
         if self.end_to_end_id and self.end_to_end_id.upper() != "NOTPROVIDED":
             parts.append(self.end_to_end_id)
-        return " ".join(p for p in (" ".join(x.split()) for x in parts) if p)[:500]
+        return " ".join(p for p in (_printable(x) for x in parts) if p)[:500]
 
 
 @dataclass
@@ -249,7 +254,7 @@ def _camt_entry(statement_id, entry_ref, where, booked, amount, credit, reversal
     related = tuple(r for r in (e2e, _text(scope, "c:Refs/c:AcctSvcrRef", ns), _text(scope, "c:Refs/c:TxId", ns))
                     if r and r.upper() != "NOTPROVIDED")
     return BankEntry(statement_id=statement_id, entry_ref=entry_ref, where=where, booked_on=booked, amount=amount,
-                     credit=credit, reversal=reversal, payer=payer[:300], payer_iban=iban, end_to_end_id=e2e,
+                     credit=credit, reversal=reversal, payer=_printable(payer)[:300], payer_iban=iban, end_to_end_id=e2e,
                      remittance=" ".join(t for t in texts if t), creditor_refs=refs, related_refs=related)
 
 
@@ -406,7 +411,7 @@ def _mt940_entry(statement_id: str, t, seq: int) -> BankEntry:
     refs = tuple(sorted({m.group(0).upper() for m in _RF.finditer(remittance)}))
     related = tuple(r for r in (e2e, customer_ref, bank_ref) if r)
     return BankEntry(statement_id=statement_id, entry_ref=entry_ref, where=where, booked_on=booked, amount=amount,
-                     credit=status in ("C", "RD"), reversal=status.startswith("R"), payer=" ".join(payer.split())[:300],
+                     credit=status in ("C", "RD"), reversal=status.startswith("R"), payer=_printable(payer)[:300],
                      payer_iban=iban.replace(" ", "") if iban else None, end_to_end_id=e2e,
                      remittance=" ".join(remittance.split()), creditor_refs=refs, related_refs=related)
 

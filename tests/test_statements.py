@@ -126,3 +126,9 @@ def test_statements_in_a_banks_8_bit_charset_are_read():
     mt = read("mt940-statement.sta").replace("UNKNOWN PAYER LTD", "MÜLLER KG")
     assert entries(decode_statement(mt.encode("iso-8859-1")))[2].payer == "MÜLLER KG"
     assert decode_statement(b"payment_id,amount\n\xff") is None  # a CSV stays UTF-8 only
+
+
+def test_control_characters_do_not_reach_payer_or_reference():
+    mt = read("mt940-statement.sta").replace("UNKNOWN PAYER LTD", "UNKNOWN\x00PAYER\x07LTD")
+    entry = entries(mt)[2]
+    assert entry.payer == "UNKNOWN PAYER LTD" and all(ord(c) >= 32 for c in entry.reference)
