@@ -303,6 +303,15 @@ def parse_mt940(text: str) -> list[Statement]:
         ("intermediate_opening_balance", "open"), ("opening_balance", "open"),
         ("final_closing_balance", "close"), ("intermediate_closing_balance", "close"),
         ("closing_balance", "close"))}
+
+    def statement_level(transactions, tag, tag_dict, result):
+        """A :86: after the closing balance is about the statement, not its last :61: line."""
+        if marks and marks[-1][0] == "close" and marks[-1][1] == len(transactions.transactions):
+            return {}
+        return result
+
+    defaults = mt940.models.Transactions.DEFAULT_PROCESSORS.get("post_transaction_details", [])
+    processors["post_transaction_details"] = [*defaults, statement_level]
     transactions = mt940.models.Transactions(processors=processors)
     try:
         transactions.parse(text)

@@ -132,3 +132,11 @@ def test_control_characters_do_not_reach_payer_or_reference():
     mt = read("mt940-statement.sta").replace("UNKNOWN PAYER LTD", "UNKNOWN\x00PAYER\x07LTD")
     entry = entries(mt)[2]
     assert entry.payer == "UNKNOWN PAYER LTD" and all(ord(c) >= 32 for c in entry.reference)
+
+
+def test_a_statement_level_86_after_the_closing_balance_is_not_the_last_lines_text():
+    mt = read("mt940-statement.sta").replace("1608,10\n-", "1608,10\n:86:D000001C000002D12,40C175,00\n-")
+    assert ":86:D000001" in mt and entries(mt)[2].remittance == "no reference at all"
+    ing = read("mt940-statement.sta").replace("166?00GUTSCHRIFT?20SVWZ+no reference at all?32UNKNOWN PAYER LTD", "PLAIN TEXT")
+    ing = ing.replace("1608,10\n-", "1608,10\n:86:D000001C000002D12,40C175,00\n-")
+    assert entries(ing)[2].remittance == "PLAIN TEXT"
