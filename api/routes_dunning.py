@@ -50,7 +50,8 @@ async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
 
 
 @endpoint("POST", "/payments/import", "payments.import",
-          summary="Import a bank file (text/csv: payment_id, received_on, amount, currency, payer, reference)",
+          summary="Import a bank file: CSV (payment_id, received_on, amount, currency, payer, reference), "
+                  "camt.053/054 XML or MT940, told apart by content (docs/IMPORT.md)",
           errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def import_payments(request: Request, svc: Service, user: caller("payments.import")) -> dict:

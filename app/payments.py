@@ -1,7 +1,11 @@
 """Incoming payments: import a bank file, match each payment to an invoice, reverse.
 
-Matching, in order: an invoice id found in the reference; else the one open
-invoice of that payer for exactly that amount. Anything else (no match, several
+A bank file is a CSV (``PAYMENT_COLUMNS``), an ISO 20022 camt.053 / camt.054 statement or a
+SWIFT MT940 statement, told apart by content (``app/statements.py``).
+
+Matching, in order: an invoice id found in the reference (or inside an ISO 11649 ``RF``
+creditor reference); else the one open invoice of that payer (by name or id, or by a payer
+IBAN whose earlier receipts went to that customer) for exactly that amount. Anything else (no match, several
 matches, a closed case, an amount above what an invoice without a case owes)
 waits in the unmatched list for a collector to assign by hand.
 """
@@ -25,6 +29,8 @@ from domain.policy import InputPolicy
 from domain.users import Actor
 from store.payments import OpenInvoice, PaymentLedger, PaymentRow
 
+from app.statements import BankEntry, creditor_reference_payload, decode_statement, detect_format, parse_statements
+
 PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
 
@@ -36,6 +42,7 @@ class PaymentLine:
     amount: Money
     payer: str
     reference: str
+    payer_iban: str | None = None
 
 
 @dataclass(frozen=True)
@@ -89,13 +96,16 @@ def _parse_line(r: dict[str, str], today: date, rules: InputPolicy) -> PaymentLi
 
 
 def match(line: PaymentLine, ledger: PaymentLedger) -> Match:
-    named = {o.invoice_id: o for o in ledger.invoices_named(set(_TOKEN.findall(line.reference)))}
+    tokens = set(_TOKEN.findall(line.reference))
+    named = {o.invoice_id: o for o in ledger.invoices_named(tokens)}
+    payloads = {p for p in (creditor_reference_payload(t) for t in tokens if t[:2].upper() == "RF") if p}
+    named.update({o.invoice_id: o for o in ledger.invoices_compact(payloads)})
     if len(named) > 1:
         return Match(None, None, f"the reference names several invoices ({', '.join(sorted(named))})")
     if named:
         invoice, how = next(iter(named.values())), "reference"
     else:
-        customers = ledger.payer_customers(line.payer)
+        customers = sorted(set(ledger.payer_customers(line.payer)) | set(ledger.customers_of_iban(line.payer_iban)))
         if not customers:
             return Match(None, None, "no invoice id in the reference and the payer is not a known customer")
         exact = [o for o in ledger.open_invoices_of(customers)
@@ -121,16 +131,29 @@ def applicable(invoice: OpenInvoice, amount: Money) -> str | None:
     return None
 
 
+def statement_text(path: Path) -> str:
+    """A file that is not UTF-8: an XML statement in the encoding its prolog declares, or an MT940
+    statement in ISO 8859-1 (what banks send); anything else is refused as ``read_text`` does."""
+    text = decode_statement(path.read_bytes()) if path.is_file() else None
+    return text if text is not None else read_text(path)
+
+
 class PaymentService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
 
     async def import_file(self, path: Path, actor: Actor) -> dict:
-        return await self.import_text(read_text(path), actor, str(path))
+        try:
+            text = read_text(path)
+        except DomainError:
+            text = statement_text(path)  # a statement in a bank's 8-bit charset, or the error again
+        return await self.import_text(text, actor, str(path))
 
     async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
         """Every row is checked before any payment is applied; then each is matched once."""
+        if detect_format(text) != "csv":
+            return await self.import_statements(text, actor, source)
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
@@ -150,6 +173,90 @@ class PaymentService:
             await self._apply(line, found.invoice, found.how, actor)
             outcome[f"matched_by_{found.how}"] += 1
         return outcome
+
+    async def import_statements(self, text: str, actor: Actor, source: str = "upload") -> dict:
+        """A camt.053/054 or MT940 file: every statement is read and checked (balances, dates)
+        before anything is applied. Credit entries are receipts, matched like CSV rows; a reversal
+        of a credit reverses the receipt it names (end-to-end id or entry reference, same amount);
+        debits are not receipts. Statement id + entry reference make each entry's payment id, so
+        importing the file again changes nothing."""
+        statements = parse_statements(text)
+        today = datetime.now(timezone.utc).date()
+        rules = self.cases.ctx.policy().inputs
+        entries = [e for s in statements for e in s.entries]
+        for entry in entries:
+            if entry.is_receipt or entry.reverses_receipt:
+                try:
+                    check_received_on(entry.booked_on, today, rules)
+                except DomainError as error:
+                    raise DomainError(f"{entry.where}: booked {error.message}", "file") from None
+        seen: dict[str, str] = {}
+        for entry in entries:
+            if entry.payment_id in seen:
+                raise DomainError(f"{entry.where}: entry reference {entry.entry_ref} of statement "
+                                  f"{entry.statement_id} already appears at {seen[entry.payment_id]}", "file")
+            seen[entry.payment_id] = entry.where
+        ids = [e.payment_id for e in entries]
+        known = self.ledger.bank_entries_known(ids) | self.ledger.existing_ids(ids)
+        formats = sorted({s.format for s in statements})
+        outcome = {"file": source, "format": ", ".join(formats), "statements": len(statements),
+                   "rows": sum(e.is_receipt for e in entries), "already_imported": 0, "matched_by_reference": 0,
+                   "matched_by_amount": 0, "unmatched": 0, "reversed": 0, "reversals_unmatched": [],
+                   "debits_ignored": sum(not e.credit and not e.reversal for e in entries)}
+        by_format = {s.statement_id: s.format for s in statements}
+        for entry in entries:
+            if not (entry.is_receipt or entry.reverses_receipt):
+                continue
+            if entry.payment_id in known:
+                outcome["already_imported"] += 1
+                self._remember(entry, by_format[entry.statement_id], "receipt" if entry.is_receipt else "reversal")
+                continue
+            if entry.is_receipt:
+                how = await self._receive(entry, actor)
+                outcome[f"matched_by_{how}" if how else "unmatched"] += 1
+                self._remember(entry, by_format[entry.statement_id], "receipt")
+            else:
+                undone = await self._reverse_entry(entry, actor)
+                if undone:
+                    outcome["reversed"] += 1
+                else:
+                    outcome["reversals_unmatched"].append(entry.payment_id)
+                self._remember(entry, by_format[entry.statement_id], "reversal", undone)
+        return outcome
+
+    def _remember(self, entry: BankEntry, format: str, kind: str, reverses: str | None = None) -> None:
+        self.ledger.record_bank_entry(
+            payment_id=entry.payment_id, statement_id=entry.statement_id, entry_ref=entry.entry_ref, format=format,
+            kind=kind, payer_iban=entry.payer_iban, end_to_end_id=entry.end_to_end_id,
+            related_refs=entry.related_refs, reverses=reverses)
+
+    async def _receive(self, entry: BankEntry, actor: Actor) -> str | None:
+        """Match and apply one receipt, or leave it unmatched; how it matched (None: unmatched)."""
+        line = PaymentLine(entry.payment_id, entry.booked_on, entry.amount, entry.payer, entry.reference,
+                           entry.payer_iban)
+        found = match(line, self.ledger)
+        if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
+            found = Match(None, None, too_early)
+        if found.invoice is None:
+            self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
+                               payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
+            return None
+        await self._apply(line, found.invoice, found.how, actor)
+        return found.how
+
+    async def _reverse_entry(self, entry: BankEntry, actor: Actor) -> str | None:
+        """The receipt a reversal entry undoes, reversed; its payment id (None: no single receipt fits)."""
+        candidates = [p for p in self.ledger.receipts_named(entry.related_refs, entry.amount)
+                      if p.status in ("applied", "unmatched")]
+        if len(candidates) != 1:
+            return None
+        original = candidates[0]
+        reason = f"reversed by the bank: entry {entry.entry_ref} of statement {entry.statement_id}"[:500]
+        if original.status == "unmatched":
+            self.ledger.mark_reversed(original.payment_id, reason)
+        else:
+            await self.reverse(original.payment_id, reason, actor)
+        return original.payment_id
 
     async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor) -> dict:
         return await self.cases.pay(invoice.invoice_id, str(line.amount.amount), line.reference, actor,

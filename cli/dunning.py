@@ -110,10 +110,14 @@ def show_payments(rows: list[dict]) -> None:
 
 @payments_app.command("import")
 def payments_import(file: Path, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Import a bank file (payment_id, received_on, amount, currency, payer, reference); repeat-safe."""
+    """Import a bank file: camt.053/camt.054 XML, MT940, or CSV (payment_id, received_on, amount, currency,
+    payer, reference), recognised by content. All or nothing; importing it again changes nothing."""
     execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user)), as_json, lambda r: console.print(
-        f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
-        f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"))
+        (f"{r['format']}, {r['statements']} statement(s): " if "format" in r else "")
+        + f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
+        f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"
+        + (f"; {r['reversed']} reversed, {len(r['reversals_unmatched'])} reversal(s) matching no receipt, "
+           f"{r['debits_ignored']} debit(s) ignored" if "format" in r else "")))
 
 
 @payments_app.command("unmatched")

@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from domain.errors import DomainError, shown
 from domain.money import Money
 from store.db import Database
-from store.schema import case_summary, customers, invoices, payments
+from store.schema import bank_entries, case_summary, customers, invoices, payments
 
 
 @dataclass(frozen=True)
@@ -189,3 +189,64 @@ class PaymentLedger:
         with self.db.read() as session:
             rows = session.execute(_OPEN.where(invoices.c.customer_id.in_(customer_ids)))
             return [o for o in (_open_invoice(r._mapping) for r in rows) if o.open_minor > 0]
+
+    def invoices_compact(self, payloads: set[str]) -> list[OpenInvoice]:
+        """Invoices whose id without separators (``- / . _``), upper case, is one of these (ISO 11649
+        creditor references carry letters and digits only)."""
+        if not payloads:
+            return []
+        compact = func.upper(invoices.c.invoice_id)
+        for separator in ("-", "/", ".", "_", ":", "#"):
+            compact = func.replace(compact, separator, "")
+        with self.db.read() as session:
+            rows = session.execute(_OPEN.where(compact.in_(sorted(payloads))))
+            return [_open_invoice(r._mapping) for r in rows]
+
+    # -- bank statement entries ------------------------------------------------------------
+    def bank_entries_known(self, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                found.update(session.execute(
+                    select(bank_entries.c.payment_id).where(bank_entries.c.payment_id.in_(chunk))).scalars())
+        return found
+
+    def record_bank_entry(self, *, payment_id: str, statement_id: str, entry_ref: str, format: str, kind: str,
+                          payer_iban: str | None, end_to_end_id: str | None, related_refs: Sequence[str],
+                          reverses: str | None = None) -> None:
+        dialect = postgresql if self.db.engine.dialect.name == "postgresql" else sqlite
+        with self.db.transaction() as session:
+            session.execute(dialect.insert(bank_entries).values(
+                payment_id=payment_id, statement_id=statement_id[:200], entry_ref=entry_ref[:200], format=format,
+                kind=kind, payer_iban=payer_iban, end_to_end_id=(end_to_end_id or None) and end_to_end_id[:100],
+                related_refs=" ".join(related_refs)[:500], reverses=reverses,
+                recorded_at=datetime.now(timezone.utc)).on_conflict_do_nothing(index_elements=["payment_id"]))
+
+    def customers_of_iban(self, iban: str | None) -> list[str]:
+        """Customers whose invoices earlier receipts from this IBAN were applied to (a receipt the bank
+        reversed later still tells whose account it is)."""
+        if not iban:
+            return []
+        with self.db.read() as session:
+            return sorted(set(session.execute(
+                select(invoices.c.customer_id)
+                .join(payments, payments.c.invoice_id == invoices.c.invoice_id)
+                .join(bank_entries, bank_entries.c.payment_id == payments.c.payment_id)
+                .where(bank_entries.c.payer_iban == iban, bank_entries.c.kind == "receipt")).scalars()))
+
+    def receipts_named(self, refs: Sequence[str], amount: Money) -> list[PaymentRow]:
+        """Receipts from bank statements a reversal can mean: same amount and currency, and the
+        end-to-end id or one of the references of the original entry among ``refs``."""
+        refs = [r for r in refs if r]
+        if not refs:
+            return []
+        with self.db.read() as session:
+            rows = session.execute(
+                select(payments, bank_entries.c.related_refs)
+                .join(bank_entries, bank_entries.c.payment_id == payments.c.payment_id)
+                .where(bank_entries.c.kind == "receipt", payments.c.currency == amount.currency,
+                       payments.c.amount_minor == amount.to_minor(),
+                       or_(bank_entries.c.end_to_end_id.in_(refs), bank_entries.c.entry_ref.in_(refs))))
+            found = [_row(r._mapping) for r in rows]
+        return found

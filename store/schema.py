@@ -107,6 +107,30 @@ payments = Table(
     Index("ix_payments_status", "status", "received_on"),
 )
 
+# -- bank statement entries (camt.053/054, MT940): what each booked entry was and became ---------
+# One row per entry of an imported statement: its payment id (a receipt's row in ``payments``),
+# the payer's IBAN (a known IBAN names the customer), the end-to-end id (a reversal names its
+# original by it) and, for a reversal, the payment it undid. Written by the import, never by a
+# projection: a rebuild leaves it alone.
+
+bank_entries = Table(
+    "bank_entries",
+    metadata,
+    Column("payment_id", String(100), primary_key=True),
+    Column("statement_id", String(200), nullable=False),
+    Column("entry_ref", String(200), nullable=False),
+    Column("format", String(20), nullable=False),
+    Column("kind", String(20), nullable=False),  # receipt | reversal | debit
+    Column("payer_iban", String(34), nullable=True),
+    Column("end_to_end_id", String(100), nullable=True),
+    Column("related_refs", String(500), nullable=False, default=""),
+    Column("reverses", String(100), nullable=True),  # the payment a reversal undid
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Index("ix_bank_entries_iban", "payer_iban"),
+    Index("ix_bank_entries_e2e", "end_to_end_id"),
+)
+
+
 # -- delivery log: makes notice sending idempotent across retries and crashes ----------
 
 notice_deliveries = Table(

@@ -53,7 +53,7 @@ class Cli:
 
 
 @contextlib.contextmanager
-def running_stack(dev_env, tmp_path, smtp, database_url):
+def running_stack(dev_env, tmp_path, smtp, database_url, policy: Path = FAST_POLICY):
     env = {
         **os.environ,
         "COLLECTIONS_DATABASE_URL": database_url,
@@ -61,7 +61,7 @@ def running_stack(dev_env, tmp_path, smtp, database_url):
         "COLLECTIONS_TASK_QUEUE": f"e2e-{uuid.uuid4().hex[:8]}",
         "COLLECTIONS_WORKFLOW_ID_PREFIX": f"e2e{uuid.uuid4().hex[:6]}-",
         "SMTP_PORT": str(smtp.port),
-        "COLLECTIONS_POLICY": str(FAST_POLICY),
+        "COLLECTIONS_POLICY": str(policy),
         "COLLECTIONS_DATA_DIR": str(tmp_path / "data"),
         "COLLECTIONS_USERS": str(users_with_tokens(tmp_path)),
         "COLUMNS": "200",
