@@ -73,6 +73,7 @@ def digest_message_id(notices: Sequence[NoticeRequest], domain: str) -> str:
 SETTLE_POLL = 0.25  # seconds between looks at an intent whose answer is awaited
 SETTLE_MARGIN = 15.0  # seconds added to an attempt's own bounds before its intent is given up as unknown
 UNKNOWN_OUTCOME = "outcome unknown: the server may have accepted it; not sent again"
+DEAD_INTENT = "the attempt that began DATA died without an answer; sent again"
 
 
 class _Superseded(Exception):
@@ -287,8 +288,10 @@ class NoticeActivities:
 
     async def _await_outcome(self, message_id: str, where: dict) -> NoticeActivities._Claim:
         """An earlier attempt recorded its intent (began DATA) and has not recorded the answer yet: it is
-        still running (starved or timed out by Temporal, its session goes on) or it died. Wait for its
-        answer; past the settle window, record the outcome as unknown and do not send again."""
+        still running (starved, or timed out by Temporal while its session goes on) or it died. Wait for
+        its answer. Past the settle window no live attempt can still be holding it (its SMTP timeout and
+        its MARK_PATIENCE are both over): the attempt died during DATA (worker killed), the intent is
+        released and this attempt sends (the one case that may send a message twice, see RELIABILITY.md)."""
         logged = False
         while True:
             row = await asyncio.to_thread(self._row, message_id)
@@ -298,10 +301,10 @@ class NoticeActivities:
                 log.info("an earlier attempt is handing this notice over; waiting for its outcome", extra=where)
                 logged = True
             if datetime.now(timezone.utc) >= row.handed_at + self._settle_after():
-                if await asyncio.to_thread(self._give_up_on, message_id, row.handed_at):
-                    log.error("notice outcome unknown (no answer recorded within %s); not sending it again",
-                              self._settle_after(), extra=where)
-                    metrics.NOTICES.labels("unknown").inc()
+                if await asyncio.to_thread(self._release_dead, message_id, row.handed_at):
+                    log.error("the attempt that began DATA left no answer within %s (its worker died); "
+                              "sending the notice again", self._settle_after(), extra=where)
+                    metrics.NOTICES.labels("released").inc()
                 continue
             await asyncio.sleep(SETTLE_POLL)
 
@@ -403,14 +406,15 @@ class NoticeActivities:
             )
         return result.rowcount == 1
 
-    def _give_up_on(self, message_id: str, handed_at: datetime) -> bool:
-        """An intent left without an answer past the settle window becomes ``unknown`` (not re-sent)."""
+    def _release_dead(self, message_id: str, handed_at: datetime) -> bool:
+        """An intent left without an answer past the settle window is released (compare and set on its
+        ``handed_at``, so only one waiting attempt does it): the next attempt sends."""
         with self.db.transaction() as session:
             result = session.execute(
                 update(notice_deliveries)
                 .where(notice_deliveries.c.message_id == message_id, notice_deliveries.c.status == "handing",
                        notice_deliveries.c.handed_at == handed_at)
-                .values(status="unknown", last_error=UNKNOWN_OUTCOME, finished_at=datetime.now(timezone.utc))
+                .values(status="sending", last_error=DEAD_INTENT)
             )
         return result.rowcount == 1
 

@@ -20,7 +20,7 @@ from temporalio.common import RetryPolicy
 from temporalio.worker import Worker
 
 from activities.contracts import SEND_NOTICE, NoticeRequest, NoticeResult
-from activities.notices import UNKNOWN_OUTCOME, NoticeActivities, SmtpSettings, message_id_for
+from activities.notices import NoticeActivities, SmtpSettings, message_id_for
 from app.mailsink import MailSink, ReceivedMail, _Handler
 from store.db import Database
 from store.schema import notice_deliveries
@@ -139,22 +139,30 @@ async def test_a_send_that_really_failed_is_delivered_by_the_retry(dev_env, sqli
         db.dispose()
 
 
-async def test_an_intent_left_without_answer_is_not_sent_again(sqlite_url, smtp):
-    """The attempt that began DATA died (worker killed) before recording the server's answer:
-    past the settle window the notice is recorded as unknown and not sent a second time."""
+async def test_an_intent_left_without_answer_waits_then_is_sent_once(sqlite_url, smtp):
+    """The attempt that began DATA died (worker killed) before recording the server's answer.
+    A retry inside the settle window waits (a live attempt could still answer); once the window
+    is over the intent is released and the notice is sent, once."""
     db = Database(sqlite_url)
     sender = NoticeActivities(db, SmtpSettings(port=smtp.port, message_domain="test.local", timeout=1.0))
+    settle = sender._settle_after()
     request = notice()
     message_id = message_id_for(request.case_id, request.seq, "test.local")
-    long_ago = datetime.now(timezone.utc) - sender._settle_after() - timedelta(seconds=1)
+    handed_at = datetime.now(timezone.utc) - settle + timedelta(seconds=1.5)  # the window ends 1.5 s from now
     with db.transaction() as session:
         session.execute(insert(notice_deliveries).values(
             message_id=message_id, case_id=str(request.case_id), seq=request.seq, recipient=request.customer.email,
-            status="handing", attempts=1, first_attempt_at=long_ago, handed_at=long_ago))
+            status="handing", attempts=1, first_attempt_at=handed_at, handed_at=handed_at))
     try:
-        result = await sender.send_notice(request)
-        assert result.delivered and result.already_sent and result.error == UNKNOWN_OUTCOME
-        assert smtp.messages == []
-        assert delivery_rows(db)[message_id] == ("unknown", 2)
+        waiting = asyncio.ensure_future(sender.send_notice(request))
+        await asyncio.sleep(0.8)
+        assert not waiting.done() and smtp.messages == []  # inside the window: it waits, it does not send
+        result = await asyncio.wait_for(waiting, 10)
+        assert datetime.now(timezone.utc) >= handed_at + settle
+        assert result.delivered and not result.already_sent
+        assert [m.message_id for m in smtp.messages] == [message_id]
+        assert delivery_rows(db)[message_id] == ("sent", 2)
+        again = await sender.send_notice(request)  # a later retry finds it sent
+        assert again.already_sent and len(smtp.messages) == 1
     finally:
         db.dispose()
