@@ -102,8 +102,8 @@ def delivery_rows(db: Database) -> dict[str, tuple[str, int]]:
     return {r.message_id: (r.status, r.attempts) for r in rows}
 
 
-async def test_timed_out_after_acceptance_is_sent_once(dev_env, sqlite_url, tmp_path):
-    db = Database(sqlite_url)
+async def test_timed_out_after_acceptance_is_sent_once(dev_env, database_url, tmp_path):
+    db = Database(database_url)
     sink = SlowSink(reply_delay=REPLY_DELAY, directory=tmp_path / "mail").start()
     batch = requests(3)
     try:
