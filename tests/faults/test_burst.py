@@ -4,6 +4,8 @@ few workflow-task slots and a small workflow cache, then every notice of their l
 Asserts what issue 18 asks of the full burst: no stall (every case closes within the timeout,
 no workflow left running) and no notice sent twice (nor lost), on the real stack (worker
 process, Temporal dev server, SMTP sink on loopback, the fault suite's verification).
+Run 2026-12-04 (load average 14-15 on 2 cores, other suites running): 300 cases, every notice
+recorded and received once, 0 lost, wave 537.5 s, test 556.5 s. It runs with `make faults`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from tests.faults.wave import plan_wave, run_wave, verify
 BURST = 300
 
 
+@pytest.mark.faults_full  # 9 min on a loaded 2-core machine: with `make faults` (COLLECTIONS_FAULTS=full)
 @pytest.mark.timeout(900)
 async def test_burst_of_cases_neither_stalls_nor_sends_twice(tmp_path):
     stack = FaultStack.start(tmp_path / "stack")
