@@ -166,3 +166,44 @@ async def test_an_intent_left_without_answer_waits_then_is_sent_once(sqlite_url,
         assert again.already_sent and len(smtp.messages) == 1
     finally:
         db.dispose()
+
+
+async def test_worker_frozen_after_acceptance_the_other_worker_does_not_send_again(tmp_path):
+    """The overload case on the real stack (worker processes, case and mailbox workflows as they
+    run, Temporal dev server, SMTP sink): the worker whose message the sink has just accepted is
+    frozen (SIGSTOP, as if starved of CPU) for longer than the notice activity's heartbeat timeout
+    (10 s). Temporal retries the activity on a second worker, which finds the delivery intent and
+    waits; the first worker resumes, records the acceptance, and the notice was sent once."""
+    import os
+    import signal
+    import threading
+
+    from tests.faults.stack import FaultStack
+    from tests.faults.wave import plan_wave, run_wave, verify
+
+    stack = FaultStack.start(tmp_path / "stack")
+    frozen = threading.Event()
+    try:
+        csv_text, cases = plan_wave(4, 0)
+        first = stack.start_worker()
+        keep = stack.sink.keep
+
+        def keep_then_freeze(mail, raw) -> None:
+            keep(mail, raw)
+            if not frozen.is_set():  # the first accepted message: its sender stops before it reads the 250
+                frozen.set()
+                os.killpg(first.process.pid, signal.SIGSTOP)
+                stack.start_worker("worker-2")
+                threading.Timer(15.0, os.killpg, (first.process.pid, signal.SIGCONT)).start()
+
+        stack.sink.keep = keep_then_freeze
+        await run_wave(stack, csv_text, cases, None, timeout=240)
+        checks = verify(stack, cases)
+        second_log = (stack.directory / "worker-2.log").read_text()
+    finally:
+        stack.close()
+    assert frozen.is_set()
+    assert checks["problems"] == [], checks["problems"]
+    assert checks["notices_lost"] == 0 and checks["phantom_notices"] == 0
+    assert checks["duplicate_notices"] == 0, checks["duplicate_detail"]
+    assert "waiting for its outcome" in second_log  # the retry ran on worker-2 and found the intent
