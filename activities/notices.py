@@ -1,15 +1,21 @@
 """Sending notices by SMTP (aiosmtplib), idempotently.
 
-A delivery log row per Message-ID is claimed before sending and marked sent
-right after the server accepts, before the SMTP session is even closed (QUIT).
-A retry (or a second worker) that finds the row marked sent does not send again,
-and neither does one that finds the notice's outcome already in the case's event
-stream. A duplicate can only come from a crash in the few milliseconds between
-the server's acceptance and that mark. If the database is away at that moment
-(restarting), the mark is retried for up to ``MARK_PATIENCE``; if it still cannot
-be written the activity reports the notice as delivered all the same (it was):
-failing would make Temporal retry and send it a second time.
+A delivery log row per Message-ID is claimed before sending. Right before the DATA command
+(MAIL and RCPT accepted) the row is set to ``handing`` with ``handed_at``: the delivery
+intent, taken by one attempt at a time. It is marked sent right after the server accepts,
+before the SMTP session is even closed (QUIT). A retry (or a second worker) that finds the
+row marked sent does not send again, and neither does one that finds the notice's outcome
+already in the case's event stream. One that finds ``handing`` waits for the answer of the
+attempt that began DATA: that session is not cancelled with its activity (Temporal timing
+out an activity starved of CPU), it runs on and records the answer. Only when no answer came
+within the settle window (the attempt's SMTP timeout + ``MARK_PATIENCE`` + a margin: its
+worker died during DATA) is the intent released and the notice sent again. A definite
+refusal at DATA (4xx) withdraws the intent; a connection lost during DATA records the
+outcome ``unknown`` (presumed delivered, not sent again). If the database is away right
+after acceptance, the mark is retried for up to ``MARK_PATIENCE``; if it still cannot be
+written the activity reports the notice as delivered all the same (it was).
 A permanent rejection (5xx) is returned as a result, not retried forever.
+See docs/RELIABILITY.md ("Timed out after acceptance").
 """
 
 from __future__ import annotations

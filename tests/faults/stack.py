@@ -293,8 +293,9 @@ class FaultStack:
         """SIGKILL: no shutdown, no activity completion, no goodbye to the server.
 
         Right after the kill, the messages the SMTP sink had accepted whose delivery-log
-        row still says ``handing`` (intent recorded, answer not) or ``sending`` are the ones the crash caught between acceptance and
-        the mark: the only ones the design lets be sent twice (``in_window``).
+        row still says ``handing`` (intent recorded, answer not) or ``sending`` are the ones
+        the crash caught between acceptance and the mark: the only ones the design lets be
+        sent twice (``in_window``).
         """
         if worker.alive:
             os.killpg(worker.process.pid, signal.SIGKILL)
