@@ -207,3 +207,39 @@ async def test_worker_frozen_after_acceptance_the_other_worker_does_not_send_aga
     assert checks["notices_lost"] == 0 and checks["phantom_notices"] == 0
     assert checks["duplicate_notices"] == 0, checks["duplicate_detail"]
     assert "waiting for its outcome" in second_log  # the retry ran on worker-2 and found the intent
+
+
+class _DroppingHandler(_Handler):
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        await super().handle_DATA(server, session, envelope)  # kept...
+        server.transport.close()  # ...but the connection drops before the 250
+        return "250 never seen"
+
+
+class DroppingSink(MailSink):
+    def start(self) -> DroppingSink:
+        self._controller = Controller(_DroppingHandler(self), hostname=self.host, port=self.port)
+        self._controller.start()
+        return self
+
+
+async def test_a_connection_lost_during_data_is_not_sent_again(sqlite_url, tmp_path):
+    """The server kept the message but the connection dropped before its answer: the outcome is
+    unknown; at most once, the notice is reported delivered (unknown) and a retry does not send."""
+    from activities.notices import UNKNOWN_OUTCOME
+
+    db = Database(sqlite_url)
+    sink = DroppingSink(directory=tmp_path / "mail").start()
+    try:
+        sender = NoticeActivities(db, SmtpSettings(port=sink.port, message_domain="test.local", timeout=3.0))
+        request = notice()
+        message_id = message_id_for(request.case_id, request.seq, "test.local")
+        result = await sender.send_notice(request)
+        assert result.delivered and result.error == UNKNOWN_OUTCOME
+        again = await sender.send_notice(request)
+        assert again.delivered and again.already_sent
+        assert [m.message_id for m in sink.messages] == [message_id]
+        assert delivery_rows(db)[message_id] == ("unknown", 2)
+    finally:
+        sink.stop()
+        db.dispose()
