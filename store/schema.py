@@ -140,11 +140,14 @@ notice_deliveries = Table(
     Column("case_id", String(36), nullable=False),
     Column("seq", Integer, nullable=False),
     Column("recipient", String(320), nullable=False),
-    Column("status", String(20), nullable=False),  # sending | sent | rejected
+    # sending (claimed) | handing (DATA begun: intent recorded, outcome not yet known) | sent | rejected
+    # | withdrawn | unknown (an intent whose outcome never came back: presumed delivered, not re-sent)
+    Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("first_attempt_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    Column("handed_at", UTCDateTime, nullable=True),  # when the last attempt began DATA (the delivery intent)
     Index("ix_notice_case", "case_id", "seq"),
 )
 

@@ -293,8 +293,9 @@ class FaultStack:
         """SIGKILL: no shutdown, no activity completion, no goodbye to the server.
 
         Right after the kill, the messages the SMTP sink had accepted whose delivery-log
-        row still says ``sending`` are the ones the crash caught between acceptance and
-        the mark: the only ones the design lets be sent twice (``in_window``).
+        row still says ``handing`` (intent recorded, answer not) or ``sending`` are the ones
+        the crash caught between acceptance and the mark: the only ones the design lets be
+        sent twice (``in_window``).
         """
         if worker.alive:
             os.killpg(worker.process.pid, signal.SIGKILL)
@@ -305,7 +306,7 @@ class FaultStack:
             accepted = {m.message_id for m in list(self.sink.messages)}
             with self.context.db.read() as session:
                 sending = {r.message_id for r in session.execute(
-                    select(notice_deliveries.c.message_id).where(notice_deliveries.c.status == "sending"))}
+                    select(notice_deliveries.c.message_id).where(notice_deliveries.c.status.in_(("sending", "handing"))))}
             self.in_window |= accepted & sending
 
     def live_workers(self) -> list[WorkerProcess]:
