@@ -8,6 +8,7 @@ writer of its stream and the reply is read back from durable events.
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -299,13 +300,18 @@ class CaseService:
         async def deliver() -> CommandReply:
             # The same Update id again until the workflow answers: an Update the server aborted
             # (its workflow task was lost) may have been recorded, and is then answered as such.
+            # RESOURCE_EXHAUSTED: the server admits 10 in-flight Updates per workflow; the others
+            # back off with jitter (bounded by the command timeout) instead of failing the person.
+            pause = 0.2
             while True:
                 try:
                     return await handle.execute_update(update, command, id=update_id, result_type=CommandReply)
                 except RPCError as error:
                     if error.status not in _RETRIED_RPC:
                         raise
-                await asyncio.sleep(0.2)
+                    busy = error.status == RPCStatusCode.RESOURCE_EXHAUSTED
+                await asyncio.sleep(random.uniform(pause / 2, pause) if busy else 0.2)
+                pause = min(pause * 1.5, 2.0) if busy else pause
 
         try:
             reply = await self._answer(handle, deliver())
@@ -458,7 +464,7 @@ class CaseService:
 def _retried_rpc() -> frozenset:
     from temporalio.service import RPCStatusCode
 
-    return frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED})
+    return frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED, RPCStatusCode.RESOURCE_EXHAUSTED})
 
 
 _RETRIED_RPC = _retried_rpc()
