@@ -37,8 +37,11 @@ up: install
 web: install
 	$(BIN)/python starter.py web
 
+# Two processes, one test file each at a time (module fixtures stay in one process): most
+# tests wait on servers and subprocesses, so two cores run them in about half the time.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
