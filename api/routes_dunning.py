@@ -28,6 +28,7 @@ class ScheduleBody(Body):
 
 class AssignPaymentBody(Body):
     invoice_id: Identifier
+    reason: str = Field(min_length=1, max_length=500, description="Why (kept on the event, for the audit trail)")
 
 
 class ReversalBody(Body):
@@ -65,7 +66,7 @@ def unmatched(svc: Service) -> list[dict]:
 
 @endpoint("POST", "/payments/{payment_id}/assign", "payments.assign", summary="Apply an unmatched payment to an invoice")
 async def assign_payment(payment_id: str, body: AssignPaymentBody, svc: Service, user: caller("payments.assign")) -> dict:
-    return await PaymentService(svc).assign(payment_id, body.invoice_id, user.actor())
+    return await PaymentService(svc).assign(payment_id, body.invoice_id, user.actor(), body.reason)
 
 
 @endpoint("POST", "/payments/{payment_id}/reverse", "payments.reverse",
@@ -94,6 +95,8 @@ async def policy_versions(svc: Service) -> list[dict]:
 @endpoint("POST", "/policies", "policy.pin",
           summary="Validate a policy (the request body, TOML) and keep it under its version, without making it active",
           openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}})
-async def pin_policy(request: Request, svc: Service, user: caller("policy.pin")) -> dict:
+async def pin_policy(request: Request, svc: Service, user: caller("policy.pin"),
+                     reason: Annotated[str, Query(min_length=1, max_length=500,
+                                                  description="Why this version is pinned (kept on the event)")]) -> dict:
     text = await read_csv_body(request)  # bounded UTF-8 text, whatever its format
-    return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor())
+    return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor(), reason)

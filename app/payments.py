@@ -14,8 +14,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
+from app.adminlog import Unchanged, record
 from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
+from domain import admin
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
@@ -23,7 +25,7 @@ from domain.inputs import check_identifier, check_received_on, csv_reader, parse
 from domain.money import Money
 from domain.policy import InputPolicy
 from domain.users import Actor
-from store.payments import OpenInvoice, PaymentLedger, PaymentRow
+from store.payments import OpenInvoice, PaymentLedger, PaymentRow, mark_reversed
 
 PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
@@ -151,10 +153,11 @@ class PaymentService:
             outcome[f"matched_by_{found.how}"] += 1
         return outcome
 
-    async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor) -> dict:
+    async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor,
+                     reason: str | None = None) -> dict:
         return await self.cases.pay(invoice.invoice_id, str(line.amount.amount), line.reference, actor,
                                     payment_id=line.payment_id, received_on=line.received_on,
-                                    matched_by=how, payer=line.payer)
+                                    matched_by=how, payer=line.payer, reason=reason)
 
     def _too_early(self, line: PaymentLine, invoice_id: str) -> str | None:
         """Why the payment's date rules out this invoice (received long before it was issued), or None."""
@@ -169,7 +172,10 @@ class PaymentService:
     def unmatched(self) -> list[dict]:
         return [p.as_dict() for p in self.ledger.unmatched()]
 
-    async def assign(self, payment_id: str, invoice_id: str, actor: Actor) -> dict:
+    async def assign(self, payment_id: str, invoice_id: str, actor: Actor, reason: str | None = None) -> dict:
+        """A person gives an unmatched payment to an invoice, saying why (``PaymentAssigned`` in the
+        payment's administration stream; on an invoice with a case, its ``PaymentReceived`` too)."""
+        reason = admin.check_reason(reason)
         payment = self._payment(payment_id)
         if payment.status != "unmatched":
             raise DomainError(f"payment {payment_id} is {payment.status}, not unmatched", "payment_id")
@@ -180,19 +186,30 @@ class PaymentService:
         too_early = self._too_early(line, invoice_id)
         if too_early:
             raise DomainError(too_early, "received_on")
-        return await self._apply(line, self.ledger.open_invoice(invoice_id), "manual", actor)
+        invoice = self.ledger.open_invoice(invoice_id)
+        reply = await self._apply(line, invoice, "manual", actor, reason)
+        if invoice.case_id is not None:  # the ledger path records PaymentAssigned with its rows
+            record(self.cases.ctx, "payment", payment_id, admin.PaymentAssigned, actor, reason,
+                   f"payment {payment_id} (invoice {invoice_id})", payment_id=payment_id, invoice_id=invoice_id,
+                   amount=payment.amount, case_id_ref=invoice.case_id)
+        return reply
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
         payment = self._payment(payment_id)
-        cmd.check_text(reason, "reason", required=True)
+        reason = admin.check_reason(reason)
         if payment.status == "reversed":
             return {**payment.as_dict(), "reversed": False}
         if payment.status != "applied":
             raise DomainError(f"payment {payment_id} is {payment.status}; only an applied payment can be reversed",
                               "payment_id")
-        if payment.case_id is None:
-            self.ledger.unapply_from_invoice(payment)
-            self.ledger.mark_reversed(payment_id, reason)
+        if payment.case_id is None:  # the ledger's rows and LedgerPaymentReversed, in one transaction
+            def change(connection) -> None:
+                if not mark_reversed(connection, payment, reason):
+                    raise Unchanged  # reversed meanwhile
+
+            record(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
+                   f"payment {payment_id} (invoice {payment.invoice_id})", within=change, payment_id=payment_id,
+                   invoice_id=payment.invoice_id, amount=payment.amount)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
         else:  # the PaymentReversed event marks the row (store/payments.py), in its append
             reply = await self._reverse_on_case(payment, reason, actor)

@@ -13,7 +13,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.main import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
+from cli.main import (AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, reason_option,
+                      show_reply)
 from app.services import CaseService
 from domain.inputs import parse_date
 
@@ -121,9 +122,11 @@ def payments_unmatched(as_json: JsonOpt = False) -> None:
 
 
 @payments_app.command("assign")
-def payments_assign(payment_id: str, invoice_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Apply an unmatched payment to an invoice (its case, or the ledger)."""
-    execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user)), as_json,
+def payments_assign(payment_id: str, invoice_id: str,
+                    reason: reason_option("Why this payment belongs to this invoice, e.g. 'remittance advice'"),
+                    as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Apply an unmatched payment to an invoice (its case, or the ledger), with a reason (PaymentAssigned)."""
+    execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user), reason), as_json,
             lambda r: show_reply(r) if r.get("case_id") else console.print(
                 f"payment {payment_id} applied to invoice {invoice_id}"))
 
@@ -187,9 +190,10 @@ def policy_list(as_json: JsonOpt = False) -> None:
 
 
 @policy_app.command("pin")
-def policy_pin(file: Path, as_json: JsonOpt = False) -> None:
-    """Validate a policy file and keep it under its version, so cases can move to it."""
+def policy_pin(file: Path, reason: reason_option("Why this policy version is pinned"), as_user: AsOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Validate a policy file and keep it under its version, so cases can move to it (PolicyPinned)."""
     from app.policies import pin_file
 
-    execute(lambda s: pin_file(s, file), as_json,
+    execute(lambda s: pin_file(s, file, s.ctx.actor(as_user), reason), as_json,
             lambda r: console.print(f"policy {r['version']} pinned from {r['file']}"))

@@ -101,6 +101,20 @@ def project_payments(connection, case_id: str, invoice_id: str, events: Sequence
                 status="reversed", note=event.reason[:500], reversed_at=recorded_at))
 
 
+def mark_reversed(connection, payment: PaymentRow, reason: str) -> bool:
+    """A ledger payment (no case) taken back off its invoice and marked reversed, on a connection
+    in the transaction of its administration event; False when it is no longer applied."""
+    now = datetime.now(timezone.utc)
+    done = connection.execute(update(payments).where(payments.c.payment_id == payment.payment_id,
+                                                     payments.c.status == "applied")
+                              .values(status="reversed", note=reason[:500], reversed_at=now))
+    if done.rowcount != 1:
+        return False
+    connection.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
+        paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
+    return True
+
+
 class PaymentLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -137,17 +151,6 @@ class PaymentLedger:
         with self.db.transaction() as session:
             session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
                 status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by, note=None))
-
-    def mark_reversed(self, payment_id: str, reason: str) -> None:
-        with self.db.transaction() as session:
-            session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
-                status="reversed", note=reason[:500], reversed_at=datetime.now(timezone.utc)))
-
-    def unapply_from_invoice(self, payment: PaymentRow) -> None:
-        """A ledger payment (no case) is taken back off its invoice."""
-        with self.db.transaction() as session:
-            session.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
-                paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
 
     def unmatched(self) -> list[PaymentRow]:
         with self.db.read() as session:
