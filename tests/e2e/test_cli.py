@@ -227,7 +227,7 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     imported = cli.json("payments", "import", str(bank))
     assert imported["matched_by_reference"] == 1 and imported["unmatched"] == 1
     assert [p["payment_id"] for p in cli.json("payments", "unmatched")] == ["B2"]
-    assigned = cli.json("payments", "assign", "B2", "INV-1001")
+    assigned = cli.json("payments", "assign", "B2", "INV-1001", "--reason", "remittance advice")
     # the final notice's late fee counts once it is charged, which may be just before or just after
     assert Decimal(assigned["balance"]) == Decimal("1200.00") + fees_until(cli, assigned) - Decimal("277.00")
     reversed_ = cli.json("payments", "reverse", "B1", "--reason", "recalled")
@@ -241,7 +241,7 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
 
     faster = tmp_path / "faster.toml"
     faster.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-2"'))
-    assert cli.json("policy", "pin", str(faster))["version"] == "test-fast-2"
+    assert cli.json("policy", "pin", str(faster), "--reason", "faster ladder")["version"] == "test-fast-2"
     assert {p["version"] for p in cli.json("policy", "list")} >= {"test-fast-1", "test-fast-2"}
     cli.rejected("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-collector", match="only a supervisor")
     moved = cli.json("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-supervisor")
