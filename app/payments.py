@@ -14,7 +14,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
-from app.adminlog import Unchanged, record
+from app.adminlog import Unchanged
+from app.adminlog import record as record_event
 from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
 from domain import admin
@@ -189,7 +190,7 @@ class PaymentService:
         invoice = self.ledger.open_invoice(invoice_id)
         reply = await self._apply(line, invoice, "manual", actor, reason)
         if invoice.case_id is not None:  # the ledger path records PaymentAssigned with its rows
-            record(self.cases.ctx, "payment", payment_id, admin.PaymentAssigned, actor, reason,
+            record_event(self.cases.ctx, "payment", payment_id, admin.PaymentAssigned, actor, reason,
                    f"payment {payment_id} (invoice {invoice_id})", payment_id=payment_id, invoice_id=invoice_id,
                    amount=payment.amount, case_id_ref=invoice.case_id)
         return reply
@@ -207,7 +208,7 @@ class PaymentService:
                 if not mark_reversed(connection, payment, reason):
                     raise Unchanged  # reversed meanwhile
 
-            record(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
+            record_event(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
                    f"payment {payment_id} (invoice {payment.invoice_id})", within=change, payment_id=payment_id,
                    invoice_id=payment.invoice_id, amount=payment.amount)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}

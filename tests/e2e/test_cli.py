@@ -228,6 +228,13 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     assert imported["matched_by_reference"] == 1 and imported["unmatched"] == 1
     assert [p["payment_id"] for p in cli.json("payments", "unmatched")] == ["B2"]
     assigned = cli.json("payments", "assign", "B2", "INV-1001", "--reason", "remittance advice")
+    # on an invoice with a case: PaymentReceived on the case, PaymentAssigned with the reason (audit trail)
+    trail = json.loads(cli.run("audit", "export", "--json").stdout)
+    [assignment] = [r for r in trail if r["type"] == "PaymentAssigned"]
+    assert (assignment["actor"], assignment["reason"], assignment["amount"]) == ("demo-collector", "remittance advice",
+                                                                                 "77.00")
+    assert any(r["type"] == "PaymentReceived" and r["actor"] == "demo-collector" and r["amount"] == "77.00"
+               and r["subject"] == "INV-1001" for r in trail)
     # the final notice's late fee counts once it is charged, which may be just before or just after
     assert Decimal(assigned["balance"]) == Decimal("1200.00") + fees_until(cli, assigned) - Decimal("277.00")
     reversed_ = cli.json("payments", "reverse", "B1", "--reason", "recalled")
