@@ -76,10 +76,10 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
     service = CaseService(context)
     tail = asyncio.create_task(_tail(service))
     try:
-        imported = service.import_invoices(SAMPLES)
-        console.print(f"demo: imported {imported['invoices_added']} sample invoices from {SAMPLES.name}")
         collector = context.actor("demo-collector")
         supervisor = context.actor("demo-supervisor")
+        imported = service.import_invoices(SAMPLES, actor=supervisor, reason="demo sample invoices")
+        console.print(f"demo: imported {imported['invoices_added']} sample invoices from {SAMPLES.name}")
         manager = context.actor("demo-manager")
         for invoice_id in ("DEMO-1001", "DEMO-1002", "DEMO-1003", "DEMO-1004", "DEMO-1005"):
             await service.open_case(invoice_id, "overdue", collector)
