@@ -53,7 +53,7 @@ async def _tail(service: CaseService) -> None:
             event = record.event
             if type(event).__name__ == "CaseOpened":
                 names[record.stream_id] = event.invoice_id
-            console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, '?'):10} "
+            console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, getattr(event, 'subject', '?')):10} "
                           f"[cyan]{type(event).__name__}[/cyan] by {event.actor}{_details(event.data())}",
                           highlight=False, soft_wrap=True)
         await asyncio.sleep(0.5)
