@@ -24,6 +24,7 @@ class SweepBody(Body):
 class ScheduleBody(Body):
     cron: str = Field("0 6 * * *", max_length=100, description="Five-field cron expression")
     timezone: str = Field("UTC", max_length=64, description="IANA time zone the cron is read in")
+    reason: str | None = Field(None, max_length=500, description="Why (kept on the event); default 'daily sweep schedule'")
 
 
 class AssignPaymentBody(Body):
@@ -46,17 +47,20 @@ async def run_sweep(body: SweepBody, svc: Service) -> dict:
 
 
 @endpoint("POST", "/schedule", "schedule.create", summary="Create or update the daily sweep's Temporal Schedule")
-async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
-    return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone)
+async def create_schedule(body: ScheduleBody, svc: Service, user: caller("schedule.create")) -> dict:
+    return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone, user.actor(), body.reason)
 
 
 @endpoint("POST", "/payments/import", "payments.import",
           summary="Import a bank file (text/csv: payment_id, received_on, amount, currency, payer, reference)",
           errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def import_payments(request: Request, svc: Service, user: caller("payments.import")) -> dict:
+async def import_payments(request: Request, svc: Service, user: caller("payments.import"),
+                          reason: Annotated[str | None, Query(max_length=500, description=(
+                              "Why this file is imported (kept on the event); default 'bank file import'"))]
+                          = None) -> dict:
     text = await read_csv_body(request)
-    return await PaymentService(svc).import_text(text, user.actor())
+    return await PaymentService(svc).import_text(text, user.actor(), "upload", reason)
 
 
 @endpoint("GET", "/payments/unmatched", "payments.unmatched", summary="Payments waiting to be assigned by hand")

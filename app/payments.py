@@ -8,6 +8,7 @@ waits in the unmatched list for a collector to assign by hand.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -26,7 +27,7 @@ from domain.inputs import check_identifier, check_received_on, csv_reader, parse
 from domain.money import Money
 from domain.policy import InputPolicy
 from domain.users import Actor
-from store.payments import OpenInvoice, PaymentLedger, PaymentRow, mark_reversed
+from store.payments import OpenInvoice, PaymentLedger, PaymentRow, insert_payment, mark_reversed
 
 PAYMENT_COLUMNS = ("payment_id", "received_on", "amount", "currency", "payer", "reference")
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:#-]*")
@@ -129,11 +130,14 @@ class PaymentService:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
 
-    async def import_file(self, path: Path, actor: Actor) -> dict:
-        return await self.import_text(read_text(path), actor, str(path))
+    async def import_file(self, path: Path, actor: Actor, reason: str | None = None) -> dict:
+        return await self.import_text(read_text(path), actor, str(path), reason)
 
-    async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
-        """Every row is checked before any payment is applied; then each is matched once."""
+    async def import_text(self, text: str, actor: Actor, source: str = "upload", reason: str | None = None) -> dict:
+        """Every row is checked before any payment is applied; then each is matched once. A matched
+        payment is an event of its case (or, without a case, ``LedgerPaymentRecorded``); an unmatched
+        one ``PaymentHeldUnmatched``; the file as a whole ``PaymentsImported``."""
+        reason = admin.check_reason(reason, required=False, default="bank file import")
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
@@ -146,13 +150,28 @@ class PaymentService:
             if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
                 found = Match(None, None, too_early)
             if found.invoice is None:
-                self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
-                                   payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
+                self._hold(line, found.why_not or "not matched", actor, reason)
                 outcome["unmatched"] += 1
                 continue
             await self._apply(line, found.invoice, found.how, actor)
             outcome[f"matched_by_{found.how}"] += 1
+        record_event(self.cases.ctx, "ledger", "payment-imports", admin.PaymentsImported, actor, reason,
+                     f"payments from {source}", digest=hashlib.sha256(text.encode()).hexdigest(),
+                     **{k: v for k, v in outcome.items() if k != "file"}, source=source)
         return outcome
+
+    def _hold(self, line: PaymentLine, why_not: str, actor: Actor, reason: str) -> None:
+        """The unmatched payment's row and its ``PaymentHeldUnmatched`` event, in one transaction."""
+        def change(session) -> None:
+            if not insert_payment(session, payment_id=line.payment_id, amount=line.amount,
+                                  received_on=line.received_on, payer=line.payer, reference=line.reference,
+                                  status="unmatched", note=why_not):
+                raise Unchanged
+
+        record_event(self.cases.ctx, "payment", line.payment_id, admin.PaymentHeldUnmatched, actor, reason,
+                     f"payment {line.payment_id} (unmatched)", within=change, payment_id=line.payment_id,
+                     amount=line.amount, received_on=line.received_on, payer=line.payer[:300],
+                     reference=line.reference[:500], note=why_not[:500])
 
     async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor,
                      reason: str | None = None) -> dict:

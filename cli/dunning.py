@@ -76,12 +76,14 @@ async def _with_progress(s: CaseService, day: date | None, page_size: int) -> di
 def schedule_create(
     cron: Annotated[str, typer.Option(help="When to sweep, as a cron expression")] = "0 6 * * *",
     timezone: Annotated[str, typer.Option(help="IANA time zone the cron is read in")] = "UTC",
+    reason: reason_option("Why the schedule is set", "daily sweep schedule") = None,
+    as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create (or update) the Temporal Schedule that runs the sweep every day."""
+    """Create (or update) the Temporal Schedule that runs the sweep every day (ScheduleCreated)."""
     from app.sweeps import create_schedule
 
-    execute(lambda s: create_schedule(s.ctx, cron, timezone), as_json, lambda r: console.print(
+    execute(lambda s: create_schedule(s.ctx, cron, timezone, s.ctx.actor(as_user), reason), as_json, lambda r: console.print(
         f"schedule {r['schedule_id']} {'created' if r['created'] else 'updated'}: '{r['cron']}' in {r['timezone']}; "
         f"next runs: {', '.join(r['next_runs'])}"))
 
@@ -108,9 +110,10 @@ def show_payments(rows: list[dict]) -> None:
 
 
 @payments_app.command("import")
-def payments_import(file: Path, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Import a bank file (payment_id, received_on, amount, currency, payer, reference); repeat-safe."""
-    execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user)), as_json, lambda r: console.print(
+def payments_import(file: Path, reason: reason_option("Why this bank file is imported", "bank file import") = None,
+                    as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Import a bank file (payment_id, received_on, amount, currency, payer, reference); repeat-safe (PaymentsImported)."""
+    execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user), reason), as_json, lambda r: console.print(
         f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
         f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"))
 

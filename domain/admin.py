@@ -111,6 +111,42 @@ class PaymentAssigned(AdminEvent):
     case_id_ref: str | None = None
 
 
+class PaymentHeldUnmatched(AdminEvent):
+    """A bank file's payment the engine could not match: it waits for a person to assign it."""
+
+    type: Literal["PaymentHeldUnmatched"] = "PaymentHeldUnmatched"
+    payment_id: str
+    amount: Money
+    received_on: date
+    payer: str
+    reference: str
+    note: str  # why it was not matched
+
+
+class PaymentsImported(AdminEvent):
+    """A bank file imported: what it held and what became of its payments (each one's own event
+    is on its case, or in its payment stream)."""
+
+    type: Literal["PaymentsImported"] = "PaymentsImported"
+    source: str
+    digest: str
+    rows: int
+    matched_by_reference: int
+    matched_by_amount: int
+    unmatched: int
+    already_imported: int
+
+
+class ScheduleCreated(AdminEvent):
+    """The daily sweep's Temporal Schedule created or changed."""
+
+    type: Literal["ScheduleCreated"] = "ScheduleCreated"
+    schedule_id: str
+    cron: str
+    timezone: str
+    created: bool  # False: an existing schedule was updated
+
+
 class InsurerPolicyAdded(AdminEvent):
     type: Literal["InsurerPolicyAdded"] = "InsurerPolicyAdded"
     policy_id: str
@@ -140,7 +176,8 @@ class ApiTokenIssued(AdminEvent):
 
 AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, PaymentAssigned,
-          InsurerPolicyAdded, InvoiceInsured, ApiTokenIssued],
+          PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, InsurerPolicyAdded, InvoiceInsured,
+          ApiTokenIssued],
     Field(discriminator="type"),
 ]
 ADMIN_EVENT_ADAPTER: TypeAdapter[AnyAdminEvent] = TypeAdapter(AnyAdminEvent)

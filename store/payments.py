@@ -101,6 +101,21 @@ def project_payments(connection, case_id: str, invoice_id: str, events: Sequence
                 status="reversed", note=event.reason[:500], reversed_at=recorded_at))
 
 
+def insert_payment(session, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,
+                   status: str, invoice_id: str | None = None, case_id: str | None = None,
+                   matched_by: str | None = None, note: str | None = None) -> bool:
+    """``PaymentLedger.record`` in the caller's transaction (an administration event's append)."""
+    if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
+        return False
+    session.execute(payments.insert().values(
+        payment_id=payment_id, invoice_id=invoice_id, case_id=case_id, currency=amount.currency,
+        amount_minor=amount.to_minor(), received_on=received_on, payer=payer[:300],
+        reference=reference[:500], status=status, matched_by=matched_by, note=note,
+        recorded_at=datetime.now(timezone.utc),
+    ))
+    return True
+
+
 def mark_reversed(connection, payment: PaymentRow, reason: str) -> bool:
     """A ledger payment (no case) taken back off its invoice and marked reversed, on a connection
     in the transaction of its administration event; False when it is no longer applied."""
@@ -131,21 +146,6 @@ class PaymentLedger:
                 chunk = ids[start:start + 500]
                 found.update(session.execute(select(payments.c.payment_id).where(payments.c.payment_id.in_(chunk))).scalars())
         return found
-
-    def record(self, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,
-               status: str, invoice_id: str | None = None, case_id: str | None = None,
-               matched_by: str | None = None, note: str | None = None) -> bool:
-        """Insert once; False when this payment id is already known."""
-        with self.db.transaction() as session:
-            if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
-                return False
-            session.execute(payments.insert().values(
-                payment_id=payment_id, invoice_id=invoice_id, case_id=case_id, currency=amount.currency,
-                amount_minor=amount.to_minor(), received_on=received_on, payer=payer[:300],
-                reference=reference[:500], status=status, matched_by=matched_by, note=note,
-                recorded_at=datetime.now(timezone.utc),
-            ))
-        return True
 
     def mark_applied(self, payment_id: str, invoice_id: str, case_id: str | None, matched_by: str) -> None:
         with self.db.transaction() as session:

@@ -64,7 +64,7 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
     bank = tmp_path / "bank.csv"
     bank.write_text("payment_id,received_on,amount,currency,payer,reference\n"
                     f"U-1,{received},50.00,EUR,Nobody,\n")
-    assert cli.json("payments", "import", str(bank))["unmatched"] == 1
+    assert cli.json("payments", "import", str(bank), "--reason", "bank statement 12")["unmatched"] == 1
     done = cli.run("payments", "assign", "U-1", "INV-1001", ok=False)
     assert done.returncode == 2 and "--reason" in done.stderr
     assert payment_status(path, "U-1") == "unmatched"
@@ -103,6 +103,12 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
     assert (recorded["amount"], recorded["currency"]) == ("100.00", "EUR") and "wire 77" in recorded["reason"]
     reversed_ = one(rows, "LedgerPaymentReversed")
     assert (reversed_["actor"], reversed_["reason"], reversed_["amount"]) == (supervisor, "cheque bounced", "100.00")
+    held = one(rows, "PaymentHeldUnmatched")
+    assert (held["actor"], held["reason"], held["subject"]) == (collector, "bank statement 12", "payment U-1 (unmatched)")
+    assert (held["amount"], held["currency"]) == ("50.00", "EUR") and "not a known customer" in held["note"]
+    bank_file = one(rows, "PaymentsImported")
+    assert (bank_file["actor"], bank_file["reason"], bank_file["subject"]) == (collector, "bank statement 12",
+                                                                               f"payments from {bank}")
     assigned = one(rows, "PaymentAssigned")
     assert (assigned["actor"], assigned["reason"]) == (collector, "remittance advice by e-mail")
     assert assigned["subject"] == "payment U-1 (invoice INV-1001)" and assigned["amount"] == "50.00"

@@ -256,6 +256,9 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     assert cli.json("case", "show", "INV-3001")["policy_version"] == "test-fast-2"
     cli.rejected("case", "migrate-policy", "INV-3001", "--to", "nope", "--as", "demo-supervisor", match="not known")
 
-    schedule = cli.json("schedule", "create", "--cron", "0 6 * * *", "--timezone", "Asia/Shanghai")
+    schedule = cli.json("schedule", "create", "--cron", "0 6 * * *", "--timezone", "Asia/Shanghai",
+                        "--reason", "sweep at 06:00 Shanghai")
     assert schedule["created"] and len(schedule["next_runs"]) == 3
+    [scheduled] = [r for r in json.loads(cli.run("audit", "export", "--json").stdout) if r["type"] == "ScheduleCreated"]
+    assert (scheduled["actor"], scheduled["reason"]) == ("demo-supervisor", "sweep at 06:00 Shanghai")
     cli.rejected("schedule", "create", "--timezone", "Nowhere/Land", match="time zone")
