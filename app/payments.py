@@ -210,8 +210,8 @@ class PaymentService:
         reply = await self._apply(line, invoice, "manual", actor, reason)
         if invoice.case_id is not None:  # the ledger path records PaymentAssigned with its rows
             record_event(self.cases.ctx, "payment", payment_id, admin.PaymentAssigned, actor, reason,
-                   f"payment {payment_id} (invoice {invoice_id})", payment_id=payment_id, invoice_id=invoice_id,
-                   amount=payment.amount, case_id_ref=invoice.case_id)
+                         f"payment {payment_id} (invoice {invoice_id})", payment_id=payment_id,
+                         invoice_id=invoice_id, amount=payment.amount, case_id_ref=invoice.case_id)
         return reply
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
@@ -228,8 +228,8 @@ class PaymentService:
                     raise Unchanged  # reversed meanwhile
 
             record_event(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
-                   f"payment {payment_id} (invoice {payment.invoice_id})", within=change, payment_id=payment_id,
-                   invoice_id=payment.invoice_id, amount=payment.amount)
+                         f"payment {payment_id} (invoice {payment.invoice_id})", within=change,
+                         payment_id=payment_id, invoice_id=payment.invoice_id, amount=payment.amount)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
         else:  # the PaymentReversed event marks the row (store/payments.py), in its append
             reply = await self._reverse_on_case(payment, reason, actor)
