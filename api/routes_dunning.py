@@ -24,10 +24,12 @@ class SweepBody(Body):
 class ScheduleBody(Body):
     cron: str = Field("0 6 * * *", max_length=100, description="Five-field cron expression")
     timezone: str = Field("UTC", max_length=64, description="IANA time zone the cron is read in")
+    reason: str | None = Field(None, max_length=500, description="Why (kept on the event); default 'daily sweep schedule'")
 
 
 class AssignPaymentBody(Body):
     invoice_id: Identifier
+    reason: str = Field(min_length=1, max_length=500, description="Why (kept on the event, for the audit trail)")
 
 
 class ReversalBody(Body):
@@ -45,8 +47,8 @@ async def run_sweep(body: SweepBody, svc: Service) -> dict:
 
 
 @endpoint("POST", "/schedule", "schedule.create", summary="Create or update the daily sweep's Temporal Schedule")
-async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
-    return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone)
+async def create_schedule(body: ScheduleBody, svc: Service, user: caller("schedule.create")) -> dict:
+    return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone, user.actor(), body.reason)
 
 
 @endpoint("POST", "/payments/import", "payments.import",
@@ -54,9 +56,12 @@ async def create_schedule(body: ScheduleBody, svc: Service) -> dict:
                   "camt.053/054 XML or MT940, told apart by content (docs/IMPORT.md)",
           errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
-async def import_payments(request: Request, svc: Service, user: caller("payments.import")) -> dict:
+async def import_payments(request: Request, svc: Service, user: caller("payments.import"),
+                          reason: Annotated[str | None, Query(max_length=500, description=(
+                              "Why this file is imported (kept on the event); default 'bank file import'"))]
+                          = None) -> dict:
     text = await read_csv_body(request)
-    return await PaymentService(svc).import_text(text, user.actor())
+    return await PaymentService(svc).import_text(text, user.actor(), "upload", reason)
 
 
 @endpoint("GET", "/payments/unmatched", "payments.unmatched", summary="Payments waiting to be assigned by hand")
@@ -66,7 +71,7 @@ def unmatched(svc: Service) -> list[dict]:
 
 @endpoint("POST", "/payments/{payment_id}/assign", "payments.assign", summary="Apply an unmatched payment to an invoice")
 async def assign_payment(payment_id: str, body: AssignPaymentBody, svc: Service, user: caller("payments.assign")) -> dict:
-    return await PaymentService(svc).assign(payment_id, body.invoice_id, user.actor())
+    return await PaymentService(svc).assign(payment_id, body.invoice_id, user.actor(), body.reason)
 
 
 @endpoint("POST", "/payments/{payment_id}/reverse", "payments.reverse",
@@ -95,6 +100,8 @@ async def policy_versions(svc: Service) -> list[dict]:
 @endpoint("POST", "/policies", "policy.pin",
           summary="Validate a policy (the request body, TOML) and keep it under its version, without making it active",
           openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}})
-async def pin_policy(request: Request, svc: Service, user: caller("policy.pin")) -> dict:
+async def pin_policy(request: Request, svc: Service, user: caller("policy.pin"),
+                     reason: Annotated[str, Query(min_length=1, max_length=500,
+                                                  description="Why this version is pinned (kept on the event)")]) -> dict:
     text = await read_csv_body(request)  # bounded UTF-8 text, whatever its format
-    return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor())
+    return await run_in_threadpool(policies.pin_text, svc, text, "upload", user.actor(), reason)

@@ -26,6 +26,7 @@ Currency = Annotated[str, Field(pattern="^[A-Za-z]{3}$", description="ISO 4217 c
 class LimitBody(Body):
     amount: AmountText | None = Field(description="Credit limit as a string, e.g. \"50000.00\"; null removes it")
     currency: Currency = "USD"
+    reason: str = Field(min_length=1, max_length=500, description="Why (kept on the event, for the audit trail)")
 
 
 class RescoreBody(Body):
@@ -63,10 +64,12 @@ class InsurerPolicyBody(Body):
     max_extension: str = Field(description="Longest extension of payment after the due date (P60D)")
     claim_waiting: str = Field(description="Claim waiting period after the notification (P90D)")
     indemnity_percent: str = Field(max_length=20, description="Share of the loss the insurer pays, e.g. \"90\"")
+    reason: str | None = Field(None, max_length=500, description="Why (kept on the event, for the audit trail); a default when omitted")
 
 
 class CoverBody(Body):
     policy_id: str = Field(min_length=1, max_length=64)
+    reason: str | None = Field(None, max_length=500, description="Why (kept on the event, for the audit trail); a default when omitted")
 
 
 class IndemnityBody(Body):
@@ -82,7 +85,7 @@ def show_customer(customer_id: str, svc: Service, as_of: IsoDate | None = None) 
 
 @endpoint("POST", "/customers/{customer_id}/limit", "customers.limit", summary="Set or remove a credit limit")
 def set_limit(customer_id: str, body: LimitBody, svc: Service, user: caller("customers.limit")) -> dict:
-    return CustomerService(svc.ctx).set_limit(customer_id, body.amount, body.currency, user.actor())
+    return CustomerService(svc.ctx).set_limit(customer_id, body.amount, body.currency, user.actor(), body.reason)
 
 
 @endpoint("GET", "/risk/watchlist", "risk.watchlist",
@@ -159,16 +162,16 @@ def insurer_policies(svc: Service) -> list[dict]:
 
 
 @endpoint("POST", "/insurance/policies", "insurance.policy_add", summary="Add an insurer policy with its terms")
-def add_insurer_policy(body: InsurerPolicyBody, svc: Service) -> dict:
+def add_insurer_policy(body: InsurerPolicyBody, svc: Service, user: caller("insurance.policy_add")) -> dict:
     return InsuranceService(svc).add_policy(body.policy_id, body.insurer_id, body.insurer_name, body.insurer_email,
                                             body.notify_within, body.max_extension, body.claim_waiting,
-                                            body.indemnity_percent)
+                                            body.indemnity_percent, user.actor(), body.reason)
 
 
 @endpoint("POST", "/invoices/{invoice_id:path}/insurance", "insurance.cover",
           summary="Insure an invoice under an insurer policy (before its case opens)")
-def cover(invoice_id: str, body: CoverBody, svc: Service) -> dict:
-    return InsuranceService(svc).cover(invoice_id, body.policy_id)
+def cover(invoice_id: str, body: CoverBody, svc: Service, user: caller("insurance.cover")) -> dict:
+    return InsuranceService(svc).cover(invoice_id, body.policy_id, user.actor(), body.reason)
 
 
 @endpoint("POST", "/cases/{ref:path}/indemnity", "insurance.indemnity",

@@ -22,8 +22,10 @@ from store.schema import case_summary
 
 # Fields of an event's data that say why (reason codes, notes, decisions, outcomes).
 WHY_FIELDS = ("reason", "note", "decision", "outcome")
+# Money an event moves or sets: its amount, or a credit limit (administration and case events alike).
+MONEY_FIELDS = ("amount", "limit")
 COLUMNS = ("position", "recorded_at", "occurred_at", "actor", "stream", "subject", "version", "type",
-           *WHY_FIELDS)
+           *WHY_FIELDS, "amount", "currency")
 
 
 def verify(ctx: Context, anchor: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -87,13 +89,16 @@ def _rows(ctx: Context, low: datetime | None, high: datetime | None, actor: str 
             continue
         data = event.data()
         stream = str(record.stream_id)
-        subject = data.get("invoice_id") or data.get("customer_id") or subjects.get(stream, "")
+        # administration events name their subject (domain/admin.py); cases their invoice
+        subject = data.get("subject") or data.get("invoice_id") or data.get("customer_id") or subjects.get(stream, "")
         row = {"position": record.position, "recorded_at": record.recorded_at.isoformat(),
                "occurred_at": event.occurred_at.isoformat(), "actor": event.actor, "stream": stream,
                "subject": subject, "version": event.version, "type": type(event).__name__}
         for key in WHY_FIELDS:
             value = data.get(key)
             row[key] = value if isinstance(value, (str, int, float)) or value is None else json.dumps(value)
+        money = next((data[k] for k in MONEY_FIELDS if isinstance(data.get(k), dict) and "currency" in data[k]), None)
+        row["amount"], row["currency"] = (money["amount"], money["currency"]) if money else (None, None)
         yield row
 
 

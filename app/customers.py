@@ -19,6 +19,7 @@ from uuid import UUID, uuid4, uuid5
 
 from app.context import Context
 from domain import customer as cu
+from domain.admin import check_reason
 from domain.errors import DomainError
 from domain.events import Event
 from domain.money import Money, positive_money
@@ -245,12 +246,14 @@ class CustomerService:
                                                                     customer_id=customer_id, reason=reason))
         return self._reply(customer_id, state, events)
 
-    def set_limit(self, customer_id: str, amount: str | None, currency: str, actor: Actor) -> dict:
+    def set_limit(self, customer_id: str, amount: str | None, currency: str, actor: Actor,
+                  reason: str | None = None) -> dict:
+        reason = check_reason(reason)
         self.reads.customer(customer_id)
         limit = positive_money(amount, currency, "limit") if amount not in (None, "", "none") else None
         cid = uuid4()
-        state, events = self.execute(customer_id, lambda s: cu.SetCreditLimit(command_id=cid, actor=actor,
-                                                                              customer_id=customer_id, limit=limit))
+        state, events = self.execute(customer_id, lambda s: cu.SetCreditLimit(
+            command_id=cid, actor=actor, customer_id=customer_id, limit=limit, reason=reason))
         return self._reply(customer_id, state, events)
 
     def outbox(self, pending_only: bool = True) -> list[dict]:

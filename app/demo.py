@@ -53,7 +53,7 @@ async def _tail(service: CaseService) -> None:
             event = record.event
             if type(event).__name__ == "CaseOpened":
                 names[record.stream_id] = event.invoice_id
-            console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, '?'):10} "
+            console.print(f"  [dim]{event.occurred_at:%H:%M:%S}[/dim] {names.get(record.stream_id, getattr(event, 'subject', '?')):10} "
                           f"[cyan]{type(event).__name__}[/cyan] by {event.actor}{_details(event.data())}",
                           highlight=False, soft_wrap=True)
         await asyncio.sleep(0.5)
@@ -76,10 +76,10 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
     service = CaseService(context)
     tail = asyncio.create_task(_tail(service))
     try:
-        imported = service.import_invoices(SAMPLES)
-        console.print(f"demo: imported {imported['invoices_added']} sample invoices from {SAMPLES.name}")
         collector = context.actor("demo-collector")
         supervisor = context.actor("demo-supervisor")
+        imported = service.import_invoices(SAMPLES, actor=supervisor, reason="demo sample invoices")
+        console.print(f"demo: imported {imported['invoices_added']} sample invoices from {SAMPLES.name}")
         manager = context.actor("demo-manager")
         for invoice_id in ("DEMO-1001", "DEMO-1002", "DEMO-1003", "DEMO-1004", "DEMO-1005"):
             await service.open_case(invoice_id, "overdue", collector)

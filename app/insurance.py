@@ -14,8 +14,10 @@ from uuid import uuid4
 
 from sqlalchemy import select
 
+from app.adminlog import Unchanged, default_actor, record
 from app.services import CaseService
 from domain import commands as cmd
+from domain.admin import InsurerPolicyAdded, InvoiceInsured, check_reason
 from domain.durations import format_duration, parse_duration
 from domain.errors import DomainError, shown
 from domain.money import positive_money
@@ -38,7 +40,11 @@ class InsuranceService:
         self.db = cases.ctx.db
 
     def add_policy(self, policy_id: str, insurer_id: str, insurer_name: str, insurer_email: str,
-                   notify_within: str, max_extension: str, claim_waiting: str, indemnity_percent: str) -> dict:
+                   notify_within: str, max_extension: str, claim_waiting: str, indemnity_percent: str,
+                   actor: Actor | None = None, reason: str | None = None) -> dict:
+        """A new insurer policy, recorded as ``InsurerPolicyAdded`` in the same transaction
+        (adding the same terms again changes and records nothing)."""
+        reason = check_reason(reason, required=False, default="insurer policy added")
         for value, field in ((policy_id, "policy_id"), (insurer_id, "insurer")):
             if not _ID.match(value or ""):
                 raise DomainError(f"{shown(value)} is not a valid id (letters, digits, . _ / -; at most 64)", field)
@@ -56,23 +62,31 @@ class InsuranceService:
             raise DomainError("must be a percentage above 0 and at most 100, with at most 2 decimals", "indemnity")
         row = {"policy_id": policy_id, "insurer_id": insurer_id, "insurer_name": insurer_name,
                "insurer_email": insurer_email, **terms, "indemnity_percent": str(percent)}
-        with self.db.transaction() as session:
+
+        def change(session) -> None:
             old = session.execute(select(insurer_policies).where(insurer_policies.c.policy_id == policy_id)).first()
             if old is not None:
                 if _policy_dict(old) != row:
                     raise DomainError(f"insurer policy {policy_id} already exists with other terms; "
                                       "give changed terms a new policy id", "policy_id")
-                return {**row, "added": False}
+                raise Unchanged
             session.execute(insurer_policies.insert().values(**row, recorded_at=datetime.now(timezone.utc)))
-        return {**row, "added": True}
+
+        event = record(self.cases.ctx, "insurer-policy", policy_id, InsurerPolicyAdded,
+                       actor or default_actor(self.cases.ctx), reason, f"insurer policy {policy_id}", within=change,
+                       **{**row, "indemnity_percent": percent})
+        return {**row, "added": event is not None}
 
     def policies(self) -> list[dict]:
         with self.db.read() as session:
             return [_policy_dict(r) for r in session.execute(select(insurer_policies).order_by(insurer_policies.c.policy_id))]
 
-    def cover(self, invoice_id: str, policy_id: str) -> dict:
-        """Insure an invoice under a policy (before its case opens: a case keeps the terms it opened with)."""
-        with self.db.transaction() as session:
+    def cover(self, invoice_id: str, policy_id: str, actor: Actor | None = None, reason: str | None = None) -> dict:
+        """Insure an invoice under a policy (before its case opens: a case keeps the terms it opened with),
+        recorded as ``InvoiceInsured`` in the same transaction."""
+        reason = check_reason(reason, required=False, default="invoice insured")
+
+        def change(session) -> None:
             if session.execute(select(invoices.c.invoice_id).where(invoices.c.invoice_id == invoice_id)).first() is None:
                 raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
             if session.execute(select(insurer_policies.c.policy_id)
@@ -86,10 +100,15 @@ class InsuranceService:
                                       .where(invoice_insurance.c.invoice_id == invoice_id)).scalar_one_or_none()
             if current is not None and current != policy_id:
                 raise DomainError(f"invoice {invoice_id} is already insured under {current}", "invoice_id")
-            if current is None:
-                session.execute(invoice_insurance.insert().values(invoice_id=invoice_id, policy_id=policy_id,
-                                                                  recorded_at=datetime.now(timezone.utc)))
-        return {"invoice_id": invoice_id, "policy_id": policy_id, "insured": True, "added": current is None}
+            if current is not None:
+                raise Unchanged
+            session.execute(invoice_insurance.insert().values(invoice_id=invoice_id, policy_id=policy_id,
+                                                              recorded_at=datetime.now(timezone.utc)))
+
+        event = record(self.cases.ctx, "invoice-insurance", invoice_id, InvoiceInsured,
+                       actor or default_actor(self.cases.ctx), reason, f"invoice {invoice_id}", within=change,
+                       invoice_id=invoice_id, policy_id=policy_id)
+        return {"invoice_id": invoice_id, "policy_id": policy_id, "insured": True, "added": event is not None}
 
     async def record_indemnity(self, ref: str, amount: str, actor: Actor, reference: str = "") -> dict:
         cmd.check_text(reference, "reference")

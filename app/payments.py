@@ -12,14 +12,18 @@ waits in the unmatched list for a collector to assign by hand.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
+from app.adminlog import Unchanged
+from app.adminlog import record as record_event
 from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
+from domain import admin
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
@@ -27,7 +31,8 @@ from domain.inputs import check_identifier, check_received_on, csv_reader, parse
 from domain.money import Money
 from domain.policy import InputPolicy
 from domain.users import Actor
-from store.payments import OpenInvoice, PaymentLedger, PaymentRow
+from store.payments import (OpenInvoice, PaymentLedger, PaymentRow, insert_payment, mark_reversed,
+                            mark_unmatched_reversed)
 
 from app.statements import BankEntry, creditor_reference_payload, decode_statement, detect_format, parse_statements
 
@@ -143,17 +148,22 @@ class PaymentService:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
 
-    async def import_file(self, path: Path, actor: Actor) -> dict:
+    async def import_file(self, path: Path, actor: Actor, reason: str | None = None) -> dict:
         try:
             text = read_text(path)
         except DomainError:
             text = statement_text(path)  # a statement in a bank's 8-bit charset, or the error again
-        return await self.import_text(text, actor, str(path))
+        return await self.import_text(text, actor, str(path), reason)
 
-    async def import_text(self, text: str, actor: Actor, source: str = "upload") -> dict:
-        """Every row is checked before any payment is applied; then each is matched once."""
+    async def import_text(self, text: str, actor: Actor, source: str = "upload", reason: str | None = None) -> dict:
+        """Every row is checked before any payment is applied; then each is matched once. A matched
+        payment is an event of its case (or, without a case, ``LedgerPaymentRecorded``); an unmatched
+        one ``PaymentHeldUnmatched``; the file as a whole ``PaymentsImported``."""
+        reason = admin.check_reason(reason, required=False, default="bank file import")
         if detect_format(text) != "csv":
-            return await self.import_statements(text, actor, source)
+            outcome = await self.import_statements(text, actor, source, reason)
+            self._record_import(text, source, outcome, actor, reason)
+            return outcome
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
@@ -166,15 +176,21 @@ class PaymentService:
             if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
                 found = Match(None, None, too_early)
             if found.invoice is None:
-                self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
-                                   payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
+                self._hold(line, found.why_not or "not matched", actor, reason)
                 outcome["unmatched"] += 1
                 continue
             await self._apply(line, found.invoice, found.how, actor)
             outcome[f"matched_by_{found.how}"] += 1
+        self._record_import(text, source, outcome, actor, reason)
         return outcome
 
-    async def import_statements(self, text: str, actor: Actor, source: str = "upload") -> dict:
+    def _record_import(self, text: str, source: str, outcome: dict, actor: Actor, reason: str) -> None:
+        counted = ("rows", "matched_by_reference", "matched_by_amount", "unmatched", "already_imported")
+        record_event(self.cases.ctx, "ledger", "payment-imports", admin.PaymentsImported, actor, reason,
+                     f"payments from {source}", digest=hashlib.sha256(text.encode()).hexdigest(),
+                     **{k: outcome[k] for k in counted}, source=source)
+
+    async def import_statements(self, text: str, actor: Actor, source: str, reason: str) -> dict:
         """A camt.053/054 or MT940 file: every statement is read and checked (balances, dates)
         before anything is applied. Credit entries are receipts, matched like CSV rows; a reversal
         of a credit reverses the receipt it names (end-to-end id or entry reference, same amount);
@@ -212,11 +228,11 @@ class PaymentService:
                 self._remember(entry, by_format[entry.statement_id], "receipt" if entry.is_receipt else "reversal")
                 continue
             if entry.is_receipt:
-                how = await self._receive(entry, actor)
+                how = await self._receive(entry, actor, reason)
                 outcome[f"matched_by_{how}" if how else "unmatched"] += 1
                 self._remember(entry, by_format[entry.statement_id], "receipt")
             else:
-                undone = await self._reverse_entry(entry, actor)
+                undone = await self._reverse_entry(entry, actor, reason)
                 if undone:
                     outcome["reversed"] += 1
                 else:
@@ -230,7 +246,7 @@ class PaymentService:
             kind=kind, payer_iban=entry.payer_iban, end_to_end_id=entry.end_to_end_id,
             related_refs=entry.related_refs, reverses=reverses)
 
-    async def _receive(self, entry: BankEntry, actor: Actor) -> str | None:
+    async def _receive(self, entry: BankEntry, actor: Actor, reason: str) -> str | None:
         """Match and apply one receipt, or leave it unmatched; how it matched (None: unmatched)."""
         line = PaymentLine(entry.payment_id, entry.booked_on, entry.amount, entry.payer, entry.reference,
                            entry.payer_iban)
@@ -238,13 +254,12 @@ class PaymentService:
         if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
             found = Match(None, None, too_early)
         if found.invoice is None:
-            self.ledger.record(payment_id=line.payment_id, amount=line.amount, received_on=line.received_on,
-                               payer=line.payer, reference=line.reference, status="unmatched", note=found.why_not)
+            self._hold(line, found.why_not or "not matched", actor, reason)
             return None
         await self._apply(line, found.invoice, found.how, actor)
         return found.how
 
-    async def _reverse_entry(self, entry: BankEntry, actor: Actor) -> str | None:
+    async def _reverse_entry(self, entry: BankEntry, actor: Actor, import_reason: str) -> str | None:
         """The receipt a reversal entry undoes, reversed; its payment id (None: no single receipt fits)."""
         candidates = [p for p in self.ledger.receipts_named(entry.related_refs, entry.amount)
                       if p.status in ("applied", "unmatched")]
@@ -253,15 +268,41 @@ class PaymentService:
         original = candidates[0]
         reason = f"reversed by the bank: entry {entry.entry_ref} of statement {entry.statement_id}"[:500]
         if original.status == "unmatched":
-            self.ledger.mark_reversed(original.payment_id, reason)
+            self._reverse_unmatched(original, reason, actor)
         else:
             await self.reverse(original.payment_id, reason, actor)
         return original.payment_id
 
-    async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor) -> dict:
+
+    def _reverse_unmatched(self, payment: PaymentRow, reason: str, actor: Actor) -> None:
+        """An unmatched receipt the bank took back: marked reversed with its ``UnmatchedPaymentReversed``
+        event, in one transaction."""
+        def change(connection) -> None:
+            if not mark_unmatched_reversed(connection, payment.payment_id, reason):
+                raise Unchanged
+
+        record_event(self.cases.ctx, "payment", payment.payment_id, admin.UnmatchedPaymentReversed, actor, reason,
+                     f"payment {payment.payment_id} (unmatched)", within=change, payment_id=payment.payment_id,
+                     amount=payment.amount)
+
+    def _hold(self, line: PaymentLine, why_not: str, actor: Actor, reason: str) -> None:
+        """The unmatched payment's row and its ``PaymentHeldUnmatched`` event, in one transaction."""
+        def change(session) -> None:
+            if not insert_payment(session, payment_id=line.payment_id, amount=line.amount,
+                                  received_on=line.received_on, payer=line.payer, reference=line.reference,
+                                  status="unmatched", note=why_not):
+                raise Unchanged
+
+        record_event(self.cases.ctx, "payment", line.payment_id, admin.PaymentHeldUnmatched, actor, reason,
+                     f"payment {line.payment_id} (unmatched)", within=change, payment_id=line.payment_id,
+                     amount=line.amount, received_on=line.received_on, payer=line.payer[:300],
+                     reference=line.reference[:500], note=why_not[:500])
+
+    async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor,
+                     reason: str | None = None) -> dict:
         return await self.cases.pay(invoice.invoice_id, str(line.amount.amount), line.reference, actor,
                                     payment_id=line.payment_id, received_on=line.received_on,
-                                    matched_by=how, payer=line.payer)
+                                    matched_by=how, payer=line.payer, reason=reason)
 
     def _too_early(self, line: PaymentLine, invoice_id: str) -> str | None:
         """Why the payment's date rules out this invoice (received long before it was issued), or None."""
@@ -276,7 +317,10 @@ class PaymentService:
     def unmatched(self) -> list[dict]:
         return [p.as_dict() for p in self.ledger.unmatched()]
 
-    async def assign(self, payment_id: str, invoice_id: str, actor: Actor) -> dict:
+    async def assign(self, payment_id: str, invoice_id: str, actor: Actor, reason: str | None = None) -> dict:
+        """A person gives an unmatched payment to an invoice, saying why (``PaymentAssigned`` in the
+        payment's administration stream; on an invoice with a case, its ``PaymentReceived`` too)."""
+        reason = admin.check_reason(reason)
         payment = self._payment(payment_id)
         if payment.status != "unmatched":
             raise DomainError(f"payment {payment_id} is {payment.status}, not unmatched", "payment_id")
@@ -287,19 +331,30 @@ class PaymentService:
         too_early = self._too_early(line, invoice_id)
         if too_early:
             raise DomainError(too_early, "received_on")
-        return await self._apply(line, self.ledger.open_invoice(invoice_id), "manual", actor)
+        invoice = self.ledger.open_invoice(invoice_id)
+        reply = await self._apply(line, invoice, "manual", actor, reason)
+        if invoice.case_id is not None:  # the ledger path records PaymentAssigned with its rows
+            record_event(self.cases.ctx, "payment", payment_id, admin.PaymentAssigned, actor, reason,
+                         f"payment {payment_id} (invoice {invoice_id})", payment_id=payment_id,
+                         invoice_id=invoice_id, amount=payment.amount, case_id_ref=invoice.case_id)
+        return reply
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
         payment = self._payment(payment_id)
-        cmd.check_text(reason, "reason", required=True)
+        reason = admin.check_reason(reason)
         if payment.status == "reversed":
             return {**payment.as_dict(), "reversed": False}
         if payment.status != "applied":
             raise DomainError(f"payment {payment_id} is {payment.status}; only an applied payment can be reversed",
                               "payment_id")
-        if payment.case_id is None:
-            self.ledger.unapply_from_invoice(payment)
-            self.ledger.mark_reversed(payment_id, reason)
+        if payment.case_id is None:  # the ledger's rows and LedgerPaymentReversed, in one transaction
+            def change(connection) -> None:
+                if not mark_reversed(connection, payment, reason):
+                    raise Unchanged  # reversed meanwhile
+
+            record_event(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
+                         f"payment {payment_id} (invoice {payment.invoice_id})", within=change,
+                         payment_id=payment_id, invoice_id=payment.invoice_id, amount=payment.amount)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
         else:  # the PaymentReversed event marks the row (store/payments.py), in its append
             reply = await self._reverse_on_case(payment, reason, actor)

@@ -7,7 +7,11 @@ from uuid import uuid4
 
 from activities.contracts import NoticeRequest
 from activities.rendering import NoticeRenderer
+from app.adminlog import Unchanged, default_actor, record
 from app.services import CaseService
+from domain.admin import PolicyPinned, check_reason
+from domain.policy import parse_policy
+from store.policies import digest_of, pin_policy
 from domain import commands as cmd
 from domain.agenda import notice_due
 from domain.errors import DomainError
@@ -15,16 +19,28 @@ from domain.state import CaseState
 from domain.users import Actor
 
 
-def pin_file(service: CaseService, path: Path) -> dict:
+def pin_file(service: CaseService, path: Path, actor: Actor | None = None, reason: str | None = None) -> dict:
     if not path.is_file():
         raise DomainError(f"{path} does not exist or is not a file", "file")
-    return {**pin_text(service, path.read_text(encoding="utf-8"), str(path)), "file": str(path)}
+    return {**pin_text(service, path.read_text(encoding="utf-8"), str(path), actor, reason), "file": str(path)}
 
 
-def pin_text(service: CaseService, text: str, source: str, actor: Actor | None = None) -> dict:
-    """Validate a policy and keep it under its version (it does not become the active one)."""
-    policy = service.ctx.policies.pin(text, source)
-    return {"version": policy.version, "description": policy.description}
+def pin_text(service: CaseService, text: str, source: str, actor: Actor | None = None,
+             reason: str | None = None) -> dict:
+    """Validate a policy and keep it under its version (it does not become the active one).
+    A new version is recorded as ``PolicyPinned`` (who, when, why) in the same transaction;
+    pinning the same text again changes nothing and records nothing."""
+    reason = check_reason(reason)
+    policy = parse_policy(text, source)
+    actor = actor or default_actor(service.ctx)
+
+    def change(session) -> None:
+        if not pin_policy(session, policy, text, source):
+            raise Unchanged
+
+    event = record(service.ctx, "policy", policy.version, PolicyPinned, actor, reason, f"policy {policy.version}",
+                   within=change, policy_version=policy.version, digest=digest_of(text), source=source)
+    return {"version": policy.version, "description": policy.description, "pinned": event is not None}
 
 
 def versions(service: CaseService) -> list[dict]:

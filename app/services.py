@@ -128,23 +128,41 @@ class CaseService:
         self.ctx = context
 
     # -- ledger ------------------------------------------------------------------------
-    def import_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None) -> dict:
-        rows = parse_invoices(read_text(path), format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
-        outcome = self.ctx.ledger.import_invoices(rows)
-        return {
-            "file": str(path),
-            "rows": len(rows),
-            "invoices_added": outcome.invoices_added,
-            "invoices_unchanged": outcome.invoices_unchanged,
-            "customers": outcome.customers,
-        }
+    def import_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None,
+                        actor: Actor | None = None, reason: str | None = None) -> dict:
+        text = read_text(path)
+        rows = parse_invoices(text, format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
+        return self._import(rows, text, str(path), actor, reason)
 
-    def import_invoice_text(self, text: str, source: str = "upload") -> dict:
+    def import_invoice_text(self, text: str, source: str = "upload", actor: Actor | None = None,
+                            reason: str | None = None) -> dict:
         """The same import from CSV text already in memory (an HTTP upload)."""
         rows = parse_invoices(text, rules=self.ctx.policy().inputs)
-        outcome = self.ctx.ledger.import_invoices(rows)
-        return {"file": source, "rows": len(rows), "invoices_added": outcome.invoices_added,
-                "invoices_unchanged": outcome.invoices_unchanged, "customers": outcome.customers}
+        return self._import(rows, text, source, actor, reason)
+
+    def _import(self, rows: list, text: str, source: str, actor: Actor | None, reason: str | None) -> dict:
+        """The ledger's rows and ``InvoicesImported`` (who, when, why, what) in one transaction."""
+        import hashlib
+
+        from app.adminlog import default_actor, record
+        from domain import admin
+        from store.ledger import import_invoice_rows
+
+        reason = admin.check_reason(reason, required=False, default="invoice import")
+        actor = actor or default_actor(self.ctx)
+        planned = self.ctx.ledger.plan_import(rows)
+
+        def change(session) -> None:
+            done = import_invoice_rows(session, rows)
+            if done != planned:
+                raise DomainError("another import changed these invoices meanwhile; run the import again", "file")
+
+        record(self.ctx, "ledger", "invoice-imports", admin.InvoicesImported, actor, reason, f"invoices from {source}",
+               within=change, source=source, digest=hashlib.sha256(text.encode()).hexdigest(), rows=len(rows),
+               invoices_added=planned.invoices_added, invoices_unchanged=planned.invoices_unchanged,
+               customers=planned.customers)
+        return {"file": source, "rows": len(rows), "invoices_added": planned.invoices_added,
+                "invoices_unchanged": planned.invoices_unchanged, "customers": planned.customers}
 
     # -- reads ---------------------------------------------------------------------------
     def summary_row(self, ref: str):
@@ -332,7 +350,8 @@ class CaseService:
 
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
                   payment_id: str | None = None, received_on: date | None = None,
-                  matched_by: str = "direct", payer: str = "", today: date | None = None) -> dict:
+                  matched_by: str = "direct", payer: str = "", today: date | None = None,
+                  reason: str | None = None) -> dict:
         """A payment to its invoice's open case, or (no case yet) onto the ledger. ``today``:
         the day it is recorded, for a replay of history on its own clock (the backtest)."""
         facts = self.ctx.ledger.invoice(invoice_id)
@@ -347,7 +366,8 @@ class CaseService:
         if self._existing(invoice_id) is None:
             if money > facts.amount - facts.paid:
                 raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
-            recorded = self.ctx.ledger.record_payment(invoice_id, pid, money, received, reference, payer, matched_by)
+            recorded = self._pay_on_ledger(invoice_id, pid, money, received, reference, payer, matched_by, actor,
+                                           reason)
             return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
                     "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
         # The payments table's row is written with the PaymentReceived event (store/payments.py).
@@ -364,6 +384,28 @@ class CaseService:
 
             result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
         return {**result, "payment_id": pid, "applied_to": "case"}
+
+    def _pay_on_ledger(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, payer: str,
+                       matched_by: str, actor: Actor, reason: str | None) -> bool:
+        """A payment on an invoice without a case: the ledger's rows and the administration
+        event that records it (``LedgerPaymentRecorded``, or ``PaymentAssigned`` when a person
+        assigned an unmatched payment) in one transaction. False: already recorded."""
+        from app.adminlog import Unchanged, record
+        from domain import admin
+        from store.ledger import record_ledger_payment
+
+        def change(connection) -> None:
+            if not record_ledger_payment(connection, invoice_id, pid, money, received, reference, payer, matched_by):
+                raise Unchanged
+
+        assigned = matched_by == "manual"
+        default = f"payment received (matched by {matched_by})" + (f": {reference}" if reference else "")
+        event = record(self.ctx, "payment", pid, admin.PaymentAssigned if assigned else admin.LedgerPaymentRecorded,
+                       actor, admin.check_reason(reason, required=assigned, default=default[:500]),
+                       f"payment {pid} (invoice {invoice_id})", within=change, payment_id=pid,
+                       invoice_id=invoice_id, amount=money,
+                       **({} if assigned else {"received_on": received, "matched_by": matched_by}))
+        return event is not None
 
     def _known_payment(self, pid: str, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
         """A client's payment id binds what it paid. Known on another invoice: a conflict. Known on

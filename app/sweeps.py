@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from app.context import Context
 from app.waiting import await_workflow
 from domain.errors import DomainError, shown
+from domain.users import Actor
 from workflows.sweep import SWEEP_WORKFLOW, SweepInput, SweepProgress
 
 DEFAULT_CRON = "0 6 * * *"
@@ -73,7 +74,14 @@ async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[Swe
     return summary(final)
 
 
-async def create_schedule(ctx: Context, cron: str, timezone: str) -> dict:
+async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor | None = None,
+                          reason: str | None = None) -> dict:
+    """Create or update the daily sweep's Schedule, then record ``ScheduleCreated`` (who, when,
+    why: the schedule lives in Temporal, so the event follows the change, not in its transaction)."""
+    from app.adminlog import default_actor, record
+    from domain import admin
+
+    reason = admin.check_reason(reason, required=False, default="daily sweep schedule")
     from temporalio.client import (
         Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, SchedulePolicy, ScheduleSpec,
         ScheduleUpdate,
@@ -107,6 +115,8 @@ async def create_schedule(ctx: Context, cron: str, timezone: str) -> dict:
             raise DomainError(error.message, "cron") from None
         raise
     described = await handle.describe()
+    record(ctx, "schedule", schedule_id, admin.ScheduleCreated, actor or default_actor(ctx), reason,
+           f"schedule {schedule_id}", schedule_id=schedule_id, cron=cron, timezone=timezone, created=created)
     return {
         "schedule_id": schedule_id,
         "created": created,

@@ -73,14 +73,30 @@ def issue_token(users_path: Path, name: str) -> dict:
         known = ", ".join(u.name for u in directory.users)
         raise DomainError(f"unknown user {name!r} (the users file has {known})", "name") from None
     token = new_token()
+    token_hash = hash_token(token)
     document = tomlkit.parse(text)
     for table in document["users"]:
         if table.get("name") == name:
-            table["token_hash"] = hash_token(token)
+            table["token_hash"] = token_hash
     updated = tomlkit.dumps(document)
     parse_users(updated, str(users_path))  # never write a file the engine cannot read
     _replace(users_path, updated)
-    return {"user": user.name, "role": user.role.value, "token": token, "users_file": str(users_path)}
+    return {"user": user.name, "role": user.role.value, "token": token, "users_file": str(users_path),
+            "fingerprint": hashlib.sha256(b"audit:" + token_hash.encode()).hexdigest()[:16]}
+
+
+def issue_recorded(ctx, name: str, reason: str | None = None, actor: str | None = None) -> dict:
+    """``issue_token``, then ``ApiTokenIssued`` (who, when, why; never the token) in the user's
+    administration stream. The users file is not in the database, so the two cannot share a
+    transaction: the file is written first, and a failed append is reported (exit non-zero)."""
+    from app.adminlog import operator_actor, record
+    from domain.admin import ApiTokenIssued, check_reason
+
+    reason = check_reason(reason, required=False, default="API token issued")
+    issued = issue_token(ctx.settings.users_path, name)
+    record(ctx, "user", issued["user"], ApiTokenIssued, actor or operator_actor(), reason, f"user {issued['user']}",
+           user=issued["user"], role=issued["role"], fingerprint=issued["fingerprint"])
+    return issued
 
 
 def _replace(path: Path, text: str) -> None:

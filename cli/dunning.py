@@ -13,7 +13,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.main import AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, show_reply
+from cli.main import (AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, reason_option,
+                      show_reply)
 from app.services import CaseService
 from domain.inputs import parse_date
 
@@ -77,12 +78,14 @@ async def _with_progress(s: CaseService, day: date | None, page_size: int) -> di
 def schedule_create(
     cron: Annotated[str, typer.Option(help="When to sweep, as a cron expression")] = "0 6 * * *",
     timezone: Annotated[str, typer.Option(help="IANA time zone the cron is read in")] = "UTC",
+    reason: reason_option("Why the schedule is set", "daily sweep schedule") = None,
+    as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create (or update) the Temporal Schedule that runs the sweep every day."""
+    """Create (or update) the Temporal Schedule that runs the sweep every day (ScheduleCreated)."""
     from app.sweeps import create_schedule
 
-    execute(lambda s: create_schedule(s.ctx, cron, timezone), as_json, lambda r: console.print(
+    execute(lambda s: create_schedule(s.ctx, cron, timezone, s.ctx.actor(as_user), reason), as_json, lambda r: console.print(
         f"schedule {r['schedule_id']} {'created' if r['created'] else 'updated'}: '{r['cron']}' in {r['timezone']}; "
         f"next runs: {', '.join(r['next_runs'])}"))
 
@@ -109,10 +112,11 @@ def show_payments(rows: list[dict]) -> None:
 
 
 @payments_app.command("import")
-def payments_import(file: Path, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+def payments_import(file: Path, reason: reason_option("Why this bank file is imported", "bank file import") = None,
+                    as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Import a bank file: camt.053/camt.054 XML, MT940, or CSV (payment_id, received_on, amount, currency,
-    payer, reference), recognised by content. All or nothing; importing it again changes nothing."""
-    execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user)), as_json, lambda r: console.print(
+    payer, reference), recognised by content. All or nothing; importing it again changes nothing (PaymentsImported)."""
+    execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user), reason), as_json, lambda r: console.print(
         (f"{r['format']}, {r['statements']} statement(s): " if "format" in r else "")
         + f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
         f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"
@@ -127,9 +131,11 @@ def payments_unmatched(as_json: JsonOpt = False) -> None:
 
 
 @payments_app.command("assign")
-def payments_assign(payment_id: str, invoice_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Apply an unmatched payment to an invoice (its case, or the ledger)."""
-    execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user)), as_json,
+def payments_assign(payment_id: str, invoice_id: str,
+                    reason: reason_option("Why this payment belongs to this invoice, e.g. 'remittance advice'"),
+                    as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Apply an unmatched payment to an invoice (its case, or the ledger), with a reason (PaymentAssigned)."""
+    execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user), reason), as_json,
             lambda r: show_reply(r) if r.get("case_id") else console.print(
                 f"payment {payment_id} applied to invoice {invoice_id}"))
 
@@ -193,9 +199,10 @@ def policy_list(as_json: JsonOpt = False) -> None:
 
 
 @policy_app.command("pin")
-def policy_pin(file: Path, as_json: JsonOpt = False) -> None:
-    """Validate a policy file and keep it under its version, so cases can move to it."""
+def policy_pin(file: Path, reason: reason_option("Why this policy version is pinned"), as_user: AsOpt = None,
+               as_json: JsonOpt = False) -> None:
+    """Validate a policy file and keep it under its version, so cases can move to it (PolicyPinned)."""
     from app.policies import pin_file
 
-    execute(lambda s: pin_file(s, file), as_json,
+    execute(lambda s: pin_file(s, file, s.ctx.actor(as_user), reason), as_json,
             lambda r: console.print(f"policy {r['version']} pinned from {r['file']}"))

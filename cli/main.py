@@ -33,6 +33,14 @@ AsOpt = Annotated[
     typer.Option("--as", help="The user you act as: must be the user of your token ($COLLECTIONS_TOKEN)."),
 ]
 
+def reason_option(help: str, default: str | None = None):
+    """A --reason option (kept on the event, for the audit trail): required unless ``default``."""
+    text = f"{help} (kept on the event, for the audit trail)"
+    if default is None:
+        return Annotated[str, typer.Option("--reason", help=text)]
+    return Annotated[Optional[str], typer.Option("--reason", help=f"{text}; default '{default}'")]
+
+
 app = typer.Typer(
     help="Collections engine: event-sourced dunning cases on Temporal. Commands that change anything act "
          "as the user whose API token is in $COLLECTIONS_TOKEN (or --token TOKEN, anywhere on the line).",
@@ -167,13 +175,17 @@ def invoices_import(
     currency: Annotated[str, typer.Option(help="Currency for ledgers that carry none")] = "USD",
     country: Annotated[str, typer.Option(help="Country (ISO 3166) for ledgers that carry none")] = "US",
     language: Annotated[str, typer.Option(help="Language for ledgers that carry none")] = "en",
+    reason: reason_option("Why these invoices are imported", "invoice import") = None,
+    as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import invoices from a CSV file (all rows or none; re-importing the same rows is a no-op)."""
+    """Import invoices from a CSV file (all rows or none; re-importing the same rows is a no-op).
+
+    Recorded as an InvoicesImported event (who, when, why, the file and its counts) in `audit export`."""
     from app.imports import ImportDefaults
 
     defaults = ImportDefaults(currency=currency.upper(), country=country.upper(), language=language)
-    execute(lambda s: s.import_invoices(file, format, defaults), as_json,
+    execute(lambda s: s.import_invoices(file, format, defaults, _actor(s, as_user), reason), as_json,
             lambda r: console.print(f"{r['rows']} row(s): {r['invoices_added']} new invoice(s), "
                                     f"{r['invoices_unchanged']} already imported, {r['customers']} customer(s)"))
 
@@ -397,11 +409,14 @@ app.add_typer(users_app, name="users")
 
 
 @users_app.command("token")
-def users_token(name: str, as_json: JsonOpt = False) -> None:
-    """Issue a new API token for NAME (the old one stops working). It is printed once; only its hash is stored."""
-    from app.tokens import issue_token
+def users_token(name: str, reason: reason_option("Why a token is issued", "API token issued") = None,
+                as_json: JsonOpt = False) -> None:
+    """Issue a new API token for NAME (the old one stops working). It is printed once; only its hash is stored.
 
-    execute(lambda s: issue_token(s.ctx.settings.users_path, name), as_json, lambda r: console.print(
+    Recorded as an ApiTokenIssued event (the operator's login, when, why; never the token) in `audit export`."""
+    from app.tokens import issue_recorded
+
+    execute(lambda s: issue_recorded(s.ctx, name, reason), as_json, lambda r: console.print(
         f"API token for [bold]{r['user']}[/bold] ({r['role']}):\n{r['token']}\n"
         f"[dim]Shown only this once; {r['users_file']} keeps only its hash.[/dim]", highlight=False, soft_wrap=True))
 

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from cli.main import AsOpt, JsonOpt, app, console, execute, print_table, show_reply
+from cli.main import AsOpt, JsonOpt, app, console, execute, print_table, reason_option, show_reply
 from cli.dunning import _date, payments_app
 from app.services import CaseService
 from domain.errors import DomainError
@@ -85,12 +85,13 @@ def customer_show(customer_id: str, as_of: AsOfOpt = None, as_json: JsonOpt = Fa
 def customer_limit(
     customer_id: str,
     amount: Annotated[str, typer.Argument(help="Credit limit, or 'none' to remove it")],
+    reason: reason_option("Why the limit changes, e.g. 'annual review'"),
     currency: Annotated[str, typer.Option(help="Currency of the limit")] = "USD",
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set a customer's credit limit (supervisors and finance managers)."""
-    execute(lambda s: _customers(s).set_limit(customer_id, amount, currency, s.ctx.actor(as_user)), as_json,
+    """Set a customer's credit limit (supervisors and finance managers), with a reason (CreditLimitSet)."""
+    execute(lambda s: _customers(s).set_limit(customer_id, amount, currency, s.ctx.actor(as_user), reason), as_json,
             lambda r: console.print(f"{customer_id}: credit limit {r['credit_limit'] or 'none'}"))
 
 
@@ -241,11 +242,13 @@ def insurance_policy_add(
     max_extension: Annotated[str, typer.Option(help="Longest extension of payment after the due date, e.g. P60D")],
     claim_waiting: Annotated[str, typer.Option(help="Claim waiting period after the notification, e.g. P90D")],
     indemnity: Annotated[str, typer.Option(help="Indemnity percentage, e.g. 90")],
+    reason: reason_option("Why the policy is added", "insurer policy added") = None,
+    as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add an insurer policy with its terms (re-adding the same terms is a no-op)."""
+    """Add an insurer policy with its terms (re-adding the same terms is a no-op; InsurerPolicyAdded)."""
     execute(lambda s: _insurance(s).add_policy(policy_id, insurer, name, email, notify_within, max_extension,
-                                               claim_waiting, indemnity), as_json,
+                                               claim_waiting, indemnity, s.ctx.actor(as_user), reason), as_json,
             lambda r: console.print(f"insurer policy {policy_id} {'added' if r['added'] else 'unchanged'}"))
 
 
@@ -265,9 +268,10 @@ def insurance_policies(as_json: JsonOpt = False) -> None:
 
 @insurance_app.command("cover")
 def insurance_cover(invoice_id: str, policy: Annotated[str, typer.Option(help="Insurer policy id")],
-                    as_json: JsonOpt = False) -> None:
-    """Insure an invoice under a policy (before its case opens)."""
-    execute(lambda s: _insurance(s).cover(invoice_id, policy), as_json,
+                    reason: reason_option("Why the invoice is insured", "invoice insured") = None,
+                    as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Insure an invoice under a policy (before its case opens; InvoiceInsured)."""
+    execute(lambda s: _insurance(s).cover(invoice_id, policy, s.ctx.actor(as_user), reason), as_json,
             lambda r: console.print(f"invoice {invoice_id} insured under {policy}"))
 
 

@@ -74,6 +74,7 @@ class RiskGradeChanged(CustomerEvent):
 class CreditLimitSet(CustomerEvent):
     type: Literal["CreditLimitSet"] = "CreditLimitSet"
     limit: Money | None  # None: no limit
+    reason: str = ""  # why (events recorded before reasons were asked for have none)
 
 
 class CustomerPutOnHold(CustomerEvent):
@@ -286,6 +287,7 @@ class AcknowledgeHoldNotice(CustomerCommand):
 class SetCreditLimit(CustomerCommand):
     kind: Literal["credit_limit"] = "credit_limit"
     limit: Money | None
+    reason: str = ""
 
 
 class RecordPrepayment(CustomerCommand):
@@ -423,7 +425,8 @@ def _limit(emit: _CustomerEmitter, c: SetCreditLimit, policy: Policy) -> None:
     s = emit.state
     if s is not None and s.credit_limit == c.limit:
         return
-    emit(CreditLimitSet, limit=c.limit)
+    cmd.check_text(c.reason, "reason", required=True)
+    emit(CreditLimitSet, limit=c.limit, reason=c.reason)
 
 
 def _prepayment(emit: _CustomerEmitter, c: RecordPrepayment, policy: Policy) -> None:

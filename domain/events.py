@@ -504,8 +504,11 @@ EVENT_TYPES = tuple(t.__name__ for t in get_args(get_args(AnyEvent)[0]))
 def event_from_record(envelope: dict, data: dict) -> Event:
     """Rebuild a typed event from its stored envelope and data (a case's event, or a
     customer's: see domain/customer.py)."""
+    from domain.admin import ADMIN_EVENT_TYPES, admin_event_from_record
     from domain.customer import CUSTOMER_EVENT_TYPES, customer_event_from_record
 
     if envelope.get("type") in CUSTOMER_EVENT_TYPES:
         return customer_event_from_record(envelope, data)
+    if envelope.get("type") in ADMIN_EVENT_TYPES:
+        return admin_event_from_record(envelope, data)
     return EVENT_ADAPTER.validate_python({**data, **envelope})

@@ -18,7 +18,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 from uuid import UUID
 
 import eventsourcing.persistence as es
@@ -28,6 +28,7 @@ from eventsourcing_sqlalchemy.datastore import SQLAlchemyDatastore
 from eventsourcing_sqlalchemy.recorders import SQLAlchemyApplicationRecorder
 from sqlalchemy import func, insert, select, text
 
+from domain.admin import is_admin_event
 from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
@@ -131,7 +132,11 @@ class EventStore:
         events: Sequence[Event],
         metadata: dict | None = None,
         recorded_at: datetime | None = None,
+        within: Callable[[object], object] | None = None,
     ) -> AppendResult:
+        """Append ``events`` at ``expected_version``. ``within(session)``, when given, runs in
+        the append's transaction before the events are written: the change an administration
+        event records (a ledger row, a policy) commits with its event or not at all."""
         if not events:
             return AppendResult(version=expected_version)
         for offset, event in enumerate(events, start=1):
@@ -147,7 +152,7 @@ class EventStore:
             )
             for e in events
         ]
-        case_stream = not is_customer_event(events[0])
+        case_stream = not (is_customer_event(events[0]) or is_admin_event(events[0]))
         known = self._recent.get(stream_id, expected_version) if case_stream and expected_version else None
         try:
             with self._writer.begin() as connection:
@@ -166,6 +171,8 @@ class EventStore:
                         if found != expected_version:
                             raise _VersionMismatch(found)
                 pending = self.projector.prepare(session, stream_id, events, self._events_between, current)
+                if within is not None:
+                    within(session)
                 session.connection().execute(
                     _INSERT_EVENT_IDS,
                     [{"event_id": str(e.event_id), "stream_id": str(stream_id), "version": e.version} for e in events],
@@ -335,7 +342,9 @@ class EventStore:
                 .order_by(t.c.id).execution_options(yield_per=5000))
             for r in rows:
                 record = _decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state))
-                if is_customer_event(record.event):
+                if is_admin_event(record.event):
+                    pass  # administration streams feed no read model
+                elif is_customer_event(record.event):
                     customers[record.stream_id] = evolve_customer(customers.get(record.stream_id), record.event)
                 else:
                     states[record.stream_id] = fold([record.event], states.get(record.stream_id))

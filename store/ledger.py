@@ -32,39 +32,13 @@ class Ledger:
     def import_invoices(self, rows: Iterable[tuple[Customer, str, InvoiceFacts]]) -> ImportOutcome:
         """All or nothing. ``rows`` is (customer, risk grade, invoice) per line."""
         rows = list(rows)
-        now = datetime.now(timezone.utc)
-        added = unchanged = 0
         with self.db.transaction() as session:
-            customer_rows = {
-                c.customer_id: {
-                    "customer_id": c.customer_id, "name": c.name, "email": c.email, "country": c.country,
-                    "language": c.language, "timezone": c.timezone, "risk_grade": grade,
-                }
-                for c, grade, _ in rows
-            }
-            upsert(session, customers, list(customer_rows.values()), ["customer_id"])
-            ids = [f.invoice_id for _, _, f in rows]
-            existing = {
-                r.invoice_id: r
-                for chunk in _chunks(ids, 500)
-                for r in session.execute(select(invoices).where(invoices.c.invoice_id.in_(chunk)))
-            }
-            new_rows = []
-            for _, _, facts in rows:
-                row = _invoice_row(facts, now)
-                old = existing.get(facts.invoice_id)
-                if old is None:
-                    new_rows.append(row)
-                elif _same_invoice(old, row):
-                    unchanged += 1
-                else:
-                    raise DomainError(
-                        f"invoice {facts.invoice_id} was already imported with different data", "invoice_id"
-                    )
-            for chunk in _chunks(new_rows, 1000):
-                session.execute(invoices.insert(), chunk)
-            added = len(new_rows)
-        return ImportOutcome(invoices_added=added, invoices_unchanged=unchanged, customers=len(customer_rows))
+            return import_invoice_rows(session, rows)
+
+    def plan_import(self, rows: list[tuple[Customer, str, InvoiceFacts]]) -> ImportOutcome:
+        """What importing ``rows`` would do now (nothing written; refused as the import would be)."""
+        with self.db.read() as session:
+            return _plan_import(session, rows, datetime.now(timezone.utc))[0]
 
     def invoice(self, invoice_id: str) -> InvoiceFacts:
         with self.db.read() as session:
@@ -84,33 +58,80 @@ class Ledger:
         """A payment for an invoice with no case: kept on the ledger so the sweep
         will not open one. Returns False when this payment was already applied."""
         with self.db.transaction() as session:
-            existing = session.execute(
-                select(payments.c.status).where(payments.c.payment_id == payment_id)
-            ).scalar_one_or_none()
-            if existing is not None and existing != "unmatched":
-                return False
-            inv = session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id)).first()
-            if inv is None:
-                raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
-            if amount.currency != inv.currency:
-                raise DomainError(f"currency {amount.currency} does not match the invoice currency {inv.currency}", "currency")
-            if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id == invoice_id)).first():
-                raise DomainError(f"invoice {invoice_id} has a case; pay it through the case", "invoice_id")
-            values = dict(invoice_id=invoice_id, status="applied", matched_by=matched_by, note=None)
-            if existing is None:
-                session.execute(payments.insert().values(
-                    payment_id=payment_id, currency=amount.currency, amount_minor=amount.to_minor(),
-                    received_on=received_on, payer=payer, reference=reference,
-                    recorded_at=datetime.now(timezone.utc), **values,
-                ))
-            else:  # a collector assigns an unmatched payment
-                session.execute(update(payments).where(payments.c.payment_id == payment_id).values(**values))
-            session.execute(
-                update(invoices)
-                .where(invoices.c.invoice_id == invoice_id)
-                .values(paid_minor=invoices.c.paid_minor + amount.to_minor())
+            return record_ledger_payment(session, invoice_id, payment_id, amount, received_on, reference, payer,
+                                         matched_by)
+
+
+def record_ledger_payment(session, invoice_id: str, payment_id: str, amount: Money, received_on: date,
+                          reference: str, payer: str = "", matched_by: str = "direct") -> bool:
+    """``Ledger.record_payment`` on a session or connection already in a transaction (the
+    administration event's append, app/adminlog.py)."""
+    existing = session.execute(
+        select(payments.c.status).where(payments.c.payment_id == payment_id)
+    ).scalar_one_or_none()
+    if existing is not None and existing != "unmatched":
+        return False
+    inv = session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id)).first()
+    if inv is None:
+        raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
+    if amount.currency != inv.currency:
+        raise DomainError(f"currency {amount.currency} does not match the invoice currency {inv.currency}", "currency")
+    if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id == invoice_id)).first():
+        raise DomainError(f"invoice {invoice_id} has a case; pay it through the case", "invoice_id")
+    values = dict(invoice_id=invoice_id, status="applied", matched_by=matched_by, note=None)
+    if existing is None:
+        session.execute(payments.insert().values(
+            payment_id=payment_id, currency=amount.currency, amount_minor=amount.to_minor(),
+            received_on=received_on, payer=payer, reference=reference,
+            recorded_at=datetime.now(timezone.utc), **values,
+        ))
+    else:  # a collector assigns an unmatched payment
+        session.execute(update(payments).where(payments.c.payment_id == payment_id).values(**values))
+    session.execute(
+        update(invoices)
+        .where(invoices.c.invoice_id == invoice_id)
+        .values(paid_minor=invoices.c.paid_minor + amount.to_minor())
+    )
+    return True
+
+
+def _plan_import(session, rows: list, now: datetime) -> tuple[ImportOutcome, dict, list[dict]]:
+    customer_rows = {
+        c.customer_id: {
+            "customer_id": c.customer_id, "name": c.name, "email": c.email, "country": c.country,
+            "language": c.language, "timezone": c.timezone, "risk_grade": grade,
+        }
+        for c, grade, _ in rows
+    }
+    ids = [f.invoice_id for _, _, f in rows]
+    existing = {
+        r.invoice_id: r
+        for chunk in _chunks(ids, 500)
+        for r in session.execute(select(invoices).where(invoices.c.invoice_id.in_(chunk)))
+    }
+    new_rows, unchanged = [], 0
+    for _, _, facts in rows:
+        row = _invoice_row(facts, now)
+        old = existing.get(facts.invoice_id)
+        if old is None:
+            new_rows.append(row)
+        elif _same_invoice(old, row):
+            unchanged += 1
+        else:
+            raise DomainError(
+                f"invoice {facts.invoice_id} was already imported with different data", "invoice_id"
             )
-        return True
+    outcome = ImportOutcome(invoices_added=len(new_rows), invoices_unchanged=unchanged, customers=len(customer_rows))
+    return outcome, customer_rows, new_rows
+
+
+def import_invoice_rows(session, rows: list) -> ImportOutcome:
+    """``Ledger.import_invoices`` in the caller's transaction (the administration event's append)."""
+    outcome, customer_rows, new_rows = _plan_import(session, rows, datetime.now(timezone.utc))
+    upsert(session, customers, list(customer_rows.values()), ["customer_id"])
+    for chunk in _chunks(new_rows, 1000):
+        session.execute(invoices.insert(), chunk)
+    return outcome
 
 
 # The grade the scorecard gave the customer (it chooses the ladder of new cases) and the

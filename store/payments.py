@@ -101,6 +101,44 @@ def project_payments(connection, case_id: str, invoice_id: str, events: Sequence
                 status="reversed", note=event.reason[:500], reversed_at=recorded_at))
 
 
+def insert_payment(session, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,
+                   status: str, invoice_id: str | None = None, case_id: str | None = None,
+                   matched_by: str | None = None, note: str | None = None) -> bool:
+    """``PaymentLedger.record`` in the caller's transaction (an administration event's append)."""
+    if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
+        return False
+    session.execute(payments.insert().values(
+        payment_id=payment_id, invoice_id=invoice_id, case_id=case_id, currency=amount.currency,
+        amount_minor=amount.to_minor(), received_on=received_on, payer=payer[:300],
+        reference=reference[:500], status=status, matched_by=matched_by, note=note,
+        recorded_at=datetime.now(timezone.utc),
+    ))
+    return True
+
+
+def mark_reversed(connection, payment: PaymentRow, reason: str) -> bool:
+    """A ledger payment (no case) taken back off its invoice and marked reversed, on a connection
+    in the transaction of its administration event; False when it is no longer applied."""
+    now = datetime.now(timezone.utc)
+    done = connection.execute(update(payments).where(payments.c.payment_id == payment.payment_id,
+                                                     payments.c.status == "applied")
+                              .values(status="reversed", note=reason[:500], reversed_at=now))
+    if done.rowcount != 1:
+        return False
+    connection.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
+        paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
+    return True
+
+
+def mark_unmatched_reversed(connection, payment_id: str, reason: str) -> bool:
+    """An unmatched payment the bank took back, in the transaction of its administration event;
+    False when it is no longer unmatched."""
+    done = connection.execute(update(payments).where(payments.c.payment_id == payment_id,
+                                                     payments.c.status == "unmatched")
+                              .values(status="reversed", note=reason[:500], reversed_at=datetime.now(timezone.utc)))
+    return done.rowcount == 1
+
+
 class PaymentLedger:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -118,36 +156,10 @@ class PaymentLedger:
                 found.update(session.execute(select(payments.c.payment_id).where(payments.c.payment_id.in_(chunk))).scalars())
         return found
 
-    def record(self, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,
-               status: str, invoice_id: str | None = None, case_id: str | None = None,
-               matched_by: str | None = None, note: str | None = None) -> bool:
-        """Insert once; False when this payment id is already known."""
-        with self.db.transaction() as session:
-            if session.execute(select(payments.c.payment_id).where(payments.c.payment_id == payment_id)).first():
-                return False
-            session.execute(payments.insert().values(
-                payment_id=payment_id, invoice_id=invoice_id, case_id=case_id, currency=amount.currency,
-                amount_minor=amount.to_minor(), received_on=received_on, payer=payer[:300],
-                reference=reference[:500], status=status, matched_by=matched_by, note=note,
-                recorded_at=datetime.now(timezone.utc),
-            ))
-        return True
-
     def mark_applied(self, payment_id: str, invoice_id: str, case_id: str | None, matched_by: str) -> None:
         with self.db.transaction() as session:
             session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
                 status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by, note=None))
-
-    def mark_reversed(self, payment_id: str, reason: str) -> None:
-        with self.db.transaction() as session:
-            session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
-                status="reversed", note=reason[:500], reversed_at=datetime.now(timezone.utc)))
-
-    def unapply_from_invoice(self, payment: PaymentRow) -> None:
-        """A ledger payment (no case) is taken back off its invoice."""
-        with self.db.transaction() as session:
-            session.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
-                paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
 
     def unmatched(self) -> list[PaymentRow]:
         with self.db.read() as session:

@@ -25,25 +25,8 @@ class PolicyStore:
         ``version`` is refused, so running cases never change silently.
         """
         policy = parse_policy(text, source)
-        digest = hashlib.sha256(text.encode()).hexdigest()
         with self.db.transaction() as session:
-            existing = session.execute(
-                select(policies.c.digest).where(policies.c.version == policy.version)
-            ).scalar_one_or_none()
-            if existing is None:
-                insert_ignore(
-                    session,
-                    policies,
-                    [{"version": policy.version, "digest": digest, "content": text,
-                      "recorded_at": datetime.now(timezone.utc)}],
-                    ["version"],
-                )
-            elif existing != digest:
-                raise DomainError(
-                    f"{source}: version {policy.version!r} is already pinned with different rules; "
-                    "give the edited policy a new version",
-                    "version",
-                )
+            pin_policy(session, policy, text, source)
         return policy
 
     def get(self, version: str) -> Policy:
@@ -56,3 +39,27 @@ class PolicyStore:
     def versions(self) -> list[str]:
         with self.db.read() as session:
             return list(session.execute(select(policies.c.version).order_by(policies.c.recorded_at)).scalars())
+
+
+def digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def pin_policy(session, policy: Policy, text: str, source: str) -> bool:
+    """Keep ``text`` under ``policy.version`` in the caller's transaction: True when newly
+    pinned, False when that version already holds this very text; refused when it holds another."""
+    digest = digest_of(text)
+    existing = session.execute(
+        select(policies.c.digest).where(policies.c.version == policy.version)
+    ).scalar_one_or_none()
+    if existing is None:
+        insert_ignore(session, policies, [{"version": policy.version, "digest": digest, "content": text,
+                                           "recorded_at": datetime.now(timezone.utc)}], ["version"])
+        return True
+    if existing != digest:
+        raise DomainError(
+            f"{source}: version {policy.version!r} is already pinned with different rules; "
+            "give the edited policy a new version",
+            "version",
+        )
+    return False

@@ -16,6 +16,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, literal, sel
 from sqlalchemy.orm import Session
 
 from domain.agenda import next_action, waiting_for
+from domain.admin import is_admin_event
 from domain.customer import is_customer_event
 from domain.events import Event
 from domain.priority import amount_at_risk, day_number, ranking_base
@@ -215,6 +216,8 @@ class Projector:
         missed, should they ever be behind."""
         if is_customer_event(events[0]):
             return _Pending(lambda s: self.customers.apply(s, stream_id, events, earlier))
+        if is_admin_event(events[0]):  # administration streams feed no read model (domain/admin.py)
+            return _Pending(lambda s: None)
         before = current.state if current else None
         state = before
         seen = state.version if state else 0

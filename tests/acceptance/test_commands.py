@@ -75,7 +75,7 @@ def test_setup_users_policies_and_imports(ledger):
         "friendly", "firm", "final"], shown
     other = ledger.dir / "demo-2.toml"
     other.write_text(DEMO_POLICY.read_text().replace(f'version = "{active}"', 'version = "acceptance-2"'))
-    assert ledger.ok("policy", "pin", str(other))["version"] == "acceptance-2"
+    assert ledger.ok("policy", "pin", str(other), "--reason", "acceptance")["version"] == "acceptance-2"
     listed = {p["version"]: p for p in ledger.ok("policy", "list")}
     assert set(listed) >= {active, "acceptance-2"} and listed[active]["active"] is True, listed
 
@@ -200,7 +200,7 @@ def test_sweep_schedule_and_payment_matching(ledger):
     assert matched["matched_by_reference"] == 1 and matched["unmatched"] == 1, matched
     unmatched = ledger.ok("payments", "unmatched")
     assert [p["payment_id"] for p in unmatched] == ["BNK-2"] and unmatched[0]["amount"] == "1000.00", unmatched
-    assigned = ledger.ok("payments", "assign", "BNK-2", "CL-7")
+    assigned = ledger.ok("payments", "assign", "BNK-2", "CL-7", "--reason", "remittance advice")
     assert assigned["balance"] == "11000.00", assigned
     assert ledger.ok("payments", "unmatched") == []
 
@@ -239,7 +239,7 @@ def test_risk_holds_and_insurance(ledger):
     shown = ledger.ok("customer", "show", "C-RISK")
     assert shown["customer_id"] == "C-RISK" and shown["grade"] in "ABCD" and shown["top_factors"], shown
     assert money(shown["assessment"]["exposure"]) == Decimal("1000.00"), shown["assessment"]  # 500 + 500 open
-    limited = ledger.ok("customer", "limit", "C-RISK", "600.00", "--currency", "USD", "--as", "demo-supervisor")
+    limited = ledger.ok("customer", "limit", "C-RISK", "600.00", "--currency", "USD", "--reason", "review", "--as", "demo-supervisor")
     assert money(str(limited["credit_limit"]).split()[0]) == Decimal("600.00"), limited
     assessment = ledger.ok("customer", "show", "C-RISK")["assessment"]
     assert assessment["over_limit"] is True, assessment

@@ -158,14 +158,18 @@ def test_an_escalation_hold_is_recorded_once_per_case():
     assert c.when(cu.PlaceHold, actor=SYSTEM_ACTOR, reason="escalation", source="escalation", case_ref="case-1") == []
 
 
-def test_credit_limits_are_set_by_approvers():
+def test_credit_limits_are_set_by_approvers_with_a_reason():
     c = Customer()
     with pytest.raises(DomainError, match="only a supervisor"):
-        c.when(cu.SetCreditLimit, actor=COLLECTOR, limit=usd("5000.00"))
+        c.when(cu.SetCreditLimit, actor=COLLECTOR, limit=usd("5000.00"), reason="review")
     with pytest.raises(DomainError, match="must be positive"):
-        c.when(cu.SetCreditLimit, limit=usd("0"))
-    assert types(c.when(cu.SetCreditLimit, limit=usd("5000.00"))) == ["CreditLimitSet"]
-    assert c.when(cu.SetCreditLimit, limit=usd("5000.00")) == []
+        c.when(cu.SetCreditLimit, limit=usd("0"), reason="review")
+    with pytest.raises(DomainError, match="must not be empty") as refused:
+        c.when(cu.SetCreditLimit, limit=usd("5000.00"), reason=" ")
+    assert refused.value.field == "reason"
+    events = c.when(cu.SetCreditLimit, limit=usd("5000.00"), reason="annual review")
+    assert types(events) == ["CreditLimitSet"] and events[0].reason == "annual review"
+    assert c.when(cu.SetCreditLimit, limit=usd("5000.00"), reason="again") == []
     assert c.state.credit_limit == usd("5000.00")
 
 

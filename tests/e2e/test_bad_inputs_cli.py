@@ -281,9 +281,9 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         # customers, risk, credit holds
         ("unknown customer", ("customer", "show", "NO-SUCH-CUSTOMER"), "unknown customer"),
         ("customer as of a malformed date", ("customer", "show", "C-100", "--as-of", "31/12/2026"), "not a date"),
-        ("collector sets a credit limit", ("customer", "limit", "C-100", "5000", "--as", "demo-collector"),
+        ("collector sets a credit limit", ("customer", "limit", "C-100", "5000", "--reason", "r", "--as", "demo-collector"),
          "only a supervisor"),
-        ("negative credit limit", ("customer", "limit", "C-100", "-5", "--as", "demo-supervisor"), "must be positive"),
+        ("negative credit limit", ("customer", "limit", "C-100", "-5", "--reason", "r", "--as", "demo-supervisor"), "must be positive"),
         ("negative watchlist window", ("risk", "watchlist", "--days", "-1"), "must not be negative"),
         ("rescoring an unknown customer", ("risk", "rescore", "--customer", "NOPE"), "unknown customer"),
         ("collector places a credit hold", ("credit-hold", "place", "C-100", "--reason", "late", "--as",

@@ -227,7 +227,14 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     imported = cli.json("payments", "import", str(bank))
     assert imported["matched_by_reference"] == 1 and imported["unmatched"] == 1
     assert [p["payment_id"] for p in cli.json("payments", "unmatched")] == ["B2"]
-    assigned = cli.json("payments", "assign", "B2", "INV-1001")
+    assigned = cli.json("payments", "assign", "B2", "INV-1001", "--reason", "remittance advice")
+    # on an invoice with a case: PaymentReceived on the case, PaymentAssigned with the reason (audit trail)
+    trail = json.loads(cli.run("audit", "export", "--json").stdout)
+    [assignment] = [r for r in trail if r["type"] == "PaymentAssigned"]
+    assert (assignment["actor"], assignment["reason"], assignment["amount"]) == ("demo-collector", "remittance advice",
+                                                                                 "77.00")
+    assert any(r["type"] == "PaymentReceived" and r["actor"] == "demo-collector" and r["amount"] == "77.00"
+               and r["subject"] == "INV-1001" for r in trail)
     # the final notice's late fee counts once it is charged, which may be just before or just after
     assert Decimal(assigned["balance"]) == Decimal("1200.00") + fees_until(cli, assigned) - Decimal("277.00")
     reversed_ = cli.json("payments", "reverse", "B1", "--reason", "recalled")
@@ -241,7 +248,7 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
 
     faster = tmp_path / "faster.toml"
     faster.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-2"'))
-    assert cli.json("policy", "pin", str(faster))["version"] == "test-fast-2"
+    assert cli.json("policy", "pin", str(faster), "--reason", "faster ladder")["version"] == "test-fast-2"
     assert {p["version"] for p in cli.json("policy", "list")} >= {"test-fast-1", "test-fast-2"}
     cli.rejected("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-collector", match="only a supervisor")
     moved = cli.json("case", "migrate-policy", "INV-3001", "--to", "test-fast-2", "--as", "demo-supervisor")
@@ -249,6 +256,9 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     assert cli.json("case", "show", "INV-3001")["policy_version"] == "test-fast-2"
     cli.rejected("case", "migrate-policy", "INV-3001", "--to", "nope", "--as", "demo-supervisor", match="not known")
 
-    schedule = cli.json("schedule", "create", "--cron", "0 6 * * *", "--timezone", "Asia/Shanghai")
+    schedule = cli.json("schedule", "create", "--cron", "0 6 * * *", "--timezone", "Asia/Shanghai",
+                        "--reason", "sweep at 06:00 Shanghai")
     assert schedule["created"] and len(schedule["next_runs"]) == 3
+    [scheduled] = [r for r in json.loads(cli.run("audit", "export", "--json").stdout) if r["type"] == "ScheduleCreated"]
+    assert (scheduled["actor"], scheduled["reason"]) == ("demo-supervisor", "sweep at 06:00 Shanghai")
     cli.rejected("schedule", "create", "--timezone", "Nowhere/Land", match="time zone")

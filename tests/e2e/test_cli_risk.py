@@ -96,7 +96,7 @@ async def test_credit_risk_from_the_command_line(stack):
     customer = await js("customer", "show", "C-RISK")
     assert customer["grade"] == "B" and customer["graded_by"] == "import" and len(customer["top_factors"]) == 3
     assert "factor" in await ok("customer", "show", "C-RISK")
-    limit = await js("customer", "limit", "C-RISK", "500", "--as", "demo-supervisor")
+    limit = await js("customer", "limit", "C-RISK", "500", "--reason", "review", "--as", "demo-supervisor")
     assert limit["credit_limit"] == "500.00"
     [watch] = await js("risk", "watchlist")
     assert watch["customer_id"] == "C-RISK" and "above the limit 500.00" in watch["reasons"][0]

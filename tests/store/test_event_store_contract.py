@@ -211,6 +211,50 @@ class EventStoreContract:
         assert chain_rows(store.db) == links  # a rebuild leaves the chain alone
         assert_intact(store, len(links))
 
+    def test_an_administration_event_commits_with_its_change_or_not_at_all(self, store):
+        from datetime import datetime, timezone
+
+        from domain import admin
+        from domain.money import Money
+        from store.schema import policies
+
+        case = busy_case()
+        store.append(case.state.case_id, 0, case.events)
+        live = projection_rows(store.db)
+        stream = admin.admin_stream_id("policy", "v9")
+
+        def pinned(version: int, reason: str):
+            return admin.record(admin.PolicyPinned, stream, version, uuid4(), datetime.now(timezone.utc), "sup", reason,
+                                "policy v9", policy_version="v9", digest="d", source="f")
+
+        def insert(session) -> None:
+            session.execute(policies.insert().values(version="v9", digest="d", content="x",
+                                                     recorded_at=datetime.now(timezone.utc)))
+
+        def insert_then_fail(session) -> None:
+            insert(session)
+            raise ValueError("refused after the change")
+
+        with pytest.raises(ValueError, match="refused"):
+            store.append(stream, 0, [pinned(0, "first try")], within=insert_then_fail)
+        assert store.version(stream) == 0  # neither the event ...
+        with store.db.read() as session:  # ... nor the change
+            assert session.execute(select(policies).where(policies.c.version == "v9")).first() is None
+        store.append(stream, 0, [pinned(0, "pinned")], within=insert)
+        with store.db.read() as session:
+            assert session.execute(select(policies.c.digest).where(policies.c.version == "v9")).scalar_one() == "d"
+        [recorded] = store.records(stream)
+        assert (recorded.event.reason, recorded.event.actor, recorded.event.subject) == ("pinned", "sup", "policy v9")
+        payment = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P-1"), 0, uuid4(),
+                               datetime.now(timezone.utc), "col", "paid", "payment P-1", payment_id="P-1",
+                               invoice_id="INV-1", amount=Money.of("10.00", "EUR", "amount"),
+                               received_on=datetime.now(timezone.utc).date(), matched_by="direct")
+        store.append(payment.case_id, 0, [payment])
+        assert projection_rows(store.db) == live  # administration streams feed no read model
+        assert store.rebuild_projections() == len(case.events) + 2
+        assert projection_rows(store.db) == live
+        assert_intact(store, len(case.events) + 2)  # and they are in the chain
+
     def test_a_row_left_behind_catches_up_on_the_next_append(self, store):
         case = busy_case()
         store.append(case.state.case_id, 0, case.events[:2])

@@ -182,7 +182,7 @@ async def _policy(web: Web, role: str) -> Call:
 async def _pin(web: Web, role: str) -> Call:
     text = (ROOT / "tests" / "data" / "policy-web.toml").read_text().replace(
         'version = "web-test-1"', f'version = "web-pinned-{role}"')
-    return Call("POST", "/api/policies", content=text.encode(), headers={"Content-Type": "text/plain"},
+    return Call("POST", "/api/policies?reason=role+matrix", content=text.encode(), headers={"Content-Type": "text/plain"},
                 snapshot=lambda: sorted(web.context.policies.versions()),
                 check=lambda r: r["version"] == f"web-pinned-{role}")
 
@@ -234,7 +234,7 @@ async def _payments_unmatched(web: Web, role: str) -> Call:
 
 async def _payments_assign(web: Web, role: str) -> Call:
     payment_id, invoice = await _unmatched_payment(web), await web.new_case()
-    return Call("POST", f"/api/payments/{payment_id}/assign", {"invoice_id": invoice},
+    return Call("POST", f"/api/payments/{payment_id}/assign", {"invoice_id": invoice, "reason": "remittance"},
                 snapshot=case_snapshot(web, invoice), check=lambda r: r["balance"] == "975.00")
 
 
@@ -286,13 +286,13 @@ async def _customer_show(web: Web, role: str) -> Call:
 
 async def _customer_limit(web: Web, role: str) -> Call:
     customer = f"C-{web.new_invoice()}"
-    return Call("POST", f"/api/customers/{customer}/limit", {"amount": "5000.00", "currency": "USD"},
+    return Call("POST", f"/api/customers/{customer}/limit", {"amount": "5000.00", "currency": "USD", "reason": "review"},
                 snapshot=_customer_version(web, customer), check=lambda r: r["credit_limit"] == "5000.00")
 
 
 async def _watchlist(web: Web, role: str) -> Call:
     customer = f"C-{web.new_invoice()}"
-    _customers(web).set_limit(customer, "10.00", "USD", web.actor("supervisor"))  # exposure 1000.00 > 10.00
+    _customers(web).set_limit(customer, "10.00", "USD", web.actor("supervisor"), "low limit")  # exposure 1000.00 > 10.00
     return Call("GET", "/api/risk/watchlist", check=lambda r: customer in [w["customer_id"] for w in r])
 
 

@@ -66,13 +66,15 @@ async def test_import_matches_by_reference_then_by_payer_and_amount(payments, tm
     swept = await run_sweep(cases.ctx, date(2026, 3, 20))
     assert swept["skipped"]["paid"] == 2 and swept["already_open"] == 2
 
-    reply = await payments.assign("P3", "INV-1001", collector)
+    with pytest.raises(DomainError, match="reason is required"):
+        await payments.assign("P3", "INV-1001", collector)
+    reply = await payments.assign("P3", "INV-1001", collector, "remittance advice")
     assert reply["balance"] == "1.00"
     assert [p["payment_id"] for p in payments.unmatched()] == ["P4", "P5", "P6"]
     with pytest.raises(DomainError, match="applied, not unmatched"):
-        await payments.assign("P3", "INV-1001", collector)
+        await payments.assign("P3", "INV-1001", collector, "again")
     with pytest.raises(DomainError, match="does not match invoice INV-3001"):
-        await payments.assign("P6", "INV-3001", collector)
+        await payments.assign("P6", "INV-3001", collector, "wrong currency")
 
 
 async def test_two_open_invoices_for_the_same_amount_are_ambiguous(payments, tmp_path):

@@ -1,0 +1,212 @@
+"""Administration events: human actions that change the engine outside any case. Pure.
+
+A case's facts live in its stream, a customer's in the customer's stream. What a person
+does to the ledger, the policies, the insurance terms or the users file belongs to no case,
+so it is recorded here, in one small stream per thing acted on (``admin_stream_id``):
+a payment recorded on an invoice without a case, a policy version, an insurer policy, an
+invoice's insurance, a user's token, the invoice imports. An auditor reading one stream
+sees the whole history of that thing, and ``audit export`` shows them all in time order
+with the case and customer events (docs/CONTROLS.md).
+
+Every event carries the actor, the time (``occurred_at``), a ``reason`` and a ``subject``
+(what was acted on, in words an auditor reads: ``payment P-1``); amounts are ``Money``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal, Union, get_args
+from uuid import UUID, uuid5
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from domain.commands import check_text
+from domain.errors import DomainError
+from domain.money import Money
+
+_ADMIN_NAMESPACE = UUID("5d0e7c1a-8b2f-5e43-9a61-2c7f0b94e3d6")
+ADMIN_ENVELOPE = frozenset({"type", "event_id", "stream_id", "version", "occurred_at", "actor"})
+
+
+def admin_stream_id(kind: str, key: str) -> UUID:
+    """The stream of one thing acted on (``payment``/``P-1``): stable, distinct from cases and customers."""
+    return uuid5(_ADMIN_NAMESPACE, f"{kind}:{key}")
+
+
+def check_reason(reason: str | None, required: bool = True, default: str = "") -> str:
+    """The reason a person gives: required (non-blank) for what an auditor must be told."""
+    text = (reason or "").strip()
+    if not text:
+        if required:
+            raise DomainError("a reason is required (it is kept on the event, for the audit trail)", "reason")
+        text = default
+    return check_text(text, "reason")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class AdminEvent(_Frozen):
+    event_id: UUID
+    stream_id: UUID
+    version: int
+    occurred_at: datetime
+    actor: str
+    subject: str
+    reason: str
+
+    @property
+    def case_id(self) -> UUID:
+        """The event store calls every stream id ``case_id``."""
+        return self.stream_id
+
+    def data(self) -> dict:
+        return self.model_dump(mode="json", exclude=set(ADMIN_ENVELOPE))
+
+
+class InvoicesImported(AdminEvent):
+    type: Literal["InvoicesImported"] = "InvoicesImported"
+    source: str  # the file name, or "upload"
+    digest: str  # sha256 of the text imported
+    rows: int
+    invoices_added: int
+    invoices_unchanged: int
+    customers: int
+
+
+class PolicyPinned(AdminEvent):
+    type: Literal["PolicyPinned"] = "PolicyPinned"
+    policy_version: str
+    digest: str
+    source: str
+
+
+class LedgerPaymentRecorded(AdminEvent):
+    """A payment on an invoice that has no case: it reduces the ledger's open amount."""
+
+    type: Literal["LedgerPaymentRecorded"] = "LedgerPaymentRecorded"
+    payment_id: str
+    invoice_id: str
+    amount: Money
+    received_on: date
+    matched_by: str
+
+
+class LedgerPaymentReversed(AdminEvent):
+    type: Literal["LedgerPaymentReversed"] = "LedgerPaymentReversed"
+    payment_id: str
+    invoice_id: str
+    amount: Money
+
+
+class UnmatchedPaymentReversed(AdminEvent):
+    """An unmatched payment taken back by the bank (a reversal entry in a statement)."""
+
+    type: Literal["UnmatchedPaymentReversed"] = "UnmatchedPaymentReversed"
+    payment_id: str
+    amount: Money
+
+
+class PaymentAssigned(AdminEvent):
+    """An unmatched payment given to an invoice by hand (its case, if any, records the payment too)."""
+
+    type: Literal["PaymentAssigned"] = "PaymentAssigned"
+    payment_id: str
+    invoice_id: str
+    amount: Money
+    case_id_ref: str | None = None
+
+
+class PaymentHeldUnmatched(AdminEvent):
+    """A bank file's payment the engine could not match: it waits for a person to assign it."""
+
+    type: Literal["PaymentHeldUnmatched"] = "PaymentHeldUnmatched"
+    payment_id: str
+    amount: Money
+    received_on: date
+    payer: str
+    reference: str
+    note: str  # why it was not matched
+
+
+class PaymentsImported(AdminEvent):
+    """A bank file imported: what it held and what became of its payments (each one's own event
+    is on its case, or in its payment stream)."""
+
+    type: Literal["PaymentsImported"] = "PaymentsImported"
+    source: str
+    digest: str
+    rows: int
+    matched_by_reference: int
+    matched_by_amount: int
+    unmatched: int
+    already_imported: int
+
+
+class ScheduleCreated(AdminEvent):
+    """The daily sweep's Temporal Schedule created or changed."""
+
+    type: Literal["ScheduleCreated"] = "ScheduleCreated"
+    schedule_id: str
+    cron: str
+    timezone: str
+    created: bool  # False: an existing schedule was updated
+
+
+class InsurerPolicyAdded(AdminEvent):
+    type: Literal["InsurerPolicyAdded"] = "InsurerPolicyAdded"
+    policy_id: str
+    insurer_id: str
+    insurer_name: str
+    insurer_email: str
+    notify_within: str
+    max_extension: str
+    claim_waiting: str
+    indemnity_percent: Decimal
+
+
+class InvoiceInsured(AdminEvent):
+    type: Literal["InvoiceInsured"] = "InvoiceInsured"
+    invoice_id: str
+    policy_id: str
+
+
+class ApiTokenIssued(AdminEvent):
+    """A new API token for a user (the old one stops working); the token itself is never recorded."""
+
+    type: Literal["ApiTokenIssued"] = "ApiTokenIssued"
+    user: str
+    role: str
+    fingerprint: str  # of the stored hash, so two issuances can be told apart
+
+
+AnyAdminEvent = Annotated[
+    Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
+          PaymentAssigned,
+          PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, InsurerPolicyAdded, InvoiceInsured,
+          ApiTokenIssued],
+    Field(discriminator="type"),
+]
+ADMIN_EVENT_ADAPTER: TypeAdapter[AnyAdminEvent] = TypeAdapter(AnyAdminEvent)
+ADMIN_EVENT_TYPES = frozenset(t.__name__ for t in get_args(get_args(AnyAdminEvent)[0]))
+
+
+def admin_event_from_record(envelope: dict, data: dict) -> AdminEvent:
+    values = {**data, **envelope}
+    values["stream_id"] = values.pop("case_id", values.get("stream_id"))
+    return ADMIN_EVENT_ADAPTER.validate_python(values)
+
+
+def is_admin_event(event: object) -> bool:
+    return isinstance(event, AdminEvent)
+
+
+def record(event_type: type[AdminEvent], stream_id: UUID, version: int, command_id: UUID, now: datetime,
+           actor: str, reason: str, subject: str, **data: object) -> AdminEvent:
+    """The next event of an administration stream (``version`` is the stream's current one)."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return event_type(event_id=uuid5(command_id, str(version + 1)), stream_id=stream_id, version=version + 1,
+                      occurred_at=now, actor=actor, reason=reason, subject=subject, **data)
