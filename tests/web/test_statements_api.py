@@ -45,8 +45,10 @@ async def test_a_camt053_statement_pays_a_case_through_the_api(web: Web):
     before = snapshot(web)
     again = await supervisor.post("/api/payments/import", content=text.encode(), headers=headers)
     assert again.status_code == 200 and again.json()["already_imported"] == 1
+    repeated = snapshot(web)  # the repeat applied nothing; only its PaymentsImported record was added
+    assert repeated[0] == before[0] + 1 and repeated[1:] == before[1:], (before, repeated)
     truncated = await supervisor.post("/api/payments/import", content=statement(invoice, "API-X").encode()[:900],
                                       headers=headers)
     assert truncated.status_code == 400 and truncated.json()["field"] == "file"
     assert "the XML is not well-formed" in truncated.json()["error"] and "line " in truncated.json()["error"]
-    assert snapshot(web) == before  # neither the repeat nor the refused file changed anything
+    assert snapshot(web) == repeated  # the refused file changed nothing
