@@ -119,6 +119,27 @@ class AcceptPlan(Command):
     kind: Literal["plan_accept"] = "plan_accept"
 
 
+class WithdrawPlan(Command):
+    """The collector withdraws an offer nobody has accepted."""
+
+    kind: Literal["plan_withdraw"] = "plan_withdraw"
+    reason: str
+
+
+class PauseDunning(Command):
+    """Stop notices until ``until`` with a reason code (scope ``customer``: part of a customer pause)."""
+
+    kind: Literal["pause"] = "pause"
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"] = "case"
+
+
+class ResumeDunning(Command):
+    kind: Literal["resume"] = "resume"
+    reason: str
+
+
 class DecideEscalation(Command):
     kind: Literal["escalation_decide"] = "escalation_decide"
     decision: EscalationDecision
@@ -221,6 +242,9 @@ AnyCommand = Annotated[
         MakePromise,
         ProposePlan,
         AcceptPlan,
+        WithdrawPlan,
+        PauseDunning,
+        ResumeDunning,
         DecideEscalation,
         RequestWriteOff,
         DecideApproval,
