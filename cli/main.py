@@ -136,6 +136,18 @@ def show_case(result: dict) -> None:
     console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
     console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
                   f"(original {result['original_amount']})  level {result['level']}  waiting for: {result['waiting_for']}")
+    pause = result.get("pause")
+    if pause:
+        console.print(f"[yellow]dunning paused[/yellow] until {pause['until'][:19]} ({pause['reason']}), "
+                      f"asked by {pause['requested_by']}" + (f", approved as {pause['approval_id']}"
+                                                             if pause.get("approval_id") else ""), highlight=False)
+    elif result.get("pause_request"):
+        req = result["pause_request"]
+        console.print(f"pause until {req['until'][:19]} ({req['reason']}) waits for approval {req['approval_id']}",
+                      highlight=False)
+    plan = result.get("plan")
+    if plan and plan.get("expires_at") and plan["status"] in ("proposed", "approved"):
+        console.print(f"plan {plan['plan_id']} offered; the offer lapses at {plan['expires_at'][:19]}", highlight=False)
     ins = result.get("insurance")
     if ins:
         console.print(f"insured: {ins['insurer']} policy {ins['policy']} ({ins['indemnity_percent']}% indemnity), "
@@ -567,3 +579,4 @@ def authenticate(args: list[str]) -> list[str]:
 from cli import dunning as _dunning_commands  # noqa: E402,F401  registers sweep, schedule, payments and policy commands
 from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, risk, credit-hold, report, insurance, backtest
 from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export
+from cli import liveness as _liveness_commands  # noqa: E402,F401  registers pauses, plan withdraw, report stuck

@@ -57,7 +57,8 @@ def next_action(state: CaseState, policy: Policy | None = None) -> NextAction | 
     if plan is not None and plan.open_offer and plan.expires_at is not None:
         candidates.append(NextAction(kind="tick", at=plan.expires_at, label="plan offer expires"))
     if state.pause is not None:
-        candidates.append(NextAction(kind="tick", at=state.pause.until, label="dunning pause ends"))
+        candidates.append(NextAction(kind="tick", at=state.pause.until,
+                                     label=f"paused ({state.pause.reason}): dunning resumes"))
     ins = state.insurance
     if ins is not None and ins.notified_at is None:
         candidates.append(NextAction(kind="notify_insurer", at=ins.notify_at, label="notify the insurer"))

@@ -343,6 +343,14 @@ class Policy(_Model):
                 raise ValueError(f"ladders.{grade.value}: step offsets must increase")
         return self
 
+    def before_liveness(self) -> Policy:
+        """This policy as cases were decided before "no silent stall" (issue 13): offers never
+        lapsed and an overdue dispute was only flagged. Only for workflow runs recorded then."""
+        return self.model_copy(update={
+            "plan": self.plan.model_copy(update={"offer_valid_for": None}),
+            "dispute": self.dispute.model_copy(update={"escalate_overdue": False}),
+        })
+
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]
 

@@ -139,7 +139,7 @@ def test_a_pause_within_the_collectors_maximum_stops_notices_until_its_end_date(
     assert (events[0].actor, events[0].reason, events[0].until) == ("cora", "customer_holiday", until)
     s = case.state
     assert s.clock.paused and s.pause.until == until
-    assert next_action(s).label == "dunning pause ends" and next_action(s).at == until
+    assert next_action(s).label == "paused (customer_holiday): dunning resumes" and next_action(s).at == until
     assert waiting_for(s).startswith("paused until 2026-03-12")
     case.at(until)
     resumed = case.tick()
