@@ -97,7 +97,8 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     store = CaseStoreActivities(context.store, context.policies, after_append=customers.on_case_events)
     insurance = InsuranceActivities(context.db, smtp_settings(settings))
     notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
-    sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix)
+    sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix,
+                            store=context.store)
     return Worker(
         client,
         task_queue=queue,

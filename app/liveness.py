@@ -1,22 +1,27 @@
 """No silent stall (issue 13, item 6): the stuck-case report and customer-wide dunning pauses.
 
 A case is stuck when it is open and waits on nobody: no timer in its agenda and no pending
-human item with an owner (``domain.agenda.stuck_reason``). A customer pause is a pause of
-each open case of the customer, each an event on its case with the same reason and end date.
+human item with an owner (``domain.agenda.stuck_reason``). A customer pause is an event on the
+customer's stream (a case opened while it lasts opens paused) and a pause of each open case of the
+customer, each an event on its case with the same reason and end date.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timezone
+from uuid import uuid4
 
 from sqlalchemy import select
 
 from app.services import CaseService, parse_until
 from domain import commands as cmd
+from domain import customer as cu
 from domain.agenda import stuck_reason
 from domain.errors import DomainError, shown
 from domain.state import CaseState
 from domain.users import Actor
 from store.reads import open_cases
-from store.schema import case_summary
+from store.schema import case_summary, customers
 
 
 def stuck_cases(service: CaseService) -> list[dict]:
@@ -46,17 +51,25 @@ def _open_case_refs(service: CaseService, customer_id: str) -> list[str]:
 
 def _customer_known(service: CaseService, customer_id: str) -> None:
     with service.ctx.db.read() as session:
-        known = session.execute(select(case_summary.c.case_id).where(case_summary.c.customer_id == customer_id)
-                                .limit(1)).first()
+        known = session.execute(select(customers.c.customer_id).where(customers.c.customer_id == customer_id)).first()
     if known is None:
-        raise DomainError(f"no case of customer {shown(customer_id)}", "customer_id")
+        raise DomainError(f"unknown customer {shown(customer_id)}", "customer_id")
+
+
+def _customers(service: CaseService):
+    from app.customers import CustomerService
+
+    return CustomerService(service.ctx)
 
 
 async def pause_customer(service: CaseService, customer_id: str, until: str, reason: str, actor: Actor) -> dict:
-    """Pause every open case of the customer (each checked by its own decider: limits, approval)."""
-    parse_until(until)
+    """Record the pause on the customer's stream (cases opened while it lasts open paused), then
+    pause every open case of the customer (each checked by its own decider: limits, approval)."""
+    end = parse_until(until)
     cmd.check_code(reason, "reason")
     _customer_known(service, customer_id)
+    _customers(service).execute(customer_id, lambda state: cu.PauseCustomerDunning(
+        command_id=uuid4(), actor=actor, customer_id=customer_id, until=end, reason=reason))
     cases = []
     for ref in _open_case_refs(service, customer_id):
         try:
@@ -71,6 +84,10 @@ async def pause_customer(service: CaseService, customer_id: str, until: str, rea
 async def resume_customer(service: CaseService, customer_id: str, reason: str, actor: Actor) -> dict:
     cmd.check_text(reason, "reason", required=True)
     _customer_known(service, customer_id)
+    stream = cu.fold_customer(service.ctx.store.load(cu.customer_stream_id(customer_id)))
+    if stream is not None and stream.pause_in_force(datetime.now(timezone.utc)) is not None:
+        _customers(service).execute(customer_id, lambda state: cu.ResumeCustomerDunning(
+            command_id=uuid4(), actor=actor, customer_id=customer_id, reason=reason))
     cases = []
     for ref in _open_case_refs(service, customer_id):
         state = CaseState.model_validate_json(service.summary_row(ref).state)

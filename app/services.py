@@ -245,8 +245,11 @@ class CaseService:
             return {**existing, "opened": False}
         policy = self.ctx.policy()
         case_id = case_uuid(invoice_id)
+        from activities.opening import customer_pause
+
         opening = cmd.OpenCase(
             command_id=uuid4(), actor=actor or self.ctx.actor(None), case_id=case_id, invoice=facts, reason=open_reason,
+            customer_pause=customer_pause(self.ctx.store, facts.customer.customer_id, datetime.now(timezone.utc)),
         )
         if not (facts.amount - facts.paid).is_positive:
             raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")

@@ -157,6 +157,9 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         _emit_insured(emit, inv, policy)
     if c.reason == ev.OpenReason.dispute:
         _emit_dispute(emit, "opened_as_dispute", balance, c.actor.name, policy)
+    if c.customer_pause is not None and c.customer_pause.until > now:
+        _emit_pause(emit, c.customer_pause.until, c.customer_pause.reason, "customer", c.customer_pause.requested_by,
+                    c.customer_pause.requested_by_role, policy)
     return emit.events
 
 
@@ -480,13 +483,18 @@ def _pause(emit: _Emitter, c: cmd.PauseDunning, policy: Policy) -> None:
     if c.until - emit.now > rules.max:
         raise DomainError(f"{c.until.isoformat()} is beyond the longest pause the policy allows "
                           f"({format_duration(rules.max)}: until {(emit.now + rules.max).isoformat()})", "until")
+    _emit_pause(emit, c.until, c.reason, c.scope, c.actor.name, c.actor.role, policy)
+
+
+def _emit_pause(emit: _Emitter, until: datetime, reason: str, scope: str, requested_by: str, role: Role | None,
+                policy: Policy) -> None:
+    """Paused at once, or (a collector's pause beyond their maximum) a supervisor's approval item."""
     pause_id = emit.new_id("PA")
-    if c.actor.role not in APPROVER_ROLES and c.until - emit.now > rules.collector_max:
-        emit(ev.PauseRequested, approval_id=emit.new_id("AP"), pause_id=pause_id, until=c.until, reason=c.reason,
-             scope=c.scope, requested_by=c.actor.name, sla_due_at=emit.now + policy.approval.sla)
+    if role not in APPROVER_ROLES and until - emit.now > policy.pause.collector_max:
+        emit(ev.PauseRequested, approval_id=emit.new_id("AP"), pause_id=pause_id, until=until, reason=reason,
+             scope=scope, requested_by=requested_by, sla_due_at=emit.now + policy.approval.sla)
         return
-    emit(ev.DunningPaused, pause_id=pause_id, until=c.until, reason=c.reason, scope=c.scope,
-         requested_by=c.actor.name)
+    emit(ev.DunningPaused, pause_id=pause_id, until=until, reason=reason, scope=scope, requested_by=requested_by)
 
 
 def _resume(emit: _Emitter, c: cmd.ResumeDunning, policy: Policy) -> None:

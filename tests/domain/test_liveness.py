@@ -273,3 +273,54 @@ def test_stuck_reason_names_a_case_that_waits_on_nobody():
     assert "customer to accept the plan" in stuck_reason(old.state)
     case.when(cmd.ProposePlan, instalments=2, every=timedelta(days=14))
     assert stuck_reason(case.state) is None
+
+
+# -- customer pauses ------------------------------------------------------------------------------------
+
+
+def test_a_case_opened_during_its_customers_pause_opens_paused():
+    from uuid import uuid4
+
+    from domain.decider import case_uuid
+    from domain.users import SYSTEM_ACTOR
+    from tests.domain.scenario import invoice
+
+    case = Case()
+    facts = invoice()
+    pause = cmd.CustomerPauseFacts(pause_id="CP-1", until=T0 + timedelta(days=10), reason="customer_holiday",
+                                   requested_by="cora", requested_by_role=Role.collector)
+    case.when(cmd.OpenCase, actor=SYSTEM_ACTOR, case_id=case_uuid(facts.invoice_id), invoice=facts,
+              customer_pause=pause)
+    assert types(case.events) == ["CaseOpened", "DunningPaused"]
+    paused = case.events[1]
+    assert (paused.scope, paused.requested_by, paused.until) == ("customer", "cora", T0 + timedelta(days=10))
+    assert case.state.clock.paused
+    # a pause that ended before the case opened does nothing; a collector's long one waits for approval
+    ended = Case().at(T0 + timedelta(days=11))
+    ended.when(cmd.OpenCase, actor=SYSTEM_ACTOR, case_id=uuid4(), invoice=facts, customer_pause=pause)
+    assert types(ended.events) == ["CaseOpened"]
+    long = Case()
+    long.when(cmd.OpenCase, actor=SYSTEM_ACTOR, case_id=uuid4(), invoice=facts,
+              customer_pause=pause.model_copy(update={"until": T0 + timedelta(days=40)}))
+    assert types(long.events) == ["CaseOpened", "PauseRequested"]
+
+
+def test_the_customer_stream_records_a_pause_within_the_policy_maximum_and_its_resume():
+    from uuid import uuid4
+
+    from domain import customer as cu
+
+    policy = Case().policy
+    pause = cu.PauseCustomerDunning(command_id=uuid4(), actor=COLLECTOR, customer_id="C-1",
+                                    until=T0 + timedelta(days=10), reason="customer_holiday")
+    events = cu.decide_customer(None, pause, T0, policy)
+    assert [e.type for e in events] == ["CustomerDunningPaused"] and events[0].actor == "cora"
+    state = cu.fold_customer(events)
+    assert state.pause_in_force(T0).until == T0 + timedelta(days=10)
+    assert state.pause_in_force(T0 + timedelta(days=10)) is None
+    with pytest.raises(DomainError, match="beyond the longest pause"):
+        cu.decide_customer(None, pause.model_copy(update={"until": T0 + timedelta(days=91)}), T0, policy)
+    resume = cu.ResumeCustomerDunning(command_id=uuid4(), actor=COLLECTOR, customer_id="C-1", reason="back")
+    resumed = cu.decide_customer(state, resume, T0 + DAY, policy)
+    assert [e.type for e in resumed] == ["CustomerDunningResumed"]
+    assert cu.fold_customer(resumed, state).dunning_pause is None

@@ -102,3 +102,25 @@ async def test_a_pause_holds_notices_until_its_end_date_then_dunning_resumes(run
     assert smtp.to(MAIL)[0].subject.startswith("Friendly reminder")
     sent = case_state(service, "INV-1001")
     assert sent.pause is None and sent.level == 1
+
+
+async def test_a_customer_pause_pauses_its_open_cases_and_the_cases_opened_while_it_lasts(running, time_env, smtp):
+    from app.liveness import pause_customer, resume_customer
+
+    service = running
+    collector = service.ctx.actor("demo-collector")
+    await service.open_case("INV-1001")  # customer C-100
+    until = case_state(service, "INV-1001").opened_at + timedelta(days=20)
+    result = await pause_customer(service, "C-100", until.isoformat(), "customer_holiday", collector)
+    assert [(c["invoice_id"], c["paused"]) for c in result["cases"]] == [("INV-1001", True)]
+    await advance(time_env, timedelta(days=5))
+    await service.open_case("INV-1002")  # same customer, opened during the pause
+    second = case_state(service, "INV-1002")
+    assert second.pause is not None and second.pause.scope == "customer" and second.pause.until == until
+    assert case_state(service, "INV-1001").pause.scope == "customer"
+    await advance(time_env, timedelta(days=10))
+    assert smtp.to(MAIL) == []
+    resumed = await resume_customer(service, "C-100", "customer back early", collector)
+    assert sorted(c["invoice_id"] for c in resumed["cases"]) == ["INV-1001", "INV-1002"]
+    assert case_state(service, "INV-1001").pause is None and case_state(service, "INV-1002").pause is None
+    await advance_until(time_env, lambda: len(smtp.to(MAIL)) >= 1, days=6)  # dunning resumed for both
