@@ -62,14 +62,16 @@ def _customers(service: CaseService):
     return CustomerService(service.ctx)
 
 
-async def pause_customer(service: CaseService, customer_id: str, until: str, reason: str, actor: Actor) -> dict:
+async def pause_customer(service: CaseService, customer_id: str, until: str, reason: str, actor: Actor,
+                         now: datetime | None = None) -> dict:
     """Record the pause on the customer's stream (cases opened while it lasts open paused), then
-    pause every open case of the customer (each checked by its own decider: limits, approval)."""
+    pause every open case of the customer (each checked by its own decider: limits, approval).
+    ``now``: the customer stream's clock (default the wall clock; a test on a skipped clock)."""
     end = parse_until(until)
     cmd.check_code(reason, "reason")
     _customer_known(service, customer_id)
     _customers(service).execute(customer_id, lambda state: cu.PauseCustomerDunning(
-        command_id=uuid4(), actor=actor, customer_id=customer_id, until=end, reason=reason))
+        command_id=uuid4(), actor=actor, customer_id=customer_id, until=end, reason=reason), now)
     cases = []
     for ref in _open_case_refs(service, customer_id):
         try:
@@ -81,13 +83,15 @@ async def pause_customer(service: CaseService, customer_id: str, until: str, rea
     return {"customer_id": customer_id, "until": parse_until(until).isoformat(), "reason": reason, "cases": cases}
 
 
-async def resume_customer(service: CaseService, customer_id: str, reason: str, actor: Actor) -> dict:
+async def resume_customer(service: CaseService, customer_id: str, reason: str, actor: Actor,
+                          now: datetime | None = None) -> dict:
     cmd.check_text(reason, "reason", required=True)
     _customer_known(service, customer_id)
+    now = now or datetime.now(timezone.utc)
     stream = cu.fold_customer(service.ctx.store.load(cu.customer_stream_id(customer_id)))
-    if stream is not None and stream.pause_in_force(datetime.now(timezone.utc)) is not None:
+    if stream is not None and stream.pause_in_force(now) is not None:
         _customers(service).execute(customer_id, lambda state: cu.ResumeCustomerDunning(
-            command_id=uuid4(), actor=actor, customer_id=customer_id, reason=reason))
+            command_id=uuid4(), actor=actor, customer_id=customer_id, reason=reason), now)
     cases = []
     for ref in _open_case_refs(service, customer_id):
         state = CaseState.model_validate_json(service.summary_row(ref).state)

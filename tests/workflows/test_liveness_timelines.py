@@ -110,8 +110,9 @@ async def test_a_customer_pause_pauses_its_open_cases_and_the_cases_opened_while
     service = running
     collector = service.ctx.actor("demo-collector")
     await service.open_case("INV-1001")  # customer C-100
-    until = case_state(service, "INV-1001").opened_at + timedelta(days=20)
-    result = await pause_customer(service, "C-100", until.isoformat(), "customer_holiday", collector)
+    opened_at = case_state(service, "INV-1001").opened_at  # the skipped clock, ahead of the wall clock
+    until = opened_at + timedelta(days=20)
+    result = await pause_customer(service, "C-100", until.isoformat(), "customer_holiday", collector, now=opened_at)
     assert [(c["invoice_id"], c["paused"]) for c in result["cases"]] == [("INV-1001", True)]
     await advance(time_env, timedelta(days=5))
     await service.open_case("INV-1002")  # same customer, opened during the pause
@@ -120,7 +121,8 @@ async def test_a_customer_pause_pauses_its_open_cases_and_the_cases_opened_while
     assert case_state(service, "INV-1001").pause.scope == "customer"
     await advance(time_env, timedelta(days=10))
     assert smtp.to(MAIL) == []
-    resumed = await resume_customer(service, "C-100", "customer back early", collector)
+    resumed = await resume_customer(service, "C-100", "customer back early", collector,
+                                    now=case_state(service, "INV-1001").updated_at)
     assert sorted(c["invoice_id"] for c in resumed["cases"]) == ["INV-1001", "INV-1002"]
     assert case_state(service, "INV-1001").pause is None and case_state(service, "INV-1002").pause is None
     await advance_until(time_env, lambda: len(smtp.to(MAIL)) >= 1, days=6)  # dunning resumed for both
