@@ -87,7 +87,8 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     insurance = InsuranceActivities(context.db, smtp_settings(settings))
     notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
     team = TeamNotifier(context.db, smtp_settings(settings), context.read_users, context.policy)
-    sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix)
+    sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix,
+                            store=context.store)
     return Worker(
         client,
         task_queue=queue,

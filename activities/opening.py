@@ -6,7 +6,9 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from domain.commands import OpenCase
+from datetime import datetime
+
+from domain.commands import CustomerPauseFacts, OpenCase
 from domain.policy import Policy
 from workflows.messages import WORKFLOW_NAME, CaseInput, case_workflow_id
 
@@ -31,3 +33,16 @@ async def start_case(client: Client, *, task_queue: str, id_prefix: str, policy:
     except WorkflowAlreadyStartedError:
         return False
     return True
+
+
+def customer_pause(store, customer_id: str, now: datetime) -> CustomerPauseFacts | None:
+    """The customer-wide dunning pause in force at ``now`` (``customer pause``), read from the
+    customer's stream in ``store``: a case opened while it lasts opens paused."""
+    from domain.customer import customer_stream_id, fold_customer
+
+    state = fold_customer(store.load(customer_stream_id(customer_id)))
+    pause = state.pause_in_force(now) if state is not None else None
+    if pause is None:
+        return None
+    return CustomerPauseFacts(pause_id=pause.pause_id, until=pause.until, reason=pause.reason,
+                              requested_by=pause.requested_by, requested_by_role=pause.requested_by_role)

@@ -12,7 +12,7 @@ from temporalio import activity
 from activities.contracts import (
     SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
 )
-from activities.opening import start_case
+from activities.opening import customer_pause, start_case
 from domain.commands import OpenCase
 from domain.decider import case_uuid
 from domain.errors import DomainError
@@ -26,8 +26,10 @@ OPEN_CONCURRENCY = 20  # case starts in flight at once, per page
 
 
 class SweepActivities:
-    def __init__(self, reads: SweepReads, policies: PolicyStore, active_policy, task_queue: str, id_prefix: str) -> None:
+    def __init__(self, reads: SweepReads, policies: PolicyStore, active_policy, task_queue: str, id_prefix: str,
+                 store=None) -> None:
         self.reads = reads
+        self.store = store  # the event store: a customer's dunning pause (None: not looked up)
         self.policies = policies
         self.active_policy = active_policy  # () -> Policy: the policy file, validated and pinned
         self.task_queue = task_queue
@@ -60,9 +62,13 @@ class SweepActivities:
             if has_case:
                 already += 1
                 return
+            paused = None
+            if self.store is not None:
+                paused = await asyncio.to_thread(customer_pause, self.store, facts.customer.customer_id,
+                                                 datetime.now(timezone.utc))
             opening = OpenCase(
                 command_id=uuid5(NAMESPACE_URL, f"sweep-open:{facts.invoice_id}"), actor=SYSTEM_ACTOR,
-                case_id=case_uuid(facts.invoice_id), invoice=facts, reason=OpenReason.overdue,
+                case_id=case_uuid(facts.invoice_id), invoice=facts, reason=OpenReason.overdue, customer_pause=paused,
             )
             async with gate:
                 try:

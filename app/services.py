@@ -197,6 +197,8 @@ class CaseService:
             "plan": state.plan.model_dump(mode="json") if state.plan else None,
             "escalation": state.escalation.model_dump(mode="json") if state.escalation else None,
             "approvals": [a.model_dump(mode="json") for a in state.approvals],
+            "pause": state.pause.model_dump(mode="json") if state.pause else None,
+            "pause_request": state.pause_request.model_dump(mode="json") if state.pause_request else None,
             "insurance": insurance_dict(state),
             "events": [r.as_dict() for r in records],
         }
@@ -262,8 +264,11 @@ class CaseService:
             return {**existing, "opened": False}
         policy = self.ctx.policy()
         case_id = case_uuid(invoice_id)
+        from activities.opening import customer_pause
+
         opening = cmd.OpenCase(
             command_id=uuid4(), actor=actor or self.ctx.actor(None), case_id=case_id, invoice=facts, reason=open_reason,
+            customer_pause=customer_pause(self.ctx.store, facts.customer.customer_id, datetime.now(timezone.utc)),
         )
         if not (facts.amount - facts.paid).is_positive:
             raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")
@@ -462,6 +467,23 @@ class CaseService:
         return await self._send(ref, "accept_plan",
                                 lambda s: cmd.AcceptPlan(command_id=uuid4(), actor=actor))
 
+    async def withdraw_plan(self, ref: str, reason: str, actor: Actor) -> dict:
+        cmd.check_text(reason, "reason", required=True)
+        return await self._send(ref, "withdraw_plan",
+                                lambda s: cmd.WithdrawPlan(command_id=uuid4(), actor=actor, reason=reason))
+
+    async def pause(self, ref: str, until: str, reason: str, actor: Actor, scope: str = "case") -> dict:
+        """Stop notices until ``until`` (a date: dunning resumes at 00:00 UTC that day; or an ISO
+        date-time with its offset)."""
+        end = parse_until(until)
+        return await self._send(ref, "pause", lambda s: cmd.PauseDunning(
+            command_id=uuid4(), actor=actor, until=end, reason=cmd.check_code(reason, "reason"), scope=scope))
+
+    async def resume(self, ref: str, reason: str, actor: Actor) -> dict:
+        cmd.check_text(reason, "reason", required=True)
+        return await self._send(ref, "resume",
+                                lambda s: cmd.ResumeDunning(command_id=uuid4(), actor=actor, reason=reason))
+
     async def decide_escalation(self, ref: str, decision: str, actor: Actor, note: str = "") -> dict:
         try:
             chosen = EscalationDecision(decision)
@@ -523,6 +545,23 @@ def _is_uuid(value: str) -> bool:
 def _command_id(payment_id: str) -> UUID:
     """A payment's command id is derived from its id: a retried `pay` is the same update."""
     return uuid5(NAMESPACE_URL, f"payment:{payment_id}")
+
+
+def parse_until(text: str, field: str = "until") -> datetime:
+    """A pause's end: YYYY-MM-DD (00:00 UTC that day) or an ISO 8601 date-time with its offset."""
+    text = (text or "").strip()
+    if len(text) == 10:
+        day = parse_date(text, field)
+        return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise DomainError(f"{shown(text)} is not a date (YYYY-MM-DD) or a date-time with its offset "
+                          "(2026-12-31T09:00:00+00:00)", field) from None
+    if moment.tzinfo is None:
+        raise DomainError(f"{shown(text)} has no offset; add one, e.g. +00:00 or Z", field)
+    parse_date(moment.date(), field)  # within the dates accepted
+    return moment.astimezone(timezone.utc)
 
 
 def _parse_date(text: str, field: str) -> date:

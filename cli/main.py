@@ -144,6 +144,18 @@ def show_case(result: dict) -> None:
     console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
     console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
                   f"(original {result['original_amount']})  level {result['level']}  waiting for: {result['waiting_for']}")
+    pause = result.get("pause")
+    if pause:
+        console.print(f"[yellow]dunning paused[/yellow] until {pause['until'][:19]} ({pause['reason']}), "
+                      f"asked by {pause['requested_by']}" + (f", approved as {pause['approval_id']}"
+                                                             if pause.get("approval_id") else ""), highlight=False)
+    elif result.get("pause_request"):
+        req = result["pause_request"]
+        console.print(f"pause until {req['until'][:19]} ({req['reason']}) waits for approval {req['approval_id']}",
+                      highlight=False)
+    plan = result.get("plan")
+    if plan and plan.get("expires_at") and plan["status"] in ("proposed", "approved"):
+        console.print(f"plan {plan['plan_id']} offered; the offer lapses at {plan['expires_at'][:19]}", highlight=False)
     ins = result.get("insurance")
     if ins:
         console.print(f"insured: {ins['insurer']} policy {ins['policy']} ({ins['indemnity_percent']}% indemnity), "
@@ -589,3 +601,4 @@ from cli import risk as _risk_commands  # noqa: E402,F401  registers customer, r
 from cli import audit as _audit_commands  # noqa: E402,F401  registers audit verify, anchor and export
 from cli import feed as _feed_commands  # noqa: E402,F401  registers events tail
 from cli import notify as _notify_commands  # noqa: E402,F401  registers notify run and notify log
+from cli import liveness as _liveness_commands  # noqa: E402,F401  registers pauses, plan withdraw, report stuck

@@ -51,6 +51,14 @@ def next_action(state: CaseState, policy: Policy | None = None) -> NextAction | 
         candidates.append(NextAction(kind="tick", at=nxt.due_at + plan.grace, label=f"instalment {nxt.seq} due"))
     if state.dispute is not None and not state.dispute.overdue:
         candidates.append(NextAction(kind="tick", at=state.dispute.resolve_by, label="dispute resolution due"))
+    elif state.dispute is not None and state.dispute.escalated_to and state.dispute.escalation_due_at is not None:
+        label = f"{state.dispute.escalated_to.value} dispute decision due"
+        candidates.append(NextAction(kind="tick", at=state.dispute.escalation_due_at, label=label))
+    if plan is not None and plan.open_offer and plan.expires_at is not None:
+        candidates.append(NextAction(kind="tick", at=plan.expires_at, label="plan offer expires"))
+    if state.pause is not None:
+        candidates.append(NextAction(kind="tick", at=state.pause.until,
+                                     label=f"paused ({state.pause.reason}): dunning resumes"))
     ins = state.insurance
     if ins is not None and ins.notified_at is None:
         candidates.append(NextAction(kind="notify_insurer", at=ins.notify_at, label="notify the insurer"))
@@ -63,6 +71,8 @@ def waiting_for(state: CaseState) -> str:
     """A plain-words summary of who or what the case is waiting on."""
     if state.closed:
         return f"closed ({state.outcome.value})"
+    if state.pause is not None:
+        return f"paused until {state.pause.until.isoformat()[:16]} ({state.pause.reason})"
     if state.pending_approvals:
         first = state.pending_approvals[0]
         return f"{first.kind.replace('_', '-')} approval by a {first.tier.value}"
@@ -76,6 +86,43 @@ def waiting_for(state: CaseState) -> str:
     if state.plan is not None and state.plan.status in ("proposed", "approved"):
         return "customer to accept the plan"
     return "collector"
+
+
+class HumanItem(BaseModel):
+    """Something a person must do on a case: who owns it and by when (None: no further deadline)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str
+    owner: str  # a role or a user name
+    due_at: datetime | None
+
+
+def human_items(state: CaseState) -> list[HumanItem]:
+    """The pending human items of an open case, each with its owner."""
+    if state.closed:
+        return []
+    items = [HumanItem(what=f"{a.kind.replace('_', '-')} approval {a.approval_id}", owner=a.tier.value,
+                       due_at=a.sla_due_at) for a in state.pending_approvals]
+    if state.escalation_pending:
+        esc = state.escalation
+        items.append(HumanItem(what=f"escalation {esc.escalation_id}", owner=esc.tier.value, due_at=esc.sla_due_at))
+    d = state.dispute
+    if d is not None:
+        owner = d.escalated_to.value if d.escalated_to else d.owner
+        due = d.escalation_due_at if d.escalated_to else (None if d.overdue else d.resolve_by)
+        items.append(HumanItem(what=f"dispute {d.dispute_id}", owner=owner, due_at=due))
+    if state.referral:
+        items.append(HumanItem(what=f"referral to {state.referral}", owner=state.referral, due_at=None))
+    return [i for i in items if i.owner]
+
+
+def stuck_reason(state: CaseState, policy: Policy | None = None) -> str | None:
+    """None when the open case waits on something (a timer, or a pending human item with an owner);
+    else what it waits for, in words: a case that waits on nobody is stuck (``report stuck``)."""
+    if state.closed or next_action(state, policy) is not None or human_items(state):
+        return None
+    return f"no timer and no owned pending item ({waiting_for(state)})"
 
 
 class NoticeDue(BaseModel):

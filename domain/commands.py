@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.money import Money
-from domain.policy import Policy, RiskGrade
+from domain.policy import Policy, RiskGrade, Role
 from domain.users import Actor
 
 CODE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,39}$")
@@ -64,12 +64,25 @@ class InvoiceFacts(BaseModel):
     insurance: InsuranceCover | None = None  # the invoice's credit insurance, if any
 
 
+class CustomerPauseFacts(BaseModel):
+    """A customer-wide dunning pause in force when a case of the customer opens."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pause_id: str
+    until: datetime
+    reason: str
+    requested_by: str
+    requested_by_role: Role | None = None
+
+
 class OpenCase(Command):
     kind: Literal["open"] = "open"
     case_id: UUID
     invoice: InvoiceFacts
     reason: OpenReason = OpenReason.overdue
     assignee: str | None = None
+    customer_pause: CustomerPauseFacts | None = None  # the case opens paused with its customer
 
 
 class RecordPayment(Command):
@@ -117,6 +130,27 @@ class ProposePlan(Command):
 
 class AcceptPlan(Command):
     kind: Literal["plan_accept"] = "plan_accept"
+
+
+class WithdrawPlan(Command):
+    """The collector withdraws an offer nobody has accepted."""
+
+    kind: Literal["plan_withdraw"] = "plan_withdraw"
+    reason: str
+
+
+class PauseDunning(Command):
+    """Stop notices until ``until`` with a reason code (scope ``customer``: part of a customer pause)."""
+
+    kind: Literal["pause"] = "pause"
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"] = "case"
+
+
+class ResumeDunning(Command):
+    kind: Literal["resume"] = "resume"
+    reason: str
 
 
 class DecideEscalation(Command):
@@ -221,6 +255,9 @@ AnyCommand = Annotated[
         MakePromise,
         ProposePlan,
         AcceptPlan,
+        WithdrawPlan,
+        PauseDunning,
+        ResumeDunning,
         DecideEscalation,
         RequestWriteOff,
         DecideApproval,

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from domain import commands as cmd
 from domain.errors import DomainError, shown
 from domain.money import Money
-from domain.policy import APPROVER_ROLES, Policy, RiskGrade
+from domain.policy import APPROVER_ROLES, Policy, RiskGrade, Role
 from domain.risk import GRADE_RANK, Assessment, FactorScore
 
 _CUSTOMER_NAMESPACE = UUID("0c6b9a52-1f3e-5d7a-8e24-93b1f6c0d4a8")
@@ -123,9 +123,26 @@ class CustomerCreditAllocationReleased(CustomerEvent):
     reason: str
 
 
+class CustomerDunningPaused(CustomerEvent):
+    """Dunning paused for every case of the customer, open now or opened before ``until``."""
+
+    type: Literal["CustomerDunningPaused"] = "CustomerDunningPaused"
+    pause_id: str
+    until: datetime
+    reason: str
+    requested_by_role: Role | None = None
+
+
+class CustomerDunningResumed(CustomerEvent):
+    type: Literal["CustomerDunningResumed"] = "CustomerDunningResumed"
+    pause_id: str
+    reason: str
+
+
 AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
-          PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased],
+          PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
+          CustomerDunningResumed],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -162,6 +179,14 @@ class OutboxItem(_Frozen):
     acked_at: datetime | None = None
 
 
+class CustomerPause(_Frozen):
+    pause_id: str
+    until: datetime
+    reason: str
+    requested_by: str
+    requested_by_role: Role | None = None
+
+
 class Allocation(_Frozen):
     invoice_id: str
     target_case_id: str
@@ -188,6 +213,11 @@ class CustomerState(_Frozen):
     prepayment_ids: tuple[str, ...] = ()
     prepaid: dict[str, Money] = {}  # by currency
     allocations: dict[str, Allocation] = {}
+    dunning_pause: CustomerPause | None = None
+
+    def pause_in_force(self, now: datetime) -> CustomerPause | None:
+        p = self.dunning_pause
+        return p if p is not None and p.until > now else None
 
     def allocated(self, currency: str) -> Money:
         """Credit allocated to invoices and not given back."""
@@ -235,6 +265,11 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
     if isinstance(e, HoldNoticeAcknowledged):
         return {"outbox": tuple(o.model_copy(update={"acked_by": e.consumer, "acked_at": e.occurred_at})
                                 if o.outbox_id == e.outbox_id else o for o in s.outbox)}
+    if isinstance(e, CustomerDunningPaused):
+        return {"dunning_pause": CustomerPause(pause_id=e.pause_id, until=e.until, reason=e.reason,
+                                               requested_by=e.actor, requested_by_role=e.requested_by_role)}
+    if isinstance(e, CustomerDunningResumed):
+        return {"dunning_pause": None}
     if isinstance(e, PrepaymentReceived):
         cur = e.amount.currency
         return {"prepayment_ids": s.prepayment_ids + (e.payment_id,),
@@ -313,6 +348,17 @@ class AllocateCredit(CustomerCommand):
 class ReleaseAllocation(CustomerCommand):
     kind: Literal["credit_release"] = "credit_release"
     allocation_id: str
+    reason: str
+
+
+class PauseCustomerDunning(CustomerCommand):
+    kind: Literal["customer_pause"] = "customer_pause"
+    until: datetime
+    reason: str
+
+
+class ResumeCustomerDunning(CustomerCommand):
+    kind: Literal["customer_resume"] = "customer_resume"
     reason: str
 
 
@@ -471,7 +517,29 @@ def _release_allocation(emit: _CustomerEmitter, c: ReleaseAllocation, policy: Po
     emit(CustomerCreditAllocationReleased, allocation_id=c.allocation_id, reason=c.reason[:500])
 
 
+def _pause(emit: _CustomerEmitter, c: PauseCustomerDunning, policy: Policy) -> None:
+    """The customer-wide pause (each case's own decider applies the collector's maximum and approval)."""
+    cmd.check_code(c.reason, "reason")
+    if c.until <= emit.now:
+        raise DomainError(f"{c.until.isoformat()} is not in the future", "until")
+    if c.until - emit.now > policy.pause.max:
+        raise DomainError(f"{c.until.isoformat()} is beyond the longest pause the policy allows "
+                          f"(until {(emit.now + policy.pause.max).isoformat()})", "until")
+    emit(CustomerDunningPaused, pause_id=emit.new_id("CP"), until=c.until, reason=c.reason,
+         requested_by_role=c.actor.role)
+
+
+def _resume(emit: _CustomerEmitter, c: ResumeCustomerDunning, policy: Policy) -> None:
+    cmd.check_text(c.reason, "reason", required=True)
+    pause = emit.state.pause_in_force(emit.now) if emit.state else None
+    if pause is None:
+        raise DomainError(f"dunning of customer {c.customer_id} is not paused", "customer_id")
+    emit(CustomerDunningResumed, pause_id=pause.pause_id, reason=c.reason)
+
+
 _HANDLERS = {
+    PauseCustomerDunning: _pause,
+    ResumeCustomerDunning: _resume,
     AssessRisk: _assess,
     PlaceHold: _place_hold,
     ReleaseHold: _release_hold,

@@ -157,6 +157,9 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         _emit_insured(emit, inv, policy)
     if c.reason == ev.OpenReason.dispute:
         _emit_dispute(emit, "opened_as_dispute", balance, c.actor.name, policy)
+    if c.customer_pause is not None and c.customer_pause.until > now:
+        _emit_pause(emit, c.customer_pause.until, c.customer_pause.reason, "customer", c.customer_pause.requested_by,
+                    c.customer_pause.requested_by_role, policy)
     return emit.events
 
 
@@ -440,6 +443,7 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
         requires_approval=needs_approval,
         approval_id=emit.new_id("AP") if needs_approval else None,
         sla_due_at=emit.now + policy.approval.sla if needs_approval else None,
+        expires_at=emit.now + rules.offer_valid_for if rules.offer_valid_for is not None else None,
     )
 
 
@@ -450,6 +454,55 @@ def _plan_accept(emit: _Emitter, c: cmd.AcceptPlan, policy: Policy) -> None:
     if plan.requires_approval and plan.status != "approved":
         raise DomainError(f"plan {plan.plan_id} is waiting for approval {plan.approval_id}", "case")
     emit(ev.PaymentPlanAccepted, plan_id=plan.plan_id)
+
+
+def _plan_withdraw(emit: _Emitter, c: cmd.WithdrawPlan, policy: Policy) -> None:
+    plan = emit.state.plan
+    if plan is None or not plan.open_offer:
+        raise DomainError("there is no proposed plan to withdraw (an accepted plan is not an offer)", "case")
+    cmd.check_text(c.reason, "reason", required=True)
+    pending = plan.approval_id if emit.state.approval(plan.approval_id or "") is not None else None
+    emit(ev.PaymentPlanWithdrawn, plan_id=plan.plan_id, approval_id=pending, reason=c.reason)
+
+
+def _pause(emit: _Emitter, c: cmd.PauseDunning, policy: Policy) -> None:
+    s = emit.state
+    if s.pause is not None:
+        raise DomainError(f"dunning is already paused until {s.pause.until.isoformat()} ({s.pause.reason}); "
+                          "resume it first", "case")
+    if s.pause_request is not None:
+        raise DomainError(f"a pause is already waiting for approval {s.pause_request.approval_id}", "case")
+    if c.actor.is_system:
+        raise DomainError("a pause must be asked for by a person", "as")
+    cmd.check_code(c.reason, "reason")
+    if c.until.tzinfo is None:
+        raise DomainError("must carry a time zone", "until")
+    if c.until <= emit.now:
+        raise DomainError(f"{c.until.isoformat()} is not in the future", "until")
+    rules = policy.pause
+    if c.until - emit.now > rules.max:
+        raise DomainError(f"{c.until.isoformat()} is beyond the longest pause the policy allows "
+                          f"({format_duration(rules.max)}: until {(emit.now + rules.max).isoformat()})", "until")
+    _emit_pause(emit, c.until, c.reason, c.scope, c.actor.name, c.actor.role, policy)
+
+
+def _emit_pause(emit: _Emitter, until: datetime, reason: str, scope: str, requested_by: str, role: Role | None,
+                policy: Policy) -> None:
+    """Paused at once, or (a collector's pause beyond their maximum) a supervisor's approval item."""
+    pause_id = emit.new_id("PA")
+    if role not in APPROVER_ROLES and until - emit.now > policy.pause.collector_max:
+        emit(ev.PauseRequested, approval_id=emit.new_id("AP"), pause_id=pause_id, until=until, reason=reason,
+             scope=scope, requested_by=requested_by, sla_due_at=emit.now + policy.approval.sla)
+        return
+    emit(ev.DunningPaused, pause_id=pause_id, until=until, reason=reason, scope=scope, requested_by=requested_by)
+
+
+def _resume(emit: _Emitter, c: cmd.ResumeDunning, policy: Policy) -> None:
+    s = emit.state
+    if s.pause is None:
+        raise DomainError("dunning is not paused on this case", "case")
+    cmd.check_text(c.reason, "reason", required=True)
+    emit(ev.DunningResumed, pause_id=s.pause.pause_id, reason=c.reason, ended="resumed")
 
 
 def _escalation_decide(emit: _Emitter, c: cmd.DecideEscalation, policy: Policy) -> None:
@@ -518,6 +571,15 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
                                    policy)
     if not (authority.approve if c.approve else authority.reject):
         raise DomainError(authority.reason, "as")
+    if approval.kind == "pause":
+        emit(ev.PauseDecided, approval_id=approval.approval_id, approved=c.approve, reason=c.reason)
+        req = emit.state.pause_request
+        if c.approve and req is not None and req.approval_id == approval.approval_id:
+            if req.until <= emit.now:  # decided after the asked end date: nothing left to pause
+                return
+            emit(ev.DunningPaused, pause_id=req.pause_id, until=req.until, reason=req.reason, scope=req.scope,
+                 requested_by=req.requested_by, approval_id=approval.approval_id)
+        return
     if approval.kind == "plan":
         kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
         emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, reason=c.reason)
@@ -696,6 +758,33 @@ def _dispute_due(emit: _Emitter, policy: Policy) -> None:
     d = emit.state.dispute
     if d is not None and not d.overdue and d.resolve_by <= emit.now:
         emit(ev.DisputeOverdue, dispute_id=d.dispute_id, resolve_by=d.resolve_by)
+        if policy.dispute.escalate_overdue:
+            emit(ev.DisputeEscalated, dispute_id=d.dispute_id, from_tier=None, tier=policy.escalation.tiers[0],
+                 sla_due_at=emit.now + policy.escalation.sla)
+
+
+def _dispute_escalation_sla(emit: _Emitter, policy: Policy) -> None:
+    """An escalated dispute nobody resolved within the tier's SLA goes upward."""
+    d = emit.state.dispute
+    if d is None or d.escalated_to is None or d.escalation_due_at is None or d.escalation_due_at > emit.now:
+        return
+    upward = _next_tier(policy, d.escalated_to)
+    emit(ev.DisputeEscalated, dispute_id=d.dispute_id, from_tier=d.escalated_to, tier=upward or d.escalated_to,
+         sla_due_at=emit.now + policy.escalation.sla if upward else None)
+
+
+def _offer_lapsed(emit: _Emitter, policy: Policy) -> None:
+    plan = emit.state.plan
+    if plan is None or not plan.open_offer or plan.expires_at is None or plan.expires_at > emit.now:
+        return
+    pending = plan.approval_id if emit.state.approval(plan.approval_id or "") is not None else None
+    emit(ev.PaymentPlanExpired, plan_id=plan.plan_id, approval_id=pending, expired_at=plan.expires_at)
+
+
+def _pause_ends(emit: _Emitter, policy: Policy) -> None:
+    p = emit.state.pause
+    if p is not None and p.until <= emit.now:
+        emit(ev.DunningResumed, pause_id=p.pause_id, reason=f"pause ended ({p.reason})", ended="end_date")
 
 
 def _claim_due(emit: _Emitter, policy: Policy) -> None:
@@ -711,12 +800,15 @@ def _claim_due(emit: _Emitter, policy: Policy) -> None:
 
 
 _DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
+    _pause_ends,
+    _offer_lapsed,
     _promise_due,
     _instalment_due,
     _escalate_when_due,
     _escalation_sla,
     _approval_sla,
     _dispute_due,
+    _dispute_escalation_sla,
     _claim_due,
 )
 
@@ -728,6 +820,9 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.MakePromise: _promise,
     cmd.ProposePlan: _plan_propose,
     cmd.AcceptPlan: _plan_accept,
+    cmd.WithdrawPlan: _plan_withdraw,
+    cmd.PauseDunning: _pause,
+    cmd.ResumeDunning: _resume,
     cmd.DecideEscalation: _escalation_decide,
     cmd.RequestWriteOff: _write_off_request,
     cmd.DecideApproval: _approval_decide,

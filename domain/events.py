@@ -200,6 +200,16 @@ class DisputeOverdue(Event):
     resolve_by: datetime
 
 
+class DisputeEscalated(Event):
+    """A dispute past its resolution deadline goes to a supervisor (then upward when its SLA lapses)."""
+
+    type: Literal["DisputeEscalated"] = "DisputeEscalated"
+    dispute_id: str
+    from_tier: Role | None  # None: first escalation, from the dispute's owner
+    tier: Role
+    sla_due_at: datetime | None  # None: at the top tier, no further deadline
+
+
 class PromiseMade(Event):
     type: Literal["PromiseMade"] = "PromiseMade"
     promise_id: str
@@ -258,6 +268,25 @@ class PaymentPlanProposed(Event):
     requires_approval: bool
     approval_id: str | None
     sla_due_at: datetime | None
+    expires_at: datetime | None = None  # the offer lapses unless accepted by then (None: before offers lapsed)
+
+
+class PaymentPlanExpired(Event):
+    """Nobody accepted the offer within the policy's validity: dunning resumes where it stopped."""
+
+    type: Literal["PaymentPlanExpired"] = "PaymentPlanExpired"
+    plan_id: str
+    approval_id: str | None = None  # a pending approval of the plan, withdrawn with it
+    expired_at: datetime
+
+
+class PaymentPlanWithdrawn(Event):
+    """The collector withdrew an offer nobody had accepted: dunning resumes where it stopped."""
+
+    type: Literal["PaymentPlanWithdrawn"] = "PaymentPlanWithdrawn"
+    plan_id: str
+    approval_id: str | None = None
+    reason: str
 
 
 class PaymentPlanApproved(Event):
@@ -439,6 +468,50 @@ class IndemnityReceived(Event):
     reference: str = ""
 
 
+# -- dunning pauses ---------------------------------------------------------------------
+
+
+class DunningPaused(Event):
+    """Notices stop until ``until`` (or a resume): a deliberate pause with a reason code."""
+
+    type: Literal["DunningPaused"] = "DunningPaused"
+    pause_id: str
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"] = "case"
+    requested_by: str
+    approval_id: str | None = None  # the supervisor's approval, for a pause beyond the collector's maximum
+
+
+class PauseRequested(Event):
+    """A pause longer than the collector's maximum waits for a supervisor (four eyes)."""
+
+    type: Literal["PauseRequested"] = "PauseRequested"
+    approval_id: str
+    pause_id: str
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"] = "case"
+    requested_by: str
+    sla_due_at: datetime
+
+
+class PauseDecided(Event):
+    type: Literal["PauseDecided"] = "PauseDecided"
+    approval_id: str
+    approved: bool
+    reason: str
+
+
+class DunningResumed(Event):
+    """The pause ended: at its end date (actor system) or by a person's resume."""
+
+    type: Literal["DunningResumed"] = "DunningResumed"
+    pause_id: str
+    reason: str
+    ended: Literal["end_date", "resumed"]
+
+
 # -- customer credit ---------------------------------------------------------------------
 
 
@@ -493,6 +566,13 @@ AnyEvent = Annotated[
         ClaimFiled,
         IndemnityReceived,
         CustomerCreditApplied,
+        PaymentPlanExpired,
+        PaymentPlanWithdrawn,
+        DisputeEscalated,
+        DunningPaused,
+        PauseRequested,
+        PauseDecided,
+        DunningResumed,
     ],
     Field(discriminator="type"),
 ]

@@ -104,6 +104,9 @@ class EscalationPolicy(_Model):
 
 class DisputePolicy(_Model):
     resolution_sla: timedelta
+    # False only for cases decided before this rule (see workflows/case.py)
+    escalate_overdue: bool = Field(True, description="a dispute past its deadline goes to the first escalation "
+                                   "tier, with the escalation SLA")
 
     @field_validator("resolution_sla")
     @classmethod
@@ -130,6 +133,9 @@ class PlanPolicy(_Model):
     max_renegotiations: int = Field(ge=0, default=1)
     max_horizon: timedelta = Field(timedelta(days=1096), description="every instalment falls due within this "
                                    "long of the proposal (the first one included)")
+    # None: offers never lapse (only how cases were decided before this rule; see workflows/case.py)
+    offer_valid_for: timedelta | None = Field(timedelta(days=14), description="a proposed plan nobody accepted "
+                                              "lapses this long after the proposal and dunning resumes")
 
     @model_validator(mode="after")
     def _check(self) -> PlanPolicy:
@@ -140,6 +146,24 @@ class PlanPolicy(_Model):
             raise ValueError("max_interval must not be shorter than min_interval")
         if self.collector_max_instalments > self.max_instalments:
             raise ValueError("collector_max_instalments must not exceed max_instalments")
+        if self.offer_valid_for is not None:
+            _positive(self.offer_valid_for, "offer_valid_for")
+        return self
+
+
+class PausePolicy(_Model):
+    """Deliberate dunning pauses (``case pause``, ``customer pause``)."""
+
+    max: timedelta = Field(timedelta(days=90), description="no pause ends later than this after it starts")
+    collector_max: timedelta = Field(timedelta(days=30), description="a longer pause asked by a collector waits "
+                                     "for a supervisor's approval")
+
+    @model_validator(mode="after")
+    def _check(self) -> PausePolicy:
+        _positive(self.max, "max")
+        _positive(self.collector_max, "collector_max")
+        if self.collector_max > self.max:
+            raise ValueError("collector_max must not exceed max")
         return self
 
 
@@ -305,6 +329,7 @@ class Policy(_Model):
     credit: CreditPolicy = CreditPolicy()
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
+    pause: PausePolicy = PausePolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:
@@ -320,6 +345,14 @@ class Policy(_Model):
             if offsets[0] < timedelta(0) or any(b <= a for a, b in zip(offsets, offsets[1:])):
                 raise ValueError(f"ladders.{grade.value}: step offsets must increase")
         return self
+
+    def before_liveness(self) -> Policy:
+        """This policy as cases were decided before "no silent stall" (issue 13): offers never
+        lapsed and an overdue dispute was only flagged. Only for workflow runs recorded then."""
+        return self.model_copy(update={
+            "plan": self.plan.model_copy(update={"offer_valid_for": None}),
+            "dispute": self.dispute.model_copy(update={"escalate_overdue": False}),
+        })
 
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]

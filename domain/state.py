@@ -95,6 +95,8 @@ class Dispute(_Frozen):
     opened_at: datetime
     resolve_by: datetime
     overdue: bool = False
+    escalated_to: Role | None = None  # past its deadline: the tier that owns it now
+    escalation_due_at: datetime | None = None  # that tier's SLA (None: at the top, no further deadline)
 
 
 class Promise(_Frozen):
@@ -125,6 +127,11 @@ class Plan(_Frozen):
     requires_approval: bool
     approval_id: str | None
     proposed_by: str
+    expires_at: datetime | None = None  # an offer not accepted by then lapses (None: before offers lapsed)
+
+    @property
+    def open_offer(self) -> bool:
+        return self.status in ("proposed", "approved")
 
     def next_unpaid(self) -> Instalment | None:
         return next((i for i in self.instalments if i.seq not in self.paid_seqs), None)
@@ -132,17 +139,40 @@ class Plan(_Frozen):
 
 class Approval(_Frozen):
     approval_id: str
-    kind: Literal["write_off", "plan", "credit", "cancellation"]
+    kind: Literal["write_off", "plan", "credit", "cancellation", "pause"]
     amount: Money
     reason: str
     requested_by: str
     requested_at: datetime
     tier: Role
     sla_due_at: datetime | None
-    status: Literal["pending", "approved", "rejected"] = "pending"
+    status: Literal["pending", "approved", "rejected", "withdrawn"] = "pending"
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_reason: str = ""
+
+
+class Pause(_Frozen):
+    """A deliberate dunning pause: no notices until ``until``."""
+
+    pause_id: str
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"]
+    requested_by: str
+    since: datetime
+    approval_id: str | None = None
+
+
+class PauseRequest(_Frozen):
+    """A pause waiting for a supervisor's approval (beyond the collector's maximum)."""
+
+    approval_id: str
+    pause_id: str
+    until: datetime
+    reason: str
+    scope: Literal["case", "customer"]
+    requested_by: str
 
 
 class Insurance(_Frozen):
@@ -226,6 +256,9 @@ class CaseState(_Frozen):
     credit_applied: Money | None = None  # customer credit applied to this invoice (None: none)
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
     allocation_ids: tuple[str, ...] = ()
+    pause: Pause | None = None  # a deliberate dunning pause in force
+    pause_request: PauseRequest | None = None  # waiting for approval
+    pauses: int = 0
 
     # -- derived ------------------------------------------------------------
     @property
@@ -276,7 +309,7 @@ class CaseState(_Frozen):
             return False
         if self.dispute is not None and self.dispute.amount >= self.balance:
             return True
-        if self.promise is not None or self.pending_approvals:
+        if self.promise is not None or self.pending_approvals or self.pause is not None:
             return True
         return self.plan is not None and self.plan.status in ("proposed", "approved", "accepted")
 
@@ -499,6 +532,7 @@ def _plan_proposed(s: CaseState, e: ev.PaymentPlanProposed) -> dict:
             requires_approval=e.requires_approval,
             approval_id=e.approval_id,
             proposed_by=e.actor,
+            expires_at=e.expires_at,
         )
     }
     if e.requires_approval and e.approval_id:
@@ -534,6 +568,64 @@ def _decide_approval(s: CaseState, approval_id: str, e: ev.Event, approved: bool
         for a in s.approvals
     )
     return {"approvals": approvals}
+
+
+def _withdraw_approval(s: CaseState, approval_id: str | None, e: ev.Event, reason: str) -> dict:
+    if approval_id is None:
+        return {}
+    approvals = tuple(
+        a.model_copy(update={"status": "withdrawn", "decided_by": e.actor, "decided_at": e.occurred_at,
+                             "decision_reason": reason})
+        if a.approval_id == approval_id and a.status == "pending" else a
+        for a in s.approvals
+    )
+    return {"approvals": approvals}
+
+
+def _plan_expired(s: CaseState, e: ev.PaymentPlanExpired) -> dict:
+    return {**_withdraw_approval(s, e.approval_id, e, "offer expired"), "plan": None}
+
+
+def _plan_withdrawn(s: CaseState, e: ev.PaymentPlanWithdrawn) -> dict:
+    return {**_withdraw_approval(s, e.approval_id, e, e.reason), "plan": None}
+
+
+def _dispute_escalated(s: CaseState, e: ev.DisputeEscalated) -> dict:
+    if s.dispute is None:
+        return {}
+    return {"dispute": s.dispute.model_copy(update={"escalated_to": e.tier, "escalation_due_at": e.sla_due_at})}
+
+
+def _dunning_paused(s: CaseState, e: ev.DunningPaused) -> dict:
+    return {
+        "pause": Pause(pause_id=e.pause_id, until=e.until, reason=e.reason, scope=e.scope,
+                       requested_by=e.requested_by, since=e.occurred_at, approval_id=e.approval_id),
+        "pause_request": None,
+        "pauses": s.pauses + 1,
+    }
+
+
+def _pause_requested(s: CaseState, e: ev.PauseRequested) -> dict:
+    approval = Approval(
+        approval_id=e.approval_id, kind="pause", amount=s.balance, reason=f"{e.reason} until {e.until.isoformat()}",
+        requested_by=e.requested_by, requested_at=e.occurred_at, tier=Role.supervisor, sla_due_at=e.sla_due_at,
+    )
+    return {
+        "approvals": s.approvals + (approval,),
+        "pause_request": PauseRequest(approval_id=e.approval_id, pause_id=e.pause_id, until=e.until,
+                                      reason=e.reason, scope=e.scope, requested_by=e.requested_by),
+    }
+
+
+def _pause_decided(s: CaseState, e: ev.PauseDecided) -> dict:
+    changes = _decide_approval(s, e.approval_id, e, e.approved, e.reason)
+    if not e.approved:
+        changes["pause_request"] = None
+    return changes
+
+
+def _dunning_resumed(s: CaseState, e: ev.DunningResumed) -> dict:
+    return {"pause": None}
 
 
 def _plan_approved(s: CaseState, e: ev.PaymentPlanApproved) -> dict:
@@ -644,6 +736,8 @@ def _closed(s: CaseState, e: ev.CaseClosed) -> dict:
         "outcome": e.outcome,
         "closed_at": e.occurred_at,
         "promise": None,
+        "pause": None,
+        "pause_request": None,
         "clock": s.clock.stop(),
     }
 
@@ -740,4 +834,11 @@ _HANDLERS = {
     ev.CaseAssigned: _assigned,
     ev.CaseCancelled: _cancelled,
     ev.CaseClosed: _closed,
+    ev.PaymentPlanExpired: _plan_expired,
+    ev.PaymentPlanWithdrawn: _plan_withdrawn,
+    ev.DisputeEscalated: _dispute_escalated,
+    ev.DunningPaused: _dunning_paused,
+    ev.PauseRequested: _pause_requested,
+    ev.PauseDecided: _pause_decided,
+    ev.DunningResumed: _dunning_resumed,
 }

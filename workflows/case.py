@@ -57,6 +57,9 @@ IDLE_GUARD = timedelta(minutes=1)
 # reconciles on the next conflict: reload, and either find its own events there or decide again.
 RECONCILE_PATCH = "reconcile-appends-with-store"
 RECONCILE_ATTEMPTS = 5
+# No silent stall (issue 13): plan offers lapse and overdue disputes escalate. Runs recorded before
+# it decide with the policy as it was then (Policy.before_liveness), so their histories replay.
+LIVENESS_PATCH = "no-silent-stall"
 
 
 def _concurrency_conflict(error: BaseException) -> bool:
@@ -83,11 +86,13 @@ class CollectionCaseWorkflow:
         self._lock = asyncio.Lock()
         self._ready = False  # the opening (or resuming) command is durable
         self._outcomes: dict[int, NoticeResult] = {}  # delivery results sent by the mailbox
+        self._live: bool | None = None  # LIVENESS_PATCH, asked once per run
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
     async def run(self, start: CaseInput) -> CaseResult:
         self._input = start
+        self._rules()  # asks LIVENESS_PATCH before the first decision of this run
         facts = start.state.customer if start.state else start.open.invoice.customer if start.open else None
         if facts is not None:
             self._warm_calendar(facts.country)
@@ -116,6 +121,13 @@ class CollectionCaseWorkflow:
                 workflow.logger.warning("case %s: %s; deciding again", start.case_id, error)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CaseResult(case_id=self._state.case_id, outcome=self._state.outcome, version=self._state.version)
+
+    def _rules(self):
+        """The policy this run decides with: the pinned (or migrated) one, as it was decided
+        before LIVENESS_PATCH for runs recorded before it."""
+        if self._live is None:
+            self._live = workflow.patched(LIVENESS_PATCH)
+        return self._input.policy if self._live else self._input.policy.before_liveness()
 
     @staticmethod
     def _warm_calendar(country: str) -> None:
@@ -278,7 +290,7 @@ class CollectionCaseWorkflow:
         result; otherwise the command is decided again on the store's state and appended
         there. Only a command whose events are durable returns them."""
         async with self._lock:
-            events = decide(self._state, command, workflow.now(), self._input.policy)
+            events = decide(self._state, command, workflow.now(), self._rules())
             if not events:
                 return events
             for attempt in range(RECONCILE_ATTEMPTS):
@@ -295,7 +307,7 @@ class CollectionCaseWorkflow:
                         return mine
                     workflow.logger.warning("case %s changed under this workflow (attempt %d); deciding again",
                                             self._state.case_id, attempt + 1)
-                    events = decide(self._state, command, workflow.now(), self._input.policy)
+                    events = decide(self._state, command, workflow.now(), self._rules())
                     if not events:
                         return events
                     continue
@@ -426,6 +438,30 @@ class CollectionCaseWorkflow:
 
     @accept_plan.validator
     def _check_accept_plan(self, command: cmd.AcceptPlan) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def withdraw_plan(self, command: cmd.WithdrawPlan) -> CommandReply:
+        return await self._command(command)
+
+    @withdraw_plan.validator
+    def _check_withdraw_plan(self, command: cmd.WithdrawPlan) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def pause(self, command: cmd.PauseDunning) -> CommandReply:
+        return await self._command(command)
+
+    @pause.validator
+    def _check_pause(self, command: cmd.PauseDunning) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def resume(self, command: cmd.ResumeDunning) -> CommandReply:
+        return await self._command(command)
+
+    @resume.validator
+    def _check_resume(self, command: cmd.ResumeDunning) -> None:
         self._validate(command)
 
     @workflow.update

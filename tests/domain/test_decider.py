@@ -234,11 +234,11 @@ def test_dispute_rejections():
     rejected(case, cmd.ResolveDispute, "grants no credit", outcome=DisputeOutcome.rejected, credit=usd("10"))
 
 
-def test_dispute_past_its_deadline_is_flagged_once():
+def test_dispute_past_its_deadline_is_flagged_once_and_escalated():
     case = Case().open()
     case.when(cmd.OpenDispute, reason="pricing")
     case.at(timedelta(days=31))
-    assert types(case.tick()) == ["DisputeOverdue"]
+    assert types(case.tick()) == ["DisputeOverdue", "DisputeEscalated"]  # no silent stall: docs/CONTROLS.md
     assert case.tick() == []
 
 

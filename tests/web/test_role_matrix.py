@@ -464,6 +464,56 @@ PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
     "reports.dashboard": _dashboard, "policy.show": _policy, "projections.rebuild": _rebuild,
 }
 
+# -- no silent stall: plan withdraw, pauses, stuck report (docs/CONTROLS.md) ---------------------------------
+
+
+def _in_ten_days() -> str:
+    from datetime import datetime, timedelta, timezone
+
+    return (datetime.now(timezone.utc) + timedelta(days=10)).date().isoformat()
+
+
+async def _withdraw(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.propose_plan(invoice, 2, "P30D", web.actor("collector"))
+    return Call("POST", f"/api/cases/{invoice}/plan/withdraw", {"reason": "customer declined"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "PaymentPlanWithdrawn")
+
+
+async def _pause(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/pause", {"until": _in_ten_days(), "reason": "customer_holiday"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "DunningPaused")
+
+
+async def _resume(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.pause(invoice, _in_ten_days(), "customer_holiday", web.actor("collector"))
+    return Call("POST", f"/api/cases/{invoice}/resume", {"reason": "back early"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: r["events"][0]["type"] == "DunningResumed")
+
+
+async def _customer_pause(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", f"/api/customers/C-{invoice}/pause", {"until": _in_ten_days(), "reason": "customer_holiday"},
+                snapshot=case_snapshot(web, invoice),
+                check=lambda r: [c["invoice_id"] for c in r["cases"] if c["paused"]] == [invoice])
+
+
+async def _customer_resume(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    await web.service.pause(invoice, _in_ten_days(), "customer_holiday", web.actor("collector"))
+    return Call("POST", f"/api/customers/C-{invoice}/resume", {"reason": "back early"},
+                snapshot=case_snapshot(web, invoice), check=lambda r: [c["invoice_id"] for c in r["cases"]] == [invoice])
+
+
+async def _stuck(web: Web, role: str) -> Call:
+    return Call("GET", "/api/reports/stuck", check=lambda r: r == [])
+
+
+PREPARE.update({"plans.withdraw": _withdraw, "cases.pause": _pause, "cases.resume": _resume,
+                "customers.pause": _customer_pause, "customers.resume": _customer_resume, "reports.stuck": _stuck})
+
 API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
 
 
