@@ -148,7 +148,7 @@ async def run_backtest(ledger: Path, policy_file: Path, format: str = "standard"
         result = await _replay(Path(tmp), policy, policy_file, rows, lines, progress, streams)
     result.update({
         "ledger": str(ledger), "format": format, "policy_version": policy.version,
-        "engine": "temporal", "grace_days": policy.grace.days,
+        "engine": "temporal", "policy_file": str(policy_file), "grace_days": policy.grace.days,
         "expected_from_ledger": expected_counts(lines, policy.grace.days),
         "run_seconds": round(time.monotonic() - started, 1),
     })

@@ -418,8 +418,52 @@ def run_simulation(ledger: Path, policy_file: Path, format: str = "standard", cu
         raise DomainError("the ledger has no invoices for this selection", "ledger")
     result = simulate(policy, rows, lines, streams=streams)
     result.update({
-        "engine": "simulate", "ledger": str(ledger), "format": format, "policy_version": policy.version,
+        "engine": "simulate", "ledger": str(ledger), "policy_file": str(policy_file), "format": format, "policy_version": policy.version,
         "grace_days": policy.grace.days, "expected_from_ledger": expected_counts(lines, policy.grace.days),
         "run_seconds": round(time.monotonic() - started, 2),
     })
     return result
+
+
+def _number(value) -> Decimal | None:
+    try:
+        return Decimal(str(value)) if value is not None and not isinstance(value, bool) else None
+    except ArithmeticError:
+        return None
+
+
+def compare_reports(a: dict, b: dict) -> dict:
+    """Two backtests of the same ledger side by side: every compared figure with A, B and B - A
+    (cases, notices per level, fees, escalations, approvals, DSO and CEI per quarter)."""
+    if (a["invoices"], a["customers"], a["period"]) != (b["invoices"], b["customers"], b["period"]):
+        raise DomainError("the two reports are not of the same ledger", "compare")
+    figures: list[tuple[str, object, object]] = [
+        (key, a[key], b[key]) for key in ("cases_opened", "paid_without_case", "notices_sent", "messages_delivered")]
+    for level in sorted(set(a["notices_by_level"]) | set(b["notices_by_level"]), key=int):
+        figures.append((f"notices level {level}", a["notices_by_level"].get(level, 0),
+                        b["notices_by_level"].get(level, 0)))
+    figures += [(key, a[key], b[key]) for key in (
+        "fees_charged", "escalations", "escalation_sla_lapses", "approvals_needed", "disputes_opened",
+        "disputes_overdue", "risk_grade_changes", "credit_holds")]
+    for key in ("dso_standard", "dso_countback", "cei_percent", "average_days_to_collect"):
+        figures.append((f"{key} (whole period)", a["kpis"][key], b["kpis"][key]))
+    quarters_b = {q["from"]: q for q in b["kpis_by_quarter"]}
+    for qa in a["kpis_by_quarter"]:
+        qb = quarters_b.get(qa["from"], {})
+        start = date.fromisoformat(qa["from"])
+        name = f"{start.year} Q{(start.month - 1) // 3 + 1}"
+        for key in ("dso_standard", "dso_countback", "cei_percent"):
+            figures.append((f"{name} {key}", qa[key], qb.get(key)))
+    rows = []
+    for figure, va, vb in figures:
+        na, nb = _number(va), _number(vb)
+        difference = str(nb - na) if na is not None and nb is not None else ("" if va == vb else "differs")
+        rows.append({"figure": figure, "a": va, "b": vb, "difference": difference, "differs": va != vb})
+    return {
+        "invoices": a["invoices"], "customers": a["customers"], "period": a["period"],
+        "engine": a.get("engine", "temporal"),
+        "a": {"policy": a.get("policy_file", ""), "policy_version": a["policy_version"], "run_seconds": a["run_seconds"]},
+        "b": {"policy": b.get("policy_file", ""), "policy_version": b["policy_version"], "run_seconds": b["run_seconds"]},
+        "rows": rows, "differences": sum(1 for r in rows if r["differs"]),
+        "reports": {"a": a, "b": b},
+    }
