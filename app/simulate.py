@@ -385,9 +385,12 @@ def event_signature(event: Event, shift: timedelta) -> dict:
 
 
 def simulate(policy: Policy, rows: list, lines: list, today: date | None = None,
-             progress: Callable[[int, int], None] | None = None, streams: bool = False) -> dict:
+             progress: Callable[[int, int], None] | None = None, streams: bool = False,
+             shift_days: int | None = None) -> dict:
+    """``shift_days``: the weeks the Temporal run shifted by (default: onto ``today``, as it does)."""
     first = min(line.issue_date for line in lines)
-    shift = week_shift(first, today or datetime.now(timezone.utc).date())
+    shift = (timedelta(days=shift_days) if shift_days is not None
+             else week_shift(first, today or datetime.now(timezone.utc).date()))
     sim = Simulator(policy, rows, lines, shift)
     sim.play(progress)
     result = sim.results()
@@ -405,7 +408,8 @@ def load_policy(policy_file: Path) -> Policy:
 
 
 def run_simulation(ledger: Path, policy_file: Path, format: str = "standard", customers: int | None = None,
-                   customer_ids: list[str] | None = None, streams: bool = False) -> dict:
+                   customer_ids: list[str] | None = None, streams: bool = False,
+                   shift_days: int | None = None) -> dict:
     from app.backtest import expected_counts, ledger_lines
     from app.imports import FORMATS, read_text
 
@@ -416,7 +420,7 @@ def run_simulation(ledger: Path, policy_file: Path, format: str = "standard", cu
     rows, lines = ledger_lines(read_text(ledger), format, customers, customer_ids)
     if not lines:
         raise DomainError("the ledger has no invoices for this selection", "ledger")
-    result = simulate(policy, rows, lines, streams=streams)
+    result = simulate(policy, rows, lines, streams=streams, shift_days=shift_days)
     result.update({
         "engine": "simulate", "ledger": str(ledger), "policy_file": str(policy_file), "format": format, "policy_version": policy.version,
         "grace_days": policy.grace.days, "expected_from_ledger": expected_counts(lines, policy.grace.days),
