@@ -85,6 +85,18 @@ class Simulator:
         for _, _, f in rows:
             self.invoices_of[f.customer.customer_id].append(f.invoice_id)
         self.ledger_paid: dict[str, date] = {}  # invoice -> received_on, paid on the ledger (no case)
+        # What the scorecard reads of each customer, kept up to date (see _history).
+        self.records: dict[str, dict[str, InvoiceRecord]] = defaultdict(dict)
+        self.unpaid: dict[str, Decimal] = defaultdict(Decimal)  # open invoices without a case
+        self.open_cases: dict[str, set[str]] = defaultdict(set)
+        self.case_counts: dict[str, dict[str, tuple[int, int, int]]] = defaultdict(dict)
+        for f in self.facts.values():
+            customer = f.customer.customer_id
+            if f.amount.currency != "USD":
+                raise DomainError(f"invoice {f.invoice_id} is in {f.amount.currency}: the backtest reports USD "
+                                  "ledgers", "currency")
+            self.records[customer][f.invoice_id] = InvoiceRecord(f.invoice_id, f.due_date, None, None)
+            self.unpaid[customer] += f.amount.amount - f.paid.amount
         self.cases: dict[str, _Case] = {}
         self.customers: dict[str, cu.CustomerState | None] = {}
         self.customer_events: list = []
@@ -151,6 +163,9 @@ class Simulator:
         case = self.cases.get(invoice_id)
         if case is None:
             self.ledger_paid[invoice_id] = on
+            f = self.facts[invoice_id]
+            self.unpaid[f.customer.customer_id] -= f.amount.amount - f.paid.amount
+            self.records[f.customer.customer_id][invoice_id] = InvoiceRecord(invoice_id, f.due_date, on, "paid")
             return
         if case.state.closed:
             return
@@ -166,6 +181,7 @@ class Simulator:
         events = decide(None, opening, self.now, self.policy)
         case = _Case(facts.invoice_id, facts.customer.customer_id, fold(events), list(events))
         self.cases[facts.invoice_id] = case
+        self.unpaid[case.customer_id] -= facts.amount.amount - facts.paid.amount
         self._appended(case, events)
 
     def _command(self, case: _Case, command: cmd.Command) -> list[Event]:
@@ -177,6 +193,7 @@ class Simulator:
         return events
 
     def _appended(self, case: _Case, events: list[Event]) -> None:
+        self._track(case)
         if self.policy.risk.enabled and {type(e).__name__ for e in events} & RESCORE_ON:
             last = events[-1]
             self._rescore(case.customer_id, last.occurred_at, uuid5(last.event_id, "rescore"))
@@ -253,34 +270,30 @@ class Simulator:
 
     # -- a customer's risk grade: the worker's hook -------------------------------------------
     def _history(self, customer_id: str) -> CustomerHistory:
-        records, disputes, broken, defaulted = [], 0, 0, 0
-        exposure = Decimal(0)
-        currencies: Counter = Counter()
-        for invoice_id in self.invoices_of[customer_id]:
-            facts = self.facts[invoice_id]
-            currencies[facts.amount.currency] += 1
-            case = self.cases.get(invoice_id)
-            if case is not None:
-                s = case.state
-                closed = s.closed_at is not None
-                records.append(InvoiceRecord(invoice_id, facts.due_date, s.closed_at.date() if closed else None,
-                                             s.status.value if closed else None))
-                disputes += s.disputes_opened
-                broken += s.promises_broken
-                defaulted += s.plans_defaulted
-                if not closed:
-                    exposure += s.balance.amount
-            elif invoice_id in self.ledger_paid:
-                records.append(InvoiceRecord(invoice_id, facts.due_date, self.ledger_paid[invoice_id], "paid"))
-            else:
-                records.append(InvoiceRecord(invoice_id, facts.due_date, None, None))
-                exposure += facts.amount.amount - facts.paid.amount
+        """As store/customers.py builds it from the tables (every invoice of the customer, the
+        ledger's future ones included), from records kept up to date as cases change."""
+        counts = self.case_counts[customer_id].values()
+        exposure = self.unpaid[customer_id] + sum(
+            (self.cases[i].state.balance.amount for i in self.open_cases[customer_id]), Decimal(0))
         state = self.customers.get(customer_id)
         limit = state.credit_limit if state is not None else None
-        currency = limit.currency if limit is not None else (currencies.most_common(1)[0][0] if currencies else "USD")
-        return CustomerHistory(customer_id=customer_id, invoices=records, disputes=disputes, broken_promises=broken,
-                               defaulted_plans=defaulted, exposure=exposure,
-                               credit_limit=limit.amount if limit is not None else None, currency=currency)
+        return CustomerHistory(customer_id=customer_id, invoices=list(self.records[customer_id].values()),
+                               disputes=sum(c[0] for c in counts), broken_promises=sum(c[1] for c in counts),
+                               defaulted_plans=sum(c[2] for c in counts), exposure=exposure,
+                               credit_limit=limit.amount if limit is not None else None,
+                               currency=limit.currency if limit is not None else "USD")
+
+    def _track(self, case: _Case) -> None:
+        """Keep the customer's records in step with a case that changed."""
+        s, customer = case.state, case.customer_id
+        closed = s.closed_at is not None
+        self.records[customer][case.invoice_id] = InvoiceRecord(
+            case.invoice_id, s.due_date, s.closed_at.date() if closed else None, s.status.value if closed else None)
+        self.case_counts[customer][case.invoice_id] = (s.disputes_opened, s.promises_broken, s.plans_defaulted)
+        if closed:
+            self.open_cases[customer].discard(case.invoice_id)
+        else:
+            self.open_cases[customer].add(case.invoice_id)
 
     def _rescore(self, customer_id: str, when: datetime, command_id: UUID) -> None:
         state = self.customers.get(customer_id)
