@@ -4,7 +4,8 @@ Temporal's time-skipping server, on the reduced public ledger (the first 8 custo
 * Differential: both engines give the same event stream for every case (type, version,
   amounts, time) and the same report. The one tolerance is the time: the time-skipping
   server's clock also moves with the real time the worker spends (a few milliseconds per
-  step), so a Temporal event may be recorded up to a few seconds after the simulated one,
+  step), so a Temporal event may be recorded a few seconds after the simulated one (up to a
+  minute allowed: the rules move events by minutes or days),
   never before.
 * The CLI, as a user runs it, with a token: `backtest` (default engine: simulate) and
   `backtest --compare A B --json`.
@@ -31,7 +32,7 @@ LEDGER = shared_ledger()
 POLICY = ROOT / "policies" / "default.toml"
 DEMO = ROOT / "policies" / "demo.toml"
 CUSTOMERS = 8
-DRIFT = timedelta(seconds=5)
+DRIFT = timedelta(seconds=60)  # seen: up to 3.3 s on the full ledger with the machine loaded
 
 pytestmark = pytest.mark.skipif(LEDGER is None, reason="the shared AR ledger is not on this machine")
 
