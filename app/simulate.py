@@ -36,7 +36,6 @@ from domain.agenda import next_action, notice_due
 from domain.decider import case_uuid, decide
 from domain.errors import DomainError
 from domain.events import Event, OpenReason
-from domain.money import Money
 from domain.policy import Policy, RiskGrade
 from domain.risk import CustomerHistory, InvoiceRecord, score
 from domain.state import CaseState, fold
