@@ -136,7 +136,7 @@ def _test_server() -> str:
 
 async def run_backtest(ledger: Path, policy_file: Path, format: str = "standard", customers: int | None = None,
                        customer_ids: list[str] | None = None,
-                       progress: Callable[[int, int], None] | None = None) -> dict:
+                       progress: Callable[[int, int], None] | None = None, streams: bool = False) -> dict:
     started = time.monotonic()
     if format not in FORMATS:
         raise DomainError(f"{format!r} is not a known format ({', '.join(FORMATS)})", "format")
@@ -145,17 +145,18 @@ async def run_backtest(ledger: Path, policy_file: Path, format: str = "standard"
     policy = parse_policy(policy_file.read_text(encoding="utf-8"), str(policy_file))
     rows, lines = ledger_lines(read_text(ledger), format, customers, customer_ids)
     with tempfile.TemporaryDirectory(prefix="backtest-") as tmp:
-        result = await _replay(Path(tmp), policy, policy_file, rows, lines, progress)
+        result = await _replay(Path(tmp), policy, policy_file, rows, lines, progress, streams)
     result.update({
         "ledger": str(ledger), "format": format, "policy_version": policy.version,
-        "grace_days": policy.grace.days, "expected_from_ledger": expected_counts(lines, policy.grace.days),
+        "engine": "temporal", "policy_file": str(policy_file), "grace_days": policy.grace.days,
+        "expected_from_ledger": expected_counts(lines, policy.grace.days),
         "run_seconds": round(time.monotonic() - started, 1),
     })
     return result
 
 
 async def _replay(tmp: Path, policy: Policy, policy_file: Path, rows: list, lines: list[LedgerLine],
-                  progress: Callable[[int, int], None] | None) -> dict:
+                  progress: Callable[[int, int], None] | None, streams: bool = False) -> dict:
     from temporalio.testing import WorkflowEnvironment
 
     from app.context import Context, data_converter
@@ -188,7 +189,10 @@ async def _replay(tmp: Path, policy: Policy, policy_file: Path, rows: list, line
         service = CaseService(context)
         async with build_worker(env.client, context):
             await _play(env, service, policy, lines, shift, progress)
-        return _results(context, lines, shift, sink)
+        result = _results(context, lines, shift, sink)
+        if streams:
+            result["streams"] = _streams(context, shift)
+        return result
     finally:
         sink.stop()
         await env.shutdown()
@@ -297,6 +301,17 @@ def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:
         "kpis": figures,
         "kpis_by_quarter": quarters,
     }
+
+
+def _streams(context, shift: timedelta) -> dict[str, list[dict]]:
+    """Every case's events (type, version, time in ledger dates, amounts), by invoice."""
+    from app.simulate import event_signature
+    from store.schema import case_summary
+
+    with context.db.read() as session:
+        cases = list(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)))
+    return {invoice_id: [event_signature(r.event, shift) for r in context.store.records(uuid.UUID(case_id))]
+            for case_id, invoice_id in sorted(cases, key=lambda c: c[1])}
 
 
 def _quarters(first: date, last: date) -> list[tuple[date, date]]:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from bench.common import OUT, ROOT, Result
 
-BENCHMARKS = ("throughput", "store", "reads", "sweep")  # "footprint" is measured by "sweep" (same cases)
+BENCHMARKS = ("throughput", "store", "reads", "sweep", "simulate")  # "footprint" is measured by "sweep" (same cases)
 RESULTS = ROOT / "bench" / "results.json"
 STARTED_AT = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -31,7 +31,7 @@ def _module(name: str):
 
     return importlib.import_module({
         "throughput": "bench.throughput", "store": "bench.store", "reads": "bench.reads",
-        "footprint": "bench.sweep", "sweep": "bench.sweep",
+        "footprint": "bench.sweep", "sweep": "bench.sweep", "simulate": "bench.simulate",
     }[name])
 
 

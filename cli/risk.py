@@ -369,22 +369,53 @@ def report_reconcile(
 # -- backtest ---------------------------------------------------------------------------------------------
 
 
+ENGINES = ("simulate", "temporal")
+COMPARED_KPIS = ("dso_standard", "dso_countback", "cei_percent")
+
+
 @app.command("backtest")
 def backtest(
     ledger: Path,
-    policy: Annotated[Path, typer.Option("--policy", help="Policy file (TOML) to backtest")],
+    policy: Annotated[Optional[Path], typer.Option("--policy", help="Policy file (TOML) to backtest")] = None,
     format: Annotated[str, typer.Option("--format", help="Column layout: standard | ibm-ar")] = "standard",
     customers: Annotated[Optional[int], typer.Option(help="Only the first N customers (by id): a reduced run")] = None,
     customer: Annotated[Optional[list[str]], typer.Option(help="Only this customer (repeatable)")] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="simulate: the pure rules on a virtual clock, seconds (default); "
+                         "temporal: the real workflows on a time-skipping server, the reference")] = "simulate",
+    compare: Annotated[Optional[tuple[Path, Path]], typer.Option(
+        "--compare", metavar="POLICY_A POLICY_B",
+        help="Backtest two policies on the same ledger and show both reports side by side with "
+             "the differences (instead of --policy)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Replay a historical ledger through the real workflows on a time-skipping server; report what the policy would have done."""
+    """Replay a historical ledger under a policy (or two, --compare); report what it would have done."""
     from app.backtest import run_backtest
+    from app.simulate import compare_reports, run_simulation
+
+    if engine not in ENGINES:
+        _bad(f"engine: {engine!r} is not one of {', '.join(ENGINES)}")
+    if (policy is None) == (compare is None):
+        _bad("policy: give --policy FILE, or --compare POLICY_A POLICY_B (not both)")
+
+    def one(file: Path):
+        if engine == "temporal":
+            return run_backtest(ledger, file, format, customers, customer)
+        return run_simulation(ledger, file, format, customers, customer)
+
+    async def both():
+        import inspect
+
+        reports = []
+        for file in compare:
+            r = one(file)
+            reports.append(await r if inspect.isawaitable(r) else r)
+        return compare_reports(*reports)
 
     def render(r: dict) -> None:
         console.print(f"{r['invoices']} invoices of {r['customers']} customers, {r['period']['from']} to "
                       f"{r['period']['to']}; policy {r['policy_version']} (grace {r['grace_days']} days); "
-                      f"{r['run_seconds']} s", highlight=False)
+                      f"engine {r.get('engine', 'temporal')}, {r['run_seconds']} s", highlight=False)
         table = Table("figure", "value")
         for key in ("cases_opened", "paid_without_case", "notices_sent", "escalations", "approvals_needed",
                     "disputes_opened", "fees_charged", "risk_grade_changes", "credit_holds"):
@@ -398,4 +429,26 @@ def backtest(
         console.print(f"counted straight from the ledger: {expected['cases']} cases, {expected['paid_cases']} paid",
                       highlight=False)
 
-    execute(lambda s: run_backtest(ledger, policy, format, customers, customer), as_json, render)
+    def render_comparison(c: dict) -> None:
+        a, b = c["a"], c["b"]
+        console.print(f"{c['invoices']} invoices of {c['customers']} customers; A = {a['policy_version']} "
+                      f"({a['policy']}), B = {b['policy_version']} ({b['policy']}); engine {c['engine']}",
+                      highlight=False)
+        table = Table("figure", "A", "B", "B - A")
+        for row in c["rows"]:
+            style = "bold yellow" if row["differs"] else None
+            table.add_row(row["figure"], str(row["a"]), str(row["b"]), str(row["difference"]), style=style)
+        print_table(table)
+        changed = sum(1 for row in c["rows"] if row["differs"])
+        console.print(f"{changed} of {len(c['rows'])} figures differ", highlight=False)
+
+    if compare is not None:
+        execute(lambda s: both(), as_json, render_comparison)
+    else:
+        execute(lambda s: one(policy), as_json, render)
+
+
+def _bad(message: str) -> None:
+    from cli.main import fail
+
+    fail(message, 2)

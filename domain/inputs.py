@@ -11,6 +11,8 @@ policy (``domain/policy.py``, section ``[inputs]``). Pure: today is passed in.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import csv
 import re
 from datetime import date, timedelta
@@ -151,12 +153,22 @@ def check_email(value: str, field: str = "customer_email") -> str:
     needs SMTPUTF8, which the engine does not use: such addresses are refused here rather
     than failing at every notice. An internationalized domain is kept in its ASCII
     (IDNA) form. Addresses under ``.test`` and ``.invalid`` (RFC 2606: tests and
-    deliberate placeholders, e.g. imported ledgers without addresses) are accepted."""
-    from email_validator import EmailNotValidError, validate_email
-
+    deliberate placeholders, e.g. imported ledgers without addresses) are accepted.
+    The verdict on an address is cached (a ledger repeats each customer's on every line)."""
     text = value if isinstance(value, str) else str(value)
     if len(text) > EMAIL_MAX:
         raise DomainError(f"{shown(text)} is not an email address (at most {EMAIL_MAX} characters)", field)
+    address, reason = _email_verdict(text)
+    if reason is not None:
+        raise DomainError(f"{shown(text, 60)} is not an email address: {reason}", field)
+    return address
+
+
+@lru_cache(maxsize=65536)
+def _email_verdict(text: str) -> tuple[str, str | None]:
+    """(the address to use, None) or (text, why it is refused): pure, so cached."""
+    from email_validator import EmailNotValidError, validate_email
+
     local, at, domain = text.rpartition("@")
     placeholder = at and domain.lower().endswith(".invalid")
     checked = f"{local}@{domain[:-len('.invalid')]}.test" if placeholder else text
@@ -166,10 +178,10 @@ def check_email(value: str, field: str = "customer_email") -> str:
         reason = str(error).rstrip(".")
         if "before the @-sign are not supported" in reason:
             reason = "a non-ASCII name before the @ needs SMTPUTF8, which notices do not use; give an ASCII address"
-        raise DomainError(f"{shown(text, 60)} is not an email address: {reason}", field) from None
+        return text, reason
     if placeholder or text.isascii():
-        return text
-    return result.ascii_email or text
+        return text, None
+    return result.ascii_email or text, None
 
 
 # -- CSV files --------------------------------------------------------------------------------------------
