@@ -299,3 +299,9 @@ def test_backtest_of_a_small_ledger(ledger):
     assert (result["invoices"], result["customers"]) == (3, 2), result
     assert result["cases_opened"] == 2 and result["paid_without_case"] == 1, result
     assert result["expected_from_ledger"]["cases"] == 2 and result["cases_by_outcome"] == {"paid": 2}, result
+
+
+def test_no_open_case_waits_on_nobody(ledger):
+    """Run last in the module: whatever the commands above left open has a timer or an owned item."""
+    assert ledger.ok("report", "stuck") == []
+    assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout

@@ -309,3 +309,9 @@ def countback(invoices: list[Inv], ar_end: Decimal) -> str | None:
         assert calendar.monthrange(first.year, first.month)[1] == last.day
     return None
 
+
+
+def test_no_open_case_waits_on_nobody(ledger):
+    """Run last in the module: whatever the commands above left open has a timer or an owned item."""
+    assert ledger.ok("report", "stuck") == []
+    assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout

@@ -110,3 +110,9 @@ def test_reminders_carry_the_balance_left_after_a_partial_payment(ledger):
     assert "$600.00 outstanding" in second[1].text, second[1].text
     assert "1,000.00" not in second[1].text, second[1].text
     ledger.reconcile()
+
+
+def test_no_open_case_waits_on_nobody(ledger):
+    """Run last in the module: whatever the commands above left open has a timer or an owned item."""
+    assert ledger.ok("report", "stuck") == []
+    assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout

@@ -193,8 +193,9 @@ async def test_worker_frozen_after_acceptance_the_other_worker_does_not_send_aga
             if not frozen.is_set():  # the first accepted message: its sender stops before it reads the 250
                 frozen.set()
                 os.killpg(first.process.pid, signal.SIGSTOP)
+                # 30 s: worker-2 must be up and take the retry before worker-1 thaws, even on a loaded machine
                 stack.start_worker("worker-2")
-                threading.Timer(15.0, os.killpg, (first.process.pid, signal.SIGCONT)).start()
+                threading.Timer(30.0, os.killpg, (first.process.pid, signal.SIGCONT)).start()
 
         stack.sink.keep = keep_then_freeze
         await run_wave(stack, csv_text, cases, None, timeout=240)

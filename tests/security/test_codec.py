@@ -41,8 +41,11 @@ def _payloads(node, path: str = ""):
             yield from _payloads(value, path)
 
 
-# The SDK's own bookkeeping of a local activity (type, attempt, times): not ours to encrypt, and no data in it.
-SDK_MARKER_DATA = "/markerRecordedEventAttributes/details/data/payloads"
+# The SDK's own bookkeeping of a local activity (type, attempt, times) and of a patch (its name, in the
+# marker and in the TemporalChangeVersion search attribute): not ours to encrypt, and no data in it.
+SDK_MARKER_DATA = ("/markerRecordedEventAttributes/details/data/payloads",
+                   "/markerRecordedEventAttributes/details/patch-data/payloads",
+                   "/upsertWorkflowSearchAttributesEventAttributes/searchAttributes/indexedFields/TemporalChangeVersion")
 
 
 def entry(kid: str, size: int = 32) -> str:
