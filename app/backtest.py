@@ -273,9 +273,17 @@ def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:
     with context.db.read() as session:
         by_status = dict(session.execute(select(case_summary.c.status, func.count())
                                          .group_by(case_summary.c.status)).all())
+    return summarize(lines, shift, kpis.gather(context, "USD"), counts, levels, fees, plan_approvals, by_status,
+                     len(sink.messages))
+
+
+def summarize(lines: list[LedgerLine], shift: timedelta, data, counts: Counter, levels: Counter, fees: Decimal,
+              plan_approvals: int, by_status: dict, messages: int) -> dict:
+    """The backtest's report from what either engine counted (``data``: the KPI inputs in shifted dates)."""
+    from app import kpis
+
     first = min(line.issue_date for line in lines)
     last = max([line.settled or line.due_date for line in lines] + [line.due_date for line in lines])
-    data = kpis.gather(context, "USD")
     figures = kpis.compute(data, "USD", first + shift, last + shift)
     figures["from"], figures["to"] = first.isoformat(), last.isoformat()
     quarters = []
@@ -291,7 +299,7 @@ def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:
         "cases_opened": counts["CaseOpened"],
         "paid_without_case": len(lines) - counts["CaseOpened"],
         "notices_by_level": dict(sorted(levels.items())), "notices_sent": counts["ReminderSent"],
-        "notices_failed": counts["ReminderFailed"], "messages_delivered": len(sink.messages),
+        "notices_failed": counts["ReminderFailed"], "messages_delivered": messages,
         "escalations": counts["EscalatedToSupervisor"], "escalation_sla_lapses": counts["EscalationSlaLapsed"],
         "approvals_needed": counts["EscalatedToSupervisor"] + counts["WriteOffRequested"] + plan_approvals,
         "disputes_opened": counts["DisputeOpened"], "disputes_overdue": counts["DisputeOverdue"],

@@ -307,7 +307,7 @@ class Simulator:
     # -- the report ----------------------------------------------------------------------------
     def results(self) -> dict:
         from app import kpis
-        from app.backtest import _quarters
+        from app.backtest import summarize
         from app.reports import Settlement
 
         shift, lines = self.shift, self.lines
@@ -351,33 +351,7 @@ class Simulator:
         invoices = [kpis.KpiInvoice(f.invoice_id, f.amount.currency, f.amount.amount, f.issue_date, f.due_date)
                     for f in self.facts.values() if f.amount.currency == "USD"]
         data = kpis.KpiInputs(invoices, [s for s in found if s.currency == "USD"], [], closed, facts_k)
-        first = min(line.issue_date for line in lines)
-        last = max([line.settled or line.due_date for line in lines] + [line.due_date for line in lines])
-        figures = kpis.compute(data, "USD", first + shift, last + shift)
-        figures["from"], figures["to"] = first.isoformat(), last.isoformat()
-        quarters = []
-        for q_start, q_end in _quarters(first, last):
-            q = kpis.compute(data, "USD", q_start + shift, q_end + shift)
-            quarters.append({"from": q_start.isoformat(), "to": q_end.isoformat(),
-                             **{k: q[k] for k in ("credit_sales", "receivables_end", "dso_standard", "dso_countback",
-                                                  "cei_percent", "ar_turnover", "ar_turnover_days",
-                                                  "average_days_to_collect")}})
-        return {
-            "invoices": len(lines), "customers": len({line.customer_id for line in lines}),
-            "period": {"from": first.isoformat(), "to": last.isoformat()}, "shift_days": shift.days,
-            "cases_opened": counts["CaseOpened"],
-            "paid_without_case": len(lines) - counts["CaseOpened"],
-            "notices_by_level": dict(sorted(levels.items())), "notices_sent": counts["ReminderSent"],
-            "notices_failed": counts["ReminderFailed"], "messages_delivered": self.messages,
-            "escalations": counts["EscalatedToSupervisor"], "escalation_sla_lapses": counts["EscalationSlaLapsed"],
-            "approvals_needed": counts["EscalatedToSupervisor"] + counts["WriteOffRequested"] + plan_approvals,
-            "disputes_opened": counts["DisputeOpened"], "disputes_overdue": counts["DisputeOverdue"],
-            "fees_charged": str(fees), "risk_grade_changes": counts["RiskGradeChanged"],
-            "credit_holds": counts["CustomerPutOnHold"],
-            "cases_by_outcome": {k: int(v) for k, v in sorted(by_status.items())},
-            "kpis": figures,
-            "kpis_by_quarter": quarters,
-        }
+        return summarize(lines, shift, data, counts, levels, fees, plan_approvals, by_status, self.messages)
 
     def streams(self) -> dict[str, list[dict]]:
         return {invoice_id: [event_signature(e, self.shift) for e in case.events]
