@@ -177,6 +177,7 @@ async def test_worker_frozen_after_acceptance_the_other_worker_does_not_send_aga
     import os
     import signal
     import threading
+    import time
 
     from tests.faults.stack import FaultStack
     from tests.faults.wave import plan_wave, run_wave, verify
@@ -193,9 +194,19 @@ async def test_worker_frozen_after_acceptance_the_other_worker_does_not_send_aga
             if not frozen.is_set():  # the first accepted message: its sender stops before it reads the 250
                 frozen.set()
                 os.killpg(first.process.pid, signal.SIGSTOP)
-                # 30 s: worker-2 must be up and take the retry before worker-1 thaws, even on a loaded machine
-                stack.start_worker("worker-2")
-                threading.Timer(30.0, os.killpg, (first.process.pid, signal.SIGCONT)).start()
+                second = stack.start_worker("worker-2")
+                threading.Thread(target=thaw_when_waiting, args=(second.log_path,), daemon=True).start()
+
+        def thaw_when_waiting(second_log_path) -> None:
+            # worker-1 thaws once worker-2 has taken the retry and waits on the intent (not after a fixed
+            # time: on a loaded machine worker-2 may start late); at the latest after 90 s, well inside
+            # the 120 s settle window, so a retry that never reached worker-2 fails the last assertion
+            deadline = time.monotonic() + 90.0
+            while time.monotonic() < deadline:
+                if second_log_path.exists() and "waiting for its outcome" in second_log_path.read_text():
+                    break
+                time.sleep(0.25)
+            os.killpg(first.process.pid, signal.SIGCONT)
 
         stack.sink.keep = keep_then_freeze
         await run_wave(stack, csv_text, cases, None, timeout=240)
