@@ -261,7 +261,11 @@ def exit_now(code: int) -> None:
 
 def main() -> None:
     configure_logging(Settings().log_format)
-    asyncio.run(run())
+    code = asyncio.run(run())
+    # The worker has shut down (its tasks are finished or handed back to the server). Exit without
+    # the interpreter's teardown, where the SDK's native threads and the metrics thread can abort
+    # the process (SIGABRT seen after a clean shutdown under load): its exit code would lie.
+    exit_now(code)
 
 
 if __name__ == "__main__":

@@ -68,14 +68,17 @@ def running_stack(dev_env, tmp_path, smtp, database_url, policy: Path = FAST_POL
     }
     cli = Cli(env, tmp_path)
     cli.run("db", "upgrade")
-    worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=tmp_path,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "ab") as log:
+        worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], env=env, cwd=tmp_path,
+                                  stdout=log, stderr=subprocess.STDOUT)
     try:
         yield cli
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
-            assert worker.wait(timeout=20) == 0
+            code = worker.wait(timeout=20)
+            assert code == 0, f"worker exited with {code}; its log ends:\n{log_path.read_text()[-3000:]}"
         finally:
             if worker.poll() is None:
                 worker.kill()

@@ -64,14 +64,17 @@ def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(team
     assert len(digest) == 1 and "INV-1001" in digest[0].body() and "INV-3001" not in digest[0].body(), digest
 
     # a second run sends nothing that was sent: same keys, already sent, no new message for them
-    count = len(smtp.messages)
+    def team_mail() -> int:  # the case workflows' customer notices arrive on their own schedule
+        return sum(m.message_id.strip().startswith("<team-") for m in smtp.messages)
+
+    count = team_mail()
     second = cli.json("notify", "run")
     again = {(o["kind"], o["item"], o["recipient"], o["day"]): o["status"] for o in second["outcomes"]}
     for o in first["outcomes"]:
         assert again[(o["kind"], o["item"], o["recipient"], o["day"])] == "already_sent"
     first_ids = {o["message_id"] for o in first["outcomes"]}
     assert sum(m.message_id.strip() in first_ids for m in smtp.messages) == len(first_ids)
-    assert len(smtp.messages) == count + second["sent"]
+    assert team_mail() == count + second["sent"]
 
     # tomorrow the write-off has waited longer than the approval SLA (PT10M): the next tier hears
     tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
