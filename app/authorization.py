@@ -54,6 +54,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # automated dunning
     "sweeps.run": APPROVERS,
     "schedule.create": APPROVERS,
+    # internal notifications are part of the daily sweep; their sent log is part of the audit trail
+    "notify.run": APPROVERS,
+    "notify.log": APPROVERS,
     "payments.import": ALL,
     "payments.unmatched": ALL,
     "payments.assign": ALL,
@@ -123,9 +126,8 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "policy list": ("policy.list", False),
     "policy pin": ("policy.pin", True),
     "schedule create": ("schedule.create", True),
-    # internal notifications are part of the daily sweep; their sent log is part of the audit trail
-    "notify run": ("sweeps.run", True),
-    "notify log": ("audit.events", True),
+    "notify run": ("notify.run", True),
+    "notify log": ("notify.log", True),
     "payments import": ("payments.import", True),
     "payments unmatched": ("payments.unmatched", False),
     "payments assign": ("payments.assign", True),

@@ -101,7 +101,7 @@ def test_the_team_is_told_once_lapses_go_up_and_collectors_get_their_digest(team
 def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(team, smtp):
     cli = team
     done = cli.run("notify", "run", "--as", "demo-collector", ok=False)  # an approver's (operator's) command
-    assert done.returncode == 2 and "may sweeps.run" in done.stderr
+    assert done.returncode == 2 and "may notify.run" in done.stderr
     cli.rejected("notify", "run", "--as-of", "2026-13-40", match="as-of")
     assert cli.json("notify", "log") == []  # nothing was sent by a refused command
 

@@ -514,6 +514,19 @@ async def _stuck(web: Web, role: str) -> Call:
 PREPARE.update({"plans.withdraw": _withdraw, "cases.pause": _pause, "cases.resume": _resume,
                 "customers.pause": _customer_pause, "customers.resume": _customer_resume, "reports.stuck": _stuck})
 
+# -- internal notifications (docs/CONTROLS.md) ---------------------------------------------------------
+
+
+async def _notify_run(web: Web, role: str) -> Call:
+    return Call("POST", "/api/notify/run", {}, check=lambda r: r["failed"] == 0 and r["as_of"])
+
+
+async def _notify_log(web: Web, role: str) -> Call:
+    return Call("GET", f"/api/notify/log?from={date.today()}", check=lambda r: isinstance(r, list))
+
+
+PREPARE.update({"notify.run": _notify_run, "notify.log": _notify_log})
+
 API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
 
 
