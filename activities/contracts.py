@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from domain.events import AnyEvent, Customer
+from domain.interest import InterestDue
 from domain.money import Money
 
 APPEND_EVENTS = "append_events"
@@ -56,6 +57,7 @@ class NoticeRequest(_Model):
     fee: Money | None
     due_date: date
     issue_date: date
+    interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
 
 
 class NoticeResult(_Model):

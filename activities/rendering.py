@@ -91,6 +91,10 @@ class NoticeRenderer:
                 "due_date": format_day(n.due_date, language),
                 "amount_due": format_money(n.amount_due, language),
                 "fee": format_money(n.fee, language) if n.fee else None,
+                "interest": format_money(n.interest.accrued, language) if n.interest else None,
+                "interest_to": format_day(n.interest.accrued_to, language) if n.interest else None,
+                "compensation": (format_money(n.interest.compensation_stated, language)
+                                 if n.interest and n.interest.compensation_stated else None),
             }
             for n in notices
         ]

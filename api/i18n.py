@@ -153,6 +153,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.next_action": "Next action",
         "case.policy": "Policy",
         "case.totals": "Payments {payments} · credits {credits} · write-offs {write_offs} · fees {fees}",
+        "case.interest": "Of the fees: statutory interest {interest} (accrued to {accrued_to}) · fixed compensation {compensation}",
         "case.credit_hold": "Customer on credit hold",
         "case.closed": "This case is closed ({status}); it accepts no further commands.",
         "case.timeline": "Timeline",
@@ -233,6 +234,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReminderSent": "{step} reminder sent to {recipient}",
         "event.ReminderFailed": "{step} reminder to {recipient} could not be delivered",
         "event.LateFeeCharged": "Late fee of {fee} charged",
+        "event.InterestCharged": "Statutory interest of {interest} charged ({regime}; {accrued} accrued to {accrued_to})",
+        "event.InterestCharged.compensation": "Statutory interest of {interest} and fixed compensation of {compensation} "
+                                              "charged ({regime}; {accrued} accrued to {accrued_to})",
         "event.PaymentReceived": "Payment of {amount} received",
         "event.PaymentReceived.excess": "Payment of {amount} received; {excess} kept as customer credit",
         "event.DisputeOpened": "Dispute opened over {amount}, to resolve by {resolve_by}",
@@ -404,6 +408,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.next_action": "下一步",
         "case.policy": "策略",
         "case.totals": "付款 {payments} · 贷项 {credits} · 核销 {write_offs} · 费用 {fees}",
+        "case.interest": "费用中：法定利息 {interest}（截至 {accrued_to}）· 固定补偿 {compensation}",
         "case.credit_hold": "客户信用已冻结",
         "case.closed": "此案件已结案（{status}），不再接受任何操作。",
         "case.timeline": "时间线",
@@ -484,6 +489,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReminderSent": "已向 {recipient} 发送{step}提醒",
         "event.ReminderFailed": "发往 {recipient} 的{step}提醒未能送达",
         "event.LateFeeCharged": "收取滞纳金 {fee}",
+        "event.InterestCharged": "收取法定利息 {interest}（{regime}；截至 {accrued_to} 累计 {accrued}）",
+        "event.InterestCharged.compensation": "收取法定利息 {interest} 及固定补偿 {compensation}（{regime}；截至 {accrued_to} 累计 {accrued}）",
         "event.PaymentReceived": "收到付款 {amount}",
         "event.PaymentReceived.excess": "收到付款 {amount}；{excess} 计为客户预收款",
         "event.DisputeOpened": "登记争议，金额 {amount}，须在 {resolve_by} 前解决",
@@ -634,6 +641,8 @@ def describe_event(event: dict, lang: str) -> dict:
     key = f"event.{kind}"
     if kind == "PaymentReceived" and _positive(data.get("excess")):
         key += ".excess"
+    elif kind == "InterestCharged" and data.get("compensation"):
+        key += ".compensation"
     elif kind == "DisputeResolved" and data.get("credit"):
         key += ".credit"
     elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation"):

@@ -33,6 +33,7 @@ ZERO = Decimal(0)
 # The events that change what a case's invoice still owes, with the sign they move it by.
 _BALANCE_MOVES = {
     "LateFeeCharged": ("fee", +1),
+    "InterestCharged": ("fee", +1),  # interest and compensation
     "PaymentReceived": ("applied", -1),
     "PaymentReversed": ("applied", +1),
     "DisputeResolved": ("credit", -1),
@@ -43,7 +44,7 @@ _BALANCE_MOVES = {
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
-    "LateFeeCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
+    "LateFeeCharged": "fees", "InterestCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
 }
 

@@ -208,6 +208,7 @@ class Settlement:
 
 
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged",
+                    "InterestCharged",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
 
 
@@ -251,7 +252,7 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
         elif name == "CaseCancelled":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
-        elif name == "LateFeeCharged":
+        elif name in ("LateFeeCharged", "InterestCharged"):  # interest and compensation count as fees
             found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
         elif name == "CustomerCreditApplied":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))

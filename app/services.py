@@ -188,6 +188,10 @@ class CaseService:
                 "credits": str(state.credits.amount),
                 "write_offs": str(state.write_offs.amount),
                 "fees": str(state.fees.amount),
+                # of which statutory interest and fixed compensation (domain/interest.py)
+                "interest": str(state.interest.amount) if state.interest else "0",
+                "compensation": str(state.compensation.amount) if state.compensation else "0",
+                "interest_accrued_to": state.interest_accrued_to.isoformat() if state.interest_accrued_to else None,
                 "customer_credit": str(state.customer_credit.amount),
                 "credit_applied": str(state.credit_applied_total.amount),
                 "indemnity": str(state.indemnity_total.amount),

@@ -330,7 +330,7 @@ class Simulator:
                 counts[name] += 1
                 if name == "ReminderSent":
                     levels[str(e.level)] += 1
-                elif name == "LateFeeCharged":
+                elif name in ("LateFeeCharged", "InterestCharged"):
                     fees += e.fee.amount
                     found.append(Settlement(case.invoice_id, e.fee.currency, -e.fee.amount, e.occurred_at.date(), "fee"))
                 elif name == "PaymentPlanProposed" and e.requires_approval:

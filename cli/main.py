@@ -156,6 +156,11 @@ def show_case(result: dict) -> None:
     plan = result.get("plan")
     if plan and plan.get("expires_at") and plan["status"] in ("proposed", "approved"):
         console.print(f"plan {plan['plan_id']} offered; the offer lapses at {plan['expires_at'][:19]}", highlight=False)
+    totals = result.get("totals") or {}
+    if totals.get("interest_accrued_to"):
+        console.print(f"statutory interest {totals['interest']} {result['currency']} (accrued to "
+                      f"{totals['interest_accrued_to']}), fixed compensation {totals['compensation']} "
+                      f"{result['currency']}: both within fees {totals['fees']}", highlight=False)
     ins = result.get("insurance")
     if ins:
         console.print(f"insured: {ins['insurer']} policy {ins['policy']} ({ins['indemnity_percent']}% indemnity), "

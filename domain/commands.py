@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.interest import InterestDue
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
 from domain.users import Actor
@@ -201,6 +202,7 @@ class RecordReminder(Command):
     error: str = ""
     fee: Money | None = None
     withdrawn: bool = False  # not sent: the case had closed when it was to go out
+    interest: InterestDue | None = None  # interest and compensation the notice stated
 
     @field_validator("error")
     @classmethod

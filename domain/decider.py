@@ -680,6 +680,13 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
     if c.fee is not None and c.fee.is_positive and not s.closed:
         _same_currency(s, c.fee, "fee")
         emit(ev.LateFeeCharged, level=c.level, fee=c.fee)
+    due = c.interest
+    if due is not None and not s.closed and (due.interest.is_positive or due.compensation is not None):
+        _same_currency(s, due.interest, "interest")
+        if due.compensation is not None and s.compensation is not None:
+            raise DomainError("the fixed compensation was already charged on this case", "interest")
+        emit(ev.InterestCharged, level=c.level, regime=due.regime, accrued_to=due.accrued_to, accrued=due.accrued,
+             interest=due.interest, compensation=due.compensation, basis=due.basis)
 
 
 def _tick(emit: _Emitter, c: cmd.Tick, policy: Policy) -> None:

@@ -146,6 +146,25 @@ class LateFeeCharged(Event):
     fee: Money
 
 
+class InterestCharged(Event):
+    """Statutory or contractual interest a notice stated (domain/interest.py): what accrued to
+    ``accrued_to`` less the interest charged before; with the first one, the fixed compensation."""
+
+    type: Literal["InterestCharged"] = "InterestCharged"
+    level: int  # the ladder level of the notice that stated it
+    regime: str  # the policy's regime for the customer's country (eu, uk, contract...)
+    accrued_to: date
+    accrued: Money  # all interest accrued to accrued_to
+    interest: Money  # charged now
+    compensation: Money | None = None  # the fixed sum per invoice, charged once
+    basis: str = ""  # the periods: first..last days x principal at rate
+
+    @property
+    def fee(self) -> Money:
+        """Everything this event adds to what is owed (reports count it with the late fees)."""
+        return self.interest + self.compensation if self.compensation is not None else self.interest
+
+
 class PaymentReceived(Event):
     type: Literal["PaymentReceived"] = "PaymentReceived"
     payment_id: str
@@ -530,6 +549,7 @@ AnyEvent = Annotated[
         ReminderFailed,
         ReminderWithdrawn,
         LateFeeCharged,
+        InterestCharged,
         PaymentReceived,
         PaymentReversed,
         CaseReopened,

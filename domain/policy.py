@@ -14,6 +14,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.errors import DomainError
+from domain.interest import InterestPolicy
 
 
 ANY_CURRENCY = "*"
@@ -330,6 +331,8 @@ class Policy(_Model):
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
     pause: PausePolicy = PausePolicy()
+    # None: no statutory interest or compensation (every version pinned before it; domain/interest.py)
+    interest: InterestPolicy | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -188,11 +188,12 @@ class CollectionCaseWorkflow:
 
     async def _send_reminder(self) -> None:
         state = self._state
-        notice = notice_due(state, self._input.policy)
+        notice = notice_due(state, self._input.policy, on=workflow.now().date())
         request = NoticeRequest(
             case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
+            interest=notice.interest,
         )
         batched = self._input.policy.notices.one_message_per_customer
         # Cases started before per-customer mailboxes existed keep sending directly on replay.
@@ -207,6 +208,7 @@ class CollectionCaseWorkflow:
                 message_id=result.message_id, recipient=result.recipient, delivered=result.delivered and not withdrawn,
                 permanent=result.permanent, error=result.error if not withdrawn else "the case closed before it was sent",
                 fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
+                interest=None if withdrawn else notice.interest,
             )
         )
 
