@@ -150,8 +150,8 @@ def interest_due(state: CaseState, policy: Policy, level: int, on: date) -> Inte
     if state.compensation is None:
         name, regime = policy.interest.regime_for(state.customer.country)
         compensation = regime.compensation_for(state.original_amount - state.paid_before_open)
-    if not interest.is_positive and compensation is None:
-        return None
+    if not accrual.interest.is_positive and compensation is None and state.compensation is None:
+        return None  # nothing accrued nor charged: the notice says nothing of interest
     return InterestDue(regime=accrual.regime, accrued_to=on, accrued=accrual.interest, interest=interest,
                        compensation=compensation, basis=accrual.describe(), compensation_before=state.compensation)
 

@@ -1,0 +1,77 @@
+"""Acceptance: statutory interest and compensation (docs/INTEREST.md) through the command line
+and the real stack. A team adds the [interest] section to its policy; an EU customer's overdue
+invoice is opened as a case; the notices it receives state the interest and the EUR 40, the case
+shows the charge, and the figures are those the test computes itself from the dates."""
+
+from __future__ import annotations
+
+import email.utils
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
+
+TODAY = datetime.now(timezone.utc).date()
+DUE = TODAY - timedelta(days=20)
+# The ECB main refinancing rate in force on 1 January and 1 July of 2025 and 2026 in the
+# section's table is 2.15 (since 11 June 2025): 2.15 + 8 points.
+EU_RATE = Decimal("10.15")
+
+
+def row(invoice_id: str, customer: str, country: str, language: str, currency: str, amount: str) -> str:
+    return (f"{invoice_id},{customer},{customer} Ltd,ap@{customer.lower()}.test,{country},{language},{currency},"
+            f"{amount},{DUE - timedelta(days=30)},{DUE},A")
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for, tmp_path_factory):
+    policy = tmp_path_factory.mktemp("interest-policy") / "policy.toml"
+    section = (ROOT / "tests" / "data" / "interest.toml").read_text()
+    policy.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-interest"')
+                      + "\n" + section)
+    return ledger_for(policy=policy)
+
+
+def notices_to(ledger, address: str, count: int) -> list:
+    return eventually(lambda: (lambda found: found if len(found) >= count else None)(ledger.mails(address)), 45,
+                      f"{count} notices to {address}")
+
+
+def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_shows_the_charge(ledger):
+    ledger.import_invoices([row("INT-EU-1", "C-DE-1", "DE", "en", "EUR", "1000.00"),
+                            row("INT-CN-1", "C-CN-1", "CN", "zh-CN", "CNY", "5000.00")])
+    ledger.ok("case", "open", "INT-EU-1")
+    ledger.ok("case", "open", "INT-CN-1")
+
+    mails = notices_to(ledger, "ap@c-de-1.test", 3)  # friendly, firm, final (grade A ladder)
+    first = min(mails, key=lambda m: m.path.name)
+    sent_on = email.utils.parsedate_to_datetime(first.message["Date"]).astimezone(timezone.utc).date()
+    days = (sent_on - DUE).days  # from the day after the due date through the day of the notice
+    interest = (Decimal("1000.00") * EU_RATE / 100 * days / 365).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    due_total = Decimal("1000.00") + interest + Decimal("40.00")
+    for mail in mails:
+        assert f"statutory interest to" in mail.text and f"€{interest}" in mail.text, mail.text
+        assert "fixed compensation for recovery costs: €40.00" in mail.text, mail.text
+        assert f"€{due_total:,} outstanding" in mail.text, mail.text
+
+    case = ledger.case("INT-EU-1")
+    charges = [e for e in case["events"] if e["type"] == "InterestCharged"]
+    assert charges, case["events"]
+    assert charges[0]["data"]["accrued_to"] == sent_on.isoformat()
+    assert money(charges[0]["data"]["interest"]["amount"]) == interest
+    assert charges[0]["data"]["compensation"] == {"amount": "40.00", "currency": "EUR"}
+    assert sum(money(e["data"]["interest"]["amount"]) for e in charges) == interest  # no interest twice
+    assert sum(1 for e in charges if e["data"]["compensation"]) == 1  # the compensation once
+    assert money(case["totals"]["interest"]) == interest and money(case["totals"]["compensation"]) == 40
+    assert money(case["balance"]) == due_total and money(case["totals"]["fees"]) == interest + 40
+
+    shown = ledger.cli("case", "show", "INT-EU-1", json=False)
+    assert shown.code == 0 and f"statutory interest {interest} EUR" in " ".join(shown.stdout.split()), shown
+
+    # a Chinese customer: no interest under this policy (CN is not listed: the default "none")
+    cn = notices_to(ledger, "ap@c-cn-1.test", 1)
+    assert all("利息" not in m.text for m in cn), cn[0].text
+    assert not [e for e in ledger.case("INT-CN-1")["events"] if e["type"] == "InterestCharged"]
+    ledger.reconcile()  # interest and compensation agree between events, read models and reports
