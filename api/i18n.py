@@ -64,6 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.plan": "Payment plan",
         "kind.credit": "Dispute credit",
         "kind.cancellation": "Cancellation",
+        "kind.waiver": "Interest waiver",
         "kind.escalation": "Escalation",
         "decision.plan": "Offer a payment plan",
         "decision.agency": "Refer to a collection agency",
@@ -267,6 +268,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReductionApproved.cancellation": "Cancellation of {amount} approved",
         "event.ReductionRejected.credit": "Dispute credit rejected",
         "event.ReductionRejected.cancellation": "Cancellation rejected",
+        "event.ReductionRequested.waiver": "Waiver of {amount} interest and compensation requested; approval due {sla_due_at}",
+        "event.ReductionApproved.waiver": "Waiver of {amount} interest and compensation approved",
+        "event.ReductionRejected.waiver": "Interest waiver rejected",
+        "event.InterestWaived": "Interest and compensation of {amount} waived",
         "event.ApprovalSlaLapsed": "Approval not decided in time: moved to a {to_tier}",
         "event.CaseAssigned": "Case assigned to {assignee}",
         "event.CaseCancelled": "Case cancelled; {amount} no longer owed",
@@ -319,6 +324,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.plan": "分期付款计划",
         "kind.credit": "争议贷项",
         "kind.cancellation": "取消",
+        "kind.waiver": "免除利息",
         "kind.escalation": "升级",
         "decision.plan": "提供分期付款计划",
         "decision.agency": "转交催收机构",
@@ -521,6 +527,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReductionApproved.cancellation": "取消 {amount} 已批准",
         "event.ReductionRejected.credit": "争议贷项申请被驳回",
         "event.ReductionRejected.cancellation": "取消申请被驳回",
+        "event.ReductionRequested.waiver": "申请免除利息及补偿 {amount}；须在 {sla_due_at} 前审批",
+        "event.ReductionApproved.waiver": "免除利息及补偿 {amount} 已批准",
+        "event.ReductionRejected.waiver": "免除利息申请被驳回",
+        "event.InterestWaived": "已免除利息及补偿 {amount}",
         "event.ApprovalSlaLapsed": "审批未按时完成：转至{to_tier}",
         "event.CaseAssigned": "案件分配给 {assignee}",
         "event.CaseCancelled": "案件已取消；{amount} 不再应收",
@@ -645,7 +655,7 @@ def describe_event(event: dict, lang: str) -> dict:
         key += ".compensation"
     elif kind == "DisputeResolved" and data.get("credit"):
         key += ".credit"
-    elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation"):
+    elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation", "waiver"):
         key += f".{data['kind']}"
     elif kind == "PaymentPlanProposed":
         values["count"] = str(len(data.get("instalments") or []))

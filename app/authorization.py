@@ -46,6 +46,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "approvals.approve": APPROVERS,
     "approvals.reject": APPROVERS,
     "cases.cancel": APPROVERS,
+    "interest.waive": ALL,  # beyond the single-person threshold a second person approves
     # ledger, reports, operations
     "invoices.import": APPROVERS,
     "reports.dashboard": ALL,
@@ -105,6 +106,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "case list": ("cases.list", False),
     "case assign": ("cases.assign", True),
     "case cancel": ("cases.cancel", True),
+    "case waive-interest": ("interest.waive", True),
     "case migrate-policy": ("cases.migrate_policy", True),
     "dispute open": ("disputes.open", True),
     "dispute resolve": ("disputes.resolve", True),

@@ -34,6 +34,7 @@ ZERO = Decimal(0)
 _BALANCE_MOVES = {
     "LateFeeCharged": ("fee", +1),
     "InterestCharged": ("fee", +1),  # interest and compensation
+    "InterestWaived": ("amount", -1),
     "PaymentReceived": ("applied", -1),
     "PaymentReversed": ("applied", +1),
     "DisputeResolved": ("credit", -1),
@@ -44,7 +45,7 @@ _BALANCE_MOVES = {
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
-    "LateFeeCharged": "fees", "InterestCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
+    "LateFeeCharged": "fees", "InterestCharged": "fees", "InterestWaived": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
 }
 
@@ -108,7 +109,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
                 period[facts.currency]["collected"] += sign * cash
                 period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
         elif start <= day <= end:
-            period[facts.currency][_PERIOD_KIND[name]] += value.amount
+            # a waiver takes back what interest added to the fees
+            period[facts.currency][_PERIOD_KIND[name]] += -value.amount if name == "InterestWaived" else value.amount
     return Recomputed(cases, period)
 
 

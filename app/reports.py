@@ -208,7 +208,7 @@ class Settlement:
 
 
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged",
-                    "InterestCharged",
+                    "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
 
 
@@ -254,6 +254,8 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
         elif name in ("LateFeeCharged", "InterestCharged"):  # interest and compensation count as fees
             found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
+        elif name == "InterestWaived":  # takes back part of a charge: settles like a negative fee
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee"))
         elif name == "CustomerCreditApplied":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))
         elif name == "IndemnityReceived":

@@ -511,6 +511,11 @@ class CaseService:
         return await self._send(ref, "cancel", lambda s: cmd.CancelCase(
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
 
+    async def waive_interest(self, ref: str, amount: str | None, reason: str, actor: Actor) -> dict:
+        return await self._send(ref, "waive_interest", lambda s: cmd.WaiveInterest(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]) if amount else None,
+            reason=cmd.check_code(reason, "reason")))
+
     async def decide_approval(self, approval_id: str, approve: bool, actor: Actor, reason: str = "") -> dict:
         cmd.check_text(reason, "reason", required=True)  # approving, like rejecting, says why (audit trail)
         with self.ctx.db.read() as session:

@@ -239,6 +239,20 @@ def case_assign(case_id: str, assignee: str, as_user: AsOpt = None, as_json: Jso
     execute(lambda s: s.assign(case_id, assignee, _actor(s, as_user)), as_json, show_reply)
 
 
+@case_app.command("waive-interest")
+def case_waive_interest(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. goodwill")],
+    amount: Annotated[Optional[str], typer.Option(help="How much to waive (default: all interest and "
+                                                  "compensation charged and not waived)")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Waive statutory interest and compensation charged on a case; above the policy's
+    single-person threshold it waits for a second person's approval (four eyes)."""
+    execute(lambda s: s.waive_interest(case_id, amount, reason, _actor(s, as_user)), as_json, show_reply)
+
+
 @case_app.command("cancel")
 def case_cancel(
     case_id: str,

@@ -241,6 +241,14 @@ class ApplyCustomerCredit(Command):
     amount: Money
 
 
+class WaiveInterest(Command):
+    """Waive interest and compensation charged on the case (all of it when no amount is given)."""
+
+    kind: Literal["interest_waive"] = "interest_waive"
+    amount: Money | None = None
+    reason: str
+
+
 class Tick(Command):
     """A timer fired: apply every deadline that has passed."""
 
@@ -270,6 +278,7 @@ AnyCommand = Annotated[
         RecordInsurerNotice,
         RecordIndemnity,
         ApplyCustomerCredit,
+        WaiveInterest,
         Tick,
     ],
     Field(discriminator="kind"),

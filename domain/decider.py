@@ -584,7 +584,7 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
         kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
         emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, reason=c.reason)
         return
-    if approval.kind in ("credit", "cancellation"):
+    if approval.kind in ("credit", "cancellation", "waiver"):
         _decide_reduction(emit, approval, c, policy)
         return
     if not c.approve:
@@ -609,6 +609,11 @@ def _decide_reduction(emit: _Emitter, approval, c: cmd.DecideApproval, policy: P
     if approval.kind == "credit":
         emit(ev.DisputeResolved, dispute_id=s.dispute.dispute_id, outcome=ev.DisputeOutcome.upheld,
              credit=amount if amount.is_positive else None, note=c.reason)
+        _close_if_settled(emit, ev.Outcome.resolved)
+    elif approval.kind == "waiver":
+        waived = approval.amount.min(_waivable(s)).min(s.balance)
+        if waived.is_positive:
+            emit(ev.InterestWaived, amount=waived, reason=approval.reason, approval_id=approval.approval_id)
         _close_if_settled(emit, ev.Outcome.resolved)
     else:
         _emit_cancellation(emit, approval.reason)
@@ -687,6 +692,35 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
             raise DomainError("the fixed compensation was already charged on this case", "interest")
         emit(ev.InterestCharged, level=c.level, regime=due.regime, accrued_to=due.accrued_to, accrued=due.accrued,
              interest=due.interest, compensation=due.compensation, basis=due.basis)
+
+
+def _waivable(s: CaseState) -> Money:
+    """Interest and compensation charged and not yet waived."""
+    zero = Money.zero(s.currency)
+    return (s.interest or zero) + (s.compensation or zero) - (s.interest_waived or zero)
+
+
+def _waive_interest(emit: _Emitter, c: cmd.WaiveInterest, policy: Policy) -> None:
+    s = emit.state
+    cmd.check_code(c.reason, "reason")
+    if c.actor.is_system:
+        raise DomainError("only a person may waive interest", "as")
+    pending = next((a for a in s.pending_approvals if a.kind == "waiver"), None)
+    if pending is not None:
+        raise DomainError(f"a waiver of {pending.amount} is already waiting for approval {pending.approval_id}", "case")
+    waivable = _waivable(s).min(s.balance)
+    if not waivable.is_positive:
+        raise DomainError("no interest or compensation is charged on this case", "case")
+    amount = c.amount or waivable
+    _positive_within_balance(s, amount)
+    if amount > waivable:
+        raise DomainError(f"{amount} exceeds the interest and compensation charged and not waived ({waivable})",
+                          "amount")
+    if not may_act_alone(policy, amount):  # four eyes: the waiver waits for a second person
+        _request_reduction(emit, "waiver", amount, c.reason, "", policy)
+        return
+    emit(ev.InterestWaived, amount=amount, reason=c.reason)
+    _close_if_settled(emit, ev.Outcome.resolved)
 
 
 def _tick(emit: _Emitter, c: cmd.Tick, policy: Policy) -> None:
@@ -836,6 +870,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.MigratePolicy: _migrate_policy,
     cmd.AssignCase: _assign,
     cmd.CancelCase: _cancel,
+    cmd.WaiveInterest: _waive_interest,
     cmd.RecordReminder: _reminder,
     cmd.RecordInsurerNotice: _insurer_notice,
     cmd.RecordIndemnity: _record_indemnity,

@@ -165,6 +165,16 @@ class InterestCharged(Event):
         return self.interest + self.compensation if self.compensation is not None else self.interest
 
 
+class InterestWaived(Event):
+    """Interest or compensation charged on the case is waived (by one person up to the policy's
+    single-person threshold, above it after a second person's approval: domain/authority.py)."""
+
+    type: Literal["InterestWaived"] = "InterestWaived"
+    amount: Money
+    reason: str
+    approval_id: str | None = None  # the approval it needed (None: within one person's authority)
+
+
 class PaymentReceived(Event):
     type: Literal["PaymentReceived"] = "PaymentReceived"
     payment_id: str
@@ -365,7 +375,7 @@ class ReductionRequested(Event):
 
     type: Literal["ReductionRequested"] = "ReductionRequested"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     amount: Money
     reason: str
     note: str = ""
@@ -377,7 +387,7 @@ class ReductionRequested(Event):
 class ReductionApproved(Event):
     type: Literal["ReductionApproved"] = "ReductionApproved"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     amount: Money
     reason: str = ""
     authority_amount: Money
@@ -387,7 +397,7 @@ class ReductionApproved(Event):
 class ReductionRejected(Event):
     type: Literal["ReductionRejected"] = "ReductionRejected"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     reason: str
 
 
@@ -550,6 +560,7 @@ AnyEvent = Annotated[
         ReminderWithdrawn,
         LateFeeCharged,
         InterestCharged,
+        InterestWaived,
         PaymentReceived,
         PaymentReversed,
         CaseReopened,

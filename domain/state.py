@@ -140,7 +140,7 @@ class Plan(_Frozen):
 
 class Approval(_Frozen):
     approval_id: str
-    kind: Literal["write_off", "plan", "credit", "cancellation", "pause"]
+    kind: Literal["write_off", "plan", "credit", "cancellation", "pause", "waiver"]
     amount: Money
     reason: str
     requested_by: str
@@ -263,6 +263,7 @@ class CaseState(_Frozen):
     interest: Money | None = None  # interest charged (None: none)
     interest_accrued_to: date | None = None
     compensation: Money | None = None  # fixed compensation charged (None: none)
+    interest_waived: Money | None = None  # of interest and compensation, waived (None: none)
     principal_reductions: tuple[Reduction, ...] = ()  # what lowered the principal, dated (interest)
 
     # -- derived ------------------------------------------------------------
@@ -413,6 +414,11 @@ def _interest(s: CaseState, e: ev.InterestCharged) -> dict:
     if e.compensation is not None:
         changes["compensation"] = (s.compensation or Money.zero(s.currency)) + e.compensation
     return changes
+
+
+def _interest_waived(s: CaseState, e: ev.InterestWaived) -> dict:
+    return {"balance": s.balance - e.amount, "fees": s.fees - e.amount,
+            "interest_waived": (s.interest_waived or Money.zero(s.currency)) + e.amount}
 
 
 def _reduced(s: CaseState, on: date, amount: Money, ref: str = "") -> tuple[Reduction, ...]:
@@ -827,6 +833,7 @@ _HANDLERS = {
     ev.ReminderWithdrawn: _reminder_withdrawn,
     ev.LateFeeCharged: _fee,
     ev.InterestCharged: _interest,
+    ev.InterestWaived: _interest_waived,
     ev.PaymentReceived: _payment,
     ev.PaymentReversed: _payment_reversed,
     ev.CaseReopened: _reopened,

@@ -525,6 +525,14 @@ class CollectionCaseWorkflow:
         self._validate(command)
 
     @workflow.update
+    async def waive_interest(self, command: cmd.WaiveInterest) -> CommandReply:
+        return await self._command(command)
+
+    @waive_interest.validator
+    def _check_waive_interest(self, command: cmd.WaiveInterest) -> None:
+        self._validate(command)
+
+    @workflow.update
     async def cancel(self, command: cmd.CancelCase) -> CommandReply:
         return await self._command(command)
 

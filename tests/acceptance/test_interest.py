@@ -70,6 +70,16 @@ def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_sh
     shown = ledger.cli("case", "show", "INT-EU-1", json=False)
     assert shown.code == 0 and f"statutory interest {interest} EUR" in " ".join(shown.stdout.split()), shown
 
+    # the collector waives the compensation: EUR 40.00 (USD 43.20) is within what one person may waive
+    waived = ledger.ok("case", "waive-interest", "INT-EU-1", "--amount", "40.00", "--reason", "goodwill")
+    assert money(waived["balance"]) == due_total - 40, waived
+    case = ledger.case("INT-EU-1")
+    waiver = [e for e in case["events"] if e["type"] == "InterestWaived"]
+    assert [(e["actor"], e["data"]["amount"]["amount"], e["data"]["reason"]) for e in waiver] == [
+        ("demo-collector", "40.00", "goodwill")]
+    assert money(case["totals"]["fees"]) == interest
+    ledger.refused("case", "waive-interest", "INT-EU-1", "--amount", "999.00", "--reason", "goodwill", match="amount")
+
     # a Chinese customer: no interest under this policy (CN is not listed: the default "none")
     cn = notices_to(ledger, "ap@c-cn-1.test", 1)
     assert all("利息" not in m.text for m in cn), cn[0].text

@@ -172,3 +172,42 @@ def test_the_compensation_is_never_charged_twice():
     _, first = remind_with_interest(case)
     with pytest.raises(DomainError, match="compensation was already charged"):
         case.remind(interest=first.interest)
+
+
+# -- waiving ---------------------------------------------------------------------------------
+
+
+def charged_case(amount: str) -> Case:
+    case = Case(POLICY).open(eu_invoice(amount)).at(datetime(2026, 3, 6, 9, tzinfo=timezone.utc))
+    remind_with_interest(case)
+    return case
+
+
+def test_a_collector_waives_a_small_charge_alone():
+    case = charged_case("1000.00")  # 5.56 + 40.00 = EUR 45.56 = USD 49.20 at 1.08: within alone_up_to 100
+    with pytest.raises(DomainError, match="exceeds the interest and compensation"):
+        case.when(cmd.WaiveInterest, amount=eur("45.57"), reason="goodwill")
+    events = case.when(cmd.WaiveInterest, amount=eur("40.00"), reason="goodwill")
+    assert types(events) == ["InterestWaived"] and events[0].actor == "cora"
+    assert case.state.balance == eur("1005.56") and case.state.fees == eur("5.56")
+    case.when(cmd.WaiveInterest, reason="goodwill")  # the rest
+    assert case.state.balance == eur("1000.00") and case.state.fees == eur("0.00")
+    with pytest.raises(DomainError, match="no interest or compensation"):
+        case.when(cmd.WaiveInterest, reason="goodwill")
+
+
+def test_a_large_waiver_needs_a_second_person_within_authority():
+    from tests.domain.scenario import SUPERVISOR_2
+
+    # EUR 100,000.00: 20 days x 100,000 x 10.15 % / 365 = 203,000 / 365 = 556.164... -> 556.16; + 40.00
+    case = charged_case("100000.00")
+    assert case.state.fees == eur("596.16")
+    events = case.when(cmd.WaiveInterest, reason="goodwill", actor=SUPERVISOR)
+    assert types(events) == ["ReductionRequested"] and events[0].kind == "waiver"
+    approval = events[0].approval_id
+    with pytest.raises(DomainError, match="four eyes"):
+        case.when(cmd.DecideApproval, approval_id=approval, approve=True, reason="ok", actor=SUPERVISOR)
+    decided = case.when(cmd.DecideApproval, approval_id=approval, approve=True, reason="ok", actor=SUPERVISOR_2)
+    assert types(decided) == ["ReductionApproved", "InterestWaived"]
+    assert decided[1].amount == eur("596.16") and decided[1].approval_id == approval
+    assert case.state.balance == eur("100000.00") and case.state.fees == eur("0.00")
