@@ -58,6 +58,7 @@ class NoticeRequest(_Model):
     due_date: date
     issue_date: date
     interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
+    issued_on: date | None = None  # the notice's date (a final notice's PDF letter is dated by it)
 
 
 class NoticeResult(_Model):
@@ -69,6 +70,7 @@ class NoticeResult(_Model):
     already_sent: bool = False
     # cases whose notice was not sent because the case had closed by then (paid meanwhile)
     withdrawn: list[str] = []
+    letters: dict[str, str] = {}  # case id -> SHA-256 of the PDF letter attached (final notices)
 
 
 # -- the daily sweep ------------------------------------------------------------------------

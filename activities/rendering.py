@@ -133,6 +133,7 @@ def build_message(
     recipient_name: str,
     recipient_email: str,
     sent_at: datetime,
+    attachments: Sequence[tuple[str, bytes]] = (),
 ) -> EmailMessage:
     message = EmailMessage()
     message["Message-ID"] = message_id
@@ -143,4 +144,6 @@ def build_message(
     message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    for filename, data in attachments:  # PDF letters (activities/letters.py)
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     return message

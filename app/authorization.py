@@ -107,6 +107,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "case assign": ("cases.assign", True),
     "case cancel": ("cases.cancel", True),
     "case waive-interest": ("interest.waive", True),
+    "case letter": ("cases.show", False),
     "case migrate-policy": ("cases.migrate_policy", True),
     "dispute open": ("disputes.open", True),
     "dispute resolve": ("disputes.resolve", True),

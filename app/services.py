@@ -511,6 +511,15 @@ class CaseService:
         return await self._send(ref, "cancel", lambda s: cmd.CancelCase(
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
 
+    def letter(self, ref: str, seq: int, out: str | None) -> dict:
+        """The PDF letter of notice ``seq``, rendered again into ``out`` (app/letters.py)."""
+        from pathlib import Path
+
+        from app.letters import reproduce
+
+        row = self.summary_row(ref)
+        return reproduce(self.ctx, row.case_id, row.invoice_id, seq, Path(out) if out else None)
+
     async def waive_interest(self, ref: str, amount: str | None, reason: str, actor: Actor) -> dict:
         return await self._send(ref, "waive_interest", lambda s: cmd.WaiveInterest(
             command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]) if amount else None,

@@ -239,6 +239,33 @@ def case_assign(case_id: str, assignee: str, as_user: AsOpt = None, as_json: Jso
     execute(lambda s: s.assign(case_id, assignee, _actor(s, as_user)), as_json, show_reply)
 
 
+@case_app.command("letter")
+def case_letter(
+    case_id: str,
+    seq: Annotated[int, typer.Option(help="The notice's number on the case (ReminderSent seq)")],
+    out: Annotated[Optional[str], typer.Option(help="Write the PDF here (default: final-notice-INVOICE-SEQ.pdf)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render a final notice's PDF letter again, byte for byte, and check it against the SHA-256
+    recorded when it was sent (exit 1 when the bytes differ)."""
+    def show(result: dict) -> None:
+        console.print(f"{result['file']}: {result['bytes']} bytes, sha256 {result['sha256']}", highlight=False)
+        if not result["same"]:
+            console.print(f"[red]differs from the letter sent (sha256 {result['sent_sha256']})[/red]")
+
+    context = Context()
+    try:
+        result = CaseService(context).letter(case_id, seq, out)
+    except DomainError as error:
+        fail(str(error), 2)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        show(result)
+    if not result["same"]:
+        raise typer.Exit(1)
+
+
 @case_app.command("waive-interest")
 def case_waive_interest(
     case_id: str,

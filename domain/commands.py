@@ -203,6 +203,8 @@ class RecordReminder(Command):
     fee: Money | None = None
     withdrawn: bool = False  # not sent: the case had closed when it was to go out
     interest: InterestDue | None = None  # interest and compensation the notice stated
+    letter_sha256: str | None = None  # the PDF letter attached (a final notice)
+    letter: dict | None = None  # what it was rendered from (the notice request), to reproduce it
 
     @field_validator("error")
     @classmethod

@@ -681,7 +681,8 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
     if not c.delivered:
         emit(ev.ReminderFailed, error=c.error or "not delivered", permanent=c.permanent, **common)
         return
-    emit(ev.ReminderSent, **common)
+    letter = dict(letter_sha256=c.letter_sha256, letter=c.letter) if c.letter_sha256 else {}
+    emit(ev.ReminderSent, **common, **letter)
     if c.fee is not None and c.fee.is_positive and not s.closed:
         _same_currency(s, c.fee, "fee")
         emit(ev.LateFeeCharged, level=c.level, fee=c.fee)

@@ -116,6 +116,8 @@ class ReminderSent(Event):
     recipient: str
     next_reminder_at: datetime | None
     escalate_at: datetime | None
+    letter_sha256: str | None = None  # SHA-256 of the PDF letter attached (a final notice)
+    letter: dict | None = None  # the notice request it was rendered from: `case letter` renders it again
 
 
 class ReminderWithdrawn(Event):

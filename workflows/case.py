@@ -193,7 +193,7 @@ class CollectionCaseWorkflow:
             case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
-            interest=notice.interest,
+            interest=notice.interest, issued_on=workflow.now().date(),
         )
         batched = self._input.policy.notices.one_message_per_customer
         # Cases started before per-customer mailboxes existed keep sending directly on replay.
@@ -209,6 +209,8 @@ class CollectionCaseWorkflow:
                 permanent=result.permanent, error=result.error if not withdrawn else "the case closed before it was sent",
                 fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
                 interest=None if withdrawn else notice.interest,
+                letter_sha256=result.letters.get(str(state.case_id)),
+                letter=request.model_dump(mode="json") if str(state.case_id) in result.letters else None,
             )
         )
 

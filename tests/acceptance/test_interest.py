@@ -85,3 +85,31 @@ def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_sh
     assert all("利息" not in m.text for m in cn), cn[0].text
     assert not [e for e in ledger.case("INT-CN-1")["events"] if e["type"] == "InterestCharged"]
     ledger.reconcile()  # interest and compensation agree between events, read models and reports
+
+
+def test_the_final_notice_carries_a_pdf_letter_that_case_letter_reproduces(ledger):
+    """Runs after the test above: INT-EU-1's ladder (grade A) ends with its final notice, seq 3."""
+    import hashlib
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    final = next(m for m in notices_to(ledger, "ap@c-de-1.test", 3) if m.subject.startswith("Final notice"))
+    pdfs = [part for part in final.message.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1 and pdfs[0].get_filename() == "final-notice-INT-EU-1-3.pdf", final.message
+    attached = pdfs[0].get_content()
+    letter = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(attached)).pages).split())
+    figures = " ".join(final.text.split())  # the e-mail's amount and interest, as the letter must state them
+    outstanding = re.search(r"(€[\d,]+\.\d\d) outstanding", figures).group(1)  # €1,045.56
+    accrued_to, interest = re.search(r"of which statutory interest to ([^:]+): (€[\d,]+\.\d\d)", figures).groups()
+    assert "Final notice" in letter and "INT-EU-1" in letter and f"{outstanding} It includes" in letter, letter
+    assert f"statutory interest to {accrued_to} of {interest}" in letter and "€40.00" in letter, letter
+    sent = [e for e in ledger.case("INT-EU-1")["events"] if e["type"] == "ReminderSent"]
+    assert [e["data"].get("letter_sha256") is not None for e in sent] == [False, False, True]
+    assert sent[2]["data"]["letter_sha256"] == hashlib.sha256(attached).hexdigest()
+
+    out = ledger.dir / "again.pdf"
+    again = ledger.ok("case", "letter", "INT-EU-1", "--seq", "3", "--out", str(out))
+    assert again["same"] is True and out.read_bytes() == attached, again
+    ledger.refused("case", "letter", "INT-EU-1", "--seq", "1", match="seq")  # a friendly reminder has none
