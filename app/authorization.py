@@ -140,6 +140,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "payments prepay": ("payments.prepay", True),
     "template preview": ("notices.preview", False),
     "customer show": ("customers.show", False),
+    "customer statement": ("customers.show", False),
     "customer limit": ("customers.limit", True),
     "risk watchlist": ("risk.watchlist", False),
     "risk rescore": ("risk.rescore", True),

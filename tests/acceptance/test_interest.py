@@ -113,3 +113,33 @@ def test_the_final_notice_carries_a_pdf_letter_that_case_letter_reproduces(ledge
     again = ledger.ok("case", "letter", "INT-EU-1", "--seq", "3", "--out", str(out))
     assert again["same"] is True and out.read_bytes() == attached, again
     ledger.refused("case", "letter", "INT-EU-1", "--seq", "1", match="seq")  # a friendly reminder has none
+
+
+def test_a_statement_of_account_lists_open_items_with_interest_and_ageing_as_json_and_pdf(ledger):
+    """Runs after the tests above: INT-EU-1 is open with its interest (the compensation waived)."""
+    import io
+
+    from pypdf import PdfReader
+
+    ledger.import_invoices([f"INT-EU-2,C-DE-1,C-DE-1 Ltd,ap@c-de-1.test,DE,en,EUR,250.00,{TODAY},"
+                            f"{TODAY + timedelta(days=10)},A"])
+    pdf = ledger.dir / "statement.pdf"
+    shown = ledger.ok("customer", "statement", "C-DE-1", "--as-of", TODAY.isoformat(), "--pdf", str(pdf))
+    days = (TODAY - DUE).days  # 20
+    interest = (Decimal("1000.00") * EU_RATE / 100 * days / 365).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    items = {i["invoice_id"]: i for i in shown["items"]}
+    assert list(items) == ["INT-EU-1", "INT-EU-2"], shown  # by due date
+    first = items["INT-EU-1"]
+    assert (first["bucket"], first["days_overdue"], money(first["interest"]), money(first["compensation"]),
+            money(first["settled"]), money(first["open"])) == ("1-30", days, interest, 40, 40, 1000 + interest)
+    assert (items["INT-EU-2"]["bucket"], money(items["INT-EU-2"]["open"])) == ("current", 250)
+    eur = shown["totals"]["EUR"]
+    assert (money(eur["open"]), money(eur["current"]), money(eur["1-30"])) == (1250 + interest, 250, 1000 + interest)
+
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages).split())
+    assert "Statement of account" in text and "INT-EU-1" in text and "INT-EU-2" in text, text
+    assert f"€{1250 + interest:,}" in text and "quoting the invoice numbers" in text, text
+    again = ledger.dir / "statement-again.pdf"
+    ledger.ok("customer", "statement", "C-DE-1", "--as-of", TODAY.isoformat(), "--pdf", str(again))
+    assert again.read_bytes() == pdf.read_bytes()  # the same statement, the same bytes
+    ledger.refused("customer", "statement", "NOBODY", match="customer_id")
