@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from domain import commands as cmd
 from domain import events as ev
+from domain.agenda import accrued_interest
 from domain.authority import ROLE_RANK, approval_authority, in_approval_currency, may_act_alone
 from domain.calendar import next_send_moment
 from domain.durations import format_duration
@@ -207,7 +208,7 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         payer=c.payer,
         matched_by=c.matched_by,
     )
-    _after_settlement(emit)
+    _after_settlement(emit, policy)
 
 
 def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
@@ -224,13 +225,29 @@ def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
         raise DomainError(f"payment {shown(c.payment_id)} was already recorded with a different {what}", "payment_id")
 
 
-def _after_settlement(emit: _Emitter) -> None:
+def _after_settlement(emit: _Emitter, policy: Policy) -> None:
     """Money came in (a payment or customer credit): promise, instalments, closing."""
     s = emit.state
     if s.promise is not None and s.promise.paid_since >= s.promise.amount:
         emit(ev.PromiseKept, promise_id=s.promise.promise_id)
     _mark_instalments(emit)
+    if not emit.state.balance.is_positive:
+        _interest_at_close(emit, policy)
     _close_if_settled(emit, ev.Outcome.paid)
+
+
+def _interest_at_close(emit: _Emitter, policy: Policy) -> None:
+    """Settled: the interest accrued since the last notice charged it, to today, is charged too
+    (once a notice has stated interest); the case stays open for it. Nothing accrues once the
+    principal is paid, so paying that closes the case."""
+    s = emit.state
+    if policy.interest is None or s.closed or s.level < policy.interest.from_level:
+        return
+    accrual = accrued_interest(s, policy, emit.now.date())
+    charged = s.interest or Money.zero(s.currency)
+    if accrual is not None and accrual.interest > charged:
+        emit(ev.InterestCharged, level=0, regime=accrual.regime, accrued_to=emit.now.date(), accrued=accrual.interest,
+             interest=accrual.interest - charged, compensation=None, basis=accrual.describe())
 
 
 def _apply_credit(emit: _Emitter, c: cmd.ApplyCustomerCredit, policy: Policy) -> None:
@@ -239,7 +256,7 @@ def _apply_credit(emit: _Emitter, c: cmd.ApplyCustomerCredit, policy: Policy) ->
         return  # this allocation is already applied
     _positive_within_balance(s, c.amount)
     emit(ev.CustomerCreditApplied, allocation_id=c.allocation_id, amount=c.amount)
-    _after_settlement(emit)
+    _after_settlement(emit, policy)
 
 
 def _check_extension(s: CaseState, last_day, field: str) -> None:

@@ -211,3 +211,28 @@ def test_a_large_waiver_needs_a_second_person_within_authority():
     assert types(decided) == ["ReductionApproved", "InterestWaived"]
     assert decided[1].amount == eur("596.16") and decided[1].approval_id == approval
     assert case.state.balance == eur("100000.00") and case.state.fees == eur("0.00")
+
+
+def test_at_close_the_interest_since_the_last_notice_is_charged_and_paying_it_closes_the_case():
+    case = charged_case("1000.00")  # 6 March: 5.56 interest + 40.00 charged, balance 1,045.56
+    case.at(datetime(2026, 3, 10, 9, tzinfo=timezone.utc))
+    events = case.when(cmd.RecordPayment, payment_id="P1", amount=eur("1045.56"), reference="bank",
+                       received_on=date(2026, 3, 10))
+    # principal paid on 10 March: 15 Feb - 9 Mar = 23 days x 1,000 x 10.15 % / 365 = 2,334.50 / 365 = 6.3958...
+    # -> 6.40 accrued; 5.56 charged by the notice: 0.84 more, and the case stays open for it
+    assert types(events) == ["PaymentReceived", "InterestCharged"]
+    assert (events[1].interest, events[1].accrued, events[1].level) == (eur("0.84"), eur("6.40"), 0)
+    assert case.state.balance == eur("0.84") and not case.state.closed
+    case.at(datetime(2026, 3, 20, 9, tzinfo=timezone.utc))
+    events = case.when(cmd.RecordPayment, payment_id="P2", amount=eur("0.84"), reference="bank",
+                       received_on=date(2026, 3, 20))
+    assert types(events) == ["PaymentReceived", "CaseClosed"]  # nothing accrues on a paid principal
+    closed = events[1]
+    assert closed.fees == eur("46.40") and closed.payments == eur("1046.40")  # 1,000 + 46.40 = payments
+
+
+def test_a_case_paid_before_any_notice_stated_interest_closes_without_it():
+    case = Case(POLICY).open(eu_invoice()).at(datetime(2026, 3, 6, 9, tzinfo=timezone.utc))
+    events = case.when(cmd.RecordPayment, payment_id="P1", amount=eur("1000.00"), reference="bank",
+                       received_on=date(2026, 3, 6))
+    assert types(events) == ["PaymentReceived", "CaseClosed"]
