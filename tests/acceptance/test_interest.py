@@ -6,9 +6,12 @@ shows the charge, and the figures are those the test computes itself from the da
 from __future__ import annotations
 
 import email.utils
+import html
+import re
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+import httpx
 import pytest
 
 from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
@@ -32,6 +35,19 @@ def ledger(ledger_for, tmp_path_factory):
     policy.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-interest"')
                       + "\n" + section)
     return ledger_for(policy=policy)
+
+
+def console_case_page(ledger, case_id: str) -> str:
+    """The case page of the web console, signed in with a token as a collector does."""
+    with httpx.Client(base_url=ledger.url, timeout=60) as client:
+        login = client.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
+                                                      "next": "/console/worklist"})
+        assert signed.status_code == 303, signed.text
+        page = client.get(f"/console/cases/{case_id}")
+        assert page.status_code == 200, page.text
+        return html.unescape(page.text)
 
 
 def notices_to(ledger, address: str, count: int) -> list:
@@ -67,6 +83,9 @@ def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_sh
     assert money(case["totals"]["interest"]) == interest and money(case["totals"]["compensation"]) == 40
     assert money(case["balance"]) == due_total and money(case["totals"]["fees"]) == interest + 40
 
+    page = " ".join(re.sub(r"<[^>]+>", " ", console_case_page(ledger, case["case_id"])).split())
+    assert f"statutory interest €{interest} (accrued to {sent_on.isoformat()}) · fixed compensation €40.00" in page, page
+
     shown = ledger.cli("case", "show", "INT-EU-1", json=False)
     assert shown.code == 0 and f"statutory interest {interest} EUR" in " ".join(shown.stdout.split()), shown
 
@@ -91,7 +110,6 @@ def test_the_final_notice_carries_a_pdf_letter_that_case_letter_reproduces(ledge
     """Runs after the test above: INT-EU-1's ladder (grade A) ends with its final notice, seq 3."""
     import hashlib
     import io
-    import re
 
     from pypdf import PdfReader
 
