@@ -161,3 +161,12 @@ def test_a_statement_of_account_lists_open_items_with_interest_and_ageing_as_jso
     ledger.ok("customer", "statement", "C-DE-1", "--as-of", TODAY.isoformat(), "--pdf", str(again))
     assert again.read_bytes() == pdf.read_bytes()  # the same statement, the same bytes
     ledger.refused("customer", "statement", "NOBODY", match="customer_id")
+
+    # the Chinese customer's statement in Chinese, its CJK font embedded (make install adds it)
+    cn = ledger.dir / "statement-cn.pdf"
+    ledger.ok("customer", "statement", "C-CN-1", "--as-of", TODAY.isoformat(), "--pdf", str(cn))
+    reader = PdfReader(io.BytesIO(cn.read_bytes()))
+    text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
+    assert "对账单" in text and "INT-CN-1" in text and "¥5,000.00" in text and "利息" in text, text
+    fonts = {str(f.get_object()["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in fonts), fonts
