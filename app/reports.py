@@ -207,7 +207,8 @@ class Settlement:
     kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
 
 
-_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged",
+_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
+                    "LateFeeCharged",
                     "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
 
@@ -248,7 +249,7 @@ def settlements(ctx: Context) -> list[Settlement]:
                 found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
         elif name == "DisputeResolved" and e.credit is not None:
             found.append(Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit"))
-        elif name == "WriteOffApproved":
+        elif name in ("WriteOffApproved", "SmallBalanceWrittenOff"):
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
         elif name == "CaseCancelled":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))

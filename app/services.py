@@ -360,19 +360,23 @@ class CaseService:
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
                   payment_id: str | None = None, received_on: date | None = None,
                   matched_by: str = "direct", payer: str = "", today: date | None = None,
-                  reason: str | None = None) -> dict:
+                  reason: str | None = None, within_tolerance: bool = False, split: bool = False) -> dict:
         """A payment to its invoice's open case, or (no case yet) onto the ledger. ``today``:
-        the day it is recorded, for a replay of history on its own clock (the backtest)."""
+        the day it is recorded, for a replay of history on its own clock (the backtest).
+        ``within_tolerance``: a bank receipt (what it leaves within the policy's tolerance is written
+        off); ``split``: one share of a receipt that pays several invoices' cases under one payment id."""
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
         today = today or datetime.now(timezone.utc).date()
         received = check_received_on(received_on or today, today, self.ctx.policy().inputs, facts.issue_date)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")
-        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id else None
+        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id and not split else None
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
         if self._existing(invoice_id) is None:
+            if split:
+                raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
             if money > facts.amount - facts.paid:
                 raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
             recorded = self._pay_on_ledger(invoice_id, pid, money, received, reference, payer, matched_by, actor,
@@ -382,9 +386,9 @@ class CaseService:
         # The payments table's row is written with the PaymentReceived event (store/payments.py).
         result = await self._send(
             invoice_id, "pay",
-            lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
-                                        reference=reference, received_on=received, payer=payer[:300],
-                                        matched_by=matched_by),
+            lambda s: cmd.RecordPayment(command_id=_command_id(pid, invoice_id if split else None), actor=actor,
+                                        payment_id=pid, amount=money, reference=reference, received_on=received,
+                                        payer=payer[:300], matched_by=matched_by, within_tolerance=within_tolerance),
         )
         if result["status"] == "paid" and self.ctx.policy().credit.auto_apply:
             from app.credit import (
@@ -560,9 +564,10 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _command_id(payment_id: str) -> UUID:
-    """A payment's command id is derived from its id: a retried `pay` is the same update."""
-    return uuid5(NAMESPACE_URL, f"payment:{payment_id}")
+def _command_id(payment_id: str, share_of: str | None = None) -> UUID:
+    """A payment's command id is derived from its id: a retried `pay` is the same update (a share
+    of a split payment: from its id and the invoice it goes to)."""
+    return uuid5(NAMESPACE_URL, f"payment:{payment_id}" + (f":{share_of}" if share_of else ""))
 
 
 def parse_until(text: str, field: str = "until") -> datetime:

@@ -341,7 +341,7 @@ class Simulator:
                                             "payment"))
                     facts_k.append(kpis.CollectorEvent(str(s.case_id), e.received_on, "collected", e.applied.amount,
                                                        e.applied.currency))
-                elif name in ("DisputeResolved", "WriteOffApproved", "CaseCancelled", "CustomerCreditApplied",
+                elif name in ("DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled", "CustomerCreditApplied",
                               "IndemnityReceived", "PaymentReversed", "PromiseKept", "PromiseBroken"):
                     raise DomainError(f"the simulator does not report {name} (the backtest makes none)", "engine")
         for e in self.customer_events:

@@ -94,6 +94,8 @@ class RecordPayment(Command):
     received_on: date
     payer: str = Field("", max_length=300)
     matched_by: str = "direct"
+    # a bank receipt: what it leaves open within the policy's matching tolerance is written off
+    within_tolerance: bool = False
 
 
 class ReversePayment(Command):

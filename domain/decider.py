@@ -208,7 +208,26 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         payer=c.payer,
         matched_by=c.matched_by,
     )
+    if c.within_tolerance:
+        _small_balance(emit, c.payment_id, policy)
     _after_settlement(emit, policy)
+
+
+def _small_balance(emit: _Emitter, payment_id: str, policy: Policy) -> None:
+    """What a bank receipt left open, written off when it is within the policy's tolerance for
+    the currency and one person may make such a reduction alone; else it stays open."""
+    left = emit.state.balance
+    tolerance = policy.matching.tolerance_for(left.currency)
+    if not left.is_positive or left.amount > tolerance:
+        return
+    try:
+        if not may_act_alone(policy, left):
+            return
+        converted = in_approval_currency(policy.approval, left)
+    except DomainError:  # no rate to the approval currency: no authority can be checked
+        return
+    emit(ev.SmallBalanceWrittenOff, payment_id=payment_id, amount=left, tolerance=Money.of(tolerance, left.currency),
+         authority_amount=converted.amount, rate=converted.rate)
 
 
 def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:

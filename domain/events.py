@@ -189,6 +189,19 @@ class PaymentReceived(Event):
     matched_by: str = "direct"  # direct | reference | amount | manual
 
 
+class SmallBalanceWrittenOff(Event):
+    """A bank receipt left at most the policy's tolerance open (bank charges): the rest is written
+    off and the case closes. Within one person's authority (``domain.authority.may_act_alone``),
+    so it needs no approval; the actor is whoever recorded the receipt."""
+
+    type: Literal["SmallBalanceWrittenOff"] = "SmallBalanceWrittenOff"
+    payment_id: str  # the receipt that left it
+    amount: Money
+    tolerance: Money  # the policy's tolerance for the currency
+    authority_amount: Money  # the amount in the policy's approval currency, at the pinned rate
+    rate: Decimal
+
+
 class PaymentReversed(Event):
     """A payment bounced or was recalled: the balance it settled is due again."""
 
@@ -565,6 +578,7 @@ AnyEvent = Annotated[
         InterestWaived,
         PaymentReceived,
         PaymentReversed,
+        SmallBalanceWrittenOff,
         CaseReopened,
         DisputeOpened,
         DisputeResolved,

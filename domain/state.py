@@ -444,6 +444,10 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
     return changes
 
 
+def _small_balance(s: CaseState, e: ev.SmallBalanceWrittenOff) -> dict:
+    return {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount}
+
+
 def _payment_reversed(s: CaseState, e: ev.PaymentReversed) -> dict:
     return {
         "balance": s.balance + e.applied,
@@ -835,6 +839,7 @@ _HANDLERS = {
     ev.InterestCharged: _interest,
     ev.InterestWaived: _interest_waived,
     ev.PaymentReceived: _payment,
+    ev.SmallBalanceWrittenOff: _small_balance,
     ev.PaymentReversed: _payment_reversed,
     ev.CaseReopened: _reopened,
     ev.DisputeOpened: _dispute_opened,
