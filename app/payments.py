@@ -137,6 +137,8 @@ def match(line: PaymentLine, ledger: PaymentLedger, tolerance: Decimal = Decimal
     for a in decided.applications:
         invoice, amount = known[a.invoice_id], Money.from_minor(a.amount_minor, line.amount.currency)
         why_not = applicable(invoice, amount)
+        if why_not is None and len(decided.applications) > 1 and invoice.case_id is None:
+            why_not = f"invoice {invoice.invoice_id} has no case to take a share of a split payment"
         if why_not:
             return unmatched(why_not, matching.rank(line.amount.to_minor(), line.amount.currency,
                                                     [_item(o) for o in known.values()], 0, unit))
