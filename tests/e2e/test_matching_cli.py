@@ -114,3 +114,10 @@ def test_statement_matching_split_tolerance_iban_and_candidates(dev_env, tmp_pat
         for invoice, owed in (("INV-1001", "1200.00"), ("INV-1002", "450.50")):
             back = cli.json("case", "show", cases[invoice])
             assert back["status"] != "paid" and back["balance"] == owed, back
+
+        # the read models rebuilt from the events give the same payments (the split row included)
+        before = cli.json("payments", "unmatched")
+        cli.run("projections", "rebuild")
+        assert cli.json("payments", "unmatched") == before
+        reconciled = cli.run("report", "reconcile", "--json", ok=False)
+        assert reconciled.returncode == 0, reconciled.stdout
