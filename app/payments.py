@@ -3,11 +3,13 @@
 A bank file is a CSV (``PAYMENT_COLUMNS``), an ISO 20022 camt.053 / camt.054 statement or a
 SWIFT MT940 statement, told apart by content (``app/statements.py``).
 
-Matching, in order: an invoice id found in the reference (or inside an ISO 11649 ``RF``
-creditor reference); else the one open invoice of that payer (by name or id, or by a payer
-IBAN whose earlier receipts went to that customer) for exactly that amount. Anything else (no match, several
-matches, a closed case, an amount above what an invoice without a case owes)
-waits in the unmatched list for a collector to assign by hand.
+Matching (the rules are ``domain.matching.plan``): the invoice ids a reference (or an ISO 11649
+``RF`` creditor reference) names, several sharing one receipt under its payment id; else the
+payer's one open item for the amount (or short of it by no more than the policy's tolerance),
+or all the payer's open items when the amount is their sum; the payer is known by name or id,
+or by a payer IBAN whose earlier receipts went to that customer. Anything else (no match,
+several matches, a closed case, an amount above what an invoice without a case owes) waits in
+the unmatched list, with its ranked candidates, for a collector to assign by hand.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ class PaymentReceived(Event):
     reference: str
     received_on: date
     payer: str = ""  # as the bank file names them (the payments table's row)
-    matched_by: str = "direct"  # direct | reference | amount | manual
+    matched_by: str = "direct"  # direct | reference | amount | sum | manual
 
 
 class SmallBalanceWrittenOff(Event):
