@@ -40,11 +40,15 @@ _BALANCE_MOVES = {
     "CaseCancelled": ("amount", -1),
     "CustomerCreditApplied": ("amount", -1),
     "IndemnityReceived": ("amount", -1),
+    "InvoiceAmended": ("change", +1),  # signed: an amendment down is negative
+    "CreditNoteApplied": ("applied", -1),
+    "PaidOutsideEngine": ("applied", -1),
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
     "LateFeeCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
+    "InvoiceAmended": "erp_adjustments", "CreditNoteApplied": "erp_adjustments", "PaidOutsideEngine": "paid_outside",
 }
 
 
@@ -106,8 +110,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
                 sign = 1 if name == "PaymentReceived" else -1
                 period[facts.currency]["collected"] += sign * cash
                 period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
-        elif start <= day <= end:
-            period[facts.currency][_PERIOD_KIND[name]] += value.amount
+        elif start <= day <= end:  # what reduced the balance (an ERP amendment up: negative)
+            period[facts.currency][_PERIOD_KIND[name]] += -value.amount if name == "InvoiceAmended" else value.amount
     return Recomputed(cases, period)
 
 
@@ -258,7 +262,8 @@ def _compare_settlements(currency: str, shown: list, expected: dict, start: date
                          differences: list[str]) -> None:
     """The settlements the dashboard and the KPIs sum, against the events, per kind."""
     kinds = {"payment": "collected", "excess": "collected", "credit": "credits", "write_off": "write_offs",
-             "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees"}
+             "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees",
+             "erp_adjustment": "erp_adjustments", "paid_outside": "paid_outside"}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for s in shown:
         if s.currency == currency and start <= s.on <= end:

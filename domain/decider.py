@@ -696,39 +696,40 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
         if c.paid < s.paid_outside_total:
             raise DomainError(f"{c.paid} is less than the {s.paid_outside_total} the ERP already booked as paid",
                               "paid")
+    why = f"ERP export {c.source}"
     changed = tuple(name for name in CUSTOMER_FIELDS if getattr(s.customer, name) != getattr(c.customer, name))
     if c.customer.customer_id != s.customer.customer_id:
         raise DomainError(f"the invoice belongs to customer {s.customer.customer_id}, not "
                           f"{shown(c.customer.customer_id)}", "customer_id")
     if changed:
-        emit(ev.CustomerDetailsChanged, customer=c.customer, changed=changed, source=c.source)
+        emit(ev.CustomerDetailsChanged, customer=c.customer, changed=changed, reason=why)
     if c.amount != s.current_invoice_amount:
         change = c.amount - s.current_invoice_amount
         floor = -emit.state.balance  # a reduction takes the balance to zero, not below
         change = floor if change < floor else change
-        emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=c.amount, change=change, source=c.source)
+        emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=c.amount, change=change, reason=why)
     for note in c.credit_notes:
         if note.document_id not in emit.state.credit_note_ids:
             emit(ev.CreditNoteApplied, document_id=note.document_id, amount=note.amount,
-                 applied=note.amount.min(emit.state.balance), source=c.source)
+                 applied=note.amount.min(emit.state.balance), reason=why)
     if c.paid is not None and c.paid > emit.state.paid_outside_total:
         booked = c.paid - emit.state.paid_outside_total
         emit(ev.PaidOutsideEngine, amount=booked, applied=booked.min(emit.state.balance), total=c.paid,
-             source=c.source)
+             reason=why)
         if not emit.state.balance.is_positive:
             _close_if_settled(emit, ev.Outcome.paid)
             return
     if c.due_date != emit.state.due_date:
-        _move_due_date(emit, c.due_date, c.source, policy)
+        _move_due_date(emit, c.due_date, why, policy)
     if c.cancelled:
         if not emit.state.closed:
-            emit(ev.CaseCancelled, reason=f"cancelled in the ERP ({c.source})", amount=emit.state.balance)
+            emit(ev.CaseCancelled, reason=f"cancelled in the ERP ({why})", amount=emit.state.balance)
             emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
         return
     _close_if_settled(emit, ev.Outcome.resolved)
 
 
-def _move_due_date(emit: _Emitter, due, source: str, policy: Policy) -> None:
+def _move_due_date(emit: _Emitter, due, why: str, policy: Policy) -> None:
     """The ladder keeps its step and moves by as many days as the due date did; a notice
     already due by the new plan goes out at the next send moment, never in the past."""
     s = emit.state
@@ -738,7 +739,7 @@ def _move_due_date(emit: _Emitter, due, source: str, policy: Policy) -> None:
     if s.clock.kind == "remind" and s.level < len(ladder):
         planned = s.opened_at + ladder[s.level].after + s.clock.shift + shift
         next_at = _send_moment(max(planned, emit.now), s.customer, policy)
-    emit(ev.DueDateMoved, previous=s.due_date, due_date=due, shift=shift, next_reminder_at=next_at, source=source)
+    emit(ev.DueDateMoved, previous=s.due_date, due_date=due, shift=shift, next_reminder_at=next_at, reason=why)
 
 
 def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:

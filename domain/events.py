@@ -422,7 +422,7 @@ class CaseClosed(Event):
 
 
 # -- changes the ERP reports (invoice and customer sync, docs/IMPORT.md) ----------------------
-# Each names its ``source`` (the import file and line). A reduction from the ERP is the ERP's
+# Each names its source as its ``reason`` (the export file and line). A reduction from the ERP is the ERP's
 # own document: no collector decided it and it needs no approval.
 
 
@@ -433,7 +433,7 @@ class InvoiceAmended(Event):
     previous: Money
     amount: Money
     change: Money  # what the balance moved by (a reduction is capped at the open balance)
-    source: str
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 class CreditNoteApplied(Event):
@@ -443,7 +443,7 @@ class CreditNoteApplied(Event):
     document_id: str
     amount: Money  # the credit note's amount
     applied: Money  # what it took off the balance (capped at the open balance)
-    source: str
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 class PaidOutsideEngine(Event):
@@ -453,7 +453,7 @@ class PaidOutsideEngine(Event):
     amount: Money  # newly booked by the ERP
     applied: Money
     total: Money  # everything the ERP has booked as paid outside the engine
-    source: str
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 class DueDateMoved(Event):
@@ -464,7 +464,7 @@ class DueDateMoved(Event):
     due_date: date
     shift: timedelta
     next_reminder_at: datetime | None  # the re-planned notice (None: the clock did not run a reminder)
-    source: str
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 class CustomerDetailsChanged(Event):
@@ -473,7 +473,7 @@ class CustomerDetailsChanged(Event):
     type: Literal["CustomerDetailsChanged"] = "CustomerDetailsChanged"
     customer: Customer
     changed: tuple[str, ...]  # the fields that differ: name, email, language, country, timezone
-    source: str
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 # -- credit insurance ------------------------------------------------------------------

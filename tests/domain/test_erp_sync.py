@@ -38,7 +38,7 @@ def test_amount_amended_moves_the_balance_both_ways_with_its_source():
     case.pay("100.00")
     [event] = sync(case, amount="900.00")
     assert types([event]) == ["InvoiceAmended"] and event.actor == "erp-sync"
-    assert event.change == usd("-100.00") and event.source == "erp.csv line 2"
+    assert event.change == usd("-100.00") and event.reason == "ERP export erp.csv line 2"
     assert case.state.balance == usd("800.00") and case.state.write_offs == usd("0")
     sync(case, amount="1200.00")
     assert case.state.balance == usd("1100.00") and case.state.current_invoice_amount == usd("1200.00")
@@ -86,7 +86,7 @@ def test_cancelled_in_the_erp_closes_as_cancelled_without_approval():
     case = Case().open(invoice(amount="50000.00"))  # far beyond one person's authority
     events = sync(case, amount="50000.00", cancelled=True)
     assert types(events) == ["CaseCancelled", "CaseClosed"]
-    assert "cancelled in the ERP (erp.csv line 2)" in events[0].reason
+    assert "cancelled in the ERP (ERP export erp.csv line 2)" in events[0].reason
     assert case.state.status == CaseStatus.cancelled and not case.state.pending_approvals
 
 
