@@ -108,7 +108,7 @@ def plan_sync(session, export: Export, actor: Actor, source: str, now: datetime,
                 plan.ledger.append(change)
             continue
         state = CaseState.model_validate_json(case.state)
-        command = sync_command(row, own_notes, actor, f"{source} line {row.line}")
+        command = sync_command(row, own_notes, actor, source)
         differences = erp_differences(state, command)
         if state.closed:
             if state.outcome.value == "cancelled":
@@ -133,13 +133,15 @@ def plan_sync(session, export: Export, actor: Actor, source: str, now: datetime,
     return plan
 
 
-def sync_command(row: ExportRow, notes: list[CreditNoteRow], actor: Actor, source: str) -> cmd.SyncInvoice:
+def sync_command(row: ExportRow, notes: list[CreditNoteRow], actor: Actor, file: str) -> cmd.SyncInvoice:
+    """The row as the case command; each credit note names its own line of ``file``."""
     f = row.facts
     return cmd.SyncInvoice(
         command_id=uuid4(), actor=actor, amount=f.amount, due_date=f.due_date, customer=row.customer,
         cancelled=row.cancelled, paid=row.paid,
-        credit_notes=tuple(cmd.CreditNote(document_id=n.document_id, amount=n.amount) for n in notes),
-        source=source[:300],
+        credit_notes=tuple(cmd.CreditNote(document_id=n.document_id, amount=n.amount,
+                                          source=f"{file} line {n.line}"[:300]) for n in notes),
+        source=f"{file} line {row.line}"[:300],
     )
 
 

@@ -204,20 +204,22 @@ class CaseService:
                 raise DomainError("another import changed these invoices meanwhile; run the import again", "file")
             apply_to_ledger(session, plan, source, now.date(), now)
 
+        on_cases = {c.invoice_id for c in plan.cases}  # their ledger's due date follows the case's
+        changed = on_cases | {c.invoice_id for c in plan.ledger}
         record(self.ctx, "ledger", "invoice-imports", admin.InvoicesImported, actor, reason, f"invoices from {source}",
                within=change, source=source, digest=hashlib.sha256(text.encode()).hexdigest(),
                rows=len(export.invoices) + len(export.credit_notes), invoices_added=len(plan.new),
                invoices_unchanged=plan.unchanged, customers=len(plan.customers),
-               invoices_changed=len(plan.ledger) + len({c.invoice_id for c in plan.cases}))
+               invoices_changed=len(changed))
         result = {
             "file": source, "rows": len(export.invoices) + len(export.credit_notes),
             "invoices_added": len(plan.new), "invoices_unchanged": plan.unchanged,
-            "invoices_changed": len(plan.ledger) + len({c.invoice_id for c in plan.cases}),
+            "invoices_changed": len(changed),
             "credit_notes": len(export.credit_notes), "customers": len(plan.customers),
             "changes": sorted(
                 [{"line": c.line, "invoice_id": c.invoice_id, "where": "case", "changes": c.changes} for c in plan.cases]
                 + [{"line": c.line, "invoice_id": c.invoice_id, "where": "ledger", "changes": c.changes}
-                   for c in plan.ledger], key=lambda c: (c["line"], c["invoice_id"], c["where"])),
+                   for c in plan.ledger if c.invoice_id not in on_cases], key=lambda c: (c["line"], c["invoice_id"], c["where"])),
             "closed_cases_not_changed": plan.closed,
         }
         return result, plan

@@ -246,6 +246,7 @@ class CreditNote(BaseModel):
 
     document_id: str = Field(min_length=1, max_length=100)
     amount: Money
+    source: str = Field("", max_length=300)  # its own file and line (empty: the invoice's)
 
 
 class SyncInvoice(Command):

@@ -711,7 +711,8 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
     for note in c.credit_notes:
         if note.document_id not in emit.state.credit_note_ids:
             emit(ev.CreditNoteApplied, document_id=note.document_id, amount=note.amount,
-                 applied=note.amount.min(emit.state.balance), reason=why)
+                 applied=note.amount.min(emit.state.balance),
+                 reason=f"ERP export {note.source}" if note.source else why)
     if c.paid is not None and c.paid > emit.state.paid_outside_total:
         booked = c.paid - emit.state.paid_outside_total
         emit(ev.PaidOutsideEngine, amount=booked, applied=booked.min(emit.state.balance), total=c.paid,
