@@ -132,19 +132,25 @@ def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(ledger):
 
 
 def test_the_api_import_records_the_change_by_the_importing_user(ledger):
-    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [row("EA-1")], "erp")))
+    rows = [row("EA-1"), row("EA-2", customer="C-EA-1", email="ap@ea-1.test")]  # one customer, two invoices
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, rows, "erp")))
     ledger.ok("case", "open", "EA-1")
-    body = ERP_HEADER + "\n" + row("EA-1", amount="900.00") + "\n"
+    ledger.ok("case", "open", "EA-2")
+    # EA-1 amended and its customer renamed; EA-2 is not in the file, its case learns the new name too
+    body = ERP_HEADER + "\n" + row("EA-1", amount="900.00", name="EA Holdings") + "\n"
     with ledger.api("demo-supervisor") as api:
         answer = api.post("/api/invoices/import", content=body.encode(), headers={"Content-Type": "text/csv"})
         assert answer.status_code == 200, answer.text
-        assert (answer.json()["invoices_changed"], answer.json()["case_events"]) == (1, 1), answer.json()
+        assert (answer.json()["invoices_changed"], answer.json()["case_events"]) == (2, 3), answer.json()
         repeated = api.post("/api/invoices/import", content=body.encode(), headers={"Content-Type": "text/csv"})
         assert repeated.json()["case_events"] == 0, repeated.json()
         refused = api.post("/api/invoices/import", content=(body.replace("900.00", "-5")).encode(),
                            headers={"Content-Type": "text/csv"})
         assert refused.status_code == 400 and "amount" in refused.text, refused.text
-    [amended] = erp_events(ledger, "EA-1")
+    renamed, amended = erp_events(ledger, "EA-1")
     assert amended["type"] == "InvoiceAmended" and amended["actor"] == "demo-supervisor", amended
+    assert renamed["type"] == "CustomerDetailsChanged" and renamed["data"]["changed"] == ["name"], renamed
     assert ledger.case("EA-1")["balance"] == "900.00"
+    [other] = erp_events(ledger, "EA-2")
+    assert other["type"] == "CustomerDetailsChanged" and ledger.case("EA-2")["customer_name"] == "EA Holdings"
     ledger.reconcile()
