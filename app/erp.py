@@ -23,7 +23,6 @@ from domain.decider import decide, erp_differences
 from domain.errors import DomainError
 from domain.events import Customer
 from domain.money import Money
-from domain.policy import Policy
 from domain.state import CaseState
 from domain.users import Actor
 from store.ledger import _chunks
