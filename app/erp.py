@@ -132,6 +132,21 @@ def plan_sync(session, export: Export, actor: Actor, source: str, now: datetime,
     return plan
 
 
+def touches_cases(session, export: Export) -> bool:
+    """Whether the export names an invoice with a case, or a customer with an open case."""
+    ids = sorted({r.facts.invoice_id for r in export.invoices})
+    who = sorted({r.customer.customer_id for r in export.invoices})
+    for chunk in _chunks(ids, 500):
+        if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id.in_(chunk)).limit(1)).first():
+            return True
+    for chunk in _chunks(who, 500):
+        query = select(case_summary.c.case_id).where(case_summary.c.customer_id.in_(chunk),
+                                                     case_summary.c.closed_at.is_(None)).limit(1)
+        if session.execute(query).first():
+            return True
+    return False
+
+
 def sync_command(row: ExportRow, notes: list[CreditNoteRow], actor: Actor, file: str) -> cmd.SyncInvoice:
     """The row as the case command; each credit note names its own line of ``file``."""
     f = row.facts

@@ -160,12 +160,21 @@ class CaseService:
 
     async def _sync(self, export, text: str, source: str, actor: Actor | None, reason: str | None,
                     sync_actor: Actor | None) -> dict:
+        from app.erp import touches_cases
+
+        with self.ctx.db.read() as session:
+            if touches_cases(session, export):
+                await self.ctx.client()  # Temporal unreachable: refused before anything is written
         result, plan = self._import(export, text, source, actor, reason, sync_actor, cases=True)
-        events = 0
+        events, errors = 0, []
         for change in plan.cases:  # each case's changes, decided already on its state (app.erp)
-            reply = await self._send(change.invoice_id, "erp_sync", lambda summary, c=change: c.command)
+            try:
+                reply = await self._send(change.invoice_id, "erp_sync", lambda summary, c=change: c.command)
+            except DomainError as error:  # the case changed since (closed by a payment...): the others go on
+                errors.append({"line": change.line, "invoice_id": change.invoice_id, "error": str(error)})
+                continue
             events += len(reply["events"])
-        return {**result, "case_events": events}
+        return {**result, "case_events": events, "case_errors": errors}
 
     def _import(self, export, text: str, source: str, actor: Actor | None, reason: str | None,
                 sync_actor: Actor | None, cases: bool) -> tuple[dict, Any]:

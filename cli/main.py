@@ -214,6 +214,8 @@ def show_import(r: dict) -> None:
         for c in r["changes"]:
             table.add_row(str(c["line"]), c["invoice_id"], c["where"], ", ".join(c["changes"]))
         print_table(table)
+    for c in r.get("case_errors", []):
+        console.print(f"line {c['line']}: {c['invoice_id']}: not changed: {c['error']} (import the file again)")
     for c in r["closed_cases_not_changed"]:
         console.print(f"line {c['line']}: {c['invoice_id']}: case closed ({c['case']}), not changed: "
                       f"{', '.join(c['changes'])}")
