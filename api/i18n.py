@@ -277,6 +277,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.CaseAssigned": "Case assigned to {assignee}",
         "event.CaseCancelled": "Case cancelled; {amount} no longer owed",
         "event.CaseClosed": "Case closed: {outcome}",
+        "event.InvoiceAmended": "Invoice amount changed in the ERP from {previous} to {amount}",
+        "event.CreditNoteApplied": "ERP credit note {document_id} of {amount}: {applied} off the balance",
+        "event.PaidOutsideEngine": "ERP booked {amount} paid outside the engine",
+        "event.DueDateMoved": "Due date moved in the ERP from {previous} to {due_date}",
+        "event.CustomerDetailsChanged": "Customer details changed in the ERP",
     },
     "zh": {
         "app.name": "催收控制台",
@@ -537,6 +542,11 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.CaseAssigned": "案件分配给 {assignee}",
         "event.CaseCancelled": "案件已取消；{amount} 不再应收",
         "event.CaseClosed": "案件结案：{outcome}",
+        "event.InvoiceAmended": "ERP 将发票金额从 {previous} 改为 {amount}",
+        "event.CreditNoteApplied": "ERP 贷项通知单 {document_id}（{amount}）：余额减少 {applied}",
+        "event.PaidOutsideEngine": "ERP 记录了系统外付款 {amount}",
+        "event.DueDateMoved": "ERP 将到期日从 {previous} 改为 {due_date}",
+        "event.CustomerDetailsChanged": "ERP 中的客户资料已更改",
     },
 }
 

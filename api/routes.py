@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from api.auth import permit
@@ -255,14 +254,14 @@ async def reject(approval_id: str, body: DecisionBody, svc: Service, user: calle
 
 
 @endpoint("POST", "/invoices/import", "invoices.import",
-          summary="Import invoices from CSV (the request body, text/csv): all rows or none", errors=(413,),
+          summary=("Import invoices, credit notes and customers from an ERP export (CSV, the request body): "
+                   "all rows or none; changes of known invoices reach their open cases (docs/IMPORT.md)"), errors=(413,),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def import_invoices(request: Request, svc: Service, user: caller("invoices.import"),
                           reason: Annotated[str | None, Query(max_length=500, description=(
                               "Why these invoices are imported (kept on the event); default 'invoice import'"))]
                           = None) -> dict:
-    return await run_in_threadpool(svc.import_invoice_text, await read_csv_body(request), "upload", user.actor(),
-                                   reason)
+    return await svc.sync_invoice_text(await read_csv_body(request), "upload", user.actor(), reason, user.actor())
 
 
 async def read_csv_body(request: Request) -> str:

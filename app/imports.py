@@ -134,11 +134,55 @@ def csv_header(reader: csv.DictReader) -> list[str]:
         raise csv_error(error, 1) from None
 
 
+@dataclass(frozen=True)
+class ExportRow:
+    """One invoice row of an ERP export (docs/IMPORT.md): the invoice as the ERP has it now."""
+
+    line: int
+    customer: Customer
+    grade: str
+    facts: InvoiceFacts
+    cancelled: bool = False
+    paid: Money | None = None  # booked by the ERP as paid outside the engine (None: column empty or absent)
+
+    def as_tuple(self) -> tuple[Customer, str, InvoiceFacts]:
+        return self.customer, self.grade, self.facts
+
+
+@dataclass(frozen=True)
+class CreditNoteRow:
+    """A credit note row: its own document id, the invoice it references."""
+
+    line: int
+    document_id: str
+    invoice_id: str
+    customer_id: str
+    amount: Money
+
+
+@dataclass(frozen=True)
+class Export:
+    invoices: list[ExportRow]
+    credit_notes: list[CreditNoteRow]
+
+
+DOCUMENT_TYPES = ("invoice", "credit_note")
+STATUSES = ("open", "cancelled")
+
+
 def parse_invoices(
     text: str, format: str = "standard", defaults: ImportDefaults = ImportDefaults(),
     today: date | None = None, rules: InputPolicy | None = None,
 ) -> list[tuple[Customer, str, InvoiceFacts]]:
-    """Every row checked (``rules``: the policy's input horizons; ``today``: what they count from)."""
+    """The invoice rows (``rules``: the policy's input horizons; ``today``: what they count from)."""
+    return [row.as_tuple() for row in parse_export(text, format, defaults, today, rules).invoices]
+
+
+def parse_export(
+    text: str, format: str = "standard", defaults: ImportDefaults = ImportDefaults(),
+    today: date | None = None, rules: InputPolicy | None = None,
+) -> Export:
+    """Every row checked, invoices and credit notes."""
     if format not in FORMATS:
         raise DomainError(f"{format!r} is not a known format ({', '.join(FORMATS)})", "format")
     layout = FORMATS[format]
@@ -152,7 +196,8 @@ def parse_invoices(
         hint = f"; the header looks like the {looks_like[0]} layout: pass --format {looks_like[0]}" if looks_like else ""
         raise DomainError(f"line 1: missing column(s) {', '.join(missing)}{hint}", "file")
     reader.fieldnames = header
-    rows: list[tuple[Customer, str, InvoiceFacts]] = []
+    rows: list[ExportRow] = []
+    notes: list[CreditNoteRow] = []
     seen: dict[str, int] = {}
     for record in csv_records(reader):
         line = reader.line_num
@@ -160,17 +205,66 @@ def parse_invoices(
             raise RowError(line, "more values than columns")
         try:
             raw = {k: (v or "").strip() for k, v in record.items()}
-            parsed = parse_invoice_row(layout.to_standard(raw, defaults), today, rules)
+            standard = layout.to_standard(raw, defaults)
+            customer, grade, facts = parse_invoice_row(standard, today, rules)
+            kind = _choice(raw.get("document_type", ""), "document_type", DOCUMENT_TYPES)
+            if kind == "credit_note":
+                notes.append(CreditNoteRow(line, facts.invoice_id, _reference(raw.get("references", "")),
+                                           customer.customer_id, facts.amount))
+            else:
+                if raw.get("references"):
+                    raise DomainError("only a credit note references another document", "references")
+                cancelled = _choice(raw.get("status", ""), "status", STATUSES) == "cancelled"
+                rows.append(ExportRow(line, customer, grade, facts, cancelled, _paid(raw.get("paid", ""), facts)))
         except DomainError as error:  # names the field, and the line in the message
             raise RowError(line, error) from None
-        invoice_id = parsed[2].invoice_id
-        if invoice_id in seen:
-            raise RowError(line, f"invoice {invoice_id} already appears on line {seen[invoice_id]}")
-        seen[invoice_id] = line
-        rows.append(parsed)
-    if not rows:
+        document_id = facts.invoice_id
+        if document_id in seen:
+            what = "credit note" if raw.get("document_type", "").lower() == "credit_note" else "invoice"
+            raise RowError(line, f"{what} {document_id} already appears on line {seen[document_id]}")
+        seen[document_id] = line
+    invoice_lines = {r.facts.invoice_id: r for r in rows}
+    for note in notes:
+        invoice = invoice_lines.get(note.invoice_id)
+        if invoice is not None:
+            check_credit_note(note, invoice.facts)
+    if not rows and not notes:
         raise DomainError("the file has a header but no invoices", "file")
-    return rows
+    return Export(rows, notes)
+
+
+def check_credit_note(note: CreditNoteRow, invoice: InvoiceFacts) -> None:
+    """A credit note is for its invoice's customer and in its currency."""
+    if note.customer_id != invoice.customer.customer_id:
+        raise RowError(note.line, f"credit note {note.document_id} is for customer {note.customer_id}, its invoice "
+                                  f"{invoice.invoice_id} for {invoice.customer.customer_id}", "customer_id")
+    if note.amount.currency != invoice.amount.currency:
+        raise RowError(note.line, f"credit note {note.document_id} is in {note.amount.currency}, its invoice "
+                                  f"{invoice.invoice_id} in {invoice.amount.currency}", "currency")
+
+
+def _choice(value: str, field: str, allowed: tuple[str, ...]) -> str:
+    value = value.lower() or allowed[0]
+    if value not in allowed:
+        raise DomainError(f"{value[:30]!r} is not one of {', '.join(allowed)}", field)
+    return value
+
+
+def _reference(value: str) -> str:
+    if not value:
+        raise DomainError("a credit note names the invoice it credits", "references")
+    return check_identifier(value, "references")
+
+
+def _paid(value: str, facts: InvoiceFacts) -> Money | None:
+    if not value:
+        return None
+    paid = Money.of(value, facts.amount.currency, "paid")
+    if paid.amount < 0:
+        raise DomainError(f"must not be negative, got {paid.amount}", "paid")
+    if paid > facts.amount:
+        raise DomainError(f"{paid.amount} is more than the invoice amount {facts.amount.amount}", "paid")
+    return paid
 
 
 def parse_invoice_row(r: dict[str, str], today: date | None = None,

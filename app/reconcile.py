@@ -43,12 +43,16 @@ _BALANCE_MOVES = {
     "CaseCancelled": ("amount", -1),
     "CustomerCreditApplied": ("amount", -1),
     "IndemnityReceived": ("amount", -1),
+    "InvoiceAmended": ("change", +1),  # signed: an amendment down is negative
+    "CreditNoteApplied": ("applied", -1),
+    "PaidOutsideEngine": ("applied", -1),
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
     "LateFeeCharged": "fees", "InterestCharged": "fees", "InterestWaived": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
     "SmallBalanceWrittenOff": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
+    "InvoiceAmended": "erp_adjustments", "CreditNoteApplied": "erp_adjustments", "PaidOutsideEngine": "paid_outside",
 }
 
 
@@ -111,8 +115,10 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
                 period[facts.currency]["collected"] += sign * cash
                 period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
         elif start <= day <= end:
-            # a waiver takes back what interest added to the fees
-            period[facts.currency][_PERIOD_KIND[name]] += -value.amount if name == "InterestWaived" else value.amount
+            # what reduced the balance; a waiver takes back what interest added to the fees, and an
+            # ERP amendment up is negative
+            sign = -1 if name in ("InterestWaived", "InvoiceAmended") else 1
+            period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
     return Recomputed(cases, period)
 
 
@@ -268,7 +274,8 @@ def _compare_settlements(currency: str, shown: list, expected: dict, start: date
                          differences: list[str]) -> None:
     """The settlements the dashboard and the KPIs sum, against the events, per kind."""
     kinds = {"payment": "collected", "excess": "collected", "credit": "credits", "write_off": "write_offs",
-             "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees"}
+             "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees",
+             "erp_adjustment": "erp_adjustments", "paid_outside": "paid_outside"}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for s in shown:
         if s.currency == currency and start <= s.on <= end:

@@ -205,12 +205,13 @@ class Settlement:
     amount: Decimal
     on: date
     kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
+    #            | erp_adjustment (an ERP amendment or credit note; negative: amended up) | paid_outside
 
 
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
-                    "LateFeeCharged",
-                    "InterestCharged", "InterestWaived",
-                    "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
+                    "LateFeeCharged", "InterestCharged", "InterestWaived",
+                    "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed", "InvoiceAmended",
+                    "CreditNoteApplied", "PaidOutsideEngine")
 
 
 def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
@@ -261,6 +262,12 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))
         elif name == "IndemnityReceived":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity"))
+        elif name == "InvoiceAmended":
+            found.append(Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment"))
+        elif name == "CreditNoteApplied":
+            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment"))
+        elif name == "PaidOutsideEngine":
+            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "paid_outside"))
         elif name == "PaymentReversed":  # the payment did not settle after all
             found.append(Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment"))
             if e.excess.is_positive:

@@ -17,7 +17,7 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from sqlalchemy import select
 
 from app.context import Context
-from app.imports import ImportDefaults, parse_invoices, read_text
+from app.imports import ImportDefaults, parse_export, read_text
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.durations import parse_duration
@@ -130,39 +130,108 @@ class CaseService:
     # -- ledger ------------------------------------------------------------------------
     def import_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None,
                         actor: Actor | None = None, reason: str | None = None) -> dict:
+        """A ledger load (tests, the demo, the backtest): refused when it would change an open
+        case, which only ``sync_invoices`` (the CLI's and the API's import) can reach."""
         text = read_text(path)
-        rows = parse_invoices(text, format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
-        return self._import(rows, text, str(path), actor, reason)
+        export = parse_export(text, format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
+        return self._import(export, text, str(path), actor, reason, None, cases=False)[0]
 
     def import_invoice_text(self, text: str, source: str = "upload", actor: Actor | None = None,
                             reason: str | None = None) -> dict:
-        """The same import from CSV text already in memory (an HTTP upload)."""
-        rows = parse_invoices(text, rules=self.ctx.policy().inputs)
-        return self._import(rows, text, source, actor, reason)
+        """The same import from CSV text already in memory."""
+        export = parse_export(text, rules=self.ctx.policy().inputs)
+        return self._import(export, text, source, actor, reason, None, cases=False)[0]
 
-    def _import(self, rows: list, text: str, source: str, actor: Actor | None, reason: str | None) -> dict:
+    async def sync_invoices(self, path: Path, format: str = "standard", defaults: ImportDefaults | None = None,
+                            actor: Actor | None = None, reason: str | None = None,
+                            sync_actor: Actor | None = None) -> dict:
+        """`invoices import`: new invoices onto the ledger, and every change of a known invoice or
+        customer recorded, on the ledger or as events of its open case (docs/IMPORT.md).
+        ``sync_actor``: who the case events are recorded by (default ``erp-sync``)."""
+        text = read_text(path)
+        export = parse_export(text, format, defaults or ImportDefaults(), rules=self.ctx.policy().inputs)
+        return await self._sync(export, text, str(path), actor, reason, sync_actor)
+
+    async def sync_invoice_text(self, text: str, source: str = "upload", actor: Actor | None = None,
+                                reason: str | None = None, sync_actor: Actor | None = None) -> dict:
+        """The same from CSV text already in memory (an HTTP upload)."""
+        export = parse_export(text, rules=self.ctx.policy().inputs)
+        return await self._sync(export, text, source, actor, reason, sync_actor)
+
+    async def _sync(self, export, text: str, source: str, actor: Actor | None, reason: str | None,
+                    sync_actor: Actor | None) -> dict:
+        from app.erp import touches_cases
+
+        with self.ctx.db.read() as session:
+            if touches_cases(session, export):
+                await self.ctx.client()  # Temporal unreachable: refused before anything is written
+        result, plan = self._import(export, text, source, actor, reason, sync_actor, cases=True)
+        events, errors = 0, []
+        for change in plan.cases:  # each case's changes, decided already on its state (app.erp)
+            try:
+                reply = await self._send(change.invoice_id, "erp_sync", lambda summary, c=change: c.command)
+            except DomainError as error:  # the case changed since (closed by a payment...): the others go on
+                errors.append({"line": change.line, "invoice_id": change.invoice_id, "error": str(error)})
+                continue
+            events += len(reply["events"])
+        return {**result, "case_events": events, "case_errors": errors}
+
+    def _import(self, export, text: str, source: str, actor: Actor | None, reason: str | None,
+                sync_actor: Actor | None, cases: bool) -> tuple[dict, Any]:
         """The ledger's rows and ``InvoicesImported`` (who, when, why, what) in one transaction."""
         import hashlib
 
         from app.adminlog import default_actor, record
+        from app.erp import ERP_ACTOR, apply_to_ledger, plan_sync
         from domain import admin
-        from store.ledger import import_invoice_rows
 
         reason = admin.check_reason(reason, required=False, default="invoice import")
         actor = actor or default_actor(self.ctx)
-        planned = self.ctx.ledger.plan_import(rows)
+        now = datetime.now(timezone.utc)
+        policies: dict[str, Policy] = {}
+
+        def policy_of(version: str) -> Policy:
+            if version not in policies:
+                try:
+                    policies[version] = self.ctx.policies.get(version)
+                except DomainError:
+                    policies[version] = self.ctx.policy()
+            return policies[version]
+
+        def planned(session):
+            return plan_sync(session, export, sync_actor or ERP_ACTOR, Path(source).name, now, policy_of)
+
+        with self.ctx.db.read() as session:
+            plan = planned(session)
+        if plan.cases and not cases:
+            first = plan.cases[0]
+            raise DomainError(f"line {first.line}: invoice {first.invoice_id} has an open case; its changes reach "
+                              "the case through `invoices import` or POST /api/invoices/import", "file")
 
         def change(session) -> None:
-            done = import_invoice_rows(session, rows)
-            if done != planned:
+            if planned(session).counts() != plan.counts():
                 raise DomainError("another import changed these invoices meanwhile; run the import again", "file")
+            apply_to_ledger(session, plan, source, now.date(), now)
 
+        on_cases = {c.invoice_id for c in plan.cases}  # their ledger's due date follows the case's
+        changed = on_cases | {c.invoice_id for c in plan.ledger}
         record(self.ctx, "ledger", "invoice-imports", admin.InvoicesImported, actor, reason, f"invoices from {source}",
-               within=change, source=source, digest=hashlib.sha256(text.encode()).hexdigest(), rows=len(rows),
-               invoices_added=planned.invoices_added, invoices_unchanged=planned.invoices_unchanged,
-               customers=planned.customers)
-        return {"file": source, "rows": len(rows), "invoices_added": planned.invoices_added,
-                "invoices_unchanged": planned.invoices_unchanged, "customers": planned.customers}
+               within=change, source=source, digest=hashlib.sha256(text.encode()).hexdigest(),
+               rows=len(export.invoices) + len(export.credit_notes), invoices_added=len(plan.new),
+               invoices_unchanged=plan.unchanged, customers=len(plan.customers),
+               invoices_changed=len(changed))
+        result = {
+            "file": source, "rows": len(export.invoices) + len(export.credit_notes),
+            "invoices_added": len(plan.new), "invoices_unchanged": plan.unchanged,
+            "invoices_changed": len(changed),
+            "credit_notes": len(export.credit_notes), "customers": len(plan.customers),
+            "changes": sorted(
+                [{"line": c.line, "invoice_id": c.invoice_id, "where": "case", "changes": c.changes} for c in plan.cases]
+                + [{"line": c.line, "invoice_id": c.invoice_id, "where": "ledger", "changes": c.changes}
+                   for c in plan.ledger if c.invoice_id not in on_cases], key=lambda c: (c["line"], c["invoice_id"], c["where"])),
+            "closed_cases_not_changed": plan.closed,
+        }
+        return result, plan
 
     # -- reads ---------------------------------------------------------------------------
     def summary_row(self, ref: str):

@@ -196,15 +196,34 @@ def invoices_import(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Import invoices from a CSV file (all rows or none; re-importing the same rows is a no-op).
+    """Import invoices, credit notes and customers from a CSV export of the ERP (all rows or none).
 
-    Recorded as an InvoicesImported event (who, when, why, the file and its counts) in `audit export`."""
+    New invoices go onto the ledger. A known invoice whose row changed (amount, credit note, due
+    date, cancelled, paid outside the engine, customer details) is changed on the ledger or, when
+    it has an open case, recorded as events of that case by `erp-sync` (by the --as user when
+    given). Re-importing the same file changes nothing. Recorded as an InvoicesImported event
+    (who, when, why, the file and its counts) in `audit export`. Layout: docs/IMPORT.md."""
     from app.imports import ImportDefaults
 
     defaults = ImportDefaults(currency=currency.upper(), country=country.upper(), language=language)
-    execute(lambda s: s.import_invoices(file, format, defaults, _actor(s, as_user), reason), as_json,
-            lambda r: console.print(f"{r['rows']} row(s): {r['invoices_added']} new invoice(s), "
-                                    f"{r['invoices_unchanged']} already imported, {r['customers']} customer(s)"))
+    execute(lambda s: s.sync_invoices(file, format, defaults, _actor(s, as_user), reason,
+                                      _actor(s, as_user) if as_user else None), as_json, show_import)
+
+
+def show_import(r: dict) -> None:
+    console.print(f"{r['rows']} row(s): {r['invoices_added']} new invoice(s), {r['invoices_changed']} changed, "
+                  f"{r['invoices_unchanged']} unchanged, {r['customers']} customer(s), "
+                  f"{r['case_events']} case event(s)")
+    if r["changes"]:
+        table = Table("line", "invoice", "where", "changes")
+        for c in r["changes"]:
+            table.add_row(str(c["line"]), c["invoice_id"], c["where"], ", ".join(c["changes"]))
+        print_table(table)
+    for c in r.get("case_errors", []):
+        console.print(f"line {c['line']}: {c['invoice_id']}: not changed: {c['error']} (import the file again)")
+    for c in r["closed_cases_not_changed"]:
+        console.print(f"line {c['line']}: {c['invoice_id']}: case closed ({c['case']}), not changed: "
+                      f"{', '.join(c['changes'])}")
 
 
 @case_app.command("open")

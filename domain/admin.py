@@ -74,6 +74,7 @@ class InvoicesImported(AdminEvent):
     invoices_added: int
     invoices_unchanged: int
     customers: int
+    invoices_changed: int = 0  # changed by the ERP: on the ledger or on their open case
 
 
 class PolicyPinned(AdminEvent):

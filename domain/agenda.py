@@ -133,7 +133,7 @@ def accrued_interest(state: CaseState, policy: Policy, to: date) -> Accrual | No
     name, regime = policy.interest.regime_for(state.customer.country)
     if regime is None:
         return None
-    principal = state.original_amount - state.paid_before_open
+    principal = state.current_invoice_amount - state.paid_before_open  # an ERP amendment corrects it from the start
     return accrue(name, regime, principal, state.due_date, state.principal_reductions, to)
 
 

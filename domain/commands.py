@@ -253,6 +253,30 @@ class WaiveInterest(Command):
     reason: str
 
 
+class CreditNote(BaseModel):
+    """An ERP credit note: its own document id, referencing one invoice."""
+
+    model_config = ConfigDict(frozen=True)
+
+    document_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+    source: str = Field("", max_length=300)  # its own file and line (empty: the invoice's)
+
+
+class SyncInvoice(Command):
+    """The invoice as the ERP has it now (one row of an import, docs/IMPORT.md). The decider
+    records each difference from the case as its own event; the same facts again record nothing."""
+
+    kind: Literal["erp_sync"] = "erp_sync"
+    amount: Money  # the invoice amount, before credit notes
+    due_date: date
+    customer: Customer
+    cancelled: bool = False
+    paid: Money | None = None  # everything the ERP booked as paid outside the engine (None: nothing)
+    credit_notes: tuple[CreditNote, ...] = ()  # every credit note of the invoice
+    source: str = Field(min_length=1, max_length=300)  # the file and line
+
+
 class Tick(Command):
     """A timer fired: apply every deadline that has passed."""
 
@@ -283,6 +307,7 @@ AnyCommand = Annotated[
         RecordIndemnity,
         ApplyCustomerCredit,
         WaiveInterest,
+        SyncInvoice,
         Tick,
     ],
     Field(discriminator="kind"),

@@ -112,8 +112,11 @@ def _next_tier(policy: Policy, tier: Role) -> Role | None:
 def _closing_totals(s: CaseState) -> dict:
     """What a CaseClosed records: every way the balance went down, and the fees it went up by.
     original + fees = paid before opening + payments + credit applied + indemnity + credits + write-offs."""
-    return dict(payments=s.payments, credits=s.credits, write_offs=s.write_offs, fees=s.fees,
-                credit_applied=s.credit_applied, indemnity=s.indemnity)
+    totals = dict(payments=s.payments, credits=s.credits, write_offs=s.write_offs, fees=s.fees,
+                  credit_applied=s.credit_applied, indemnity=s.indemnity)
+    if s.erp_adjustments is not None or s.paid_outside is not None:  # only then: older events stay as they were
+        totals.update(erp_adjustments=s.erp_adjustments, paid_outside=s.paid_outside)
+    return totals
 
 
 def _close_if_settled(emit: _Emitter, outcome: ev.Outcome) -> None:
@@ -696,6 +699,91 @@ def _emit_cancellation(emit: _Emitter, reason: str) -> None:
     emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
 
 
+# -- the ERP's changes (invoice and customer sync) -------------------------------------------
+
+CUSTOMER_FIELDS = ("name", "email", "language", "country", "timezone")
+
+
+def erp_differences(s: CaseState, c: cmd.SyncInvoice) -> list[str]:
+    """What the ERP's view of the invoice changes on the case (empty: nothing to record)."""
+    found = [f"customer {name}" for name in CUSTOMER_FIELDS
+             if getattr(s.customer, name) != getattr(c.customer, name)]
+    if c.amount != s.current_invoice_amount:
+        found.append("amount")
+    found += [f"credit note {n.document_id}" for n in c.credit_notes if n.document_id not in s.credit_note_ids]
+    if c.paid is not None and c.paid > s.paid_outside_total:
+        found.append("paid outside")
+    if c.due_date != s.due_date:
+        found.append("due date")
+    if c.cancelled:
+        found.append("cancelled")
+    return found
+
+
+def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
+    """Each difference is its own event, in a fixed order; the same facts again record nothing.
+    Reductions are the ERP's documents: no approval, recorded with their source."""
+    s = emit.state
+    _same_currency(s, c.amount)
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    for note in c.credit_notes:
+        _same_currency(s, note.amount, "credit_note")
+        if not note.amount.is_positive:
+            raise DomainError(f"credit note {note.document_id} must be positive, got {note.amount.amount}",
+                              "credit_note")
+    if c.paid is not None:
+        _same_currency(s, c.paid, "paid")
+        if c.paid < s.paid_outside_total:
+            raise DomainError(f"{c.paid} is less than the {s.paid_outside_total} the ERP already booked as paid",
+                              "paid")
+    why = f"ERP export {c.source}"
+    changed = tuple(name for name in CUSTOMER_FIELDS if getattr(s.customer, name) != getattr(c.customer, name))
+    if c.customer.customer_id != s.customer.customer_id:
+        raise DomainError(f"the invoice belongs to customer {s.customer.customer_id}, not "
+                          f"{shown(c.customer.customer_id)}", "customer_id")
+    if changed:
+        emit(ev.CustomerDetailsChanged, customer=c.customer, changed=changed, reason=why)
+    if c.amount != s.current_invoice_amount:
+        change = c.amount - s.current_invoice_amount
+        floor = -emit.state.balance  # a reduction takes the balance to zero, not below
+        change = floor if change < floor else change
+        emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=c.amount, change=change, reason=why)
+    for note in c.credit_notes:
+        if note.document_id not in emit.state.credit_note_ids:
+            emit(ev.CreditNoteApplied, document_id=note.document_id, amount=note.amount,
+                 applied=note.amount.min(emit.state.balance),
+                 reason=f"ERP export {note.source}" if note.source else why)
+    if c.paid is not None and c.paid > emit.state.paid_outside_total:
+        booked = c.paid - emit.state.paid_outside_total
+        emit(ev.PaidOutsideEngine, amount=booked, applied=booked.min(emit.state.balance), total=c.paid,
+             reason=why)
+        if not emit.state.balance.is_positive:
+            _close_if_settled(emit, ev.Outcome.paid)
+            return
+    if c.due_date != emit.state.due_date:
+        _move_due_date(emit, c.due_date, why, policy)
+    if c.cancelled:
+        if not emit.state.closed:
+            emit(ev.CaseCancelled, reason=f"cancelled in the ERP ({why})", amount=emit.state.balance)
+            emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
+        return
+    _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def _move_due_date(emit: _Emitter, due, why: str, policy: Policy) -> None:
+    """The ladder keeps its step and moves by as many days as the due date did; a notice
+    already due by the new plan goes out at the next send moment, never in the past."""
+    s = emit.state
+    shift = timedelta(days=(due - s.due_date).days)
+    next_at = None
+    ladder = policy.ladder(s.risk_grade)
+    if s.clock.kind == "remind" and s.level < len(ladder):
+        planned = s.opened_at + ladder[s.level].after + s.clock.shift + shift
+        next_at = _send_moment(max(planned, emit.now), s.customer, policy)
+    emit(ev.DueDateMoved, previous=s.due_date, due_date=due, shift=shift, next_reminder_at=next_at, reason=why)
+
+
 def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
     s = emit.state
     if c.seq <= s.notices:
@@ -912,6 +1000,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.RecordInsurerNotice: _insurer_notice,
     cmd.RecordIndemnity: _record_indemnity,
     cmd.ApplyCustomerCredit: _apply_credit,
+    cmd.SyncInvoice: _erp_sync,
     cmd.Tick: _tick,
 }
 

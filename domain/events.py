@@ -461,6 +461,63 @@ class CaseClosed(Event):
     fees: Money
     credit_applied: Money | None = None  # customer credit applied (None: none)
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
+    erp_adjustments: Money | None = None  # ERP amendments and credit notes, net (None: none)
+    paid_outside: Money | None = None  # booked by the ERP as paid outside the engine (None: none)
+
+
+# -- changes the ERP reports (invoice and customer sync, docs/IMPORT.md) ----------------------
+# Each names its source as its ``reason`` (the export file and line). A reduction from the ERP is the ERP's
+# own document: no collector decided it and it needs no approval.
+
+
+class InvoiceAmended(Event):
+    """The ERP changed the invoice amount: the balance moves by ``change`` (negative: reduced)."""
+
+    type: Literal["InvoiceAmended"] = "InvoiceAmended"
+    previous: Money
+    amount: Money
+    change: Money  # what the balance moved by (a reduction is capped at the open balance)
+    reason: str  # where the ERP said so: "ERP export FILE line N"
+
+
+class CreditNoteApplied(Event):
+    """An ERP credit note (its own document id) referencing this invoice reduced the balance."""
+
+    type: Literal["CreditNoteApplied"] = "CreditNoteApplied"
+    document_id: str
+    amount: Money  # the credit note's amount
+    applied: Money  # what it took off the balance (capped at the open balance)
+    reason: str  # where the ERP said so: "ERP export FILE line N"
+
+
+class PaidOutsideEngine(Event):
+    """The ERP booked a payment the engine never saw (cash at the counter, a netting...)."""
+
+    type: Literal["PaidOutsideEngine"] = "PaidOutsideEngine"
+    amount: Money  # newly booked by the ERP
+    applied: Money
+    total: Money  # everything the ERP has booked as paid outside the engine
+    reason: str  # where the ERP said so: "ERP export FILE line N"
+
+
+class DueDateMoved(Event):
+    """The ERP moved the due date: the ladder's remaining steps move with it."""
+
+    type: Literal["DueDateMoved"] = "DueDateMoved"
+    previous: date
+    due_date: date
+    shift: timedelta
+    next_reminder_at: datetime | None  # the re-planned notice (None: the clock did not run a reminder)
+    reason: str  # where the ERP said so: "ERP export FILE line N"
+
+
+class CustomerDetailsChanged(Event):
+    """The ERP's customer master data changed: later notices use the new details."""
+
+    type: Literal["CustomerDetailsChanged"] = "CustomerDetailsChanged"
+    customer: Customer
+    changed: tuple[str, ...]  # the fields that differ: name, email, language, country, timezone
+    reason: str  # where the ERP said so: "ERP export FILE line N"
 
 
 # -- credit insurance ------------------------------------------------------------------
@@ -620,6 +677,11 @@ AnyEvent = Annotated[
         PauseRequested,
         PauseDecided,
         DunningResumed,
+        InvoiceAmended,
+        CreditNoteApplied,
+        PaidOutsideEngine,
+        DueDateMoved,
+        CustomerDetailsChanged,
     ],
     Field(discriminator="type"),
 ]

@@ -265,11 +265,28 @@ class CaseState(_Frozen):
     compensation: Money | None = None  # fixed compensation charged (None: none)
     interest_waived: Money | None = None  # of interest and compensation, waived (None: none)
     principal_reductions: tuple[Reduction, ...] = ()  # what lowered the principal, dated (interest)
+    # What the ERP changed (invoice and customer sync): None until it changes something.
+    invoice_amount: Money | None = None  # the ERP's current invoice amount (None: the original)
+    credit_note_ids: tuple[str, ...] = ()
+    erp_adjustments: Money | None = None  # amendments and credit notes; positive reduced the balance
+    paid_outside: Money | None = None  # what the ERP booked as paid outside the engine
 
     # -- derived ------------------------------------------------------------
     @property
     def credit_applied_total(self) -> Money:
         return self.credit_applied or Money.zero(self.currency)
+
+    @property
+    def current_invoice_amount(self) -> Money:
+        return self.invoice_amount or self.original_amount
+
+    @property
+    def erp_adjustments_total(self) -> Money:
+        return self.erp_adjustments or Money.zero(self.currency)
+
+    @property
+    def paid_outside_total(self) -> Money:
+        return self.paid_outside or Money.zero(self.currency)
 
     @property
     def indemnity_total(self) -> Money:
@@ -825,6 +842,49 @@ def _credit_applied(s: CaseState, e: ev.CustomerCreditApplied) -> dict:
     return changes
 
 
+def _rebalanced(s: CaseState, balance: Money) -> dict:
+    """The new balance; a dispute is never for more than the balance."""
+    changes: dict = {"balance": balance}
+    if s.dispute is not None and s.dispute.amount > balance:
+        changes["dispute"] = s.dispute.model_copy(update={"amount": balance})
+    return changes
+
+
+def _invoice_amended(s: CaseState, e: ev.InvoiceAmended) -> dict:
+    return {**_rebalanced(s, s.balance + e.change), "invoice_amount": e.amount,
+            "erp_adjustments": s.erp_adjustments_total - e.change}
+
+
+def _credit_note(s: CaseState, e: ev.CreditNoteApplied) -> dict:
+    return {**_rebalanced(s, s.balance - e.applied), "credit_note_ids": s.credit_note_ids + (e.document_id,),
+            "erp_adjustments": s.erp_adjustments_total + e.applied,
+            "principal_reductions": _reduced(s, e.occurred_at.date(), e.applied, e.document_id)}
+
+
+def _paid_outside(s: CaseState, e: ev.PaidOutsideEngine) -> dict:
+    return {**_rebalanced(s, s.balance - e.applied), "paid_outside": e.total,
+            "principal_reductions": _reduced(s, e.occurred_at.date(), e.applied)}
+
+
+def _due_date_moved(s: CaseState, e: ev.DueDateMoved) -> dict:
+    changes: dict = {"due_date": e.due_date}
+    clock = s.clock
+    if clock.kind == "remind" and e.next_reminder_at is not None:
+        if clock.paused:
+            clock = clock.model_copy(update={"held_due": e.next_reminder_at})
+        else:
+            clock = clock.set(e.next_reminder_at, "remind")
+    changes["clock"] = clock.model_copy(update={"shift": clock.shift + e.shift})
+    return changes
+
+
+def _customer_changed(s: CaseState, e: ev.CustomerDetailsChanged) -> dict:
+    changes: dict = {"customer": e.customer}
+    if "email" in e.changed:
+        changes["contact_problem"] = False  # a new address: the bounce was about the old one
+    return changes
+
+
 _HANDLERS = {
     ev.CaseInsured: _insured,
     ev.InsurerNotified: _insurer_notified,
@@ -876,4 +936,9 @@ _HANDLERS = {
     ev.PauseRequested: _pause_requested,
     ev.PauseDecided: _pause_decided,
     ev.DunningResumed: _dunning_resumed,
+    ev.InvoiceAmended: _invoice_amended,
+    ev.CreditNoteApplied: _credit_note,
+    ev.PaidOutsideEngine: _paid_outside,
+    ev.DueDateMoved: _due_date_moved,
+    ev.CustomerDetailsChanged: _customer_changed,
 }

@@ -87,10 +87,23 @@ def test_wrong_encoding_is_named(service, tmp_path):
     assert counts(service) == (0, 0)
 
 
-def test_changed_data_for_an_imported_invoice_is_refused(service, tmp_path):
+def test_a_changed_row_of_an_invoice_without_a_case_changes_its_ledger_row_once(service, tmp_path):
     service.import_invoices(INVOICES)
     changed = tmp_path / "changed.csv"
     changed.write_text(INVOICES.read_text().replace("1200.00", "1300.00"))
-    with pytest.raises(DomainError, match="INV-1001 was already imported with different data"):
-        service.import_invoices(changed)
+    result = service.import_invoices(changed)
+    assert result["invoices_changed"] == 1 and result["changes"][0]["changes"] == ["amount"]
+    assert str(service.ctx.ledger.invoice("INV-1001").amount) == "1300.00 EUR"
+    again = service.import_invoices(changed)
+    assert again["invoices_changed"] == 0 and again["changes"] == []
+
+
+def test_an_invoice_does_not_move_to_another_customer(service, tmp_path):
+    service.import_invoices(INVOICES)
+    moved = tmp_path / "moved.csv"
+    text = INVOICES.read_text()
+    first_row = text.splitlines()[1]
+    moved.write_text(text.replace(first_row, first_row.replace(first_row.split(",")[1], "C-OTHER", 1)))
+    with pytest.raises(DomainError, match="line 2: customer_id: invoice .* belongs to customer"):
+        service.import_invoices(moved)
     assert str(service.ctx.ledger.invoice("INV-1001").amount) == "1200.00 EUR"

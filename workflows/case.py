@@ -541,3 +541,12 @@ class CollectionCaseWorkflow:
     @cancel.validator
     def _check_cancel(self, command: cmd.CancelCase) -> None:
         self._validate(command)
+
+    @workflow.update
+    async def erp_sync(self, command: cmd.SyncInvoice) -> CommandReply:
+        """The ERP's view of the invoice (an import row): each difference becomes an event."""
+        return await self._command(command)
+
+    @erp_sync.validator
+    def _check_erp_sync(self, command: cmd.SyncInvoice) -> None:
+        self._validate(command)

@@ -1,6 +1,7 @@
 """A stand-alone SMTP sink for the acceptance tests: every message it accepts is written to
-DIRECTORY as NNNNN.eml (test infrastructure, not project code: the project's own sink only
-runs inside `starter.py up`).
+DIRECTORY as NNNNN.eml; a recipient whose address starts with "bounce" is refused with a
+permanent 550, as a server refuses an unknown mailbox (test infrastructure, not project code:
+the project's own sink only runs inside `starter.py up`).
 
     python tests/acceptance/smtp_sink.py DIRECTORY PORT
 
@@ -24,6 +25,12 @@ class WriteEml:
         self.directory = directory
         self.numbers = itertools.count(1)
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 - aiosmtpd API
+        if address.lower().startswith("bounce"):
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
         with self.lock:

@@ -163,7 +163,7 @@ def bad_files(cat: Catalogue) -> dict[str, str]:
         "sql_id": f("sqlid.csv", f"{HEADER}\n" + GOOD_ROW.replace("INV-NEW1", "1';DROP TABLE invoices;--") + "\n"),
         "long_name": f("long.csv", f"{HEADER}\n" + GOOD_ROW.replace("New Co", "N" * 10_000) + "\n"),
         "header_only": f("empty.csv", HEADER + "\n"),
-        "changed": f("changed.csv", HEADER + "\nINV-1001,C-100,Acme GmbH,ap@acme.test,DE,en,EUR,1.00,2026-01-05,"
+        "changed": f("changed.csv", HEADER + "\nINV-1001,C-100,Acme GmbH,ap@acme.test,DE,en,USD,1200.00,2026-01-05,"
                                               "2026-02-04,B\n"),
         "bad_country": f("country.csv", f"{HEADER}\n" + GOOD_ROW.replace(",DE,", ",XX,") + "\n"),
         "bad_grade": f("grade.csv", f"{HEADER}\n" + GOOD_ROW[:-1] + "Z\n"),
@@ -275,7 +275,8 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("SQL-looking invoice id", ("invoices", "import", files["sql_id"]), "is not a valid id"),
         ("huge customer name", ("invoices", "import", files["long_name"]), "longer than 300"),
         ("header but no rows", ("invoices", "import", files["header_only"]), "no invoices"),
-        ("re-import with different data", ("invoices", "import", files["changed"]), "already imported with different"),
+        ("re-import in another currency", ("invoices", "import", files["changed"]),
+         "line 2: currency: invoice INV-1001 is in EUR"),
         ("unknown country", ("invoices", "import", files["bad_country"]), "country code"),
         ("unknown risk grade", ("invoices", "import", files["bad_grade"]), "not a risk grade"),
         # customers, risk, credit holds

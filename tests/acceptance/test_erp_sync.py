@@ -1,0 +1,158 @@
+"""Acceptance: the ERP's export imported again with changes, as a person runs it
+(`invoices import FILE`, `POST /api/invoices/import`), and what each open case does with it:
+the next e-mail shows the new amount or goes to the new address, a cancelled invoice's case
+shows `cancelled`, a moved due date moves the ladder, and the same file again changes nothing.
+
+The ledger runs policies/demo.toml (grade A: notices 5 s, 15 s and 25 s after opening), and
+the SMTP sink refuses every address starting with "bounce" (a permanent 550).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.acceptance.stack import DEMO_POLICY, INVOICE_HEADER, wait_until
+
+TODAY = datetime.now(timezone.utc).date()
+ERP_HEADER = INVOICE_HEADER + ",document_type,references,status,paid"
+ERP_TYPES = {"InvoiceAmended", "CreditNoteApplied", "PaidOutsideEngine", "DueDateMoved", "CustomerDetailsChanged",
+             "CaseCancelled"}
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def row(invoice_id: str, amount: str = "1000.00", due_in: int = -12, email: str | None = None,
+        name: str | None = None, document_type: str = "", references: str = "", status: str = "",
+        paid: str = "", customer: str | None = None) -> str:
+    """An export row: one customer per invoice (no batching), issued 30 days before the original due date."""
+    who = customer or f"C-{invoice_id}"
+    email = email or f"ap@{invoice_id.lower()}.test"
+    return (f"{invoice_id},{who},{name or who + ' Ltd'},{email},DE,en,USD,{amount},{day(-42)},{day(due_in)},A,"
+            f"{document_type},{references},{status},{paid}")
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for):
+    return ledger_for(policy=DEMO_POLICY)
+
+
+def erp_events(ledger, invoice_id: str) -> list[dict]:
+    """The ERP's events in the case's history (GET /api/cases/REF: cheaper than a CLI process)."""
+    return [e for e in ledger.peek(invoice_id)["events"] if e["type"] in ERP_TYPES]
+
+
+def next_mail(ledger, address: str, seen: int, what: str):
+    mails = wait_until(lambda: ledger.mails(address), lambda m: len(m) > seen, 40, what)
+    return mails[seen]
+
+
+def test_each_erp_change_reaches_its_open_case(ledger):
+    original = [row("ER-1"), row("ER-2"), row("ER-3"), row("ER-4"), row("ER-5"),
+                row("ER-6", email="bounce.er6@er-6.test")]
+    first = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, original, "erp")))
+    assert (first["invoices_added"], first["invoices_changed"]) == (6, 0), first
+    swept = ledger.ok("sweep")
+    assert swept["cases_opened"] == 6, swept
+    wait_until(ledger.cases, lambda c: {f"ER-{n}" for n in range(1, 7)} <= set(c), 30, "the six cases open")
+
+    # the first notice to ER-6's address is refused: a contact problem for a collector
+    ledger.wait_for_case("ER-6", lambda c: c["contact_problem"], "the bounce flags the contact", timeout=40)
+    addresses = {i: f"ap@{i.lower()}.test" for i in ("ER-1", "ER-2", "ER-3")}
+    addresses["ER-6"] = "ap@er-6-new.test"
+    seen = {i: len(ledger.mails(a)) for i, a in addresses.items()}
+
+    changed = [row("ER-1", amount="800.00"),                                    # amount amended
+               row("ER-2"), row("CN-2", amount="300.00", customer="C-ER-2", email="ap@er-2.test",
+                                document_type="credit_note", references="ER-2"),  # a credit note
+               row("ER-3", paid="250.00"),                                      # paid outside the engine
+               row("ER-4", status="cancelled"),                                 # cancelled
+               row("ER-5", due_in=8),                                           # due date moved 20 days
+               row("ER-6", email="ap@er-6-new.test", name="ER Six GmbH")]       # new address and name
+    path = ledger.write_csv(ERP_HEADER, changed, "erp")
+    result = ledger.ok("invoices", "import", str(path))
+    assert (result["invoices_added"], result["invoices_changed"], result["credit_notes"]) == (0, 6, 1), result
+    # one event per change, and the cancellation closes its case: 1 + 1 + 1 + 2 + 1 + 1
+    assert result["case_events"] == 7, result
+
+    cases = ledger.cases()  # `case list`, as the collector reads it
+    assert cases["ER-4"]["status"] == "cancelled" and cases["ER-4"]["balance"] == "0.00", cases["ER-4"]
+    assert {i: cases[i]["balance"] for i in ("ER-1", "ER-2", "ER-3")} == {
+        "ER-1": "800.00", "ER-2": "700.00", "ER-3": "750.00"}
+    moved = ledger.case("ER-5")
+    assert moved["due_date"] == day(8), moved
+    assert datetime.fromisoformat(moved["next_action_at"]) > datetime.now(timezone.utc) + timedelta(days=19), moved
+    six = ledger.case("ER-6")
+    assert not six["contact_problem"] and six["customer_email"] == "ap@er-6-new.test", six
+    assert six["customer_name"] == "ER Six GmbH"
+
+    # who and why: erp-sync, naming the file and line; no approval was asked for any reduction
+    [note] = erp_events(ledger, "ER-2")
+    assert note["type"] == "CreditNoteApplied" and note["actor"] == "erp-sync", note
+    assert note["data"]["document_id"] == "CN-2" and f"{path.name} line 4" in note["data"]["reason"], note
+    assert not [a for a in ledger.ok("approvals", "list") if a["invoice_id"].startswith("ER-")]
+    auditor = {"COLLECTIONS_TOKEN": ledger.token("demo-supervisor")}
+    trail = [r for r in ledger.ok("audit", "export", "--actor", "erp-sync", env=auditor)
+             if r["subject"].startswith("ER-")]
+    assert {(r["subject"], r["type"]) for r in trail} >= {
+        ("ER-1", "InvoiceAmended"), ("ER-2", "CreditNoteApplied"), ("ER-3", "PaidOutsideEngine"),
+        ("ER-4", "CaseCancelled"), ("ER-5", "DueDateMoved"), ("ER-6", "CustomerDetailsChanged")}, trail
+    assert next(r for r in trail if r["type"] == "CreditNoteApplied")["amount"] == "300.00"
+    assert all(path.name in r["reason"] for r in trail if r["type"] != "CaseClosed"), trail
+
+    # the next e-mail: the new amount, or the new address
+    expected = {"ER-1": "$800.00 outstanding", "ER-2": "$700.00 outstanding", "ER-3": "$750.00 outstanding"}
+    for invoice_id, text in expected.items():
+        mail = next_mail(ledger, addresses[invoice_id], seen[invoice_id], f"the next notice of {invoice_id}")
+        assert invoice_id in mail.text and text in mail.text and "1,000.00" not in mail.text, mail.text
+    mail = next_mail(ledger, "ap@er-6-new.test", 0, "a notice of ER-6 at the new address")
+    assert "ER-6" in mail.text and "ER Six GmbH" in mail.text, mail.text
+
+    # the same file again: nothing changes
+    before = {i: erp_events(ledger, i) for i in ("ER-1", "ER-2", "ER-3", "ER-4", "ER-5", "ER-6")}
+    again = ledger.ok("invoices", "import", str(path))
+    assert (again["invoices_changed"], again["case_events"], again["changes"]) == (0, 0, []), again
+    assert {i: erp_events(ledger, i) for i in before} == before
+    ledger.reconcile()
+
+
+def test_a_bad_row_refuses_the_whole_file_and_changes_nothing(ledger):
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [row("EB-1")], "erp")))
+    ledger.ok("case", "open", "EB-1")
+    bad = ledger.write_csv(ERP_HEADER, [row("EB-1", amount="600.00"),
+                                        row("EB-2", amount="12.345")], "erp")  # USD has two decimals
+    ledger.refused("invoices", "import", str(bad), match="line 3: amount")
+    assert ledger.case("EB-1")["balance"] == "1000.00" and not erp_events(ledger, "EB-1")
+    # a credit note for an invoice of another customer
+    wrong = ledger.write_csv(ERP_HEADER, [row("EB-1"), row("CN-EB", amount="10.00", customer="C-OTHER",
+                                                          document_type="credit_note", references="EB-1")], "erp")
+    ledger.refused("invoices", "import", str(wrong), match="line 3: customer_id")
+    assert not erp_events(ledger, "EB-1")
+
+
+def test_the_api_import_records_the_change_by_the_importing_user(ledger):
+    rows = [row("EA-1"), row("EA-2", customer="C-EA-1", email="ap@ea-1.test")]  # one customer, two invoices
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, rows, "erp")))
+    ledger.ok("case", "open", "EA-1")
+    ledger.ok("case", "open", "EA-2")
+    # EA-1 amended and its customer renamed; EA-2 is not in the file, its case learns the new name too
+    body = ERP_HEADER + "\n" + row("EA-1", amount="900.00", name="EA Holdings") + "\n"
+    with ledger.api("demo-supervisor") as api:
+        answer = api.post("/api/invoices/import", content=body.encode(), headers={"Content-Type": "text/csv"})
+        assert answer.status_code == 200, answer.text
+        assert (answer.json()["invoices_changed"], answer.json()["case_events"]) == (2, 3), answer.json()
+        repeated = api.post("/api/invoices/import", content=body.encode(), headers={"Content-Type": "text/csv"})
+        assert repeated.json()["case_events"] == 0, repeated.json()
+        refused = api.post("/api/invoices/import", content=(body.replace("900.00", "-5")).encode(),
+                           headers={"Content-Type": "text/csv"})
+        assert refused.status_code == 400 and "amount" in refused.text, refused.text
+    renamed, amended = erp_events(ledger, "EA-1")
+    assert amended["type"] == "InvoiceAmended" and amended["actor"] == "demo-supervisor", amended
+    assert renamed["type"] == "CustomerDetailsChanged" and renamed["data"]["changed"] == ["name"], renamed
+    assert ledger.case("EA-1")["balance"] == "900.00"
+    [other] = erp_events(ledger, "EA-2")
+    assert other["type"] == "CustomerDetailsChanged" and ledger.case("EA-2")["customer_name"] == "EA Holdings"
+    ledger.reconcile()

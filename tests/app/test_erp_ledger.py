@@ -1,0 +1,92 @@
+"""ERP changes of invoices without a case: their ledger rows follow, once, and reconcile agrees."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.context import Context
+from app.reconcile import reconcile
+from app.services import CaseService
+from domain.errors import DomainError
+from store.schema import customers, invoices, payments
+from tests.conftest import make_settings
+
+TODAY = date.today()
+HEADER = ("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,"
+          "due_date,risk_grade,document_type,references,status,paid")
+
+
+def row(invoice_id: str, amount: str = "500.00", due: int = 10, kind: str = "", ref: str = "", status: str = "",
+        paid: str = "", email: str = "ap@lg.test", customer: str = "C-LG") -> str:
+    return (f"{invoice_id},{customer},Ledger Co,{email},DE,en,EUR,{amount},{TODAY - timedelta(days=20)},"
+            f"{TODAY + timedelta(days=due)},B,{kind},{ref},{status},{paid}")
+
+
+@pytest.fixture
+def service(sqlite_url):
+    context = Context(make_settings(sqlite_url))
+    yield CaseService(context)
+    context.db.dispose()
+
+
+def load(service: CaseService, tmp_path, rows: list[str], name: str) -> dict:
+    path = tmp_path / name
+    path.write_text(HEADER + "\n" + "\n".join(rows) + "\n")
+    return service.import_invoices(path)
+
+
+def ledger_row(service: CaseService, invoice_id: str):
+    with service.ctx.db.read() as session:
+        return session.execute(select(invoices).where(invoices.c.invoice_id == invoice_id)).one()
+
+
+def test_changes_of_invoices_without_a_case_reach_the_ledger_once(service, tmp_path):
+    first = load(service, tmp_path, [row("LG-1"), row("LG-2"), row("LG-3"), row("LG-4")], "erp-1.csv")
+    assert first["invoices_added"] == 4
+    changed = [row("LG-1", amount="450.00"),
+               row("LG-2"), row("CN-LG-2", amount="120.00", kind="credit_note", ref="LG-2"),
+               row("LG-3", status="cancelled"),
+               row("LG-4", due=25, paid="200.00", email="billing@lg.test")]
+    result = load(service, tmp_path, changed, "erp-2.csv")
+    assert (result["invoices_changed"], result["credit_notes"]) == (4, 1)
+    assert {c["invoice_id"]: c["changes"] for c in result["changes"]} == {
+        "LG-1": ["amount"], "LG-2": ["amount"], "LG-3": ["cancelled"], "LG-4": ["due date", "paid outside"]}
+    assert ledger_row(service, "LG-1").amount_minor == 45000
+    assert ledger_row(service, "LG-2").amount_minor == 50000 - 12000
+    assert ledger_row(service, "LG-3").amount_minor == ledger_row(service, "LG-3").paid_minor == 0
+    lg4 = ledger_row(service, "LG-4")
+    assert (lg4.due_date, lg4.paid_minor) == (TODAY + timedelta(days=25), 20000)
+    with service.ctx.db.read() as session:
+        paid = session.execute(select(payments).where(payments.c.invoice_id == "LG-4")).one()
+        email = session.execute(select(customers.c.email).where(customers.c.customer_id == "C-LG")).scalar()
+    assert (paid.payment_id, paid.matched_by, paid.amount_minor) == ("erp:LG-4:20000", "erp", 20000)
+    assert email == "billing@lg.test"
+
+    again = load(service, tmp_path, changed, "erp-3.csv")
+    assert (again["invoices_changed"], again["invoices_unchanged"], again["changes"]) == (0, 4, [])
+    assert ledger_row(service, "LG-2").amount_minor == 38000 and ledger_row(service, "LG-4").paid_minor == 20000
+    more = load(service, tmp_path, [row("LG-4", due=25, paid="300.00", email="billing@lg.test")], "erp-4.csv")
+    assert more["changes"][0]["changes"] == ["paid outside"] and ledger_row(service, "LG-4").paid_minor == 30000
+    checked = reconcile(service.ctx)
+    assert checked["agree"], checked["differences"]
+
+
+@pytest.mark.parametrize("rows, match", [
+    ([row("LG-1", paid="100.00")], "line 2: paid: 100.00 is less than the 200.00"),
+    ([row("LG-1", customer="C-OTHER")], "line 2: customer_id: invoice LG-1 belongs to customer C-LG"),
+    ([row("CN-9", amount="5.00", kind="credit_note", ref="LG-1")], "line 2: references: .* not in the file"),
+    ([row("LG-1"), row("CN-9", amount="5.00", kind="credit_note")], "line 3: references: a credit note names"),
+    ([row("LG-1", status="voided")], "line 2: status: 'voided' is not one of open, cancelled"),
+    ([row("LG-1", paid="600.00")], "line 2: paid: 600.00 is more than the invoice amount"),
+])
+def test_a_contradicting_row_refuses_the_file_and_changes_nothing(service, tmp_path, rows, match):
+    load(service, tmp_path, [row("LG-1", paid="200.00")], "erp-1.csv")
+    before = ledger_row(service, "LG-1")
+    with pytest.raises(DomainError, match=match):
+        load(service, tmp_path, [*rows, row("LG-2")], "erp-2.csv")
+    assert ledger_row(service, "LG-1") == before
+    with service.ctx.db.read() as session:
+        assert session.execute(select(invoices.c.invoice_id).where(invoices.c.invoice_id == "LG-2")).first() is None

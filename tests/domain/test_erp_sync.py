@@ -1,0 +1,138 @@
+"""Given events / when the ERP's view of the invoice arrives / then events (invoice and customer sync)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from domain import commands as cmd
+from domain.errors import DomainError
+from domain.events import Customer
+from domain.money import Money
+from domain.state import CaseStatus
+from domain.users import Actor
+from tests.domain.scenario import Case, invoice, types, usd
+
+ERP = Actor(name="erp-sync")
+CUSTOMER = invoice().customer
+
+
+def sync(case: Case, amount: str = "1000.00", due: date = date(2026, 2, 14), customer: Customer = CUSTOMER,
+         notes: tuple[tuple[str, str], ...] = (), paid: str | None = None, cancelled: bool = False,
+         source: str = "erp.csv line 2"):
+    return case.when(cmd.SyncInvoice, actor=ERP, amount=usd(amount), due_date=due, customer=customer,
+                     credit_notes=tuple(cmd.CreditNote(document_id=d, amount=usd(a)) for d, a in notes),
+                     paid=usd(paid) if paid is not None else None, cancelled=cancelled, source=source)
+
+
+def test_the_same_facts_again_record_nothing():
+    case = Case().open()
+    assert sync(case) == []
+    assert sync(case, amount="800.00") != []
+    assert sync(case, amount="800.00") == []
+
+
+def test_amount_amended_moves_the_balance_both_ways_with_its_source():
+    case = Case().open()
+    case.pay("100.00")
+    [event] = sync(case, amount="900.00")
+    assert types([event]) == ["InvoiceAmended"] and event.actor == "erp-sync"
+    assert event.change == usd("-100.00") and event.reason == "ERP export erp.csv line 2"
+    assert case.state.balance == usd("800.00") and case.state.write_offs == usd("0")
+    sync(case, amount="1200.00")
+    assert case.state.balance == usd("1100.00") and case.state.current_invoice_amount == usd("1200.00")
+    assert not case.state.pending_approvals  # the ERP's reduction needs no approval
+
+
+def test_amended_below_what_was_paid_closes_as_resolved_without_going_negative():
+    case = Case().open()
+    case.pay("600.00")
+    events = sync(case, amount="500.00")
+    assert types(events) == ["InvoiceAmended", "CaseClosed"]
+    assert events[0].change == usd("-400.00") and case.state.balance == usd("0")
+    assert case.state.status == CaseStatus.resolved and events[1].erp_adjustments == usd("400.00")
+
+
+def test_credit_note_reduces_once_by_its_document_id():
+    case = Case().open()
+    events = sync(case, notes=(("CN-7", "250.00"),))
+    assert types(events) == ["CreditNoteApplied"] and events[0].document_id == "CN-7"
+    assert case.state.balance == usd("750.00")
+    assert sync(case, notes=(("CN-7", "250.00"),)) == []
+    events = sync(case, notes=(("CN-7", "250.00"), ("CN-8", "750.00")))
+    assert types(events) == ["CreditNoteApplied", "CaseClosed"] and case.state.status == CaseStatus.resolved
+
+
+def test_paid_outside_the_engine_counts_the_new_part_only_and_closes_as_paid():
+    case = Case().open()
+    [event] = sync(case, paid="400.00")
+    assert types([event]) == ["PaidOutsideEngine"] and case.state.balance == usd("600.00")
+    assert sync(case, paid="400.00") == []
+    events = sync(case, paid="1000.00")
+    assert types(events) == ["PaidOutsideEngine", "CaseClosed"] and events[0].amount == usd("600.00")
+    assert case.state.status == CaseStatus.paid and case.state.payments == usd("0")
+
+
+def test_paid_outside_cannot_go_down():
+    case = Case().open()
+    sync(case, paid="400.00")
+    with pytest.raises(DomainError, match="already booked") as error:
+        sync(case, paid="300.00")
+    assert error.value.field == "paid"
+
+
+def test_cancelled_in_the_erp_closes_as_cancelled_without_approval():
+    case = Case().open(invoice(amount="50000.00"))  # far beyond one person's authority
+    events = sync(case, amount="50000.00", cancelled=True)
+    assert types(events) == ["CaseCancelled", "CaseClosed"]
+    assert "cancelled in the ERP (ERP export erp.csv line 2)" in events[0].reason
+    assert case.state.status == CaseStatus.cancelled and not case.state.pending_approvals
+
+
+def test_due_date_moved_replans_the_ladder_by_the_same_days():
+    case = Case().open()
+    before = case.state.clock.next_at
+    [event] = sync(case, due=date(2026, 2, 24))
+    assert types([event]) == ["DueDateMoved"] and event.shift == timedelta(days=10)
+    assert case.state.due_date == date(2026, 2, 24)
+    assert case.state.clock.next_at >= before + timedelta(days=10)
+    assert case.state.clock.next_at < before + timedelta(days=14)  # to the next send moment, not beyond
+
+
+def test_due_date_moved_earlier_never_plans_in_the_past():
+    case = Case().open()
+    [event] = sync(case, due=date(2026, 1, 20))
+    assert event.next_reminder_at >= case.now
+
+
+def test_new_email_clears_the_contact_problem_and_is_the_next_recipient():
+    case = Case().open()
+    case.at(case.state.clock.next_at).remind(delivered=False, permanent=True, error="550 no such user")
+    assert case.state.contact_problem
+    moved = CUSTOMER.model_copy(update={"email": "billing@acme.test", "name": "Acme AG"})
+    [event] = sync(case, customer=moved)
+    assert types([event]) == ["CustomerDetailsChanged"] and event.changed == ("name", "email")
+    assert not case.state.contact_problem and case.state.customer.email == "billing@acme.test"
+
+
+def test_another_customer_or_currency_is_refused_naming_the_field():
+    case = Case().open()
+    other = CUSTOMER.model_copy(update={"customer_id": "C-2"})
+    with pytest.raises(DomainError) as error:
+        sync(case, customer=other)
+    assert error.value.field == "customer_id"
+    with pytest.raises(DomainError) as error:
+        case.when(cmd.SyncInvoice, actor=ERP, amount=Money.of("1000.00", "EUR"), due_date=date(2026, 2, 14),
+                  customer=CUSTOMER, source="x")
+    assert error.value.field == "amount"
+    assert types(case.events) == ["CaseOpened"]
+
+
+def test_several_changes_in_one_row_each_become_an_event():
+    case = Case().open()
+    events = sync(case, amount="900.00", due=date(2026, 3, 1), notes=(("CN-1", "100.00"),), paid="50.00")
+    assert types(events) == ["InvoiceAmended", "CreditNoteApplied", "PaidOutsideEngine", "DueDateMoved"]
+    assert case.state.balance == usd("750.00")
+    s = case.state
+    assert s.original_amount - s.erp_adjustments_total - s.paid_outside_total == s.balance
