@@ -63,8 +63,9 @@ class CreditService:
                 "recorded": bool(events), "applied": applied}
 
     # -- applying ---------------------------------------------------------------------------------
-    async def apply(self, invoice_id: str, amount: str | None, actor: Actor, allocation_id: str | None = None) -> dict:
-        """Apply the customer's credit to an invoice's open case (default: as much as fits)."""
+    async def apply(self, invoice_id: str, amount: str | None, actor: Actor, allocation_id: str | None = None,
+                    advance_id: str | None = None) -> dict:
+        """Apply the customer's credit (or one advance) to an invoice's open case (default: as much as fits)."""
         summary = self.cases.summary_row(invoice_id)
         if summary.closed_at is not None:
             raise DomainError(f"case is closed ({summary.status}); it accepts no further commands", "case")
@@ -73,6 +74,9 @@ class CreditService:
         held = self.reads.held_on_cases(customer_id, currency)
         state = self.reads.state(customer_id)
         available = cu.available_credit(state, currency, held)
+        advance = state.advances.get(advance_id) if state is not None and advance_id is not None else None
+        if advance is not None and advance.amount.currency == currency:
+            available = available.min(advance.refundable)
         if amount is None:
             money = available.min(owed)
             if not money.is_positive:
@@ -86,7 +90,7 @@ class CreditService:
         self.customers.execute(customer_id, lambda s: cu.AllocateCredit(
             command_id=command_id, actor=actor, customer_id=customer_id, allocation_id=allocation,
             invoice_id=summary.invoice_id, target_case_id=summary.case_id, amount=money,
-            held_on_cases=self.reads.held_on_cases(customer_id, currency), owed=owed))
+            held_on_cases=self.reads.held_on_cases(customer_id, currency), owed=owed, advance_id=advance_id))
         try:
             reply = await self.cases._send(summary.case_id, "apply_credit", lambda s: cmd.ApplyCustomerCredit(
                 command_id=uuid5(NAMESPACE_URL, f"apply-credit:{allocation}"), actor=actor,

@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Iterable
 
-from domain.customer import CustomerState
+from domain.customer import CustomerEvent, CustomerState, evolve_customer
 
 OPEN_STATUSES = ("held", "partly applied")
 
@@ -64,3 +64,18 @@ def register(states: Iterable[CustomerState], as_of: date, linger_after: timedel
 def held(rows: Iterable[AdvanceRow], currency: str) -> Decimal:
     """What the advances in ``currency`` still hold: the liability to customers."""
     return sum((r.remaining for r in rows if r.currency == currency), Decimal(0))
+
+
+def held_changes(events: Iterable[CustomerEvent], currency: str) -> list[tuple[date, Decimal]]:
+    """How much the advances of one customer's stream in ``currency`` hold, as dated changes
+    (the day each event was recorded): their sum up to a day is what was held that day."""
+    changes: list[tuple[date, Decimal]] = []
+    state: CustomerState | None = None
+    before = Decimal(0)
+    for event in events:
+        state = evolve_customer(state, event)
+        now = sum((a.remaining.amount for a in state.advances.values() if a.amount.currency == currency), Decimal(0))
+        if now != before:
+            changes.append((event.occurred_at.date(), now - before))
+            before = now
+    return changes
