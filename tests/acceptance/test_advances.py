@@ -110,3 +110,5 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     ledger.refused("advance", "refund", "PP-NONE", "1.00", "--reason", "x", match="advance")
     assert register(ledger)["held"] == {"USD": "50.00"}
     check_kpis("50.00")
+    reconciled = ledger.ok("report", "reconcile")  # the advance's payment row on AV-NOCASE equals its event
+    assert reconciled["agree"] is True, reconciled["differences"]
