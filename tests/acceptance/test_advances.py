@@ -60,6 +60,9 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     assert [r["advance_id"] for r in lingering["advances"]] == ["PP-OLD"] and lingering["lingering_held"] == {
         "USD": "500.00"}
     assert [r["advance_id"] for r in register(ledger, "--as-of", day(-50))["advances"]] == []  # recorded today
+    table = ledger.cli("report", "advances", "--lingering", json=False)  # what a person reads in a terminal
+    assert table.code == 0 and "PP-OLD" in table.stdout and "PP-NEW" not in table.stdout, table
+    assert "lingering" in table.stdout and "500.00 USD" in table.stdout, table
 
     # an invoice without a case: its open amount goes down (the ledger's payment row says so)
     applied = ledger.ok("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "200.00")
