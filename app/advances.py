@@ -48,9 +48,11 @@ class AdvanceService:
 
     # -- the register ------------------------------------------------------------------------------
     def states(self, as_of: date | None = None) -> list[cu.CustomerState]:
-        """Every customer's state, from the events recorded by the end of ``as_of`` (default: all)."""
+        """The state of every customer who paid an advance, from the events recorded by the end
+        of ``as_of`` (default: all)."""
         found = []
-        for customer_id in self.reads.customer_ids():
+        paid = {r.event.customer_id for r in self.cases.ctx.store.read_types(("PrepaymentReceived",))}
+        for customer_id in sorted(paid):
             events = self.cases.ctx.store.load(cu.customer_stream_id(customer_id))
             if as_of is not None:
                 events = [e for e in events if e.occurred_at.date() <= as_of]

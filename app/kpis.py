@@ -30,7 +30,7 @@ from domain.customer import customer_stream_id
 from domain.errors import DomainError
 from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
-from store.schema import case_summary, customers, invoices
+from store.schema import case_summary, invoices
 
 ZERO = Decimal(0)
 TENTH = Decimal("0.1")
@@ -303,10 +303,9 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
 
 
 def _advance_changes(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
-    """What advances held, as dated changes over every customer stream (a liability: never
-    part of receivables, DSO or CEI)."""
-    with ctx.db.read() as session:
-        ids = list(session.execute(select(customers.c.customer_id)).scalars())
+    """What advances held, as dated changes over the streams of customers who paid one (a
+    liability: never part of receivables, DSO or CEI)."""
+    ids = sorted({r.event.customer_id for r in ctx.store.read_types(("PrepaymentReceived",))})
     return [c for customer_id in ids for c in held_changes(ctx.store.load(customer_stream_id(customer_id)), currency)]
 
 
