@@ -21,6 +21,15 @@ class ApplyAdvanceBody(Body):
     allocation_id: Identifier | None = Field(None, description="Makes a repeated application a no-op")
 
 
+class AdvanceRequestBody(Body):
+    amount: AmountText
+    currency: str = Field("USD", pattern="^[A-Za-z]{3}$")
+    due: IsoDate = Field(description="Date the advance is due")
+    reference: str = Field(min_length=1, max_length=500, description="What it is for, e.g. 30 % deposit order 77")
+    order_id: Identifier | None = Field(None, description="The sales order it is a deposit for")
+    request_id: Identifier | None = Field(None, description="Makes a repeated request a no-op")
+
+
 class RefundBody(Body):
     amount: AmountText
     reason: str = Field(min_length=1, max_length=500, description="Why (kept on the event, for the audit trail)")
@@ -31,6 +40,14 @@ class RefundBody(Body):
           summary="The advances register (source, age, status); lingering=true: only those held past the policy's limit")
 def report_advances(svc: Service, as_of: IsoDate | None = None, lingering: bool = False) -> dict:
     return AdvanceService(svc).report(as_of, lingering)
+
+
+@endpoint("POST", "/customers/{customer_id}/advance-requests", "advances.request",
+          summary="Ask a customer for an advance (a deposit before delivery)")
+async def request_advance(customer_id: str, body: AdvanceRequestBody, svc: Service,
+                          user: caller("advances.request")) -> dict:
+    return await run_in_threadpool(AdvanceService(svc).request, customer_id, body.amount, body.currency, body.due,
+                                   body.reference, user.actor(), body.order_id, body.request_id)
 
 
 @endpoint("POST", "/advances/{advance_id}/apply", "advances.apply",

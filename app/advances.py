@@ -18,9 +18,9 @@ from sqlalchemy import update
 from app.credit import CreditService
 from app.services import CaseService
 from domain import customer as cu
-from domain.advances import AdvanceRow, held, register
+from domain.advances import AdvanceRow, RequestRow, held, register, requests
 from domain.errors import DomainError, shown
-from domain.inputs import check_identifier, check_report_day
+from domain.inputs import check_identifier, check_report_day, within
 from domain.money import Money, positive_money
 from domain.users import Actor
 from store.payments import PaymentLedger, insert_payment
@@ -39,6 +39,12 @@ def row_dict(r: AdvanceRow) -> dict:
             "lingering": r.lingering}
 
 
+def request_dict(r: RequestRow) -> dict:
+    return {"request_id": r.request_id, "customer_id": r.customer_id, "reference": r.reference, "order_id": r.order_id,
+            "currency": r.currency, "amount": str(r.amount), "paid": str(r.paid), "outstanding": str(r.outstanding),
+            "due_date": r.due_date.isoformat(), "days_overdue": r.days_overdue, "status": r.status}
+
+
 class AdvanceService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
@@ -51,31 +57,48 @@ class AdvanceService:
         """The state of every customer who paid an advance, from the events recorded by the end
         of ``as_of`` (default: all)."""
         found = []
-        paid = {r.event.customer_id for r in self.cases.ctx.store.read_types(("PrepaymentReceived",))}
+        paid = {r.event.customer_id for r in self.cases.ctx.store.read_types(("PrepaymentReceived", "AdvanceRequested"))}
         for customer_id in sorted(paid):
             events = self.cases.ctx.store.load(cu.customer_stream_id(customer_id))
             if as_of is not None:
                 events = [e for e in events if e.occurred_at.date() <= as_of]
             state = cu.fold_customer(events)
-            if state is not None and state.advances:
+            if state is not None and (state.advances or state.requests):
                 found.append(state)
         return found
-
-    def rows(self, as_of: date | None = None) -> list[AdvanceRow]:
-        day = as_of or _today()
-        return register(self.states(as_of), day, self.cases.ctx.policy().advances.linger_after)
 
     def report(self, as_of: date | None = None, lingering: bool = False) -> dict:
         """The register (or only the advances that linger), with what they hold per currency."""
         check_report_day(as_of, "as-of", _today(), self.cases.ctx.policy().inputs)
-        rows = self.rows(as_of)
+        states = self.states(as_of)
+        rows = register(states, as_of or _today(), self.cases.ctx.policy().advances.linger_after)
         shown_rows = [r for r in rows if r.lingering] if lingering else rows
         currencies = sorted({r.currency for r in rows})
         return {"as_of": (as_of or _today()).isoformat(),
                 "linger_after_days": self.cases.ctx.policy().advances.linger_after.days,
                 "advances": [row_dict(r) for r in shown_rows],
                 "held": {c: str(held(rows, c)) for c in currencies},
-                "lingering_held": {c: str(held([r for r in rows if r.lingering], c)) for c in currencies}}
+                "lingering_held": {c: str(held([r for r in rows if r.lingering], c)) for c in currencies},
+                "requests": [request_dict(r) for r in requests(states, as_of or _today())]}
+
+    def request(self, customer_id: str, amount: str, currency: str, due: date, reference: str, actor: Actor,
+                order_id: str | None = None, request_id: str | None = None) -> dict:
+        """Ask the customer for an advance (a deposit before delivery), due on ``due``."""
+        self.reads.customer(customer_id)
+        money = positive_money(amount, currency)
+        rules = self.cases.ctx.policy().inputs
+        within(due, "due", rules.earliest_date, _today() + rules.latest_ahead,
+               f"an advance falls due between {rules.earliest_date} and today + {rules.latest_ahead.days} days")
+        rid = check_identifier(request_id, "request_id") if request_id else f"RQ-{uuid4().hex[:12]}"
+        if order_id is not None:
+            check_identifier(order_id, "order")
+        _, events = self.customers.execute(customer_id, lambda s: cu.RequestAdvance(
+            command_id=uuid5(NAMESPACE_URL, f"advance-request:{customer_id}:{rid}"), actor=actor,
+            customer_id=customer_id, request_id=rid, amount=money, due_date=due, reference=reference,
+            order_id=order_id))
+        return {"request_id": rid, "customer_id": customer_id, "amount": str(money.amount),
+                "currency": money.currency, "due_date": due.isoformat(), "reference": reference, "order_id": order_id,
+                "recorded": bool(events)}
 
     def find(self, advance_id: str) -> tuple[str, cu.Advance]:
         for state in self.states():

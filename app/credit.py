@@ -48,8 +48,9 @@ class CreditService:
 
     # -- prepayments -----------------------------------------------------------------------------
     async def prepay(self, customer_id: str, amount: str, currency: str, actor: Actor, payment_id: str | None = None,
-                     received_on: date | None = None, reference: str = "") -> dict:
-        """A payment with no invoice: it becomes customer credit (and, by policy, is applied at once)."""
+                     received_on: date | None = None, reference: str = "", request_id: str | None = None) -> dict:
+        """A payment with no invoice (or paying an advance request): it becomes customer credit, an
+        advance on the register (and, by policy, is applied at once)."""
         self.reads.customer(customer_id)
         money = positive_money(amount, currency)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pre-{uuid4()}"
@@ -57,7 +58,7 @@ class CreditService:
         command_id = uuid5(NAMESPACE_URL, f"prepayment:{pid}")
         state, events = self.customers.execute(customer_id, lambda s: cu.RecordPrepayment(
             command_id=command_id, actor=actor, customer_id=customer_id, payment_id=pid, amount=money,
-            received_on=received_on or _today(), reference=reference))
+            received_on=received_on or _today(), reference=reference, request_id=request_id))
         applied = await self.auto_apply(customer_id, actor) if self.cases.ctx.policy().credit.auto_apply else []
         return {"customer_id": customer_id, "payment_id": pid, "amount": str(money.amount), "currency": money.currency,
                 "recorded": bool(events), "applied": applied}

@@ -35,6 +35,8 @@ def _register_table(result: dict) -> None:
             table.add_row(r["advance_id"], r["customer_id"], r["source"], f"{r['held']} {r['currency']}",
                           r["amount"], r["received_on"], str(r["age_days"]), status)
         print_table(table)
+    if result.get("requests") and not result.get("lingering_only"):
+        _requests_table(result["requests"])
     for currency, amount in result["held"].items():
         console.print(f"held (a liability, not in receivables): {amount} {currency}; lingering "
                       f"(over {result['linger_after_days']} days): {result['lingering_held'][currency]} {currency}",
@@ -55,6 +57,35 @@ def report_advances(
         return {**_advances(s).report(_date(as_of, "as-of"), lingering), "lingering_only": lingering}
 
     execute(action, as_json, _register_table)
+
+
+def _requests_table(rows: list[dict]) -> None:
+    table = Table("request", "customer", "outstanding", "due", "status", "order")
+    for r in rows:
+        status = r["status"] + (f" ({r['days_overdue']} days)" if r["status"] == "overdue" else "")
+        table.add_row(r["request_id"], r["customer_id"], f"{r['outstanding']} {r['currency']}", r["due_date"], status,
+                      r["order_id"] or "")
+    print_table(table)
+
+
+@advance_app.command("request")
+def advance_request(
+    customer_id: str,
+    amount: str,
+    due: Annotated[str, typer.Option("--due", help="Date the advance is due (YYYY-MM-DD)")],
+    reference: Annotated[str, typer.Option(help="What it is for, e.g. \"30 % deposit order 77\"")],
+    currency: Annotated[str, typer.Option(help="Currency")] = "USD",
+    order: Annotated[Optional[str], typer.Option("--order", help="The sales order it is a deposit for")] = None,
+    request_id: Annotated[Optional[str], typer.Option(help="Id that makes a repeated request a no-op")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a customer for an advance (a deposit before delivery); pay it with
+    `payments prepay CUSTOMER_ID AMOUNT --request REQUEST_ID`."""
+    execute(lambda s: _advances(s).request(customer_id, amount, currency, _date(due, "due"), reference,
+                                           s.ctx.actor(as_user), order, request_id), as_json,
+            lambda r: console.print(f"advance request {r['request_id']}: {r['amount']} {r['currency']} due "
+                                    f"{r['due_date']}", highlight=False))
 
 
 @advance_app.command("apply")

@@ -79,3 +79,30 @@ def held_changes(events: Iterable[CustomerEvent], currency: str) -> list[tuple[d
             changes.append((event.occurred_at.date(), now - before))
             before = now
     return changes
+
+
+@dataclass(frozen=True)
+class RequestRow:
+    request_id: str
+    customer_id: str
+    reference: str
+    order_id: str | None
+    currency: str
+    amount: Decimal
+    paid: Decimal
+    outstanding: Decimal
+    due_date: date
+    days_overdue: int
+    status: str  # open | overdue | paid
+
+
+def requests(states: Iterable[CustomerState], as_of: date) -> list[RequestRow]:
+    """Advance requests made on or before ``as_of``, due first; a paid one is an advance on the register."""
+    rows = [RequestRow(request_id=r.request_id, customer_id=s.customer_id, reference=r.reference, order_id=r.order_id,
+                       currency=r.amount.currency, amount=r.amount.amount, paid=r.paid,
+                       outstanding=r.outstanding.amount, due_date=r.due_date,
+                       days_overdue=max((as_of - r.due_date).days, 0) if r.status(as_of) == "overdue" else 0,
+                       status=r.status(as_of))
+            for s in states for r in s.requests.values() if r.requested_at.date() <= as_of]
+    rows.sort(key=lambda r: (r.due_date, r.customer_id, r.request_id))
+    return rows

@@ -108,6 +108,19 @@ class PrepaymentReceived(CustomerEvent):
     amount: Money
     received_on: date
     reference: str = ""
+    request_id: str | None = None  # the advance request it pays
+
+
+class AdvanceRequested(CustomerEvent):
+    """A deposit or down payment asked of the customer before delivery (a pro-forma request):
+    not a receivable; once paid it is an advance receipt held on the customer."""
+
+    type: Literal["AdvanceRequested"] = "AdvanceRequested"
+    request_id: str
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
 
 
 class CustomerCreditAllocated(CustomerEvent):
@@ -170,7 +183,7 @@ class CustomerDunningResumed(CustomerEvent):
 AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
           PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
-          CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded],
+          CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -251,6 +264,25 @@ class Advance(_Frozen):
         return "held" if self.applied == 0 else "partly applied"
 
 
+class AdvanceRequest(_Frozen):
+    request_id: str
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
+    requested_at: datetime
+    paid: Decimal = Decimal(0)
+
+    @property
+    def outstanding(self) -> Money:
+        return Money.of(self.amount.amount - self.paid, self.amount.currency)
+
+    def status(self, day: date) -> str:
+        if not self.outstanding.is_positive:
+            return "paid"
+        return "overdue" if day > self.due_date else "open"
+
+
 class PendingRefund(_Frozen):
     refund_id: str
     advance_id: str
@@ -282,6 +314,7 @@ class CustomerState(_Frozen):
     advances: dict[str, Advance] = {}  # the register, by advance id (a prepayment's payment id)
     pending_refunds: dict[str, PendingRefund] = {}
     refund_ids: tuple[str, ...] = ()  # refunds decided (paid out)
+    requests: dict[str, AdvanceRequest] = {}  # advance requests, by request id
 
     def pause_in_force(self, now: datetime) -> CustomerPause | None:
         p = self.dunning_pause
@@ -342,10 +375,19 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         return {"dunning_pause": None}
     if isinstance(e, PrepaymentReceived):
         cur = e.amount.currency
-        advance = Advance(advance_id=e.payment_id, amount=e.amount, received_on=e.received_on, reference=e.reference)
+        advance = Advance(advance_id=e.payment_id, amount=e.amount, received_on=e.received_on, reference=e.reference,
+                          source=f"advance request {e.request_id}" if e.request_id else "prepayment")
+        requests = s.requests
+        if e.request_id in requests:
+            r = requests[e.request_id]
+            requests = {**requests, e.request_id: r.model_copy(update={"paid": r.paid + e.amount.amount})}
         return {"prepayment_ids": s.prepayment_ids + (e.payment_id,),
                 "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) + e.amount},
-                "advances": {**s.advances, e.payment_id: advance}}
+                "advances": {**s.advances, e.payment_id: advance}, "requests": requests}
+    if isinstance(e, AdvanceRequested):
+        request = AdvanceRequest(request_id=e.request_id, amount=e.amount, due_date=e.due_date, reference=e.reference,
+                                 order_id=e.order_id, requested_at=e.occurred_at)
+        return {"requests": {**s.requests, e.request_id: request}}
     if isinstance(e, CustomerCreditAllocated):
         drawn = draw_on_advances(s.advances, e.amount, e.advance_id)
         allocation = Allocation(invoice_id=e.invoice_id, target_case_id=e.target_case_id, amount=e.amount,
@@ -453,6 +495,16 @@ class RecordPrepayment(CustomerCommand):
     amount: Money
     received_on: date
     reference: str = ""
+    request_id: str | None = None  # the advance request it pays
+
+
+class RequestAdvance(CustomerCommand):
+    kind: Literal["advance_request"] = "advance_request"
+    request_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
 
 
 class AllocateCredit(CustomerCommand):
@@ -623,8 +675,30 @@ def _prepayment(emit: _CustomerEmitter, c: RecordPrepayment, policy: Policy) -> 
     if c.received_on > emit.now.date():
         raise DomainError(f"{c.received_on} is in the future", "received_on")
     cmd.check_text(c.reference, "reference")
+    if c.request_id is not None:
+        request = s.requests.get(c.request_id) if s is not None else None
+        if request is None:
+            raise DomainError(f"customer {c.customer_id} has no advance request {shown(c.request_id)}", "request")
+        if request.amount.currency != c.amount.currency:
+            raise DomainError(f"advance request {c.request_id} is in {request.amount.currency}", "currency")
+        if c.amount > request.outstanding:
+            raise DomainError(f"{c.amount} exceeds what advance request {c.request_id} still asks "
+                              f"({request.outstanding})", "amount")
     emit(PrepaymentReceived, payment_id=c.payment_id, amount=c.amount, received_on=c.received_on,
-         reference=c.reference)
+         reference=c.reference, request_id=c.request_id)
+
+
+def _request_advance(emit: _CustomerEmitter, c: RequestAdvance, policy: Policy) -> None:
+    s = emit.state
+    if s is not None and c.request_id in s.requests:
+        return  # the same request again
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    cmd.check_text(c.reference, "reference", required=True)
+    if c.order_id is not None:
+        cmd.check_text(c.order_id, "order", required=True)
+    emit(AdvanceRequested, request_id=c.request_id, amount=c.amount, due_date=c.due_date, reference=c.reference,
+         order_id=c.order_id)
 
 
 def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None:
@@ -734,5 +808,6 @@ _HANDLERS = {
     AllocateCredit: _allocate,
     ReleaseAllocation: _release_allocation,
     RequestAdvanceRefund: _refund,
+    RequestAdvance: _request_advance,
     ApproveAdvanceRefund: _approve_refund,
 }

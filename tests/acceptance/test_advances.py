@@ -1,7 +1,8 @@
 """Acceptance: the advances register through the command line, on the real stack (Temporal dev
 server, worker, SMTP sink, SQLite), each command a `starter.py` subprocess with the user's token.
 
-A customer pays two advances (one received 100 days ago: it lingers past the default 90 days);
+A customer is asked for a deposit (an advance request, overdue until paid) and pays two advances
+(one received 100 days ago: it lingers past the default 90 days; the other pays the request);
 one is applied to an invoice that has no case, the other to an invoice whose case is open (the
 case sees it); `report advances` shows source, age and status; the KPIs keep advances out of
 receivables, DSO and CEI and show them as their own line, checked against figures this test
@@ -49,13 +50,23 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
 
     ledger.ok("payments", "prepay", "C-ADV", "500.00", "--currency", "USD", "--payment-id", "PP-OLD",
               "--received-on", day(-100), "--reference", "deposit order 77")
-    ledger.ok("payments", "prepay", "C-ADV", "300.00", "--currency", "USD", "--payment-id", "PP-NEW")
+    # a 30 % deposit asked before shipment, due five days ago: overdue until it is paid
+    ledger.ok("advance", "request", "C-ADV", "300.00", "--currency", "USD", "--due", day(-5), "--reference",
+              "30 % deposit order 77", "--order", "SO-77", "--request-id", "RQ-77")
+    [asked] = register(ledger)["requests"]
+    assert (asked["request_id"], asked["status"], asked["days_overdue"], asked["outstanding"], asked["order_id"]) == (
+        "RQ-77", "overdue", 5, "300.00", "SO-77"), asked
+    ledger.refused("payments", "prepay", "C-ADV", "300.01", "--currency", "USD", "--request", "RQ-77",
+                   match="amount")
+    ledger.ok("payments", "prepay", "C-ADV", "300.00", "--currency", "USD", "--payment-id", "PP-NEW",
+              "--request", "RQ-77")
+    assert [r["status"] for r in register(ledger)["requests"]] == ["paid"]
 
     rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
     assert {k: (r["customer_id"], r["source"], r["held"], r["age_days"], r["status"], r["lingering"])
             for k, r in rows.items()} == {
         "PP-OLD": ("C-ADV", "prepayment", "500.00", 100, "held", True),
-        "PP-NEW": ("C-ADV", "prepayment", "300.00", 0, "held", False)}
+        "PP-NEW": ("C-ADV", "advance request RQ-77", "300.00", 0, "held", False)}
     lingering = register(ledger, "--lingering")
     assert [r["advance_id"] for r in lingering["advances"]] == ["PP-OLD"] and lingering["lingering_held"] == {
         "USD": "500.00"}

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from domain import customer as cu
-from domain.advances import held, register
+from domain.advances import held, register, requests
 from domain.errors import DomainError
 from domain.users import SYSTEM_ACTOR
 from tests.domain.scenario import COLLECTOR, MANAGER, SUPERVISOR, SUPERVISOR_2, T0, usd
@@ -121,3 +121,34 @@ def test_advance_events_round_trip_through_the_store_format():
     envelope = {"type": type(e).__name__, "event_id": str(e.event_id), "case_id": str(e.stream_id),
                 "version": e.version, "occurred_at": e.occurred_at.isoformat(), "actor": e.actor}
     assert event_from_record(envelope, e.data()) == e
+
+
+def test_given_an_advance_request_when_it_is_paid_then_the_advance_is_held_with_the_request_as_source():
+    c = Customer()
+    due = DAY + timedelta(days=10)
+    [e] = c.when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-1", amount=usd("300.00"), due_date=due,
+                 reference="30 % deposit order 77", order_id="SO-77")
+    assert type(e).__name__ == "AdvanceRequested"
+    assert c.when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-1", amount=usd("300.00"), due_date=due,
+                  reference="30 % deposit order 77") == []  # the same request again
+    [r] = requests([c.state], DAY)
+    assert (r.status, r.outstanding, r.order_id) == ("open", Decimal("300.00"), "SO-77")
+    assert requests([c.state], due + timedelta(days=3))[0].status == "overdue"
+    assert requests([c.state], due + timedelta(days=3))[0].days_overdue == 3
+    assert register([c.state], DAY, timedelta(days=90)) == []  # a request is not an advance: nothing received
+    with pytest.raises(DomainError, match="exceeds") as error:
+        c.when(cu.RecordPrepayment, actor=COLLECTOR, payment_id="PP-1", amount=usd("300.01"), received_on=DAY,
+               request_id="RQ-1")
+    assert error.value.field == "amount"
+    with pytest.raises(DomainError, match="no advance request") as error:
+        c.when(cu.RecordPrepayment, actor=COLLECTOR, payment_id="PP-1", amount=usd("1.00"), received_on=DAY,
+               request_id="RQ-9")
+    assert error.value.field == "request"
+    c.when(cu.RecordPrepayment, actor=COLLECTOR, payment_id="PP-1", amount=usd("300.00"), received_on=DAY,
+           request_id="RQ-1")
+    assert requests([c.state], due + timedelta(days=3))[0].status == "paid"
+    [a] = register([c.state], DAY, timedelta(days=90))
+    assert (a.advance_id, a.source, a.status, a.remaining) == ("PP-1", "advance request RQ-1", "held",
+                                                              Decimal("300.00"))
+    with pytest.raises(DomainError, match="must not be empty"):
+        c.when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-2", amount=usd("1.00"), due_date=due, reference="")

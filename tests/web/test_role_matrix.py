@@ -632,5 +632,12 @@ async def _advances_report(web: Web, role: str) -> Call:
                 check=lambda r: any(a["advance_id"] == advance and a["status"] == "held" for a in r["advances"]))
 
 
-PREPARE.update({"reports.advances": _advances_report, "advances.apply": _advance_apply, "advances.refund": _advance_refund,
+async def _advance_request(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", f"/api/customers/{customer}/advance-requests",
+                {"amount": "300.00", "due": _in_ten_days(), "reference": "30 % deposit", "order_id": "SO-1"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["recorded"] and r["order_id"] == "SO-1")
+
+
+PREPARE.update({"advances.request": _advance_request, "reports.advances": _advances_report, "advances.apply": _advance_apply, "advances.refund": _advance_refund,
                 "advances.approve_refund": _advance_approve_refund})
