@@ -123,6 +123,24 @@ class AdvanceRequested(CustomerEvent):
     order_id: str | None = None
 
 
+class ShipmentHeld(CustomerEvent):
+    """Do not ship this order: its advance request is unpaid (published in the outbox for the ERP)."""
+
+    type: Literal["ShipmentHeld"] = "ShipmentHeld"
+    hold_id: str
+    order_id: str
+    request_id: str
+    reason: str
+
+
+class ShipmentReleased(CustomerEvent):
+    type: Literal["ShipmentReleased"] = "ShipmentReleased"
+    hold_id: str
+    order_id: str
+    request_id: str
+    reason: str
+
+
 class CustomerCreditAllocated(CustomerEvent):
     """Credit spent on an invoice. ``target_case_id`` empty: the invoice has no case and the
     allocation is final (the ledger's payment row records it); ``advance_id``: the advance it
@@ -183,7 +201,8 @@ class CustomerDunningResumed(CustomerEvent):
 AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
           PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
-          CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested],
+          CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested, ShipmentHeld,
+          ShipmentReleased],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -272,6 +291,7 @@ class AdvanceRequest(_Frozen):
     order_id: str | None = None
     requested_at: datetime
     paid: Decimal = Decimal(0)
+    hold_id: str | None = None  # the order's shipment hold while it is unpaid
 
     @property
     def outstanding(self) -> Money:
@@ -384,6 +404,13 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         return {"prepayment_ids": s.prepayment_ids + (e.payment_id,),
                 "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) + e.amount},
                 "advances": {**s.advances, e.payment_id: advance}, "requests": requests}
+    if isinstance(e, (ShipmentHeld, ShipmentReleased)):
+        held = isinstance(e, ShipmentHeld)
+        item = OutboxItem(outbox_id=str(e.event_id), action="hold" if held else "release", hold_id=e.hold_id,
+                          reason=e.reason, at=e.occurred_at)
+        r = s.requests[e.request_id]
+        return {"outbox": s.outbox + (item,),
+                "requests": {**s.requests, e.request_id: r.model_copy(update={"hold_id": e.hold_id if held else None})}}
     if isinstance(e, AdvanceRequested):
         request = AdvanceRequest(request_id=e.request_id, amount=e.amount, due_date=e.due_date, reference=e.reference,
                                  order_id=e.order_id, requested_at=e.occurred_at)
@@ -686,6 +713,10 @@ def _prepayment(emit: _CustomerEmitter, c: RecordPrepayment, policy: Policy) -> 
                               f"({request.outstanding})", "amount")
     emit(PrepaymentReceived, payment_id=c.payment_id, amount=c.amount, received_on=c.received_on,
          reference=c.reference, request_id=c.request_id)
+    request = emit.state.requests.get(c.request_id) if c.request_id is not None else None
+    if request is not None and request.hold_id is not None and not request.outstanding.is_positive:
+        emit(ShipmentReleased, hold_id=request.hold_id, order_id=request.order_id, request_id=request.request_id,
+             reason=f"advance request {request.request_id} paid: order {request.order_id} may ship")
 
 
 def _request_advance(emit: _CustomerEmitter, c: RequestAdvance, policy: Policy) -> None:
@@ -699,6 +730,9 @@ def _request_advance(emit: _CustomerEmitter, c: RequestAdvance, policy: Policy) 
         cmd.check_text(c.order_id, "order", required=True)
     emit(AdvanceRequested, request_id=c.request_id, amount=c.amount, due_date=c.due_date, reference=c.reference,
          order_id=c.order_id)
+    if c.order_id is not None and policy.advances.block_shipment:
+        emit(ShipmentHeld, hold_id=emit.new_id("SH"), order_id=c.order_id, request_id=c.request_id,
+             reason=f"advance request {c.request_id} unpaid: do not ship order {c.order_id}")
 
 
 def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None:

@@ -309,6 +309,8 @@ class AdvancesPolicy(_Model):
 
     linger_after: timedelta = Field(timedelta(days=90), description="an advance held (not applied nor refunded) "
                                     "longer than this is reported as lingering")
+    block_shipment: bool = Field(False, description="an unpaid advance request for a sales order holds that order's "
+                                 "shipment (an entry in the credit-hold outbox for the ERP) until it is paid")
 
 
 class InsurancePolicy(_Model):

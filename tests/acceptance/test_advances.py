@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 
-from tests.acceptance.stack import money
+from tests.acceptance.stack import FAST_POLICY, money
 
 TODAY = datetime.now(timezone.utc).date()
 
@@ -35,8 +35,13 @@ def q1(value: Decimal) -> str:
 
 
 @pytest.fixture(scope="module")
-def ledger(ledger_for):
-    return ledger_for()  # tests/data/fast.toml: one person alone up to 100.00, above that four eyes
+def ledger(ledger_for, tmp_path_factory):
+    # tests/data/fast.toml (one person alone up to 100.00, above that four eyes) with an unpaid
+    # advance request holding its order's shipment
+    text = FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-advances-1"')
+    policy = tmp_path_factory.mktemp("advances-policy") / "fast-advances.toml"
+    policy.write_text(text + "\n[advances]\nblock_shipment = true\n")
+    return ledger_for(policy=policy)
 
 
 def register(ledger, *flags: str) -> dict:
@@ -56,11 +61,17 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     [asked] = register(ledger)["requests"]
     assert (asked["request_id"], asked["status"], asked["days_overdue"], asked["outstanding"], asked["order_id"]) == (
         "RQ-77", "overdue", 5, "300.00", "SO-77"), asked
+    # the ERP reads the credit-hold outbox: do not ship order SO-77
+    [hold] = [o for o in ledger.ok("credit-hold", "outbox") if o["customer_id"] == "C-ADV"]
+    assert hold["action"] == "hold" and "SO-77" in hold["reason"], hold
     ledger.refused("payments", "prepay", "C-ADV", "300.01", "--currency", "USD", "--request", "RQ-77",
                    match="amount")
     ledger.ok("payments", "prepay", "C-ADV", "300.00", "--currency", "USD", "--payment-id", "PP-NEW",
               "--request", "RQ-77")
     assert [r["status"] for r in register(ledger)["requests"]] == ["paid"]
+    outbox = [o for o in ledger.ok("credit-hold", "outbox") if o["customer_id"] == "C-ADV"]
+    assert [(o["action"], o["hold_id"]) for o in outbox] == [("hold", hold["hold_id"]), ("release", hold["hold_id"])]
+    assert "SO-77" in outbox[1]["reason"] and "paid" in outbox[1]["reason"], outbox
 
     rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
     assert {k: (r["customer_id"], r["source"], r["held"], r["age_days"], r["status"], r["lingering"])

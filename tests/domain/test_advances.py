@@ -13,7 +13,7 @@ from domain.advances import held, register, requests
 from domain.errors import DomainError
 from domain.users import SYSTEM_ACTOR
 from tests.domain.scenario import COLLECTOR, MANAGER, SUPERVISOR, SUPERVISOR_2, T0, usd
-from tests.domain.test_customer import Customer, types
+from tests.domain.test_customer import POLICY, Customer, types
 
 DAY = T0.date()
 
@@ -152,3 +152,22 @@ def test_given_an_advance_request_when_it_is_paid_then_the_advance_is_held_with_
                                                               Decimal("300.00"))
     with pytest.raises(DomainError, match="must not be empty"):
         c.when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-2", amount=usd("1.00"), due_date=due, reference="")
+
+
+def test_given_a_policy_that_blocks_shipment_an_unpaid_request_holds_its_order_until_paid():
+    policy = POLICY.model_copy(update={"advances": POLICY.advances.model_copy(update={"block_shipment": True})})
+    c = Customer(policy)
+    events = c.when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-1", amount=usd("300.00"),
+                    due_date=DAY + timedelta(days=10), reference="deposit", order_id="SO-77")
+    assert types(events) == ["AdvanceRequested", "ShipmentHeld"] and events[1].order_id == "SO-77"
+    [hold] = c.state.outbox
+    assert hold.action == "hold" and "SO-77" in hold.reason and c.state.hold is None  # the order, not the customer
+    assert types(c.when(cu.RecordPrepayment, actor=COLLECTOR, payment_id="PP-1", amount=usd("100.00"),
+                        received_on=DAY, request_id="RQ-1")) == ["PrepaymentReceived"]  # partly paid: still held
+    events = c.when(cu.RecordPrepayment, actor=COLLECTOR, payment_id="PP-2", amount=usd("200.00"), received_on=DAY,
+                    request_id="RQ-1")
+    assert types(events) == ["PrepaymentReceived", "ShipmentReleased"]
+    assert [(o.action, o.hold_id) for o in c.state.outbox] == [("hold", hold.hold_id), ("release", hold.hold_id)]
+    # without an order, or under a policy that does not block shipment: no hold
+    assert types(Customer().when(cu.RequestAdvance, actor=COLLECTOR, request_id="RQ-2", amount=usd("1.00"),
+                                 due_date=DAY, reference="deposit", order_id="SO-78")) == ["AdvanceRequested"]
