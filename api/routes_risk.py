@@ -53,6 +53,7 @@ class PrepaymentBody(Body):
     payment_id: Identifier | None = Field(None, description="Makes a repeated prepayment a no-op")
     received_on: IsoDate | None = None
     reference: str = Field("", max_length=500)
+    request_id: Identifier | None = Field(None, description="The advance request it pays")
 
 
 class InsurerPolicyBody(Body):
@@ -142,7 +143,7 @@ async def apply_credit(body: ApplyCreditBody, svc: Service, user: caller("paymen
           summary="Record a prepayment (no invoice): it becomes customer credit")
 async def prepay(customer_id: str, body: PrepaymentBody, svc: Service, user: caller("payments.prepay")) -> dict:
     return await CreditService(svc).prepay(customer_id, body.amount, body.currency, user.actor(), body.payment_id,
-                                           body.received_on, body.reference)
+                                           body.received_on, body.reference, body.request_id)
 
 
 @endpoint("GET", "/reports/kpis", "reports.kpis",

@@ -48,8 +48,9 @@ class CreditService:
 
     # -- prepayments -----------------------------------------------------------------------------
     async def prepay(self, customer_id: str, amount: str, currency: str, actor: Actor, payment_id: str | None = None,
-                     received_on: date | None = None, reference: str = "") -> dict:
-        """A payment with no invoice: it becomes customer credit (and, by policy, is applied at once)."""
+                     received_on: date | None = None, reference: str = "", request_id: str | None = None) -> dict:
+        """A payment with no invoice (or paying an advance request): it becomes customer credit, an
+        advance on the register (and, by policy, is applied at once)."""
         self.reads.customer(customer_id)
         money = positive_money(amount, currency)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pre-{uuid4()}"
@@ -57,14 +58,15 @@ class CreditService:
         command_id = uuid5(NAMESPACE_URL, f"prepayment:{pid}")
         state, events = self.customers.execute(customer_id, lambda s: cu.RecordPrepayment(
             command_id=command_id, actor=actor, customer_id=customer_id, payment_id=pid, amount=money,
-            received_on=received_on or _today(), reference=reference))
+            received_on=received_on or _today(), reference=reference, request_id=request_id))
         applied = await self.auto_apply(customer_id, actor) if self.cases.ctx.policy().credit.auto_apply else []
         return {"customer_id": customer_id, "payment_id": pid, "amount": str(money.amount), "currency": money.currency,
                 "recorded": bool(events), "applied": applied}
 
     # -- applying ---------------------------------------------------------------------------------
-    async def apply(self, invoice_id: str, amount: str | None, actor: Actor, allocation_id: str | None = None) -> dict:
-        """Apply the customer's credit to an invoice's open case (default: as much as fits)."""
+    async def apply(self, invoice_id: str, amount: str | None, actor: Actor, allocation_id: str | None = None,
+                    advance_id: str | None = None) -> dict:
+        """Apply the customer's credit (or one advance) to an invoice's open case (default: as much as fits)."""
         summary = self.cases.summary_row(invoice_id)
         if summary.closed_at is not None:
             raise DomainError(f"case is closed ({summary.status}); it accepts no further commands", "case")
@@ -73,6 +75,9 @@ class CreditService:
         held = self.reads.held_on_cases(customer_id, currency)
         state = self.reads.state(customer_id)
         available = cu.available_credit(state, currency, held)
+        advance = state.advances.get(advance_id) if state is not None and advance_id is not None else None
+        if advance is not None and advance.amount.currency == currency:
+            available = available.min(advance.refundable)
         if amount is None:
             money = available.min(owed)
             if not money.is_positive:
@@ -86,7 +91,7 @@ class CreditService:
         self.customers.execute(customer_id, lambda s: cu.AllocateCredit(
             command_id=command_id, actor=actor, customer_id=customer_id, allocation_id=allocation,
             invoice_id=summary.invoice_id, target_case_id=summary.case_id, amount=money,
-            held_on_cases=self.reads.held_on_cases(customer_id, currency), owed=owed))
+            held_on_cases=self.reads.held_on_cases(customer_id, currency), owed=owed, advance_id=advance_id))
         try:
             reply = await self.cases._send(summary.case_id, "apply_credit", lambda s: cmd.ApplyCustomerCredit(
                 command_id=uuid5(NAMESPACE_URL, f"apply-credit:{allocation}"), actor=actor,

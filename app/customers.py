@@ -79,8 +79,10 @@ class CustomerService:
 
     # -- writing the customer's stream ------------------------------------------------------
     def execute(self, customer_id: str, build: Callable[[cu.CustomerState | None], cu.CustomerCommand],
-                now: datetime | None = None) -> tuple[cu.CustomerState | None, list[cu.CustomerEvent]]:
-        """Decide a command on the current stream and append; again on a concurrent append."""
+                now: datetime | None = None, within: Callable[[object], object] | None = None,
+                ) -> tuple[cu.CustomerState | None, list[cu.CustomerEvent]]:
+        """Decide a command on the current stream and append; again on a concurrent append.
+        ``within(session)`` runs in the append's transaction (a ledger row the event records)."""
         policy = self._policy()
         stream = cu.customer_stream_id(customer_id)
         for attempt in range(ATTEMPTS):
@@ -93,7 +95,7 @@ class CustomerService:
             try:
                 self.ctx.store.append(stream, state.version if state else 0, new,
                                       {"command_id": str(command.command_id), "command": command.kind,
-                                       "actor": command.actor.name})
+                                       "actor": command.actor.name}, within=within)
             except ConcurrencyError:
                 if attempt == ATTEMPTS - 1:
                     raise

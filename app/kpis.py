@@ -16,7 +16,7 @@ import calendar
 import csv
 import io
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
@@ -25,6 +25,8 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.reports import AGING_BUCKETS, Settlement, aging_bucket, currencies, settlements
+from domain.advances import held_changes
+from domain.customer import customer_stream_id
 from domain.errors import DomainError
 from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
@@ -264,6 +266,7 @@ class KpiInputs:
     promises: list[PromiseOutcome]
     cases: list[ClosedCase]
     facts: list[CollectorEvent]
+    advances: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what advances hold
 
 
 def gather(ctx: Context, currency: str) -> KpiInputs:
@@ -296,7 +299,14 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
             amount = e.applied if name == "PaymentReceived" else e.amount
             facts.append(CollectorEvent(str(record.stream_id), e.received_on if name == "PaymentReceived" else day,
                                         "collected", amount.amount, amount.currency))
-    return KpiInputs(ledger, found, promises, cases, facts)
+    return KpiInputs(ledger, found, promises, cases, facts, _advance_changes(ctx, currency))
+
+
+def _advance_changes(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
+    """What advances held, as dated changes over the streams of customers who paid one (a
+    liability: never part of receivables, DSO or CEI)."""
+    ids = sorted({r.event.customer_id for r in ctx.store.read_types(("PrepaymentReceived",))})
+    return [c for customer_id in ids for c in held_changes(ctx.store.load(customer_stream_id(customer_id)), currency)]
 
 
 def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
@@ -327,6 +337,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "promises_kept": kept, "promises_broken": broken, "promise_kept_rate_percent": text(kept_rate),
         "invoices_collected": collected_n, "average_days_to_collect": text(adc),
         "written_off": money(written), "write_off_ratio_percent": text(wo_ratio),
+        "advances_held_end": money(sum((d for day, d in data.advances if day <= end), ZERO)),
         "collectors": [{**r, "collected": money(r["collected"]),
                         "average_days_to_close": text(r["average_days_to_close"])}
                        for r in collector_performance(data.cases, data.facts, currency, start, end)],
@@ -393,7 +404,7 @@ def report_rows(name: str, figures: dict) -> list[dict]:
     if name == "kpis":
         keys = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover", "ar_turnover_days",
                 "promise_kept_rate_percent", "average_days_to_collect", "write_off_ratio_percent",
-                "receivables_end", "credit_sales", "written_off")
+                "receivables_end", "credit_sales", "written_off", "advances_held_end")
         return [{**base, "kpi": k, "value": f[k]} for k in keys]
     raise DomainError(f"{name!r} is not a report ({', '.join(REPORTS)})", "report")
 

@@ -138,6 +138,7 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
     _compare_cases(found, summaries, differences)
     _compare_exposure(found, exposure, differences)
     _compare_payments(found, payment_rows, ledger, differences)
+    _compare_advance_rows(ctx, payment_rows, differences)
     ledger_paid = _ledger_payments(payment_rows, first, last)
     receivables = _receivables(found, ledger, ledger_paid, last)
     shown = settlements(ctx)
@@ -234,6 +235,26 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
             differences.append(f"invoice {invoice_id}: paid {_amount(row.paid_minor, row.currency)} on the "
                                f"ledger, its payment rows add up to "
                                f"{_amount(paid_without_case.get(invoice_id, 0), row.currency)}")
+
+
+def _compare_advance_rows(ctx: Context, rows: list, differences: list[str]) -> None:
+    """An advance applied to an invoice without a case is a ``CustomerCreditAllocated`` with no
+    target case and the ledger's payment row of the same id (docs/ADVANCES.md): each needs the other."""
+    events = {e.allocation_id: e for e in (r.event for r in ctx.store.read_types(("CustomerCreditAllocated",)))
+              if not e.target_case_id}
+    shown = {r.payment_id: r for r in rows if r.matched_by == "advance"}
+    for allocation_id, e in sorted(events.items()):
+        row = shown.get(allocation_id)
+        if row is None:
+            differences.append(f"advance {e.advance_id} applied to invoice {e.invoice_id} ({allocation_id}) has no "
+                               "payment row")
+        elif (row.invoice_id, row.currency, row.amount_minor, row.status) != (
+                e.invoice_id, e.amount.currency, e.amount.to_minor(), "applied"):
+            differences.append(f"payment {allocation_id}: the payments table has {_amount(row.amount_minor, row.currency)}"
+                               f" {row.currency} on {row.invoice_id} ({row.status}), the events {e.amount} on "
+                               f"{e.invoice_id}")
+    for payment_id in sorted(shown.keys() - events.keys()):
+        differences.append(f"payment {payment_id} says it applies an advance; no event records that")
 
 
 def _ledger_payments(rows: list, start: date, end: date) -> dict[str, dict]:

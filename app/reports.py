@@ -383,7 +383,7 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
 
 
 DASHBOARD_KPIS = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover_days", "promise_kept_rate_percent",
-                  "average_days_to_collect", "write_off_ratio_percent")
+                  "average_days_to_collect", "write_off_ratio_percent", "advances_held_end")
 
 
 def _kpi_figures(ctx: Context, currency: str, as_of: date) -> dict:

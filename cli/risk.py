@@ -257,12 +257,13 @@ def payments_prepay(
     payment_id: Annotated[Optional[str], typer.Option(help="Id that makes a repeated payment a no-op")] = None,
     received_on: Annotated[Optional[str], typer.Option(help="Date received (YYYY-MM-DD), default today")] = None,
     reference: Annotated[str, typer.Option(help="Bank reference")] = "",
+    request: Annotated[Optional[str], typer.Option("--request", help="The advance request it pays")] = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a prepayment (no invoice): it becomes customer credit."""
+    """Record a prepayment (no invoice): it becomes customer credit, an advance on the register."""
     execute(lambda s: _credit(s).prepay(customer_id, amount, currency, s.ctx.actor(as_user), payment_id,
-                                        _date(received_on, "received-on"), reference), as_json,
+                                        _date(received_on, "received-on"), reference, request), as_json,
             lambda r: console.print(f"prepayment {r['payment_id']} of {r['amount']} {r['currency']} recorded for "
                                     f"{customer_id}; {len(r['applied'])} application(s)"))
 

@@ -25,6 +25,8 @@ from domain.users import Actor
 ROLE_RANK = {Role.integration: -1, Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
 # Approval kinds that reduce the receivable: the money rules apply to them.
 REDUCTIONS = ("write_off", "credit", "cancellation", "waiver")
+# Money paid out: the same authority limits apply (an advance's refund).
+PAY_OUTS = ("refund",)
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
         return Authority(False, False, f"needs a {tier.value}", "tier")
     if kind != "escalation" and actor.name == requested_by:
         return Authority(False, False, "four eyes: the requester cannot decide their own request", "own_request")
-    if kind in REDUCTIONS and amount is not None:
+    if kind in REDUCTIONS + PAY_OUTS and amount is not None:
         try:
             converted = in_approval_currency(policy.approval, amount)
         except DomainError as error:
@@ -87,7 +89,7 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
             shown = f" (= {converted.amount} at {converted.rate})" if converted.rate != 1 else ""
             unit = f" {policy.approval.currency}" if policy.approval.currency else ""
             what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation",
-                    "waiver": "interest waiver"}[kind]
+                    "waiver": "interest waiver", "refund": "refund"}[kind]
             return Authority(False, True, f"{amount}{shown} exceeds {actor.name}'s {what} authority ({limit}{unit})",
                              "limit", limit)
     return Authority(True, True)

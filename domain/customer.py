@@ -24,6 +24,7 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain import commands as cmd
+from domain.authority import approval_authority, may_act_alone
 from domain.errors import DomainError, shown
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, RiskGrade, Role
@@ -107,14 +108,72 @@ class PrepaymentReceived(CustomerEvent):
     amount: Money
     received_on: date
     reference: str = ""
+    request_id: str | None = None  # the advance request it pays
+
+
+class AdvanceRequested(CustomerEvent):
+    """A deposit or down payment asked of the customer before delivery (a pro-forma request):
+    not a receivable; once paid it is an advance receipt held on the customer."""
+
+    type: Literal["AdvanceRequested"] = "AdvanceRequested"
+    request_id: str
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
+
+
+class ShipmentHeld(CustomerEvent):
+    """Do not ship this order: its advance request is unpaid (published in the outbox for the ERP)."""
+
+    type: Literal["ShipmentHeld"] = "ShipmentHeld"
+    hold_id: str
+    order_id: str
+    request_id: str
+    reason: str
+
+
+class ShipmentReleased(CustomerEvent):
+    type: Literal["ShipmentReleased"] = "ShipmentReleased"
+    hold_id: str
+    order_id: str
+    request_id: str
+    reason: str
 
 
 class CustomerCreditAllocated(CustomerEvent):
+    """Credit spent on an invoice. ``target_case_id`` empty: the invoice has no case and the
+    allocation is final (the ledger's payment row records it); ``advance_id``: the advance it
+    draws on (none: the oldest advances first, then overpayment excess)."""
+
     type: Literal["CustomerCreditAllocated"] = "CustomerCreditAllocated"
     allocation_id: str
     invoice_id: str
     target_case_id: str
     amount: Money
+    advance_id: str | None = None
+
+
+class AdvanceRefundRequested(CustomerEvent):
+    """A refund of an advance above the single-person threshold, waiting for a second person."""
+
+    type: Literal["AdvanceRefundRequested"] = "AdvanceRefundRequested"
+    refund_id: str
+    advance_id: str
+    amount: Money
+    reason: str
+
+
+class AdvanceRefunded(CustomerEvent):
+    """Part or all of an advance paid back to the customer (the liability ends for that part)."""
+
+    type: Literal["AdvanceRefunded"] = "AdvanceRefunded"
+    refund_id: str
+    advance_id: str
+    amount: Money
+    reason: str
+    requested_by: str
+    approved_by: str | None = None  # None: within the single-person threshold
 
 
 class CustomerCreditAllocationReleased(CustomerEvent):
@@ -142,7 +201,8 @@ class CustomerDunningResumed(CustomerEvent):
 AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
           PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
-          CustomerDunningResumed],
+          CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested, ShipmentHeld,
+          ShipmentReleased],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -193,6 +253,63 @@ class Allocation(_Frozen):
     amount: Money
     at: datetime
     released: bool = False
+    drawn: tuple[tuple[str, Decimal], ...] = ()  # (advance id, amount) the allocation took from advances
+
+
+class Advance(_Frozen):
+    """One advance receipt on the register (a prepayment): a contract liability until applied."""
+
+    advance_id: str
+    amount: Money
+    received_on: date
+    reference: str = ""
+    source: str = "prepayment"
+    applied: Decimal = Decimal(0)
+    refunded: Decimal = Decimal(0)
+    pending_refund: Decimal = Decimal(0)
+
+    @property
+    def remaining(self) -> Money:
+        return Money.of(self.amount.amount - self.applied - self.refunded, self.amount.currency)
+
+    @property
+    def refundable(self) -> Money:
+        return Money.of(self.remaining.amount - self.pending_refund, self.amount.currency)
+
+    @property
+    def status(self) -> str:
+        if self.remaining.amount == 0:
+            return "refunded" if self.refunded > 0 and self.applied == 0 else "applied"
+        return "held" if self.applied == 0 else "partly applied"
+
+
+class AdvanceRequest(_Frozen):
+    request_id: str
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
+    requested_at: datetime
+    paid: Decimal = Decimal(0)
+    hold_id: str | None = None  # the order's shipment hold while it is unpaid
+
+    @property
+    def outstanding(self) -> Money:
+        return Money.of(self.amount.amount - self.paid, self.amount.currency)
+
+    def status(self, day: date) -> str:
+        if not self.outstanding.is_positive:
+            return "paid"
+        return "overdue" if day > self.due_date else "open"
+
+
+class PendingRefund(_Frozen):
+    refund_id: str
+    advance_id: str
+    amount: Money
+    reason: str
+    requested_by: str
+    at: datetime
 
 
 class CustomerState(_Frozen):
@@ -214,6 +331,10 @@ class CustomerState(_Frozen):
     prepaid: dict[str, Money] = {}  # by currency
     allocations: dict[str, Allocation] = {}
     dunning_pause: CustomerPause | None = None
+    advances: dict[str, Advance] = {}  # the register, by advance id (a prepayment's payment id)
+    pending_refunds: dict[str, PendingRefund] = {}
+    refund_ids: tuple[str, ...] = ()  # refunds decided (paid out)
+    requests: dict[str, AdvanceRequest] = {}  # advance requests, by request id
 
     def pause_in_force(self, now: datetime) -> CustomerPause | None:
         p = self.dunning_pause
@@ -227,7 +348,9 @@ class CustomerState(_Frozen):
     def own_credit(self, currency: str) -> Money:
         """Prepayments less allocations (the part of the credit this stream holds; it may be
         negative when overpayment excess held on cases was allocated)."""
-        return self.prepaid.get(currency, Money.zero(currency)) - self.allocated(currency)
+        pending = sum((r.amount.amount for r in self.pending_refunds.values() if r.amount.currency == currency),
+                      Decimal(0))
+        return self.prepaid.get(currency, Money.zero(currency)) - self.allocated(currency) - Money.of(pending, currency)
 
     def outbox_item(self, outbox_id: str) -> OutboxItem | None:
         return next((o for o in self.outbox if o.outbox_id == outbox_id), None)
@@ -272,18 +395,86 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         return {"dunning_pause": None}
     if isinstance(e, PrepaymentReceived):
         cur = e.amount.currency
+        advance = Advance(advance_id=e.payment_id, amount=e.amount, received_on=e.received_on, reference=e.reference,
+                          source=f"advance request {e.request_id}" if e.request_id else "prepayment")
+        requests = s.requests
+        if e.request_id in requests:
+            r = requests[e.request_id]
+            requests = {**requests, e.request_id: r.model_copy(update={"paid": r.paid + e.amount.amount})}
         return {"prepayment_ids": s.prepayment_ids + (e.payment_id,),
-                "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) + e.amount}}
+                "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) + e.amount},
+                "advances": {**s.advances, e.payment_id: advance}, "requests": requests}
+    if isinstance(e, (ShipmentHeld, ShipmentReleased)):
+        held = isinstance(e, ShipmentHeld)
+        item = OutboxItem(outbox_id=str(e.event_id), action="hold" if held else "release", hold_id=e.hold_id,
+                          reason=e.reason, at=e.occurred_at)
+        r = s.requests[e.request_id]
+        return {"outbox": s.outbox + (item,),
+                "requests": {**s.requests, e.request_id: r.model_copy(update={"hold_id": e.hold_id if held else None})}}
+    if isinstance(e, AdvanceRequested):
+        request = AdvanceRequest(request_id=e.request_id, amount=e.amount, due_date=e.due_date, reference=e.reference,
+                                 order_id=e.order_id, requested_at=e.occurred_at)
+        return {"requests": {**s.requests, e.request_id: request}}
     if isinstance(e, CustomerCreditAllocated):
+        drawn = draw_on_advances(s.advances, e.amount, e.advance_id)
         allocation = Allocation(invoice_id=e.invoice_id, target_case_id=e.target_case_id, amount=e.amount,
-                                at=e.occurred_at)
-        return {"allocations": {**s.allocations, e.allocation_id: allocation}}
+                                at=e.occurred_at, drawn=drawn)
+        return {"allocations": {**s.allocations, e.allocation_id: allocation},
+                "advances": _moved(s.advances, drawn, +1)}
     if isinstance(e, CustomerCreditAllocationReleased):
         old = s.allocations.get(e.allocation_id)
         if old is None:
             return {}
-        return {"allocations": {**s.allocations, e.allocation_id: old.model_copy(update={"released": True})}}
+        return {"allocations": {**s.allocations, e.allocation_id: old.model_copy(update={"released": True})},
+                "advances": _moved(s.advances, old.drawn, -1)}
+    if isinstance(e, AdvanceRefundRequested):
+        advance = s.advances[e.advance_id]
+        pending = PendingRefund(refund_id=e.refund_id, advance_id=e.advance_id, amount=e.amount, reason=e.reason,
+                                requested_by=e.actor, at=e.occurred_at)
+        return {"pending_refunds": {**s.pending_refunds, e.refund_id: pending},
+                "advances": {**s.advances, e.advance_id: advance.model_copy(
+                    update={"pending_refund": advance.pending_refund + e.amount.amount})}}
+    if isinstance(e, AdvanceRefunded):
+        advance = s.advances[e.advance_id]
+        pending = s.pending_refunds.get(e.refund_id)
+        left = {k: v for k, v in s.pending_refunds.items() if k != e.refund_id}
+        update = {"refunded": advance.refunded + e.amount.amount}
+        if pending is not None:
+            update["pending_refund"] = advance.pending_refund - pending.amount.amount
+        cur = e.amount.currency
+        return {"pending_refunds": left, "refund_ids": s.refund_ids + (e.refund_id,),
+                "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) - e.amount},
+                "advances": {**s.advances, e.advance_id: advance.model_copy(update=update)}}
     return {}
+
+
+def draw_on_advances(advances: dict[str, Advance], amount: Money,
+                     advance_id: str | None) -> tuple[tuple[str, Decimal], ...]:
+    """Which advances an allocation of ``amount`` draws on: the one named, else the oldest
+    first (received, then id); what they cannot cover came from overpayment excess."""
+    if advance_id is not None:
+        advance = advances.get(advance_id)
+        return ((advance_id, min(amount.amount, advance.remaining.amount)),) if advance is not None else ()
+    drawn: list[tuple[str, Decimal]] = []
+    need = amount.amount
+    for a in sorted(advances.values(), key=lambda a: (a.received_on, a.advance_id)):
+        if need <= 0:
+            break
+        if a.amount.currency != amount.currency:
+            continue
+        take = min(need, a.refundable.amount)
+        if take > 0:
+            drawn.append((a.advance_id, take))
+            need -= take
+    return tuple(drawn)
+
+
+def _moved(advances: dict[str, Advance], drawn: tuple[tuple[str, Decimal], ...], sign: int) -> dict[str, Advance]:
+    out = dict(advances)
+    for advance_id, amount in drawn:
+        a = out[advance_id]
+        out[advance_id] = a.model_copy(update={"applied": a.applied + sign * amount})
+    return out
 
 
 # -- commands ---------------------------------------------------------------------------------------
@@ -331,6 +522,16 @@ class RecordPrepayment(CustomerCommand):
     amount: Money
     received_on: date
     reference: str = ""
+    request_id: str | None = None  # the advance request it pays
+
+
+class RequestAdvance(CustomerCommand):
+    kind: Literal["advance_request"] = "advance_request"
+    request_id: str = Field(min_length=1, max_length=100)
+    amount: Money
+    due_date: date
+    reference: str
+    order_id: str | None = None
 
 
 class AllocateCredit(CustomerCommand):
@@ -343,6 +544,23 @@ class AllocateCredit(CustomerCommand):
     amount: Money
     held_on_cases: Money  # overpayment excess recorded on the customer's cases (net of reversals)
     owed: Money  # what the target case still owes
+    advance_id: str | None = None  # draw on this advance only
+
+
+class RequestAdvanceRefund(CustomerCommand):
+    """Pay part or all of an advance back: at once within the single-person threshold, else
+    it waits for a second person (four eyes)."""
+
+    kind: Literal["advance_refund"] = "advance_refund"
+    refund_id: str = Field(min_length=1, max_length=100)
+    advance_id: str
+    amount: Money
+    reason: str
+
+
+class ApproveAdvanceRefund(CustomerCommand):
+    kind: Literal["advance_refund_approve"] = "advance_refund_approve"
+    refund_id: str
 
 
 class ReleaseAllocation(CustomerCommand):
@@ -484,8 +702,37 @@ def _prepayment(emit: _CustomerEmitter, c: RecordPrepayment, policy: Policy) -> 
     if c.received_on > emit.now.date():
         raise DomainError(f"{c.received_on} is in the future", "received_on")
     cmd.check_text(c.reference, "reference")
+    if c.request_id is not None:
+        request = s.requests.get(c.request_id) if s is not None else None
+        if request is None:
+            raise DomainError(f"customer {c.customer_id} has no advance request {shown(c.request_id)}", "request")
+        if request.amount.currency != c.amount.currency:
+            raise DomainError(f"advance request {c.request_id} is in {request.amount.currency}", "currency")
+        if c.amount > request.outstanding:
+            raise DomainError(f"{c.amount} exceeds what advance request {c.request_id} still asks "
+                              f"({request.outstanding})", "amount")
     emit(PrepaymentReceived, payment_id=c.payment_id, amount=c.amount, received_on=c.received_on,
-         reference=c.reference)
+         reference=c.reference, request_id=c.request_id)
+    request = emit.state.requests.get(c.request_id) if c.request_id is not None else None
+    if request is not None and request.hold_id is not None and not request.outstanding.is_positive:
+        emit(ShipmentReleased, hold_id=request.hold_id, order_id=request.order_id, request_id=request.request_id,
+             reason=f"advance request {request.request_id} paid: order {request.order_id} may ship")
+
+
+def _request_advance(emit: _CustomerEmitter, c: RequestAdvance, policy: Policy) -> None:
+    s = emit.state
+    if s is not None and c.request_id in s.requests:
+        return  # the same request again
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    cmd.check_text(c.reference, "reference", required=True)
+    if c.order_id is not None:
+        cmd.check_text(c.order_id, "order", required=True)
+    emit(AdvanceRequested, request_id=c.request_id, amount=c.amount, due_date=c.due_date, reference=c.reference,
+         order_id=c.order_id)
+    if c.order_id is not None and policy.advances.block_shipment:
+        emit(ShipmentHeld, hold_id=emit.new_id("SH"), order_id=c.order_id, request_id=c.request_id,
+             reason=f"advance request {c.request_id} unpaid: do not ship order {c.order_id}")
 
 
 def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None:
@@ -498,13 +745,59 @@ def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None
     if c.owed.currency != currency or c.held_on_cases.currency != currency:
         raise DomainError(f"invoice {c.invoice_id} is in {c.owed.currency}, the credit in {currency}", "currency")
     available = available_credit(s, currency, c.held_on_cases)
+    if c.advance_id is not None:
+        advance = s.advances.get(c.advance_id) if s is not None else None
+        if advance is None:
+            raise DomainError(f"customer {c.customer_id} has no advance {shown(c.advance_id)}", "advance_id")
+        if advance.amount.currency != currency:
+            raise DomainError(f"invoice {c.invoice_id} is in {currency}, advance {c.advance_id} in "
+                              f"{advance.amount.currency}", "currency")
+        available = available.min(advance.refundable)
     if c.amount > available:
         raise DomainError(f"{c.amount} exceeds the customer's credit ({available if available.is_positive else Money.zero(currency)})",
                           "amount")
     if c.amount > c.owed:
         raise DomainError(f"{c.amount} exceeds what invoice {c.invoice_id} still owes ({c.owed})", "amount")
     emit(CustomerCreditAllocated, allocation_id=c.allocation_id, invoice_id=c.invoice_id,
-         target_case_id=c.target_case_id, amount=c.amount)
+         target_case_id=c.target_case_id, amount=c.amount, advance_id=c.advance_id)
+
+
+def _refund(emit: _CustomerEmitter, c: RequestAdvanceRefund, policy: Policy) -> None:
+    s = emit.state
+    if s is not None and (c.refund_id in s.refund_ids or c.refund_id in s.pending_refunds):
+        return  # the same request again
+    advance = s.advances.get(c.advance_id) if s is not None else None
+    if advance is None:
+        raise DomainError(f"customer {c.customer_id} has no advance {shown(c.advance_id)}", "advance_id")
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    if c.amount.currency != advance.amount.currency:
+        raise DomainError(f"advance {c.advance_id} is in {advance.amount.currency}, not {c.amount.currency}",
+                          "currency")
+    if c.amount > advance.refundable:
+        raise DomainError(f"{c.amount} exceeds what advance {c.advance_id} still holds ({advance.refundable})",
+                          "amount")
+    cmd.check_text(c.reason, "reason", required=True)
+    if may_act_alone(policy, c.amount):
+        emit(AdvanceRefunded, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount, reason=c.reason,
+             requested_by=c.actor.name)
+    else:
+        emit(AdvanceRefundRequested, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount,
+             reason=c.reason)
+
+
+def _approve_refund(emit: _CustomerEmitter, c: ApproveAdvanceRefund, policy: Policy) -> None:
+    s = emit.state
+    if s is not None and c.refund_id in s.refund_ids:
+        return  # approved already
+    pending = s.pending_refunds.get(c.refund_id) if s is not None else None
+    if pending is None:
+        raise DomainError(f"no refund {shown(c.refund_id)} waits for approval", "refund_id")
+    authority = approval_authority(c.actor, "refund", Role.supervisor, pending.requested_by, pending.amount, policy)
+    if not authority.approve:
+        raise DomainError(authority.reason, "as")
+    emit(AdvanceRefunded, refund_id=c.refund_id, advance_id=pending.advance_id, amount=pending.amount,
+         reason=pending.reason, requested_by=pending.requested_by, approved_by=c.actor.name)
 
 
 def _release_allocation(emit: _CustomerEmitter, c: ReleaseAllocation, policy: Policy) -> None:
@@ -548,4 +841,7 @@ _HANDLERS = {
     RecordPrepayment: _prepayment,
     AllocateCredit: _allocate,
     ReleaseAllocation: _release_allocation,
+    RequestAdvanceRefund: _refund,
+    RequestAdvance: _request_advance,
+    ApproveAdvanceRefund: _approve_refund,
 }

@@ -304,6 +304,15 @@ class MatchingPolicy(_Model):
         return self.tolerance.get(currency, Decimal(0))
 
 
+class AdvancesPolicy(_Model):
+    """Advance receipts (prepayments held for the customer): a liability until applied."""
+
+    linger_after: timedelta = Field(timedelta(days=90), description="an advance held (not applied nor refunded) "
+                                    "longer than this is reported as lingering")
+    block_shipment: bool = Field(False, description="an unpaid advance request for a sales order holds that order's "
+                                 "shipment (an entry in the credit-hold outbox for the ERP) until it is paid")
+
+
 class InsurancePolicy(_Model):
     """How insured cases deal with the insurer (the insurer's own terms come with each invoice's cover)."""
 
@@ -349,6 +358,7 @@ class Policy(_Model):
     risk: RiskPolicy = RiskPolicy()
     credit: CreditPolicy = CreditPolicy()
     matching: MatchingPolicy = MatchingPolicy()
+    advances: AdvancesPolicy = AdvancesPolicy()
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
     pause: PausePolicy = PausePolicy()

@@ -20,7 +20,7 @@ from store.event_store import EventStore
 from store.schema import case_summary, credit_hold_outbox, customer_risk, customers, invoices, payments
 
 CREDIT_EVENTS = ("PaymentReceived", "PaymentReversed", "PrepaymentReceived", "CustomerCreditAllocated",
-                 "CustomerCreditAllocationReleased")
+                 "CustomerCreditAllocationReleased", "AdvanceRefunded")
 
 
 def _amount(minor: int, currency: str) -> Decimal:
@@ -137,6 +137,9 @@ class CustomerReads:
                 allocated[e.allocation_id] = e.amount
                 moves.append(CreditMovement(e.customer_id, e.amount.currency, -e.amount.amount, e.occurred_at.date(),
                                             f"applied to {e.invoice_id}"))
+            elif name == "AdvanceRefunded":
+                moves.append(CreditMovement(e.customer_id, e.amount.currency, -e.amount.amount, e.occurred_at.date(),
+                                            f"refund {e.refund_id} of {e.advance_id}"))
             elif name == "CustomerCreditAllocationReleased" and e.allocation_id in allocated:
                 amount = allocated[e.allocation_id]
                 moves.append(CreditMovement(e.customer_id, amount.currency, amount.amount, e.occurred_at.date(),

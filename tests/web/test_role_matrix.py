@@ -589,3 +589,55 @@ async def test_every_endpoint_needs_a_valid_token(web: Web, route: APIRoute):
         assert response.status_code == 401, (path, response.text)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"]
+
+# -- the advances register (docs/ADVANCES.md) ----------------------------------------------------------
+
+
+async def _advance(web: Web, amount: str) -> tuple[str, str]:
+    from app.credit import CreditService
+
+    invoice = web.new_invoice()
+    customer = f"C-{invoice}"
+    reply = await CreditService(web.service).prepay(customer, amount, "USD", web.actor("collector"))
+    return invoice, reply["payment_id"]
+
+
+async def _advance_apply(web: Web, role: str) -> Call:
+    invoice, advance = await _advance(web, "25.00")  # the invoice has no case
+    return Call("POST", f"/api/advances/{advance}/apply", {"invoice_id": invoice},
+                snapshot=_customer_version(web, f"C-{invoice}"),
+                check=lambda r: r["applied"] == "25.00" and r["case_id"] is None)
+
+
+async def _advance_refund(web: Web, role: str) -> Call:
+    invoice, advance = await _advance(web, "25.00")
+    return Call("POST", f"/api/advances/{advance}/refunds", {"amount": "10.00", "reason": "order cancelled"},
+                snapshot=_customer_version(web, f"C-{invoice}"),
+                check=lambda r: r["status"] == "refunded" and r["amount"] == "10.00")
+
+
+async def _advance_approve_refund(web: Web, role: str) -> Call:
+    from app.advances import AdvanceService
+
+    invoice, advance = await _advance(web, "500.00")
+    asked = AdvanceService(web.service).refund(advance, "300.00", "order cancelled", web.actor("collector"))
+    assert asked["status"] == "awaiting approval", asked
+    return Call("POST", f"/api/advances/refunds/{asked['refund_id']}/approve",
+                snapshot=_customer_version(web, f"C-{invoice}"), check=lambda r: r["status"] == "refunded")
+
+
+async def _advances_report(web: Web, role: str) -> Call:
+    _, advance = await _advance(web, "25.00")
+    return Call("GET", "/api/reports/advances",
+                check=lambda r: any(a["advance_id"] == advance and a["status"] == "held" for a in r["advances"]))
+
+
+async def _advance_request(web: Web, role: str) -> Call:
+    customer = f"C-{web.new_invoice()}"
+    return Call("POST", f"/api/customers/{customer}/advance-requests",
+                {"amount": "300.00", "due": _in_ten_days(), "reference": "30 % deposit", "order_id": "SO-1"},
+                snapshot=_customer_version(web, customer), check=lambda r: r["recorded"] and r["order_id"] == "SO-1")
+
+
+PREPARE.update({"advances.request": _advance_request, "reports.advances": _advances_report, "advances.apply": _advance_apply, "advances.refund": _advance_refund,
+                "advances.approve_refund": _advance_approve_refund})

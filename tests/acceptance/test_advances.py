@@ -1,0 +1,139 @@
+"""Acceptance: the advances register through the command line, on the real stack (Temporal dev
+server, worker, SMTP sink, SQLite), each command a `starter.py` subprocess with the user's token.
+
+A customer is asked for a deposit (an advance request, overdue until paid) and pays two advances
+(one received 100 days ago: it lingers past the default 90 days; the other pays the request);
+one is applied to an invoice that has no case, the other to an invoice whose case is open (the
+case sees it); `report advances` shows source, age and status; the KPIs keep advances out of
+receivables, DSO and CEI and show them as their own line, checked against figures this test
+computes itself; a refund above the policy's single-person threshold waits for a second person:
+the requester cannot approve it (exit 2), a finance manager does.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from tests.acceptance.stack import FAST_POLICY, money
+
+TODAY = datetime.now(timezone.utc).date()
+
+
+def day(offset: int) -> str:
+    return (TODAY + timedelta(days=offset)).isoformat()
+
+
+def invoice(invoice_id: str, amount: str, issued: int, due: int) -> str:
+    return f"{invoice_id},C-ADV,Advance Ltd,ap@advance.test,US,en,USD,{amount},{day(issued)},{day(due)},A"
+
+
+def q1(value: Decimal) -> str:
+    return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for, tmp_path_factory):
+    # tests/data/fast.toml (one person alone up to 100.00, above that four eyes) with an unpaid
+    # advance request holding its order's shipment
+    text = FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-advances-1"')
+    policy = tmp_path_factory.mktemp("advances-policy") / "fast-advances.toml"
+    policy.write_text(text + "\n[advances]\nblock_shipment = true\n")
+    return ledger_for(policy=policy)
+
+
+def register(ledger, *flags: str) -> dict:
+    return ledger.ok("report", "advances", *flags)
+
+
+def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
+    ledger.import_invoices([invoice("AV-NOCASE", "1000.00", -10, 20),  # not due: no case
+                            invoice("AV-CASE", "400.00", -40, -10)])
+    ledger.ok("case", "open", "AV-CASE")
+
+    ledger.ok("payments", "prepay", "C-ADV", "500.00", "--currency", "USD", "--payment-id", "PP-OLD",
+              "--received-on", day(-100), "--reference", "deposit order 77")
+    # a 30 % deposit asked before shipment, due five days ago: overdue until it is paid
+    ledger.ok("advance", "request", "C-ADV", "300.00", "--currency", "USD", "--due", day(-5), "--reference",
+              "30 % deposit order 77", "--order", "SO-77", "--request-id", "RQ-77")
+    [asked] = register(ledger)["requests"]
+    assert (asked["request_id"], asked["status"], asked["days_overdue"], asked["outstanding"], asked["order_id"]) == (
+        "RQ-77", "overdue", 5, "300.00", "SO-77"), asked
+    # the ERP reads the credit-hold outbox: do not ship order SO-77
+    [hold] = [o for o in ledger.ok("credit-hold", "outbox") if o["customer_id"] == "C-ADV"]
+    assert hold["action"] == "hold" and "SO-77" in hold["reason"], hold
+    ledger.refused("payments", "prepay", "C-ADV", "300.01", "--currency", "USD", "--request", "RQ-77",
+                   match="amount")
+    ledger.ok("payments", "prepay", "C-ADV", "300.00", "--currency", "USD", "--payment-id", "PP-NEW",
+              "--request", "RQ-77")
+    assert [r["status"] for r in register(ledger)["requests"]] == ["paid"]
+    outbox = [o for o in ledger.ok("credit-hold", "outbox") if o["customer_id"] == "C-ADV"]
+    assert [(o["action"], o["hold_id"]) for o in outbox] == [("hold", hold["hold_id"]), ("release", hold["hold_id"])]
+    assert "SO-77" in outbox[1]["reason"] and "paid" in outbox[1]["reason"], outbox
+
+    rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
+    assert {k: (r["customer_id"], r["source"], r["held"], r["age_days"], r["status"], r["lingering"])
+            for k, r in rows.items()} == {
+        "PP-OLD": ("C-ADV", "prepayment", "500.00", 100, "held", True),
+        "PP-NEW": ("C-ADV", "advance request RQ-77", "300.00", 0, "held", False)}
+    lingering = register(ledger, "--lingering")
+    assert [r["advance_id"] for r in lingering["advances"]] == ["PP-OLD"] and lingering["lingering_held"] == {
+        "USD": "500.00"}
+    assert [r["advance_id"] for r in register(ledger, "--as-of", day(-50))["advances"]] == []  # recorded today
+    table = ledger.cli("report", "advances", "--lingering", json=False)  # what a person reads in a terminal
+    assert table.code == 0 and "PP-OLD" in table.stdout and "PP-NEW" not in table.stdout, table
+    assert "lingering" in table.stdout and "500.00 USD" in table.stdout, table
+
+    # an invoice without a case: its open amount goes down (the ledger's payment row says so)
+    applied = ledger.ok("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "200.00")
+    assert (applied["case_id"], applied["applied"], applied["invoice_open"]) == (None, "200.00", "800.00"), applied
+    paid = [p for p in ledger.ok("customer", "statement", "C-ADV")["items"] if p["invoice_id"] == "AV-NOCASE"]
+    assert paid and money(paid[0]["open"]) == money("800.00"), paid
+    # an invoice with an open case: the case sees the application
+    ledger.ok("advance", "apply", "PP-NEW", "AV-CASE")
+    case = ledger.case("AV-CASE")
+    assert money(case["balance"]) == money("100.00"), case
+    assert "CustomerCreditApplied" in [e["type"] for e in case["events"]], case["events"]
+
+    rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
+    assert {k: (r["held"], r["applied"], r["status"]) for k, r in rows.items()} == {
+        "PP-OLD": ("300.00", "200.00", "partly applied"), "PP-NEW": ("0.00", "300.00", "applied")}
+
+    # the KPIs, recomputed here: receivables are the invoices less what settled them; the
+    # advances' 300.00 still held is a liability, on its own line, not a negative receivable
+    def check_kpis(held: str) -> None:
+        k = ledger.ok("report", "kpis", "--currency", "USD")
+        ar_end = (money("1000.00") - money("200.00")) + (money("400.00") - money("300.00"))
+        sales = money("1400.00")  # both invoices were issued in the 90 days
+        current = money("800.00")  # AV-NOCASE is not due yet
+        assert money(k["receivables_end"]) == ar_end and money(k["receivables_begin"]) == 0, k
+        assert k["dso_standard"] == q1(ar_end / sales * 90), k
+        assert k["cei_percent"] == q1((sales - ar_end) / (sales - current) * 100), k
+        assert money(k["advances_held_end"]) == money(held), k
+        table = ledger.cli("report", "kpis", "--currency", "USD", json=False)
+        assert table.code == 0 and "advances_held_end" in table.stdout, table
+
+    check_kpis("300.00")
+
+    # a refund above the threshold waits for a second person; the requester cannot approve it
+    asked = ledger.ok("advance", "refund", "PP-OLD", "250.00", "--reason", "order 77 cancelled",
+                      "--refund-id", "RF-77", "--as", "demo-supervisor")
+    assert asked["status"] == "awaiting approval", asked
+    ledger.refused("advance", "approve-refund", "RF-77", "--as", "demo-supervisor", match="four eyes")
+    ledger.refused("advance", "approve-refund", "RF-77", "--as", "demo-collector", match="approve")
+    ledger.refused("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "60.00", match="exceeds")  # 50 free
+    assert [r["refund_id"] for r in ledger.ok("advance", "refunds")] == ["RF-77"]
+    done = ledger.ok("advance", "approve-refund", "RF-77", "--as", "demo-manager")
+    assert done["status"] == "refunded" and done["approved_by"] == "demo-manager", done
+    rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
+    assert (rows["PP-OLD"]["held"], rows["PP-OLD"]["refunded"], rows["PP-OLD"]["status"]) == (
+        "50.00", "250.00", "partly applied"), rows
+    # bad input: clear error naming the field, nothing changed
+    ledger.refused("advance", "refund", "PP-OLD", "60.00", "--reason", "too much", match="amount")
+    ledger.refused("advance", "refund", "PP-NONE", "1.00", "--reason", "x", match="advance")
+    assert register(ledger)["held"] == {"USD": "50.00"}
+    check_kpis("50.00")
+    reconciled = ledger.ok("report", "reconcile")  # the advance's payment row on AV-NOCASE equals its event
+    assert reconciled["agree"] is True, reconciled["differences"]
