@@ -454,6 +454,14 @@ class CaseService:
         return await self._send(ref, "promise", lambda s: cmd.MakePromise(
             command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), promised_date=promised))
 
+    async def report_payment(self, ref: str, amount: str, paid_on: str, reference: str, actor: Actor) -> dict:
+        """The customer says it was paid: recorded on the case as a hint for the matcher."""
+        day = _parse_date(paid_on, "paid_on")
+        cmd.check_text(reference, "reference")
+        return await self._send(ref, "report_payment", lambda s: cmd.ReportPayment(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), paid_on=day,
+            reference=reference))
+
     async def propose_plan(self, ref: str, instalments: int, every: str, actor: Actor, first: str | None = None) -> dict:
         interval = parse_duration(every, "every")
         first_due = None

@@ -121,6 +121,15 @@ class MakePromise(Command):
     promised_date: date
 
 
+class ReportPayment(Command):
+    """The customer tells us it was paid: amount, date and reference, kept for the matcher."""
+
+    kind: Literal["payment_report"] = "payment_report"
+    amount: Money
+    paid_on: date
+    reference: str = ""
+
+
 class ProposePlan(Command):
     kind: Literal["plan_propose"] = "plan_propose"
     instalments: int
@@ -269,6 +278,7 @@ AnyCommand = Annotated[
         RecordIndemnity,
         ApplyCustomerCredit,
         Tick,
+        ReportPayment,
     ],
     Field(discriminator="kind"),
 ]

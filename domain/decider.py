@@ -400,6 +400,18 @@ def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
     )
 
 
+def _report_payment(emit: _Emitter, c: cmd.ReportPayment, policy: Policy) -> None:
+    s = emit.state
+    _same_currency(s, c.amount, "amount")
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    if c.paid_on > emit.now.date():
+        raise DomainError(f"{c.paid_on} is in the future", "paid_on")
+    cmd.check_text(c.reference, "reference")
+    emit(ev.PaymentReported, report_id=emit.new_id("PT"), amount=c.amount, paid_on=c.paid_on,
+         reference=c.reference)
+
+
 def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
     s = emit.state
     rules = policy.plan
@@ -818,6 +830,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.OpenDispute: _dispute_open,
     cmd.ResolveDispute: _dispute_resolve,
     cmd.MakePromise: _promise,
+    cmd.ReportPayment: _report_payment,
     cmd.ProposePlan: _plan_propose,
     cmd.AcceptPlan: _plan_accept,
     cmd.WithdrawPlan: _plan_withdraw,

@@ -218,6 +218,16 @@ class PromiseMade(Event):
     check_at: datetime
 
 
+class PaymentReported(Event):
+    """The customer says they paid (self-service page): a hint for the matcher, not a payment."""
+
+    type: Literal["PaymentReported"] = "PaymentReported"
+    report_id: str
+    amount: Money
+    paid_on: date
+    reference: str
+
+
 class PromiseKept(Event):
     type: Literal["PromiseKept"] = "PromiseKept"
     promise_id: str
@@ -573,6 +583,7 @@ AnyEvent = Annotated[
         PauseRequested,
         PauseDecided,
         DunningResumed,
+        PaymentReported,
     ],
     Field(discriminator="type"),
 ]

@@ -167,6 +167,18 @@ class PausePolicy(_Model):
         return self
 
 
+class SelfServicePolicy(_Model):
+    """The customer's page behind the signed link in every notice (app/links.py, api/routes_customer.py)."""
+
+    link_valid_for: timedelta = Field(timedelta(days=30), description="a notice's link opens the page this long")
+    requests_per_minute: int = Field(30, ge=1, le=10000, description="requests one link may make in a minute")
+
+    @field_validator("link_valid_for")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "link_valid_for")
+
+
 class ApprovalPolicy(_Model):
     """Authority over reductions of a receivable without cash (write-off, a dispute's credit,
     cancelling an open balance). Limits and the threshold are in ``currency``; an amount in
@@ -330,6 +342,7 @@ class Policy(_Model):
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
     pause: PausePolicy = PausePolicy()
+    self_service: SelfServicePolicy = SelfServicePolicy()
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -401,6 +401,14 @@ class CollectionCaseWorkflow:
         self._validate(command)
 
     @workflow.update
+    async def report_payment(self, command: cmd.ReportPayment) -> CommandReply:
+        return await self._command(command)
+
+    @report_payment.validator
+    def _check_report_payment(self, command: cmd.ReportPayment) -> None:
+        self._validate(command)
+
+    @workflow.update
     async def open_dispute(self, command: cmd.OpenDispute) -> CommandReply:
         return await self._command(command)
 

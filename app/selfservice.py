@@ -1,0 +1,93 @@
+"""The customer's self-service page: what one customer sees and may do through the signed link
+in a notice (app/links.py). Every action goes through the case's workflow and the same decider as
+a collector's, with the actor ``customer:<customer_id>``; only the customer's own cases are reachable.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+from sqlalchemy import select
+
+from app.links import CustomerLinks
+from app.services import CaseService, summary_dict
+from domain.errors import DomainError, shown
+from domain.state import CaseState
+from domain.users import Actor
+from store.schema import case_summary
+
+# What the customer's history shows: what was sent to them, what they paid or said, and the
+# outcome; never the team's internal steps (escalations, approvals, assignments).
+CUSTOMER_EVENTS = frozenset({
+    "CaseOpened", "ReminderSent", "LateFeeCharged", "PaymentReceived", "PaymentReversed", "DisputeOpened",
+    "DisputeResolved", "PromiseMade", "PromiseKept", "PromiseBroken", "PaymentPlanProposed", "PaymentPlanAccepted",
+    "InstalmentPaid", "PaymentPlanDefaulted", "PaymentReported", "CustomerCreditApplied", "DunningPaused",
+    "DunningResumed", "CaseClosed",
+})
+
+
+def customer_actor(customer_id: str) -> Actor:
+    return Actor(name=f"customer:{customer_id}"[:100])
+
+
+class SelfService:
+    def __init__(self, service: CaseService) -> None:
+        self.service = service
+        self.ctx = service.ctx
+        self.links = CustomerLinks(self.ctx.settings)
+
+    @property
+    def link_valid_for(self) -> timedelta:
+        return self.ctx.policy().self_service.link_valid_for
+
+    @property
+    def requests_per_minute(self) -> int:
+        return self.ctx.policy().self_service.requests_per_minute
+
+    def customer_of(self, token: str) -> str:
+        """The customer a link names (``LinkRefused`` when altered or expired)."""
+        return self.links.customer_of(token, self.link_valid_for)
+
+    def _rows(self, customer_id: str) -> list:
+        query = (select(case_summary).where(case_summary.c.customer_id == customer_id)
+                 .order_by(case_summary.c.due_date, case_summary.c.invoice_id))
+        with self.ctx.db.read() as session:
+            return list(session.execute(query))
+
+    def page(self, customer_id: str) -> dict:
+        """The customer's open items with their balances, and the history that concerns them."""
+        rows = self._rows(customer_id)
+        if not rows:
+            raise DomainError("there is nothing open on this account", "link")
+        states = {row.case_id: CaseState.model_validate_json(row.state) for row in rows}
+        customer = max(states.values(), key=lambda s: s.version).customer
+        items, history = [], []
+        for row in rows:
+            summary = summary_dict(row)
+            if summary["closed_at"] is None:
+                items.append(summary)
+            for record in self.ctx.store.records(UUID(row.case_id)):
+                event = record.as_dict()
+                if event["type"] in CUSTOMER_EVENTS:
+                    history.append({**event, "invoice_id": row.invoice_id})
+        history.sort(key=lambda e: e.get("occurred_at") or "")
+        return {"customer_id": customer_id, "name": customer.name, "language": customer.language,
+                "email": customer.email, "items": items, "history": history}
+
+    def _own_case(self, customer_id: str, invoice_id: str) -> str:
+        for row in self._rows(customer_id):
+            if row.invoice_id == invoice_id:
+                if row.closed_at is not None:
+                    raise DomainError(f"invoice {shown(invoice_id)} is settled; nothing to do", "invoice_id")
+                return row.invoice_id
+        raise DomainError(f"invoice {shown(invoice_id)} is not one of your open invoices", "invoice_id")
+
+    async def promise(self, customer_id: str, invoice_id: str, amount: str, on: str) -> dict:
+        ref = self._own_case(customer_id, invoice_id)
+        return await self.service.promise(ref, amount, on, customer_actor(customer_id))
+
+    async def report_payment(self, customer_id: str, invoice_id: str, amount: str, paid_on: str,
+                             reference: str) -> dict:
+        ref = self._own_case(customer_id, invoice_id)
+        return await self.service.report_payment(ref, amount, paid_on, reference, customer_actor(customer_id))
