@@ -1,0 +1,42 @@
+"""The customer's actions from the self-service page, given events / when command / then events:
+the same decider as a collector's, with the actor customer:<id>."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from domain import commands as cmd
+from domain.money import Money
+from domain.users import Actor
+from tests.domain.scenario import Case, types, usd
+from tests.domain.test_decider import rejected
+
+CUSTOMER = Actor(name="customer:C-1")
+
+
+def test_a_customer_reports_a_payment_as_a_hint_that_changes_no_balance():
+    case = Case().open()
+    new = case.when(cmd.ReportPayment, actor=CUSTOMER, amount=usd("1000.00"), paid_on=date(2026, 3, 1),
+                    reference="BANK-REF 42")
+    assert types(new) == ["PaymentReported"]
+    event = new[0]
+    assert event.actor == "customer:C-1" and event.reference == "BANK-REF 42" and event.paid_on == date(2026, 3, 1)
+    assert case.state.balance == usd("1000.00") and case.state.payments == usd("0")  # only a payment pays
+
+
+def test_a_reported_payment_is_refused_when_it_cannot_be_true():
+    case = Case().open()
+    rejected(case, cmd.ReportPayment, "in the future", actor=CUSTOMER, amount=usd("10"), paid_on=date(2026, 3, 3))
+    rejected(case, cmd.ReportPayment, "must be positive", actor=CUSTOMER, amount=usd("0"), paid_on=date(2026, 3, 1))
+    rejected(case, cmd.ReportPayment, "EUR", actor=CUSTOMER, amount=Money.of("10", "EUR"), paid_on=date(2026, 3, 1))
+    rejected(case, cmd.ReportPayment, "line breaks", actor=CUSTOMER, amount=usd("10"), paid_on=date(2026, 3, 1),
+             reference="a\nb")
+    assert types(case.events) == ["CaseOpened"]
+
+
+def test_a_customer_promise_goes_through_the_collectors_rules():
+    case = Case().open()
+    rejected(case, cmd.MakePromise, "beyond the longest", actor=CUSTOMER, amount=usd("10"),
+             promised_date=date(2026, 12, 1))
+    new = case.when(cmd.MakePromise, actor=CUSTOMER, amount=usd("1000.00"), promised_date=date(2026, 3, 20))
+    assert types(new) == ["PromiseMade"] and new[0].actor == "customer:C-1"
