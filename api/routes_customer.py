@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from api.errors import status_for
-from api.i18n import LANGUAGES, describe_event, money, translator
+from api.i18n import LANGUAGES, describe_event, money, reason_text, translator
 from app.links import LinkRefused
 from app.selfservice import SelfService
 from app.settings import PROJECT_DIR
@@ -93,7 +93,8 @@ def _page(selfservice: SelfService, customer_id: str, token: str, status: int = 
     html = _ENV.get_template("page.html.j2").render(
         lang=lang, t=t, customer=data, items=data["items"], history=history, token=token, done=done, error=error,
         form=form or {}, today=datetime.now(timezone.utc).date().isoformat(),
-        money=lambda amount, currency: money(amount, currency, lang), status_name=lambda s: t(f"status.{s}"))
+        money=lambda amount, currency: money(amount, currency, lang), status_name=lambda s: t(f"status.{s}"),
+        reasons=[(code, reason_text(code, lang)) for code in selfservice.dispute_reasons])
     return HTMLResponse(html, status_code=status)
 
 
@@ -112,10 +113,21 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
     selfservice, customer_id = opened
     form = {k: v.strip() for k, v in (await request.form()).items() if isinstance(v, str)}
     invoice = form.get("invoice_id", "")
+
+    def lang_of() -> str:
+        return _language(_customer_language(selfservice, customer_id))
+
     try:
         if action == "promise":
             reply = await selfservice.promise(customer_id, invoice, form.get("amount", ""), form.get("date", ""))
             key, values = "customer.done.promise", {"date": form.get("date", "")}
+        elif action == "contact":
+            reply = await selfservice.correct_contact(customer_id, form.get("email", ""))
+            key, values = "customer.done.contact", {"email": reply["email"]}
+        elif action == "dispute":
+            reply = await selfservice.dispute(customer_id, invoice, form.get("reason", ""), form.get("amount", ""),
+                                              form.get("comment", ""))
+            key, values = "customer.done.dispute", {"reason": reason_text(form.get("reason", ""), lang_of())}
         else:
             reply = await selfservice.report_payment(customer_id, invoice, form.get("amount", ""),
                                                      form.get("paid_on", ""), form.get("reference", ""))
@@ -126,8 +138,8 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
         return _page(selfservice, customer_id, token, status=status_for(refused), error=message,
                      form={"action": action, **form})
     lang = _language(_customer_language(selfservice, customer_id))
-    done = translator(lang)(key, invoice=reply["invoice_id"], amount=money(form["amount"], reply["currency"], lang),
-                            **values)
+    amount = form.get("amount") or reply["balance"]
+    done = translator(lang)(key, invoice=reply["invoice_id"], amount=money(amount, reply["currency"], lang), **values)
     return _page(selfservice, customer_id, token, done=done)
 
 
@@ -141,6 +153,16 @@ def _customer_language(selfservice: SelfService, customer_id: str) -> str:
 @router.post("/{token}/promise", response_class=HTMLResponse)
 async def promise(request: Request, token: str):
     return await _act(request, token, "promise")
+
+
+@router.post("/{token}/dispute", response_class=HTMLResponse)
+async def dispute(request: Request, token: str):
+    return await _act(request, token, "dispute")
+
+
+@router.post("/{token}/contact", response_class=HTMLResponse)
+async def contact(request: Request, token: str):
+    return await _act(request, token, "contact")
 
 
 @router.post("/{token}/paid", response_class=HTMLResponse)

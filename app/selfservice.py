@@ -23,7 +23,7 @@ CUSTOMER_EVENTS = frozenset({
     "CaseOpened", "ReminderSent", "LateFeeCharged", "PaymentReceived", "PaymentReversed", "DisputeOpened",
     "DisputeResolved", "PromiseMade", "PromiseKept", "PromiseBroken", "PaymentPlanProposed", "PaymentPlanAccepted",
     "InstalmentPaid", "PaymentPlanDefaulted", "PaymentReported", "CustomerCreditApplied", "DunningPaused",
-    "DunningResumed", "CaseClosed",
+    "DunningResumed", "CaseClosed", "ContactCorrected",
 })
 
 
@@ -86,6 +86,31 @@ class SelfService:
     async def promise(self, customer_id: str, invoice_id: str, amount: str, on: str) -> dict:
         ref = self._own_case(customer_id, invoice_id)
         return await self.service.promise(ref, amount, on, customer_actor(customer_id))
+
+    async def dispute(self, customer_id: str, invoice_id: str, reason: str, amount: str | None,
+                      comment: str) -> dict:
+        """A dispute of the invoice (or of ``amount`` of it), with a reason of the policy's list."""
+        ref = self._own_case(customer_id, invoice_id)
+        return await self.service.open_dispute(ref, reason, customer_actor(customer_id), amount or None, comment)
+
+    @property
+    def dispute_reasons(self) -> tuple[str, ...]:
+        return self.ctx.policy().self_service.dispute_reasons
+
+    async def correct_contact(self, customer_id: str, email: str) -> dict:
+        """The billing contact's e-mail: ``ContactCorrected`` on each open case of the customer
+        (notices go there from now on), and on the ledger for the cases opened later."""
+        from domain.inputs import check_email
+
+        address = check_email((email or "").strip(), "email")
+        rows = [row for row in self._rows(customer_id) if row.closed_at is None]
+        if not rows:
+            raise DomainError("there is no open invoice on this account", "email")
+        replies = []
+        for row in rows:
+            replies.append(await self.service.correct_contact(row.invoice_id, address, customer_actor(customer_id)))
+        self.ctx.ledger.set_customer_email(customer_id, address)
+        return {**replies[0], "cases": [r["case_id"] for r in replies], "email": address}
 
     async def report_payment(self, customer_id: str, invoice_id: str, amount: str, paid_on: str,
                              reference: str) -> dict:

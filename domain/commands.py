@@ -106,6 +106,7 @@ class OpenDispute(Command):
     reason: str
     amount: Money | None = None  # default: the whole balance
     owner: str | None = None
+    note: str = ""
 
 
 class ResolveDispute(Command):
@@ -128,6 +129,13 @@ class ReportPayment(Command):
     amount: Money
     paid_on: date
     reference: str = ""
+
+
+class CorrectContact(Command):
+    """A new e-mail address for the billing contact of the case's customer."""
+
+    kind: Literal["contact_correct"] = "contact_correct"
+    email: str
 
 
 class ProposePlan(Command):
@@ -279,6 +287,7 @@ AnyCommand = Annotated[
         ApplyCustomerCredit,
         Tick,
         ReportPayment,
+        CorrectContact,
     ],
     Field(discriminator="kind"),
 ]

@@ -324,7 +324,7 @@ def _mark_instalments(emit: _Emitter) -> None:
         emit(ev.InstalmentPaid, plan_id=plan.plan_id, seq=nxt.seq, amount=nxt.amount.min(plan.paid_toward_next))
 
 
-def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy) -> None:
+def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy, note: str = "") -> None:
     emit(
         ev.DisputeOpened,
         dispute_id=emit.new_id("DS"),
@@ -332,6 +332,7 @@ def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy
         amount=amount,
         owner=owner,
         resolve_by=emit.now + policy.dispute.resolution_sla,
+        **({"note": note} if note else {}),
     )
 
 
@@ -340,9 +341,16 @@ def _dispute_open(emit: _Emitter, c: cmd.OpenDispute, policy: Policy) -> None:
     if s.dispute is not None:
         raise DomainError(f"dispute {s.dispute.dispute_id} is already open on this case", "case")
     cmd.check_code(c.reason, "reason")
+    cmd.check_text(c.note, "comment")
+    owner = c.owner or c.actor.name
+    if c.actor.is_customer:  # from the self-service page: a reason of the policy's list; the team owns it
+        reasons = policy.self_service.dispute_reasons
+        if c.reason not in reasons:
+            raise DomainError(f"{c.reason!r} is not one of the reasons you may give ({', '.join(reasons)})", "reason")
+        owner = c.owner or s.assignee or Role.collector.value
     amount = c.amount or s.balance
     _positive_within_balance(s, amount)
-    _emit_dispute(emit, c.reason, amount, c.owner or c.actor.name, policy)
+    _emit_dispute(emit, c.reason, amount, owner, policy, c.note)
 
 
 def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> None:
@@ -410,6 +418,16 @@ def _report_payment(emit: _Emitter, c: cmd.ReportPayment, policy: Policy) -> Non
     cmd.check_text(c.reference, "reference")
     emit(ev.PaymentReported, report_id=emit.new_id("PT"), amount=c.amount, paid_on=c.paid_on,
          reference=c.reference)
+
+
+def _correct_contact(emit: _Emitter, c: cmd.CorrectContact, policy: Policy) -> None:
+    from domain.inputs import check_email
+
+    email = check_email(c.email.strip(), "email")
+    previous = emit.state.customer.email
+    if email.lower() == previous.lower():
+        raise DomainError(f"{email} is already the billing contact", "email")
+    emit(ev.ContactCorrected, email=email, previous=previous)
 
 
 def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
@@ -831,6 +849,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.ResolveDispute: _dispute_resolve,
     cmd.MakePromise: _promise,
     cmd.ReportPayment: _report_payment,
+    cmd.CorrectContact: _correct_contact,
     cmd.ProposePlan: _plan_propose,
     cmd.AcceptPlan: _plan_accept,
     cmd.WithdrawPlan: _plan_withdraw,

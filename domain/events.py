@@ -184,6 +184,7 @@ class DisputeOpened(Event):
     amount: Money
     owner: str
     resolve_by: datetime
+    note: str = ""  # the disputing party's comment (the customer's, from the self-service page)
 
 
 class DisputeResolved(Event):
@@ -226,6 +227,15 @@ class PaymentReported(Event):
     amount: Money
     paid_on: date
     reference: str
+
+
+class ContactCorrected(Event):
+    """The billing contact's e-mail address changed (the customer corrected it on the page):
+    notices go to ``email`` from now on."""
+
+    type: Literal["ContactCorrected"] = "ContactCorrected"
+    email: str
+    previous: str
 
 
 class PromiseKept(Event):
@@ -584,6 +594,7 @@ AnyEvent = Annotated[
         PauseDecided,
         DunningResumed,
         PaymentReported,
+        ContactCorrected,
     ],
     Field(discriminator="type"),
 ]

@@ -172,11 +172,23 @@ class SelfServicePolicy(_Model):
 
     link_valid_for: timedelta = Field(timedelta(days=30), description="a notice's link opens the page this long")
     requests_per_minute: int = Field(30, ge=1, le=10000, description="requests one link may make in a minute")
+    dispute_reasons: tuple[str, ...] = Field(
+        ("not_received", "wrong_amount", "quality", "already_paid", "other"),
+        description="the reasons a customer may give for a dispute on the page (reason codes)")
 
     @field_validator("link_valid_for")
     @classmethod
     def _p(cls, v: timedelta) -> timedelta:
         return _positive(v, "link_valid_for")
+
+    @field_validator("dispute_reasons")
+    @classmethod
+    def _reasons(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        if not v or any(not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", code) for code in v):
+            raise ValueError("dispute_reasons: give at least one reason code (lowercase letters, digits, '_', '-', '.')")
+        return v
 
 
 class ApprovalPolicy(_Model):

@@ -723,6 +723,10 @@ def _policy_migrated(s: CaseState, e: ev.PolicyMigrated) -> dict:
     return changes
 
 
+def _contact_corrected(s: CaseState, e: ev.ContactCorrected) -> dict:
+    return {"customer": s.customer.model_copy(update={"email": e.email}), "contact_problem": False}
+
+
 def _assigned(s: CaseState, e: ev.CaseAssigned) -> dict:
     return {"assignee": e.assignee}
 
@@ -832,6 +836,7 @@ _HANDLERS = {
     ev.ApprovalSlaLapsed: _approval_lapsed,
     ev.PolicyMigrated: _policy_migrated,
     ev.CaseAssigned: _assigned,
+    ev.ContactCorrected: _contact_corrected,
     ev.CaseCancelled: _cancelled,
     ev.CaseClosed: _closed,
     ev.PaymentPlanExpired: _plan_expired,

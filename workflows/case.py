@@ -409,6 +409,14 @@ class CollectionCaseWorkflow:
         self._validate(command)
 
     @workflow.update
+    async def correct_contact(self, command: cmd.CorrectContact) -> CommandReply:
+        return await self._command(command)
+
+    @correct_contact.validator
+    def _check_correct_contact(self, command: cmd.CorrectContact) -> None:
+        self._validate(command)
+
+    @workflow.update
     async def open_dispute(self, command: cmd.OpenDispute) -> CommandReply:
         return await self._command(command)
 

@@ -92,6 +92,13 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     page.wait_for_selector("[data-testid=done]")
     assert "promise to pay £1,250.40" in page.text_content("[data-testid=done]")
     assert page.locator("[data-testid=history] tr[data-type=PromiseMade]").count() == 1
+    # the billing contact was wrong: the customer corrects it
+    assert "ap@harbour.test" in page.text_content("[data-testid=contact]")
+    page.locator("[data-testid=contact-form] input[name=email]").fill("payables@harbour.test")
+    page.locator("[data-testid=contact-form] button[type=submit]").click()
+    page.wait_for_selector("[data-testid=done]")
+    assert "payables@harbour.test" in page.text_content("[data-testid=done]")
+    assert "payables@harbour.test" in page.text_content("[data-testid=contact]")
     context.close()
 
     case = ledger.case("SS-1")  # what the collector sees
@@ -100,6 +107,9 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     assert money(made[0]["data"]["amount"]["amount"]) == money("1250.40")
     assert made[0]["data"]["promised_date"] == promised
     assert case["status"] == "promised"
+    corrected = [e for e in case["events"] if e["type"] == "ContactCorrected"]
+    assert len(corrected) == 1 and corrected[0]["actor"] == "customer:C-SS1", corrected
+    assert corrected[0]["data"]["previous"] == "ap@harbour.test" and case["customer_email"] == "payables@harbour.test"
 
     # Chinese: the page speaks the customer's language; the customer tells us it was paid
     context = browser.new_context(locale="en-US")  # the customer's language, not the browser's, decides
@@ -122,7 +132,20 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     form.locator("button[type=submit]").click()
     page.wait_for_selector("[data-testid=error]")
     assert "longest promise allowed" in page.text_content("[data-testid=error]")
+    # a dispute: a reason of the policy's list (in Chinese on the page) and a comment
+    form = page.locator("[data-testid=dispute-form]")
+    form.locator("select[name=reason]").select_option(label="质量问题")
+    form.locator("input[name=comment]").fill("十箱中有两箱破损")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("[data-testid=done]")
+    assert "异议" in page.text_content("[data-testid=done]")
+    assert "争议" in page.text_content("[data-testid=items] tr[data-invoice='SS-2']")  # its status
+    acted = time.time()
     context.close()
+    disputed = [e for e in events(ledger, "SS-2") if e["type"] == "DisputeOpened"]
+    assert len(disputed) == 1 and disputed[0]["actor"] == "customer:C-SS2", disputed
+    assert disputed[0]["data"]["reason"] == "quality" and disputed[0]["data"]["note"] == "十箱中有两箱破损"
+    assert money(disputed[0]["data"]["amount"]["amount"]) == money("8800.00")
     reported = [e for e in events(ledger, "SS-2") if e["type"] == "PaymentReported"]
     assert len(reported) == 1 and reported[0]["actor"] == "customer:C-SS2", reported
     assert reported[0]["data"]["reference"] == "MY-2026-1207"
@@ -154,3 +177,4 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
                                                   "paid_on": TODAY.isoformat(), "reference": "late"})
     assert late.status_code == 410
     assert len(events(ledger, "SS-1")) == versions
+    print(f"acted {acted - issued_en:.1f}s after the first notice (links are valid for {LINK_VALID_FOR}s)")

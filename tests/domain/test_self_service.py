@@ -40,3 +40,24 @@ def test_a_customer_promise_goes_through_the_collectors_rules():
              promised_date=date(2026, 12, 1))
     new = case.when(cmd.MakePromise, actor=CUSTOMER, amount=usd("1000.00"), promised_date=date(2026, 3, 20))
     assert types(new) == ["PromiseMade"] and new[0].actor == "customer:C-1"
+
+
+def test_a_customer_disputes_with_a_reason_of_the_policy_s_list_and_the_team_owns_it():
+    case = Case().open()
+    rejected(case, cmd.OpenDispute, "not one of the reasons", actor=CUSTOMER, reason="pricing")
+    new = case.when(cmd.OpenDispute, actor=CUSTOMER, reason="quality", note="two of ten pallets were damaged")
+    assert types(new) == ["DisputeOpened"]
+    assert new[0].owner == "collector" and new[0].note == "two of ten pallets were damaged"
+    assert new[0].actor == "customer:C-1"
+    # a collector's reason codes are not limited to the customer's list
+    other = Case().open()
+    assert other.when(cmd.OpenDispute, reason="pricing")[0].owner == "cora"
+
+
+def test_a_customer_corrects_the_billing_contact_and_notices_go_there():
+    case = Case().open()
+    rejected(case, cmd.CorrectContact, "not an email address", actor=CUSTOMER, email="accounts at acme")
+    rejected(case, cmd.CorrectContact, "already the billing contact", actor=CUSTOMER, email="AP@acme.test")
+    new = case.when(cmd.CorrectContact, actor=CUSTOMER, email="payables@acme.test")
+    assert types(new) == ["ContactCorrected"] and new[0].previous == "ap@acme.test"
+    assert case.state.customer.email == "payables@acme.test"
