@@ -2,7 +2,7 @@
 
 A separate router: the link opens this page and its two forms, nothing else of the engine (the
 console and the JSON API still need a user's token). The token names one customer (app/links.py);
-an altered token is refused with 403, an expired one with 410, too many requests from one link
+an altered token is refused with 403, an expired or revoked one with 410, too many requests from one link
 with 429. Each action is a command on the customer's own case with the actor ``customer:<id>``.
 """
 
@@ -76,8 +76,10 @@ def _open(request: Request, token: str) -> tuple[SelfService, str] | HTMLRespons
     try:
         return selfservice, selfservice.customer_of(token)
     except LinkRefused as refused:
-        if refused.reason == "expired":
-            return _refusal(lang, "customer.link_expired", 410)
+        if refused.reason in ("expired", "revoked"):  # signed by us: the customer's own language
+            if refused.customer_id is not None:
+                lang = _language(_customer_language(selfservice, refused.customer_id))
+            return _refusal(lang, f"customer.link_{refused.reason}", 410)
         return _refusal(lang, "customer.link_invalid", 403)
 
 

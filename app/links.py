@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
@@ -26,9 +26,10 @@ SALT = "collections-engine/customer-link/v1"
 class LinkRefused(DomainError):
     """A link that does not open the page: altered, expired or revoked (the message says which)."""
 
-    def __init__(self, message: str, reason: str) -> None:
+    def __init__(self, message: str, reason: str, customer_id: str | None = None) -> None:
         super().__init__(message, "link")
         self.reason = reason
+        self.customer_id = customer_id  # known when the signature holds (expired, revoked)
 
 
 def link_key(settings: Settings) -> str:
@@ -63,13 +64,21 @@ class CustomerLinks:
 
     def customer_of(self, token: str, valid_for: timedelta) -> str:
         """The customer a token names, or ``LinkRefused``."""
+        return self.opened(token, valid_for)[0]
+
+    def opened(self, token: str, valid_for: timedelta | None) -> tuple[str, datetime]:
+        """The customer a token names and when it was issued (to the second), or ``LinkRefused``.
+        ``valid_for`` None: the signature alone is checked, not the age."""
+        max_age = max(1, int(valid_for.total_seconds())) if valid_for is not None else None
         try:
-            data = self._serializer.loads(token, max_age=max(1, int(valid_for.total_seconds())))
-        except SignatureExpired:
-            raise LinkRefused("this link has expired; use the link in our latest message", "expired") from None
+            data, issued = self._serializer.loads(token, max_age=max_age, return_timestamp=True)
+        except SignatureExpired as error:
+            named = error.payload.get("c") if isinstance(error.payload, dict) else None
+            raise LinkRefused("this link has expired; use the link in our latest message", "expired",
+                              named if isinstance(named, str) else None) from None
         except BadSignature:
             raise LinkRefused("this link is not valid; use the link exactly as it appears in our message",
                               "invalid") from None
         if not isinstance(data, dict) or not isinstance(data.get("c"), str):
             raise LinkRefused("this link is not valid", "invalid")
-        return data["c"]
+        return data["c"], issued

@@ -10,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from app.links import CustomerLinks
+from app.links import CustomerLinks, LinkRefused
 from app.services import CaseService, summary_dict
 from domain.errors import DomainError, shown
 from domain.state import CaseState
@@ -46,8 +46,14 @@ class SelfService:
         return self.ctx.policy().self_service.requests_per_minute
 
     def customer_of(self, token: str) -> str:
-        """The customer a link names (``LinkRefused`` when altered or expired)."""
-        return self.links.customer_of(token, self.link_valid_for)
+        """The customer a link names (``LinkRefused`` when altered, expired or revoked)."""
+        from domain.customer import customer_stream_id, fold_customer
+
+        customer_id, issued = self.links.opened(token, None)  # signed by us: then revoked? then expired?
+        state = fold_customer(self.ctx.store.load(customer_stream_id(customer_id)))
+        if state is not None and state.links_revoked_at is not None and issued <= state.links_revoked_at:
+            raise LinkRefused("this link was withdrawn; use the link in our latest message", "revoked", customer_id)
+        return self.links.opened(token, self.link_valid_for)[0]
 
     def _rows(self, customer_id: str) -> list:
         query = (select(case_summary).where(case_summary.c.customer_id == customer_id)

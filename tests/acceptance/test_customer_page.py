@@ -165,6 +165,20 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
         # the link reaches nothing else of the engine
         assert http.get(f"{ledger.url}/api/cases/SS-1", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
+    # the team revokes the Chinese customer's links (a notice went astray): refused, nothing changed
+    revoked = ledger.ok("customer", "revoke-links", "C-SS2", "--reason", "notice forwarded to a third party")
+    assert revoked["events"] == ["CustomerLinksRevoked"]
+    before = len(events(ledger, "SS-2"))
+    with httpx.Client(timeout=30) as http:
+        gone = http.get(link_zh)
+        assert gone.status_code == 410 and "撤销" in gone.text
+        late = http.post(link_zh + "/paid", data={"invoice_id": "SS-2", "amount": "1.00",
+                                                  "paid_on": TODAY.isoformat(), "reference": "x"})
+        assert late.status_code == 410
+        assert http.get(link_en).status_code == 200  # another customer's link still opens
+    assert len(events(ledger, "SS-2")) == before
+    ledger.refused("customer", "revoke-links", "C-SS2", "--reason", "", match="reason")
+
     # the link expires (policy: 15 s here): refused with 410, nothing changed
     time.sleep(max(0.0, issued_en + LINK_VALID_FOR + 2 - time.time()))
     context = browser.new_context(locale="en-GB")

@@ -61,3 +61,27 @@ def test_a_customer_corrects_the_billing_contact_and_notices_go_there():
     new = case.when(cmd.CorrectContact, actor=CUSTOMER, email="payables@acme.test")
     assert types(new) == ["ContactCorrected"] and new[0].previous == "ap@acme.test"
     assert case.state.customer.email == "payables@acme.test"
+
+
+def test_links_are_revoked_by_a_person_with_a_reason():
+    from datetime import datetime, timezone
+    from uuid import uuid4
+
+    from domain.customer import RevokeLinks, decide_customer, fold_customer
+    from domain.errors import DomainError
+    from tests.domain.scenario import COLLECTOR, default_policy
+
+    now = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
+    policy = default_policy()
+    for actor, reason, match in ((CUSTOMER, "lost", "by a person"), (COLLECTOR, "", "must not be empty")):
+        try:
+            decide_customer(None, RevokeLinks(command_id=uuid4(), actor=actor, customer_id="C-1", reason=reason),
+                            now, policy)
+        except DomainError as error:
+            assert match in str(error)
+        else:
+            raise AssertionError("not refused")
+    events = decide_customer(None, RevokeLinks(command_id=uuid4(), actor=COLLECTOR, customer_id="C-1",
+                                               reason="notice sent to the wrong address"), now, policy)
+    assert [type(e).__name__ for e in events] == ["CustomerLinksRevoked"]
+    assert fold_customer(events).links_revoked_at == now
