@@ -96,7 +96,8 @@ def _page(selfservice: SelfService, customer_id: str, token: str, status: int = 
         lang=lang, t=t, customer=data, items=data["items"], history=history, token=token, done=done, error=error,
         form=form or {}, today=datetime.now(timezone.utc).date().isoformat(),
         money=lambda amount, currency: money(amount, currency, lang), status_name=lambda s: t(f"status.{s}"),
-        reasons=[(code, reason_text(code, lang)) for code in selfservice.dispute_reasons])
+        reasons=[(code, reason_text(code, lang)) for code in selfservice.dispute_reasons],
+        intervals=[(code, t(f"customer.every.{code}")) for code in selfservice.PLAN_INTERVALS])
     return HTMLResponse(html, status_code=status)
 
 
@@ -123,6 +124,12 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
         if action == "promise":
             reply = await selfservice.promise(customer_id, invoice, form.get("amount", ""), form.get("date", ""))
             key, values = "customer.done.promise", {"date": form.get("date", "")}
+        elif action == "plan":
+            reply = await selfservice.request_plan(customer_id, invoice, form.get("instalments", ""),
+                                                   form.get("every", ""))
+            waiting = reply["status"] == "awaiting_approval"
+            key = "customer.done.plan_approval" if waiting else "customer.done.plan"
+            values = {"count": form.get("instalments", "")}
         elif action == "contact":
             reply = await selfservice.correct_contact(customer_id, form.get("email", ""))
             key, values = "customer.done.contact", {"email": reply["email"]}
@@ -160,6 +167,11 @@ async def promise(request: Request, token: str):
 @router.post("/{token}/dispute", response_class=HTMLResponse)
 async def dispute(request: Request, token: str):
     return await _act(request, token, "dispute")
+
+
+@router.post("/{token}/plan", response_class=HTMLResponse)
+async def plan(request: Request, token: str):
+    return await _act(request, token, "plan")
 
 
 @router.post("/{token}/contact", response_class=HTMLResponse)

@@ -23,7 +23,7 @@ CUSTOMER_EVENTS = frozenset({
     "CaseOpened", "ReminderSent", "LateFeeCharged", "PaymentReceived", "PaymentReversed", "DisputeOpened",
     "DisputeResolved", "PromiseMade", "PromiseKept", "PromiseBroken", "PaymentPlanProposed", "PaymentPlanAccepted",
     "InstalmentPaid", "PaymentPlanDefaulted", "PaymentReported", "CustomerCreditApplied", "DunningPaused",
-    "DunningResumed", "CaseClosed", "ContactCorrected",
+    "DunningResumed", "CaseClosed", "ContactCorrected", "PaymentPlanApproved", "PaymentPlanRejected",
 })
 
 
@@ -117,6 +117,22 @@ class SelfService:
             replies.append(await self.service.correct_contact(row.invoice_id, address, customer_actor(customer_id)))
         self.ctx.ledger.set_customer_email(customer_id, address)
         return {**replies[0], "cases": [r["case_id"] for r in replies], "email": address}
+
+    # the intervals the page offers for a plan (within the policy's plan.min_interval..max_interval)
+    PLAN_INTERVALS = ("P7D", "P14D", "P30D")
+
+    async def request_plan(self, customer_id: str, invoice_id: str, instalments: str, every: str) -> dict:
+        """A payment plan the customer asks for: within a collector's authority (policy
+        ``plan.collector_max_instalments``) it is offered and accepted at once; beyond, it waits for
+        a supervisor's approval and is accepted when approved."""
+        ref = self._own_case(customer_id, invoice_id)
+        if every not in self.PLAN_INTERVALS:
+            raise DomainError(f"{shown(every)} is not one of {', '.join(self.PLAN_INTERVALS)}", "every")
+        try:
+            count = int(instalments)
+        except ValueError:
+            raise DomainError(f"{shown(instalments)} is not a whole number", "instalments") from None
+        return await self.service.propose_plan(ref, count, every, customer_actor(customer_id))
 
     async def report_payment(self, customer_id: str, invoice_id: str, amount: str, paid_on: str,
                              reference: str) -> dict:

@@ -22,6 +22,7 @@ from domain.errors import DomainError, shown
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, Role
 from domain.state import CaseState, evolve
+from domain.users import CUSTOMER_PREFIX
 
 NOTICE_RETRY = timedelta(days=1)  # a notice to the insurer that could not be delivered is tried again
 
@@ -463,7 +464,9 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
         ev.Instalment(seq=i + 1, due_at=first + i * c.every, amount=amount) for i, amount in enumerate(amounts)
     )
     _check_extension(s, instalments[-1].due_at.date(), "instalments")
-    needs_approval = c.actor.role == Role.collector and c.instalments > rules.collector_max_instalments
+    # a customer asking on the self-service page has a collector's authority: beyond it, approval
+    needs_approval = ((c.actor.role == Role.collector or c.actor.is_customer)
+                      and c.instalments > rules.collector_max_instalments)
     emit(
         ev.PaymentPlanProposed,
         plan_id=emit.new_id("PL"),
@@ -475,6 +478,8 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
         sla_due_at=emit.now + policy.approval.sla if needs_approval else None,
         expires_at=emit.now + rules.offer_valid_for if rules.offer_valid_for is not None else None,
     )
+    if c.actor.is_customer and not needs_approval:  # the customer asked for it: offered and taken at once
+        emit(ev.PaymentPlanAccepted, plan_id=emit.state.plan.plan_id)
 
 
 def _plan_accept(emit: _Emitter, c: cmd.AcceptPlan, policy: Policy) -> None:
@@ -613,6 +618,8 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     if approval.kind == "plan":
         kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
         emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, reason=c.reason)
+        if c.approve and s.plan.proposed_by.startswith(CUSTOMER_PREFIX):  # the customer asked for it
+            emit(ev.PaymentPlanAccepted, plan_id=s.plan.plan_id)
         return
     if approval.kind in ("credit", "cancellation"):
         _decide_reduction(emit, approval, c, policy)

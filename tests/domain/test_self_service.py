@@ -85,3 +85,26 @@ def test_links_are_revoked_by_a_person_with_a_reason():
                                                reason="notice sent to the wrong address"), now, policy)
     assert [type(e).__name__ for e in events] == ["CustomerLinksRevoked"]
     assert fold_customer(events).links_revoked_at == now
+
+
+def test_a_customer_s_plan_within_a_collector_s_authority_is_offered_and_taken_at_once():
+    from datetime import timedelta
+
+    case = Case().open()
+    new = case.when(cmd.ProposePlan, actor=CUSTOMER, instalments=3, every=timedelta(days=30))
+    assert types(new) == ["PaymentPlanProposed", "PaymentPlanAccepted"]
+    assert not new[0].requires_approval and case.state.plan.status == "accepted"
+
+
+def test_a_longer_plan_a_customer_asks_for_waits_for_approval_and_is_taken_when_approved():
+    from datetime import timedelta
+
+    from tests.domain.scenario import SUPERVISOR
+
+    case = Case().open()
+    new = case.when(cmd.ProposePlan, actor=CUSTOMER, instalments=6, every=timedelta(days=30))
+    assert types(new) == ["PaymentPlanProposed"] and new[0].requires_approval
+    decided = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=new[0].approval_id, approve=True,
+                        reason="good payer")
+    assert types(decided) == ["PaymentPlanApproved", "PaymentPlanAccepted"]
+    assert case.state.plan.status == "accepted"
