@@ -577,3 +577,12 @@ async def test_every_endpoint_needs_a_valid_token(web: Web, route: APIRoute):
         assert response.status_code == 401, (path, response.text)
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["error"]
+
+
+async def _revoke_links(web: Web, role: str) -> Call:
+    invoice = web.new_invoice()
+    return Call("POST", f"/api/customers/C-{invoice}/revoke-links", {"reason": "notice sent to the wrong address"},
+                check=lambda r: r["events"] == ["CustomerLinksRevoked"] and r["customer_id"] == f"C-{invoice}")
+
+
+PREPARE.update({"customers.revoke_links": _revoke_links})
