@@ -97,7 +97,8 @@ def _page(selfservice: SelfService, customer_id: str, token: str, status: int = 
         form=form or {}, today=datetime.now(timezone.utc).date().isoformat(),
         money=lambda amount, currency: money(amount, currency, lang), status_name=lambda s: t(f"status.{s}"),
         reasons=[(code, reason_text(code, lang)) for code in selfservice.dispute_reasons],
-        intervals=[(code, t(f"customer.every.{code}")) for code in selfservice.PLAN_INTERVALS])
+        intervals=[(code, t(f"customer.every.{code}")) for code in selfservice.PLAN_INTERVALS],
+        attachment_types=",".join(selfservice.ctx.policy().self_service.attachment_types))
     return HTMLResponse(html, status_code=status)
 
 
@@ -114,8 +115,14 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
     if isinstance(opened, HTMLResponse):
         return opened
     selfservice, customer_id = opened
-    form = {k: v.strip() for k, v in (await request.form()).items() if isinstance(v, str)}
+    submitted = await request.form()
+    form = {k: v.strip() for k, v in submitted.items() if isinstance(v, str)}
     invoice = form.get("invoice_id", "")
+    upload = submitted.get("attachment")
+    attachment = None
+    if upload is not None and not isinstance(upload, str) and upload.filename:
+        # one byte beyond the limit is enough to refuse it (the decider names the limit)
+        attachment = (upload.filename, await upload.read(selfservice.ctx.policy().self_service.attachment_max_bytes + 1))
 
     def lang_of() -> str:
         return _language(_customer_language(selfservice, customer_id))
@@ -135,7 +142,7 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
             key, values = "customer.done.contact", {"email": reply["email"]}
         elif action == "dispute":
             reply = await selfservice.dispute(customer_id, invoice, form.get("reason", ""), form.get("amount", ""),
-                                              form.get("comment", ""))
+                                              form.get("comment", ""), attachment)
             key, values = "customer.done.dispute", {"reason": reason_text(form.get("reason", ""), lang_of())}
         else:
             reply = await selfservice.report_payment(customer_id, invoice, form.get("amount", ""),

@@ -5,14 +5,18 @@ a collector's, with the actor ``customer:<customer_id>``; only the customer's ow
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
+from pathlib import Path
 from uuid import UUID
 
 from sqlalchemy import select
 
 from app.links import CustomerLinks, LinkRefused
 from app.services import CaseService, summary_dict
+from domain.decider import check_attachment
 from domain.errors import DomainError, shown
+from domain.events import Attachment
 from domain.state import CaseState
 from domain.users import Actor
 from store.schema import case_summary
@@ -25,6 +29,14 @@ CUSTOMER_EVENTS = frozenset({
     "InstalmentPaid", "PaymentPlanDefaulted", "PaymentReported", "CustomerCreditApplied", "DunningPaused",
     "DunningResumed", "CaseClosed", "ContactCorrected", "PaymentPlanApproved", "PaymentPlanRejected",
 })
+
+
+# What a document is, from its first bytes (never from the name or the browser's word for it).
+SIGNATURES = ((b"%PDF-", "application/pdf"), (b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
+
+
+def sniff(data: bytes) -> str:
+    return next((kind for magic, kind in SIGNATURES if data.startswith(magic)), "application/octet-stream")
 
 
 def customer_actor(customer_id: str) -> Actor:
@@ -94,10 +106,33 @@ class SelfService:
         return await self.service.promise(ref, amount, on, customer_actor(customer_id))
 
     async def dispute(self, customer_id: str, invoice_id: str, reason: str, amount: str | None,
-                      comment: str) -> dict:
-        """A dispute of the invoice (or of ``amount`` of it), with a reason of the policy's list."""
+                      comment: str, attachment: tuple[str, bytes] | None = None) -> dict:
+        """A dispute of the invoice (or of ``amount`` of it), with a reason of the policy's list and
+        at most one document (``(file name, bytes)``): its kind is read from its first bytes, its
+        size and kind checked against the policy, and it is kept by its SHA-256 once recorded."""
         ref = self._own_case(customer_id, invoice_id)
-        return await self.service.open_dispute(ref, reason, customer_actor(customer_id), amount or None, comment)
+        described = None
+        if attachment is not None and attachment[1]:
+            name, data = attachment
+            described = Attachment(name=(name or "attachment")[-120:], content_type=sniff(data), size=len(data),
+                                   sha256=hashlib.sha256(data).hexdigest())
+            check_attachment(described, self.ctx.policy())
+        reply = await self.service.open_dispute(ref, reason, customer_actor(customer_id), amount or None, comment,
+                                                attachment=described)
+        if described is not None:
+            self.keep(described.sha256, attachment[1])
+        return reply
+
+    def keep(self, sha256: str, data: bytes) -> Path:
+        """The document under ``<data dir>/attachments/<sha256>`` (content-addressed: a repeat is a no-op)."""
+        folder = Path(self.ctx.settings.data_dir) / "attachments"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / sha256
+        if not path.exists():
+            partial = folder / f".{sha256}.part"
+            partial.write_bytes(data)
+            partial.replace(path)
+        return path
 
     @property
     def dispute_reasons(self) -> tuple[str, ...]:

@@ -436,10 +436,10 @@ class CaseService:
                 "applied_to": "invoice", "amount": str(row.amount.amount), "currency": row.amount.currency}
 
     async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None,
-                           note: str = "") -> dict:
+                           note: str = "", attachment=None) -> dict:
         cmd.check_text(note, "comment")
         return await self._send(ref, "open_dispute", lambda s: cmd.OpenDispute(
-            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"), note=note,
+            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"), note=note, attachment=attachment,
             amount=positive_money(amount, s["currency"]) if amount is not None else None))
 
     async def resolve_dispute(self, ref: str, outcome: str, actor: Actor, credit: str | None = None, note: str = "") -> dict:

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
-from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.events import Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
 from domain.users import Actor
@@ -107,6 +107,7 @@ class OpenDispute(Command):
     amount: Money | None = None  # default: the whole balance
     owner: str | None = None
     note: str = ""
+    attachment: Attachment | None = None
 
 
 class ResolveDispute(Command):

@@ -325,7 +325,8 @@ def _mark_instalments(emit: _Emitter) -> None:
         emit(ev.InstalmentPaid, plan_id=plan.plan_id, seq=nxt.seq, amount=nxt.amount.min(plan.paid_toward_next))
 
 
-def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy, note: str = "") -> None:
+def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy, note: str = "",
+                  attachment: ev.Attachment | None = None) -> None:
     emit(
         ev.DisputeOpened,
         dispute_id=emit.new_id("DS"),
@@ -334,6 +335,7 @@ def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy
         owner=owner,
         resolve_by=emit.now + policy.dispute.resolution_sla,
         **({"note": note} if note else {}),
+        **({"attachment": attachment} if attachment else {}),
     )
 
 
@@ -349,9 +351,23 @@ def _dispute_open(emit: _Emitter, c: cmd.OpenDispute, policy: Policy) -> None:
         if c.reason not in reasons:
             raise DomainError(f"{c.reason!r} is not one of the reasons you may give ({', '.join(reasons)})", "reason")
         owner = c.owner or s.assignee or Role.collector.value
+    if c.attachment is not None:
+        check_attachment(c.attachment, policy)
     amount = c.amount or s.balance
     _positive_within_balance(s, amount)
-    _emit_dispute(emit, c.reason, amount, owner, policy, c.note)
+    _emit_dispute(emit, c.reason, amount, owner, policy, c.note, c.attachment)
+
+
+def check_attachment(a: ev.Attachment, policy: Policy) -> None:
+    rules = policy.self_service
+    if a.content_type not in rules.attachment_types:
+        raise DomainError(f"{a.name!r} is {a.content_type}; send one of: {', '.join(rules.attachment_types)}",
+                          "attachment")
+    if not 0 < a.size <= rules.attachment_max_bytes:
+        raise DomainError(f"{a.name!r} has {a.size} bytes; at most {rules.attachment_max_bytes} allowed",
+                          "attachment")
+    if len(a.sha256) != 64 or any(ch not in "0123456789abcdef" for ch in a.sha256):
+        raise DomainError("the attachment's SHA-256 must be 64 hexadecimal digits", "attachment")
 
 
 def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> None:

@@ -177,6 +177,15 @@ class CaseReopened(Event):
     escalate_at: datetime | None
 
 
+class Attachment(_Frozen):
+    """A document the disputing party sent (kept by its SHA-256 under the data dir's attachments/)."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
 class DisputeOpened(Event):
     type: Literal["DisputeOpened"] = "DisputeOpened"
     dispute_id: str
@@ -185,6 +194,7 @@ class DisputeOpened(Event):
     owner: str
     resolve_by: datetime
     note: str = ""  # the disputing party's comment (the customer's, from the self-service page)
+    attachment: Attachment | None = None
 
 
 class DisputeResolved(Event):

@@ -172,6 +172,9 @@ class SelfServicePolicy(_Model):
 
     link_valid_for: timedelta = Field(timedelta(days=30), description="a notice's link opens the page this long")
     requests_per_minute: int = Field(30, ge=1, le=10000, description="requests one link may make in a minute")
+    attachment_max_bytes: int = Field(5_000_000, ge=1, le=50_000_000, description="one dispute attachment at most")
+    attachment_types: tuple[str, ...] = Field(("application/pdf", "image/png", "image/jpeg"),
+                                              description="the kinds of document a dispute may carry")
     dispute_reasons: tuple[str, ...] = Field(
         ("not_received", "wrong_amount", "quality", "already_paid", "other"),
         description="the reasons a customer may give for a dispute on the page (reason codes)")

@@ -9,6 +9,7 @@ Without /usr/bin/chromium the test is skipped, unless COLLECTIONS_REQUIRE_BROWSE
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
@@ -142,6 +143,9 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     form = page.locator("[data-testid=dispute-form]")
     form.locator("select[name=reason]").select_option(label="质量问题")
     form.locator("input[name=comment]").fill("十箱中有两箱破损")
+    photo = ledger.dir / "damage-report.pdf"
+    photo.write_bytes(b"%PDF-1.4\n% damaged pallets, delivery note 7731\n%%EOF\n")
+    form.locator("input[name=attachment]").set_input_files(str(photo))
     form.locator("button[type=submit]").click()
     page.wait_for_selector("[data-testid=done]")
     assert "异议" in page.text_content("[data-testid=done]")
@@ -184,6 +188,11 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     assert len(disputed) == 1 and disputed[0]["actor"] == "customer:C-SS2", disputed
     assert disputed[0]["data"]["reason"] == "quality" and disputed[0]["data"]["note"] == "十箱中有两箱破损"
     assert money(disputed[0]["data"]["amount"]["amount"]) == money("8800.00")
+    sent = disputed[0]["data"]["attachment"]
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert sent == {"name": "damage-report.pdf", "content_type": "application/pdf", "size": len(photo.read_bytes()),
+                    "sha256": digest}
+    assert (ledger.dir / "data" / "attachments" / digest).read_bytes() == photo.read_bytes()  # kept as sent
     agreed = ledger.peek("SS-3")
     assert agreed["status"] == "on_plan" and len(agreed["plan"]["instalments"]) == 3
     assert [(e["type"], e["actor"]) for e in agreed["events"] if e["type"].startswith("PaymentPlan")] == [

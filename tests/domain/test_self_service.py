@@ -108,3 +108,17 @@ def test_a_longer_plan_a_customer_asks_for_waits_for_approval_and_is_taken_when_
                         reason="good payer")
     assert types(decided) == ["PaymentPlanApproved", "PaymentPlanAccepted"]
     assert case.state.plan.status == "accepted"
+
+
+def test_a_dispute_carries_one_document_of_an_allowed_kind_and_size():
+    from domain.events import Attachment
+
+    sha = "ab" * 32
+    case = Case().open()
+    rejected(case, cmd.OpenDispute, "send one of", actor=CUSTOMER, reason="quality",
+             attachment=Attachment(name="x.exe", content_type="application/octet-stream", size=10, sha256=sha))
+    rejected(case, cmd.OpenDispute, "at most 5000000", actor=CUSTOMER, reason="quality",
+             attachment=Attachment(name="big.pdf", content_type="application/pdf", size=5_000_001, sha256=sha))
+    kept = Attachment(name="photo.jpg", content_type="image/jpeg", size=52_000, sha256=sha)
+    new = case.when(cmd.OpenDispute, actor=CUSTOMER, reason="quality", attachment=kept)
+    assert new[0].attachment == kept
