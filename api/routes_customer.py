@@ -166,26 +166,11 @@ def _customer_language(selfservice: SelfService, customer_id: str) -> str:
         return "en"
 
 
-@router.post("/{token}/promise", response_class=HTMLResponse)
-async def promise(request: Request, token: str):
-    return await _act(request, token, "promise")
+ACTIONS = ("promise", "paid", "dispute", "plan", "contact")  # the forms of the page, nothing else
 
 
-@router.post("/{token}/dispute", response_class=HTMLResponse)
-async def dispute(request: Request, token: str):
-    return await _act(request, token, "dispute")
-
-
-@router.post("/{token}/plan", response_class=HTMLResponse)
-async def plan(request: Request, token: str):
-    return await _act(request, token, "plan")
-
-
-@router.post("/{token}/contact", response_class=HTMLResponse)
-async def contact(request: Request, token: str):
-    return await _act(request, token, "contact")
-
-
-@router.post("/{token}/paid", response_class=HTMLResponse)
-async def paid(request: Request, token: str):
-    return await _act(request, token, "paid")
+@router.post("/{token}/{action}", response_class=HTMLResponse)
+async def act(request: Request, token: str, action: str):
+    if action not in ACTIONS:
+        return HTMLResponse("Not Found", status_code=404)
+    return await _act(request, token, action)
