@@ -79,7 +79,9 @@ class SelfService:
         if not rows:
             raise DomainError("there is nothing open on this account", "link")
         states = {row.case_id: CaseState.model_validate_json(row.state) for row in rows}
-        customer = max(states.values(), key=lambda s: s.version).customer
+        # the customer as their open cases know them (a corrected contact reaches open cases only)
+        current = [states[row.case_id] for row in rows if row.closed_at is None] or list(states.values())
+        customer = max(current, key=lambda s: s.updated_at).customer
         items, history = [], []
         for row in rows:
             summary = summary_dict(row)

@@ -25,6 +25,7 @@ CHROMIUM = Path(os.environ.get("COLLECTIONS_CHROMIUM", "/usr/bin/chromium"))
 POLICY = ROOT / "tests" / "data" / "selfservice.toml"  # the demo ladder; links valid for 20 s
 LINK_VALID_FOR = 20
 TODAY = date.today()
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots of the page, for a person to look at
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_.\-]+)")
 
 
@@ -99,6 +100,8 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     page.wait_for_selector("[data-testid=done]")
     assert "promise to pay £1,250.40" in page.text_content("[data-testid=done]")
     assert page.locator("[data-testid=history] tr[data-type=PromiseMade]").count() == 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "customer-page-en.png"), full_page=True)
     # the billing contact was wrong: the customer corrects it
     assert "ap@harbour.test" in page.text_content("[data-testid=contact]")
     page.locator("[data-testid=contact-form] input[name=email]").fill("payables@harbour.test")
@@ -150,6 +153,7 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     page.wait_for_selector("[data-testid=done]")
     assert "异议" in page.text_content("[data-testid=done]")
     assert "争议" in page.text_content("[data-testid=items] tr[data-invoice='SS-2']")  # its status
+    page.screenshot(path=str(ARTIFACTS / "customer-page-zh.png"), full_page=True)
     context.close()
 
     # payment plans: three instalments (a collector's authority here) are agreed at once; six wait
