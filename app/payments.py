@@ -4,7 +4,8 @@ A bank file is a CSV (``PAYMENT_COLUMNS``), an ISO 20022 camt.053 / camt.054 sta
 SWIFT MT940 statement, told apart by content (``app/statements.py``).
 
 Matching, in order: an invoice id found in the reference (or inside an ISO 11649 ``RF``
-creditor reference); else the one open invoice of that payer (by name or id, or by a payer
+creditor reference); else the one open case whose customer reported on the self-service page
+(``PaymentReported``) a payment of exactly that reference and amount; else the one open invoice of that payer (by name or id, or by a payer
 IBAN whose earlier receipts went to that customer) for exactly that amount. Anything else (no match, several
 matches, a closed case, an amount above what an invoice without a case owes)
 waits in the unmatched list for a collector to assign by hand.
@@ -17,6 +18,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
+from typing import Callable
 from uuid import uuid4
 
 from app.adminlog import Unchanged
@@ -100,15 +102,19 @@ def _parse_line(r: dict[str, str], today: date, rules: InputPolicy) -> PaymentLi
     return PaymentLine(r["payment_id"], received, amount, r["payer"], r["reference"])
 
 
-def match(line: PaymentLine, ledger: PaymentLedger) -> Match:
+def match(line: PaymentLine, ledger: PaymentLedger,
+          reported: Callable[[PaymentLine], OpenInvoice | None] | None = None) -> Match:
     tokens = set(_TOKEN.findall(line.reference))
     named = {o.invoice_id: o for o in ledger.invoices_named(tokens)}
     payloads = {p for p in (creditor_reference_payload(t) for t in tokens if t[:2].upper() == "RF") if p}
     named.update({o.invoice_id: o for o in ledger.invoices_compact(payloads)})
     if len(named) > 1:
         return Match(None, None, f"the reference names several invoices ({', '.join(sorted(named))})")
+    hinted = reported(line) if reported is not None and not named else None
     if named:
         invoice, how = next(iter(named.values())), "reference"
+    elif hinted is not None:  # the reference the customer told us they paid with
+        invoice, how = hinted, "reference"
     else:
         customers = sorted(set(ledger.payer_customers(line.payer)) | set(ledger.customers_of_iban(line.payer_iban)))
         if not customers:
@@ -143,10 +149,48 @@ def statement_text(path: Path) -> str:
     return text if text is not None else read_text(path)
 
 
+def _normal_reference(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class ReportedPayments:
+    """What customers told us they paid (``PaymentReported``, from the self-service page), read
+    once per import: reference, currency and amount in minor units -> the cases that reported it."""
+
+    def __init__(self, cases: CaseService, ledger: PaymentLedger) -> None:
+        self.cases = cases
+        self.ledger = ledger
+        self._by_key: dict[tuple[str, str, int], set[str]] | None = None
+
+    def _load(self) -> dict[tuple[str, str, int], set[str]]:
+        found: dict[tuple[str, str, int], set[str]] = {}
+        for record in self.cases.ctx.store.read_types(("PaymentReported",)):
+            e = record.event
+            reference = _normal_reference(e.reference)
+            if reference:
+                found.setdefault((reference, e.amount.currency, e.amount.to_minor()), set()).add(str(e.case_id))
+        return found
+
+    def invoice_for(self, line: PaymentLine) -> OpenInvoice | None:
+        """The open invoice of the one case that reported exactly this payment, else None."""
+        if self._by_key is None:
+            self._by_key = self._load()
+        key = (_normal_reference(line.reference), line.amount.currency, line.amount.to_minor())
+        cases = self._by_key.get(key, set())
+        if not key[0] or len(cases) != 1:
+            return None
+        try:
+            row = self.cases.summary_row(next(iter(cases)))
+        except DomainError:
+            return None
+        return self.ledger.open_invoice(row.invoice_id) if row.closed_at is None else None
+
+
 class PaymentService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
+        self.reported = ReportedPayments(cases, self.ledger)
 
     async def import_file(self, path: Path, actor: Actor, reason: str | None = None) -> dict:
         try:
@@ -172,7 +216,7 @@ class PaymentService:
             if line.payment_id in known:
                 outcome["already_imported"] += 1
                 continue
-            found = match(line, self.ledger)
+            found = match(line, self.ledger, self.reported.invoice_for)
             if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
                 found = Match(None, None, too_early)
             if found.invoice is None:
@@ -250,7 +294,7 @@ class PaymentService:
         """Match and apply one receipt, or leave it unmatched; how it matched (None: unmatched)."""
         line = PaymentLine(entry.payment_id, entry.booked_on, entry.amount, entry.payer, entry.reference,
                            entry.payer_iban)
-        found = match(line, self.ledger)
+        found = match(line, self.ledger, self.reported.invoice_for)
         if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
             found = Match(None, None, too_early)
         if found.invoice is None:

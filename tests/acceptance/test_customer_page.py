@@ -213,6 +213,13 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     assert len(reported) == 1 and reported[0]["actor"] == "customer:C-SS2", reported
     assert reported[0]["data"]["reference"] == "MY-2026-1207"
     assert not [e for e in events(ledger, "SS-2") if e["type"] == "PromiseMade"]
+    # the bank file: the payer's name is not the customer's and the reference names no invoice, but it is
+    # what the customer reported: the matcher takes the hint
+    imported = ledger.import_bank_file([f"BK-77,{TODAY},8800.00,CNY,SH MINGYUAN TRADING CO,MY-2026-1207"])
+    assert imported["matched_by_reference"] == 1 and imported["unmatched"] == 0, imported
+    paid = ledger.peek("SS-2")
+    assert paid["status"] == "paid" and money(paid["balance"]) == 0, paid["status"]
+    assert [e["data"]["payment_id"] for e in paid["events"] if e["type"] == "PaymentReceived"] == ["BK-77"]
     assert len(events(ledger, "SS-2")) >= before  # (its reminders may go on meanwhile)
 
     # an altered link opens nothing and changes nothing
