@@ -3,6 +3,9 @@ FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
+# PDF letters (WeasyPrint): Pango and fonts, CJK included
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+    fonts-wqy-zenhei fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml constraints.txt README.md ./
 COPY domain ./domain

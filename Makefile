@@ -16,7 +16,14 @@ export COLLECTIONS_TEST_POSTGRES_URL
 CHROMIUM ?= /usr/bin/chromium
 SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-install: $(STAMP) $(CHROMIUM)
+# PDF letters (WeasyPrint) need Pango and fonts, CJK included: added with apt when missing.
+PDF_FONTS := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
+
+install: $(STAMP) $(CHROMIUM) $(PDF_FONTS)
+
+$(PDF_FONTS):
+	@echo "$(PDF_FONTS) is missing: installing Pango and Debian's fonts with apt (for PDF letters)"
+	-$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-wqy-zenhei fonts-dejavu-core
 
 $(CHROMIUM):
 	@echo "$(CHROMIUM) is missing: installing Debian's chromium with apt (browser tests skip without it)"

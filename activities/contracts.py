@@ -13,6 +13,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict
 
 from domain.events import AnyEvent, Customer
+from domain.interest import InterestDue
 from domain.money import Money
 
 APPEND_EVENTS = "append_events"
@@ -56,6 +57,8 @@ class NoticeRequest(_Model):
     fee: Money | None
     due_date: date
     issue_date: date
+    interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
+    issued_on: date | None = None  # the notice's date (a final notice's PDF letter is dated by it)
 
 
 class NoticeResult(_Model):
@@ -67,6 +70,7 @@ class NoticeResult(_Model):
     already_sent: bool = False
     # cases whose notice was not sent because the case had closed by then (paid meanwhile)
     withdrawn: list[str] = []
+    letters: dict[str, str] = {}  # case id -> SHA-256 of the PDF letter attached (final notices)
 
 
 # -- the daily sweep ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from temporalio import activity
 
 from activities import metrics
 from activities.contracts import SEND_DIGEST, SEND_NOTICE, DigestRequest, NoticeRequest, NoticeResult
+from activities.letters import LetterRenderer, letter_name, sha256
 from activities.rendering import NoticeRenderer, build_message
 from domain import events as ev
 from store.db import Database
@@ -133,6 +134,7 @@ class NoticeActivities:
         self.db = db
         self.smtp = smtp
         self.renderer = renderer or NoticeRenderer()
+        self.letters = LetterRenderer(sender_name=self.renderer.sender_name)
         self.store = store
         # Marks of accepted messages get threads of their own: they must not queue behind
         # claims and stream loads, since every millisecond here is a window for a duplicate.
@@ -224,6 +226,8 @@ class NoticeActivities:
         )
         accepted = False
         withdrawn: list[str] = []
+        # rendered before the session: the read of the cases below stays one round trip from acceptance
+        rendered = await asyncio.to_thread(self._letters, requests)
         try:
             async with client:
                 # No demand after payment: the cases are read again once the server is ready to
@@ -236,6 +240,8 @@ class NoticeActivities:
                     await asyncio.to_thread(self._finish, message_id, "withdrawn", None)
                     return NoticeResult(message_id=message_id, recipient=recipient, delivered=False,
                                         error="the case closed before it was sent", withdrawn=withdrawn)
+                letters = {case: letter for case, letter in rendered.items()
+                           if case in {str(r.case_id) for r in live}}
                 message = build_message(
                     self.renderer.render(live),
                     message_id=message_id,
@@ -243,6 +249,7 @@ class NoticeActivities:
                     recipient_name=first.customer.name,
                     recipient_email=recipient,
                     sent_at=claim.first_attempt_at,
+                    attachments=[(name, data) for name, data, _ in letters.values()],
                 )
                 await client.send_message(message)
                 accepted = True
@@ -285,7 +292,17 @@ class NoticeActivities:
                 await asyncio.to_thread(self._note_error, message_id, repr(error), where)
                 raise
         metrics.NOTICES.labels("sent").inc()
-        return NoticeResult(message_id=message_id, recipient=recipient, delivered=True, withdrawn=withdrawn)
+        return NoticeResult(message_id=message_id, recipient=recipient, delivered=True, withdrawn=withdrawn,
+                            letters={case: digest for case, (_, _, digest) in letters.items()})
+
+    def _letters(self, requests: Sequence[NoticeRequest]) -> dict[str, tuple[str, bytes, str]]:
+        """The PDF letter of each final notice (dated): case id -> (file name, bytes, SHA-256)."""
+        found = {}
+        for request in requests:
+            if request.final and request.issued_on is not None:
+                data = self.letters.pdf(request)
+                found[str(request.case_id)] = (letter_name(request), data, sha256(data))
+        return found
 
     def _settle_after(self) -> timedelta:
         """How long an intent may stay without an answer: the attempt that recorded it has its SMTP

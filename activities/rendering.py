@@ -95,6 +95,10 @@ class NoticeRenderer:
                 "due_date": format_day(n.due_date, language),
                 "amount_due": format_money(n.amount_due, language),
                 "fee": format_money(n.fee, language) if n.fee else None,
+                "interest": format_money(n.interest.accrued, language) if n.interest else None,
+                "interest_to": format_day(n.interest.accrued_to, language) if n.interest else None,
+                "compensation": (format_money(n.interest.compensation_stated, language)
+                                 if n.interest and n.interest.compensation_stated else None),
             }
             for n in notices
         ]
@@ -134,6 +138,7 @@ def build_message(
     recipient_name: str,
     recipient_email: str,
     sent_at: datetime,
+    attachments: Sequence[tuple[str, bytes]] = (),
 ) -> EmailMessage:
     message = EmailMessage()
     message["Message-ID"] = message_id
@@ -144,4 +149,6 @@ def build_message(
     message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
+    for filename, data in attachments:  # PDF letters (activities/letters.py)
+        message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     return message

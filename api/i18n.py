@@ -64,6 +64,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.plan": "Payment plan",
         "kind.credit": "Dispute credit",
         "kind.cancellation": "Cancellation",
+        "kind.waiver": "Interest waiver",
         "kind.escalation": "Escalation",
         "decision.plan": "Offer a payment plan",
         "decision.agency": "Refer to a collection agency",
@@ -153,6 +154,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.next_action": "Next action",
         "case.policy": "Policy",
         "case.totals": "Payments {payments} · credits {credits} · write-offs {write_offs} · fees {fees}",
+        "case.interest": "Of the fees: statutory interest {interest} (accrued to {accrued_to}) · fixed compensation {compensation}",
         "case.credit_hold": "Customer on credit hold",
         "case.closed": "This case is closed ({status}); it accepts no further commands.",
         "case.timeline": "Timeline",
@@ -233,6 +235,9 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReminderSent": "{step} reminder sent to {recipient}",
         "event.ReminderFailed": "{step} reminder to {recipient} could not be delivered",
         "event.LateFeeCharged": "Late fee of {fee} charged",
+        "event.InterestCharged": "Statutory interest of {interest} charged ({regime}; {accrued} accrued to {accrued_to})",
+        "event.InterestCharged.compensation": "Statutory interest of {interest} and fixed compensation of {compensation} "
+                                              "charged ({regime}; {accrued} accrued to {accrued_to})",
         "event.PaymentReceived": "Payment of {amount} received",
         "event.PaymentReported": "Customer reported a payment of {amount} on {paid_on}",
         "customer.title": "Your account with us",
@@ -315,6 +320,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.PaymentPlanDefaulted": "Payment plan defaulted: instalment {missed_seq} missed",
         "event.WriteOffRequested": "Write-off of {amount} requested; approval due {sla_due_at}",
         "event.WriteOffApproved": "Write-off of {amount} approved",
+        "event.SmallBalanceWrittenOff": "Small balance of {amount} written off (within the bank-charge tolerance)",
         "event.WriteOffRejected": "Write-off rejected",
         "event.ReminderWithdrawn": "Reminder {seq} not sent: the case had closed",
         "event.ReductionRequested.credit": "Dispute credit of {amount} requested; approval due {sla_due_at}",
@@ -323,6 +329,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReductionApproved.cancellation": "Cancellation of {amount} approved",
         "event.ReductionRejected.credit": "Dispute credit rejected",
         "event.ReductionRejected.cancellation": "Cancellation rejected",
+        "event.ReductionRequested.waiver": "Waiver of {amount} interest and compensation requested; approval due {sla_due_at}",
+        "event.ReductionApproved.waiver": "Waiver of {amount} interest and compensation approved",
+        "event.ReductionRejected.waiver": "Interest waiver rejected",
+        "event.InterestWaived": "Interest and compensation of {amount} waived",
         "event.ApprovalSlaLapsed": "Approval not decided in time: moved to a {to_tier}",
         "event.CaseAssigned": "Case assigned to {assignee}",
         "event.CaseCancelled": "Case cancelled; {amount} no longer owed",
@@ -375,6 +385,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "kind.plan": "分期付款计划",
         "kind.credit": "争议贷项",
         "kind.cancellation": "取消",
+        "kind.waiver": "免除利息",
         "kind.escalation": "升级",
         "decision.plan": "提供分期付款计划",
         "decision.agency": "转交催收机构",
@@ -464,6 +475,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "case.next_action": "下一步",
         "case.policy": "策略",
         "case.totals": "付款 {payments} · 贷项 {credits} · 核销 {write_offs} · 费用 {fees}",
+        "case.interest": "费用中：法定利息 {interest}（截至 {accrued_to}）· 固定补偿 {compensation}",
         "case.credit_hold": "客户信用已冻结",
         "case.closed": "此案件已结案（{status}），不再接受任何操作。",
         "case.timeline": "时间线",
@@ -544,6 +556,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReminderSent": "已向 {recipient} 发送{step}提醒",
         "event.ReminderFailed": "发往 {recipient} 的{step}提醒未能送达",
         "event.LateFeeCharged": "收取滞纳金 {fee}",
+        "event.InterestCharged": "收取法定利息 {interest}（{regime}；截至 {accrued_to} 累计 {accrued}）",
+        "event.InterestCharged.compensation": "收取法定利息 {interest} 及固定补偿 {compensation}（{regime}；截至 {accrued_to} 累计 {accrued}）",
         "event.PaymentReceived": "收到付款 {amount}",
         "event.PaymentReported": "客户告知已于 {paid_on} 付款 {amount}",
         "customer.title": "贵司的账户",
@@ -626,6 +640,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.PaymentPlanDefaulted": "分期付款计划违约：第 {missed_seq} 期未付",
         "event.WriteOffRequested": "申请核销 {amount}；须在 {sla_due_at} 前审批",
         "event.WriteOffApproved": "核销 {amount} 已批准",
+        "event.SmallBalanceWrittenOff": "小额余额 {amount} 已核销（在银行手续费容差内）",
         "event.WriteOffRejected": "核销申请被驳回",
         "event.ReminderWithdrawn": "第 {seq} 次提醒未发送：案件已结案",
         "event.ReductionRequested.credit": "申请争议贷项 {amount}；须在 {sla_due_at} 前审批",
@@ -634,6 +649,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "event.ReductionApproved.cancellation": "取消 {amount} 已批准",
         "event.ReductionRejected.credit": "争议贷项申请被驳回",
         "event.ReductionRejected.cancellation": "取消申请被驳回",
+        "event.ReductionRequested.waiver": "申请免除利息及补偿 {amount}；须在 {sla_due_at} 前审批",
+        "event.ReductionApproved.waiver": "免除利息及补偿 {amount} 已批准",
+        "event.ReductionRejected.waiver": "免除利息申请被驳回",
+        "event.InterestWaived": "已免除利息及补偿 {amount}",
         "event.ApprovalSlaLapsed": "审批未按时完成：转至{to_tier}",
         "event.CaseAssigned": "案件分配给 {assignee}",
         "event.CaseCancelled": "案件已取消；{amount} 不再应收",
@@ -754,9 +773,11 @@ def describe_event(event: dict, lang: str) -> dict:
     key = f"event.{kind}"
     if kind == "PaymentReceived" and _positive(data.get("excess")):
         key += ".excess"
+    elif kind == "InterestCharged" and data.get("compensation"):
+        key += ".compensation"
     elif kind == "DisputeResolved" and data.get("credit"):
         key += ".credit"
-    elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation"):
+    elif kind.startswith("Reduction") and data.get("kind") in ("credit", "cancellation", "waiver"):
         key += f".{data['kind']}"
     elif kind == "PaymentPlanProposed":
         values["count"] = str(len(data.get("instalments") or []))

@@ -47,6 +47,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "approvals.approve": APPROVERS,
     "approvals.reject": APPROVERS,
     "cases.cancel": APPROVERS,
+    "interest.waive": ALL,  # beyond the single-person threshold a second person approves
     # ledger, reports, operations
     "invoices.import": APPROVERS,
     "reports.dashboard": ALL,
@@ -106,6 +107,8 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "case list": ("cases.list", False),
     "case assign": ("cases.assign", True),
     "case cancel": ("cases.cancel", True),
+    "case waive-interest": ("interest.waive", True),
+    "case letter": ("cases.show", False),
     "case migrate-policy": ("cases.migrate_policy", True),
     "dispute open": ("disputes.open", True),
     "dispute resolve": ("disputes.resolve", True),
@@ -139,6 +142,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "payments prepay": ("payments.prepay", True),
     "template preview": ("notices.preview", False),
     "customer show": ("customers.show", False),
+    "customer statement": ("customers.show", False),
     "customer limit": ("customers.limit", True),
     "risk watchlist": ("risk.watchlist", False),
     "risk rescore": ("risk.rescore", True),

@@ -254,7 +254,7 @@ def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:
 
     store = context.store
     types = ("CaseOpened", "ReminderSent", "ReminderFailed", "EscalatedToSupervisor", "EscalationSlaLapsed",
-             "WriteOffRequested", "PaymentPlanProposed", "DisputeOpened", "DisputeOverdue", "LateFeeCharged",
+             "WriteOffRequested", "PaymentPlanProposed", "DisputeOpened", "DisputeOverdue", "LateFeeCharged", "InterestCharged",
              "RiskGradeChanged", "CustomerPutOnHold", "PaymentReceived")
     counts: Counter = Counter()
     levels: Counter = Counter()
@@ -266,7 +266,7 @@ def _results(context, lines: list[LedgerLine], shift: timedelta, sink) -> dict:
         counts[name] += 1
         if name == "ReminderSent":
             levels[str(e.level)] += 1
-        elif name == "LateFeeCharged":
+        elif name in ("LateFeeCharged", "InterestCharged"):
             fees += e.fee.amount
         elif name == "PaymentPlanProposed" and e.requires_approval:
             plan_approvals += 1

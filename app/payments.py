@@ -3,37 +3,40 @@
 A bank file is a CSV (``PAYMENT_COLUMNS``), an ISO 20022 camt.053 / camt.054 statement or a
 SWIFT MT940 statement, told apart by content (``app/statements.py``).
 
-Matching, in order: an invoice id found in the reference (or inside an ISO 11649 ``RF``
-creditor reference); else the one open case whose customer reported on the self-service page
-(``PaymentReported``) a payment of exactly that reference and amount; else the one open invoice of that payer (by name or id, or by a payer
-IBAN whose earlier receipts went to that customer) for exactly that amount. Anything else (no match, several
-matches, a closed case, an amount above what an invoice without a case owes)
-waits in the unmatched list for a collector to assign by hand.
+Matching (the rules are ``domain.matching.plan``): the invoice ids a reference (or an ISO 11649
+``RF`` creditor reference) names, several sharing one receipt under its payment id; else the
+payer's one open item for the amount (or short of it by no more than the policy's tolerance),
+or all the payer's open items when the amount is their sum; the payer is known by name or id,
+or by a payer IBAN whose earlier receipts went to that customer; else the one open case whose
+customer reported on the self-service page (``PaymentReported``) a payment of exactly that
+reference and amount. Anything else (no match,
+several matches, a closed case, an amount above what an invoice without a case owes) waits in
+the unmatched list, with its ranked candidates, for a collector to assign by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from pathlib import Path
-from typing import Callable
 from uuid import uuid4
 
 from app.adminlog import Unchanged
 from app.adminlog import record as record_event
 from app.imports import RowError, csv_header, csv_records, read_text
 from app.services import CaseService
-from domain import admin
+from domain import admin, matching
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
 from domain.inputs import check_identifier, check_received_on, csv_reader, parse_date
-from domain.money import Money
+from domain.money import Money, currency_exponent
 from domain.policy import InputPolicy
 from domain.users import Actor
-from store.payments import (OpenInvoice, PaymentLedger, PaymentRow, insert_payment, mark_reversed,
+from store.payments import (SPLIT_NOTE, OpenInvoice, PaymentLedger, PaymentRow, insert_payment, mark_reversed,
                             mark_unmatched_reversed)
 
 from app.statements import BankEntry, creditor_reference_payload, decode_statement, detect_format, parse_statements
@@ -54,9 +57,20 @@ class PaymentLine:
 
 @dataclass(frozen=True)
 class Match:
-    invoice: OpenInvoice | None
-    how: str | None  # reference | amount
+    """Where a receipt goes: one application per invoice (several: a split of one payment id)."""
+
+    applications: tuple[tuple[OpenInvoice, Money], ...]
+    how: str | None  # reference | amount | sum | manual
     why_not: str | None = None
+    candidates: tuple[matching.Candidate, ...] = ()
+
+    @property
+    def invoice(self) -> OpenInvoice | None:
+        return self.applications[0][0] if self.applications else None
+
+
+def unmatched(why_not: str, candidates: tuple = ()) -> Match:
+    return Match((), None, why_not, candidates)
 
 
 def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> list[PaymentLine]:
@@ -102,31 +116,38 @@ def _parse_line(r: dict[str, str], today: date, rules: InputPolicy) -> PaymentLi
     return PaymentLine(r["payment_id"], received, amount, r["payer"], r["reference"])
 
 
-def match(line: PaymentLine, ledger: PaymentLedger,
-          reported: Callable[[PaymentLine], OpenInvoice | None] | None = None) -> Match:
-    tokens = set(_TOKEN.findall(line.reference))
-    named = {o.invoice_id: o for o in ledger.invoices_named(tokens)}
+def _item(o: OpenInvoice) -> matching.Item:
+    return matching.Item(o.invoice_id, o.currency, o.open_minor, o.case_closed, o.due)
+
+
+def match(line: PaymentLine, ledger: PaymentLedger, tolerance: Decimal = Decimal(0)) -> Match:
+    """The receipt's applications (``domain.matching.plan``), each checked by ``applicable``."""
+    tokens = _TOKEN.findall(line.reference)
+    named = {o.invoice_id: o for o in ledger.invoices_named(set(tokens))}
     payloads = {p for p in (creditor_reference_payload(t) for t in tokens if t[:2].upper() == "RF") if p}
     named.update({o.invoice_id: o for o in ledger.invoices_compact(payloads)})
-    if len(named) > 1:
-        return Match(None, None, f"the reference names several invoices ({', '.join(sorted(named))})")
-    hinted = reported(line) if reported is not None and not named else None
-    if named:
-        invoice, how = next(iter(named.values())), "reference"
-    elif hinted is not None:  # the reference the customer told us they paid with
-        invoice, how = hinted, "reference"
-    else:
-        customers = sorted(set(ledger.payer_customers(line.payer)) | set(ledger.customers_of_iban(line.payer_iban)))
-        if not customers:
-            return Match(None, None, "no invoice id in the reference and the payer is not a known customer")
-        exact = [o for o in ledger.open_invoices_of(customers)
-                 if o.currency == line.amount.currency and o.open_minor == line.amount.to_minor()]
-        if len(exact) != 1:
-            count = "no" if not exact else str(len(exact))
-            return Match(None, None, f"{count} open invoices of {line.payer} are for exactly {line.amount}")
-        invoice, how = exact[0], "amount"
-    why_not = applicable(invoice, line.amount)
-    return Match(invoice if why_not is None else None, how if why_not is None else None, why_not)
+    order = {t: n for n, t in reversed(list(enumerate(tokens)))}
+    in_order = sorted(named.values(), key=lambda o: (order.get(o.invoice_id, len(tokens)), o.invoice_id))
+    customers = sorted(set(ledger.payer_customers(line.payer)) | set(ledger.customers_of_iban(line.payer_iban)))
+    items = {o.invoice_id: o for o in ledger.open_invoices_of(customers)} if customers else {}
+    unit = 10 ** currency_exponent(line.amount.currency)
+    decided = matching.plan(line.amount.to_minor(), line.amount.currency, [_item(o) for o in in_order],
+                            [_item(o) for o in items.values()] if customers else None,
+                            Money.of(tolerance, line.amount.currency).to_minor(), unit, line.payer or "the payer")
+    if decided.how is None:
+        return unmatched(decided.why_not or "not matched", decided.candidates)
+    known = {**items, **named}
+    applications = []
+    for a in decided.applications:
+        invoice, amount = known[a.invoice_id], Money.from_minor(a.amount_minor, line.amount.currency)
+        why_not = applicable(invoice, amount)
+        if why_not is None and len(decided.applications) > 1 and invoice.case_id is None:
+            why_not = f"invoice {invoice.invoice_id} has no case to take a share of a split payment"
+        if why_not:
+            return unmatched(why_not, matching.rank(line.amount.to_minor(), line.amount.currency,
+                                                    [_item(o) for o in known.values()], 0, unit))
+        applications.append((invoice, amount))
+    return Match(tuple(applications), decided.how)
 
 
 def applicable(invoice: OpenInvoice, amount: Money) -> str | None:
@@ -211,25 +232,19 @@ class PaymentService:
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
-                   "matched_by_amount": 0, "unmatched": 0}
+                   "matched_by_amount": 0, "matched_by_sum": 0, "unmatched": 0}
         for line in lines:
             if line.payment_id in known:
                 outcome["already_imported"] += 1
                 continue
-            found = match(line, self.ledger, self.reported.invoice_for)
-            if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
-                found = Match(None, None, too_early)
-            if found.invoice is None:
-                self._hold(line, found.why_not or "not matched", actor, reason)
-                outcome["unmatched"] += 1
-                continue
-            await self._apply(line, found.invoice, found.how, actor)
-            outcome[f"matched_by_{found.how}"] += 1
+            how = await self._receive_line(line, actor, reason)
+            outcome[f"matched_by_{how}" if how else "unmatched"] += 1
         self._record_import(text, source, outcome, actor, reason)
         return outcome
 
     def _record_import(self, text: str, source: str, outcome: dict, actor: Actor, reason: str) -> None:
-        counted = ("rows", "matched_by_reference", "matched_by_amount", "unmatched", "already_imported")
+        counted = ("rows", "matched_by_reference", "matched_by_amount", "matched_by_sum", "unmatched",
+                   "already_imported")
         record_event(self.cases.ctx, "ledger", "payment-imports", admin.PaymentsImported, actor, reason,
                      f"payments from {source}", digest=hashlib.sha256(text.encode()).hexdigest(),
                      **{k: outcome[k] for k in counted}, source=source)
@@ -261,7 +276,7 @@ class PaymentService:
         formats = sorted({s.format for s in statements})
         outcome = {"file": source, "format": ", ".join(formats), "statements": len(statements),
                    "rows": sum(e.is_receipt for e in entries), "already_imported": 0, "matched_by_reference": 0,
-                   "matched_by_amount": 0, "unmatched": 0, "reversed": 0, "reversals_unmatched": [],
+                   "matched_by_amount": 0, "matched_by_sum": 0, "unmatched": 0, "reversed": 0, "reversals_unmatched": [],
                    "debits_ignored": sum(not e.credit and not e.reversal for e in entries)}
         by_format = {s.statement_id: s.format for s in statements}
         for entry in entries:
@@ -294,13 +309,29 @@ class PaymentService:
         """Match and apply one receipt, or leave it unmatched; how it matched (None: unmatched)."""
         line = PaymentLine(entry.payment_id, entry.booked_on, entry.amount, entry.payer, entry.reference,
                            entry.payer_iban)
-        found = match(line, self.ledger, self.reported.invoice_for)
-        if found.invoice is not None and (too_early := self._too_early(line, found.invoice.invoice_id)):
-            found = Match(None, None, too_early)
-        if found.invoice is None:
+        return await self._receive_line(line, actor, reason)
+
+    def _match(self, line: PaymentLine) -> Match:
+        found = match(line, self.ledger, self.cases.ctx.policy().matching.tolerance_for(line.amount.currency))
+        if not found.applications and (hinted := self.reported.invoice_for(line)) is not None:
+            if applicable(hinted, line.amount) is None:  # the reference the customer told us they paid with
+                found = Match(((hinted, line.amount),), "reference")
+        for invoice, _ in found.applications:
+            if too_early := self._too_early(line, invoice.invoice_id):
+                return unmatched(too_early, found.candidates)
+        return found
+
+    async def _receive_line(self, line: PaymentLine, actor: Actor, reason: str) -> str | None:
+        """Match and apply one receipt (split across several invoices under the same payment id when
+        it pays several), or hold it unmatched; how it matched (None: unmatched)."""
+        found = self._match(line)
+        if not found.applications:
             self._hold(line, found.why_not or "not matched", actor, reason)
             return None
-        await self._apply(line, found.invoice, found.how, actor)
+        split = len(found.applications) > 1
+        for invoice, amount in found.applications:
+            part = PaymentLine(line.payment_id, line.received_on, amount, line.payer, line.reference, line.payer_iban)
+            await self._apply(part, invoice, found.how, actor, within_tolerance=True, split=split)
         return found.how
 
     async def _reverse_entry(self, entry: BankEntry, actor: Actor, import_reason: str) -> str | None:
@@ -343,10 +374,11 @@ class PaymentService:
                      reference=line.reference[:500], note=why_not[:500])
 
     async def _apply(self, line: PaymentLine, invoice: OpenInvoice, how: str, actor: Actor,
-                     reason: str | None = None) -> dict:
+                     reason: str | None = None, within_tolerance: bool = False, split: bool = False) -> dict:
         return await self.cases.pay(invoice.invoice_id, str(line.amount.amount), line.reference, actor,
                                     payment_id=line.payment_id, received_on=line.received_on,
-                                    matched_by=how, payer=line.payer, reason=reason)
+                                    matched_by=how, payer=line.payer, reason=reason,
+                                    within_tolerance=within_tolerance, split=split)
 
     def _too_early(self, line: PaymentLine, invoice_id: str) -> str | None:
         """Why the payment's date rules out this invoice (received long before it was issued), or None."""
@@ -359,7 +391,23 @@ class PaymentService:
         return None
 
     def unmatched(self) -> list[dict]:
-        return [p.as_dict() for p in self.ledger.unmatched()]
+        """Payments waiting for a person, each with why it was held (``note``), its invoice candidates
+        ranked as the matcher sees them now (nearest amount first) and why each was not taken."""
+        rows = self.ledger.unmatched()
+        ibans = self.ledger.payer_ibans([p.payment_id for p in rows]) if rows else {}
+        listed = []
+        for p in rows:
+            line = PaymentLine(p.payment_id, p.received_on, p.amount, p.payer, p.reference, ibans.get(p.payment_id))
+            found = self._match(line)
+            if found.applications:  # it would match now (an invoice arrived since): say so, assign stays manual
+                candidates = [{"invoice_id": i.invoice_id, "open": str(Money.from_minor(i.open_minor, i.currency).amount),
+                               "currency": i.currency, "why_not": f"matches now by {found.how}: assign it"}
+                              for i, _ in found.applications]
+            else:
+                candidates = [{"invoice_id": c.invoice_id, "open": str(Money.from_minor(c.open_minor, c.currency).amount),
+                               "currency": c.currency, "why_not": c.why_not} for c in found.candidates]
+            listed.append({**p.as_dict(), "payer_iban": ibans.get(p.payment_id), "candidates": candidates})
+        return listed
 
     async def assign(self, payment_id: str, invoice_id: str, actor: Actor, reason: str | None = None) -> dict:
         """A person gives an unmatched payment to an invoice, saying why (``PaymentAssigned`` in the
@@ -401,7 +449,9 @@ class PaymentService:
                          payment_id=payment_id, invoice_id=payment.invoice_id, amount=payment.amount)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
         else:  # the PaymentReversed event marks the row (store/payments.py), in its append
-            reply = await self._reverse_on_case(payment, reason, actor)
+            shares = self._cases_of(payment) if payment.note == SPLIT_NOTE else [payment.case_id]
+            for case_id in shares:  # a split receipt: every case it paid gives its share back
+                reply = await self._reverse_on_case(replace(payment, case_id=case_id), reason, actor)
         return {**reply, "payment_id": payment_id, "reversed": True}
 
     async def _reverse_on_case(self, payment: PaymentRow, reason: str, actor: Actor) -> dict:
@@ -426,6 +476,12 @@ class PaymentService:
         )
         reply = await self.cases._answer(handle, handle.execute_update("opened", result_type=CommandReply))
         return reply_dict(reply)
+
+    def _cases_of(self, payment: PaymentRow) -> list[str]:
+        """The cases a (split) receipt was applied to, from their PaymentReceived events."""
+        found = [str(r.stream_id) for r in self.cases.ctx.store.read_types(["PaymentReceived"])
+                 if r.event.payment_id == payment.payment_id]
+        return list(dict.fromkeys(found)) or [payment.case_id]
 
     def _payment(self, payment_id: str) -> PaymentRow:
         payment = self.ledger.get(payment_id)

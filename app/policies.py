@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from uuid import uuid4
 
@@ -62,11 +63,13 @@ def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
     steps = len(policy.ladder(state.risk_grade))
     if level is not None and not 1 <= level <= steps:
         raise DomainError(f"must be between 1 and {steps} for this case's ladder", "level")
-    notice = notice_due(state, policy, level)
+    today = datetime.now(timezone.utc).date()
+    notice = notice_due(state, policy, level, on=today)
     request = NoticeRequest(
         case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
         invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due, balance=state.balance,
-        fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
+        fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date, interest=notice.interest,
+        issued_on=today,
     )
     rendered = NoticeRenderer().render([request])
     return {"case_id": str(state.case_id), "invoice_id": state.invoice_id, "level": notice.level,

@@ -33,17 +33,21 @@ ZERO = Decimal(0)
 # The events that change what a case's invoice still owes, with the sign they move it by.
 _BALANCE_MOVES = {
     "LateFeeCharged": ("fee", +1),
+    "InterestCharged": ("fee", +1),  # interest and compensation
+    "InterestWaived": ("amount", -1),
     "PaymentReceived": ("applied", -1),
     "PaymentReversed": ("applied", +1),
     "DisputeResolved": ("credit", -1),
     "WriteOffApproved": ("amount", -1),
+    "SmallBalanceWrittenOff": ("amount", -1),
     "CaseCancelled": ("amount", -1),
     "CustomerCreditApplied": ("amount", -1),
     "IndemnityReceived": ("amount", -1),
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
-    "LateFeeCharged": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
+    "LateFeeCharged": "fees", "InterestCharged": "fees", "InterestWaived": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
+    "SmallBalanceWrittenOff": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
 }
 
@@ -107,7 +111,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
                 period[facts.currency]["collected"] += sign * cash
                 period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
         elif start <= day <= end:
-            period[facts.currency][_PERIOD_KIND[name]] += value.amount
+            # a waiver takes back what interest added to the fees
+            period[facts.currency][_PERIOD_KIND[name]] += -value.amount if name == "InterestWaived" else value.amount
     return Recomputed(cases, period)
 
 
@@ -189,7 +194,11 @@ def _compare_exposure(found: Recomputed, exposure: dict, differences: list[str])
 
 
 def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: list[str]) -> None:
-    on_cases = {pid: (case_id, amount) for case_id, f in found.cases.items() for pid, amount in f.payments.items()}
+    shares: dict[str, list[tuple[str, Decimal]]] = defaultdict(list)  # a split receipt: a share on each case
+    for case_id, f in found.cases.items():
+        for pid, amount in f.payments.items():
+            shares[pid].append((case_id, amount))
+    on_cases = {pid: (found_cases, sum((a for _, a in found_cases), Decimal(0))) for pid, found_cases in shares.items()}
     reversed_on_cases = {pid for f in found.cases.values() for pid in f.reversed}
     paid_without_case: dict[str, int] = defaultdict(int)
     for r in rows:
@@ -202,14 +211,15 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
         if event is None:
             differences.append(f"payment {r.payment_id}: the payments table applies it to case {r.case_id}, "
                                "which has no PaymentReceived for it")
-        elif event != (r.case_id, amount):
+        elif r.case_id not in {c for c, _ in event[0]} or event[1] != amount:
+            where = ", ".join(c for c, _ in event[0])
             differences.append(f"payment {r.payment_id}: the payments table has {amount} on case {r.case_id}, "
-                               f"the events {event[1]} on case {event[0]}")
+                               f"the events {event[1]} on case {where}")
         if (r.status == "reversed") != (r.payment_id in reversed_on_cases):
             differences.append(f"payment {r.payment_id}: the payments table says {r.status}, the events "
                                f"{'reversed' if r.payment_id in reversed_on_cases else 'not reversed'}")
-    for pid, (case_id, _) in sorted(on_cases.items()):
-        differences.append(f"payment {pid}: PaymentReceived on case {case_id} has no row in the payments table")
+    for pid, (found_cases, _) in sorted(on_cases.items()):
+        differences.append(f"payment {pid}: PaymentReceived on case {found_cases[0][0]} has no row in the payments table")
     cased = {f.invoice_id for f in found.cases.values()}
     for invoice_id, row in ledger.items():
         if invoice_id in cased:

@@ -207,7 +207,9 @@ class Settlement:
     kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
 
 
-_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "CaseCancelled", "LateFeeCharged",
+_SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
+                    "LateFeeCharged",
+                    "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed")
 
 
@@ -247,12 +249,14 @@ def settlements(ctx: Context) -> list[Settlement]:
                 found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
         elif name == "DisputeResolved" and e.credit is not None:
             found.append(Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit"))
-        elif name == "WriteOffApproved":
+        elif name in ("WriteOffApproved", "SmallBalanceWrittenOff"):
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
         elif name == "CaseCancelled":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
-        elif name == "LateFeeCharged":
+        elif name in ("LateFeeCharged", "InterestCharged"):  # interest and compensation count as fees
             found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
+        elif name == "InterestWaived":  # takes back part of a charge: settles like a negative fee
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee"))
         elif name == "CustomerCreditApplied":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))
         elif name == "IndemnityReceived":

@@ -188,6 +188,10 @@ class CaseService:
                 "credits": str(state.credits.amount),
                 "write_offs": str(state.write_offs.amount),
                 "fees": str(state.fees.amount),
+                # of which statutory interest and fixed compensation (domain/interest.py)
+                "interest": str(state.interest.amount) if state.interest else "0",
+                "compensation": str(state.compensation.amount) if state.compensation else "0",
+                "interest_accrued_to": state.interest_accrued_to.isoformat() if state.interest_accrued_to else None,
                 "customer_credit": str(state.customer_credit.amount),
                 "credit_applied": str(state.credit_applied_total.amount),
                 "indemnity": str(state.indemnity_total.amount),
@@ -356,19 +360,23 @@ class CaseService:
     async def pay(self, invoice_id: str, amount: str, reference: str, actor: Actor,
                   payment_id: str | None = None, received_on: date | None = None,
                   matched_by: str = "direct", payer: str = "", today: date | None = None,
-                  reason: str | None = None) -> dict:
+                  reason: str | None = None, within_tolerance: bool = False, split: bool = False) -> dict:
         """A payment to its invoice's open case, or (no case yet) onto the ledger. ``today``:
-        the day it is recorded, for a replay of history on its own clock (the backtest)."""
+        the day it is recorded, for a replay of history on its own clock (the backtest).
+        ``within_tolerance``: a bank receipt (what it leaves within the policy's tolerance is written
+        off); ``split``: one share of a receipt that pays several invoices' cases under one payment id."""
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
         today = today or datetime.now(timezone.utc).date()
         received = check_received_on(received_on or today, today, self.ctx.policy().inputs, facts.issue_date)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")
-        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id else None
+        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id and not split else None
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
         if self._existing(invoice_id) is None:
+            if split:
+                raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
             if money > facts.amount - facts.paid:
                 raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
             recorded = self._pay_on_ledger(invoice_id, pid, money, received, reference, payer, matched_by, actor,
@@ -378,9 +386,9 @@ class CaseService:
         # The payments table's row is written with the PaymentReceived event (store/payments.py).
         result = await self._send(
             invoice_id, "pay",
-            lambda s: cmd.RecordPayment(command_id=_command_id(pid), actor=actor, payment_id=pid, amount=money,
-                                        reference=reference, received_on=received, payer=payer[:300],
-                                        matched_by=matched_by),
+            lambda s: cmd.RecordPayment(command_id=_command_id(pid, invoice_id if split else None), actor=actor,
+                                        payment_id=pid, amount=money, reference=reference, received_on=received,
+                                        payer=payer[:300], matched_by=matched_by, within_tolerance=within_tolerance),
         )
         if result["status"] == "paid" and self.ctx.policy().credit.auto_apply:
             from app.credit import (
@@ -525,6 +533,20 @@ class CaseService:
         return await self._send(ref, "cancel", lambda s: cmd.CancelCase(
             command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason")))
 
+    def letter(self, ref: str, seq: int, out: str | None) -> dict:
+        """The PDF letter of notice ``seq``, rendered again into ``out`` (app/letters.py)."""
+        from pathlib import Path
+
+        from app.letters import reproduce
+
+        row = self.summary_row(ref)
+        return reproduce(self.ctx, row.case_id, row.invoice_id, seq, Path(out) if out else None)
+
+    async def waive_interest(self, ref: str, amount: str | None, reason: str, actor: Actor) -> dict:
+        return await self._send(ref, "waive_interest", lambda s: cmd.WaiveInterest(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]) if amount else None,
+            reason=cmd.check_code(reason, "reason")))
+
     async def decide_approval(self, approval_id: str, approve: bool, actor: Actor, reason: str = "") -> dict:
         cmd.check_text(reason, "reason", required=True)  # approving, like rejecting, says why (audit trail)
         with self.ctx.db.read() as session:
@@ -560,9 +582,10 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def _command_id(payment_id: str) -> UUID:
-    """A payment's command id is derived from its id: a retried `pay` is the same update."""
-    return uuid5(NAMESPACE_URL, f"payment:{payment_id}")
+def _command_id(payment_id: str, share_of: str | None = None) -> UUID:
+    """A payment's command id is derived from its id: a retried `pay` is the same update (a share
+    of a split payment: from its id and the invoice it goes to)."""
+    return uuid5(NAMESPACE_URL, f"payment:{payment_id}" + (f":{share_of}" if share_of else ""))
 
 
 def parse_until(text: str, field: str = "until") -> datetime:

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
         "Accounts Receivable <ar@collections.local>", validation_alias=AliasChoices("COLLECTIONS_MAIL_FROM")
     )
     message_domain: str = Field("collections.local", validation_alias=AliasChoices("COLLECTIONS_MESSAGE_DOMAIN"))
+    payment_instructions: str = Field(
+        "Please pay by bank transfer, quoting the invoice numbers.",
+        validation_alias=AliasChoices("COLLECTIONS_PAYMENT_INSTRUCTIONS"))  # printed on statements of account
     policy_path: Path = Field(PROJECT_DIR / "policies" / "default.toml", validation_alias=AliasChoices("COLLECTIONS_POLICY"))
     users_path: Path = Field(PROJECT_DIR / "config" / "users.toml", validation_alias=AliasChoices("COLLECTIONS_USERS"))
     default_user: str | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_USER"))

@@ -223,7 +223,7 @@ class Simulator:
             self._schedule(case, action.at)
             return
         if action.kind == "remind":
-            notice = notice_due(case.state, self.policy)
+            notice = notice_due(case.state, self.policy, on=self.now.date())  # as the workflow: interest to today
             if self.policy.notices.one_message_per_customer:
                 case.waiting_mailbox = True
                 case.wake += 1
@@ -244,7 +244,8 @@ class Simulator:
             message_id=f"<sim-{case.invoice_id}-n{notice.seq}>", recipient=case.state.customer.email,
             delivered=delivered and not withdrawn,
             error="the case closed before it was sent" if withdrawn else error,
-            fee=None if withdrawn else notice.fee, withdrawn=withdrawn))
+            fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
+            interest=None if withdrawn else notice.interest))
 
     # -- a customer's mailbox: one message per gather window ----------------------------------
     def _enqueue(self, case: _Case, notice) -> None:
@@ -330,7 +331,7 @@ class Simulator:
                 counts[name] += 1
                 if name == "ReminderSent":
                     levels[str(e.level)] += 1
-                elif name == "LateFeeCharged":
+                elif name in ("LateFeeCharged", "InterestCharged"):
                     fees += e.fee.amount
                     found.append(Settlement(case.invoice_id, e.fee.currency, -e.fee.amount, e.occurred_at.date(), "fee"))
                 elif name == "PaymentPlanProposed" and e.requires_approval:
@@ -340,7 +341,7 @@ class Simulator:
                                             "payment"))
                     facts_k.append(kpis.CollectorEvent(str(s.case_id), e.received_on, "collected", e.applied.amount,
                                                        e.applied.currency))
-                elif name in ("DisputeResolved", "WriteOffApproved", "CaseCancelled", "CustomerCreditApplied",
+                elif name in ("DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled", "CustomerCreditApplied",
                               "IndemnityReceived", "PaymentReversed", "PromiseKept", "PromiseBroken"):
                     raise DomainError(f"the simulator does not report {name} (the backtest makes none)", "engine")
         for e in self.customer_events:

@@ -103,10 +103,12 @@ def _payments(s: CaseService):
 
 
 def show_payments(rows: list[dict]) -> None:
-    table = Table("payment id", "received", "amount", "payer", "reference", "why unmatched")
+    table = Table("payment id", "received", "amount", "payer", "reference", "why unmatched", "candidates")
     for r in rows:
+        candidates = "\n".join(f"{n}. {c['invoice_id']} ({c['open']} {c['currency']}): {c['why_not']}"
+                                for n, c in enumerate(r.get("candidates", []), 1))
         table.add_row(r["payment_id"], r["received_on"], f"{r['amount']} {r['currency']}", r["payer"],
-                      r["reference"], r["note"] or "")
+                      r["reference"], r["note"] or "", candidates or "none")
     print_table(table)
     console.print(f"{len(rows)} unmatched payment(s)")
 
@@ -119,14 +121,15 @@ def payments_import(file: Path, reason: reason_option("Why this bank file is imp
     execute(lambda s: _payments(s).import_file(file, s.ctx.actor(as_user), reason), as_json, lambda r: console.print(
         (f"{r['format']}, {r['statements']} statement(s): " if "format" in r else "")
         + f"{r['rows']} payment(s): {r['matched_by_reference']} matched by reference, {r['matched_by_amount']} by "
-        f"payer and amount, {r['unmatched']} unmatched, {r['already_imported']} already imported"
+        f"payer and amount, {r.get('matched_by_sum', 0)} by the sum of the payer's open items, {r['unmatched']} unmatched, {r['already_imported']} already imported"
         + (f"; {r['reversed']} reversed, {len(r['reversals_unmatched'])} reversal(s) matching no receipt, "
            f"{r['debits_ignored']} debit(s) ignored" if "format" in r else "")))
 
 
 @payments_app.command("unmatched")
 def payments_unmatched(as_json: JsonOpt = False) -> None:
-    """Payments that matched no invoice, waiting for a collector."""
+    """Payments that matched no invoice, waiting for a collector: why each was held, and its candidate
+    invoices ranked (nearest amount first) with why none was taken."""
     execute(lambda s: _payments(s).unmatched(), as_json, show_payments)
 
 

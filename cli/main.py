@@ -156,6 +156,11 @@ def show_case(result: dict) -> None:
     plan = result.get("plan")
     if plan and plan.get("expires_at") and plan["status"] in ("proposed", "approved"):
         console.print(f"plan {plan['plan_id']} offered; the offer lapses at {plan['expires_at'][:19]}", highlight=False)
+    totals = result.get("totals") or {}
+    if totals.get("interest_accrued_to"):
+        console.print(f"statutory interest {totals['interest']} {result['currency']} (accrued to "
+                      f"{totals['interest_accrued_to']}), fixed compensation {totals['compensation']} "
+                      f"{result['currency']}: both within fees {totals['fees']}", highlight=False)
     ins = result.get("insurance")
     if ins:
         console.print(f"insured: {ins['insurer']} policy {ins['policy']} ({ins['indemnity_percent']}% indemnity), "
@@ -232,6 +237,47 @@ def case_list(
 def case_assign(case_id: str, assignee: str, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Assign a case to a collector."""
     execute(lambda s: s.assign(case_id, assignee, _actor(s, as_user)), as_json, show_reply)
+
+
+@case_app.command("letter")
+def case_letter(
+    case_id: str,
+    seq: Annotated[int, typer.Option(help="The notice's number on the case (ReminderSent seq)")],
+    out: Annotated[Optional[str], typer.Option(help="Write the PDF here (default: final-notice-INVOICE-SEQ.pdf)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Render a final notice's PDF letter again, byte for byte, and check it against the SHA-256
+    recorded when it was sent (exit 1 when the bytes differ)."""
+    def show(result: dict) -> None:
+        console.print(f"{result['file']}: {result['bytes']} bytes, sha256 {result['sha256']}", highlight=False)
+        if not result["same"]:
+            console.print(f"[red]differs from the letter sent (sha256 {result['sent_sha256']})[/red]")
+
+    context = Context()
+    try:
+        result = CaseService(context).letter(case_id, seq, out)
+    except DomainError as error:
+        fail(str(error), 2)
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+    else:
+        show(result)
+    if not result["same"]:
+        raise typer.Exit(1)
+
+
+@case_app.command("waive-interest")
+def case_waive_interest(
+    case_id: str,
+    reason: Annotated[str, typer.Option(help="Reason code, e.g. goodwill")],
+    amount: Annotated[Optional[str], typer.Option(help="How much to waive (default: all interest and "
+                                                  "compensation charged and not waived)")] = None,
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Waive statutory interest and compensation charged on a case; above the policy's
+    single-person threshold it waits for a second person's approval (four eyes)."""
+    execute(lambda s: s.waive_interest(case_id, amount, reason, _actor(s, as_user)), as_json, show_reply)
 
 
 @case_app.command("cancel")

@@ -81,6 +81,44 @@ def customer_show(customer_id: str, as_of: AsOfOpt = None, as_json: JsonOpt = Fa
     execute(lambda s: _customers(s).show(customer_id, _date(as_of, "as-of")), as_json, show_customer)
 
 
+@customer_app.command("statement")
+def customer_statement(
+    customer_id: str,
+    as_of: AsOfOpt = None,
+    pdf: Annotated[Optional[str], typer.Option("--pdf", help="Also write the statement as a PDF letter to FILE")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Statement of account: every open item with fees and interest (to the as-of date), the
+    ageing and how to pay; with --pdf, the letter in the customer's language."""
+    from datetime import datetime, timezone
+
+    from app.account_statement import statement, statement_pdf
+
+    def build(s: CaseService) -> dict:
+        day = _date(as_of, "as-of") or datetime.now(timezone.utc).date()
+        data = statement(s.ctx, customer_id, day, s.ctx.settings.payment_instructions)
+        if pdf:
+            Path(pdf).write_bytes(statement_pdf(data))
+            data["pdf"] = pdf
+        return data
+
+    execute(build, as_json, show_statement)
+
+
+def show_statement(r: dict) -> None:
+    console.print(f"[bold]Statement of account[/bold] {r['name']} ({r['customer_id']}) as of {r['as_of']}")
+    table = Table("invoice", "due", "days", "fees", "interest", "comp.", "open", "cur")
+    for i in r["items"]:
+        table.add_row(i["invoice_id"], i["due_date"], str(i["days_overdue"]), i["late_fees"], i["interest"],
+                      i["compensation"], i["open"], i["currency"])
+    print_table(table)
+    for currency, t in r["totals"].items():
+        console.print(f"{currency}: open {t['open']}  (" + ", ".join(f"{b} {t[b]}" for b in r["buckets"]) + ")",
+                      highlight=False)
+    if r.get("pdf"):
+        console.print(f"PDF written to {r['pdf']}")
+
+
 @customer_app.command("limit", context_settings={"ignore_unknown_options": True})
 def customer_limit(
     customer_id: str,

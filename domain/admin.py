@@ -143,6 +143,7 @@ class PaymentsImported(AdminEvent):
     matched_by_amount: int
     unmatched: int
     already_imported: int
+    matched_by_sum: int = 0  # receipts split across a payer's open items whose sum they were
 
 
 class ScheduleCreated(AdminEvent):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from domain.calendar import next_send_moment
+from domain.interest import Accrual, InterestDue, accrue
 from domain.money import Money
 from domain.policy import Policy
 from domain.state import CaseState
@@ -125,6 +126,36 @@ def stuck_reason(state: CaseState, policy: Policy | None = None) -> str | None:
     return f"no timer and no owned pending item ({waiting_for(state)})"
 
 
+def accrued_interest(state: CaseState, policy: Policy, to: date) -> Accrual | None:
+    """Interest accrued on the case's principal to ``to`` under its policy (None: no regime)."""
+    if policy.interest is None:
+        return None
+    name, regime = policy.interest.regime_for(state.customer.country)
+    if regime is None:
+        return None
+    principal = state.original_amount - state.paid_before_open
+    return accrue(name, regime, principal, state.due_date, state.principal_reductions, to)
+
+
+def interest_due(state: CaseState, policy: Policy, level: int, on: date) -> InterestDue | None:
+    """What the notice of ``level`` sent ``on`` states and charges (None: nothing)."""
+    if policy.interest is None or level < policy.interest.from_level:
+        return None
+    accrual = accrued_interest(state, policy, on)
+    if accrual is None:
+        return None
+    charged = state.interest or Money.zero(state.currency)
+    interest = accrual.interest - charged if accrual.interest > charged else Money.zero(state.currency)
+    compensation = None
+    if state.compensation is None:
+        name, regime = policy.interest.regime_for(state.customer.country)
+        compensation = regime.compensation_for(state.original_amount - state.paid_before_open)
+    if not accrual.interest.is_positive and compensation is None and state.compensation is None:
+        return None  # nothing accrued nor charged: the notice says nothing of interest
+    return InterestDue(regime=accrual.regime, accrued_to=on, accrued=accrual.interest, interest=interest,
+                       compensation=compensation, basis=accrual.describe(), compensation_before=state.compensation)
+
+
 class NoticeDue(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -134,10 +165,12 @@ class NoticeDue(BaseModel):
     amount_due: Money
     fee: Money | None
     final: bool
+    interest: InterestDue | None = None
 
 
-def notice_due(state: CaseState, policy: Policy, level: int | None = None) -> NoticeDue:
-    """The reminder the ladder asks for now (or at ``level``), with any late fee it announces."""
+def notice_due(state: CaseState, policy: Policy, level: int | None = None, on: date | None = None) -> NoticeDue:
+    """The reminder the ladder asks for now (or at ``level``), with any late fee it announces,
+    and the interest accrued to ``on`` (the notice's date) where the policy charges it."""
     ladder = policy.ladder(state.risk_grade)
     level = min(level or state.level + 1, len(ladder))
     step = ladder[level - 1]
@@ -148,6 +181,9 @@ def notice_due(state: CaseState, policy: Policy, level: int | None = None) -> No
     elif step.fee_percent is not None:
         fee = state.undisputed_balance.percent(step.fee_percent)
     due = state.undisputed_balance + fee if fee is not None else state.undisputed_balance
+    interest = interest_due(state, policy, level, on) if on is not None else None
+    if interest is not None:
+        due = due + interest.total
     return NoticeDue(
         seq=state.notices + 1,
         level=level,
@@ -155,4 +191,5 @@ def notice_due(state: CaseState, policy: Policy, level: int | None = None) -> No
         amount_due=due,
         fee=fee if fee is not None and fee.is_positive else None,
         final=level == len(ladder),
+        interest=interest,
     )

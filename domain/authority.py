@@ -24,7 +24,7 @@ from domain.users import Actor
 
 ROLE_RANK = {Role.integration: -1, Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
 # Approval kinds that reduce the receivable: the money rules apply to them.
-REDUCTIONS = ("write_off", "credit", "cancellation")
+REDUCTIONS = ("write_off", "credit", "cancellation", "waiver")
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,8 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
         if converted.amount.amount > limit:
             shown = f" (= {converted.amount} at {converted.rate})" if converted.rate != 1 else ""
             unit = f" {policy.approval.currency}" if policy.approval.currency else ""
-            what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation"}[kind]
+            what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation",
+                    "waiver": "interest waiver"}[kind]
             return Authority(False, True, f"{amount}{shown} exceeds {actor.name}'s {what} authority ({limit}{unit})",
                              "limit", limit)
     return Authority(True, True)

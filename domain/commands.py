@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
 from domain.events import Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.interest import InterestDue
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
 from domain.users import Actor
@@ -93,6 +94,8 @@ class RecordPayment(Command):
     received_on: date
     payer: str = Field("", max_length=300)
     matched_by: str = "direct"
+    # a bank receipt: what it leaves open within the policy's matching tolerance is written off
+    within_tolerance: bool = False
 
 
 class ReversePayment(Command):
@@ -219,6 +222,9 @@ class RecordReminder(Command):
     error: str = ""
     fee: Money | None = None
     withdrawn: bool = False  # not sent: the case had closed when it was to go out
+    interest: InterestDue | None = None  # interest and compensation the notice stated
+    letter_sha256: str | None = None  # the PDF letter attached (a final notice)
+    letter: dict | None = None  # what it was rendered from (the notice request), to reproduce it
 
     @field_validator("error")
     @classmethod
@@ -257,6 +263,14 @@ class ApplyCustomerCredit(Command):
     amount: Money
 
 
+class WaiveInterest(Command):
+    """Waive interest and compensation charged on the case (all of it when no amount is given)."""
+
+    kind: Literal["interest_waive"] = "interest_waive"
+    amount: Money | None = None
+    reason: str
+
+
 class Tick(Command):
     """A timer fired: apply every deadline that has passed."""
 
@@ -286,6 +300,7 @@ AnyCommand = Annotated[
         RecordInsurerNotice,
         RecordIndemnity,
         ApplyCustomerCredit,
+        WaiveInterest,
         Tick,
         ReportPayment,
         CorrectContact,

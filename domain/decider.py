@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 
 from domain import commands as cmd
 from domain import events as ev
+from domain.agenda import accrued_interest
 from domain.authority import ROLE_RANK, approval_authority, in_approval_currency, may_act_alone
 from domain.calendar import next_send_moment
 from domain.durations import format_duration
@@ -208,7 +209,26 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         payer=c.payer,
         matched_by=c.matched_by,
     )
-    _after_settlement(emit)
+    if c.within_tolerance:
+        _small_balance(emit, c.payment_id, policy)
+    _after_settlement(emit, policy)
+
+
+def _small_balance(emit: _Emitter, payment_id: str, policy: Policy) -> None:
+    """What a bank receipt left open, written off when it is within the policy's tolerance for
+    the currency and one person may make such a reduction alone; else it stays open."""
+    left = emit.state.balance
+    tolerance = policy.matching.tolerance_for(left.currency)
+    if not left.is_positive or left.amount > tolerance:
+        return
+    try:
+        if not may_act_alone(policy, left):
+            return
+        converted = in_approval_currency(policy.approval, left)
+    except DomainError:  # no rate to the approval currency: no authority can be checked
+        return
+    emit(ev.SmallBalanceWrittenOff, payment_id=payment_id, amount=left, tolerance=Money.of(tolerance, left.currency),
+         authority_amount=converted.amount, rate=converted.rate)
 
 
 def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
@@ -225,13 +245,29 @@ def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
         raise DomainError(f"payment {shown(c.payment_id)} was already recorded with a different {what}", "payment_id")
 
 
-def _after_settlement(emit: _Emitter) -> None:
+def _after_settlement(emit: _Emitter, policy: Policy) -> None:
     """Money came in (a payment or customer credit): promise, instalments, closing."""
     s = emit.state
     if s.promise is not None and s.promise.paid_since >= s.promise.amount:
         emit(ev.PromiseKept, promise_id=s.promise.promise_id)
     _mark_instalments(emit)
+    if not emit.state.balance.is_positive:
+        _interest_at_close(emit, policy)
     _close_if_settled(emit, ev.Outcome.paid)
+
+
+def _interest_at_close(emit: _Emitter, policy: Policy) -> None:
+    """Settled: the interest accrued since the last notice charged it, to today, is charged too
+    (once a notice has stated interest); the case stays open for it. Nothing accrues once the
+    principal is paid, so paying that closes the case."""
+    s = emit.state
+    if policy.interest is None or s.closed or s.level < policy.interest.from_level:
+        return
+    accrual = accrued_interest(s, policy, emit.now.date())
+    charged = s.interest or Money.zero(s.currency)
+    if accrual is not None and accrual.interest > charged:
+        emit(ev.InterestCharged, level=0, regime=accrual.regime, accrued_to=emit.now.date(), accrued=accrual.interest,
+             interest=accrual.interest - charged, compensation=None, basis=accrual.describe())
 
 
 def _apply_credit(emit: _Emitter, c: cmd.ApplyCustomerCredit, policy: Policy) -> None:
@@ -240,7 +276,7 @@ def _apply_credit(emit: _Emitter, c: cmd.ApplyCustomerCredit, policy: Policy) ->
         return  # this allocation is already applied
     _positive_within_balance(s, c.amount)
     emit(ev.CustomerCreditApplied, allocation_id=c.allocation_id, amount=c.amount)
-    _after_settlement(emit)
+    _after_settlement(emit, policy)
 
 
 def _check_extension(s: CaseState, last_day, field: str) -> None:
@@ -637,7 +673,7 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
         if c.approve and s.plan.proposed_by.startswith(CUSTOMER_PREFIX):  # the customer asked for it
             emit(ev.PaymentPlanAccepted, plan_id=s.plan.plan_id)
         return
-    if approval.kind in ("credit", "cancellation"):
+    if approval.kind in ("credit", "cancellation", "waiver"):
         _decide_reduction(emit, approval, c, policy)
         return
     if not c.approve:
@@ -662,6 +698,11 @@ def _decide_reduction(emit: _Emitter, approval, c: cmd.DecideApproval, policy: P
     if approval.kind == "credit":
         emit(ev.DisputeResolved, dispute_id=s.dispute.dispute_id, outcome=ev.DisputeOutcome.upheld,
              credit=amount if amount.is_positive else None, note=c.reason)
+        _close_if_settled(emit, ev.Outcome.resolved)
+    elif approval.kind == "waiver":
+        waived = approval.amount.min(_waivable(s)).min(s.balance)
+        if waived.is_positive:
+            emit(ev.InterestWaived, amount=waived, reason=approval.reason, approval_id=approval.approval_id)
         _close_if_settled(emit, ev.Outcome.resolved)
     else:
         _emit_cancellation(emit, approval.reason)
@@ -729,10 +770,47 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
     if not c.delivered:
         emit(ev.ReminderFailed, error=c.error or "not delivered", permanent=c.permanent, **common)
         return
-    emit(ev.ReminderSent, **common)
+    letter = dict(letter_sha256=c.letter_sha256, letter=c.letter) if c.letter_sha256 else {}
+    emit(ev.ReminderSent, **common, **letter)
     if c.fee is not None and c.fee.is_positive and not s.closed:
         _same_currency(s, c.fee, "fee")
         emit(ev.LateFeeCharged, level=c.level, fee=c.fee)
+    due = c.interest
+    if due is not None and not s.closed and (due.interest.is_positive or due.compensation is not None):
+        _same_currency(s, due.interest, "interest")
+        if due.compensation is not None and s.compensation is not None:
+            raise DomainError("the fixed compensation was already charged on this case", "interest")
+        emit(ev.InterestCharged, level=c.level, regime=due.regime, accrued_to=due.accrued_to, accrued=due.accrued,
+             interest=due.interest, compensation=due.compensation, basis=due.basis)
+
+
+def _waivable(s: CaseState) -> Money:
+    """Interest and compensation charged and not yet waived."""
+    zero = Money.zero(s.currency)
+    return (s.interest or zero) + (s.compensation or zero) - (s.interest_waived or zero)
+
+
+def _waive_interest(emit: _Emitter, c: cmd.WaiveInterest, policy: Policy) -> None:
+    s = emit.state
+    cmd.check_code(c.reason, "reason")
+    if c.actor.is_system:
+        raise DomainError("only a person may waive interest", "as")
+    pending = next((a for a in s.pending_approvals if a.kind == "waiver"), None)
+    if pending is not None:
+        raise DomainError(f"a waiver of {pending.amount} is already waiting for approval {pending.approval_id}", "case")
+    waivable = _waivable(s).min(s.balance)
+    if not waivable.is_positive:
+        raise DomainError("no interest or compensation is charged on this case", "case")
+    amount = c.amount or waivable
+    _positive_within_balance(s, amount)
+    if amount > waivable:
+        raise DomainError(f"{amount} exceeds the interest and compensation charged and not waived ({waivable})",
+                          "amount")
+    if not may_act_alone(policy, amount):  # four eyes: the waiver waits for a second person
+        _request_reduction(emit, "waiver", amount, c.reason, "", policy)
+        return
+    emit(ev.InterestWaived, amount=amount, reason=c.reason)
+    _close_if_settled(emit, ev.Outcome.resolved)
 
 
 def _tick(emit: _Emitter, c: cmd.Tick, policy: Policy) -> None:
@@ -884,6 +962,7 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.MigratePolicy: _migrate_policy,
     cmd.AssignCase: _assign,
     cmd.CancelCase: _cancel,
+    cmd.WaiveInterest: _waive_interest,
     cmd.RecordReminder: _reminder,
     cmd.RecordInsurerNotice: _insurer_notice,
     cmd.RecordIndemnity: _record_indemnity,

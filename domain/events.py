@@ -116,6 +116,8 @@ class ReminderSent(Event):
     recipient: str
     next_reminder_at: datetime | None
     escalate_at: datetime | None
+    letter_sha256: str | None = None  # SHA-256 of the PDF letter attached (a final notice)
+    letter: dict | None = None  # the notice request it was rendered from: `case letter` renders it again
 
 
 class ReminderWithdrawn(Event):
@@ -146,6 +148,35 @@ class LateFeeCharged(Event):
     fee: Money
 
 
+class InterestCharged(Event):
+    """Statutory or contractual interest a notice stated (domain/interest.py): what accrued to
+    ``accrued_to`` less the interest charged before; with the first one, the fixed compensation."""
+
+    type: Literal["InterestCharged"] = "InterestCharged"
+    level: int  # the ladder level of the notice that stated it
+    regime: str  # the policy's regime for the customer's country (eu, uk, contract...)
+    accrued_to: date
+    accrued: Money  # all interest accrued to accrued_to
+    interest: Money  # charged now
+    compensation: Money | None = None  # the fixed sum per invoice, charged once
+    basis: str = ""  # the periods: first..last days x principal at rate
+
+    @property
+    def fee(self) -> Money:
+        """Everything this event adds to what is owed (reports count it with the late fees)."""
+        return self.interest + self.compensation if self.compensation is not None else self.interest
+
+
+class InterestWaived(Event):
+    """Interest or compensation charged on the case is waived (by one person up to the policy's
+    single-person threshold, above it after a second person's approval: domain/authority.py)."""
+
+    type: Literal["InterestWaived"] = "InterestWaived"
+    amount: Money
+    reason: str
+    approval_id: str | None = None  # the approval it needed (None: within one person's authority)
+
+
 class PaymentReceived(Event):
     type: Literal["PaymentReceived"] = "PaymentReceived"
     payment_id: str
@@ -155,7 +186,20 @@ class PaymentReceived(Event):
     reference: str
     received_on: date
     payer: str = ""  # as the bank file names them (the payments table's row)
-    matched_by: str = "direct"  # direct | reference | amount | manual
+    matched_by: str = "direct"  # direct | reference | amount | sum | manual
+
+
+class SmallBalanceWrittenOff(Event):
+    """A bank receipt left at most the policy's tolerance open (bank charges): the rest is written
+    off and the case closes. Within one person's authority (``domain.authority.may_act_alone``),
+    so it needs no approval; the actor is whoever recorded the receipt."""
+
+    type: Literal["SmallBalanceWrittenOff"] = "SmallBalanceWrittenOff"
+    payment_id: str  # the receipt that left it
+    amount: Money
+    tolerance: Money  # the policy's tolerance for the currency
+    authority_amount: Money  # the amount in the policy's approval currency, at the pinned rate
+    rate: Decimal
 
 
 class PaymentReversed(Event):
@@ -376,7 +420,7 @@ class ReductionRequested(Event):
 
     type: Literal["ReductionRequested"] = "ReductionRequested"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     amount: Money
     reason: str
     note: str = ""
@@ -388,7 +432,7 @@ class ReductionRequested(Event):
 class ReductionApproved(Event):
     type: Literal["ReductionApproved"] = "ReductionApproved"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     amount: Money
     reason: str = ""
     authority_amount: Money
@@ -398,7 +442,7 @@ class ReductionApproved(Event):
 class ReductionRejected(Event):
     type: Literal["ReductionRejected"] = "ReductionRejected"
     approval_id: str
-    kind: Literal["credit", "cancellation"]
+    kind: Literal["credit", "cancellation", "waiver"]
     reason: str
 
 
@@ -560,8 +604,11 @@ AnyEvent = Annotated[
         ReminderFailed,
         ReminderWithdrawn,
         LateFeeCharged,
+        InterestCharged,
+        InterestWaived,
         PaymentReceived,
         PaymentReversed,
+        SmallBalanceWrittenOff,
         CaseReopened,
         DisputeOpened,
         DisputeResolved,

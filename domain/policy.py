@@ -14,6 +14,7 @@ from enum import Enum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from domain.errors import DomainError
+from domain.interest import InterestPolicy
 
 
 ANY_CURRENCY = "*"
@@ -310,6 +311,26 @@ class CreditPolicy(_Model):
     auto_apply: bool = Field(False, description="apply customer credit to open cases, oldest due first, as soon as it arises")
 
 
+class MatchingPolicy(_Model):
+    """How bank receipts settle cases (app/payments.py, domain/matching.py)."""
+
+    tolerance: dict[str, Decimal] = Field(
+        default_factory=dict,
+        description="per currency: a matched receipt that leaves at most this much open (bank charges) closes the "
+                    "case, the rest written off as a small balance (within one person's authority); none: no tolerance")
+
+    @field_validator("tolerance")
+    @classmethod
+    def _tolerance_positive(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, amount in value.items():
+            if amount < 0:
+                raise ValueError(f"tolerance for {currency} must not be negative, got {amount}")
+        return value
+
+    def tolerance_for(self, currency: str) -> Decimal:
+        return self.tolerance.get(currency, Decimal(0))
+
+
 class InsurancePolicy(_Model):
     """How insured cases deal with the insurer (the insurer's own terms come with each invoice's cover)."""
 
@@ -354,10 +375,13 @@ class Policy(_Model):
     notices: NoticePolicy = NoticePolicy()
     risk: RiskPolicy = RiskPolicy()
     credit: CreditPolicy = CreditPolicy()
+    matching: MatchingPolicy = MatchingPolicy()
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
     pause: PausePolicy = PausePolicy()
     self_service: SelfServicePolicy = SelfServicePolicy()
+    # None: no statutory interest or compensation (every version pinned before it; domain/interest.py)
+    interest: InterestPolicy | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Policy:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from domain import events as ev
 from domain.events import Customer, EscalationDecision, Instalment, OpenReason, Outcome
+from domain.interest import Reduction
 from domain.money import Money
 from domain.policy import RiskGrade, Role
 
@@ -139,7 +140,7 @@ class Plan(_Frozen):
 
 class Approval(_Frozen):
     approval_id: str
-    kind: Literal["write_off", "plan", "credit", "cancellation", "pause"]
+    kind: Literal["write_off", "plan", "credit", "cancellation", "pause", "waiver"]
     amount: Money
     reason: str
     requested_by: str
@@ -259,6 +260,11 @@ class CaseState(_Frozen):
     pause: Pause | None = None  # a deliberate dunning pause in force
     pause_request: PauseRequest | None = None  # waiting for approval
     pauses: int = 0
+    interest: Money | None = None  # interest charged (None: none)
+    interest_accrued_to: date | None = None
+    compensation: Money | None = None  # fixed compensation charged (None: none)
+    interest_waived: Money | None = None  # of interest and compensation, waived (None: none)
+    principal_reductions: tuple[Reduction, ...] = ()  # what lowered the principal, dated (interest)
 
     # -- derived ------------------------------------------------------------
     @property
@@ -402,8 +408,26 @@ def _fee(s: CaseState, e: ev.LateFeeCharged) -> dict:
     return {"balance": s.balance + e.fee, "fees": s.fees + e.fee}
 
 
+def _interest(s: CaseState, e: ev.InterestCharged) -> dict:
+    changes: dict = {"balance": s.balance + e.fee, "fees": s.fees + e.fee,
+                     "interest": (s.interest or Money.zero(s.currency)) + e.interest, "interest_accrued_to": e.accrued_to}
+    if e.compensation is not None:
+        changes["compensation"] = (s.compensation or Money.zero(s.currency)) + e.compensation
+    return changes
+
+
+def _interest_waived(s: CaseState, e: ev.InterestWaived) -> dict:
+    return {"balance": s.balance - e.amount, "fees": s.fees - e.amount,
+            "interest_waived": (s.interest_waived or Money.zero(s.currency)) + e.amount}
+
+
+def _reduced(s: CaseState, on: date, amount: Money, ref: str = "") -> tuple[Reduction, ...]:
+    return s.principal_reductions + (Reduction(on=on, amount=amount.amount, ref=ref),)
+
+
 def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
     changes: dict = {
+        "principal_reductions": _reduced(s, e.received_on, e.applied, e.payment_id),
         "balance": s.balance - e.applied,
         "payments": s.payments + e.applied,
         "customer_credit": s.customer_credit + e.excess,
@@ -420,12 +444,17 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
     return changes
 
 
+def _small_balance(s: CaseState, e: ev.SmallBalanceWrittenOff) -> dict:
+    return {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount}
+
+
 def _payment_reversed(s: CaseState, e: ev.PaymentReversed) -> dict:
     return {
         "balance": s.balance + e.applied,
         "payments": s.payments - e.applied,
         "customer_credit": s.customer_credit - e.excess,
         "reversed_payment_ids": s.reversed_payment_ids + (e.payment_id,),
+        "principal_reductions": tuple(r for r in s.principal_reductions if r.ref != e.payment_id),
     }
 
 
@@ -457,6 +486,7 @@ def _dispute_resolved(s: CaseState, e: ev.DisputeResolved) -> dict:
     if e.credit is not None:
         changes["balance"] = s.balance - e.credit
         changes["credits"] = s.credits + e.credit
+        changes["principal_reductions"] = _reduced(s, e.occurred_at.date(), e.credit)
     return changes
 
 
@@ -777,6 +807,7 @@ def _indemnity(s: CaseState, e: ev.IndemnityReceived) -> dict:
     changes = _insurance(s, indemnity=e.amount)
     changes["balance"] = s.balance - e.amount
     changes["indemnity"] = s.indemnity_total + e.amount
+    changes["principal_reductions"] = _reduced(s, e.occurred_at.date(), e.amount)
     if s.dispute is not None and s.dispute.amount > changes["balance"]:
         changes["dispute"] = s.dispute.model_copy(update={"amount": changes["balance"]})
     return changes
@@ -787,6 +818,7 @@ def _credit_applied(s: CaseState, e: ev.CustomerCreditApplied) -> dict:
         "balance": s.balance - e.amount,
         "credit_applied": s.credit_applied_total + e.amount,
         "allocation_ids": s.allocation_ids + (e.allocation_id,),
+        "principal_reductions": _reduced(s, e.occurred_at.date(), e.amount, e.allocation_id),
     }
     if s.promise is not None:
         changes["promise"] = s.promise.model_copy(update={"paid_since": s.promise.paid_since + e.amount})
@@ -808,7 +840,10 @@ _HANDLERS = {
     ev.ReminderFailed: _reminder,
     ev.ReminderWithdrawn: _reminder_withdrawn,
     ev.LateFeeCharged: _fee,
+    ev.InterestCharged: _interest,
+    ev.InterestWaived: _interest_waived,
     ev.PaymentReceived: _payment,
+    ev.SmallBalanceWrittenOff: _small_balance,
     ev.PaymentReversed: _payment_reversed,
     ev.CaseReopened: _reopened,
     ev.DisputeOpened: _dispute_opened,

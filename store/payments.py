@@ -7,13 +7,16 @@ from datetime import date, datetime, timezone
 
 from typing import Sequence
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain.errors import DomainError, shown
 from domain.money import Money
 from store.db import Database
 from store.schema import bank_entries, case_summary, customers, invoices, payments
+
+
+SPLIT_NOTE = "split across several invoices"  # the note of a receipt applied to several cases
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class OpenInvoice:
     open_minor: int  # what is still owed: the case balance, or amount - paid without a case
     case_id: str | None
     case_closed: bool
+    due: date | None = None
 
 
 def _row(m) -> PaymentRow:
@@ -59,7 +63,7 @@ def _row(m) -> PaymentRow:
 _OPEN = (
     select(
         invoices.c.invoice_id, invoices.c.customer_id, invoices.c.currency,
-        invoices.c.amount_minor, invoices.c.paid_minor,
+        invoices.c.amount_minor, invoices.c.paid_minor, invoices.c.due_date,
         case_summary.c.case_id, case_summary.c.balance_minor, case_summary.c.closed_at,
     )
     .outerjoin(case_summary, case_summary.c.invoice_id == invoices.c.invoice_id)
@@ -70,7 +74,7 @@ def _open_invoice(m) -> OpenInvoice:
     has_case = m["case_id"] is not None
     closed = has_case and m["closed_at"] is not None
     owed = (0 if closed else m["balance_minor"]) if has_case else m["amount_minor"] - m["paid_minor"]
-    return OpenInvoice(m["invoice_id"], m["customer_id"], m["currency"], owed, m["case_id"], closed)
+    return OpenInvoice(m["invoice_id"], m["customer_id"], m["currency"], owed, m["case_id"], closed, m["due_date"])
 
 
 def project_payments(connection, case_id: str, invoice_id: str, events: Sequence, recorded_at: datetime) -> None:
@@ -95,6 +99,13 @@ def project_payments(connection, case_id: str, invoice_id: str, events: Sequence
                 payment_id=event.payment_id, currency=event.amount.currency, amount_minor=event.amount.to_minor(),
                 received_on=event.received_on, payer=event.payer[:300], reference=event.reference[:500],
                 recorded_at=recorded_at, **applied)
+            # a receipt split across several cases: one row, its invoice the first share's, its amount the sum
+            shared = (payments.c.status == "applied") & (payments.c.invoice_id != invoice_id)
+            applied = {**applied, "invoice_id": case((shared, payments.c.invoice_id), else_=invoice_id),
+                       "case_id": case((shared, payments.c.case_id), else_=case_id),
+                       "amount_minor": case((shared, payments.c.amount_minor + event.amount.to_minor()),
+                                            else_=event.amount.to_minor()),
+                       "note": case((shared, SPLIT_NOTE), else_=None)}
             connection.execute(statement.on_conflict_do_update(index_elements=[payments.c.payment_id], set_=applied))
         elif isinstance(event, PaymentReversed):
             connection.execute(update(payments).where(payments.c.payment_id == event.payment_id).values(
@@ -246,6 +257,13 @@ class PaymentLedger:
                 .join(payments, payments.c.invoice_id == invoices.c.invoice_id)
                 .join(bank_entries, bank_entries.c.payment_id == payments.c.payment_id)
                 .where(bank_entries.c.payer_iban == iban, bank_entries.c.kind == "receipt")).scalars()))
+
+    def payer_ibans(self, payment_ids: list[str]) -> dict[str, str]:
+        """The payer IBAN of each of these bank receipts that has one."""
+        with self.db.read() as session:
+            return {r.payment_id: r.payer_iban for r in session.execute(
+                select(bank_entries.c.payment_id, bank_entries.c.payer_iban).where(
+                    bank_entries.c.payment_id.in_(payment_ids), bank_entries.c.payer_iban.is_not(None)))}
 
     def receipts_named(self, refs: Sequence[str], amount: Money) -> list[PaymentRow]:
         """Receipts from bank statements a reversal can mean: same amount and currency, and the

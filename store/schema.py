@@ -101,7 +101,7 @@ payments = Table(
     Column("status", String(20), nullable=False),  # applied | unmatched | reversed
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("case_id", String(36), nullable=True),  # set when applied to a case
-    Column("matched_by", String(20), nullable=True),  # direct | reference | amount | manual
+    Column("matched_by", String(20), nullable=True),  # direct | reference | amount | sum | manual
     Column("note", String(500), nullable=True),  # why unmatched, or the reversal reason
     Column("reversed_at", UTCDateTime, nullable=True),
     Index("ix_payments_status", "status", "received_on"),

@@ -188,11 +188,12 @@ class CollectionCaseWorkflow:
 
     async def _send_reminder(self) -> None:
         state = self._state
-        notice = notice_due(state, self._input.policy)
+        notice = notice_due(state, self._input.policy, on=workflow.now().date())
         request = NoticeRequest(
             case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
+            interest=notice.interest, issued_on=workflow.now().date(),
         )
         batched = self._input.policy.notices.one_message_per_customer
         # Cases started before per-customer mailboxes existed keep sending directly on replay.
@@ -207,6 +208,9 @@ class CollectionCaseWorkflow:
                 message_id=result.message_id, recipient=result.recipient, delivered=result.delivered and not withdrawn,
                 permanent=result.permanent, error=result.error if not withdrawn else "the case closed before it was sent",
                 fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
+                interest=None if withdrawn else notice.interest,
+                letter_sha256=result.letters.get(str(state.case_id)),
+                letter=request.model_dump(mode="json") if str(state.case_id) in result.letters else None,
             )
         )
 
@@ -536,6 +540,14 @@ class CollectionCaseWorkflow:
 
     @record_indemnity.validator
     def _check_record_indemnity(self, command: cmd.RecordIndemnity) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def waive_interest(self, command: cmd.WaiveInterest) -> CommandReply:
+        return await self._command(command)
+
+    @waive_interest.validator
+    def _check_waive_interest(self, command: cmd.WaiveInterest) -> None:
         self._validate(command)
 
     @workflow.update

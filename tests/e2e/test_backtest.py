@@ -54,7 +54,7 @@ def test_the_backtest_agrees_with_an_independent_count_from_the_csv(tmp_path):
     result = json.loads(done.stdout)  # nothing but the JSON on stdout
     expected = independent_counts(LEDGER, CUSTOMERS, grace_days)
     print(json.dumps({k: v for k, v in result.items() if k not in ("kpis", "kpis_by_quarter")}))
-    assert result["grace_days"] == grace_days == 3 and result["policy_version"] == "default-2026.12-2"
+    assert result["grace_days"] == grace_days == 3 and result["policy_version"] == "default-2026.12-3"
     assert (result["invoices"], result["customers"]) == (expected["invoices"], expected["customers"])
     assert result["cases_opened"] == expected["cases"] > 0
     assert result["cases_by_outcome"] == {"paid": expected["paid_cases"]}

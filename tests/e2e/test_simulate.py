@@ -101,7 +101,7 @@ def test_backtest_compare_on_the_cli_shows_both_policies_and_their_differences(t
     assert done.returncode == 0, done.stderr[-2000:]
     c = json.loads(done.stdout)
     a, b = c["reports"]["a"], c["reports"]["b"]
-    assert (c["a"]["policy_version"], c["b"]["policy_version"]) == ("default-2026.12-2", "demo-2026.12-2")
+    assert (c["a"]["policy_version"], c["b"]["policy_version"]) == ("default-2026.12-3", "demo-2026.12-3")
     rows = {r["figure"]: r for r in c["rows"]}
     assert rows["cases_opened"]["a"] == a["cases_opened"] and rows["cases_opened"]["b"] == b["cases_opened"]
     assert rows["fees_charged"]["difference"] == str(

@@ -527,6 +527,18 @@ async def _notify_log(web: Web, role: str) -> Call:
 
 PREPARE.update({"notify.run": _notify_run, "notify.log": _notify_log})
 
+
+async def _waive_interest(web: Web, role: str) -> Call:
+    # The web policy charges no interest (a waiver of what is charged is proven through the CLI in
+    # tests/acceptance/test_interest.py and the decider in tests/domain/test_interest.py): here the
+    # allowed roles reach the domain, which refuses.
+    invoice = await web.new_case()
+    return Call("POST", f"/api/cases/{invoice}/waive-interest", {"reason": "goodwill"}, expect=409,
+                snapshot=case_snapshot(web, invoice), check=lambda r: "no interest or compensation" in r["error"])
+
+
+PREPARE["interest.waive"] = _waive_interest
+
 API_ROUTES = [r for r in api_router.routes if isinstance(r, APIRoute)]
 
 

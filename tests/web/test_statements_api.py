@@ -52,3 +52,33 @@ async def test_a_camt053_statement_pays_a_case_through_the_api(web: Web):
     assert truncated.status_code == 400 and truncated.json()["field"] == "file"
     assert "the XML is not well-formed" in truncated.json()["error"] and "line " in truncated.json()["error"]
     assert snapshot(web) == repeated  # the refused file changed nothing
+
+
+def mt940(invoice_id: str, statement_id: str) -> str:
+    """An MT940 statement with one credit naming the invoice, written from the SWIFT field layout."""
+    return (f":20:{statement_id}\n:25:DE89370400440532013000\n:28C:00058/001\n:60F:C260301EUR10,00\n"
+            f":61:2603020302C321,00NTRFNONREF//{statement_id}-1\n"
+            f":86:166?00GUTSCHRIFT?20SVWZ+{invoice_id}?32ACME GMBH\n:62F:C260302EUR331,00\n-\n")
+
+
+async def test_the_openapi_declares_the_statement_formats_and_an_mt940_upload_is_taken(web: Web):
+    spec = (await web.client().get("/openapi.json")).json()
+    content = spec["paths"]["/api/payments/import"]["post"]["requestBody"]["content"]
+    assert set(content) == {"text/csv", "application/xml", "text/xml", "text/plain"}
+    assert "camt.053" in content["application/xml"]["schema"]["description"]
+    assert "MT940" in content["text/plain"]["schema"]["description"]
+
+    invoice = await web.new_case("A", "321.00", currency="EUR")
+    supervisor = web.client("supervisor")
+    posted = await supervisor.post("/api/payments/import", content=mt940(invoice, f"MT-{invoice}").encode(),
+                                   headers={"content-type": "text/plain"})
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["format"] == "mt940" and posted.json()["matched_by_reference"] == 1, posted.json()
+    case = (await web.client("collector").get(f"/api/cases/{invoice}")).json()
+    assert case["status"] == "paid" and case["balance"] == "0.00"
+
+    before = snapshot(web)
+    for media, body in (("application/xml", "<data>x</data>"), ("text/plain", "hello"), ("text/xml", "")):
+        refused = await supervisor.post("/api/payments/import", content=body.encode(), headers={"content-type": media})
+        assert refused.status_code == 400 and refused.json()["field"] == "file", (media, refused.text)
+    assert snapshot(web) == before  # refused uploads change nothing

@@ -22,7 +22,7 @@ THREE_INVOICES = CSV_HEADER + (
 
 
 def policy_file(tmp_path, version: str, replacements: dict[str, str]):
-    text = ROOT_POLICY.replace('version = "default-2026.12-2"', f'version = "{version}"')
+    text = ROOT_POLICY.replace('version = "default-2026.12-3"', f'version = "{version}"')
     for old, new in replacements.items():
         assert old in text, old
         text = text.replace(old, new)

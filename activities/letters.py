@@ -1,0 +1,70 @@
+"""Letters as PDF (the final notice), rendered from HTML with WeasyPrint.
+
+A letter is a pure function of its notice request: the text comes from the request, the date
+and the PDF's creation date from ``issued_on``, so rendering the same request again gives the
+same bytes (``case letter``). The notice's ``ReminderSent`` keeps the request and the SHA-256 of
+the bytes that were attached. The same WeasyPrint version and templates are needed to reproduce
+a letter byte for byte; a different output is detected by its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from activities.contracts import NoticeRequest
+from activities.rendering import format_day, format_money
+
+LETTERS = Path(__file__).resolve().parents[1] / "templates" / "letters"
+FALLBACK_LANGUAGE = "en"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def letter_name(request: NoticeRequest) -> str:
+    return f"final-notice-{request.invoice_id}-{request.seq}.pdf"
+
+
+class LetterRenderer:
+    def __init__(self, directory: Path = LETTERS, sender_name: str = "Accounts Receivable") -> None:
+        self.sender_name = sender_name
+        self.env = Environment(loader=FileSystemLoader(str(directory)), autoescape=True, undefined=StrictUndefined)
+
+    def _language(self, wanted: str) -> str:
+        available = {name.split("/")[0] for name in self.env.list_templates() if "/" in name}
+        if wanted in available:
+            return wanted
+        return next((lang for lang in sorted(available) if lang.split("-")[0] == wanted.split("-")[0]),
+                    FALLBACK_LANGUAGE)
+
+    def html(self, request: NoticeRequest) -> str:
+        if request.issued_on is None:
+            raise ValueError("a letter needs the notice's issue date (issued_on)")
+        language = self._language(request.customer.language)
+        interest = request.interest
+        context = {
+            "language": language,
+            "sender_name": self.sender_name,
+            "created": f"{request.issued_on.isoformat()}T00:00:00Z",
+            "letter_date": format_day(request.issued_on, language),
+            "customer_name": request.customer.name,
+            "invoice_id": request.invoice_id,
+            "issue_date": format_day(request.issue_date, language),
+            "due_date": format_day(request.due_date, language),
+            "amount_due": format_money(request.amount_due, language),
+            "fee": format_money(request.fee, language) if request.fee else None,
+            "interest": format_money(interest.accrued, language) if interest else None,
+            "interest_to": format_day(interest.accrued_to, language) if interest else None,
+            "compensation": (format_money(interest.compensation_stated, language)
+                             if interest and interest.compensation_stated else None),
+        }
+        return self.env.get_template(f"{language}/final.html.j2").render(context)
+
+    def pdf(self, request: NoticeRequest) -> bytes:
+        from weasyprint import HTML  # heavy: imported when a letter is rendered
+
+        return HTML(string=self.html(request), base_url=str(LETTERS)).write_pdf()

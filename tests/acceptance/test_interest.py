@@ -1,0 +1,172 @@
+"""Acceptance: statutory interest and compensation (docs/INTEREST.md) through the command line
+and the real stack. A team adds the [interest] section to its policy; an EU customer's overdue
+invoice is opened as a case; the notices it receives state the interest and the EUR 40, the case
+shows the charge, and the figures are those the test computes itself from the dates."""
+
+from __future__ import annotations
+
+import email.utils
+import html
+import re
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_UP, Decimal
+
+import httpx
+import pytest
+
+from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
+
+TODAY = datetime.now(timezone.utc).date()
+DUE = TODAY - timedelta(days=20)
+# The ECB main refinancing rate in force on 1 January and 1 July of 2025 and 2026 in the
+# section's table is 2.15 (since 11 June 2025): 2.15 + 8 points.
+EU_RATE = Decimal("10.15")
+
+
+def row(invoice_id: str, customer: str, country: str, language: str, currency: str, amount: str) -> str:
+    return (f"{invoice_id},{customer},{customer} Ltd,ap@{customer.lower()}.test,{country},{language},{currency},"
+            f"{amount},{DUE - timedelta(days=30)},{DUE},A")
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for, tmp_path_factory):
+    policy = tmp_path_factory.mktemp("interest-policy") / "policy.toml"
+    section = (ROOT / "tests" / "data" / "interest.toml").read_text()
+    policy.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-interest"')
+                      + "\n" + section)
+    return ledger_for(policy=policy)
+
+
+def console_case_page(ledger, case_id: str) -> str:
+    """The case page of the web console, signed in with a token as a collector does."""
+    with httpx.Client(base_url=ledger.url, timeout=60) as client:
+        login = client.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
+                                                      "next": "/console/worklist"})
+        assert signed.status_code == 303, signed.text
+        page = client.get(f"/console/cases/{case_id}")
+        assert page.status_code == 200, page.text
+        return html.unescape(page.text)
+
+
+def notices_to(ledger, address: str, count: int) -> list:
+    return eventually(lambda: (lambda found: found if len(found) >= count else None)(ledger.mails(address)), 45,
+                      f"{count} notices to {address}")
+
+
+def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_shows_the_charge(ledger):
+    ledger.import_invoices([row("INT-EU-1", "C-DE-1", "DE", "en", "EUR", "1000.00"),
+                            row("INT-CN-1", "C-CN-1", "CN", "zh-CN", "CNY", "5000.00")])
+    ledger.ok("case", "open", "INT-EU-1")
+    ledger.ok("case", "open", "INT-CN-1")
+
+    mails = notices_to(ledger, "ap@c-de-1.test", 3)  # friendly, firm, final (grade A ladder)
+    first = min(mails, key=lambda m: m.path.name)
+    sent_on = email.utils.parsedate_to_datetime(first.message["Date"]).astimezone(timezone.utc).date()
+    days = (sent_on - DUE).days  # from the day after the due date through the day of the notice
+    interest = (Decimal("1000.00") * EU_RATE / 100 * days / 365).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    due_total = Decimal("1000.00") + interest + Decimal("40.00")
+    for mail in mails:
+        assert f"statutory interest to" in mail.text and f"€{interest}" in mail.text, mail.text
+        assert "fixed compensation for recovery costs: €40.00" in mail.text, mail.text
+        assert f"€{due_total:,} outstanding" in mail.text, mail.text
+
+    case = ledger.case("INT-EU-1")
+    charges = [e for e in case["events"] if e["type"] == "InterestCharged"]
+    assert charges, case["events"]
+    assert charges[0]["data"]["accrued_to"] == sent_on.isoformat()
+    assert money(charges[0]["data"]["interest"]["amount"]) == interest
+    assert charges[0]["data"]["compensation"] == {"amount": "40.00", "currency": "EUR"}
+    assert sum(money(e["data"]["interest"]["amount"]) for e in charges) == interest  # no interest twice
+    assert sum(1 for e in charges if e["data"]["compensation"]) == 1  # the compensation once
+    assert money(case["totals"]["interest"]) == interest and money(case["totals"]["compensation"]) == 40
+    assert money(case["balance"]) == due_total and money(case["totals"]["fees"]) == interest + 40
+
+    page = " ".join(re.sub(r"<[^>]+>", " ", console_case_page(ledger, case["case_id"])).split())
+    assert f"statutory interest €{interest} (accrued to {sent_on.isoformat()}) · fixed compensation €40.00" in page, page
+
+    shown = ledger.cli("case", "show", "INT-EU-1", json=False)
+    assert shown.code == 0 and f"statutory interest {interest} EUR" in " ".join(shown.stdout.split()), shown
+
+    # the collector waives the compensation: EUR 40.00 (USD 43.20) is within what one person may waive
+    waived = ledger.ok("case", "waive-interest", "INT-EU-1", "--amount", "40.00", "--reason", "goodwill")
+    assert money(waived["balance"]) == due_total - 40, waived
+    case = ledger.case("INT-EU-1")
+    waiver = [e for e in case["events"] if e["type"] == "InterestWaived"]
+    assert [(e["actor"], e["data"]["amount"]["amount"], e["data"]["reason"]) for e in waiver] == [
+        ("demo-collector", "40.00", "goodwill")]
+    assert money(case["totals"]["fees"]) == interest
+    ledger.refused("case", "waive-interest", "INT-EU-1", "--amount", "999.00", "--reason", "goodwill", match="amount")
+
+    # a Chinese customer: no interest under this policy (CN is not listed: the default "none")
+    cn = notices_to(ledger, "ap@c-cn-1.test", 1)
+    assert all("利息" not in m.text for m in cn), cn[0].text
+    assert not [e for e in ledger.case("INT-CN-1")["events"] if e["type"] == "InterestCharged"]
+    ledger.reconcile()  # interest and compensation agree between events, read models and reports
+
+
+def test_the_final_notice_carries_a_pdf_letter_that_case_letter_reproduces(ledger):
+    """Runs after the test above: INT-EU-1's ladder (grade A) ends with its final notice, seq 3."""
+    import hashlib
+    import io
+
+    from pypdf import PdfReader
+
+    final = next(m for m in notices_to(ledger, "ap@c-de-1.test", 3) if m.subject.startswith("Final notice"))
+    pdfs = [part for part in final.message.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1 and pdfs[0].get_filename() == "final-notice-INT-EU-1-3.pdf", final.message
+    attached = pdfs[0].get_content()
+    letter = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(attached)).pages).split())
+    figures = " ".join(final.text.split())  # the e-mail's amount and interest, as the letter must state them
+    outstanding = re.search(r"(€[\d,]+\.\d\d) outstanding", figures).group(1)  # €1,045.56
+    accrued_to, interest = re.search(r"of which statutory interest to ([^:]+): (€[\d,]+\.\d\d)", figures).groups()
+    assert "Final notice" in letter and "INT-EU-1" in letter and f"{outstanding} It includes" in letter, letter
+    assert f"statutory interest to {accrued_to} of {interest}" in letter and "€40.00" in letter, letter
+    sent = [e for e in ledger.case("INT-EU-1")["events"] if e["type"] == "ReminderSent"]
+    assert [e["data"].get("letter_sha256") is not None for e in sent] == [False, False, True]
+    assert sent[2]["data"]["letter_sha256"] == hashlib.sha256(attached).hexdigest()
+
+    out = ledger.dir / "again.pdf"
+    again = ledger.ok("case", "letter", "INT-EU-1", "--seq", "3", "--out", str(out))
+    assert again["same"] is True and out.read_bytes() == attached, again
+    ledger.refused("case", "letter", "INT-EU-1", "--seq", "1", match="seq")  # a friendly reminder has none
+
+
+def test_a_statement_of_account_lists_open_items_with_interest_and_ageing_as_json_and_pdf(ledger):
+    """Runs after the tests above: INT-EU-1 is open with its interest (the compensation waived)."""
+    import io
+
+    from pypdf import PdfReader
+
+    ledger.import_invoices([f"INT-EU-2,C-DE-1,C-DE-1 Ltd,ap@c-de-1.test,DE,en,EUR,250.00,{TODAY},"
+                            f"{TODAY + timedelta(days=10)},A"])
+    pdf = ledger.dir / "statement.pdf"
+    shown = ledger.ok("customer", "statement", "C-DE-1", "--as-of", TODAY.isoformat(), "--pdf", str(pdf))
+    days = (TODAY - DUE).days  # 20
+    interest = (Decimal("1000.00") * EU_RATE / 100 * days / 365).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    items = {i["invoice_id"]: i for i in shown["items"]}
+    assert list(items) == ["INT-EU-1", "INT-EU-2"], shown  # by due date
+    first = items["INT-EU-1"]
+    assert (first["bucket"], first["days_overdue"], money(first["interest"]), money(first["compensation"]),
+            money(first["settled"]), money(first["open"])) == ("1-30", days, interest, 40, 40, 1000 + interest)
+    assert (items["INT-EU-2"]["bucket"], money(items["INT-EU-2"]["open"])) == ("current", 250)
+    eur = shown["totals"]["EUR"]
+    assert (money(eur["open"]), money(eur["current"]), money(eur["1-30"])) == (1250 + interest, 250, 1000 + interest)
+
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages).split())
+    assert "Statement of account" in text and "INT-EU-1" in text and "INT-EU-2" in text, text
+    assert f"€{1250 + interest:,}" in text and "quoting the invoice numbers" in text, text
+    again = ledger.dir / "statement-again.pdf"
+    ledger.ok("customer", "statement", "C-DE-1", "--as-of", TODAY.isoformat(), "--pdf", str(again))
+    assert again.read_bytes() == pdf.read_bytes()  # the same statement, the same bytes
+    ledger.refused("customer", "statement", "NOBODY", match="customer_id")
+
+    # the Chinese customer's statement in Chinese, its CJK font embedded (make install adds it)
+    cn = ledger.dir / "statement-cn.pdf"
+    ledger.ok("customer", "statement", "C-CN-1", "--as-of", TODAY.isoformat(), "--pdf", str(cn))
+    reader = PdfReader(io.BytesIO(cn.read_bytes()))
+    text = " ".join(" ".join(p.extract_text() for p in reader.pages).split())
+    assert "对账单" in text and "INT-CN-1" in text and "¥5,000.00" in text and "利息" in text, text
+    fonts = {str(f.get_object()["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
+    assert any("WenQuanYi" in f or "CJK" in f for f in fonts), fonts
