@@ -85,7 +85,12 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
     customers = CustomerService(context, cached_policy(context.policy))
     store = CaseStoreActivities(context.store, context.policies, after_append=customers.on_case_events)
     insurance = InsuranceActivities(context.db, smtp_settings(settings))
-    notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store)
+    from activities.rendering import NoticeRenderer
+    from app.links import CustomerLinks
+
+    links = CustomerLinks(settings)  # every notice carries the customer's self-service link
+    notices = NoticeActivities(context.db, smtp_settings(settings), store=context.store,
+                               renderer=NoticeRenderer(link_for=links.url_for))
     team = TeamNotifier(context.db, smtp_settings(settings), context.read_users, context.policy)
     sweep = SweepActivities(SweepReads(context.db), context.policies, context.policy, queue, settings.workflow_id_prefix,
                             store=context.store)

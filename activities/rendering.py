@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime
 from datetime import datetime
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
@@ -60,8 +60,12 @@ class RenderedNotice:
 
 
 class NoticeRenderer:
-    def __init__(self, directory: Path = TEMPLATES, sender_name: str = "Accounts Receivable") -> None:
+    def __init__(self, directory: Path = TEMPLATES, sender_name: str = "Accounts Receivable",
+                 link_for: Callable[[str], str] | None = None) -> None:
+        """``link_for(customer_id)``: the customer's self-service link (app/links.py) that every
+        notice carries; None (template previews, tests of the text alone): no link."""
         self.sender_name = sender_name
+        self.link_for = link_for
         self.env = Environment(
             loader=FileSystemLoader(str(directory)),
             autoescape=lambda name: bool(name and name.endswith(".html.j2")),
@@ -106,6 +110,7 @@ class NoticeRenderer:
             "items": items,
             "total_due": " + ".join(format_money(t, language) for t in totals.values()),
             "sender_name": self.sender_name,
+            "self_service_url": self.link_for(first.customer.customer_id) if self.link_for else None,
         }
         text_template = self._template(language, step, "txt")
         html_template = self._template(language, step, "html")

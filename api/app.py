@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 
-from api import console, errors, routes, routes_advances, routes_audit, routes_dunning, routes_feed, routes_interest, routes_liveness, routes_notify, routes_risk  # noqa: F401  (registers on routes.router)
+from api import console, errors, routes, routes_advances, routes_audit, routes_customer, routes_dunning, routes_feed, routes_interest, routes_links, routes_liveness, routes_notify, routes_risk  # noqa: F401  (registers on routes.router)
 from api.auth import UserBook
 from api.session import SessionCodec, SessionMiddleware
 from app.context import Context
@@ -50,7 +50,8 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        console_page = scope["path"].startswith("/console")
+        # the customer's page behind a signed link (/c/...) is held to the console's rules too
+        console_page = scope["path"].startswith(("/console", "/c/"))
 
         async def send_with_headers(message) -> None:
             if message["type"] == "http.response.start":
@@ -90,6 +91,7 @@ def create_app(context: Context | None = None) -> FastAPI:
     console.install(app)
     app.include_router(routes.router)
     app.include_router(console.router)
+    app.include_router(routes_customer.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)

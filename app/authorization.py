@@ -38,6 +38,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "cases.resume": ALL,
     "customers.pause": ALL,
     "customers.resume": ALL,
+    "customers.revoke_links": ALL,  # the customer's self-service links (a lost or forwarded notice)
     "reports.stuck": ALL,
     "write_offs.request": ALL,
     # decisions
@@ -123,6 +124,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "case resume": ("cases.resume", True),
     "customer pause": ("customers.pause", True),
     "customer resume": ("customers.resume", True),
+    "customer revoke-links": ("customers.revoke_links", True),
     "report stuck": ("reports.stuck", False),
     "escalation decide": ("escalations.decide", True),
     "write-off request": ("write_offs.request", True),

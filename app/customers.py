@@ -258,6 +258,15 @@ class CustomerService:
             command_id=cid, actor=actor, customer_id=customer_id, limit=limit, reason=reason))
         return self._reply(customer_id, state, events)
 
+    def revoke_links(self, customer_id: str, reason: str, actor: Actor) -> dict:
+        """Every self-service link issued to the customer until now stops working (app/links.py)."""
+        self.reads.customer(customer_id)
+        cid = uuid4()
+        state, events = self.execute(customer_id, lambda s: cu.RevokeLinks(
+            command_id=cid, actor=actor, customer_id=customer_id, reason=reason))
+        return {"customer_id": customer_id, "revoked_at": state.links_revoked_at.isoformat(), "reason": reason,
+                "events": [type(e).__name__ for e in events]}
+
     def outbox(self, pending_only: bool = True) -> list[dict]:
         return self.reads.outbox(pending_only)
 

@@ -7,7 +7,9 @@ Matching (the rules are ``domain.matching.plan``): the invoice ids a reference (
 ``RF`` creditor reference) names, several sharing one receipt under its payment id; else the
 payer's one open item for the amount (or short of it by no more than the policy's tolerance),
 or all the payer's open items when the amount is their sum; the payer is known by name or id,
-or by a payer IBAN whose earlier receipts went to that customer. Anything else (no match,
+or by a payer IBAN whose earlier receipts went to that customer; else the one open case whose
+customer reported on the self-service page (``PaymentReported``) a payment of exactly that
+reference and amount. Anything else (no match,
 several matches, a closed case, an amount above what an invoice without a case owes) waits in
 the unmatched list, with its ranked candidates, for a collector to assign by hand.
 """
@@ -168,10 +170,48 @@ def statement_text(path: Path) -> str:
     return text if text is not None else read_text(path)
 
 
+def _normal_reference(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class ReportedPayments:
+    """What customers told us they paid (``PaymentReported``, from the self-service page), read
+    once per import: reference, currency and amount in minor units -> the cases that reported it."""
+
+    def __init__(self, cases: CaseService, ledger: PaymentLedger) -> None:
+        self.cases = cases
+        self.ledger = ledger
+        self._by_key: dict[tuple[str, str, int], set[str]] | None = None
+
+    def _load(self) -> dict[tuple[str, str, int], set[str]]:
+        found: dict[tuple[str, str, int], set[str]] = {}
+        for record in self.cases.ctx.store.read_types(("PaymentReported",)):
+            e = record.event
+            reference = _normal_reference(e.reference)
+            if reference:
+                found.setdefault((reference, e.amount.currency, e.amount.to_minor()), set()).add(str(e.case_id))
+        return found
+
+    def invoice_for(self, line: PaymentLine) -> OpenInvoice | None:
+        """The open invoice of the one case that reported exactly this payment, else None."""
+        if self._by_key is None:
+            self._by_key = self._load()
+        key = (_normal_reference(line.reference), line.amount.currency, line.amount.to_minor())
+        cases = self._by_key.get(key, set())
+        if not key[0] or len(cases) != 1:
+            return None
+        try:
+            row = self.cases.summary_row(next(iter(cases)))
+        except DomainError:
+            return None
+        return self.ledger.open_invoice(row.invoice_id) if row.closed_at is None else None
+
+
 class PaymentService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
+        self.reported = ReportedPayments(cases, self.ledger)
 
     async def import_file(self, path: Path, actor: Actor, reason: str | None = None) -> dict:
         try:
@@ -273,6 +313,9 @@ class PaymentService:
 
     def _match(self, line: PaymentLine) -> Match:
         found = match(line, self.ledger, self.cases.ctx.policy().matching.tolerance_for(line.amount.currency))
+        if not found.applications and (hinted := self.reported.invoice_for(line)) is not None:
+            if applicable(hinted, line.amount) is None:  # the reference the customer told us they paid with
+                found = Match(((hinted, line.amount),), "reference")
         for invoice, _ in found.applications:
             if too_early := self._too_early(line, invoice.invoice_id):
                 return unmatched(too_early, found.candidates)

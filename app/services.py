@@ -512,9 +512,11 @@ class CaseService:
         return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": False,
                 "applied_to": "invoice", "amount": str(row.amount.amount), "currency": row.amount.currency}
 
-    async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None) -> dict:
+    async def open_dispute(self, ref: str, reason: str, actor: Actor, amount: str | None = None,
+                           note: str = "", attachment=None) -> dict:
+        cmd.check_text(note, "comment")
         return await self._send(ref, "open_dispute", lambda s: cmd.OpenDispute(
-            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"),
+            command_id=uuid4(), actor=actor, reason=cmd.check_code(reason, "reason"), note=note, attachment=attachment,
             amount=positive_money(amount, s["currency"]) if amount is not None else None))
 
     async def resolve_dispute(self, ref: str, outcome: str, actor: Actor, credit: str | None = None, note: str = "") -> dict:
@@ -530,6 +532,22 @@ class CaseService:
         promised = _parse_date(on, "date")
         return await self._send(ref, "promise", lambda s: cmd.MakePromise(
             command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), promised_date=promised))
+
+    async def report_payment(self, ref: str, amount: str, paid_on: str, reference: str, actor: Actor) -> dict:
+        """The customer says it was paid: recorded on the case as a hint for the matcher."""
+        day = _parse_date(paid_on, "paid_on")
+        cmd.check_text(reference, "reference")
+        return await self._send(ref, "report_payment", lambda s: cmd.ReportPayment(
+            command_id=uuid4(), actor=actor, amount=positive_money(amount, s["currency"]), paid_on=day,
+            reference=reference))
+
+    async def correct_contact(self, ref: str, email: str, actor: Actor) -> dict:
+        """A new billing contact e-mail for the case's customer: notices go there from now on."""
+        from domain.inputs import check_email
+
+        check_email((email or "").strip(), "email")
+        return await self._send(ref, "correct_contact", lambda s: cmd.CorrectContact(
+            command_id=uuid4(), actor=actor, email=email.strip()))
 
     async def propose_plan(self, ref: str, instalments: int, every: str, actor: Actor, first: str | None = None) -> dict:
         interval = parse_duration(every, "every")

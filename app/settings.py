@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     default_user: str | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_USER"))
     # Signs console session cookies; unset: a random key per process (sign-ins end on restart).
     session_secret: SecretStr | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_SESSION_SECRET"))
+    # Customer self-service links (app/links.py): the key that signs them, and the web server's
+    # public address they start with. No key: a development key generated into <data dir>/link-key.
+    link_key: SecretStr | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_LINK_KEY"))
+    public_url: str = Field("http://127.0.0.1:8000", validation_alias=AliasChoices("COLLECTIONS_PUBLIC_URL"))
     # Payload encryption keys "kid:base64[,kid:base64...]": the first encrypts, all decrypt (app/codec.py).
     # Unset: a development key generated into <data dir>/payload-keys.
     payload_keys: SecretStr | None = Field(None, validation_alias=AliasChoices("COLLECTIONS_PAYLOAD_KEYS"))

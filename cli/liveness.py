@@ -52,6 +52,18 @@ def customer_pause(customer_id: str, until: UntilOpt, reason: CodeOpt, as_user: 
     execute(lambda s: pause_customer(s, customer_id, until, reason, _actor(s, as_user)), as_json, _show_customer)
 
 
+@customer_app.command("revoke-links")
+def customer_revoke_links(customer_id: str, reason: WhyOpt, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop every self-service link sent to a customer so far (a notice went astray); the next notice carries a new one."""
+    from app.customers import CustomerService
+
+    def show(result: dict) -> None:
+        console.print(f"links of customer {result['customer_id']} issued until {result['revoked_at']} no longer work",
+                      highlight=False)
+
+    execute(lambda s: CustomerService(s.ctx).revoke_links(customer_id, reason, _actor(s, as_user)), as_json, show)
+
+
 @customer_app.command("resume")
 def customer_resume(customer_id: str, reason: WhyOpt, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """End the dunning pause of every paused open case of a customer."""

@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
-from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.events import Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.interest import InterestDue
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
@@ -109,6 +109,8 @@ class OpenDispute(Command):
     reason: str
     amount: Money | None = None  # default: the whole balance
     owner: str | None = None
+    note: str = ""
+    attachment: Attachment | None = None
 
 
 class ResolveDispute(Command):
@@ -122,6 +124,22 @@ class MakePromise(Command):
     kind: Literal["promise"] = "promise"
     amount: Money
     promised_date: date
+
+
+class ReportPayment(Command):
+    """The customer tells us it was paid: amount, date and reference, kept for the matcher."""
+
+    kind: Literal["payment_report"] = "payment_report"
+    amount: Money
+    paid_on: date
+    reference: str = ""
+
+
+class CorrectContact(Command):
+    """A new e-mail address for the billing contact of the case's customer."""
+
+    kind: Literal["contact_correct"] = "contact_correct"
+    email: str
 
 
 class ProposePlan(Command):
@@ -309,6 +327,8 @@ AnyCommand = Annotated[
         WaiveInterest,
         SyncInvoice,
         Tick,
+        ReportPayment,
+        CorrectContact,
     ],
     Field(discriminator="kind"),
 ]

@@ -198,11 +198,19 @@ class CustomerDunningResumed(CustomerEvent):
     reason: str
 
 
+class CustomerLinksRevoked(CustomerEvent):
+    """Every self-service link issued to the customer until now stops working (app/links.py);
+    the next notice carries a new one."""
+
+    type: Literal["CustomerLinksRevoked"] = "CustomerLinksRevoked"
+    reason: str
+
+
 AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
           PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
           CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested, ShipmentHeld,
-          ShipmentReleased],
+          ShipmentReleased, CustomerLinksRevoked],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -335,6 +343,7 @@ class CustomerState(_Frozen):
     pending_refunds: dict[str, PendingRefund] = {}
     refund_ids: tuple[str, ...] = ()  # refunds decided (paid out)
     requests: dict[str, AdvanceRequest] = {}  # advance requests, by request id
+    links_revoked_at: datetime | None = None  # self-service links issued until then are refused
 
     def pause_in_force(self, now: datetime) -> CustomerPause | None:
         p = self.dunning_pause
@@ -393,6 +402,8 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
                                                requested_by=e.actor, requested_by_role=e.requested_by_role)}
     if isinstance(e, CustomerDunningResumed):
         return {"dunning_pause": None}
+    if isinstance(e, CustomerLinksRevoked):
+        return {"links_revoked_at": e.occurred_at}
     if isinstance(e, PrepaymentReceived):
         cur = e.amount.currency
         advance = Advance(advance_id=e.payment_id, amount=e.amount, received_on=e.received_on, reference=e.reference,
@@ -572,6 +583,11 @@ class ReleaseAllocation(CustomerCommand):
 class PauseCustomerDunning(CustomerCommand):
     kind: Literal["customer_pause"] = "customer_pause"
     until: datetime
+    reason: str
+
+
+class RevokeLinks(CustomerCommand):
+    kind: Literal["links_revoke"] = "links_revoke"
     reason: str
 
 
@@ -830,7 +846,15 @@ def _resume(emit: _CustomerEmitter, c: ResumeCustomerDunning, policy: Policy) ->
     emit(CustomerDunningResumed, pause_id=pause.pause_id, reason=c.reason)
 
 
+def _revoke_links(emit: _CustomerEmitter, c: RevokeLinks, policy: Policy) -> None:
+    if c.actor.role is None:
+        raise DomainError("the customer's links are revoked by a person", "as")
+    cmd.check_text(c.reason, "reason", required=True)
+    emit(CustomerLinksRevoked, reason=c.reason)
+
+
 _HANDLERS = {
+    RevokeLinks: _revoke_links,
     PauseCustomerDunning: _pause,
     ResumeCustomerDunning: _resume,
     AssessRisk: _assess,

@@ -22,7 +22,8 @@ from domain.durations import format_duration
 from domain.errors import DomainError, shown
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, Role
-from domain.state import CaseState, evolve
+from domain.state import CaseState, evolve, payment_report_key
+from domain.users import CUSTOMER_PREFIX
 
 NOTICE_RETRY = timedelta(days=1)  # a notice to the insurer that could not be delivered is tried again
 
@@ -363,7 +364,8 @@ def _mark_instalments(emit: _Emitter) -> None:
         emit(ev.InstalmentPaid, plan_id=plan.plan_id, seq=nxt.seq, amount=nxt.amount.min(plan.paid_toward_next))
 
 
-def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy) -> None:
+def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy: Policy, note: str = "",
+                  attachment: ev.Attachment | None = None) -> None:
     emit(
         ev.DisputeOpened,
         dispute_id=emit.new_id("DS"),
@@ -371,6 +373,8 @@ def _emit_dispute(emit: _Emitter, reason: str, amount: Money, owner: str, policy
         amount=amount,
         owner=owner,
         resolve_by=emit.now + policy.dispute.resolution_sla,
+        **({"note": note} if note else {}),
+        **({"attachment": attachment} if attachment else {}),
     )
 
 
@@ -379,9 +383,30 @@ def _dispute_open(emit: _Emitter, c: cmd.OpenDispute, policy: Policy) -> None:
     if s.dispute is not None:
         raise DomainError(f"dispute {s.dispute.dispute_id} is already open on this case", "case")
     cmd.check_code(c.reason, "reason")
+    cmd.check_text(c.note, "comment")
+    owner = c.owner or c.actor.name
+    if c.actor.is_customer:  # from the self-service page: a reason of the policy's list; the team owns it
+        reasons = policy.self_service.dispute_reasons
+        if c.reason not in reasons:
+            raise DomainError(f"{c.reason!r} is not one of the reasons you may give ({', '.join(reasons)})", "reason")
+        owner = c.owner or s.assignee or Role.collector.value
+    if c.attachment is not None:
+        check_attachment(c.attachment, policy)
     amount = c.amount or s.balance
     _positive_within_balance(s, amount)
-    _emit_dispute(emit, c.reason, amount, c.owner or c.actor.name, policy)
+    _emit_dispute(emit, c.reason, amount, owner, policy, c.note, c.attachment)
+
+
+def check_attachment(a: ev.Attachment, policy: Policy) -> None:
+    rules = policy.self_service
+    if a.content_type not in rules.attachment_types:
+        raise DomainError(f"{a.name!r} is {a.content_type}; send one of: {', '.join(rules.attachment_types)}",
+                          "attachment")
+    if not 0 < a.size <= rules.attachment_max_bytes:
+        raise DomainError(f"{a.name!r} has {a.size} bytes; at most {rules.attachment_max_bytes} allowed",
+                          "attachment")
+    if len(a.sha256) != 64 or any(ch not in "0123456789abcdef" for ch in a.sha256):
+        raise DomainError("the attachment's SHA-256 must be 64 hexadecimal digits", "attachment")
 
 
 def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> None:
@@ -439,6 +464,30 @@ def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
     )
 
 
+def _report_payment(emit: _Emitter, c: cmd.ReportPayment, policy: Policy) -> None:
+    s = emit.state
+    _same_currency(s, c.amount, "amount")
+    if not c.amount.is_positive:
+        raise DomainError(f"must be positive, got {c.amount.amount}", "amount")
+    if c.paid_on > emit.now.date():
+        raise DomainError(f"{c.paid_on} is in the future", "paid_on")
+    cmd.check_text(c.reference, "reference")
+    if payment_report_key(c.amount, c.paid_on, c.reference) in s.payment_reports:  # a form sent twice
+        raise DomainError(f"this payment ({c.amount} on {c.paid_on}) was already reported", "reference")
+    emit(ev.PaymentReported, report_id=emit.new_id("PT"), amount=c.amount, paid_on=c.paid_on,
+         reference=c.reference)
+
+
+def _correct_contact(emit: _Emitter, c: cmd.CorrectContact, policy: Policy) -> None:
+    from domain.inputs import check_email
+
+    email = check_email(c.email.strip(), "email")
+    previous = emit.state.customer.email
+    if email.lower() == previous.lower():
+        raise DomainError(f"{email} is already the billing contact", "email")
+    emit(ev.ContactCorrected, email=email, previous=previous)
+
+
 def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
     s = emit.state
     rules = policy.plan
@@ -472,7 +521,9 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
         ev.Instalment(seq=i + 1, due_at=first + i * c.every, amount=amount) for i, amount in enumerate(amounts)
     )
     _check_extension(s, instalments[-1].due_at.date(), "instalments")
-    needs_approval = c.actor.role == Role.collector and c.instalments > rules.collector_max_instalments
+    # a customer asking on the self-service page has a collector's authority: beyond it, approval
+    needs_approval = ((c.actor.role == Role.collector or c.actor.is_customer)
+                      and c.instalments > rules.collector_max_instalments)
     emit(
         ev.PaymentPlanProposed,
         plan_id=emit.new_id("PL"),
@@ -484,6 +535,8 @@ def _plan_propose(emit: _Emitter, c: cmd.ProposePlan, policy: Policy) -> None:
         sla_due_at=emit.now + policy.approval.sla if needs_approval else None,
         expires_at=emit.now + rules.offer_valid_for if rules.offer_valid_for is not None else None,
     )
+    if c.actor.is_customer and not needs_approval:  # the customer asked for it: offered and taken at once
+        emit(ev.PaymentPlanAccepted, plan_id=emit.state.plan.plan_id)
 
 
 def _plan_accept(emit: _Emitter, c: cmd.AcceptPlan, policy: Policy) -> None:
@@ -622,6 +675,8 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     if approval.kind == "plan":
         kind = ev.PaymentPlanApproved if c.approve else ev.PaymentPlanRejected
         emit(kind, plan_id=s.plan.plan_id, approval_id=approval.approval_id, reason=c.reason)
+        if c.approve and s.plan.proposed_by.startswith(CUSTOMER_PREFIX):  # the customer asked for it
+            emit(ev.PaymentPlanAccepted, plan_id=s.plan.plan_id)
         return
     if approval.kind in ("credit", "cancellation", "waiver"):
         _decide_reduction(emit, approval, c, policy)
@@ -984,6 +1039,8 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.OpenDispute: _dispute_open,
     cmd.ResolveDispute: _dispute_resolve,
     cmd.MakePromise: _promise,
+    cmd.ReportPayment: _report_payment,
+    cmd.CorrectContact: _correct_contact,
     cmd.ProposePlan: _plan_propose,
     cmd.AcceptPlan: _plan_accept,
     cmd.WithdrawPlan: _plan_withdraw,

@@ -221,6 +221,15 @@ class CaseReopened(Event):
     escalate_at: datetime | None
 
 
+class Attachment(_Frozen):
+    """A document the disputing party sent (kept by its SHA-256 under the data dir's attachments/)."""
+
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+
+
 class DisputeOpened(Event):
     type: Literal["DisputeOpened"] = "DisputeOpened"
     dispute_id: str
@@ -228,6 +237,8 @@ class DisputeOpened(Event):
     amount: Money
     owner: str
     resolve_by: datetime
+    note: str = ""  # the disputing party's comment (the customer's, from the self-service page)
+    attachment: Attachment | None = None
 
 
 class DisputeResolved(Event):
@@ -260,6 +271,25 @@ class PromiseMade(Event):
     amount: Money
     promised_date: date
     check_at: datetime
+
+
+class PaymentReported(Event):
+    """The customer says they paid (self-service page): a hint for the matcher, not a payment."""
+
+    type: Literal["PaymentReported"] = "PaymentReported"
+    report_id: str
+    amount: Money
+    paid_on: date
+    reference: str
+
+
+class ContactCorrected(Event):
+    """The billing contact's e-mail address changed (the customer corrected it on the page):
+    notices go to ``email`` from now on."""
+
+    type: Literal["ContactCorrected"] = "ContactCorrected"
+    email: str
+    previous: str
 
 
 class PromiseKept(Event):
@@ -682,6 +712,8 @@ AnyEvent = Annotated[
         PaidOutsideEngine,
         DueDateMoved,
         CustomerDetailsChanged,
+        PaymentReported,
+        ContactCorrected,
     ],
     Field(discriminator="type"),
 ]

@@ -168,6 +168,33 @@ class PausePolicy(_Model):
         return self
 
 
+class SelfServicePolicy(_Model):
+    """The customer's page behind the signed link in every notice (app/links.py, api/routes_customer.py)."""
+
+    link_valid_for: timedelta = Field(timedelta(days=30), description="a notice's link opens the page this long")
+    requests_per_minute: int = Field(30, ge=1, le=10000, description="requests one link may make in a minute")
+    attachment_max_bytes: int = Field(5_000_000, ge=1, le=50_000_000, description="one dispute attachment at most")
+    attachment_types: tuple[str, ...] = Field(("application/pdf", "image/png", "image/jpeg"),
+                                              description="the kinds of document a dispute may carry")
+    dispute_reasons: tuple[str, ...] = Field(
+        ("not_received", "wrong_amount", "quality", "already_paid", "other"),
+        description="the reasons a customer may give for a dispute on the page (reason codes)")
+
+    @field_validator("link_valid_for")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "link_valid_for")
+
+    @field_validator("dispute_reasons")
+    @classmethod
+    def _reasons(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        import re
+
+        if not v or any(not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", code) for code in v):
+            raise ValueError("dispute_reasons: give at least one reason code (lowercase letters, digits, '_', '-', '.')")
+        return v
+
+
 class ApprovalPolicy(_Model):
     """Authority over reductions of a receivable without cash (write-off, a dispute's credit,
     cancelling an open balance). Limits and the threshold are in ``currency``; an amount in
@@ -362,6 +389,7 @@ class Policy(_Model):
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
     pause: PausePolicy = PausePolicy()
+    self_service: SelfServicePolicy = SelfServicePolicy()
     # None: no statutory interest or compensation (every version pinned before it; domain/interest.py)
     interest: InterestPolicy | None = None
 

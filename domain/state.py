@@ -270,6 +270,7 @@ class CaseState(_Frozen):
     credit_note_ids: tuple[str, ...] = ()
     erp_adjustments: Money | None = None  # amendments and credit notes; positive reduced the balance
     paid_outside: Money | None = None  # what the ERP booked as paid outside the engine
+    payment_reports: tuple[str, ...] = ()  # what the customer said was paid (payment_report_key)
 
     # -- derived ------------------------------------------------------------
     @property
@@ -770,6 +771,19 @@ def _policy_migrated(s: CaseState, e: ev.PolicyMigrated) -> dict:
     return changes
 
 
+def payment_report_key(amount: Money, paid_on: date, reference: str) -> str:
+    """One customer report of a payment: the same amount, day and reference is the same report."""
+    return f"{amount.amount} {amount.currency} {paid_on.isoformat()} {reference.strip().lower()}"
+
+
+def _payment_reported(s: CaseState, e: ev.PaymentReported) -> dict:
+    return {"payment_reports": s.payment_reports + (payment_report_key(e.amount, e.paid_on, e.reference),)}
+
+
+def _contact_corrected(s: CaseState, e: ev.ContactCorrected) -> dict:
+    return {"customer": s.customer.model_copy(update={"email": e.email}), "contact_problem": False}
+
+
 def _assigned(s: CaseState, e: ev.CaseAssigned) -> dict:
     return {"assignee": e.assignee}
 
@@ -927,6 +941,8 @@ _HANDLERS = {
     ev.ApprovalSlaLapsed: _approval_lapsed,
     ev.PolicyMigrated: _policy_migrated,
     ev.CaseAssigned: _assigned,
+    ev.ContactCorrected: _contact_corrected,
+    ev.PaymentReported: _payment_reported,
     ev.CaseCancelled: _cancelled,
     ev.CaseClosed: _closed,
     ev.PaymentPlanExpired: _plan_expired,

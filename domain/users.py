@@ -11,6 +11,7 @@ from domain.errors import DomainError, shown
 from domain.policy import Role, _first_error
 
 SYSTEM = "system"
+CUSTOMER_PREFIX = "customer:"  # a customer acting through the self-service link: customer:<customer_id>
 
 
 class Actor(BaseModel):
@@ -25,6 +26,10 @@ class Actor(BaseModel):
     @property
     def is_system(self) -> bool:
         return self.role is None
+
+    @property
+    def is_customer(self) -> bool:
+        return self.role is None and self.name.startswith(CUSTOMER_PREFIX)
 
 
 SYSTEM_ACTOR = Actor(name=SYSTEM)

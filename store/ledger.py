@@ -51,6 +51,12 @@ class Ledger:
             raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
         return _facts(row._mapping)
 
+    def set_customer_email(self, customer_id: str, email: str) -> None:
+        """The billing contact a customer corrected (its cases record ``ContactCorrected``): the
+        cases opened later start with it."""
+        with self.db.transaction() as session:
+            session.execute(update(customers).where(customers.c.customer_id == customer_id).values(email=email))
+
     def record_payment(
         self, invoice_id: str, payment_id: str, amount: Money, received_on: date, reference: str,
         payer: str = "", matched_by: str = "direct",

@@ -405,6 +405,22 @@ class CollectionCaseWorkflow:
         self._validate(command)
 
     @workflow.update
+    async def report_payment(self, command: cmd.ReportPayment) -> CommandReply:
+        return await self._command(command)
+
+    @report_payment.validator
+    def _check_report_payment(self, command: cmd.ReportPayment) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def correct_contact(self, command: cmd.CorrectContact) -> CommandReply:
+        return await self._command(command)
+
+    @correct_contact.validator
+    def _check_correct_contact(self, command: cmd.CorrectContact) -> None:
+        self._validate(command)
+
+    @workflow.update
     async def open_dispute(self, command: cmd.OpenDispute) -> CommandReply:
         return await self._command(command)
 

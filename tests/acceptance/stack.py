@@ -249,6 +249,7 @@ class Ledger:
             "SMTP_PORT": str(self.smtp_port),
             "COLLECTIONS_POLICY": str(policy),
             "COLLECTIONS_USERS": str(self.users_path),
+            "COLLECTIONS_PUBLIC_URL": self.url,  # the links in the customers' notices lead here
             "COLUMNS": "200",
             "PYTHONUNBUFFERED": "1",
             **(extra_env or {}),

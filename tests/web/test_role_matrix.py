@@ -641,3 +641,11 @@ async def _advance_request(web: Web, role: str) -> Call:
 
 PREPARE.update({"advances.request": _advance_request, "reports.advances": _advances_report, "advances.apply": _advance_apply, "advances.refund": _advance_refund,
                 "advances.approve_refund": _advance_approve_refund})
+
+async def _revoke_links(web: Web, role: str) -> Call:
+    invoice = web.new_invoice()
+    return Call("POST", f"/api/customers/C-{invoice}/revoke-links", {"reason": "notice sent to the wrong address"},
+                check=lambda r: r["events"] == ["CustomerLinksRevoked"] and r["customer_id"] == f"C-{invoice}")
+
+
+PREPARE.update({"customers.revoke_links": _revoke_links})
