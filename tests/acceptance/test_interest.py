@@ -68,7 +68,7 @@ def test_an_eu_customers_notice_states_interest_and_compensation_and_the_case_sh
     interest = (Decimal("1000.00") * EU_RATE / 100 * days / 365).quantize(Decimal("0.01"), ROUND_HALF_UP)
     due_total = Decimal("1000.00") + interest + Decimal("40.00")
     for mail in mails:
-        assert f"statutory interest to" in mail.text and f"€{interest}" in mail.text, mail.text
+        assert "statutory interest to" in mail.text and f"€{interest}" in mail.text, mail.text
         assert "fixed compensation for recovery costs: €40.00" in mail.text, mail.text
         assert f"€{due_total:,} outstanding" in mail.text, mail.text
 

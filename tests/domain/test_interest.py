@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +14,6 @@ from domain.events import Customer
 from domain.interest import InterestRegime, RatePoint, Reduction, accrue
 from domain.money import Money
 from domain.policy import RiskGrade, parse_policy
-from domain.users import SYSTEM_ACTOR
 from domain import commands as cmd
 from tests.domain.scenario import ROOT, SUPERVISOR, Case, invoice, types
 
