@@ -8,12 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from domain.agenda import notice_due
+from domain.agenda import accrued_interest, notice_due
 from domain.errors import DomainError
 from domain.events import Customer
 from domain.interest import InterestRegime, RatePoint, Reduction, accrue
 from domain.money import Money
 from domain.policy import RiskGrade, parse_policy
+from domain.users import Actor
 from domain import commands as cmd
 from tests.domain.scenario import ROOT, SUPERVISOR, Case, invoice, types
 
@@ -234,3 +235,24 @@ def test_a_case_paid_before_any_notice_stated_interest_closes_without_it():
     events = case.when(cmd.RecordPayment, payment_id="P1", amount=eur("1000.00"), reference="bank",
                        received_on=date(2026, 3, 6))
     assert types(events) == ["PaymentReceived", "CaseClosed"]
+
+
+def test_the_erp_s_credit_note_counts_from_its_date_and_an_amendment_from_the_start():
+    # EUR 1,000.00 due 14 Feb 2026, EU rate 10.15 %. On 2 March the ERP amends the invoice to
+    # 900.00 (a corrected invoice: the principal is 900.00 from the start) and on 6 March issues a
+    # credit note CN-1 of 300.00 (from that day the principal is 600.00). Interest to 16 March:
+    #  15 Feb -  5 Mar: 19 days x 900 x 10.15 % / 365 = 173,565 / 36,500
+    #   6 Mar - 16 Mar: 11 days x 600 x 10.15 % / 365 =  66,990 / 36,500
+    # total 240,555 / 36,500 = 6.5905... -> EUR 6.59
+    case = Case(POLICY).open(eu_invoice())
+    erp = Actor(name="erp-sync")
+    facts = dict(actor=erp, due_date=case.state.due_date, customer=case.state.customer, source="erp.csv line 2")
+    case.at(datetime(2026, 3, 2, 9, tzinfo=timezone.utc))
+    assert types(case.when(cmd.SyncInvoice, amount=eur("900.00"), **facts)) == ["InvoiceAmended"]
+    case.at(datetime(2026, 3, 6, 9, tzinfo=timezone.utc))
+    note = cmd.CreditNote(document_id="CN-1", amount=eur("300.00"))
+    assert types(case.when(cmd.SyncInvoice, amount=eur("900.00"), credit_notes=(note,), **facts)) == [
+        "CreditNoteApplied"]
+    accrual = accrued_interest(case.state, case.policy, date(2026, 3, 16))
+    assert [(p.days, p.principal) for p in accrual.periods] == [(19, Decimal("900.00")), (11, Decimal("600.00"))]
+    assert accrual.interest == eur("6.59")
