@@ -6,18 +6,18 @@ Registered on the same router (and role matrix) as api/routes.py.
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Optional
+from typing import Annotated, Optional
 
 from fastapi import Query
 from pydantic import Field
 
 from api.routes import Body, Service, endpoint
+from domain.inputs import IsoDate
 from app.notifications import run_notifications, sent_log
 
 
 class NotifyBody(Body):
-    as_of: Optional[date] = Field(default=None, description="Work out what is due at the end of this day "
+    as_of: Optional[IsoDate] = Field(default=None, description="Work out what is due at the end of this day "
                                   "(YYYY-MM-DD, UTC); default: now")
 
 
@@ -30,6 +30,6 @@ async def notify_run(body: NotifyBody, svc: Service) -> dict:
 
 @endpoint("GET", "/notify/log", "notify.log",
           summary="The sent log of internal notifications: who was told what, about which cases, when")
-def notify_log(svc: Service, start: Optional[date] = Query(default=None, alias="from"),
-               end: Optional[date] = Query(default=None, alias="to")) -> list[dict]:
+def notify_log(svc: Service, start: Annotated[IsoDate | None, Query(alias="from")] = None,
+               end: Annotated[IsoDate | None, Query(alias="to")] = None) -> list[dict]:
     return sent_log(svc.ctx, start, end)

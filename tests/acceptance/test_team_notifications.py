@@ -68,4 +68,4 @@ def test_approvers_are_told_once_a_lapse_goes_up_and_the_collector_gets_a_digest
     assert {(r["kind"], r["recipient"]) for r in log} >= {
         ("waiting", "demo-supervisor"), ("lapsed", "demo-manager"), ("digest", "demo-collector")}
     assert all(r["status"] == "sent" for r in log)
-    ledger.refused("notify", "log", match="audit.events", env={"COLLECTIONS_TOKEN": ledger.token("demo-collector")})
+    ledger.refused("notify", "log", match="notify.log", env={"COLLECTIONS_TOKEN": ledger.token("demo-collector")})

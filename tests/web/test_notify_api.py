@@ -44,3 +44,5 @@ async def test_a_waiting_write_off_is_mailed_to_the_supervisors_once(web: Web):
     rows = [r for r in log.json() if r["item"] == mine[0]["item"] and r["recipient"] == "demo-supervisor"]
     assert [(r["status"], r["message_id"]) for r in rows] == [("sent", mine[0]["message_id"])]
     assert (await web.client("collector").get("/api/notify/log")).status_code == 403
+    bad_day = await web.client("supervisor").get("/api/notify/log", params={"to": "0"})
+    assert bad_day.status_code == 422 and "to" in bad_day.text
