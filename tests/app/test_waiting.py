@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
 from temporalio import workflow
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app.waiting import WorkflowStuck, await_workflow
 
@@ -25,6 +26,40 @@ class AnswersLater:
     async def run(self) -> str:
         await asyncio.sleep(3)
         return "done"
+
+
+STARVED = {"left": 0}  # activations still to block (unsandboxed worker: this module's state is shared)
+
+
+@workflow.defn(name="StarvedOnce")
+class StarvedOnce:
+    """Its first activations take over 2 s, as on a worker starved of CPU: the SDK's deadlock
+    detector fails those workflow tasks; a retry gets through."""
+
+    @workflow.run
+    async def run(self) -> str:
+        if STARVED["left"] > 0:
+            STARVED["left"] -= 1
+            time.sleep(2.5)  # noqa: ASYNC251 - blocking on purpose: what a starved activation looks like
+        return "done"
+
+
+async def test_a_task_starved_once_is_waited_on_a_deadlock_every_time_is_reported(dev_env):
+    queue = f"waiting-{uuid.uuid4().hex[:6]}"
+    async with Worker(dev_env.client, task_queue=queue, workflows=[StarvedOnce],
+                      workflow_runner=UnsandboxedWorkflowRunner()):
+        STARVED["left"] = 1
+        once = await dev_env.client.start_workflow("StarvedOnce", id=f"starved-{queue}", task_queue=queue)
+        assert await asyncio.wait_for(await_workflow(dev_env.client, once.id, once.result(), timeout=None,
+                                                     task_queue=queue), 60) == "done"
+        STARVED["left"] = 100
+        always = await dev_env.client.start_workflow("StarvedOnce", id=f"always-{queue}", task_queue=queue)
+        with pytest.raises(WorkflowStuck, match="deadlock") as raised:
+            await asyncio.wait_for(await_workflow(dev_env.client, always.id, always.result(), timeout=None,
+                                                  task_queue=queue), 90)
+        assert "failed 3 time(s)" in str(raised.value) or "failed 4 time(s)" in str(raised.value), raised.value
+        STARVED["left"] = 0
+        await always.terminate()
 
 
 async def test_a_failing_workflow_task_is_reported_not_waited_on(dev_env):
