@@ -313,7 +313,7 @@ def verify(stack, cases: list[PlannedCase]) -> dict:
     rejected_cases = [c for c in cases if c.rejected]
     mail_to_rejected = sum(1 for m in stack.sink.messages if any(c.email in m.recipients for c in rejected_cases))
     with stack.context.db.read() as session:
-        delivery = Counter(row.status for row in session.execute(select(notice_deliveries.c.status)))
+        delivery = Counter(logged.values())  # one row per Message-ID
         doubled = [mid for mid, n in received.items() if n > 1]
         duplicate_detail = [
             {k: str(v) for k, v in row._mapping.items()}
