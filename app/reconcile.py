@@ -40,6 +40,7 @@ _BALANCE_MOVES = {
     "DisputeResolved": ("credit", -1),
     "WriteOffApproved": ("amount", -1),
     "SmallBalanceWrittenOff": ("amount", -1),
+    "SmallBalanceWriteOffReversed": ("amount", +1),
     "CaseCancelled": ("amount", -1),
     "CustomerCreditApplied": ("amount", -1),
     "IndemnityReceived": ("amount", -1),
@@ -50,7 +51,7 @@ _BALANCE_MOVES = {
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
     "LateFeeCharged": "fees", "InterestCharged": "fees", "InterestWaived": "fees", "DisputeResolved": "credits", "WriteOffApproved": "write_offs",
-    "SmallBalanceWrittenOff": "write_offs",
+    "SmallBalanceWrittenOff": "write_offs", "SmallBalanceWriteOffReversed": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
     "InvoiceAmended": "erp_adjustments", "CreditNoteApplied": "erp_adjustments", "PaidOutsideEngine": "paid_outside",
 }
@@ -116,8 +117,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
                 period[facts.currency]["applied"] += sign * e.applied.amount  # what settled invoices
         elif start <= day <= end:
             # what reduced the balance; a waiver takes back what interest added to the fees, and an
-            # ERP amendment up is negative
-            sign = -1 if name in ("InterestWaived", "InvoiceAmended") else 1
+            # ERP amendment up and an undone small-balance write-off are negative
+            sign = -1 if name in ("InterestWaived", "InvoiceAmended", "SmallBalanceWriteOffReversed") else 1
             period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
     return Recomputed(cases, period)
 

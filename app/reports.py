@@ -209,7 +209,7 @@ class Settlement:
 
 
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
-                    "LateFeeCharged", "InterestCharged", "InterestWaived",
+                    "SmallBalanceWriteOffReversed", "LateFeeCharged", "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed", "InvoiceAmended",
                     "CreditNoteApplied", "PaidOutsideEngine")
 
@@ -252,6 +252,8 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit"))
         elif name in ("WriteOffApproved", "SmallBalanceWrittenOff"):
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
+        elif name == "SmallBalanceWriteOffReversed":  # owed again with its reversed receipt
+            found.append(Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off"))
         elif name == "CaseCancelled":
             found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
         elif name in ("LateFeeCharged", "InterestCharged"):  # interest and compensation count as fees

@@ -341,6 +341,8 @@ def _reverse_payment(emit: _Emitter, c: cmd.ReversePayment, policy: Policy) -> N
     cmd.check_text(c.reason, "reason", required=True)
     emit(ev.PaymentReversed, payment_id=c.payment_id, applied=settled.applied, excess=settled.excess,
          reason=c.reason)
+    if settled.small_balance is not None:  # the tolerance's write-off stood on this receipt
+        emit(ev.SmallBalanceWriteOffReversed, payment_id=c.payment_id, amount=settled.small_balance)
     s = emit.state
     if s.closed and s.balance.is_positive:
         remind = s.level < s.ladder_steps

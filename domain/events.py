@@ -202,6 +202,15 @@ class SmallBalanceWrittenOff(Event):
     rate: Decimal
 
 
+class SmallBalanceWriteOffReversed(Event):
+    """The receipt whose small balance was written off was reversed: that write-off is undone
+    with it (the balance is owed again in full), in the same decision as the reversal."""
+
+    type: Literal["SmallBalanceWriteOffReversed"] = "SmallBalanceWriteOffReversed"
+    payment_id: str
+    amount: Money
+
+
 class PaymentReversed(Event):
     """A payment bounced or was recalled: the balance it settled is due again."""
 
@@ -666,6 +675,7 @@ AnyEvent = Annotated[
         PaymentReceived,
         PaymentReversed,
         SmallBalanceWrittenOff,
+        SmallBalanceWriteOffReversed,
         CaseReopened,
         DisputeOpened,
         DisputeResolved,

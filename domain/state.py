@@ -86,6 +86,7 @@ class Settled(_Frozen):
     amount: Money | None = None
     received_on: date | None = None
     reference: str | None = None
+    small_balance: Money | None = None  # what the tolerance wrote off with it (undone with a reversal)
 
 
 class Dispute(_Frozen):
@@ -463,7 +464,19 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
 
 
 def _small_balance(s: CaseState, e: ev.SmallBalanceWrittenOff) -> dict:
-    return {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount}
+    changes = {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount}
+    settled = s.settled_by_payment.get(e.payment_id)
+    if settled is not None:
+        changes["settled_by_payment"] = {**s.settled_by_payment,
+                                         e.payment_id: settled.model_copy(update={"small_balance": e.amount})}
+    return changes
+
+
+def _small_balance_reversed(s: CaseState, e: ev.SmallBalanceWriteOffReversed) -> dict:
+    settled = s.settled_by_payment[e.payment_id]
+    return {"balance": s.balance + e.amount, "write_offs": s.write_offs - e.amount,
+            "settled_by_payment": {**s.settled_by_payment,
+                                   e.payment_id: settled.model_copy(update={"small_balance": None})}}
 
 
 def _payment_reversed(s: CaseState, e: ev.PaymentReversed) -> dict:
@@ -914,6 +927,7 @@ _HANDLERS = {
     ev.InterestWaived: _interest_waived,
     ev.PaymentReceived: _payment,
     ev.SmallBalanceWrittenOff: _small_balance,
+    ev.SmallBalanceWriteOffReversed: _small_balance_reversed,
     ev.PaymentReversed: _payment_reversed,
     ev.CaseReopened: _reopened,
     ev.DisputeOpened: _dispute_opened,

@@ -100,6 +100,20 @@ def test_bank_charges_within_the_tolerance_are_written_off_and_the_case_closes()
     assert s.original_amount + s.fees == s.paid_before_open + s.payments + s.credits + s.write_offs
 
 
+def test_reversing_the_receipt_undoes_its_small_balance_write_off():
+    case = Case(_tolerant()).open()
+    receipt = _bank_pay(case, "997.50")[0]
+    events = case.when(cmd.ReversePayment, payment_id=receipt.payment_id, reason="recalled by the bank")
+    assert types(events) == ["PaymentReversed", "SmallBalanceWriteOffReversed", "CaseReopened"]
+    assert events[1].amount == usd("2.50")
+    s = case.state
+    assert s.balance == usd("1000.00") and s.write_offs == usd("0.00") and s.status == CaseStatus.open
+    # paid again in full by hand: nothing left to write off, nothing written off twice
+    assert types(case.when(cmd.RecordPayment, payment_id="again", amount=usd("1000.00"), reference="r",
+                           received_on=case.now.date())) == ["PaymentReceived", "CaseClosed"]
+    assert case.state.write_offs == usd("0.00")
+
+
 def test_beyond_the_tolerance_it_stays_a_partial_payment():
     case = Case(_tolerant()).open()
     assert types(_bank_pay(case, "990.00")) == ["PaymentReceived"]

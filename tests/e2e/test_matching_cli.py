@@ -115,6 +115,15 @@ def test_statement_matching_split_tolerance_iban_and_candidates(dev_env, tmp_pat
             back = cli.json("case", "show", cases[invoice])
             assert back["status"] != "paid" and back["balance"] == owed, back
 
+        # the bank reverses Nordwind's receipt: the small balance written off with it is owed again too
+        receipt = next(e["data"]["payment_id"] for e in nordwind["events"] if e["type"] == "PaymentReceived")
+        cli.json("payments", "reverse", receipt, "--reason", "recalled by the payer's bank", "--as", "demo-supervisor")
+        back = cli.json("case", "show", cases["INV-4001"])
+        assert back["status"] != "paid" and back["balance"] == "800.00", back
+        undone = [e for e in back["events"] if e["type"] == "SmallBalanceWriteOffReversed"]
+        assert [e["data"]["amount"]["amount"] for e in undone] == ["2.50"], back["events"]
+        assert _amounts(back["events"], "SmallBalanceWrittenOff") - _amounts(back["events"], "SmallBalanceWriteOffReversed") == 0
+
         # the read models rebuilt from the events give the same payments (the split row included)
         before = cli.json("payments", "unmatched")
         cli.run("projections", "rebuild")
