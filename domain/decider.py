@@ -69,9 +69,15 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
     in_flight = (cmd.RecordReminder, cmd.RecordInsurerNotice, cmd.Tick)
     if state.closed and not isinstance(command, in_flight) and not reversing:
         raise DomainError(f"case is closed ({state.outcome.value}); it accepts no further commands", "case")
+    if command.actor.is_customer and not isinstance(command, CUSTOMER_COMMANDS):
+        raise DomainError(f"a customer may not {type(command).__name__} (only the self-service page's actions)", "as")
     emit = _Emitter(state, command, now)
     _HANDLERS[type(command)](emit, command, policy)
     return emit.events
+
+
+# What a customer may do through the self-service link (docs/SELFSERVICE.md); nothing else.
+CUSTOMER_COMMANDS = (cmd.MakePromise, cmd.OpenDispute, cmd.ProposePlan, cmd.ReportPayment, cmd.CorrectContact)
 
 
 # -- helpers -----------------------------------------------------------------

@@ -20,12 +20,13 @@ class Actor(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str = Field(min_length=1, max_length=100)
-    role: Role | None = None  # None for the engine itself (timers, sweeps)
+    role: Role | None = None  # None for the engine itself (timers, sweeps) and for a customer
     write_off_limit: Decimal = Decimal(0)
 
     @property
     def is_system(self) -> bool:
-        return self.role is None
+        """The engine itself: no role, and not a customer acting through the self-service link."""
+        return self.role is None and not self.is_customer
 
     @property
     def is_customer(self) -> bool:

@@ -128,3 +128,12 @@ def test_a_dispute_carries_one_document_of_an_allowed_kind_and_size():
     kept = Attachment(name="photo.jpg", content_type="image/jpeg", size=52_000, sha256=sha)
     new = case.when(cmd.OpenDispute, actor=CUSTOMER, reason="quality", attachment=kept)
     assert new[0].attachment == kept
+
+
+def test_a_customer_is_a_person_not_the_engine():
+    """The customer has no role, like the engine's own timers, but is not the engine: a rule that
+    asks for a person (a pause, a write-off request) is refused by role, never taken as system's."""
+    assert CUSTOMER.is_customer and not CUSTOMER.is_system
+    assert Actor(name="system").is_system and not Actor(name="system").is_customer
+    case = Case().open()
+    rejected(case, cmd.RequestWriteOff, "a customer may not", actor=CUSTOMER, amount=usd("10.00"), reason="small_balance")
