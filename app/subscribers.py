@@ -238,9 +238,11 @@ class Dispatcher:
         except httpx.HTTPError as failure:
             error = f"{type(failure).__name__}: {failure}"
         if error is None:
+            # the hold notices first: a crash before the position is saved sends them again, and
+            # acknowledging an entry twice is a no-op
+            self._acknowledge_holds(name, types, events)
             after = state.acknowledged(last, len(events))
             self._save(name, state, after, self.now())
-            self._acknowledge_holds(name, types, events)
             return Attempt(name, "delivered", len(events), last, first, last, status)
         after = state.failed(error, self.now(), self.backoff)
         self._save(name, state, after, None)

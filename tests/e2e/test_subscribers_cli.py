@@ -41,10 +41,11 @@ class Receiver:
     port: int = 0
 
     def unique(self) -> list[dict]:
-        """The events as a consumer keeps them: deduplicated by event id, in the order first received."""
+        """The events as a consumer keeps them: only from the posts it accepted (a 500 means it did not
+        take them), deduplicated by event id, in the order first received."""
         seen: dict[str, dict] = {}
         with self.lock:
-            for post in self.posts:
+            for post in (p for p in self.posts if p["status"] == 200):
                 for event in post["body"]["events"]:
                     seen.setdefault(event["event_id"], event)
         return list(seen.values())
@@ -304,3 +305,50 @@ def test_the_workers_dispatcher_loop_pushes_without_being_asked(ledger, receiver
     asyncio.run(run())
     assert [(e["position"], e["event_id"]) for e in receiver.unique()] == wanted(store, CASE_TYPES)
     assert receiver.posts[0]["status"] == 500
+
+
+def test_credit_holds_are_a_subscriber_the_outbox_lists_what_no_subscriber_has_taken(tmp_path, receiver):
+    """A subscriber of the credit-hold types is the push form of the credit-hold outbox: the entries
+    it is pushed are the outbox's (an entry's id is its event's id), and once it has acknowledged
+    them (2xx) `credit-hold outbox` no longer lists them; `credit-hold ack` keeps working for an
+    ERP that reads the outbox instead."""
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "COLLECTIONS_DATABASE_URL": f"sqlite:///{tmp_path / 'c.db'}",
+           "COLLECTIONS_DATA_DIR": str(tmp_path / "data"), "COLLECTIONS_USERS": str(users_with_tokens(tmp_path)),
+           "COLUMNS": "200", "COLLECTIONS_SUBSCRIBERS_BACKOFF": "0.3", "COLLECTIONS_SUBSCRIBERS_BACKOFF_CAP": "1"}
+    cli = Cli(env, tmp_path)
+    cli.run("invoices", "import", str(ROOT / "samples" / "invoices.csv"))
+    for args in (("place", "CUST-ACME"), ("place", "CUST-NORTH"), ("release", "CUST-ACME")):
+        cli.run("credit-hold", *args, "--reason", "credit review", "--as", "demo-supervisor")
+    pending = cli.json("credit-hold", "outbox")
+    assert [(e["customer_id"], e["action"]) for e in pending] == [
+        ("CUST-ACME", "hold"), ("CUST-NORTH", "hold"), ("CUST-ACME", "release")]
+
+    receiver.fail = 1
+    cli.run("subscribers", "add", "erp", "--url", f"http://127.0.0.1:{receiver.port}/holds",
+            "--types", "CustomerPutOnHold,CustomerHoldReleased,ShipmentHeld,ShipmentReleased")
+    cli.run("subscribers", "dispatch", "erp")  # the webhook answers 500: nothing is acknowledged
+    assert cli.json("credit-hold", "outbox") == pending
+    dispatch_until_caught_up(cli, "erp")
+    pushed = receiver.unique()
+    assert [(e["event_id"], e["data"]["customer_id"], e["type"]) for e in pushed] == [
+        (e["outbox_id"], e["customer_id"], "CustomerPutOnHold" if e["action"] == "hold" else "CustomerHoldReleased")
+        for e in pending]  # the same entries, in the same order
+    assert cli.json("credit-hold", "outbox") == []
+    everything = cli.json("credit-hold", "outbox", "--all")
+    assert [(e["outbox_id"], e["acked_by"]) for e in everything] == [(e["outbox_id"], "erp") for e in pending]
+    feed = cli.json("events", "tail", "--limit", "1000")["events"]
+    acks = [e for e in feed if e["type"] == "HoldNoticeAcknowledged"]
+    assert [(a["data"]["outbox_id"], a["data"]["consumer"], a["actor"]) for a in acks] == [
+        (e["outbox_id"], "erp", "subscriber:erp") for e in pending]
+
+    # a hold placed later: pending until pushed; an ERP reading the outbox may still acknowledge it by hand
+    cli.run("credit-hold", "place", "CUST-ACME", "--reason", "second review", "--as", "demo-supervisor")
+    later = cli.json("credit-hold", "outbox")
+    assert [(e["customer_id"], e["action"]) for e in later] == [("CUST-ACME", "hold")]
+    cli.run("credit-hold", "ack", later[0]["outbox_id"], "--consumer", "erp-batch")
+    assert cli.json("credit-hold", "outbox") == []
+    dispatch_until_caught_up(cli, "erp")  # still pushed (it is in the feed); the acknowledgement stays the first one
+    assert receiver.unique()[-1]["event_id"] == later[0]["outbox_id"]
+    assert cli.json("credit-hold", "outbox", "--all")[-1]["acked_by"] == "erp-batch"
