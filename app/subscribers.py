@@ -272,7 +272,10 @@ class Dispatcher:
             if event["type"] in outbox.HOLD_TYPES:
                 try:
                     customers.acknowledge(event["event_id"], name, actor)
-                except DomainError as problem:  # an entry gone from the outbox: nothing to acknowledge
+                except DomainError as problem:
+                    if problem.field != "outbox_id":
+                        raise  # e.g. no policy file: the batch stays unacknowledged and is tried again
+                    # an entry the outbox does not have: nothing to acknowledge
                     log.warning("subscriber %s: outbox entry %s not acknowledged: %s", name, event["event_id"], problem)
 
 
