@@ -29,6 +29,7 @@ from app.context import Context, connect, smtp_settings
 from app.logs import configure_logging
 from app.metrics import sdk_runtime, serve_metrics
 from app.settings import Settings
+from app.subscribers import run_dispatcher
 from store.ledger import SweepReads
 from workflows.case import CollectionCaseWorkflow
 from workflows.mailbox import CustomerMailboxWorkflow
@@ -209,8 +210,11 @@ async def run(settings: Settings | None = None, extra_workflows: Sequence[type] 
         context._client = await connect(context.settings, runtime=runtime)
         return context._client
 
+    dispatching = asyncio.create_task(run_dispatcher(context, stop))  # the general outbox (app/subscribers.py)
     code = await supervise(connect_client, lambda client, identity: build_worker(
         client, context, identity=identity, extra_workflows=extra_workflows), context.settings, stop)
+    stop.set()
+    await dispatching
     finish(code)
     return code
 
@@ -249,11 +253,13 @@ async def supervised_worker(context: Context, on_end: Callable[[], None] = lambd
         connect_client, lambda client, identity: build_worker(client, context, identity=identity),
         context.settings, stop))
     supervising.add_done_callback(lambda _: on_end())
+    dispatching = asyncio.create_task(run_dispatcher(context, stop))  # the general outbox (app/subscribers.py)
     try:
         yield outcome
     finally:
         stop.set()
         outcome.code = await supervising
+        await dispatching
 
 
 def exit_now(code: int) -> None:

@@ -33,7 +33,7 @@ from domain.errors import DomainError
 
 log = logging.getLogger(__name__)
 
-NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id", "customer_id", "outbox_id"})
+NOT_FOUND_FIELDS = frozenset({"case_id", "approval_id", "invoice_id", "customer_id", "outbox_id", "subscriber"})
 IDEMPOTENCY_FIELDS = frozenset({"payment_id"})  # a client's id already used for something else: 409
 
 

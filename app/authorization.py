@@ -96,6 +96,14 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # customer, so not a collector's (a collector works cases); an integration user reads it and
     # may do nothing else
     "events.read": APPROVERS | INTEGRATION,
+    # subscribers of the feed (the general outbox, docs/EVENTS.md): who gets every fact pushed where
+    # is the ledger's administration, as reading the feed is
+    "subscribers.list": APPROVERS,
+    "subscribers.add": APPROVERS,
+    "subscribers.pause": APPROVERS,
+    "subscribers.resume": APPROVERS,
+    "subscribers.remove": APPROVERS,
+    "subscribers.dispatch": APPROVERS,
 }
 
 
@@ -173,6 +181,12 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "audit anchor": ("audit.verify", True),
     # the event feed: as from the API, a token is needed
     "events tail": ("events.read", True),
+    "subscribers add": ("subscribers.add", True),
+    "subscribers list": ("subscribers.list", True),
+    "subscribers pause": ("subscribers.pause", True),
+    "subscribers resume": ("subscribers.resume", True),
+    "subscribers remove": ("subscribers.remove", True),
+    "subscribers dispatch": ("subscribers.dispatch", True),
 }
 OPERATOR_COMMANDS = frozenset({
     "up", "web", "worker", "db upgrade", "users token", "users list",

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     # for its supervisor (docker compose, systemd) to restart it. 0: exit at the first stall.
     watchdog_restarts: int = Field(3, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_RESTARTS"))
 
+    # The dispatcher of the general outbox (app/subscribers.py, docs/EVENTS.md): how often the
+    # worker looks for events to push (seconds; 0: the worker does not dispatch), the most events
+    # in one POST, the wait after a first failed POST (doubled after each next one, at most the
+    # cap) and how long one POST may take.
+    subscribers_interval: float = Field(2.0, ge=0, validation_alias=AliasChoices("COLLECTIONS_SUBSCRIBERS_INTERVAL"))
+    subscribers_batch: int = Field(100, ge=1, le=1000, validation_alias=AliasChoices("COLLECTIONS_SUBSCRIBERS_BATCH"))
+    subscribers_backoff: float = Field(5.0, gt=0, validation_alias=AliasChoices("COLLECTIONS_SUBSCRIBERS_BACKOFF"))
+    subscribers_backoff_cap: float = Field(900.0, gt=0,
+                                           validation_alias=AliasChoices("COLLECTIONS_SUBSCRIBERS_BACKOFF_CAP"))
+    subscribers_timeout: float = Field(10.0, gt=0, validation_alias=AliasChoices("COLLECTIONS_SUBSCRIBERS_TIMEOUT"))
+
     @model_validator(mode="after")
     def _defaults(self) -> Settings:
         if not self.database_url:

@@ -668,3 +668,4 @@ from cli import feed as _feed_commands  # noqa: E402,F401  registers events tail
 from cli import notify as _notify_commands  # noqa: E402,F401  registers notify run and notify log
 from cli import liveness as _liveness_commands  # noqa: E402,F401  registers pauses, plan withdraw, report stuck
 from cli import advances as _advance_commands  # noqa: E402,F401  registers advance and report advances
+from cli import subscribers as _subscriber_commands  # noqa: E402,F401  registers subscribers add/list/pause/resume/remove/dispatch

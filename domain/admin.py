@@ -184,11 +184,39 @@ class ApiTokenIssued(AdminEvent):
     fingerprint: str  # of the stored hash, so two issuances can be told apart
 
 
+class SubscriberAdded(AdminEvent):
+    """A subscriber of the event feed: its events are pushed to ``url`` (docs/EVENTS.md)."""
+
+    type: Literal["SubscriberAdded"] = "SubscriberAdded"
+    name: str
+    url: str
+    event_types: list[str]
+    from_position: int
+
+
+class SubscriberPaused(AdminEvent):
+    type: Literal["SubscriberPaused"] = "SubscriberPaused"
+    name: str
+    position: int  # the last position it had acknowledged
+
+
+class SubscriberResumed(AdminEvent):
+    type: Literal["SubscriberResumed"] = "SubscriberResumed"
+    name: str
+    position: int
+
+
+class SubscriberRemoved(AdminEvent):
+    type: Literal["SubscriberRemoved"] = "SubscriberRemoved"
+    name: str
+    position: int
+
+
 AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
           PaymentAssigned,
           PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, InsurerPolicyAdded, InvoiceInsured,
-          ApiTokenIssued],
+          ApiTokenIssued, SubscriberAdded, SubscriberPaused, SubscriberResumed, SubscriberRemoved],
     Field(discriminator="type"),
 ]
 ADMIN_EVENT_ADAPTER: TypeAdapter[AnyAdminEvent] = TypeAdapter(AnyAdminEvent)

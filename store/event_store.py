@@ -291,18 +291,22 @@ class EventStore:
             session.execute(text(f"LOCK TABLE {EVENTS_TABLE} IN SHARE MODE"))
             return session.execute(select(func.coalesce(func.max(column), 0))).scalar_one()
 
-    def read_page(self, after: int, limit: int) -> tuple[list[RecordedEvent], int]:
+    def read_page(self, after: int, limit: int, types: Sequence[str] | None = None,
+                  ) -> tuple[list[RecordedEvent], int]:
         """Up to ``limit`` events after position ``after``, in global order, never past the
         settled head (see ``settled_head``), and that head: a reader that continues after the
-        last position it got can never skip an event committed later with a lower position."""
+        last position it got can never skip an event committed later with a lower position.
+        ``types``: only events of these types (a subscriber's filter)."""
         head = self.settled_head()
         if head <= after:
             return [], head
         t = self._records.__table__
+        query = (select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state)
+                 .where(t.c.id > after, t.c.id <= head))
+        if types is not None:
+            query = query.where(t.c.topic.in_(list(types)))
         with self.db.read() as session:
-            rows = session.execute(
-                select(t.c.id, t.c.originator_id, t.c.originator_version, t.c.topic, t.c.state)
-                .where(t.c.id > after, t.c.id <= head).order_by(t.c.id).limit(limit))
+            rows = session.execute(query.order_by(t.c.id).limit(limit))
             return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state))
                     for r in rows], head
 

@@ -293,6 +293,26 @@ credit_hold_outbox = Table(
     Index("ix_outbox_pending", "acked_at", "occurred_at"),
 )
 
+# -- subscribers of the event feed: the general outbox (app/subscribers.py, migration 0010) ----
+# Configuration, not a projection: a rebuild leaves it alone. ``position`` is the last position
+# the subscriber acknowledged (2xx); ``attempts``/``next_attempt_at``/``last_error`` the retries.
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("event_types", Text, nullable=False),  # comma-separated type names
+    Column("url", String(2000), nullable=False),
+    Column("position", BigInteger, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("next_attempt_at", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("paused", Boolean, nullable=False, server_default=text("false")),
+    Column("delivered", BigInteger, nullable=False, server_default=text("0")),
+    Column("last_delivery_at", UTCDateTime, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 # -- credit insurance (ledger) -----------------------------------------------------------
 
 insurer_policies = Table(

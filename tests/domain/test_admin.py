@@ -57,7 +57,9 @@ def test_every_admin_event_type_is_known_to_the_store():
     assert admin.ADMIN_EVENT_TYPES == {"InvoicesImported", "PolicyPinned", "LedgerPaymentRecorded",
                                        "LedgerPaymentReversed", "PaymentAssigned", "InsurerPolicyAdded",
                                        "InvoiceInsured", "ApiTokenIssued", "PaymentHeldUnmatched",
-                                       "PaymentsImported", "ScheduleCreated", "UnmatchedPaymentReversed"}
+                                       "PaymentsImported", "ScheduleCreated", "UnmatchedPaymentReversed",
+                                       "SubscriberAdded", "SubscriberPaused", "SubscriberResumed",
+                                       "SubscriberRemoved"}
     recorded = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P"), 0, uuid4(), NOW,
                             "c", "r", "s", payment_id="P", invoice_id="I", amount=Money.of("1", "USD", "amount"),
                             received_on=date(2026, 3, 1), matched_by="direct")

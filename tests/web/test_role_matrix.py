@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Awaitable, Callable
+from uuid import uuid4
 
 import pytest
 from fastapi.routing import APIRoute
@@ -649,3 +650,73 @@ async def _revoke_links(web: Web, role: str) -> Call:
 
 
 PREPARE.update({"customers.revoke_links": _revoke_links})
+
+# -- subscribers of the event feed (the general outbox, docs/EVENTS.md) --------------------------------
+
+DEAD_WEBHOOK = "http://127.0.0.1:9/hooks"  # the discard port: nothing listens, every POST fails
+
+
+def _subscriber(web: Web, paused: bool = False) -> str:
+    from app.subscribers import SubscriberService
+
+    name = f"sub-{uuid4().hex[:10]}"
+    SubscriberService(web.context).add(name, DEAD_WEBHOOK, "CaseOpened", 0, web.actor("supervisor"), "test")
+    if paused:
+        SubscriberService(web.context).pause(name, web.actor("supervisor"), "test")
+    return name
+
+
+def _subscriber_row(web: Web, name: str) -> Callable[[], object]:
+    from app.subscribers import SubscriberService
+
+    def row():  # not the retry state: a worker's dispatcher may try the dead webhook meanwhile
+        found = next((r for r in SubscriberService(web.context).list() if r["name"] == name), None)
+        return found and (found["position"], found["paused"], found["types"], found["url"])
+
+    return row
+
+
+async def _subscribers_list(web: Web, role: str) -> Call:
+    name = _subscriber(web)
+    return Call("GET", "/api/subscribers", check=lambda r: any(s["name"] == name and s["types"] == ["CaseOpened"]
+                                                              for s in r))
+
+
+async def _subscribers_add(web: Web, role: str) -> Call:
+    name = f"sub-{uuid4().hex[:10]}"
+    return Call("POST", "/api/subscribers", {"name": name, "url": DEAD_WEBHOOK, "types": ["CaseOpened", "CaseClosed"],
+                                             "from_position": 0, "reason": "warehouse"}, expect=201,
+                snapshot=_subscriber_row(web, name),
+                check=lambda r: r["name"] == name and r["types"] == ["CaseOpened", "CaseClosed"] and r["position"] == 0)
+
+
+async def _subscribers_pause(web: Web, role: str) -> Call:
+    name = _subscriber(web)
+    return Call("POST", f"/api/subscribers/{name}/pause", {"reason": "ERP maintenance"},
+                snapshot=_subscriber_row(web, name), check=lambda r: r["paused"] and r["changed"])
+
+
+async def _subscribers_resume(web: Web, role: str) -> Call:
+    name = _subscriber(web, paused=True)
+    return Call("POST", f"/api/subscribers/{name}/resume", {"reason": "ERP back"},
+                snapshot=_subscriber_row(web, name), check=lambda r: not r["paused"] and r["changed"])
+
+
+async def _subscribers_remove(web: Web, role: str) -> Call:
+    name = _subscriber(web)
+    return Call("POST", f"/api/subscribers/{name}/remove", {"reason": "retired"},
+                snapshot=_subscriber_row(web, name), check=lambda r: r["removed"] and r["name"] == name)
+
+
+async def _subscribers_dispatch(web: Web, role: str) -> Call:
+    name = _subscriber(web)
+    await web.new_case()  # a CaseOpened for it to push
+    return Call("POST", "/api/subscribers/dispatch", snapshot=_subscriber_row(web, name),
+                check=lambda r: any(a["subscriber"] == name and a["outcome"] in ("failed", "waiting") for a in r))
+
+
+PREPARE.update({
+    "subscribers.list": _subscribers_list, "subscribers.add": _subscribers_add,
+    "subscribers.pause": _subscribers_pause, "subscribers.resume": _subscribers_resume,
+    "subscribers.remove": _subscribers_remove, "subscribers.dispatch": _subscribers_dispatch,
+})
