@@ -127,7 +127,7 @@ def open_receivables(ctx: Context) -> list[OpenItem]:
     with ctx.db.read() as session:
         cases = {r.invoice_id: r for r in session.execute(
             select(case_summary.c.invoice_id, case_summary.c.currency, case_summary.c.balance_minor,
-                   case_summary.c.due_date, case_summary.c.closed_at))}
+                   case_summary.c.due_date, case_summary.c.closed_at).where(case_summary.c.kind == "invoice"))}
         ledger = list(session.execute(
             select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor, invoices.c.paid_minor,
                    invoices.c.due_date)))
@@ -231,7 +231,9 @@ def settlements(ctx: Context) -> list[Settlement]:
     A payment counts in full as cash collected; only the applied part settles the invoice
     (the excess becomes customer credit), see ``kind``: payment vs. excess."""
     with ctx.db.read() as session:
-        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)).all())
+        # an advance case's events settle no invoice: a deposit asked before delivery is no receivable
+        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)
+                                          .where(case_summary.c.kind == "invoice")).all())
         ledger = list(session.execute(select(payments).where(
             payments.c.invoice_id.is_not(None), payments.c.case_id.is_(None),
             payments.c.status.in_(("applied", "reversed")),

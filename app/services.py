@@ -61,6 +61,7 @@ def summary_dict(row: Any) -> dict:
         "opened_at": m["opened_at"].isoformat(),
         "closed_at": m["closed_at"].isoformat() if m["closed_at"] else None,
         "version": m["version"],
+        "kind": m["kind"],  # invoice, or advance: an overdue advance request (invoice_id is the request id)
     }
 
 
