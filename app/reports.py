@@ -381,7 +381,19 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
         "dso": [{"date": d.isoformat(), "days": str(v) if v is not None else None}
                 for d, v in dso_trend(ledger, found, currency, as_of)],
         "kpis": _kpi_figures(ctx, currency, as_of),
+        "advance_cases": advance_cases(ctx),
     }
+
+
+def advance_cases(ctx: Context) -> dict:
+    """Overdue advance requests being dunned (cases of kind advance), on their own: a deposit
+    asked before delivery is no receivable, so none of it is in the aging, DSO or CEI above."""
+    c = case_summary.c
+    with ctx.db.read() as session:
+        rows = list(session.execute(select(c.currency, func.count(), func.sum(c.balance_minor))
+                                    .where(c.kind == "advance", c.closed_at.is_(None)).group_by(c.currency)))
+    return {"open": sum(int(n) for _, n, _ in rows),
+            "outstanding": {cur: _text(_amount(int(minor or 0), cur), cur) for cur, _, minor in sorted(rows)}}
 
 
 DASHBOARD_KPIS = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover_days", "promise_kept_rate_percent",

@@ -48,7 +48,8 @@ def sweep(
     page_size: Annotated[int, typer.Option(help="Invoices per activity", min=1, max=5000)] = 500,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the daily sweep now: open a case for every overdue, unpaid invoice that has none."""
+    """Run the daily sweep now: open a case for every overdue, unpaid invoice that has none, and a case of
+    kind advance for every overdue, unpaid advance request (docs/ADVANCES.md)."""
     from app.sweeps import run_sweep
 
     def action(s: CaseService):
