@@ -283,9 +283,9 @@ class Projector:
     def replace_all(self, session: Session, states: Iterable[CaseState], batch: int = 2000,
                     customers: Iterable = ()) -> None:
         """Rebuild: fresh rows for every case, then exposure from them (and every customer's rows)."""
-        self.customers.replace_all(session, customers)
         for table in (customer_exposure, approvals, case_summary):
             session.execute(delete(table))
+        self.customers.replace_all(session, customers)  # after: it adds the refunds awaiting approval
         summaries: list[dict] = []
         approval_batch: list[dict] = []
         for state in states:
