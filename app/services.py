@@ -446,7 +446,7 @@ class CaseService:
                                                     payment_id, received_on, reference, request_id=invoice_id)
             case = paid["advance_case"] or {}
             return {**paid, "invoice_id": invoice_id, "case_id": dunned["case_id"], "applied_to": "advance request",
-                    "status": case.get("status", dunned["status"])}
+                    "status": case.get("status", dunned["status"]), "balance": case.get("balance", dunned["balance"])}
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
         today = today or datetime.now(timezone.utc).date()
