@@ -138,7 +138,8 @@ def payments_unmatched(as_json: JsonOpt = False) -> None:
 def payments_assign(payment_id: str, invoice_id: str,
                     reason: reason_option("Why this payment belongs to this invoice, e.g. 'remittance advice'"),
                     as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Apply an unmatched payment to an invoice (its case, or the ledger), with a reason (PaymentAssigned)."""
+    """Apply an unmatched payment to an invoice (its case, or the ledger), or to an advance request (an advance
+    held on the customer; its case of kind advance sees it), with a reason (PaymentAssigned)."""
     execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user), reason), as_json,
             lambda r: show_reply(r) if r.get("case_id") else console.print(
                 f"payment {payment_id} applied to invoice {invoice_id}"))

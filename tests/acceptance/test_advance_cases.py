@@ -123,3 +123,28 @@ def test_an_overdue_deposit_is_dunned_then_paid_released_and_applied(ledger):
     check_kpis(money("700.00"), "0")
     ledger.refused("payments", "apply-credit", "RQ-77", match="advance request")  # a deposit request takes no credit
     ledger.reconcile()
+
+
+def test_a_bank_line_assigned_to_an_overdue_request_pays_it(ledger):
+    # a second deposit, overdue and dunned; the customer's bank line names nothing the engine knows
+    ledger.ok("advance", "request", "C-DEP", "200.00", "--currency", "USD", "--due", day(-1), "--reference",
+              "deposit order 78", "--order", "SO-78", "--request-id", "RQ-78")
+    ledger.ok("sweep", timeout=120)
+    assert ledger.cases()["RQ-78"]["kind"] == "advance"
+    before = ledger.ok("report", "kpis", "--currency", "USD")
+    imported = ledger.import_bank_file([f"BK-78,{day(0)},200.00,USD,?,"])
+    assert imported["unmatched"] == 1, imported
+    ledger.refused("payments", "assign", "BK-78", "RQ-77", "--reason", "remittance advice", match="amount")  # paid
+    assigned = ledger.ok("payments", "assign", "BK-78", "RQ-78", "--reason", "remittance advice: deposit SO-78")
+    assert assigned["applied_to"] == "advance request" and assigned["advance_case"]["status"] == "paid", assigned
+    assert ledger.ok("payments", "unmatched") == []
+    assert ledger.case("RQ-78")["status"] == "paid"
+    rows = {r["advance_id"]: r for r in ledger.ok("report", "advances")["advances"]}
+    assert (rows["BK-78"]["source"], rows["BK-78"]["held"]) == ("advance request RQ-78", "200.00"), rows
+    outbox = [o for o in ledger.ok("credit-hold", "outbox") if "SO-78" in o["reason"]]
+    assert [o["action"] for o in outbox] == ["hold", "release"], outbox
+    after = ledger.ok("report", "kpis", "--currency", "USD")  # the deposit is an advance held, no receivable
+    assert after["receivables_end"] == before["receivables_end"], (before, after)
+    assert money(after["advances_held_end"]) == money(before["advances_held_end"]) + money("200.00"), after
+    ledger.refused("payments", "reverse", "BK-78", "--reason", "wrong customer", match="advance")
+    ledger.reconcile()
