@@ -42,14 +42,15 @@ def outbox_rows(s: CustomerState) -> list[dict]:
 
 
 def refund_approval_rows(s: CustomerState, customer_name: str) -> list[dict]:
-    """Refunds of advances waiting for a second person, in the approvals inbox (kind ``refund``):
+    """Refunds of advances waiting for a second person, and those approved, in the approvals inbox (kind ``refund``):
     the approval id is the refund id, the case id the customer's stream, the invoice id the advance."""
     return [{"approval_id": p.refund_id, "case_id": str(s.stream_id), "invoice_id": p.advance_id,
              "customer_name": customer_name, "kind": "refund", "currency": p.amount.currency,
              "amount_minor": p.amount.to_minor(), "reason": p.reason[:500], "requested_by": p.requested_by,
-             "requested_at": p.at, "tier": "supervisor", "sla_due_at": None, "status": "pending",
-             "decided_by": None, "decided_at": None, "decision": None}
-            for p in s.pending_refunds.values()]
+             "requested_at": p.at, "tier": "supervisor", "sla_due_at": None,
+             "status": "approved" if p.approved_by else "pending", "decided_by": p.approved_by,
+             "decided_at": p.approved_at, "decision": None}
+            for p in (*s.pending_refunds.values(), *s.approved_refunds.values())]
 
 
 def _names(session: Session, ids: Iterable[str] | None = None) -> dict[str, str]:

@@ -148,3 +148,23 @@ def test_a_bank_line_assigned_to_an_overdue_request_pays_it(ledger):
     assert money(after["advances_held_end"]) == money(before["advances_held_end"]) + money("200.00"), after
     ledger.refused("payments", "reverse", "BK-78", "--reason", "wrong customer", match="advance")
     ledger.reconcile()
+
+    # order 78 is cancelled: a refund above the threshold waits in the approvals inbox for a second person
+    asked = ledger.ok("advance", "refund", "BK-78", "150.00", "--reason", "order 78 cancelled", "--refund-id", "RF-78",
+                      "--as", "demo-collector")
+    assert asked["status"] == "awaiting approval", asked
+    [item] = [a for a in ledger.ok("approvals", "list") if a["approval_id"] == "RF-78"]
+    assert (item["kind"], item["invoice_id"], item["amount"], item["requested_by"]) == (
+        "refund", "BK-78", "150.00", "demo-collector"), item
+    ledger.refused("approvals", "approve", "RF-78", "--reason", "ok", "--as", "demo-collector", match="approve")
+    done = ledger.ok("approvals", "approve", "RF-78", "--reason", "order cancelled in the ERP", "--as",
+                     "demo-supervisor")
+    assert done["status"] == "refunded" and done["approved_by"] == "demo-supervisor", done
+    rows = {r["advance_id"]: r for r in ledger.ok("report", "advances")["advances"]}
+    assert (rows["BK-78"]["refunded"], rows["BK-78"]["held"]) == ("150.00", "50.00"), rows["BK-78"]
+    # the read models equal a rebuild from the events
+    cases, approvals = ledger.ok("case", "list"), ledger.ok("approvals", "list", "--status", "all")
+    assert [a["status"] for a in approvals if a["approval_id"] == "RF-78"] == ["approved"], approvals
+    ledger.ok("projections", "rebuild")
+    assert ledger.ok("case", "list") == cases and ledger.ok("approvals", "list", "--status", "all") == approvals
+    ledger.reconcile()

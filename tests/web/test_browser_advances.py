@@ -58,6 +58,11 @@ async def test_advances_page_advance_case_and_refund_approval(page, web: Web):  
     await page.wait_for_url("**/console/approvals")
     assert "approved" in await page.inner_text(".flash")
     assert await page.locator(f"tr[data-approval='{refund['refund_id']}']").count() == 0
+    recent = await page.inner_text("[data-testid=recent]")
+    assert "Advance refund" in recent and old in recent and "demo-supervisor" in recent, recent
+    decided = web.service.approval(refund["refund_id"])
+    assert (decided["status"], decided["decided_by"], decided["requested_by"]) == (
+        "approved", "demo-supervisor", "demo-collector"), decided
     [held] = [r for r in advances.report()["advances"] if r["advance_id"] == old]
     assert (held["refunded"], held["held"]) == ("250.00", "250.00"), held
 
@@ -85,3 +90,6 @@ async def test_a_collector_cannot_approve_a_refund_of_their_own(web: Web):
         assert [a["kind"] for a in listed if a["approval_id"] == refund["refund_id"]] == ["refund"]
         done = await api.post(f"/api/approvals/{refund['refund_id']}/approve", json={"reason": "checked"})
     assert done.status_code == 200 and done.json()["status"] == "refunded", done.text
+    async with web.client("finance_manager") as api:
+        again = await api.post(f"/api/approvals/{refund['refund_id']}/approve", json={"reason": "twice"})
+    assert again.status_code >= 400 and "already approved" in again.text, again.text
