@@ -86,6 +86,9 @@ def test_an_overdue_deposit_is_dunned_then_paid_released_and_applied(ledger):
     assert case["kind"] == "advance" and [e["data"]["step"] for e in case["events"] if e["type"] == "ReminderSent"] == [
         "deposit-reminder", "deposit-final"], case["events"]
     assert not [e for e in case["events"] if e["type"] == "LateFeeCharged"], case["events"]
+    preview = ledger.ok("template", "preview", "RQ-77", "--level", "2")  # what the final notice says
+    assert preview["step"] == "deposit-final" and "deposit due before shipment" in preview["subject"], preview
+    ledger.refused("template", "preview", "RQ-77", "--level", "3", match="level")  # the [advances] ladder has 2 steps
 
     # a deposit asked is no receivable: KPIs, aging and the dashboard, against figures computed here
     def check_kpis(ar_end: Decimal, held: str) -> None:
