@@ -133,3 +133,19 @@ def test_an_advances_ladder_is_checked_like_the_invoice_ladders(extra, message):
     with pytest.raises(DomainError, match=message):
         policy(extra)
 
+
+
+def test_given_a_refund_above_the_threshold_when_approved_then_the_inbox_row_keeps_the_decision():
+    from store.customer_projections import refund_approval_rows
+    from tests.domain.scenario import SUPERVISOR, SUPERVISOR_2
+
+    c = requested(paid="300.00")
+    c.when(cu.RequestAdvanceRefund, actor=SUPERVISOR, refund_id="RF-1", advance_id="PP-1", amount=usd("300.00"),
+           reason="order cancelled")
+    [row] = refund_approval_rows(c.state, "Acme GmbH")
+    assert (row["approval_id"], row["kind"], row["invoice_id"], row["status"], row["requested_by"]) == (
+        "RF-1", "refund", "PP-1", "pending", SUPERVISOR.name)
+    c.when(cu.ApproveAdvanceRefund, actor=SUPERVISOR_2, refund_id="RF-1")
+    [row] = refund_approval_rows(c.state, "Acme GmbH")
+    assert (row["status"], row["decided_by"], row["amount_minor"]) == ("approved", SUPERVISOR_2.name, 30000)
+    assert c.state.approved_refunds["RF-1"].approved_at == T0
