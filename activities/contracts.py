@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.events import AnyEvent, Customer
+from domain.events import AdvanceFacts, AnyEvent, Customer
 from domain.interest import InterestDue
 from domain.money import Money
 
@@ -59,6 +59,7 @@ class NoticeRequest(_Model):
     issue_date: date
     interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
     issued_on: date | None = None  # the notice's date (a final notice's PDF letter is dated by it)
+    advance: AdvanceFacts | None = None  # a case of kind advance: a deposit due before shipment (invoice_id: the request)
 
 
 class NoticeResult(_Model):
@@ -77,6 +78,7 @@ class NoticeResult(_Model):
 
 SWEEP_PREPARE = "sweep_prepare"
 SWEEP_PAGE = "sweep_page"
+SWEEP_ADVANCES = "sweep_advances"
 
 
 class SweepPrepareRequest(_Model):
@@ -100,6 +102,13 @@ class SweepPageRequest(_Model):
     policy_version: str
     after: str
     limit: int
+
+
+class SweepAdvancesRequest(_Model):
+    """Open a case of kind advance for every advance request due on or before ``cutoff`` and unpaid."""
+
+    cutoff: date
+    policy_version: str
 
 
 class SweepPageResult(_Model):

@@ -299,7 +299,7 @@ class NoticeActivities:
         """The PDF letter of each final notice (dated): case id -> (file name, bytes, SHA-256)."""
         found = {}
         for request in requests:
-            if request.final and request.issued_on is not None:
+            if request.final and request.issued_on is not None and request.advance is None:  # no letter for a deposit
                 data = self.letters.pdf(request)
                 found[str(request.case_id)] = (letter_name(request), data, sha256(data))
         return found

@@ -99,6 +99,8 @@ class NoticeRenderer:
                 "interest_to": format_day(n.interest.accrued_to, language) if n.interest else None,
                 "compensation": (format_money(n.interest.compensation_stated, language)
                                  if n.interest and n.interest.compensation_stated else None),
+                "order_id": n.advance.order_id if n.advance else None,
+                "reference": n.advance.reference if n.advance else None,
             }
             for n in notices
         ]
@@ -111,7 +113,10 @@ class NoticeRenderer:
             "total_due": " + ".join(format_money(t, language) for t in totals.values()),
             "sender_name": self.sender_name,
             "self_service_url": self.link_for(first.customer.customer_id) if self.link_for else None,
+            "final": any(n.final for n in notices),
         }
+        if first.advance is not None:  # a deposit due before shipment: no invoice was issued
+            step = "deposit"
         text_template = self._template(language, step, "txt")
         html_template = self._template(language, step, "html")
         subject_context = text_template.new_context(context)

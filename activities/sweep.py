@@ -10,10 +10,13 @@ from zoneinfo import ZoneInfo
 from temporalio import activity
 
 from activities.contracts import (
-    SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
+    SWEEP_ADVANCES, SWEEP_PAGE, SWEEP_PREPARE, SweepAdvancesRequest, SweepPageRequest, SweepPageResult, SweepPlan,
+    SweepPrepareRequest,
 )
 from activities.opening import customer_pause, start_case
+from domain.advances import case_facts, overdue_requests
 from domain.commands import OpenCase
+from domain.customer import customer_stream_id, fold_customer
 from domain.decider import case_uuid
 from domain.errors import DomainError
 from domain.events import OpenReason
@@ -62,18 +65,9 @@ class SweepActivities:
             if has_case:
                 already += 1
                 return
-            paused = None
-            if self.store is not None:
-                paused = await asyncio.to_thread(customer_pause, self.store, facts.customer.customer_id,
-                                                 datetime.now(timezone.utc))
-            opening = OpenCase(
-                command_id=uuid5(NAMESPACE_URL, f"sweep-open:{facts.invoice_id}"), actor=SYSTEM_ACTOR,
-                case_id=case_uuid(facts.invoice_id), invoice=facts, reason=OpenReason.overdue, customer_pause=paused,
-            )
             async with gate:
                 try:
-                    started = await start_case(client, task_queue=self.task_queue, id_prefix=self.id_prefix,
-                                               policy=policy, opening=opening)
+                    started = await self._open(client, policy, facts, "sweep-open")
                 except DomainError as error:
                     failed[facts.invoice_id] = str(error)
                     return
@@ -88,3 +82,54 @@ class SweepActivities:
             seen=len(invoices), last=invoices[-1][0].invoice_id if invoices else None,
             opened=opened, already_open=already, failed=failed,
         )
+
+    @activity.defn(name=SWEEP_ADVANCES)
+    async def advances(self, request: SweepAdvancesRequest) -> SweepPageResult:
+        """Open a case of kind advance for every advance request overdue and unpaid (issue 16):
+        the request id stands for the invoice id, so a request is dunned once however often the
+        sweep runs. Requests live on the customers' streams (``AdvanceRequested``)."""
+        if self.store is None:
+            return SweepPageResult(seen=0, last=None, opened=0, already_open=0)
+        policy = await asyncio.to_thread(self.policies.get, request.policy_version)
+        due = await asyncio.to_thread(self._overdue_requests, request.cutoff)
+        having = await asyncio.to_thread(self.reads.with_case, [f.invoice_id for f in due])
+        client = activity.client()
+        opened = already = 0
+        failed: dict[str, str] = {}
+        for facts in due:
+            if facts.invoice_id in having:
+                already += 1
+                continue
+            try:
+                started = await self._open(client, policy, facts, "sweep-open-advance")
+            except DomainError as error:
+                failed[facts.invoice_id] = str(error)
+                continue
+            opened, already = (opened + 1, already) if started else (opened, already + 1)
+            activity.heartbeat(facts.invoice_id)
+        return SweepPageResult(seen=len(due), last=None, opened=opened, already_open=already, failed=failed)
+
+    async def _open(self, client, policy, facts, key: str) -> bool:
+        """Start the case of ``facts`` (paused with its customer when a pause is in force): True
+        when this call started it."""
+        paused = None
+        if self.store is not None:
+            paused = await asyncio.to_thread(customer_pause, self.store, facts.customer.customer_id,
+                                             datetime.now(timezone.utc))
+        opening = OpenCase(
+            command_id=uuid5(NAMESPACE_URL, f"{key}:{facts.invoice_id}"), actor=SYSTEM_ACTOR,
+            case_id=case_uuid(facts.invoice_id), invoice=facts, reason=OpenReason.overdue, customer_pause=paused,
+        )
+        return await start_case(client, task_queue=self.task_queue, id_prefix=self.id_prefix, policy=policy,
+                                opening=opening)
+
+    def _overdue_requests(self, cutoff):
+        found = []
+        customers = sorted({r.event.customer_id for r in self.store.read_types(("AdvanceRequested",))})
+        for customer_id in customers:
+            state = fold_customer(self.store.load(customer_stream_id(customer_id)))
+            who = self.reads.customer_facts(customer_id) if state is not None else None
+            if who is None:
+                continue
+            found += [case_facts(r, who[0], who[1]) for r in overdue_requests(state, cutoff)]
+        return found

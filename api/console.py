@@ -463,3 +463,23 @@ def dashboard_page(request: Request, currency: str = "", as_of: str = ""):
                                   for i, p in enumerate(data["dso"])], t("dashboard.dso", currency=cur)),
     }
     return render(request, "dashboard.html.j2", data=data, figures=figures, error=error)
+
+
+# -- advances (issue 16; docs/ADVANCES.md) -------------------------------------------------------------
+
+
+@router.get("/advances")
+def advances_page(request: Request):
+    """The advances register, the advances that linger, and the overdue advance requests (each
+    with its case of kind advance once the sweep has opened one)."""
+    require(request, "reports.advances")
+    from app.advances import AdvanceService
+
+    svc = service(request)
+    data = AdvanceService(svc).report()
+    overdue = [r for r in data["requests"] if r["status"] == "overdue"]
+    for r in overdue:
+        existing = svc._existing(r["request_id"])
+        r["case"] = existing if existing is not None and existing["kind"] == "advance" else None
+    return render(request, "advances.html.j2", data=data, overdue=overdue,
+                  lingering=[r for r in data["advances"] if r["lingering"]], case_url=case_url)

@@ -59,15 +59,38 @@ class CreditService:
         state, events = self.customers.execute(customer_id, lambda s: cu.RecordPrepayment(
             command_id=command_id, actor=actor, customer_id=customer_id, payment_id=pid, amount=money,
             received_on=received_on or _today(), reference=reference, request_id=request_id))
+        case = await self._pay_advance_case(customer_id, request_id, pid, money, received_on, reference, actor)
         applied = await self.auto_apply(customer_id, actor) if self.cases.ctx.policy().credit.auto_apply else []
         return {"customer_id": customer_id, "payment_id": pid, "amount": str(money.amount), "currency": money.currency,
-                "recorded": bool(events), "applied": applied}
+                "recorded": bool(events), "applied": applied, "advance_case": case}
+
+    async def _pay_advance_case(self, customer_id: str, request_id: str | None, payment_id: str, money: Money,
+                                received_on: date, reference: str, actor: Actor) -> dict | None:
+        """A payment of an advance request that is dunned (a case of kind advance) is recorded on
+        that case too: its balance goes down, and paid in full it closes as paid. The money itself
+        is the advance on the customer's register (``PrepaymentReceived``), never a receivable."""
+        if request_id is None:
+            return None
+        try:
+            row = self.cases.summary_row(request_id)
+        except DomainError:
+            return None  # not overdue yet: no case
+        if row.kind != "advance" or row.customer_id != customer_id or row.closed_at is not None:
+            return None
+        reply = await self.cases._send(row.case_id, "pay", lambda s: cmd.RecordPayment(
+            command_id=uuid5(NAMESPACE_URL, f"advance-case-payment:{payment_id}"), actor=actor,
+            payment_id=payment_id, amount=money, reference=reference or f"advance request {request_id}",
+            received_on=received_on, payer=customer_id, matched_by="advance_request"))
+        return {"case_id": str(row.case_id), "status": reply.get("status"), "balance": reply.get("balance")}
 
     # -- applying ---------------------------------------------------------------------------------
     async def apply(self, invoice_id: str, amount: str | None, actor: Actor, allocation_id: str | None = None,
                     advance_id: str | None = None) -> dict:
         """Apply the customer's credit (or one advance) to an invoice's open case (default: as much as fits)."""
         summary = self.cases.summary_row(invoice_id)
+        if summary.kind == "advance":
+            raise DomainError(f"{invoice_id} is an advance request, not an invoice: credit is applied to invoices",
+                              "invoice_id")
         if summary.closed_at is not None:
             raise DomainError(f"case is closed ({summary.status}); it accepts no further commands", "case")
         customer_id, currency = summary.customer_id, summary.currency

@@ -277,7 +277,7 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
                              r.issue_date, r.due_date) for r in rows]
         summaries = list(session.execute(select(case_summary.c.case_id, case_summary.c.assignee, case_summary.c.currency,
                                                 case_summary.c.opened_at, case_summary.c.closed_at,
-                                                case_summary.c.status)))
+                                                case_summary.c.status).where(case_summary.c.kind == "invoice")))
     found = [s for s in settlements(ctx) if s.currency == currency]
     cases = [ClosedCase(r.case_id, r.assignee or "unassigned", r.currency, r.opened_at.date(),
                         r.closed_at.date() if r.closed_at else None, r.status if r.closed_at else None)

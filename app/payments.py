@@ -207,6 +207,8 @@ class ReportedPayments:
         return self.ledger.open_invoice(row.invoice_id) if row.closed_at is None else None
 
 
+ADVANCE_REQUEST = "advance_request"  # a bank line assigned to an advance request: an advance, no receivable
+
 class PaymentService:
     def __init__(self, cases: CaseService) -> None:
         self.cases = cases
@@ -416,6 +418,8 @@ class PaymentService:
         payment = self._payment(payment_id)
         if payment.status != "unmatched":
             raise DomainError(f"payment {payment_id} is {payment.status}, not unmatched", "payment_id")
+        if not self.ledger.invoices_named({invoice_id}) and (customer_id := self._requester(invoice_id)):
+            return await self._assign_to_request(payment, customer_id, invoice_id, actor, reason)
         why_not = applicable(self.ledger.open_invoice(invoice_id), payment.amount)
         if why_not:
             raise DomainError(why_not, "invoice_id")
@@ -431,9 +435,33 @@ class PaymentService:
                          invoice_id=invoice_id, amount=payment.amount, case_id_ref=invoice.case_id)
         return reply
 
+    def _requester(self, request_id: str) -> str | None:
+        """The customer who was asked for the advance request ``request_id`` (None: no such request)."""
+        from app.advances import AdvanceService
+
+        return next((s.customer_id for s in AdvanceService(self.cases).states() if request_id in s.requests), None)
+
+    async def _assign_to_request(self, payment, customer_id: str, request_id: str, actor: Actor, reason: str) -> dict:
+        """A bank line that pays an advance request (docs/ADVANCES.md): the advance is recorded on the
+        customer (``PrepaymentReceived`` with the request, the request's case sees it), and the bank
+        line is applied to no invoice (``matched_by`` ``advance_request``): it is no receivable's."""
+        from app.credit import CreditService
+
+        paid = await CreditService(self.cases).prepay(
+            customer_id, str(payment.amount.amount), payment.amount.currency, actor, payment_id=payment.payment_id,
+            received_on=payment.received_on, reference=payment.reference, request_id=request_id)
+        self.ledger.mark_applied(payment.payment_id, None, None, ADVANCE_REQUEST)
+        record_event(self.cases.ctx, "payment", payment.payment_id, admin.PaymentAssigned, actor, reason,
+                     f"payment {payment.payment_id} (advance request {request_id})", payment_id=payment.payment_id,
+                     invoice_id=request_id, amount=payment.amount)
+        return {**paid, "invoice_id": request_id, "applied_to": "advance request"}
+
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
         payment = self._payment(payment_id)
         reason = admin.check_reason(reason)
+        if payment.matched_by == ADVANCE_REQUEST:
+            raise DomainError(f"payment {payment_id} paid an advance request: it is an advance on the customer; "
+                              "refund the advance instead (`advance refund`)", "payment_id")
         if payment.status == "reversed":
             return {**payment.as_dict(), "reversed": False}
         if payment.status != "applied":

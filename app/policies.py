@@ -59,7 +59,7 @@ def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
     """The notice the case would send now (or at ``level``), rendered as the customer gets it."""
     row = service.summary_row(ref)
     state = CaseState.model_validate_json(row.state)
-    policy = service.ctx.policies.get(state.policy_version)
+    policy = service.ctx.policies.get(state.policy_version).for_case(state.advance is not None)
     steps = len(policy.ladder(state.risk_grade))
     if level is not None and not 1 <= level <= steps:
         raise DomainError(f"must be between 1 and {steps} for this case's ladder", "level")
@@ -69,7 +69,7 @@ def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
         case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
         invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due, balance=state.balance,
         fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date, interest=notice.interest,
-        issued_on=today,
+        issued_on=today, advance=state.advance,
     )
     rendered = NoticeRenderer().render([request])
     return {"case_id": str(state.case_id), "invoice_id": state.invoice_id, "level": notice.level,

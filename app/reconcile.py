@@ -13,6 +13,10 @@ money-moving event's own fields. What it compares:
 * per currency, receivables at the end of the period and the period's cash collected,
   credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums,
   and what the collectors collected on cases with ``report collectors``.
+
+A case of kind advance (an overdue advance request, ``CaseOpened.advance``) is checked with
+``case_summary`` like any case, and nowhere else: a deposit asked is no receivable, and its
+payment is the advance on the customer's register.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ class CaseFacts:
     moves: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what is owed
     payments: dict[str, Decimal] = field(default_factory=dict)  # payment id -> amount received
     reversed: set[str] = field(default_factory=set)
+    advance: bool = False  # a case of kind advance: a deposit asked, in no receivable, exposure nor cash total
 
 
 @dataclass
@@ -86,7 +91,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
         case_id = str(record.stream_id)
         if name == "CaseOpened":
             cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
-                                       e.original_amount.amount, e.opening_balance.amount)
+                                       e.original_amount.amount, e.opening_balance.amount,
+                                       advance=e.advance is not None)
             continue
         facts = cases.get(case_id)
         if facts is None:
@@ -105,6 +111,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
         day = e.received_on if name == "PaymentReceived" else e.occurred_at.date()
         facts.balance += sign * value.amount
         facts.moves.append((day, sign * value.amount))
+        if facts.advance:
+            continue  # its payment is the advance on the customer's register (PrepaymentReceived)
         if name in ("PaymentReceived", "PaymentReversed"):
             cash = e.applied.amount + e.excess.amount
             if name == "PaymentReceived":
@@ -188,7 +196,7 @@ def _compare_exposure(found: Recomputed, exposure: dict, differences: list[str])
     expected: dict[tuple[str, str], list] = defaultdict(lambda: [0, ZERO])
     for facts in found.cases.values():
         totals = expected[(facts.customer_id, facts.currency)]
-        if facts.open:
+        if facts.open and not facts.advance:
             totals[0] += 1
             totals[1] += facts.balance
     for key in expected.keys() | exposure.keys():
@@ -228,7 +236,7 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
                                f"{'reversed' if r.payment_id in reversed_on_cases else 'not reversed'}")
     for pid, (found_cases, _) in sorted(on_cases.items()):
         differences.append(f"payment {pid}: PaymentReceived on case {found_cases[0][0]} has no row in the payments table")
-    cased = {f.invoice_id for f in found.cases.values()}
+    cased = {f.invoice_id for f in found.cases.values() if not f.advance}
     for invoice_id, row in ledger.items():
         if invoice_id in cased:
             continue
@@ -278,7 +286,7 @@ def _receivables(found: Recomputed, ledger: dict, ledger_paid: dict, end: date) 
     """What customers owe at the end of ``end`` for invoices issued by then: the invoice
     amount, plus the case's fees less what settled it by that day, less payments on the
     ledger before any case."""
-    by_invoice = {f.invoice_id: f for f in found.cases.values()}
+    by_invoice = {f.invoice_id: f for f in found.cases.values() if not f.advance}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for invoice_id, row in ledger.items():
         if row.issue_date > end:

@@ -127,7 +127,7 @@ def open_receivables(ctx: Context) -> list[OpenItem]:
     with ctx.db.read() as session:
         cases = {r.invoice_id: r for r in session.execute(
             select(case_summary.c.invoice_id, case_summary.c.currency, case_summary.c.balance_minor,
-                   case_summary.c.due_date, case_summary.c.closed_at))}
+                   case_summary.c.due_date, case_summary.c.closed_at).where(case_summary.c.kind == "invoice"))}
         ledger = list(session.execute(
             select(invoices.c.invoice_id, invoices.c.currency, invoices.c.amount_minor, invoices.c.paid_minor,
                    invoices.c.due_date)))
@@ -231,7 +231,9 @@ def settlements(ctx: Context) -> list[Settlement]:
     A payment counts in full as cash collected; only the applied part settles the invoice
     (the excess becomes customer credit), see ``kind``: payment vs. excess."""
     with ctx.db.read() as session:
-        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)).all())
+        # an advance case's events settle no invoice: a deposit asked before delivery is no receivable
+        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)
+                                          .where(case_summary.c.kind == "invoice")).all())
         ledger = list(session.execute(select(payments).where(
             payments.c.invoice_id.is_not(None), payments.c.case_id.is_(None),
             payments.c.status.in_(("applied", "reversed")),
@@ -381,7 +383,19 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
         "dso": [{"date": d.isoformat(), "days": str(v) if v is not None else None}
                 for d, v in dso_trend(ledger, found, currency, as_of)],
         "kpis": _kpi_figures(ctx, currency, as_of),
+        "advance_cases": advance_cases(ctx),
     }
+
+
+def advance_cases(ctx: Context) -> dict:
+    """Overdue advance requests being dunned (cases of kind advance), on their own: a deposit
+    asked before delivery is no receivable, so none of it is in the aging, DSO or CEI above."""
+    c = case_summary.c
+    with ctx.db.read() as session:
+        rows = list(session.execute(select(c.currency, func.count(), func.sum(c.balance_minor))
+                                    .where(c.kind == "advance", c.closed_at.is_(None)).group_by(c.currency)))
+    return {"open": sum(int(n) for _, n, _ in rows),
+            "outstanding": {cur: _text(_amount(int(minor or 0), cur), cur) for cur, _, minor in sorted(rows)}}
 
 
 DASHBOARD_KPIS = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover_days", "promise_kept_rate_percent",

@@ -61,6 +61,7 @@ def summary_dict(row: Any) -> dict:
         "opened_at": m["opened_at"].isoformat(),
         "closed_at": m["closed_at"].isoformat() if m["closed_at"] else None,
         "version": m["version"],
+        "kind": m["kind"],  # invoice, or advance: an overdue advance request (invoice_id is the request id)
     }
 
 
@@ -252,6 +253,7 @@ class CaseService:
         return {
             **summary_dict(row),
             "customer_email": state.customer.email,
+            "advance": state.advance.model_dump(mode="json") if state.advance else None,  # a case of kind advance
             "totals": {
                 "payments": str(state.payments.amount),
                 "credits": str(state.credits.amount),
@@ -433,7 +435,18 @@ class CaseService:
         """A payment to its invoice's open case, or (no case yet) onto the ledger. ``today``:
         the day it is recorded, for a replay of history on its own clock (the backtest).
         ``within_tolerance``: a bank receipt (what it leaves within the policy's tolerance is written
-        off); ``split``: one share of a receipt that pays several invoices' cases under one payment id."""
+        off); ``split``: one share of a receipt that pays several invoices' cases under one payment id.
+        A case of kind advance (its id is the request id) is paid as its advance request: the money is
+        an advance held on the customer (``payments prepay --request``), and the case sees it."""
+        dunned = self._existing(invoice_id)
+        if dunned is not None and dunned["kind"] == "advance":
+            from app.credit import CreditService
+
+            paid = await CreditService(self).prepay(dunned["customer_id"], amount, dunned["currency"], actor,
+                                                    payment_id, received_on, reference, request_id=invoice_id)
+            case = paid["advance_case"] or {}
+            return {**paid, "invoice_id": invoice_id, "case_id": dunned["case_id"], "applied_to": "advance request",
+                    "status": case.get("status", dunned["status"]), "balance": case.get("balance", dunned["balance"])}
         facts = self.ctx.ledger.invoice(invoice_id)
         money = positive_money(amount, facts.amount.currency)
         today = today or datetime.now(timezone.utc).date()
@@ -626,6 +639,14 @@ class CaseService:
             raise DomainError("an escalation is decided with `escalation decide CASE_ID --decision ...`", "approval_id")
         if row.status != "pending":
             raise DomainError(f"approval {approval_id} was already {row.status}", "approval_id")
+        if row.kind == "refund":  # an advance's refund (docs/ADVANCES.md): decided on the customer's stream
+            if not approve:
+                raise DomainError("a refund of an advance cannot be rejected here; it stays reserved until "
+                                  "approved", "approval_id")
+            from app.advances import AdvanceService
+
+            done = AdvanceService(self).approve_refund(approval_id, actor)
+            return {**done, "approval_id": approval_id, "invoice_id": row.invoice_id}
         return await self._send(row.case_id, "decide_approval", lambda s: cmd.DecideApproval(
             command_id=uuid4(), actor=actor, approval_id=approval_id, approve=approve, reason=reason))
 

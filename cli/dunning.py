@@ -48,7 +48,8 @@ def sweep(
     page_size: Annotated[int, typer.Option(help="Invoices per activity", min=1, max=5000)] = 500,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run the daily sweep now: open a case for every overdue, unpaid invoice that has none."""
+    """Run the daily sweep now: open a case for every overdue, unpaid invoice that has none, and a case of
+    kind advance for every overdue, unpaid advance request (docs/ADVANCES.md)."""
     from app.sweeps import run_sweep
 
     def action(s: CaseService):
@@ -137,7 +138,8 @@ def payments_unmatched(as_json: JsonOpt = False) -> None:
 def payments_assign(payment_id: str, invoice_id: str,
                     reason: reason_option("Why this payment belongs to this invoice, e.g. 'remittance advice'"),
                     as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
-    """Apply an unmatched payment to an invoice (its case, or the ledger), with a reason (PaymentAssigned)."""
+    """Apply an unmatched payment to an invoice (its case, or the ledger), or to an advance request (an advance
+    held on the customer; its case of kind advance sees it), with a reason (PaymentAssigned)."""
     execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user), reason), as_json,
             lambda r: show_reply(r) if r.get("case_id") else console.print(
                 f"payment {payment_id} applied to invoice {invoice_id}"))

@@ -20,7 +20,11 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Iterable
 
-from domain.customer import CustomerEvent, CustomerState, evolve_customer
+from domain.commands import InvoiceFacts
+from domain.customer import AdvanceRequest, CustomerEvent, CustomerState, evolve_customer
+from domain.events import AdvanceFacts, Customer
+from domain.money import Money
+from domain.policy import RiskGrade
 
 OPEN_STATUSES = ("held", "partly applied")
 
@@ -106,3 +110,22 @@ def requests(states: Iterable[CustomerState], as_of: date) -> list[RequestRow]:
             for s in states for r in s.requests.values() if r.requested_at.date() <= as_of]
     rows.sort(key=lambda r: (r.due_date, r.customer_id, r.request_id))
     return rows
+
+
+# -- cases of kind advance (issue 16) ---------------------------------------------------------------
+
+
+def overdue_requests(state: CustomerState, cutoff: date) -> list[AdvanceRequest]:
+    """The customer's advance requests due on or before ``cutoff`` (the sweep's day less the
+    policy's grace) that still ask for money: each is dunned as a case of kind ``advance``."""
+    return sorted((r for r in state.requests.values() if r.due_date <= cutoff and r.outstanding.is_positive),
+                  key=lambda r: (r.due_date, r.request_id))
+
+
+def case_facts(request: AdvanceRequest, customer: Customer, grade: RiskGrade) -> InvoiceFacts:
+    """What a case of kind advance opens with: the request id stands for the invoice id (no
+    invoice was issued), the day it was requested for the issue date, what was paid of it."""
+    return InvoiceFacts(
+        invoice_id=request.request_id, customer=customer, risk_grade=grade, amount=request.amount,
+        paid=Money.of(request.paid, request.amount.currency), issue_date=request.requested_at.date(),
+        due_date=request.due_date, advance=AdvanceFacts(reference=request.reference, order_id=request.order_id))

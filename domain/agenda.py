@@ -171,6 +171,7 @@ class NoticeDue(BaseModel):
 def notice_due(state: CaseState, policy: Policy, level: int | None = None, on: date | None = None) -> NoticeDue:
     """The reminder the ladder asks for now (or at ``level``), with any late fee it announces,
     and the interest accrued to ``on`` (the notice's date) where the policy charges it."""
+    policy = policy.for_case(state.advance is not None)
     ladder = policy.ladder(state.risk_grade)
     level = min(level or state.level + 1, len(ladder))
     step = ladder[level - 1]

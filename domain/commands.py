@@ -14,7 +14,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
-from domain.events import Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.events import AdvanceFacts, Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.interest import InterestDue
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
@@ -63,6 +63,7 @@ class InvoiceFacts(BaseModel):
     issue_date: date
     due_date: date
     insurance: InsuranceCover | None = None  # the invoice's credit insurance, if any
+    advance: AdvanceFacts | None = None  # an overdue advance request (invoice_id: the request id)
 
 
 class CustomerPauseFacts(BaseModel):

@@ -318,6 +318,8 @@ class PendingRefund(_Frozen):
     reason: str
     requested_by: str
     at: datetime
+    approved_by: str | None = None  # in approved_refunds: the second person
+    approved_at: datetime | None = None
 
 
 class CustomerState(_Frozen):
@@ -342,6 +344,7 @@ class CustomerState(_Frozen):
     advances: dict[str, Advance] = {}  # the register, by advance id (a prepayment's payment id)
     pending_refunds: dict[str, PendingRefund] = {}
     refund_ids: tuple[str, ...] = ()  # refunds decided (paid out)
+    approved_refunds: dict[str, PendingRefund] = {}  # refunds that waited for, and got, a second person's approval
     requests: dict[str, AdvanceRequest] = {}  # advance requests, by request id
     links_revoked_at: datetime | None = None  # self-service links issued until then are refused
 
@@ -453,7 +456,11 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         if pending is not None:
             update["pending_refund"] = advance.pending_refund - pending.amount.amount
         cur = e.amount.currency
-        return {"pending_refunds": left, "refund_ids": s.refund_ids + (e.refund_id,),
+        approved = s.approved_refunds
+        if pending is not None and e.approved_by is not None:
+            approved = {**approved, e.refund_id: pending.model_copy(
+                update={"approved_by": e.approved_by, "approved_at": e.occurred_at})}
+        return {"pending_refunds": left, "refund_ids": s.refund_ids + (e.refund_id,), "approved_refunds": approved,
                 "prepaid": {**s.prepaid, cur: s.prepaid.get(cur, Money.zero(cur)) - e.amount},
                 "advances": {**s.advances, e.advance_id: advance.model_copy(update=update)}}
     return {}

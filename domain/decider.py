@@ -60,7 +60,7 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if isinstance(command, cmd.OpenCase):
-        return _open(state, command, now, policy)
+        return _open(state, command, now, policy.for_case(command.invoice.advance is not None))
     if state is None:
         raise DomainError("case has not been opened yet", "case")
     # A closed case accepts nothing, except the record of a notice already in flight
@@ -72,7 +72,7 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
     if command.actor.is_customer and not isinstance(command, CUSTOMER_COMMANDS):
         raise DomainError(f"a customer may not {type(command).__name__} (only the self-service page's actions)", "as")
     emit = _Emitter(state, command, now)
-    _HANDLERS[type(command)](emit, command, policy)
+    _HANDLERS[type(command)](emit, command, policy.for_case(state.advance is not None))
     return emit.events
 
 
@@ -163,6 +163,7 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         ladder_steps=len(ladder),
         first_reminder_at=_send_moment(now + ladder[0].after, inv.customer, policy),
         assignee=c.assignee,
+        advance=inv.advance,
     )
     if inv.insurance is not None:
         _emit_insured(emit, inv, policy)
@@ -725,7 +726,7 @@ def _migrate_policy(emit: _Emitter, c: cmd.MigratePolicy, policy: Policy) -> Non
     """Move the case to another policy: the ladder continues at the same step,
     timed by the new policy's offsets."""
     s = emit.state
-    new = c.policy
+    new = c.policy.for_case(s.advance is not None)
     _require_role(c.actor.role, APPROVER_ROLES, "move a case to another policy")
     cmd.check_text(c.reason, "reason", required=True)
     if new.version == s.policy_version:

@@ -51,6 +51,14 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class AdvanceFacts(_Frozen):
+    """What makes a case one of kind ``advance``: an overdue advance request (a deposit before
+    delivery, issue 16). The case's invoice_id is the request id; no invoice was issued."""
+
+    reference: str = ""
+    order_id: str | None = None
+
+
 class Customer(_Frozen):
     customer_id: str
     name: str
@@ -105,6 +113,14 @@ class CaseOpened(Event):
     ladder_steps: int
     first_reminder_at: datetime
     assignee: str | None = None
+    advance: AdvanceFacts | None = None  # a case of kind advance (invoice_id is the request id)
+
+    def data(self) -> dict:
+        """An invoice's case records no ``advance`` key: its opening reads as it always has."""
+        facts = super().data()
+        if facts.get("advance") is None:
+            facts.pop("advance", None)
+        return facts
 
 
 class ReminderSent(Event):

@@ -331,8 +331,39 @@ class MatchingPolicy(_Model):
         return self.tolerance.get(currency, Decimal(0))
 
 
+def check_ladders(ladders: dict[RiskGrade, tuple[LadderStep, ...]], where: str) -> None:
+    """Every risk grade has a ladder of at least one step, its offsets increasing."""
+    missing = [g.value for g in RiskGrade if g not in ladders]
+    if missing:
+        raise ValueError(f"{where}: missing risk grade(s) {', '.join(missing)}")
+    for grade, steps in ladders.items():
+        if not steps:
+            raise ValueError(f"{where}.{grade.value}: needs at least one step")
+        offsets = [s.after for s in steps]
+        if offsets[0] < timedelta(0) or any(b <= a for a, b in zip(offsets, offsets[1:])):
+            raise ValueError(f"{where}.{grade.value}: step offsets must increase")
+
+
 class AdvancesPolicy(_Model):
     """Advance receipts (prepayments held for the customer): a liability until applied."""
+
+    # Cases of kind advance (an overdue advance request): their own ladder per risk grade (None:
+    # the invoice ladders without their fees) and escalation SLA (None: the invoices' one). A
+    # deposit carries no late fee nor interest: no invoice was issued.
+    ladders: dict[RiskGrade, tuple[LadderStep, ...]] | None = Field(
+        None, description="the reminders of an overdue advance request, per risk grade")
+    escalation_sla: timedelta | None = Field(None, description="how long a supervisor has to decide on an "
+                                             "escalated advance case")
+
+    @model_validator(mode="after")
+    def _check_advance_ladders(self) -> AdvancesPolicy:
+        if self.ladders is not None:
+            check_ladders(self.ladders, "advances.ladders")
+            if any(s.fee is not None or s.fee_percent is not None for steps in self.ladders.values() for s in steps):
+                raise ValueError("advances.ladders: a deposit request carries no late fee")
+        if self.escalation_sla is not None and self.escalation_sla <= timedelta(0):
+            raise ValueError("advances.escalation_sla must be positive")
+        return self
 
     linger_after: timedelta = Field(timedelta(days=90), description="an advance held (not applied nor refunded) "
                                     "longer than this is reported as lingering")
@@ -397,16 +428,20 @@ class Policy(_Model):
     def _check(self) -> Policy:
         if self.grace < timedelta(0):
             raise ValueError("grace must not be negative")
-        missing = [g.value for g in RiskGrade if g not in self.ladders]
-        if missing:
-            raise ValueError(f"ladders: missing risk grade(s) {', '.join(missing)}")
-        for grade, steps in self.ladders.items():
-            if not steps:
-                raise ValueError(f"ladders.{grade.value}: needs at least one step")
-            offsets = [s.after for s in steps]
-            if offsets[0] < timedelta(0) or any(b <= a for a, b in zip(offsets, offsets[1:])):
-                raise ValueError(f"ladders.{grade.value}: step offsets must increase")
+        check_ladders(self.ladders, "ladders")
         return self
+
+    def for_case(self, advance: bool) -> Policy:
+        """The rules a case decides with: for a case of kind advance, the ``[advances]`` ladder
+        (default: the invoice ladders without fees), its escalation SLA, and no interest."""
+        if not advance:
+            return self
+        a = self.advances
+        ladders = a.ladders or {g: tuple(s.model_copy(update={"fee": None, "fee_percent": None}) for s in steps)
+                                for g, steps in self.ladders.items()}
+        escalation = (self.escalation.model_copy(update={"sla": a.escalation_sla}) if a.escalation_sla is not None
+                      else self.escalation)
+        return self.model_copy(update={"ladders": ladders, "escalation": escalation, "interest": None})
 
     def before_liveness(self) -> Policy:
         """This policy as cases were decided before "no silent stall" (issue 13): offers never

@@ -259,6 +259,7 @@ class CaseState(_Frozen):
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
     allocation_ids: tuple[str, ...] = ()
     pause: Pause | None = None  # a deliberate dunning pause in force
+    advance: ev.AdvanceFacts | None = None  # a case of kind advance: an overdue advance request
     pause_request: PauseRequest | None = None  # waiting for approval
     pauses: int = 0
     interest: Money | None = None  # interest charged (None: none)
@@ -293,6 +294,11 @@ class CaseState(_Frozen):
     @property
     def indemnity_total(self) -> Money:
         return self.indemnity or Money.zero(self.currency)
+
+    @property
+    def kind(self) -> str:
+        """``advance`` for an overdue advance request (invoice_id is the request id), else ``invoice``."""
+        return "advance" if self.advance is not None else "invoice"
 
     @property
     def closed(self) -> bool:
@@ -395,6 +401,7 @@ def _opened(e: ev.CaseOpened) -> CaseState:
         ladder_steps=e.ladder_steps,
         assignee=e.assignee,
         clock=DunningClock(next_at=e.first_reminder_at, kind="remind"),
+        advance=e.advance,
         paid_before_open=e.original_amount - e.opening_balance,
         payments=zero,
         credits=zero,

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from domain.customer import CustomerEvent, CustomerState, evolve_customer
-from store.schema import credit_hold_outbox, customer_risk
+from store.schema import approvals, credit_hold_outbox, customer_risk, customers
 from store.upsert import upsert
 
 
@@ -41,6 +41,25 @@ def outbox_rows(s: CustomerState) -> list[dict]:
             for o in s.outbox]
 
 
+def refund_approval_rows(s: CustomerState, customer_name: str) -> list[dict]:
+    """Refunds of advances waiting for a second person, and those approved, in the approvals inbox (kind ``refund``):
+    the approval id is the refund id, the case id the customer's stream, the invoice id the advance."""
+    return [{"approval_id": p.refund_id, "case_id": str(s.stream_id), "invoice_id": p.advance_id,
+             "customer_name": customer_name, "kind": "refund", "currency": p.amount.currency,
+             "amount_minor": p.amount.to_minor(), "reason": p.reason[:500], "requested_by": p.requested_by,
+             "requested_at": p.at, "tier": "supervisor", "sla_due_at": None,
+             "status": "approved" if p.approved_by else "pending", "decided_by": p.approved_by,
+             "decided_at": p.approved_at, "decision": None}
+            for p in (*s.pending_refunds.values(), *s.approved_refunds.values())]
+
+
+def _names(session: Session, ids: Iterable[str] | None = None) -> dict[str, str]:
+    query = select(customers.c.customer_id, customers.c.name)
+    if ids is not None:
+        query = query.where(customers.c.customer_id.in_(list(ids)))
+    return dict(session.execute(query).all())
+
+
 class CustomerProjector:
     def apply(self, session: Session, stream_id: UUID, events: Sequence[CustomerEvent],
               earlier: Callable[[Session, UUID, int, int], list]) -> CustomerState:
@@ -63,15 +82,26 @@ class CustomerProjector:
         rows = outbox_rows(state)
         if rows:
             session.execute(insert(credit_hold_outbox), rows)
+        session.execute(delete(approvals).where(approvals.c.case_id == str(state.stream_id),
+                                                approvals.c.kind == "refund"))
+        refunds = refund_approval_rows(state, _names(session, [state.customer_id]).get(state.customer_id,
+                                                                                       state.customer_id))
+        if refunds:
+            session.execute(insert(approvals), refunds)
 
     def replace_all(self, session: Session, states: Iterable[CustomerState]) -> None:
         for table in (credit_hold_outbox, customer_risk):
             session.execute(delete(table))
-        risk, outbox = [], []
+        session.execute(delete(approvals).where(approvals.c.kind == "refund"))
+        risk, outbox, refunds = [], [], []
+        names = _names(session)
         for state in states:
             risk.append(risk_row(state))
             outbox.extend(outbox_rows(state))
+            refunds.extend(refund_approval_rows(state, names.get(state.customer_id, state.customer_id)))
         if risk:
             session.execute(insert(customer_risk), risk)
         if outbox:
             session.execute(insert(credit_hold_outbox), outbox)
+        if refunds:
+            session.execute(insert(approvals), refunds)

@@ -162,7 +162,8 @@ class CustomerReads:
                 select(case_summary.c.invoice_id, case_summary.c.case_id, case_summary.c.due_date,
                        case_summary.c.balance_minor)
                 .where(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency,
-                       case_summary.c.closed_at.is_(None), case_summary.c.balance_minor > 0))
+                       case_summary.c.closed_at.is_(None), case_summary.c.balance_minor > 0,
+                       case_summary.c.kind == "invoice"))  # a deposit request takes no credit
             return [OpenItem(r.invoice_id, r.case_id, r.due_date, _amount(r.balance_minor, currency)) for r in rows]
 
     # -- risk projections ---------------------------------------------------------------------------

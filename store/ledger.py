@@ -254,3 +254,27 @@ class SweepReads:
         )
         with self.db.read() as session:
             return [(_facts(row._mapping), row.has_case is not None) for row in session.execute(query)]
+
+    def customer_facts(self, customer_id: str) -> tuple[Customer, RiskGrade] | None:
+        """A customer as a case sees it, with the scorecard's grade when there is one (None: unknown)."""
+        query = (select(customers, customer_risk.c.grade.label("scored_grade"))
+                 .outerjoin(customer_risk, customer_risk.c.customer_id == customers.c.customer_id)
+                 .where(customers.c.customer_id == customer_id))
+        with self.db.read() as session:
+            row = session.execute(query).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return (Customer(customer_id=m["customer_id"], name=m["name"], email=m["email"], country=m["country"],
+                         language=m["language"], timezone=m["timezone"]),
+                RiskGrade(m["scored_grade"] or m["risk_grade"]))
+
+    def with_case(self, invoice_ids: Iterable[str]) -> set[str]:
+        """Those of ``invoice_ids`` (or advance request ids) that have a case."""
+        ids = list(invoice_ids)
+        found: set[str] = set()
+        with self.db.read() as session:
+            for chunk in _chunks(ids, 500):
+                found |= set(session.execute(select(case_summary.c.invoice_id)
+                                             .where(case_summary.c.invoice_id.in_(chunk))).scalars())
+        return found

@@ -167,7 +167,7 @@ class PaymentLedger:
                 found.update(session.execute(select(payments.c.payment_id).where(payments.c.payment_id.in_(chunk))).scalars())
         return found
 
-    def mark_applied(self, payment_id: str, invoice_id: str, case_id: str | None, matched_by: str) -> None:
+    def mark_applied(self, payment_id: str, invoice_id: str | None, case_id: str | None, matched_by: str) -> None:
         with self.db.transaction() as session:
             session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
                 status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by, note=None))

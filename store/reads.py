@@ -66,12 +66,13 @@ def _bucket(days: ColumnElement) -> ColumnElement:
 
 
 def aging_sums(session, as_of: date, dialect: str) -> list[tuple[str, str, int]]:
-    """(currency, bucket, open amount in minor units): open cases' balances, and for invoices
-    with no case, amount less what the ledger has recorded as paid."""
+    """(currency, bucket, open amount in minor units): open invoice cases' balances (an advance
+    case is no receivable), and for invoices with no case, amount less what the ledger has
+    recorded as paid."""
     c = case_summary.c
     bucket = _bucket(literal(day_number(as_of)) - c.due_day).label("bucket")  # from the index of open cases
     cases = (select(c.currency, bucket, func.sum(c.balance_minor))
-             .where(open_cases(), c.balance_minor > 0).group_by(c.currency, bucket))
+             .where(open_cases(), c.balance_minor > 0, c.kind == "invoice").group_by(c.currency, bucket))
     i = invoices.c
     ledger_bucket = _bucket(days_since(as_of, i.due_date, dialect)).label("bucket")
     has_case = select(literal(1)).where(c.invoice_id == i.invoice_id).exists()

@@ -208,6 +208,8 @@ case_summary = Table(
     Column("closed_at", UTCDateTime, nullable=True),
     Column("version", Integer, nullable=False),
     Column("state", Text, nullable=False),  # the folded case state, JSON
+    # invoice, or advance: an overdue advance request, in no receivable (migration 0011)
+    Column("kind", String(10), nullable=False, server_default="invoice"),
     Index("ix_case_summary_status", "status", "next_action_at"),
     Index("ix_case_summary_customer", "customer_id", "currency"),
     # open cases only (migration 0004): the worklist's ranking and the aging report read this

@@ -193,9 +193,11 @@ class CollectionCaseWorkflow:
             case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
-            interest=notice.interest, issued_on=workflow.now().date(),
+            interest=notice.interest, issued_on=workflow.now().date(), advance=state.advance,
         )
-        batched = self._input.policy.notices.one_message_per_customer
+        # A deposit request's notice (a case of kind advance, new in issue 16: no history before it
+        # has one) is a message of its own, never batched with the customer's invoices.
+        batched = self._input.policy.notices.one_message_per_customer and state.advance is None
         # Cases started before per-customer mailboxes existed keep sending directly on replay.
         if batched and workflow.patched("one-message-per-customer"):
             result = await self._through_mailbox(request)

@@ -17,10 +17,13 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities.contracts import (
         NOTIFY_TEAM, NotifyRequest, NotifyResult,
-        SWEEP_PAGE, SWEEP_PREPARE, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
+        SWEEP_ADVANCES, SWEEP_PAGE, SWEEP_PREPARE, SweepAdvancesRequest, SweepPageRequest, SweepPageResult, SweepPlan, SweepPrepareRequest,
     )
 
 SWEEP_WORKFLOW = "DailySweep"
+# Overdue advance requests are dunned as cases of kind advance (issue 16), once the invoices' pages
+# are done; runs recorded before it replay without the step.
+ADVANCE_CASES_PATCH = "advance-request-cases"
 
 
 class SweepInput(BaseModel):
@@ -90,6 +93,8 @@ class SweepWorkflow:
             progress = progress.advanced(page)
             self._progress = progress
             if page.seen < sweep.page_size:
+                if workflow.patched(ADVANCE_CASES_PATCH):
+                    progress = progress.advanced(await self._advances(progress.plan))
                 self._progress = progress.model_copy(update={"done": True})
                 if workflow.patched("internal-notifications"):
                     self._progress = self._progress.model_copy(update={"notified": await self._notify(sweep)})
@@ -97,6 +102,13 @@ class SweepWorkflow:
             if workflow.info().is_continue_as_new_suggested():
                 break
         workflow.continue_as_new(sweep.model_copy(update={"progress": progress}))
+
+    async def _advances(self, plan: SweepPlan) -> SweepPageResult:
+        return await workflow.execute_activity(
+            SWEEP_ADVANCES, SweepAdvancesRequest(cutoff=plan.cutoff, policy_version=plan.policy_version),
+            result_type=SweepPageResult, start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=2), retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+        )
 
     async def _notify(self, sweep: SweepInput) -> int | None:
         """E-mail the team what waits for them (activities/internal_mail.py), once the cases are open.
