@@ -172,9 +172,10 @@ def build_message(
     message["From"] = header_safe(sender)
     message["To"] = Address(display_name=header_safe(recipient_name), addr_spec=header_safe(recipient_email))
     message["Subject"] = rendered.subject
-    message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for filename, data in attachments:  # PDF letters (activities/letters.py)
         message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    # after the body: set_content drops every Content-* header set before it
+    message["Content-Language"] = rendered.language
     return message
