@@ -15,11 +15,13 @@ COPY workflows ./workflows
 COPY app ./app
 COPY api ./api
 COPY templates ./templates
+COPY translations ./translations
 COPY policies ./policies
 COPY config ./config
 COPY samples ./samples
 COPY worker.py starter.py ./
-RUN pip install -c constraints.txt . && useradd --system --home /app collections && chown -R collections /app
+RUN pip install -c constraints.txt . && pybabel compile --domain messages --directory translations \
+    && useradd --system --home /app collections && chown -R collections /app
 
 USER collections
 CMD ["python", "worker.py"]

@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 COLLECTIONS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export COLLECTIONS_TEST_POSTGRES_URL
 
-.PHONY: install demo up web test test-fast lint clean faults histories audit bench bench-quick
+.PHONY: install messages catalogues demo up web test test-fast lint clean faults histories audit bench bench-quick
 
 # Browser tests drive Debian's chromium (never a downloaded browser): `make install` adds it
 # with apt when it is missing (plus a CJK font for readable Chinese screenshots).
@@ -19,7 +19,21 @@ SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # PDF letters (WeasyPrint) need Pango and fonts, CJK included: added with apt when missing.
 PDF_FONTS := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
 
-install: $(STAMP) $(CHROMIUM) $(PDF_FONTS)
+install: $(STAMP) $(CHROMIUM) $(PDF_FONTS) catalogues
+
+# Message catalogues (docs/LANGUAGES.md): the .po files are in the repository, the .mo files are
+# compiled here (and in memory on first use when missing or older than their .po).
+catalogues: $(STAMP)
+	$(BIN)/pybabel compile --domain messages --directory translations --statistics
+
+# After changing words: extract the keys the code and templates use, check them against the
+# English catalogue (the source wording), bring every language's .po up to date with it (new keys
+# arrive empty for the translator), and compile.
+messages: $(STAMP)
+	$(BIN)/pybabel extract --mapping-file babel.cfg --keyword t --no-location --omit-header --output-file translations/used.pot api app activities cli templates
+	$(BIN)/python -m activities.catalogue template translations/used.pot translations/messages.pot
+	$(BIN)/pybabel update --domain messages --input-file translations/messages.pot --output-dir translations --no-fuzzy-matching --ignore-obsolete
+	$(MAKE) catalogues
 
 $(PDF_FONTS):
 	@echo "$(PDF_FONTS) is missing: installing Pango and Debian's fonts with apt (for PDF letters)"

@@ -15,10 +15,10 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.contracts import NoticeRequest
-from activities.rendering import format_day, format_money
+from activities import catalogue
+from activities.rendering import format_day, format_money, language_context, lines
 
 LETTERS = Path(__file__).resolve().parents[1] / "templates" / "letters"
-FALLBACK_LANGUAGE = "en"
 
 
 def sha256(data: bytes) -> str:
@@ -33,13 +33,15 @@ class LetterRenderer:
     def __init__(self, directory: Path = LETTERS, sender_name: str = "Accounts Receivable") -> None:
         self.sender_name = sender_name
         self.env = Environment(loader=FileSystemLoader(str(directory)), autoescape=True, undefined=StrictUndefined)
+        self.env.filters["lines"] = lines
 
     def _language(self, wanted: str) -> str:
-        available = {name.split("/")[0] for name in self.env.list_templates() if "/" in name}
-        if wanted in available:
-            return wanted
-        return next((lang for lang in sorted(available) if lang.split("-")[0] == wanted.split("-")[0]),
-                    FALLBACK_LANGUAGE)
+        return catalogue.supported(wanted)
+
+    def render(self, name: str, **context) -> str:
+        """Template ``name`` (``final.html.j2``, ``statement.html.j2``) in the words of
+        ``context["language"]``."""
+        return self.env.get_template(name).render({**language_context(context["language"]), **context})
 
     def html(self, request: NoticeRequest) -> str:
         if request.issued_on is None:
@@ -62,7 +64,7 @@ class LetterRenderer:
             "compensation": (format_money(interest.compensation_stated, language)
                              if interest and interest.compensation_stated else None),
         }
-        return self.env.get_template(f"{language}/final.html.j2").render(context)
+        return self.render("final.html.j2", **context)
 
     def pdf(self, request: NoticeRequest) -> bytes:
         from weasyprint import HTML  # heavy: imported when a letter is rendered

@@ -1,4 +1,5 @@
-"""Notice rendering: Jinja2 templates per ladder step and language, Babel formats.
+"""Notice rendering: one Jinja2 template per ladder step, its words from the customer's language's
+message catalogue (activities/catalogue.py), dates and money in Babel's formats for that language.
 
 Customer data is escaped in HTML (autoescape), and nothing from a customer can
 reach a mail header with a line break in it.
@@ -20,7 +21,9 @@ from babel import Locale, UnknownLocaleError
 from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
+from markupsafe import Markup, escape
 
+from activities import catalogue
 from activities.contracts import NoticeRequest
 from domain.money import Money
 
@@ -34,6 +37,31 @@ def header_safe(value: str) -> str:
     encoded words (``=?utf-8?q?...=0D=0A...?=``): Python's email package decodes them when it
     folds a header, so an encoded CR LF would start a new header (Bcc:, Reply-To:...) on the wire."""
     return _LINE_BREAKS.sub(" ", value).replace("=?", "= ?").strip()
+
+
+# The HTML notice's typeface per language (the default for the rest).
+FONTS = {
+    "zh-CN": "'Microsoft YaHei', 'PingFang SC', sans-serif",
+    "ja": "'Hiragino Kaku Gothic ProN', 'Yu Gothic', Meiryo, sans-serif",
+}
+DEFAULT_FONT = "Arial, sans-serif"
+# Languages whose sentences run into a link with no space (after a full-width colon).
+NO_SPACE_BEFORE_LINK = ("zh-CN", "ja")
+
+
+def lines(text: str) -> Markup:
+    """A filter for HTML: the text escaped, its line breaks as ``<br>``."""
+    return Markup("<br>").join(escape(line) for line in str(text).split("\n"))
+
+
+def language_context(language: str) -> dict:
+    """What every notice and letter template gets for its language: ``t`` (the catalogue)."""
+    return {
+        "t": catalogue.translator(language),
+        "html_lang": language,
+        "font": Markup(FONTS.get(language, DEFAULT_FONT)),
+        "gap": "" if language in NO_SPACE_BEFORE_LINK else " ",
+    }
 
 
 def babel_locale(language: str) -> Locale:
@@ -72,16 +100,13 @@ class NoticeRenderer:
             undefined=StrictUndefined,
             keep_trailing_newline=True,
         )
+        self.env.filters["lines"] = lines
 
     def languages(self) -> list[str]:
-        return sorted({name.split("/")[0] for name in self.env.list_templates() if "/" in name})
+        return sorted(catalogue.LANGUAGES)
 
     def _language(self, wanted: str) -> str:
-        available = self.languages()
-        if wanted in available:
-            return wanted
-        base = wanted.split("-")[0]
-        return next((lang for lang in available if lang.split("-")[0] == base), FALLBACK_LANGUAGE)
+        return catalogue.supported(wanted)
 
     def render(self, notices: Sequence[NoticeRequest]) -> RenderedNotice:
         """One message for one or more notices of the same customer."""
@@ -108,6 +133,7 @@ class NoticeRenderer:
         for n in notices:
             totals[n.amount_due.currency] = totals[n.amount_due.currency] + n.amount_due if n.amount_due.currency in totals else n.amount_due
         context = {
+            **language_context(language),
             "customer_name": first.customer.name,
             "items": items,
             "total_due": " + ".join(format_money(t, language) for t in totals.values()),
@@ -130,9 +156,9 @@ class NoticeRenderer:
 
     def _template(self, language: str, step: str, kind: str):
         try:
-            return self.env.get_template(f"{language}/{step}.{kind}.j2")
+            return self.env.get_template(f"{step}.{kind}.j2")
         except TemplateNotFound:
-            return self.env.get_template(f"{language}/final.{kind}.j2" if "final" in step else f"{language}/firm.{kind}.j2")
+            return self.env.get_template(f"final.{kind}.j2" if "final" in step else f"firm.{kind}.j2")
 
 
 def build_message(
@@ -151,9 +177,10 @@ def build_message(
     message["From"] = header_safe(sender)
     message["To"] = Address(display_name=header_safe(recipient_name), addr_spec=header_safe(recipient_email))
     message["Subject"] = rendered.subject
-    message["Content-Language"] = rendered.language
     message.set_content(rendered.text)
     message.add_alternative(rendered.html, subtype="html")
     for filename, data in attachments:  # PDF letters (activities/letters.py)
         message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+    # after the body: set_content drops every Content-* header set before it
+    message["Content-Language"] = rendered.language
     return message

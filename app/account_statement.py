@@ -88,7 +88,7 @@ def statement(ctx: Context, customer_id: str, as_of: date, instructions: str) ->
 
 
 def statement_pdf(data: dict, sender_name: str = "Accounts Receivable") -> bytes:
-    """The statement as a PDF letter, in the customer's language (templates/letters/*/statement.html.j2)."""
+    """The statement as a PDF letter, in the customer's language (templates/letters/statement.html.j2)."""
     from weasyprint import HTML
 
     renderer = LetterRenderer(sender_name=sender_name)
@@ -105,8 +105,8 @@ def statement_pdf(data: dict, sender_name: str = "Accounts Receivable") -> bytes
             for i in data["items"]]
     totals = [{"currency": c, "open": money(t["open"], c), "buckets": [money(t[b], c) for b in data["buckets"]]}
               for c, t in data["totals"].items()]
-    html = renderer.env.get_template(f"{language}/statement.html.j2").render(
-        language=language, sender_name=sender_name, created=f"{as_of.isoformat()}T00:00:00Z",
+    html = renderer.render(
+        "statement.html.j2", language=language, sender_name=sender_name, created=f"{as_of.isoformat()}T00:00:00Z",
         letter_date=format_day(as_of, language), customer_name=data["name"], customer_id=data["customer_id"],
         rows=rows, totals=totals, buckets=data["buckets"], instructions=data["payment_instructions"])
     return HTML(string=html).write_pdf()

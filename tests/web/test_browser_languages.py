@@ -1,0 +1,50 @@
+"""The console in German in a real browser (docs/LANGUAGES.md): a supervisor signs in, chooses
+Deutsch, and works the worklist, the approvals inbox and a case page in German, with amounts and
+the timeline in German formats; the choice stays for the session and switching back restores English."""
+
+from __future__ import annotations
+
+from tests.web.conftest import Web
+from tests.web.test_browser import browser, page, shot, sign_in  # noqa: F401 - the browser fixtures
+
+NBSP = "\u00a0"
+
+
+async def test_a_supervisor_works_the_console_in_german(page, web: Web):  # noqa: F811
+    invoice = await web.new_case(amount="2500.00", customer="Deutsche Kunde GmbH")
+    await web.service.request_write_off(invoice, "2500.00", "insolvency", web.actor("collector"))
+    approval_id = next(a["approval_id"] for a in web.service.approvals() if a["invoice_id"] == invoice)
+
+    await sign_in(page, web, "supervisor")
+    await page.click("button[value=de]")
+    await page.wait_for_url("**/console/worklist")
+    assert await page.get_attribute("html", "lang") == "de"
+    assert await page.inner_text("h1") == "Arbeitsliste Forderungsmanagement"
+    assert await page.text_content("[data-testid=who]") == "demo-supervisor (Teamleiter)"
+    await shot(page, "worklist-de")
+
+    await page.click("nav >> text=Freigaben")
+    await page.wait_for_url("**/console/approvals")
+    assert await page.inner_text("h1") == "Freigaben"
+    row = page.locator(f"tr[data-approval='{approval_id}']")
+    assert f"2.500,00{NBSP}$" in await row.inner_text(), await row.inner_text()
+    await row.locator("form[action$='/approve'] input[name=reason]").fill("Kunde insolvent")
+    await shot(page, "approvals-inbox-de")
+    await row.locator("button:has-text('Freigeben')").click()
+    await page.wait_for_url("**/console/approvals")
+    assert (f"Ausbuchung für {invoice} freigegeben; der Fall ist jetzt ausgebucht."
+            in await page.inner_text(".flash")), await page.inner_text(".flash")
+
+    await page.click(f"[data-testid=recent] >> text={invoice}")
+    await page.wait_for_url("**/console/cases/*")
+    assert await page.inner_text("[data-testid=case-status]") == "ausgebucht"
+    timeline = await page.inner_text("[data-testid=timeline]")
+    assert f"Ausbuchung von 2.500,00{NBSP}$ freigegeben" in timeline and "Fall abgeschlossen: ausgebucht" in timeline
+    await shot(page, "case-written-off-de")
+    assert web.service.show(invoice)["status"] == "written_off"
+
+    await page.goto("/console/dashboard")  # the choice stays for the session
+    assert await page.inner_text("h1") == "Übersicht"
+    await page.click("button[value=en]")
+    await page.wait_for_url("**/console/dashboard")
+    assert await page.inner_text("h1") == "Dashboard"
