@@ -33,12 +33,12 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from domain import commands as cmd
 from domain import customer as cu
 from domain.agenda import next_action, notice_due
-from domain.decider import case_uuid, decide
+from domain.decider import case_uuid, decide_and_evolve
 from domain.errors import DomainError
 from domain.events import Event, OpenReason
 from domain.policy import Policy, RiskGrade
 from domain.risk import CustomerHistory, InvoiceRecord, score
-from domain.state import CaseState, fold
+from domain.state import CaseState
 from domain.users import SYSTEM_ACTOR
 
 IDLE_GUARD = timedelta(minutes=1)  # as workflows/case.py: a deadline that changed nothing waits
@@ -177,16 +177,16 @@ class Simulator:
     def _open(self, facts) -> None:
         opening = cmd.OpenCase(command_id=uuid4(), actor=SYSTEM_ACTOR, case_id=case_uuid(facts.invoice_id),
                                invoice=facts, reason=OpenReason.overdue)
-        events = decide(None, opening, self.now, self.policy)
-        case = _Case(facts.invoice_id, facts.customer.customer_id, fold(events), list(events))
+        events, state = decide_and_evolve(None, opening, self.now, self.policy)
+        case = _Case(facts.invoice_id, facts.customer.customer_id, state, list(events))
         self.cases[facts.invoice_id] = case
         self.unpaid[case.customer_id] -= facts.amount.amount - facts.paid.amount
         self._appended(case, events)
 
     def _command(self, case: _Case, command: cmd.Command) -> list[Event]:
-        events = decide(case.state, command, self.now, self.policy)
+        events, state = decide_and_evolve(case.state, command, self.now, self.policy)
         if events:
-            case.state = fold(events, case.state)
+            case.state = state
             case.events.extend(events)
             self._appended(case, events)
         return events
