@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -307,6 +308,7 @@ def _text(value: str, field: str, limit: int) -> str:
     return value
 
 
+@lru_cache(maxsize=256)  # a ledger names a few languages on thousands of rows; a refused one is not cached
 def _language(value: str) -> str:
     try:
         Locale.parse(value.replace("-", "_"))

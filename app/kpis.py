@@ -93,20 +93,26 @@ def open_amounts(invoices_: list[KpiInvoice], found: list[Settlement], day: date
     return {i.invoice_id: max(i.amount - settled[i.invoice_id], ZERO) for i in invoices_ if i.issue_date <= day}
 
 
-def receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> Decimal:
-    return sum(open_amounts(invoices_, found, day).values(), ZERO)
+def receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date,
+                amounts: dict[str, Decimal] | None = None) -> Decimal:
+    """``amounts``: ``open_amounts`` of the same day, when the caller has them already."""
+    return sum((open_amounts(invoices_, found, day) if amounts is None else amounts).values(), ZERO)
 
 
-def current_receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> Decimal:
+def current_receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date,
+                        amounts: dict[str, Decimal] | None = None) -> Decimal:
     """Receivables not yet past due at the end of ``day`` (due on or after it)."""
     due = {i.invoice_id: i.due_date for i in invoices_}
-    return sum((v for k, v in open_amounts(invoices_, found, day).items() if due[k] >= day), ZERO)
+    amounts = open_amounts(invoices_, found, day) if amounts is None else amounts
+    return sum((v for k, v in amounts.items() if due[k] >= day), ZERO)
 
 
-def aging_on(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> dict[str, Decimal]:
+def aging_on(invoices_: list[KpiInvoice], found: list[Settlement], day: date,
+             amounts: dict[str, Decimal] | None = None) -> dict[str, Decimal]:
     buckets = {b: ZERO for b in AGING_BUCKETS}
     due = {i.invoice_id: i.due_date for i in invoices_}
-    for invoice_id, amount in open_amounts(invoices_, found, day).items():
+    amounts = open_amounts(invoices_, found, day) if amounts is None else amounts
+    for invoice_id, amount in amounts.items():
         if amount > 0:
             buckets[aging_bucket((day - due[invoice_id]).days)] += amount
     return buckets
@@ -188,30 +194,37 @@ def promise_kept_rate(outcomes: Iterable[PromiseOutcome], start: date, end: date
     return kept, broken, _q(Decimal(kept) / total * 100) if total else None
 
 
-def collection_days(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date) -> dict[str, date]:
-    """Invoices fully settled within the period, at least partly by money collected: the day."""
+def collection_days(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date,
+                    settled: dict[str, tuple[date, bool]] | None = None) -> dict[str, date]:
+    """Invoices fully settled within the period, at least partly by money collected: the day.
+    ``settled``: ``settled_days`` of the same records, when the caller has them already."""
+    settled = settled_days(invoices_, found) if settled is None else settled
+    return {k: on for k, (on, collected) in settled.items() if collected and start <= on <= end}
+
+
+def settled_days(invoices_: list[KpiInvoice], found: list[Settlement]) -> dict[str, tuple[date, bool]]:
+    """Each invoice fully settled (on any day): the day, and whether money collected was part of it."""
     by_invoice: dict[str, list[Settlement]] = defaultdict(list)
     for s in found:
         if s.kind != "excess":
             by_invoice[s.invoice_id].append(s)
-    done: dict[str, date] = {}
+    done: dict[str, tuple[date, bool]] = {}
     for invoice in invoices_:
         total, collected = ZERO, False
         for s in sorted(by_invoice.get(invoice.invoice_id, []), key=lambda s: (s.on, s.kind == "fee")):
             total += s.amount
             collected = collected or s.kind in COLLECTED
             if total >= invoice.amount:
-                if collected and start <= s.on <= end:
-                    done[invoice.invoice_id] = s.on
+                done[invoice.invoice_id] = (s.on, collected)
                 break
     return done
 
 
-def average_days_to_collect(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date
-                            ) -> tuple[int, Decimal | None]:
+def average_days_to_collect(invoices_: list[KpiInvoice], found: list[Settlement], start: date, end: date,
+                            settled: dict[str, tuple[date, bool]] | None = None) -> tuple[int, Decimal | None]:
     """(invoices collected in the period, mean days from issue to the day they were fully settled)."""
     issued = {i.invoice_id: i.issue_date for i in invoices_}
-    done = collection_days(invoices_, found, start, end)
+    done = collection_days(invoices_, found, start, end, settled)
     if not done:
         return 0, None
     return len(done), _q(Decimal(sum((day - issued[k]).days for k, day in done.items())) / len(done))
@@ -267,6 +280,8 @@ class KpiInputs:
     cases: list[ClosedCase]
     facts: list[CollectorEvent]
     advances: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what advances hold
+    # settled_days of these records, computed once for the several periods a report computes
+    settled: dict[str, tuple[date, bool]] | None = field(default=None, repr=False, compare=False)
 
 
 def gather(ctx: Context, currency: str) -> KpiInputs:
@@ -316,12 +331,15 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
     days = (end - start).days + 1
     inv, found = data.invoices, data.settlements
     ar_begin = receivables(inv, found, start - timedelta(days=1))
-    ar_end = receivables(inv, found, end)
-    current_end = current_receivables(inv, found, end)
+    open_end = open_amounts(inv, found, end)
+    ar_end = receivables(inv, found, end, open_end)
+    current_end = current_receivables(inv, found, end, open_end)
     sales = credit_sales(inv, start, end)
     turnover, turnover_days = ar_turnover(sales, ar_begin, ar_end, days)
     kept, broken, kept_rate = promise_kept_rate(data.promises, start, end)
-    collected_n, adc = average_days_to_collect(inv, found, start, end)
+    if data.settled is None:
+        data.settled = settled_days(inv, found)
+    collected_n, adc = average_days_to_collect(inv, found, start, end, data.settled)
     written, wo_ratio = write_off_ratio(found, sales, start, end)
     money = lambda v: _money(v, currency)  # noqa: E731
     text = lambda v: str(v) if v is not None else None  # noqa: E731
@@ -329,7 +347,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "currency": currency, "from": start.isoformat(), "to": end.isoformat(), "days": days,
         "receivables_begin": money(ar_begin), "receivables_end": money(ar_end),
         "current_receivables_end": money(current_end), "credit_sales": money(sales),
-        "aging": {b: money(v) for b, v in aging_on(inv, found, end).items()},
+        "aging": {b: money(v) for b, v in aging_on(inv, found, end, open_end).items()},
         "dso_standard": text(dso_standard(ar_end, sales, days)),
         "dso_countback": text(dso_countback(inv, ar_end, end)),
         "cei_percent": text(cei(ar_begin, sales, ar_end, current_end)),

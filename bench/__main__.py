@@ -52,7 +52,7 @@ def table(results: list[Result], title: str) -> Table:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smallest configurations (< 3 minutes)")
-    parser.add_argument("--only", action="append", choices=(*BENCHMARKS, "footprint"),
+    parser.add_argument("--only", action="append", choices=(*BENCHMARKS, "footprint", "simulate"),
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy profiles of the worker into bench/out/")
     parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON results")

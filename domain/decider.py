@@ -57,10 +57,18 @@ class _Emitter:
 
 
 def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy: Policy) -> list[ev.Event]:
+    return decide_and_evolve(state, command, now, policy)[0]
+
+
+def decide_and_evolve(state: CaseState | None, command: cmd.Command, now: datetime,
+                      policy: Policy) -> tuple[list[ev.Event], CaseState | None]:
+    """``decide``, and the state after its events: ``fold(events, state)``, which the decider
+    has already computed while applying each event (a caller need not fold them again)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if isinstance(command, cmd.OpenCase):
-        return _open(state, command, now, policy.for_case(command.invoice.advance is not None))
+        emit = _open(state, command, now, policy.for_case(command.invoice.advance is not None))
+        return emit.events, emit.state
     if state is None:
         raise DomainError("case has not been opened yet", "case")
     # A closed case accepts nothing, except the record of a notice already in flight
@@ -73,7 +81,7 @@ def decide(state: CaseState | None, command: cmd.Command, now: datetime, policy:
         raise DomainError(f"a customer may not {type(command).__name__} (only the self-service page's actions)", "as")
     emit = _Emitter(state, command, now)
     _HANDLERS[type(command)](emit, command, policy.for_case(state.advance is not None))
-    return emit.events
+    return emit.events, emit.state
 
 
 # What a customer may do through the self-service link (docs/SELFSERVICE.md); nothing else.
@@ -135,7 +143,7 @@ def _close_if_settled(emit: _Emitter, outcome: ev.Outcome) -> None:
 # -- commands ----------------------------------------------------------------
 
 
-def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Policy) -> list[ev.Event]:
+def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Policy) -> _Emitter:
     if state is not None:
         raise DomainError(f"a case is already open for invoice {state.invoice_id}", "invoice_id")
     inv = c.invoice
@@ -172,7 +180,7 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
     if c.customer_pause is not None and c.customer_pause.until > now:
         _emit_pause(emit, c.customer_pause.until, c.customer_pause.reason, "customer", c.customer_pause.requested_by,
                     c.customer_pause.requested_by_role, policy)
-    return emit.events
+    return emit
 
 
 def _emit_insured(emit: _Emitter, inv: cmd.InvoiceFacts, policy: Policy) -> None:

@@ -33,7 +33,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from domain import commands as cmd
 from domain import events as ev
 from domain.agenda import next_action, notice_due
-from domain.decider import ROLE_RANK, case_uuid, decide
+from domain.decider import ROLE_RANK, case_uuid, decide, decide_and_evolve
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.money import Money
@@ -102,7 +102,7 @@ class CaseMachine(RuleBasedStateMachine):
             assert self.state is before  # nothing changed
             self.rejected += 1
             return None
-        again = decide(self.state, command, self.now, POLICY)
+        again, folded = decide_and_evolve(self.state, command, self.now, POLICY)
         assert again == new, "deciding the same command on the same state must give the same events"
         closed_before = before is not None and before.closed
         state = self.state
@@ -112,6 +112,7 @@ class CaseMachine(RuleBasedStateMachine):
                 expected = state.insurance.expected_indemnity.min(state.balance)
                 assert event.amount <= state.balance - expected, "a write-off is net of the expected indemnity"
             state = evolve(state, event)  # raises if the stream breaks its own history
+        assert folded == state, "decide_and_evolve's state is its events folded onto the state before"
         ids = {e.event_id for e in self.events}
         assert not ids & {e.event_id for e in new}, "event ids must be unique"
         if closed_before:
