@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.events import AnyEvent, Customer
+from domain.events import AnyEvent, Customer, DiscountTerms, FactorTerms
 from domain.interest import InterestDue
 from domain.money import Money
 
@@ -59,6 +59,8 @@ class NoticeRequest(_Model):
     issue_date: date
     interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
     issued_on: date | None = None  # the notice's date (a final notice's PDF letter is dated by it)
+    factor: FactorTerms | None = None  # assigned to a factor: pay only to it (docs/FINANCING.md)
+    discount: DiscountTerms | None = None  # the early-payment discount the notice offers
 
 
 class NoticeResult(_Model):
@@ -202,3 +204,24 @@ class InsurerNoticeRequest(_Model):
     due_date: date
     issue_date: date
     notify_by: date
+
+
+# -- reporting a default to a factor (docs/FINANCING.md) ----------------------------------------
+
+NOTIFY_FACTOR = "notify_factor"
+
+
+class FactorNoticeRequest(_Model):
+    """The default of an invoice assigned with recourse, reported to the factor's contact."""
+
+    case_id: UUID
+    invoice_id: str
+    customer: Customer
+    assignment_id: str
+    factor_name: str
+    factor_email: str
+    assigned: Money
+    trigger: str
+    amount: Money
+    due_date: date
+    issue_date: date

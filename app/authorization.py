@@ -89,6 +89,9 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "insurance.policy_add": APPROVERS,
     "insurance.cover": APPROVERS,
     "insurance.indemnity": APPROVERS,
+    # early-cash instruments (docs/FINANCING.md): selling receivables is a finance decision
+    "financing.assign": APPROVERS,
+    "financing.outcome": APPROVERS,  # what the factor reports: paid to it, or defaulted
     # audit trail (docs/CONTROLS.md)
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
@@ -162,7 +165,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "credit-hold outbox": ("credit_hold.outbox", False),
     "credit-hold ack": ("credit_hold.ack", True),
     **{f"report {name}": ("reports.kpis", False) for name in (
-        "kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors", "reconcile")},
+        "kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors", "reconcile", "financing")},
     "insurance policy-add": ("insurance.policy_add", True),
     "insurance policies": ("insurance.policies", False),
     "insurance cover": ("insurance.cover", True),

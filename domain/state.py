@@ -216,6 +216,7 @@ class Financing(ev.FactorTerms):
     # (without recourse); returned: the factor gave it back (with recourse), the company dunns it
     status: Literal["assigned", "collected", "defaulted", "returned"] = "assigned"
     default_reported: Literal["escalated", "written_off"] | None = None
+    default_amount: Money | None = None  # the balance reported in default
     factor_notified: bool = False
 
 
@@ -969,7 +970,7 @@ def _factor_defaulted(s: CaseState, e: ev.FactorDefaulted) -> dict:
 
 
 def _factor_default_reported(s: CaseState, e: ev.FactorDefaultReported) -> dict:
-    return _financing(s, default_reported=e.trigger)
+    return _financing(s, default_reported=e.trigger, default_amount=e.amount)
 
 
 def _factor_notified(s: CaseState, e: ev.FactorNotified) -> dict:
