@@ -170,6 +170,9 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "insurance policies": ("insurance.policies", False),
     "insurance cover": ("insurance.cover", True),
     "insurance indemnity": ("insurance.indemnity", True),
+    "financing assign": ("financing.assign", True),
+    "financing settle": ("financing.outcome", True),
+    "financing default": ("financing.outcome", True),
     # the whole trail is a supervisor's to read, from the CLI as from the API: a token is needed
     "audit verify": ("audit.verify", True),
     "audit export": ("audit.events", True),
