@@ -15,25 +15,13 @@ from decimal import Decimal
 
 import pytest
 
-from tests.acceptance.stack import FAST_POLICY, eventually, money
+from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
 
 TODAY = datetime.now(timezone.utc).date()
 DUE = TODAY - timedelta(days=10)
 SUPERVISOR = ("--as", "demo-supervisor")
 SENTENCE = "This invoice has been assigned to Northbank Factoring Ltd; pay only to Northbank Factoring Ltd"
-EARLY_CASH = """
-[[financing.factors]]
-name = "northbank"
-account_name = "Northbank Factoring Ltd"
-iban = "GB33BUKB20201555555555"
-bic = "BUKBGB22"
-email = "factoring@northbank.test"
-
-[discounts]
-percent = "2"
-within = "PT20S"
-minimum = { USD = "100.00" }
-"""
+EARLY_CASH = (ROOT / "tests" / "data" / "early-cash.toml").read_text().replace('within = "P10D"', 'within = "PT20S"')
 
 
 def row(invoice_id: str, customer: str, grade: str, language: str = "en", amount: str = "1000.00") -> str:
@@ -48,7 +36,7 @@ def ledger(ledger_for, tmp_path_factory):
     # time to assign an invoice before its first notice (30 s, a loaded machine included), and to pay
     # within the 20 s offer
     text = text.replace('after = "PT1S"', 'after = "PT30S"').replace('after = "PT2S"', 'after = "PT34S"')
-    policy.write_text(text.replace('after = "PT3S"', 'after = "PT38S"') + EARLY_CASH)
+    policy.write_text(text.replace('after = "PT3S"', 'after = "PT38S"') + "\n" + EARLY_CASH)
     return ledger_for(policy=policy)
 
 

@@ -17,26 +17,14 @@ from worker import build_worker
 
 ANYTIME = Path(__file__).resolve().parents[1] / "data" / "default-anytime.toml"
 HEADER = "invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,due_date,risk_grade"
-EARLY_CASH = """
-[[financing.factors]]
-name = "northbank"
-account_name = "Northbank Factoring Ltd"
-iban = "GB33BUKB20201555555555"
-bic = "BUKBGB22"
-email = "factoring@northbank.test"
-
-[discounts]
-percent = "2"
-within = "P10D"
-minimum = { USD = "100.00" }
-"""
+EARLY_CASH = (Path(__file__).resolve().parents[1] / "data" / "early-cash.toml").read_text()
 
 
 @pytest.fixture
 async def stack(time_env, make_context, sqlite_url, smtp, tmp_path):
     policy = tmp_path / "policy.toml"
     policy.write_text(ANYTIME.read_text().replace('version = "test-default-anytime-1"',
-                                                  'version = "test-early-cash-1"') + EARLY_CASH)
+                                                  'version = "test-early-cash-1"') + "\n" + EARLY_CASH)
     context = make_context(sqlite_url, client=time_env.client, smtp_port=smtp.port)
     context.settings.policy_path = policy
     service = CaseService(context)
