@@ -120,6 +120,9 @@ def human_items(state: CaseState) -> list[HumanItem]:
         items.append(HumanItem(what=f"dispute {d.dispute_id}", owner=owner, due_at=due))
     if state.referral:
         items.append(HumanItem(what=f"referral to {state.referral}", owner=state.referral, due_at=None))
+    if state.with_factor:  # the factor collects it and reports back (financing settle / default)
+        name = state.financing.factor
+        items.append(HumanItem(what=f"with factor {name}", owner=f"factor {name}", due_at=None))
     return [i for i in items if i.owner]
 
 

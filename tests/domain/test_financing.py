@@ -10,7 +10,7 @@ from uuid import uuid4
 import pytest
 
 from domain import commands as cmd
-from domain.agenda import discount_offer, next_action, notice_due, waiting_for
+from domain.agenda import discount_offer, human_items, next_action, notice_due, stuck_reason, waiting_for
 from domain.decider import decide
 from domain.errors import DomainError
 from domain.policy import RiskGrade
@@ -83,6 +83,7 @@ def test_without_recourse_the_ladder_waits_with_the_factor_until_it_reports_paid
     state = case.state
     assert state.status == CaseStatus.with_factor and state.dunning_paused() and state.clock.next_at is None
     assert next_action(state) is None and waiting_for(state) == "with factor northbank"
+    assert [i.owner for i in human_items(state)] == ["factor northbank"] and stuck_reason(state) is None
     case.at(due + timedelta(days=40))
     assert case.tick() == []  # no notice, no escalation while the factor holds it
     events = outcome(case, "collected")
