@@ -39,3 +39,9 @@ async def assign(body: AssignBody, svc: Service, user: caller("financing.assign"
           summary="Record what the factor reports on an assigned invoice: paid to it, or defaulted")
 async def factor_outcome(ref: str, body: FactorOutcomeBody, svc: Service, user: caller("financing.outcome")) -> dict:
     return await FinancingService(svc).outcome(ref, body.outcome, body.reason, user.actor())
+
+
+@endpoint("GET", "/reports/financing", "reports.financing",
+          summary="Factoring per factor and recourse (assigned, advanced, fees, outstanding); discounts per quarter")
+def report_financing(svc: Service) -> dict:
+    return FinancingService(svc).report()

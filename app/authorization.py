@@ -92,6 +92,7 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # early-cash instruments (docs/FINANCING.md): selling receivables is a finance decision
     "financing.assign": APPROVERS,
     "financing.outcome": APPROVERS,  # what the factor reports: paid to it, or defaulted
+    "reports.financing": ALL,
     # audit trail (docs/CONTROLS.md)
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
@@ -165,7 +166,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "credit-hold outbox": ("credit_hold.outbox", False),
     "credit-hold ack": ("credit_hold.ack", True),
     **{f"report {name}": ("reports.kpis", False) for name in (
-        "kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors", "reconcile", "financing")},
+        "kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors", "reconcile")},
     "insurance policy-add": ("insurance.policy_add", True),
     "insurance policies": ("insurance.policies", False),
     "insurance cover": ("insurance.cover", True),
@@ -173,6 +174,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "financing assign": ("financing.assign", True),
     "financing settle": ("financing.outcome", True),
     "financing default": ("financing.outcome", True),
+    "report financing": ("reports.financing", False),
     # the whole trail is a supervisor's to read, from the CLI as from the API: a token is needed
     "audit verify": ("audit.verify", True),
     "audit export": ("audit.events", True),

@@ -673,4 +673,9 @@ async def _financing_outcome(web: Web, role: str) -> Call:
                 check=lambda r: r["status"] == "paid" and r["events"][0]["type"] == "FactorCollected")
 
 
-PREPARE.update({"financing.assign": _financing_assign, "financing.outcome": _financing_outcome})
+async def _financing_report(web: Web, role: str) -> Call:
+    return Call("GET", "/api/reports/financing", check=lambda r: {"factors", "totals", "discounts"} <= set(r))
+
+
+PREPARE.update({"financing.assign": _financing_assign, "financing.outcome": _financing_outcome,
+                "reports.financing": _financing_report})
