@@ -9,10 +9,13 @@ figure of `report financing` is one the test computes itself."""
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
@@ -38,6 +41,19 @@ def ledger(ledger_for, tmp_path_factory):
     text = text.replace('after = "PT1S"', 'after = "PT30S"').replace('after = "PT2S"', 'after = "PT34S"')
     policy.write_text(text.replace('after = "PT3S"', 'after = "PT38S"') + "\n" + EARLY_CASH)
     return ledger_for(policy=policy)
+
+
+def console_case_page(ledger, ref: str) -> str:
+    """The console's case page, signed in with a collector's token."""
+    with httpx.Client(base_url=ledger.url, timeout=60) as client:
+        login = client.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
+                                                      "next": "/console/worklist"})
+        assert signed.status_code == 303, signed.text
+        page = client.get(f"/console/cases/{ref}")
+        assert page.status_code == 200, page.text
+        return html.unescape(page.text)
 
 
 def mails_to(ledger, address: str, count: int = 1, timeout: float = 90) -> list:
@@ -72,6 +88,8 @@ def test_factoring_with_and_without_recourse_changes_who_is_dunned_and_what_the_
     shown = ledger.case("FIN-N1")
     assert shown["financing"]["factor"] == "northbank" and shown["waiting_for"] == "with factor northbank"
     assert [e["actor"] for e in shown["events"] if e["type"] == "InvoiceAssignedToFactor"] == ["demo-supervisor"]
+    page = console_case_page(ledger, shown["case_id"])
+    assert "Assigned to factor northbank without recourse" in page and "$800.00 advanced" in page, page
 
     # with recourse: the ladder goes on, and every notice carries the factor's instructions
     notices = mails_to(ledger, "ap@c-fr.test", 3)
@@ -122,7 +140,9 @@ def test_a_discount_offer_paid_within_the_date_closes_the_case_and_after_it_does
     assert money(case["totals"]["discounts"]) == Decimal("20.00") and money(case["totals"]["write_offs"]) == 0
     assert not [e for e in case["events"] if e["type"] in ("WriteOffRequested", "WriteOffApproved")]
 
-    pay_by = datetime.fromisoformat(ledger.case("DSC-LATE")["discount_offer"]["pay_by"])
+    offered = ledger.case("DSC-LATE")
+    assert "Early-payment discount offered: pay $980.00" in console_case_page(ledger, offered["case_id"])
+    pay_by = datetime.fromisoformat(offered["discount_offer"]["pay_by"])
     time.sleep(max(0.0, (pay_by - datetime.now(timezone.utc)).total_seconds()) + 1)
     late = ledger.ok("pay", "DSC-LATE", "980.00", "--reference", "late")
     assert late["status"] != "paid" and money(late["balance"]) == Decimal("20.00"), late
