@@ -15,7 +15,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.contracts import NoticeRequest
-from activities.rendering import format_day, format_money
+from activities.rendering import factor_instructions, format_day, format_money
 
 LETTERS = Path(__file__).resolve().parents[1] / "templates" / "letters"
 FALLBACK_LANGUAGE = "en"
@@ -61,6 +61,7 @@ class LetterRenderer:
             "interest_to": format_day(interest.accrued_to, language) if interest else None,
             "compensation": (format_money(interest.compensation_stated, language)
                              if interest and interest.compensation_stated else None),
+            "factor": factor_instructions(request),  # assigned to a factor: pay only to it
         }
         return self.env.get_template(f"{language}/final.html.j2").render(context)
 

@@ -51,7 +51,7 @@ def format_day(day: date, language: str) -> str:
     return format_date(day, format="long", locale=babel_locale(language))
 
 
-def _factor(n: NoticeRequest) -> dict | None:
+def factor_instructions(n: NoticeRequest) -> dict | None:
     """The notice of assignment: whom to pay instead of us (docs/FINANCING.md)."""
     f = n.factor
     return None if f is None else {"name": f.account_name, "iban": f.iban, "bic": f.bic}
@@ -119,7 +119,7 @@ class NoticeRenderer:
                 "interest_to": format_day(n.interest.accrued_to, language) if n.interest else None,
                 "compensation": (format_money(n.interest.compensation_stated, language)
                                  if n.interest and n.interest.compensation_stated else None),
-                "factor": _factor(n),
+                "factor": factor_instructions(n),
                 "discount": _discount(n, language),
             }
             for n in notices

@@ -9,16 +9,13 @@ figure of `report financing` is one the test computes itself."""
 
 from __future__ import annotations
 
-import html
-import re
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-import httpx
 import pytest
 
-from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
+from tests.acceptance.stack import FAST_POLICY, ROOT, console_case_page, eventually, money
 
 TODAY = datetime.now(timezone.utc).date()
 DUE = TODAY - timedelta(days=10)
@@ -41,19 +38,6 @@ def ledger(ledger_for, tmp_path_factory):
     text = text.replace('after = "PT1S"', 'after = "PT30S"').replace('after = "PT2S"', 'after = "PT34S"')
     policy.write_text(text.replace('after = "PT3S"', 'after = "PT38S"') + "\n" + EARLY_CASH)
     return ledger_for(policy=policy)
-
-
-def console_case_page(ledger, ref: str) -> str:
-    """The console's case page, signed in with a collector's token."""
-    with httpx.Client(base_url=ledger.url, timeout=60) as client:
-        login = client.get("/console/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
-        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
-                                                      "next": "/console/worklist"})
-        assert signed.status_code == 303, signed.text
-        page = client.get(f"/console/cases/{ref}")
-        assert page.status_code == 200, page.text
-        return html.unescape(page.text)
 
 
 def mails_to(ledger, address: str, count: int = 1, timeout: float = 90) -> list:
