@@ -12,7 +12,7 @@ from app.services import CaseService
 from cli.main import AsOpt, JsonOpt, app, console, execute, print_table, reason_option, show_reply
 from cli.risk import report_app
 
-financing_app = typer.Typer(help="Factoring: assign invoices to a factor named in the policy ([[financing.factors]]), "
+financing_app = typer.Typer(help="Factoring: assign invoices to a factor named in the policy (financing.factors), "
                                  "and record what the factor reports (paid to it, or defaulted).",
                             no_args_is_help=True)
 app.add_typer(financing_app, name="financing")
