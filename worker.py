@@ -101,7 +101,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
         workflows=[*WORKFLOWS, *extra_workflows],
         activities=[store.append_events, store.load_case, store.load_policy, notices.send_notice,
                     notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, sweep.advances, insurance.notify_insurer,
-                    team.notify_team],
+                    insurance.notify_factor, team.notify_team],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
         workflow_runner=workflow_runner(settings.workflow_sandbox),
         max_cached_workflows=settings.max_cached_workflows,

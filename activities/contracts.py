@@ -12,7 +12,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict
 
-from domain.events import AdvanceFacts, AnyEvent, Customer
+from domain.events import AdvanceFacts, AnyEvent, Customer, DiscountTerms, FactorTerms
 from domain.interest import InterestDue
 from domain.money import Money
 
@@ -60,6 +60,8 @@ class NoticeRequest(_Model):
     interest: InterestDue | None = None  # statutory interest and compensation stated (domain/interest.py)
     issued_on: date | None = None  # the notice's date (a final notice's PDF letter is dated by it)
     advance: AdvanceFacts | None = None  # a case of kind advance: a deposit due before shipment (invoice_id: the request)
+    factor: FactorTerms | None = None  # assigned to a factor: pay only to it (docs/FINANCING.md)
+    discount: DiscountTerms | None = None  # the early-payment discount the notice offers
 
 
 class NoticeResult(_Model):
@@ -211,3 +213,24 @@ class InsurerNoticeRequest(_Model):
     due_date: date
     issue_date: date
     notify_by: date
+
+
+# -- reporting a default to a factor (docs/FINANCING.md) ----------------------------------------
+
+NOTIFY_FACTOR = "notify_factor"
+
+
+class FactorNoticeRequest(_Model):
+    """The default of an invoice assigned with recourse, reported to the factor's contact."""
+
+    case_id: UUID
+    invoice_id: str
+    customer: Customer
+    assignment_id: str
+    factor_name: str
+    factor_email: str
+    assigned: Money
+    trigger: str
+    amount: Money
+    due_date: date
+    issue_date: date

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, time, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -79,6 +79,26 @@ def format_day(day: date, language: str) -> str:
     return format_date(day, format="long", locale=babel_locale(language))
 
 
+def factor_instructions(n: NoticeRequest) -> dict | None:
+    """The notice of assignment: whom to pay instead of us (docs/FINANCING.md)."""
+    f = n.factor
+    return None if f is None else {"name": f.account_name, "iban": f.iban, "bic": f.bic}
+
+
+def _discount(n: NoticeRequest, language: str) -> dict | None:
+    """The early-payment discount offer: the amount to pay and the last day (with the time when the
+    offer ends within a day: a policy with a short ``within``)."""
+    d = n.discount
+    if d is None:
+        return None
+    last = d.pay_by - timedelta(microseconds=1)
+    by = format_day(last.date(), language)
+    if d.pay_by.time() != time(0):
+        by += f" {d.pay_by:%H:%M:%S} UTC"
+    return {"pay": format_money(d.pay, language), "discount": format_money(d.discount, language),
+            "percent": f"{d.percent.normalize():f}", "by": by}
+
+
 @dataclass(frozen=True)
 class RenderedNotice:
     subject: str
@@ -126,6 +146,8 @@ class NoticeRenderer:
                                  if n.interest and n.interest.compensation_stated else None),
                 "order_id": n.advance.order_id if n.advance else None,
                 "reference": n.advance.reference if n.advance else None,
+                "factor": factor_instructions(n),
+                "discount": _discount(n, language),
             }
             for n in notices
         ]

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import MutableHeaders
 
-from api import console, errors, routes, routes_advances, routes_audit, routes_customer, routes_dunning, routes_feed, routes_interest, routes_links, routes_liveness, routes_notify, routes_risk, routes_subscribers  # noqa: F401  (registers on routes.router)
+from api import console, errors, routes, routes_advances, routes_audit, routes_customer, routes_dunning, routes_feed, routes_financing, routes_interest, routes_links, routes_liveness, routes_notify, routes_risk, routes_subscribers  # noqa: F401  (registers on routes.router)
 from api.auth import UserBook
 from api.session import SessionCodec, SessionMiddleware
 from app.context import Context

@@ -89,6 +89,10 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     "insurance.policy_add": APPROVERS,
     "insurance.cover": APPROVERS,
     "insurance.indemnity": APPROVERS,
+    # early-cash instruments (docs/FINANCING.md): selling receivables is a finance decision
+    "financing.assign": APPROVERS,
+    "financing.outcome": APPROVERS,  # what the factor reports: paid to it, or defaulted
+    "reports.financing": ALL,
     # audit trail (docs/CONTROLS.md)
     "audit.verify": APPROVERS,
     "audit.events": APPROVERS,
@@ -175,6 +179,10 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "insurance policies": ("insurance.policies", False),
     "insurance cover": ("insurance.cover", True),
     "insurance indemnity": ("insurance.indemnity", True),
+    "financing assign": ("financing.assign", True),
+    "financing settle": ("financing.outcome", True),
+    "financing default": ("financing.outcome", True),
+    "report financing": ("reports.financing", False),
     # the whole trail is a supervisor's to read, from the CLI as from the API: a token is needed
     "audit verify": ("audit.verify", True),
     "audit export": ("audit.events", True),

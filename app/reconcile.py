@@ -51,6 +51,10 @@ _BALANCE_MOVES = {
     "InvoiceAmended": ("change", +1),  # signed: an amendment down is negative
     "CreditNoteApplied": ("applied", -1),
     "PaidOutsideEngine": ("applied", -1),
+    # early-cash instruments (docs/FINANCING.md); a default with recourse moves nothing (derecognized None)
+    "EarlyPaymentDiscountGranted": ("amount", -1),
+    "FactorCollected": ("amount", -1),
+    "FactorDefaulted": ("derecognized", -1),
 }
 # What each moves in the period's totals (cash counts the whole payment, excess included).
 _PERIOD_KIND = {
@@ -58,6 +62,7 @@ _PERIOD_KIND = {
     "SmallBalanceWrittenOff": "write_offs", "SmallBalanceWriteOffReversed": "write_offs",
     "CaseCancelled": "cancelled", "CustomerCreditApplied": "credit_applied", "IndemnityReceived": "indemnity",
     "InvoiceAmended": "erp_adjustments", "CreditNoteApplied": "erp_adjustments", "PaidOutsideEngine": "paid_outside",
+    "EarlyPaymentDiscountGranted": "discounts", "FactorCollected": "factored", "FactorDefaulted": "factored",
 }
 
 
@@ -305,7 +310,8 @@ def _compare_settlements(currency: str, shown: list, expected: dict, start: date
     """The settlements the dashboard and the KPIs sum, against the events, per kind."""
     kinds = {"payment": "collected", "excess": "collected", "credit": "credits", "write_off": "write_offs",
              "cancelled": "cancelled", "credit_applied": "credit_applied", "indemnity": "indemnity", "fee": "fees",
-             "erp_adjustment": "erp_adjustments", "paid_outside": "paid_outside"}
+             "erp_adjustment": "erp_adjustments", "paid_outside": "paid_outside",
+             "discount": "discounts", "factored": "factored"}
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for s in shown:
         if s.currency == currency and start <= s.on <= end:

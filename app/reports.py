@@ -206,12 +206,14 @@ class Settlement:
     on: date
     kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
     #            | erp_adjustment (an ERP amendment or credit note; negative: amended up) | paid_outside
+    #            | discount (early payment) | factored (settled in a factor's hands, or its non-recourse loss)
 
 
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
                     "SmallBalanceWriteOffReversed", "LateFeeCharged", "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed", "InvoiceAmended",
-                    "CreditNoteApplied", "PaidOutsideEngine")
+                    "CreditNoteApplied", "PaidOutsideEngine",
+                    "EarlyPaymentDiscountGranted", "FactorCollected", "FactorDefaulted")
 
 
 def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
@@ -272,6 +274,12 @@ def settlements(ctx: Context) -> list[Settlement]:
             found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment"))
         elif name == "PaidOutsideEngine":
             found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "paid_outside"))
+        elif name == "EarlyPaymentDiscountGranted":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "discount"))
+        elif name == "FactorCollected":
+            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "factored"))
+        elif name == "FactorDefaulted" and e.derecognized is not None:
+            found.append(Settlement(invoice_id, e.derecognized.currency, e.derecognized.amount, day, "factored"))
         elif name == "PaymentReversed":  # the payment did not settle after all
             found.append(Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment"))
             if e.excess.is_positive:

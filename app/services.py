@@ -266,6 +266,8 @@ class CaseService:
                 "customer_credit": str(state.customer_credit.amount),
                 "credit_applied": str(state.credit_applied_total.amount),
                 "indemnity": str(state.indemnity_total.amount),
+                "discounts": str(state.discounts.amount) if state.discounts else "0",
+                "factored": str(state.factored.amount) if state.factored else "0",
             },
             "dispute": state.dispute.model_dump(mode="json") if state.dispute else None,
             "promise": state.promise.model_dump(mode="json") if state.promise else None,
@@ -275,6 +277,9 @@ class CaseService:
             "pause": state.pause.model_dump(mode="json") if state.pause else None,
             "pause_request": state.pause_request.model_dump(mode="json") if state.pause_request else None,
             "insurance": insurance_dict(state),
+            # early-cash instruments (docs/FINANCING.md)
+            "financing": state.financing.model_dump(mode="json") if state.financing else None,
+            "discount_offer": state.discount_offer.model_dump(mode="json") if state.discount_offer else None,
             "events": [r.as_dict() for r in records],
         }
 

@@ -101,6 +101,21 @@ def _actor(service: CaseService, name: str | None):
     return service.ctx.actor(name)
 
 
+def _show_early_cash(result: dict) -> None:
+    """The factor an invoice is assigned to and the discount a notice offered (docs/FINANCING.md)."""
+    f = result.get("financing")
+    if f:
+        console.print(f"assigned to factor {f['factor']} ({'with' if f['recourse'] else 'without'} recourse, "
+                      f"assignment {f['assignment_id']}): {f['assigned']['amount']} assigned, "
+                      f"{f['advanced']['amount']} advanced, fee {f['fee']['amount']}; {f['status']}"
+                      + (f"; default reported ({f['default_reported']})" if f.get("default_reported") else ""),
+                      highlight=False)
+    d = result.get("discount_offer")
+    if d:
+        console.print(f"early-payment discount offered: pay {d['pay']['amount']} by {d['pay_by'][:19]} "
+                      f"({d['percent']} % off: {d['discount']['amount']})", highlight=False)
+
+
 def show_reply(result: dict) -> None:
     events = ", ".join(e["type"] for e in result.get("events", [])) or "no change"
     console.print(
@@ -167,6 +182,7 @@ def show_case(result: dict) -> None:
                       f"{ins['stage']}; notify insurer by {(ins['notify_by'] or '')[:10]} "
                       f"(planned {(ins['notify_at'] or '')[:10]}), no extension beyond {ins['extension_until']}"
                       + (f", claim from {ins['claim_at'][:10]}" if ins.get("claim_at") else ""), highlight=False)
+    _show_early_cash(result)
     table = Table("#", "when", "event", "by", "details")
     for e in result["events"]:
         details = ", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {}))
@@ -669,3 +685,4 @@ from cli import notify as _notify_commands  # noqa: E402,F401  registers notify 
 from cli import liveness as _liveness_commands  # noqa: E402,F401  registers pauses, plan withdraw, report stuck
 from cli import advances as _advance_commands  # noqa: E402,F401  registers advance and report advances
 from cli import subscribers as _subscriber_commands  # noqa: E402,F401  registers subscribers add/list/pause/resume/remove/dispatch
+from cli import financing as _financing_commands  # noqa: E402,F401  registers financing and report financing

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from domain.calendar import next_send_moment
+from domain.events import DiscountTerms
 from domain.interest import Accrual, InterestDue, accrue
 from domain.money import Money
 from domain.policy import Policy
@@ -17,7 +18,7 @@ from domain.state import CaseState
 class NextAction(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    kind: Literal["remind", "tick", "notify_insurer"]  # remind: send a notice; tick: apply deadlines
+    kind: Literal["remind", "tick", "notify_insurer", "notify_factor"]  # remind: send a notice; tick: apply deadlines
     at: datetime
     label: str
 
@@ -65,6 +66,8 @@ def next_action(state: CaseState, policy: Policy | None = None) -> NextAction | 
         candidates.append(NextAction(kind="notify_insurer", at=ins.notify_at, label="notify the insurer"))
     elif ins is not None and ins.claim_at is not None and ins.claim_id is None:
         candidates.append(NextAction(kind="tick", at=ins.claim_at, label="file the insurance claim"))
+    if (notice := factor_notice_due(state)) is not None:
+        candidates.append(notice)
     return min(candidates, key=lambda a: (a.at, a.kind != "remind"), default=None)
 
 
@@ -72,6 +75,8 @@ def waiting_for(state: CaseState) -> str:
     """A plain-words summary of who or what the case is waiting on."""
     if state.closed:
         return f"closed ({state.outcome.value})"
+    if state.with_factor:
+        return f"with factor {state.financing.factor}"
     if state.pause is not None:
         return f"paused until {state.pause.until.isoformat()[:16]} ({state.pause.reason})"
     if state.pending_approvals:
@@ -115,6 +120,9 @@ def human_items(state: CaseState) -> list[HumanItem]:
         items.append(HumanItem(what=f"dispute {d.dispute_id}", owner=owner, due_at=due))
     if state.referral:
         items.append(HumanItem(what=f"referral to {state.referral}", owner=state.referral, due_at=None))
+    if state.with_factor:  # the factor collects it and reports back (financing settle / default)
+        name = state.financing.factor
+        items.append(HumanItem(what=f"with factor {name}", owner=f"factor {name}", due_at=None))
     return [i for i in items if i.owner]
 
 
@@ -194,3 +202,37 @@ def notice_due(state: CaseState, policy: Policy, level: int | None = None, on: d
         final=level == len(ladder),
         interest=interest,
     )
+
+
+# -- early-cash instruments (docs/FINANCING.md) ----------------------------------------------------
+
+
+def factor_notice_due(state: CaseState) -> NextAction | None:
+    """A default reported to the factor and not yet e-mailed to its contact (due at once; also
+    after the case closed, when a write-off reported it)."""
+    f = state.financing
+    if f is None or f.default_reported is None or f.factor_notified:
+        return None
+    return NextAction(kind="notify_factor", at=f.assigned_at, label=f"report the default to {f.factor}")
+
+
+def discount_offer(state: CaseState, policy: Policy, notice: NoticeDue, at: datetime) -> DiscountTerms | None:
+    """The early-payment discount the notice sent ``at`` offers (None: none). Offered once per case,
+    to the policy's risk grades, on a balance of at least the currency's minimum, not while the
+    invoice is disputed or with a factor; the amount to pay is the notice's amount less the discount."""
+    terms = policy.discounts
+    if terms.percent is None or state.discount_offer is not None or state.risk_grade not in terms.grades:
+        return None
+    minimum = terms.minimum.get(state.currency)
+    if minimum is None or state.dispute is not None or state.financing is not None or state.closed:
+        return None
+    due = notice.amount_due
+    if due.amount < minimum or not due.is_positive:
+        return None
+    discount = due.percent(terms.percent)
+    if not discount.is_positive:
+        return None
+    whole_days = terms.within % timedelta(days=1) == timedelta(0)
+    pay_by = (datetime.combine(at.date() + terms.within + timedelta(days=1), time(0), tzinfo=timezone.utc)
+              if whole_days else at + terms.within)
+    return DiscountTerms(percent=terms.percent, discount=discount, pay=due - discount, pay_by=pay_by)

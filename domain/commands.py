@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Annotated, Literal, Union
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.errors import DomainError
-from domain.events import AdvanceFacts, Attachment, Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
+from domain.events import AdvanceFacts, Attachment, Customer, DiscountTerms, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
 from domain.interest import InterestDue
 from domain.money import Money
 from domain.policy import Policy, RiskGrade, Role
@@ -226,6 +227,7 @@ class RecordReminder(Command):
     interest: InterestDue | None = None  # interest and compensation the notice stated
     letter_sha256: str | None = None  # the PDF letter attached (a final notice)
     letter: dict | None = None  # what it was rendered from (the notice request), to reproduce it
+    discount: DiscountTerms | None = None  # the early-payment discount the notice offered
 
     @field_validator("error")
     @classmethod
@@ -233,10 +235,9 @@ class RecordReminder(Command):
         return value[:MAX_TEXT]
 
 
-class RecordInsurerNotice(Command):
-    """The outcome of notifying the insurer of the overdue (the workflow reports it)."""
+class _MailOutcome(Command):
+    """The outcome of an e-mail the workflow sent (to an insurer, a factor)."""
 
-    kind: Literal["insurer_notice"] = "insurer_notice"
     message_id: str
     recipient: str
     delivered: bool
@@ -246,6 +247,12 @@ class RecordInsurerNotice(Command):
     @classmethod
     def _short(cls, value: str) -> str:
         return value[:MAX_TEXT]
+
+
+class RecordInsurerNotice(_MailOutcome):
+    """The outcome of notifying the insurer of the overdue (the workflow reports it)."""
+
+    kind: Literal["insurer_notice"] = "insurer_notice"
 
 
 class RecordIndemnity(Command):
@@ -302,6 +309,35 @@ class Tick(Command):
     kind: Literal["tick"] = "tick"
 
 
+# -- early-cash instruments: factoring (docs/FINANCING.md) ---------------------------------------
+
+
+class AssignToFactor(Command):
+    """Assign the invoice to one of the policy's factors, with or without recourse."""
+
+    kind: Literal["factor_assign"] = "factor_assign"
+    assignment_id: str = Field(min_length=1, max_length=100)
+    factor: str
+    recourse: bool
+    advance_rate: Decimal
+    fee_rate: Decimal = Decimal(0)
+    reason: str
+
+
+class RecordFactorOutcome(Command):
+    """The factor reports the assigned invoice paid to it, or defaulted."""
+
+    kind: Literal["factor_outcome"] = "factor_outcome"
+    outcome: Literal["collected", "defaulted"]
+    reason: str
+
+
+class RecordFactorNotice(_MailOutcome):
+    """The outcome of e-mailing the factor the default report (the workflow reports it)."""
+
+    kind: Literal["factor_notice"] = "factor_notice"
+
+
 AnyCommand = Annotated[
     Union[
         OpenCase,
@@ -330,6 +366,9 @@ AnyCommand = Annotated[
         Tick,
         ReportPayment,
         CorrectContact,
+        AssignToFactor,
+        RecordFactorOutcome,
+        RecordFactorNotice,
     ],
     Field(discriminator="kind"),
 ]

@@ -10,6 +10,7 @@ the same state gives the same events, byte for byte.
 from __future__ import annotations
 
 from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Callable
 from uuid import UUID, uuid5
 
@@ -74,7 +75,7 @@ def decide_and_evolve(state: CaseState | None, command: cmd.Command, now: dateti
     # A closed case accepts nothing, except the record of a notice already in flight
     # and the reversal of a payment that closed it (the money never arrived).
     reversing = isinstance(command, cmd.ReversePayment) and state.outcome == ev.Outcome.paid
-    in_flight = (cmd.RecordReminder, cmd.RecordInsurerNotice, cmd.Tick)
+    in_flight = (cmd.RecordReminder, cmd.RecordInsurerNotice, cmd.RecordFactorNotice, cmd.Tick)
     if state.closed and not isinstance(command, in_flight) and not reversing:
         raise DomainError(f"case is closed ({state.outcome.value}); it accepts no further commands", "case")
     if command.actor.is_customer and not isinstance(command, CUSTOMER_COMMANDS):
@@ -131,6 +132,8 @@ def _closing_totals(s: CaseState) -> dict:
                   credit_applied=s.credit_applied, indemnity=s.indemnity)
     if s.erp_adjustments is not None or s.paid_outside is not None:  # only then: older events stay as they were
         totals.update(erp_adjustments=s.erp_adjustments, paid_outside=s.paid_outside)
+    if s.discounts is not None or s.factored is not None:  # likewise (docs/FINANCING.md)
+        totals.update(discounts=s.discounts, factored=s.factored)
     return totals
 
 
@@ -227,6 +230,7 @@ def _pay(emit: _Emitter, c: cmd.RecordPayment, policy: Policy) -> None:
         payer=c.payer,
         matched_by=c.matched_by,
     )
+    _discount_if_in_time(emit, c)
     if c.within_tolerance:
         _small_balance(emit, c.payment_id, policy)
     _after_settlement(emit, policy)
@@ -705,6 +709,7 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     amount = approval.amount.min(s.balance)
     emit(ev.WriteOffApproved, approval_id=approval.approval_id, amount=amount, reason=c.reason,
          authority_amount=converted.amount, rate=converted.rate)
+    _report_default_to_factor(emit, "written_off", amount)
     _close_if_settled(emit, ev.Outcome.written_off)
 
 
@@ -879,6 +884,8 @@ def _reminder(emit: _Emitter, c: cmd.RecordReminder, policy: Policy) -> None:
         return
     letter = dict(letter_sha256=c.letter_sha256, letter=c.letter) if c.letter_sha256 else {}
     emit(ev.ReminderSent, **common, **letter)
+    if c.discount is not None and not s.closed:
+        _discount_offered(emit, c.seq, c.discount)
     if c.fee is not None and c.fee.is_positive and not s.closed:
         _same_currency(s, c.fee, "fee")
         emit(ev.LateFeeCharged, level=c.level, fee=c.fee)
@@ -946,6 +953,7 @@ def _emit_escalation(emit: _Emitter, reason: str, policy: Policy) -> None:
         tier=policy.escalation.tiers[0],
         sla_due_at=emit.now + policy.escalation.sla,
     )
+    _report_default_to_factor(emit, "escalated", emit.state.balance)
 
 
 def _escalation_sla(emit: _Emitter, policy: Policy) -> None:
@@ -1050,6 +1058,115 @@ _DEADLINES: tuple[Callable[[_Emitter, Policy], None], ...] = (
     _claim_due,
 )
 
+# -- early-cash instruments: factoring and early-payment discounts (docs/FINANCING.md) -------------
+
+
+def _rate(value: Decimal, field: str, low_inclusive: bool, high: Decimal, high_inclusive: bool) -> Decimal:
+    if not value.is_finite() or value != value.quantize(Decimal("0.0001")):
+        raise DomainError(f"{value} is not a rate with at most 4 decimals", field)
+    low_ok = value >= 0 if low_inclusive else value > 0
+    high_ok = value <= high if high_inclusive else value < high
+    if not (low_ok and high_ok):
+        lower = "from 0" if low_inclusive else "above 0"
+        upper = f"to {high}" if high_inclusive else f"below {high}"
+        raise DomainError(f"must be {lower} {upper}, got {value}", field)
+    return value
+
+
+def _factor_assign(emit: _Emitter, c: cmd.AssignToFactor, policy: Policy) -> None:
+    """Assign the invoice to a factor named in the policy; the factor's payment instructions are
+    decided into the event, so notices carry them however the policy changes later."""
+    s = emit.state
+    f = s.financing
+    if f is not None:
+        if f.assignment_id == c.assignment_id:
+            return  # the same assignment again
+        raise DomainError(f"invoice {s.invoice_id} is already assigned to {f.factor} ({f.status})", "invoice_id")
+    factor = policy.financing.factor(c.factor)
+    if factor is None:
+        known = ", ".join(x.name for x in policy.financing.factors) or "none in the policy"
+        raise DomainError(f"{shown(c.factor)} is not a factor of the policy ({known})", "to")
+    advance_rate = _rate(c.advance_rate, "advance_rate", False, Decimal(1), True)
+    fee_rate = _rate(c.fee_rate, "fee_rate", True, Decimal(1), False)
+    cmd.check_text(c.reason, "reason", required=True)
+    if s.dispute is not None:
+        raise DomainError(f"invoice {s.invoice_id} is disputed; a factor takes undisputed invoices", "invoice_id")
+    if not c.recourse and (s.escalation_pending or s.referral or s.pending_approvals):
+        raise DomainError("the case waits for an escalation decision or an approval; decide it before passing "
+                          "the case to a factor without recourse", "recourse")
+    hundred = Decimal(100)
+    emit(ev.InvoiceAssignedToFactor, assignment_id=c.assignment_id, factor=factor.name,
+         account_name=factor.account_name, iban=factor.iban, bic=factor.bic, factor_email=factor.email,
+         recourse=c.recourse, assigned=s.balance, advance_rate=advance_rate,
+         advanced=s.balance.percent(advance_rate * hundred), fee_rate=fee_rate,
+         fee=s.balance.percent(fee_rate * hundred), reason=c.reason)
+
+
+def _factor_outcome(emit: _Emitter, c: cmd.RecordFactorOutcome, policy: Policy) -> None:
+    """The factor reports the invoice paid to it (the case closes as paid) or defaulted: without
+    recourse the factor bears the loss (closed as resolved), with recourse the company dunns it again."""
+    s = emit.state
+    f = s.financing
+    cmd.check_text(c.reason, "reason", required=True)
+    if f is None or f.status != "assigned":
+        state = "is not assigned to a factor" if f is None else f"is no longer with {f.factor} ({f.status})"
+        raise DomainError(f"invoice {s.invoice_id} {state}", "invoice_id")
+    if c.outcome == "collected":
+        emit(ev.FactorCollected, assignment_id=f.assignment_id, amount=s.balance, reason=c.reason)
+        _close_if_settled(emit, ev.Outcome.paid)
+        return
+    emit(ev.FactorDefaulted, assignment_id=f.assignment_id, recourse=f.recourse, amount=s.balance,
+         derecognized=None if f.recourse else s.balance, reason=c.reason)
+    _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def _report_default_to_factor(emit: _Emitter, trigger: str, amount: Money) -> None:
+    """A case assigned with recourse escalated or was written off: the factor is told (once)."""
+    f = emit.state.financing
+    if f is None or not f.recourse or f.status != "assigned" or f.default_reported is not None:
+        return
+    emit(ev.FactorDefaultReported, assignment_id=f.assignment_id, trigger=trigger, amount=amount,
+         recipient=f.factor_email)
+
+
+def _factor_notice(emit: _Emitter, c: cmd.RecordFactorNotice, policy: Policy) -> None:
+    f = emit.state.financing
+    if f is None or f.default_reported is None:
+        raise DomainError("no default has been reported to a factor on this case", "case")
+    if f.factor_notified:
+        return  # already recorded
+    emit(ev.FactorNotified, assignment_id=f.assignment_id, message_id=c.message_id, recipient=c.recipient,
+         delivered=c.delivered, error=c.error)
+
+
+def _discount_offered(emit: _Emitter, seq: int, terms: ev.DiscountTerms) -> None:
+    s = emit.state
+    _same_currency(s, terms.pay, "discount")
+    _same_currency(s, terms.discount, "discount")
+    if s.discount_offer is not None:
+        return  # one offer per case
+    emit(ev.EarlyPaymentDiscountOffered, seq=seq, percent=terms.percent, discount=terms.discount, pay=terms.pay,
+         pay_by=terms.pay_by)
+
+
+def receipt_moment(received_on, now: datetime) -> datetime:
+    """When a payment counts as received: when it is recorded, or the end of the day the bank
+    received it if that day is over (a receipt recorded the next morning was in time)."""
+    return min(now, _end_of_day(received_on))
+
+
+def _discount_if_in_time(emit: _Emitter, c: cmd.RecordPayment) -> None:
+    """A payment within the offer that leaves no more than the discount open: the rest is granted."""
+    s = emit.state
+    offer = s.discount_offer
+    if offer is None or s.closed or s.discounts is not None or not s.balance.is_positive:
+        return
+    if s.balance > offer.discount or receipt_moment(c.received_on, emit.now) > offer.pay_by:
+        return
+    emit(ev.EarlyPaymentDiscountGranted, payment_id=c.payment_id, amount=s.balance, percent=offer.percent,
+         pay_by=offer.pay_by)
+
+
 _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.RecordPayment: _pay,
     cmd.ReversePayment: _reverse_payment,
@@ -1076,6 +1193,9 @@ _HANDLERS: dict[type, Callable[[_Emitter, cmd.Command, Policy], None]] = {
     cmd.ApplyCustomerCredit: _apply_credit,
     cmd.SyncInvoice: _erp_sync,
     cmd.Tick: _tick,
+    cmd.AssignToFactor: _factor_assign,
+    cmd.RecordFactorOutcome: _factor_outcome,
+    cmd.RecordFactorNotice: _factor_notice,
 }
 
 

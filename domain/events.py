@@ -518,6 +518,8 @@ class CaseClosed(Event):
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
     erp_adjustments: Money | None = None  # ERP amendments and credit notes, net (None: none)
     paid_outside: Money | None = None  # booked by the ERP as paid outside the engine (None: none)
+    discounts: Money | None = None  # early-payment discount granted (None: none)
+    factored: Money | None = None  # settled in the factor's hands, or its non-recourse loss (None: none)
 
 
 # -- changes the ERP reports (invoice and customer sync, docs/IMPORT.md) ----------------------
@@ -679,6 +681,109 @@ class CustomerCreditApplied(Event):
     amount: Money
 
 
+# -- early-cash instruments: factoring and early-payment discounts (docs/FINANCING.md) ---------
+
+
+class DiscountTerms(_Frozen):
+    """An early-payment discount offer: pay ``pay`` by ``pay_by`` and ``discount`` is forgiven."""
+
+    percent: Decimal
+    discount: Money
+    pay: Money
+    pay_by: datetime
+
+
+class FactorTerms(_Frozen):
+    """An invoice's assignment to a factor: the factor's payment instructions as the policy named
+    them (notices carry them), and what the factor advances and charges."""
+
+    assignment_id: str
+    factor: str
+    account_name: str
+    iban: str
+    bic: str
+    factor_email: str
+    recourse: bool
+    assigned: Money  # the balance assigned
+    advance_rate: Decimal
+    advanced: Money  # advance_rate x assigned: the cash the factor advances
+    fee_rate: Decimal
+    fee: Money  # fee_rate x assigned: the factor's charge
+
+
+class InvoiceAssignedToFactor(Event, FactorTerms):
+    """The invoice is assigned to a factor, who advances part of it now."""
+
+    type: Literal["InvoiceAssignedToFactor"] = "InvoiceAssignedToFactor"
+    reason: str
+
+
+class FactorCollected(Event):
+    """The factor reports the customer paid it: the invoice is settled in the factor's hands."""
+
+    type: Literal["FactorCollected"] = "FactorCollected"
+    assignment_id: str
+    amount: Money  # the balance it settled
+    reason: str
+
+
+class FactorDefaulted(Event):
+    """The factor reports the customer did not pay. Without recourse the factor bears the loss: the
+    balance leaves the company's books (``derecognized``) and the case closes as resolved. With
+    recourse the receivable comes back to the company: the case dunns it again, without the factor."""
+
+    type: Literal["FactorDefaulted"] = "FactorDefaulted"
+    assignment_id: str
+    recourse: bool
+    amount: Money  # the balance at that moment
+    derecognized: Money | None = None  # without recourse: what left the books (the factor's loss)
+    reason: str
+
+
+class FactorDefaultReported(Event):
+    """A case assigned with recourse escalated or was written off: the default is reported to the
+    factor (an e-mail to its contact follows: ``FactorNotified``)."""
+
+    type: Literal["FactorDefaultReported"] = "FactorDefaultReported"
+    assignment_id: str
+    trigger: Literal["escalated", "written_off"]
+    amount: Money  # the balance reported
+    recipient: str
+
+
+class FactorNotified(Event):
+    """The e-mail reporting the default reached (or failed to reach) the factor's contact."""
+
+    type: Literal["FactorNotified"] = "FactorNotified"
+    assignment_id: str
+    message_id: str
+    recipient: str
+    delivered: bool
+    error: str = ""
+
+
+class EarlyPaymentDiscountOffered(Event):
+    """A notice offered an early-payment discount: pay ``pay`` by ``pay_by`` and the rest is forgiven."""
+
+    type: Literal["EarlyPaymentDiscountOffered"] = "EarlyPaymentDiscountOffered"
+    seq: int  # the notice that states it
+    percent: Decimal
+    discount: Money
+    pay: Money
+    pay_by: datetime
+
+
+class EarlyPaymentDiscountGranted(Event):
+    """A payment within the offer covered the discounted amount: the rest is a discount granted
+    (a sales deduction under the offer's terms: not a write-off, no approval)."""
+
+    type: Literal["EarlyPaymentDiscountGranted"] = "EarlyPaymentDiscountGranted"
+    payment_id: str
+    amount: Money
+    percent: Decimal
+    pay_by: datetime
+
+
 AnyEvent = Annotated[
     Union[
         CaseOpened,
@@ -740,6 +845,13 @@ AnyEvent = Annotated[
         CustomerDetailsChanged,
         PaymentReported,
         ContactCorrected,
+        InvoiceAssignedToFactor,
+        FactorCollected,
+        FactorDefaulted,
+        FactorDefaultReported,
+        FactorNotified,
+        EarlyPaymentDiscountOffered,
+        EarlyPaymentDiscountGranted,
     ],
     Field(discriminator="type"),
 ]

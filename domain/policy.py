@@ -378,6 +378,65 @@ class InsurancePolicy(_Model):
                                     "(or at the insurer's deadline if that comes first)")
 
 
+class Factor(_Model):
+    """A factor (receivables financier) invoices may be assigned to, with the payment
+    instructions its notice of assignment gives the customer (docs/FINANCING.md)."""
+
+    name: str = Field(min_length=1, max_length=64, description="how commands name it (`financing assign --to`)")
+    account_name: str = Field(min_length=1, max_length=200, description="the account holder customers pay")
+    iban: str = Field(min_length=5, max_length=34)
+    bic: str = Field(min_length=8, max_length=11)
+    email: str = Field(min_length=3, max_length=320, description="the factor's contact: defaults are reported there")
+
+
+class FinancingPolicy(_Model):
+    """Factoring and receivables financing: the factors invoices may be assigned to."""
+
+    factors: tuple[Factor, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> FinancingPolicy:
+        names = [f.name for f in self.factors]
+        if len(names) != len(set(names)):
+            raise ValueError("factors: each factor needs its own name")
+        return self
+
+    def factor(self, name: str) -> Factor | None:
+        return next((f for f in self.factors if f.name == name), None)
+
+
+class DiscountPolicy(_Model):
+    """Early-payment discount offers: the notice offers good payers a discount for paying soon."""
+
+    percent: Decimal | None = Field(None, description="the discount offered, in percent of the balance (none: no "
+                                    "offers)")
+    grades: tuple[RiskGrade, ...] = Field((RiskGrade.A, RiskGrade.B), description="the risk grades offered it")
+    within: timedelta = Field(timedelta(days=10), description="the offer holds this long after the notice (whole "
+                              "days: to the end of that day, UTC)")
+    minimum: dict[str, Decimal] = Field(default_factory=dict, description="per currency: the smallest balance "
+                                        "offered it; a currency not listed is offered none")
+
+    @field_validator("percent")
+    @classmethod
+    def _percent(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and not Decimal(0) < value < Decimal(100):
+            raise ValueError("percent must be above 0 and below 100")
+        return value
+
+    @field_validator("within")
+    @classmethod
+    def _p(cls, v: timedelta) -> timedelta:
+        return _positive(v, "within")
+
+    @field_validator("minimum")
+    @classmethod
+    def _minimum(cls, value: dict[str, Decimal]) -> dict[str, Decimal]:
+        for currency, amount in value.items():
+            if amount < 0:
+                raise ValueError(f"minimum for {currency} must not be negative, got {amount}")
+        return value
+
+
 class InputPolicy(_Model):
     """How far the dates people and files give may stray (checked at every entry; see domain/inputs.py)."""
 
@@ -419,6 +478,8 @@ class Policy(_Model):
     advances: AdvancesPolicy = AdvancesPolicy()
     insurance: InsurancePolicy = InsurancePolicy()
     inputs: InputPolicy = InputPolicy()
+    financing: FinancingPolicy = FinancingPolicy()
+    discounts: DiscountPolicy = DiscountPolicy()
     pause: PausePolicy = PausePolicy()
     self_service: SelfServicePolicy = SelfServicePolicy()
     # None: no statutory interest or compensation (every version pinned before it; domain/interest.py)

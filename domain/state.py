@@ -25,6 +25,7 @@ class CaseStatus(str, Enum):
     on_plan = "on_plan"
     escalated = "escalated"
     awaiting_approval = "awaiting_approval"
+    with_factor = "with_factor"  # assigned without recourse: the factor collects it
     paid = "paid"
     resolved = "resolved"
     written_off = "written_off"
@@ -208,6 +209,24 @@ class Insurance(_Frozen):
         return self.claim_id is not None and self.indemnity is None
 
 
+class Financing(ev.FactorTerms):
+    """The invoice's assignment to a factor (InvoiceAssignedToFactor) and how far it got."""
+
+    assigned_at: datetime
+    # assigned: the factor holds it; collected: paid to the factor; defaulted: the factor's loss
+    # (without recourse); returned: the factor gave it back (with recourse), the company dunns it
+    status: Literal["assigned", "collected", "defaulted", "returned"] = "assigned"
+    default_reported: Literal["escalated", "written_off"] | None = None
+    default_amount: Money | None = None  # the balance reported in default
+    factor_notified: bool = False
+
+
+class DiscountOffer(ev.DiscountTerms):
+    """The early-payment discount a notice offered (EarlyPaymentDiscountOffered)."""
+
+    seq: int
+
+
 class CaseState(_Frozen):
     case_id: UUID
     version: int
@@ -273,6 +292,11 @@ class CaseState(_Frozen):
     erp_adjustments: Money | None = None  # amendments and credit notes; positive reduced the balance
     paid_outside: Money | None = None  # what the ERP booked as paid outside the engine
     payment_reports: tuple[str, ...] = ()  # what the customer said was paid (payment_report_key)
+    # Early-cash instruments (docs/FINANCING.md): None until used.
+    financing: Financing | None = None  # the invoice's assignment to a factor
+    discount_offer: DiscountOffer | None = None  # the early-payment discount a notice offered
+    discounts: Money | None = None  # early-payment discount granted
+    factored: Money | None = None  # settled in the factor's hands, or its non-recourse loss
 
     # -- derived ------------------------------------------------------------
     @property
@@ -316,6 +340,8 @@ class CaseState(_Frozen):
     def status(self) -> CaseStatus:
         if self.outcome is not None:
             return CaseStatus(self.outcome.value)
+        if self.with_factor:
+            return CaseStatus.with_factor
         if self.pending_approvals:
             return CaseStatus.awaiting_approval
         if self.escalation_pending or self.referral:
@@ -338,11 +364,25 @@ class CaseState(_Frozen):
         """Reasons to hold the ladder's clock."""
         if self.closed:
             return False
+        if self.with_factor:
+            return True
         if self.dispute is not None and self.dispute.amount >= self.balance:
             return True
         if self.promise is not None or self.pending_approvals or self.pause is not None:
             return True
         return self.plan is not None and self.plan.status in ("proposed", "approved", "accepted")
+
+    @property
+    def with_factor(self) -> bool:
+        """Assigned without recourse and not settled: the factor collects it, the ladder waits."""
+        f = self.financing
+        return f is not None and not f.recourse and f.status == "assigned" and not self.closed
+
+    @property
+    def factor_instructions(self) -> Financing | None:
+        """The assignment whose payment instructions notices carry (None: pay the company)."""
+        f = self.financing
+        return f if f is not None and f.status == "assigned" else None
 
     def approval(self, approval_id: str) -> Approval | None:
         return next((a for a in self.approvals if a.approval_id == approval_id), None)
@@ -919,7 +959,62 @@ def _customer_changed(s: CaseState, e: ev.CustomerDetailsChanged) -> dict:
     return changes
 
 
+# -- early-cash instruments (docs/FINANCING.md) ----------------------------------------------------
+
+
+def _assigned_to_factor(s: CaseState, e: ev.InvoiceAssignedToFactor) -> dict:
+    terms = e.model_dump(include=set(ev.FactorTerms.model_fields))
+    return {"financing": Financing(**terms, assigned_at=e.occurred_at)}
+
+
+def _financing(s: CaseState, **update) -> dict:
+    return {"financing": s.financing.model_copy(update=update)} if s.financing else {}
+
+
+def _factored(s: CaseState, e: ev.Event, amount: Money) -> dict:
+    return {**_rebalanced(s, s.balance - amount), "factored": (s.factored or Money.zero(s.currency)) + amount,
+            "principal_reductions": _reduced(s, e.occurred_at.date(), amount)}
+
+
+def _factor_collected(s: CaseState, e: ev.FactorCollected) -> dict:
+    return {**_financing(s, status="collected"), **_factored(s, e, e.amount)}
+
+
+def _factor_defaulted(s: CaseState, e: ev.FactorDefaulted) -> dict:
+    if e.recourse:
+        return _financing(s, status="returned")
+    changes = _financing(s, status="defaulted")
+    if e.derecognized is not None:
+        changes.update(_factored(s, e, e.derecognized))
+    return changes
+
+
+def _factor_default_reported(s: CaseState, e: ev.FactorDefaultReported) -> dict:
+    return _financing(s, default_reported=e.trigger, default_amount=e.amount)
+
+
+def _factor_notified(s: CaseState, e: ev.FactorNotified) -> dict:
+    return _financing(s, factor_notified=True)
+
+
+def _discount_offered(s: CaseState, e: ev.EarlyPaymentDiscountOffered) -> dict:
+    return {"discount_offer": DiscountOffer(seq=e.seq, percent=e.percent, discount=e.discount, pay=e.pay,
+                                            pay_by=e.pay_by)}
+
+
+def _discount_granted(s: CaseState, e: ev.EarlyPaymentDiscountGranted) -> dict:
+    return {**_rebalanced(s, s.balance - e.amount),
+            "discounts": (s.discounts or Money.zero(s.currency)) + e.amount}
+
+
 _HANDLERS = {
+    ev.InvoiceAssignedToFactor: _assigned_to_factor,
+    ev.FactorCollected: _factor_collected,
+    ev.FactorDefaulted: _factor_defaulted,
+    ev.FactorDefaultReported: _factor_default_reported,
+    ev.FactorNotified: _factor_notified,
+    ev.EarlyPaymentDiscountOffered: _discount_offered,
+    ev.EarlyPaymentDiscountGranted: _discount_granted,
     ev.CaseInsured: _insured,
     ev.InsurerNotified: _insurer_notified,
     ev.InsurerNotificationFailed: _insurer_notice_failed,

@@ -22,11 +22,13 @@ with workflow.unsafe.imports_passed_through():
         ENQUEUE_NOTICE,
         LOAD_CASE,
         NOTICE_OUTCOME_SIGNAL,
+        NOTIFY_FACTOR,
         NOTIFY_INSURER,
         SEND_NOTICE,
         AppendReply,
         AppendRequest,
         EnqueueRequest,
+        FactorNoticeRequest,
         InsurerNoticeRequest,
         LoadCaseReply,
         MailboxInput,
@@ -37,7 +39,7 @@ with workflow.unsafe.imports_passed_through():
         mailbox_workflow_id,
     )
     from domain import commands as cmd
-    from domain.agenda import next_action, notice_due
+    from domain.agenda import discount_offer, factor_notice_due, next_action, notice_due
     from domain.calendar import warm as warm_calendar
     from domain.decider import decide
     from domain.errors import DomainError
@@ -119,6 +121,10 @@ class CollectionCaseWorkflow:
                 if isinstance(error, ApplicationError) and error.type != BUSY:
                     raise
                 workflow.logger.warning("case %s: %s; deciding again", start.case_id, error)
+        if factor_notice_due(self._state) is not None:
+            # A write-off of a case assigned with recourse (new with factoring: no history before it has
+            # one) closed it: the factor still hears of the default.
+            await self._notify_factor()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return CaseResult(case_id=self._state.case_id, outcome=self._state.outcome, version=self._state.version)
 
@@ -175,6 +181,8 @@ class CollectionCaseWorkflow:
             return
         if action.kind == "remind":
             await self._send_reminder()
+        elif action.kind == "notify_factor":
+            await self._notify_factor()  # only cases assigned to a factor (new with factoring) take this path
         elif action.kind == "notify_insurer":
             # Only insured cases (new in this version) take this path: no history before it has one.
             await self._notify_insurer()
@@ -189,11 +197,14 @@ class CollectionCaseWorkflow:
     async def _send_reminder(self) -> None:
         state = self._state
         notice = notice_due(state, self._input.policy, on=workflow.now().date())
+        # None for every case before factoring and discount offers (no assignment, no [discounts] in its policy)
+        offer = discount_offer(state, self._input.policy, notice, workflow.now())
         request = NoticeRequest(
             case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
             interest=notice.interest, issued_on=workflow.now().date(), advance=state.advance,
+            factor=state.factor_instructions, discount=offer,
         )
         # A deposit request's notice (a case of kind advance, new in issue 16: no history before it
         # has one) is a message of its own, never batched with the customer's invoices.
@@ -213,8 +224,21 @@ class CollectionCaseWorkflow:
                 interest=None if withdrawn else notice.interest,
                 letter_sha256=result.letters.get(str(state.case_id)),
                 letter=request.model_dump(mode="json") if str(state.case_id) in result.letters else None,
+                discount=None if withdrawn or not result.delivered else offer,
             )
         )
+
+    async def _notify_factor(self) -> None:
+        state = self._state
+        f = state.financing
+        request = FactorNoticeRequest(
+            case_id=state.case_id, invoice_id=state.invoice_id, customer=state.customer,
+            assignment_id=f.assignment_id, factor_name=f.account_name, factor_email=f.factor_email,
+            assigned=f.assigned, trigger=f.default_reported, amount=f.default_amount or state.balance,
+            due_date=state.due_date, issue_date=state.issue_date,
+        )
+        await self._mail(NOTIFY_FACTOR, request, cmd.RecordFactorNotice, f"<unsent-factor-{state.case_id}>",
+                         f.factor_email)
 
     async def _notify_insurer(self) -> None:
         state = self._state
@@ -225,18 +249,23 @@ class CollectionCaseWorkflow:
             amount_due=state.balance, original_amount=state.original_amount, due_date=state.due_date,
             issue_date=state.issue_date, notify_by=ins.notify_by.date(),
         )
+        await self._mail(NOTIFY_INSURER, request, cmd.RecordInsurerNotice,
+                         f"<unsent-insurer-{state.case_id}-{ins.notice_attempts}>", ins.insurer_email)
+
+    async def _mail(self, activity: str, request, record: type[cmd.Command], unsent_id: str, recipient: str) -> None:
+        """Send one e-mail (to an insurer, a factor) by its activity and record its outcome."""
         try:
             result = await workflow.execute_activity(
-                NOTIFY_INSURER, request, result_type=NoticeResult,
+                activity, request, result_type=NoticeResult,
                 start_to_close_timeout=SMTP_TIMEOUT, heartbeat_timeout=SMTP_HEARTBEAT,
                 schedule_to_close_timeout=self._input.policy.notices.smtp_give_up_after,
                 retry_policy=SMTP_RETRY,
             )
         except ActivityError as error:
-            result = NoticeResult(message_id=f"<unsent-insurer-{state.case_id}-{ins.notice_attempts}>",
-                                  recipient=ins.insurer_email, delivered=False, error=f"gave up: {error.cause or error}")
+            result = NoticeResult(message_id=unsent_id, recipient=recipient, delivered=False,
+                                  error=f"gave up: {error.cause or error}")
         await self._run(
-            cmd.RecordInsurerNotice(
+            record(
                 command_id=workflow.uuid4(), actor=SYSTEM_ACTOR, message_id=result.message_id,
                 recipient=result.recipient, delivered=result.delivered, error=result.error,
             )
@@ -567,4 +596,20 @@ class CollectionCaseWorkflow:
 
     @erp_sync.validator
     def _check_erp_sync(self, command: cmd.SyncInvoice) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def assign_to_factor(self, command: cmd.AssignToFactor) -> CommandReply:
+        return await self._command(command)
+
+    @assign_to_factor.validator
+    def _check_assign_to_factor(self, command: cmd.AssignToFactor) -> None:
+        self._validate(command)
+
+    @workflow.update
+    async def factor_outcome(self, command: cmd.RecordFactorOutcome) -> CommandReply:
+        return await self._command(command)
+
+    @factor_outcome.validator
+    def _check_factor_outcome(self, command: cmd.RecordFactorOutcome) -> None:
         self._validate(command)

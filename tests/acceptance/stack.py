@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import email
 import email.utils
+import html
 import json as jsonlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -463,6 +465,19 @@ def _listening(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def console_case_page(ledger, case_id: str) -> str:
+    """The case page of the web console, signed in with a token as a collector does."""
+    with httpx.Client(base_url=ledger.url, timeout=60) as client:
+        login = client.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
+                                                      "next": "/console/worklist"})
+        assert signed.status_code == 303, signed.text
+        page = client.get(f"/console/cases/{case_id}")
+        assert page.status_code == 200, page.text
+        return html.unescape(page.text)
 
 
 def money(text: str | int | Decimal) -> Decimal:

@@ -6,15 +6,13 @@ shows the charge, and the figures are those the test computes itself from the da
 from __future__ import annotations
 
 import email.utils
-import html
 import re
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
-import httpx
 import pytest
 
-from tests.acceptance.stack import FAST_POLICY, ROOT, eventually, money
+from tests.acceptance.stack import FAST_POLICY, ROOT, console_case_page, eventually, money
 
 TODAY = datetime.now(timezone.utc).date()
 DUE = TODAY - timedelta(days=20)
@@ -35,19 +33,6 @@ def ledger(ledger_for, tmp_path_factory):
     policy.write_text(FAST_POLICY.read_text().replace('version = "test-fast-1"', 'version = "test-fast-interest"')
                       + "\n" + section)
     return ledger_for(policy=policy)
-
-
-def console_case_page(ledger, case_id: str) -> str:
-    """The case page of the web console, signed in with a token as a collector does."""
-    with httpx.Client(base_url=ledger.url, timeout=60) as client:
-        login = client.get("/console/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
-        signed = client.post("/console/login", data={"token": ledger.token("demo-collector"), "csrf_token": csrf,
-                                                      "next": "/console/worklist"})
-        assert signed.status_code == 303, signed.text
-        page = client.get(f"/console/cases/{case_id}")
-        assert page.status_code == 200, page.text
-        return html.unescape(page.text)
 
 
 def notices_to(ledger, address: str, count: int) -> list:

@@ -160,6 +160,26 @@ async def _record(out: Path) -> list[str]:
     return written
 
 
+async def finished_history(env, workflow_id: str):
+    """The history of a workflow once it has finished."""
+    handle = env.client.get_workflow_handle(workflow_id)
+    await handle.result()
+    return await handle.fetch_history()
+
+
+def write_history(out: Path, name: str, history) -> str:
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(history.to_json_dict(), indent=1, sort_keys=True) + "\n")
+    return path.name
+
+
+def run_recorder(record) -> None:
+    """``python -m tests.histories.record_X [OUT_DIR]``: one recorder writing its own file."""
+    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"recorded {out / asyncio.run(record(out))}")
+
+
 def main() -> None:
     """``record.py [OUT_DIR]``: into this folder by default."""
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE

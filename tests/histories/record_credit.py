@@ -11,16 +11,13 @@ own file, so the histories recorded before it stay as they are.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
-from tests.histories.record import BIN, HERE, ROOT, converter
+from tests.histories.record import BIN, ROOT, converter, finished_history, run_recorder, write_history
 
 NAME = "insured_credit_indemnity_written_off"
 HEADER = "invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,due_date,risk_grade"
@@ -77,21 +74,15 @@ async def _record(out: Path) -> str:
             approval = next(a for a in service.approvals() if a["invoice_id"] == "INS-1" and a["kind"] == "write_off")
             await service.decide_approval(approval["approval_id"], True,
                                           manager.model_copy(update={"name": "another-manager"}), "uncollectable")
-            handle = env.client.get_workflow_handle(case_workflow_id("INS-1"))
-            await handle.result()
-            history = await handle.fetch_history()
+            history = await finished_history(env, case_workflow_id("INS-1"))
         sink.stop()
         context.db.dispose()
     await env.shutdown()
-    path = out / f"{NAME}.json"
-    path.write_text(json.dumps(history.to_json_dict(), indent=1, sort_keys=True) + "\n")
-    return path.name
+    return write_history(out, NAME, history)
 
 
 def main() -> None:
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE
-    out.mkdir(parents=True, exist_ok=True)
-    print(f"recorded {out / asyncio.run(_record(out))}")
+    run_recorder(_record)
 
 
 if __name__ == "__main__":

@@ -720,3 +720,34 @@ PREPARE.update({
     "subscribers.pause": _subscribers_pause, "subscribers.resume": _subscribers_resume,
     "subscribers.remove": _subscribers_remove, "subscribers.dispatch": _subscribers_dispatch,
 })
+
+
+# -- early-cash instruments (docs/FINANCING.md) -------------------------------------------------------
+
+
+async def _financing_assign(web: Web, role: str) -> Call:
+    invoice = await web.new_case()
+    return Call("POST", "/api/financing/assignments",
+                {"invoice_ids": [invoice], "factor": "northbank", "recourse": "no", "advance_rate": "0.9",
+                 "reason": "financing agreement 7"},
+                snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["assigned"][0]["invoice_id"] == invoice and r["assigned"][0]["status"] == "with_factor")
+
+
+async def _financing_outcome(web: Web, role: str) -> Call:
+    from app.financing import FinancingService
+
+    invoice = await web.new_case()
+    await FinancingService(web.service).assign([invoice], "northbank", "no", "0.9", None, "agreement 7",
+                                               web.actor("supervisor"))
+    return Call("POST", f"/api/cases/{invoice}/factor-outcome", {"outcome": "collected", "reason": "statement 12"},
+                snapshot=case_snapshot(web, invoice),
+                check=lambda r: r["status"] == "paid" and r["events"][0]["type"] == "FactorCollected")
+
+
+async def _financing_report(web: Web, role: str) -> Call:
+    return Call("GET", "/api/reports/financing", check=lambda r: {"factors", "totals", "discounts"} <= set(r))
+
+
+PREPARE.update({"financing.assign": _financing_assign, "financing.outcome": _financing_outcome,
+                "reports.financing": _financing_report})
