@@ -159,18 +159,28 @@ class AdvanceService:
                 "currency": money.currency, "status": "refunded" if done else "awaiting approval",
                 "recorded": bool(events)}
 
-    def approve_refund(self, refund_id: str, actor: Actor) -> dict:
+    def _customer_of_refund(self, refund_id: str) -> str:
         for state in self.states():
-            pending = state.pending_refunds.get(refund_id)
-            if pending is not None or refund_id in state.refund_ids:
-                customer_id = state.customer_id
-                break
-        else:
-            raise DomainError(f"no refund {shown(refund_id)} waits for approval", "refund_id")
+            if (refund_id in state.pending_refunds or refund_id in state.refund_ids
+                    or refund_id in state.rejected_refunds):
+                return state.customer_id
+        raise DomainError(f"no refund {shown(refund_id)} waits for approval", "refund_id")
+
+    def approve_refund(self, refund_id: str, actor: Actor, reason: str = "") -> dict:
+        customer_id = self._customer_of_refund(refund_id)
         _, events = self.customers.execute(customer_id, lambda s: cu.ApproveAdvanceRefund(
             command_id=uuid5(NAMESPACE_URL, f"advance-refund-approve:{refund_id}"), actor=actor,
-            customer_id=customer_id, refund_id=refund_id))
+            customer_id=customer_id, refund_id=refund_id, reason=reason))
         return {"refund_id": refund_id, "customer_id": customer_id, "status": "refunded", "approved_by": actor.name,
+                "recorded": bool(events)}
+
+    def reject_refund(self, refund_id: str, reason: str, actor: Actor) -> dict:
+        """Turn down a refund waiting for a second person: its amount is held on the advance again."""
+        customer_id = self._customer_of_refund(refund_id)
+        _, events = self.customers.execute(customer_id, lambda s: cu.RejectAdvanceRefund(
+            command_id=uuid5(NAMESPACE_URL, f"advance-refund-reject:{refund_id}"), actor=actor,
+            customer_id=customer_id, refund_id=refund_id, reason=reason))
+        return {"refund_id": refund_id, "customer_id": customer_id, "status": "rejected", "rejected_by": actor.name,
                 "recorded": bool(events)}
 
     def pending_refunds(self) -> list[dict]:

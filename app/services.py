@@ -645,12 +645,11 @@ class CaseService:
         if row.status != "pending":
             raise DomainError(f"approval {approval_id} was already {row.status}", "approval_id")
         if row.kind == "refund":  # an advance's refund (docs/ADVANCES.md): decided on the customer's stream
-            if not approve:
-                raise DomainError("a refund of an advance cannot be rejected here; it stays reserved until "
-                                  "approved", "approval_id")
             from app.advances import AdvanceService
 
-            done = AdvanceService(self).approve_refund(approval_id, actor)
+            refunds = AdvanceService(self)
+            done = (refunds.approve_refund(approval_id, actor, reason) if approve
+                    else refunds.reject_refund(approval_id, reason, actor))
             return {**done, "approval_id": approval_id, "invoice_id": row.invoice_id}
         return await self._send(row.case_id, "decide_approval", lambda s: cmd.DecideApproval(
             command_id=uuid4(), actor=actor, approval_id=approval_id, approve=approve, reason=reason))

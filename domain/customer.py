@@ -175,6 +175,19 @@ class AdvanceRefunded(CustomerEvent):
     reason: str
     requested_by: str
     approved_by: str | None = None  # None: within the single-person threshold
+    approval_reason: str | None = None  # why the second person approved it
+
+
+class AdvanceRefundRejected(CustomerEvent):
+    """A refund waiting for a second person was turned down (or withdrawn by whoever asked for
+    it): the amount it reserved is held on the advance again."""
+
+    type: Literal["AdvanceRefundRejected"] = "AdvanceRefundRejected"
+    refund_id: str
+    advance_id: str
+    amount: Money
+    reason: str  # why it was turned down
+    requested_by: str
 
 
 class CustomerCreditAllocationReleased(CustomerEvent):
@@ -211,7 +224,7 @@ AnyCustomerEvent = Annotated[
     Union[RiskGradeChanged, CreditLimitSet, CustomerPutOnHold, CustomerHoldReleased, HoldNoticeAcknowledged,
           PrepaymentReceived, CustomerCreditAllocated, CustomerCreditAllocationReleased, CustomerDunningPaused,
           CustomerDunningResumed, AdvanceRefundRequested, AdvanceRefunded, AdvanceRequested, ShipmentHeld,
-          ShipmentReleased, CustomerLinksRevoked],
+          ShipmentReleased, CustomerLinksRevoked, AdvanceRefundRejected],
     Field(discriminator="type"),
 ]
 CUSTOMER_EVENT_ADAPTER: TypeAdapter[AnyCustomerEvent] = TypeAdapter(AnyCustomerEvent)
@@ -321,6 +334,8 @@ class PendingRefund(_Frozen):
     at: datetime
     approved_by: str | None = None  # in approved_refunds: the second person
     approved_at: datetime | None = None
+    rejected_by: str | None = None  # in rejected_refunds: who turned it down
+    rejected_at: datetime | None = None
 
 
 class CustomerState(_Frozen):
@@ -346,6 +361,7 @@ class CustomerState(_Frozen):
     pending_refunds: dict[str, PendingRefund] = {}
     refund_ids: tuple[str, ...] = ()  # refunds decided (paid out)
     approved_refunds: dict[str, PendingRefund] = {}  # refunds that waited for, and got, a second person's approval
+    rejected_refunds: dict[str, PendingRefund] = {}  # refunds that waited and were turned down
     requests: dict[str, AdvanceRequest] = {}  # advance requests, by request id
     links_revoked_at: datetime | None = None  # self-service links issued until then are refused
 
@@ -449,6 +465,14 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         return {"pending_refunds": {**s.pending_refunds, e.refund_id: pending},
                 "advances": {**s.advances, e.advance_id: advance.model_copy(
                     update={"pending_refund": advance.pending_refund + e.amount.amount})}}
+    if isinstance(e, AdvanceRefundRejected):
+        advance = s.advances[e.advance_id]
+        pending = s.pending_refunds[e.refund_id]
+        return {"pending_refunds": {k: v for k, v in s.pending_refunds.items() if k != e.refund_id},
+                "rejected_refunds": {**s.rejected_refunds, e.refund_id: pending.model_copy(
+                    update={"rejected_by": e.actor, "rejected_at": e.occurred_at})},
+                "advances": {**s.advances, e.advance_id: advance.model_copy(
+                    update={"pending_refund": advance.pending_refund - e.amount.amount})}}
     if isinstance(e, AdvanceRefunded):
         advance = s.advances[e.advance_id]
         pending = s.pending_refunds.get(e.refund_id)
@@ -580,6 +604,15 @@ class RequestAdvanceRefund(CustomerCommand):
 class ApproveAdvanceRefund(CustomerCommand):
     kind: Literal["advance_refund_approve"] = "advance_refund_approve"
     refund_id: str
+    reason: str = ""  # why it is approved (the approvals inbox asks for it)
+
+
+class RejectAdvanceRefund(CustomerCommand):
+    """Turn down a refund waiting for a second person (or withdraw one's own request)."""
+
+    kind: Literal["advance_refund_reject"] = "advance_refund_reject"
+    refund_id: str
+    reason: str
 
 
 class ReleaseAllocation(CustomerCommand):
@@ -788,7 +821,8 @@ def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None
 
 def _refund(emit: _CustomerEmitter, c: RequestAdvanceRefund, policy: Policy) -> None:
     s = emit.state
-    if s is not None and (c.refund_id in s.refund_ids or c.refund_id in s.pending_refunds):
+    if s is not None and (c.refund_id in s.refund_ids or c.refund_id in s.pending_refunds
+                          or c.refund_id in s.rejected_refunds):
         return  # the same request again
     advance = s.advances.get(c.advance_id) if s is not None else None
     if advance is None:
@@ -821,7 +855,24 @@ def _approve_refund(emit: _CustomerEmitter, c: ApproveAdvanceRefund, policy: Pol
     if not authority.approve:
         raise DomainError(authority.reason, "as")
     emit(AdvanceRefunded, refund_id=c.refund_id, advance_id=pending.advance_id, amount=pending.amount,
-         reason=pending.reason, requested_by=pending.requested_by, approved_by=c.actor.name)
+         reason=pending.reason, requested_by=pending.requested_by, approved_by=c.actor.name,
+         approval_reason=c.reason or None)
+
+
+def _reject_refund(emit: _CustomerEmitter, c: RejectAdvanceRefund, policy: Policy) -> None:
+    s = emit.state
+    if s is not None and c.refund_id in s.rejected_refunds:
+        return  # turned down already
+    pending = s.pending_refunds.get(c.refund_id) if s is not None else None
+    if pending is None:
+        raise DomainError(f"no refund {shown(c.refund_id)} waits for approval", "refund_id")
+    cmd.check_text(c.reason, "reason", required=True)
+    withdrawn = c.actor.name == pending.requested_by
+    if not withdrawn and c.actor.role not in (Role.supervisor, Role.finance_manager):
+        raise DomainError("only a supervisor or a finance manager may turn down a refund "
+                          "(or whoever asked for it, to withdraw it)", "as")
+    emit(AdvanceRefundRejected, refund_id=c.refund_id, advance_id=pending.advance_id, amount=pending.amount,
+         reason=c.reason, requested_by=pending.requested_by)
 
 
 def _release_allocation(emit: _CustomerEmitter, c: ReleaseAllocation, policy: Policy) -> None:
@@ -876,4 +927,5 @@ _HANDLERS = {
     RequestAdvanceRefund: _refund,
     RequestAdvance: _request_advance,
     ApproveAdvanceRefund: _approve_refund,
+    RejectAdvanceRefund: _reject_refund,
 }

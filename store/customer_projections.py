@@ -48,9 +48,9 @@ def refund_approval_rows(s: CustomerState, customer_name: str) -> list[dict]:
              "customer_name": customer_name, "kind": "refund", "currency": p.amount.currency,
              "amount_minor": p.amount.to_minor(), "reason": p.reason[:500], "requested_by": p.requested_by,
              "requested_at": p.at, "tier": "supervisor", "sla_due_at": None,
-             "status": "approved" if p.approved_by else "pending", "decided_by": p.approved_by,
-             "decided_at": p.approved_at, "decision": None}
-            for p in (*s.pending_refunds.values(), *s.approved_refunds.values())]
+             "status": "approved" if p.approved_by else "rejected" if p.rejected_by else "pending",
+             "decided_by": p.approved_by or p.rejected_by, "decided_at": p.approved_at or p.rejected_at, "decision": None}
+            for p in (*s.pending_refunds.values(), *s.approved_refunds.values(), *s.rejected_refunds.values())]
 
 
 def _names(session: Session, ids: Iterable[str] | None = None) -> dict[str, str]:

@@ -125,7 +125,20 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     ledger.refused("advance", "approve-refund", "RF-77", "--as", "demo-collector", match="approve")
     ledger.refused("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "60.00", match="exceeds")  # 50 free
     assert [r["refund_id"] for r in ledger.ok("advance", "refunds")] == ["RF-77"]
-    done = ledger.ok("advance", "approve-refund", "RF-77", "--as", "demo-manager")
+    # turned down in the approvals inbox, with a reason: the 250.00 is held on the advance again
+    ledger.refused("approvals", "reject", "RF-77", "--reason", "not ours to decide", "--as", "demo-collector",
+                   match="supervisor")
+    rejected = ledger.ok("approvals", "reject", "RF-77", "--reason", "customer keeps it for order 78",
+                         "--as", "demo-manager")
+    assert rejected["status"] == "rejected" and rejected["rejected_by"] == "demo-manager", rejected
+    assert ledger.ok("advance", "refunds") == []
+    inbox = {a["approval_id"]: a for a in ledger.ok("approvals", "list", "--status", "all")}
+    assert (inbox["RF-77"]["status"], inbox["RF-77"]["decided_by"]) == ("rejected", "demo-manager"), inbox["RF-77"]
+    asked = ledger.ok("advance", "refund", "PP-OLD", "250.00", "--reason", "order 77 cancelled after all",
+                      "--refund-id", "RF-78", "--as", "demo-supervisor")
+    assert asked["status"] == "awaiting approval", asked
+    done = ledger.ok("approvals", "approve", "RF-78", "--reason", "cancellation confirmed by sales",
+                     "--as", "demo-manager")
     assert done["status"] == "refunded" and done["approved_by"] == "demo-manager", done
     rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
     assert (rows["PP-OLD"]["held"], rows["PP-OLD"]["refunded"], rows["PP-OLD"]["status"]) == (

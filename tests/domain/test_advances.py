@@ -91,6 +91,32 @@ def test_given_a_refund_above_the_threshold_then_it_waits_and_the_requester_cann
     assert c.when(cu.ApproveAdvanceRefund, actor=MANAGER, refund_id="RF-1") == []  # decided already
 
 
+def test_given_a_waiting_refund_when_it_is_turned_down_then_the_advance_holds_it_again():
+    c = given_advances(("ADV-1", "300.00", 10))
+    c.when(cu.RequestAdvanceRefund, actor=SUPERVISOR, refund_id="RF-1", advance_id="ADV-1",
+           amount=usd("300.00"), reason="order cancelled")
+    with pytest.raises(DomainError, match="only a supervisor or a finance manager") as error:
+        c.when(cu.RejectAdvanceRefund, actor=COLLECTOR, refund_id="RF-1", reason="no")
+    assert error.value.field == "as"
+    with pytest.raises(DomainError, match="must not be empty"):
+        c.when(cu.RejectAdvanceRefund, actor=SUPERVISOR_2, refund_id="RF-1", reason=" ")
+    [e] = c.when(cu.RejectAdvanceRefund, actor=SUPERVISOR_2, refund_id="RF-1", reason="customer keeps it")
+    assert types([e]) == ["AdvanceRefundRejected"] and e.actor == "sue" and e.requested_by == "sam"
+    assert statuses(c) == {"ADV-1": ("held", Decimal("300.00"))}
+    assert cu.available_credit(c.state, "USD", usd("0")) == usd("300.00")  # no longer reserved
+    assert c.when(cu.RejectAdvanceRefund, actor=MANAGER, refund_id="RF-1", reason="again") == []  # decided
+    with pytest.raises(DomainError, match="waits for approval"):
+        c.when(cu.ApproveAdvanceRefund, actor=MANAGER, refund_id="RF-1")
+    # the same request id again is the same (turned-down) request, not a new one
+    assert c.when(cu.RequestAdvanceRefund, actor=SUPERVISOR, refund_id="RF-1", advance_id="ADV-1",
+                  amount=usd("300.00"), reason="order cancelled") == []
+    # whoever asked may withdraw it
+    c.when(cu.RequestAdvanceRefund, actor=COLLECTOR, refund_id="RF-2", advance_id="ADV-1",
+           amount=usd("200.00"), reason="duplicate payment")
+    assert types(c.when(cu.RejectAdvanceRefund, actor=COLLECTOR, refund_id="RF-2", reason="asked by mistake")) == [
+        "AdvanceRefundRejected"]
+
+
 def test_a_refund_beyond_the_approvers_authority_is_refused():
     c = given_advances(("ADV-1", "50000.00", 10))
     c.when(cu.RequestAdvanceRefund, actor=COLLECTOR, refund_id="RF-1", advance_id="ADV-1",

@@ -52,7 +52,7 @@ async def test_advances_page_advance_case_and_refund_approval(page, web: Web):  
     await page.click("nav >> text=Approvals")
     row = page.locator(f"tr[data-approval='{refund['refund_id']}']")
     assert "Advance refund" in await row.inner_text() and "$250.00" in await row.inner_text()
-    assert await row.locator("button:has-text('Reject')").count() == 0
+    assert await row.locator("button:has-text('Reject')").count() == 1  # it may be turned down too
     await row.locator("form[action$='/approve'] input[name=reason]").fill("order cancelled, deposit returned")
     await row.locator("button:has-text('Approve')").click()
     await page.wait_for_url("**/console/approvals")
