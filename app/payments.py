@@ -214,6 +214,25 @@ class PaymentService:
         self.cases = cases
         self.ledger = PaymentLedger(cases.ctx.db)
         self.reported = ReportedPayments(cases, self.ledger)
+        self._open_requests: dict[str, tuple[str, Money]] | None = None  # id casefolded -> (id, owed)
+
+    def _request_named(self, line: PaymentLine) -> str | None:
+        """The one open advance request whose id the remittance names as a word, in the line's
+        currency, still owing at least the line's amount (docs/ADVANCES.md); else None."""
+        if self._open_requests is None:
+            from app.advances import AdvanceService
+
+            self._open_requests = {r.request_id.casefold(): (r.request_id, r.outstanding)
+                                   for s in AdvanceService(self.cases).states() for r in s.requests.values()
+                                   if r.outstanding.is_positive}
+        words = set(re.split(r"[^0-9a-z_./-]+", line.reference.casefold()))
+        named = [found for folded, found in self._open_requests.items() if folded in words]
+        if len(named) != 1:
+            return None
+        request_id, owed = named[0]
+        if owed.currency != line.amount.currency or line.amount > owed:
+            return None
+        return request_id
 
     async def import_file(self, path: Path, actor: Actor, reason: str | None = None) -> dict:
         try:
@@ -234,7 +253,7 @@ class PaymentService:
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
         known = self.ledger.existing_ids([line.payment_id for line in lines])
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
-                   "matched_by_amount": 0, "matched_by_sum": 0, "unmatched": 0}
+                   "matched_by_amount": 0, "matched_by_sum": 0, "matched_by_advance_request": 0, "unmatched": 0}
         for line in lines:
             if line.payment_id in known:
                 outcome["already_imported"] += 1
@@ -278,7 +297,8 @@ class PaymentService:
         formats = sorted({s.format for s in statements})
         outcome = {"file": source, "format": ", ".join(formats), "statements": len(statements),
                    "rows": sum(e.is_receipt for e in entries), "already_imported": 0, "matched_by_reference": 0,
-                   "matched_by_amount": 0, "matched_by_sum": 0, "unmatched": 0, "reversed": 0, "reversals_unmatched": [],
+                   "matched_by_amount": 0, "matched_by_sum": 0, "matched_by_advance_request": 0, "unmatched": 0,
+                   "reversed": 0, "reversals_unmatched": [],
                    "debits_ignored": sum(not e.credit and not e.reversal for e in entries)}
         by_format = {s.statement_id: s.format for s in statements}
         for entry in entries:
@@ -329,6 +349,10 @@ class PaymentService:
         found = self._match(line)
         if not found.applications:
             self._hold(line, found.why_not or "not matched", actor, reason)
+            if (request_id := self._request_named(line)) is not None:  # a deposit, not an invoice
+                await self.assign(line.payment_id, request_id, actor, f"the remittance names advance request {request_id}")
+                self._open_requests = None  # its outstanding changed
+                return ADVANCE_REQUEST
             return None
         split = len(found.applications) > 1
         for invoice, amount in found.applications:

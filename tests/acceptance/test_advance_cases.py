@@ -171,3 +171,24 @@ def test_a_bank_line_assigned_to_an_overdue_request_pays_it(ledger):
     ledger.ok("projections", "rebuild")
     assert ledger.ok("case", "list") == cases and ledger.ok("approvals", "list", "--status", "all") == approvals
     ledger.reconcile()
+
+
+def test_a_bank_line_whose_remittance_names_the_request_pays_it_without_hand_work(ledger):
+    ledger.ok("advance", "request", "C-DEP", "120.00", "--currency", "USD", "--due", day(-1), "--reference",
+              "deposit order 79", "--order", "SO-79", "--request-id", "RQ-79")
+    ledger.ok("sweep", timeout=120)
+    assert ledger.cases()["RQ-79"]["kind"] == "advance"
+    # a line naming a request but paying more than it asks is left for a person
+    too_much = ledger.import_bank_file([f"BK-79X,{day(0)},500.00,USD,Deposit Payer Ltd,deposit rq-79 and more"])
+    assert (too_much["unmatched"], too_much["matched_by_advance_request"]) == (1, 0), too_much
+    imported = ledger.import_bank_file([f"BK-79,{day(0)},120.00,USD,Deposit Payer Ltd,Deposit rq-79 / SO-79"])
+    assert (imported["matched_by_advance_request"], imported["unmatched"]) == (1, 0), imported
+    assert [p["payment_id"] for p in ledger.ok("payments", "unmatched")] == ["BK-79X"]
+    assert ledger.case("RQ-79")["status"] == "paid"
+    rows = {r["advance_id"]: r for r in ledger.ok("report", "advances")["advances"]}
+    assert (rows["BK-79"]["source"], rows["BK-79"]["held"]) == ("advance request RQ-79", "120.00"), rows
+    trail = [r for r in ledger.ok("audit", "export", "--actor", "demo-collector",
+                                  env={"COLLECTIONS_TOKEN": ledger.token("demo-supervisor")})
+             if r["type"] == "PaymentAssigned" and "RQ-79" in r["reason"]]
+    assert len(trail) == 1 and "remittance names advance request RQ-79" in trail[0]["reason"], trail
+    ledger.reconcile()
