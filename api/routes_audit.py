@@ -14,7 +14,7 @@ from fastapi import Query
 from domain.inputs import IsoDate
 
 from api.routes import Service, endpoint
-from app import audit
+from app import audit, feed
 
 
 @endpoint("GET", "/audit/verify", "audit.verify",
@@ -32,7 +32,7 @@ def verify(svc: Service) -> dict:
 def events(svc: Service, start: Annotated[IsoDate | None, Query(alias="from")] = None,
            end: Annotated[IsoDate | None, Query(alias="to")] = None,
            actor: Annotated[str | None, Query(max_length=100)] = None,
-           after: Annotated[int, Query(ge=0, le=2**62, description="Position to continue after (next_after of a page)")] = 0,
+           after: Annotated[int, Query(ge=0, le=feed.MAX_POSITION, description="Position to continue after (next_after of a page)")] = 0,
            limit: Annotated[int, Query(ge=1, le=10000)] = 1000) -> dict:
     rows = list(islice(audit.trail(svc.ctx, start, end, actor, after), limit + 1))
     more = len(rows) > limit

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import Field
 
 from api.routes import Body, Service, caller, endpoint
+from app import feed
 from app.subscribers import Dispatcher, SubscriberService
 
 
@@ -20,7 +21,7 @@ class SubscriberBody(Body):
     name: str = Field(min_length=1, max_length=100, description="Lower-case letters, digits, '.', '_', '-'")
     url: str = Field(min_length=1, max_length=2000, description="The webhook its batches are POSTed to")
     types: list[str] = Field(min_length=1, max_length=200, description="The event types it wants")
-    from_position: int = Field(0, ge=0, le=2**62, description="Deliver the events after this position")
+    from_position: int = Field(0, ge=0, le=feed.MAX_POSITION, description="Deliver the events after this position")
     reason: str | None = Field(None, max_length=500, description="Kept on the event; default 'subscriber added'")
 
 

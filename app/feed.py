@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from app.context import Context
 from domain.errors import DomainError
+from domain.outbox import MAX_POSITION
 from store.event_store import RecordedEvent
 
 MAX_LIMIT = 1000
-MAX_POSITION = 2**62
 
 
 def check_after(after: int) -> int:

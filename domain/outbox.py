@@ -17,6 +17,10 @@ from urllib.parse import urlsplit
 
 from domain.errors import DomainError, shown
 
+# Positions go up to the largest integer a JSON number holds exactly (readers that parse numbers as
+# doubles included): a larger one would be rounded on its way to the API and compared wrongly.
+MAX_POSITION = 2**53 - 1
+
 NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 # The types of the credit-hold outbox (RISK.md): a subscriber of some of these is the push form of it.
 HOLD_TYPES = ("CustomerPutOnHold", "CustomerHoldReleased", "ShipmentHeld", "ShipmentReleased")
@@ -58,8 +62,8 @@ def check_types(text: str | Sequence[str], known: Iterable[str]) -> tuple[str, .
 
 
 def check_position(position: int) -> int:
-    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 2**62:
-        raise DomainError(f"must be a position from 0 to {2**62} (got {position!r})", "from_position")
+    if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= MAX_POSITION:
+        raise DomainError(f"must be a position from 0 to {MAX_POSITION} (got {position!r})", "from_position")
     return position
 
 

@@ -102,7 +102,7 @@ def test_types_are_known_types_in_the_order_given_without_repeats():
         assert error.value.field == "types"
 
 
-@pytest.mark.parametrize("position", [-1, 2**62 + 1, True, "3"])
+@pytest.mark.parametrize("position", [-1, 2**53, True, "3"])
 def test_from_position_is_a_position(position):
     with pytest.raises(DomainError) as error:
         outbox.check_position(position)
