@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
 
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.converter import DataConverter, WithSerializationContext, WorkflowSerializationContext
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowInstance, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.case_store import CaseStoreActivities
@@ -65,15 +66,73 @@ def precompile_workflow_modules() -> None:
 WORKFLOWS = (CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow)
 
 
-def workflow_runner(sandboxed: bool = True):
+def workflow_runner(sandboxed: bool = True, converter: DataConverter | None = None) -> WorkflowRunner:
     """Temporal's sandbox (the default) re-imports each workflow module for every run and runs
-    every activation and every payload's serialization context through it: about a quarter of the
-    worker's CPU per case here. Off, workflow code runs as plain Python (it is written for that:
+    every activation through it. Off, workflow code runs as plain Python (it is written for that:
     the domain is pure, time and ids come from ``workflow``); the tests and the replay check run
-    it sandboxed, so a non-deterministic call still fails there."""
-    if not sandboxed:
-        return UnsandboxedWorkflowRunner()
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    it sandboxed, so a non-deterministic call still fails there. With ``converter`` (the client's)
+    the payloads' serialization context is answered outside the sandbox when nothing in the
+    converter uses it (``ContextFreeCodecRunner``)."""
+    runner: WorkflowRunner = UnsandboxedWorkflowRunner() if not sandboxed else SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH))
+    if converter is not None and ContextFreeCodecRunner.applies(converter):
+        runner = ContextFreeCodecRunner(runner)
+    return runner
+
+
+class ContextFreeCodecRunner(WorkflowRunner):
+    """A workflow runner that answers the SDK's "which serialization context for this payload?"
+    without entering the workflow's sandbox.
+
+    With a payload codec configured (ours encrypts every payload), temporalio 1.35 asks the
+    workflow instance for a serialization context once per payload sequence it encodes or
+    decodes, and the sandboxed instance answers by compiling and running a snippet inside the
+    sandbox: 9 to 18 % of the worker's CPU per case (docs/PERFORMANCE.md, section 1). The
+    context only chooses which codec to use, and ours ignores it (``EncryptionCodec`` is not
+    ``WithSerializationContext``): every payload is sealed the same way whatever its context.
+    So every payload gets the workflow's own context, as the SDK gives payloads that belong to no
+    command. ``applies`` refuses a codec (or external storage) that would see a difference."""
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner = inner
+
+    @staticmethod
+    def applies(converter: DataConverter) -> bool:
+        return not isinstance(converter.payload_codec, WithSerializationContext) and \
+            getattr(converter, "external_storage", None) is None
+
+    def prepare_workflow(self, defn) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det) -> WorkflowInstance:
+        return _WorkflowContextInstance(self.inner.create_instance(det))
+
+    def set_worker_level_failure_exception_types(self, types) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _WorkflowContextInstance(WorkflowInstance):
+    """The runner's instance, with the workflow's serialization context for every payload."""
+
+    def __init__(self, inner: WorkflowInstance) -> None:
+        self.inner = inner
+        info = inner.get_info()
+        self.context = WorkflowSerializationContext(namespace=info.namespace, workflow_id=info.workflow_id)
+
+    def activate(self, act):
+        return self.inner.activate(act)
+
+    def get_serialization_context(self, command_info) -> WorkflowSerializationContext:
+        return self.context
+
+    def get_external_store_context(self, command_info):
+        return self.inner.get_external_store_context(command_info)
+
+    def get_info(self):
+        return self.inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.inner.get_thread_id()
 
 
 def build_worker(client: Client, context: Context, task_queue: str | None = None, identity: str | None = None,
@@ -103,7 +162,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
                     notices.send_digest, enqueue_notice, sweep.prepare, sweep.page, sweep.advances, insurance.notify_insurer,
                     insurance.notify_factor, team.notify_team],
         activity_executor=ThreadPoolExecutor(max_workers=32, thread_name_prefix="activity"),
-        workflow_runner=workflow_runner(settings.workflow_sandbox),
+        workflow_runner=workflow_runner(settings.workflow_sandbox, client.data_converter),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_workflow_tasks=settings.max_concurrent_workflow_tasks,
         identity=identity,

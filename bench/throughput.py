@@ -35,7 +35,39 @@ from bench.common import (
     thread_cpu,
 )
 
+SAMPLED_HISTORIES = 20  # finished workflows whose history is read back after each round (history_profile)
 CONCURRENCY = 100  # lifecycles (or bare workflows) in flight at once, for both (256 once stalled the worker: docs/PERFORMANCE.md)
+
+
+async def history_profile(client, workflow_ids: list[str]) -> dict:
+    """What one workflow costs the server, read from finished histories (raw, as stored: payloads
+    encrypted): events, workflow tasks, activity tasks, local-activity markers, Updates, bytes;
+    the mean over ``workflow_ids``."""
+    from temporalio.api.enums.v1 import EventType
+
+    counted = {"events": 0, "workflow_tasks": 0, "activity_tasks": 0, "local_activities": 0, "updates": 0,
+               "timers": 0, "history_bytes": 0, "input_bytes": 0}
+    for workflow_id in workflow_ids:
+        history = await client.get_workflow_handle(workflow_id).fetch_history()
+        for event in history.events:
+            counted["events"] += 1
+            counted["history_bytes"] += event.ByteSize()
+            kind = event.event_type
+            if kind == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED:
+                counted["workflow_tasks"] += 1
+            elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                counted["activity_tasks"] += 1
+            elif kind == EventType.EVENT_TYPE_MARKER_RECORDED and event.marker_recorded_event_attributes.marker_name \
+                    == "core_local_activity":
+                counted["local_activities"] += 1
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+                counted["updates"] += 1
+            elif kind == EventType.EVENT_TYPE_TIMER_STARTED:
+                counted["timers"] += 1
+            elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+                counted["input_bytes"] += event.workflow_execution_started_event_attributes.input.ByteSize()
+    n = max(1, len(workflow_ids))
+    return {k: round(v / n, 1) for k, v in counted.items()}
 
 
 async def bare_round(server: DevServer, directory: Path, n: int, tag: str) -> dict:
@@ -61,7 +93,8 @@ async def bare_round(server: DevServer, directory: Path, n: int, tag: str) -> di
         elapsed = time.perf_counter() - t0
         dcpu = time.process_time() - dcpu0
         assert results == [i + 3 for i in range(n)]
-        return {"rate": n / elapsed, "seconds": elapsed, "server_cpu_ms": (server.cpu() - cpu0) * 1000 / n,
+        history = await history_profile(client, [f"{tag}-{i}" for i in range(min(n, SAMPLED_HISTORIES))])
+        return {"rate": n / elapsed, "history": history, "seconds": elapsed, "server_cpu_ms": (server.cpu() - cpu0) * 1000 / n,
                 "worker_cpu_ms": (worker.cpu() - wcpu0) * 1000 / n, "driver_cpu_ms": dcpu * 1000 / n,
                 "rss_mb": worker.rss()}
     finally:
@@ -178,7 +211,9 @@ async def case_round(server: DevServer, directory: Path, n: int, tag: str, profi
                                    .where(case_summary.c.status == "paid")).scalar_one()
         assert paid == n, (paid, n)
         assert sink.count >= n, (sink.count, n)  # more: a notice sent again (counted, docs/PERFORMANCE.md)
-        return {"rate": n / elapsed, "seconds": elapsed, "events_per_case": events / n,
+        history = await history_profile(client, [case_workflow_id(f.invoice_id, prefix)
+                                                 for f in invoices[:SAMPLED_HISTORIES]])
+        return {"rate": n / elapsed, "history": history, "seconds": elapsed, "events_per_case": events / n,
                 "duplicate_notices": sink.count - n, "updates_retried": len(retried),
                 "server_cpu_ms": server_cpu * 1000 / n, "worker_cpu_ms": worker_cpu * 1000 / n,
                 "driver_cpu_ms": dcpu * 1000 / n, "rss_mb": rss, "worker_threads_cpu_ms": threads}
@@ -186,6 +221,11 @@ async def case_round(server: DevServer, directory: Path, n: int, tag: str, profi
         worker.stop()
         sink.stop()
         context.db.dispose()
+
+
+def _history_note(h: dict) -> str:
+    return (f"{h['events']:g} history events, {h['workflow_tasks']:g} workflow tasks, {h['activity_tasks']:g} activity "
+            f"tasks, {h['local_activities']:g} local activities, {h['history_bytes'] / 1024:.1f} KB")
 
 
 async def run(quick: bool = False, profile: bool = False) -> list[Result]:
@@ -216,7 +256,10 @@ async def run(quick: bool = False, profile: bool = False) -> list[Result]:
             target=">= 1.0", met=(ratio(value, base) or 0) >= 1.0,
             spread=f"cases {spread([c['rate'] for c in cases])}; bare {spread([b['rate'] for b in bare])}".strip(),
             note=f"N={n}, {rounds} round(s), median; notices sent twice: "
-                 f"{sum(c['duplicate_notices'] for c in cases)}, updates retried: {sum(c['updates_retried'] for c in cases)}",
+                 f"{sum(c['duplicate_notices'] for c in cases)}, updates retried: {sum(c['updates_retried'] for c in cases)}; "
+                 f"per case: {_history_note(cases[0]['history'])}, per bare workflow: {_history_note(bare[0]['history'])}; "
+                 f"worker CPU {median([c['worker_cpu_ms'] for c in cases]):.0f} ms per case, "
+                 f"{median([b['worker_cpu_ms'] for b in bare]):.0f} ms per bare workflow",
             extra={"server": server_name, "n": n, "bare": bare, "cases": cases},
         ))
     return results

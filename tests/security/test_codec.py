@@ -24,7 +24,7 @@ from app.context import connect
 from app.services import CaseService
 from domain.errors import DomainError
 from tests.harness import INVOICES, terminate_cases
-from worker import build_worker
+from worker import ContextFreeCodecRunner, build_worker, workflow_runner
 
 
 def _payloads(node, path: str = ""):
@@ -96,6 +96,30 @@ async def test_payloads_from_before_encryption_still_decode():
     assert json.loads(same.data) == "written in clear"
 
 
+def test_contexts_are_answered_outside_the_sandbox_only_for_a_codec_that_ignores_them():
+    """ContextFreeCodecRunner gives every payload the workflow's context: right only when the
+    codec (and external storage) would do the same whatever the context."""
+    from dataclasses import replace
+
+    from temporalio.converter import WithSerializationContext
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+    from app.codec import encrypted_converter
+
+    ours = encrypted_converter(PayloadKeys.parse(entry("k1")))
+    assert isinstance(workflow_runner(True, ours), ContextFreeCodecRunner)
+    assert isinstance(workflow_runner(True, ours).inner, SandboxedWorkflowRunner)
+    assert isinstance(workflow_runner(True), SandboxedWorkflowRunner)
+
+    class PerWorkflowKeys(EncryptionCodec, WithSerializationContext):
+        def with_context(self, context):
+            return self
+
+    aware = replace(ours, payload_codec=PerWorkflowKeys(PayloadKeys.parse(entry("k1"))))
+    assert not ContextFreeCodecRunner.applies(aware)
+    assert isinstance(workflow_runner(True, aware), SandboxedWorkflowRunner)
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "at least one key"),
     ("k1", "KEY_ID:BASE64_KEY"),
@@ -135,7 +159,9 @@ async def test_temporal_keeps_no_personal_data_in_clear(dev_env, make_context, s
     service = CaseService(context)
     service.import_invoices(INVOICES)
     supervisor = context.actor("demo-supervisor")
-    async with build_worker(client, context):
+    async with build_worker(client, context) as worker:
+        # the serialization context is answered outside the sandbox: the codec ignores it
+        assert isinstance(worker.config()["workflow_runner"], ContextFreeCodecRunner)
         await service.open_case("INV-1001")
         await service.pay("INV-1001", "200.00", "wire from Acme", supervisor)
         handle = client.get_workflow_handle(service._workflow_id("INV-1001"))

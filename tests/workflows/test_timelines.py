@@ -12,6 +12,7 @@ from app.policies import migrate
 from app.services import CaseService
 from domain import commands as cmd
 from domain.decider import case_uuid
+from domain.state import CaseState
 from domain.users import SYSTEM_ACTOR
 from workflows.messages import WORKFLOW_NAME, CaseInput
 from tests.harness import INVOICES, advance, case_state, event_types, eventually, terminate_cases
@@ -129,3 +130,53 @@ async def test_a_migrated_policy_survives_continue_as_new(running, time_env):
     latest = time_env.client.get_workflow_handle(service._workflow_id("INV-3001"))
     assert (await latest.describe()).run_id != first_run  # it did continue as new
     assert await latest.query("running_policy") == "anytime-2"
+
+
+# -- opening: the workflow appends the opening at version 0 without loading first
+# (OPEN_WITHOUT_LOAD_PATCH); when the stream already exists the store's state wins.
+
+
+async def _start(client, context, opening: cmd.OpenCase, workflow_id: str):
+    handle = await client.start_workflow(
+        WORKFLOW_NAME, CaseInput(case_id=opening.case_id, policy=context.policy(), open=opening,
+                                 id_prefix=context.settings.workflow_id_prefix),
+        id=workflow_id, task_queue=context.settings.task_queue,
+    )
+    await handle.execute_update("opened")
+    return handle
+
+
+@pytest.mark.parametrize("same_opening", [True, False], ids=["same-opening-again", "another-opening"])
+async def test_a_case_opened_again_over_an_existing_stream_takes_the_stores_state(running, time_env, same_opening):
+    service, context = running, running.ctx
+    supervisor = context.actor("demo-supervisor")
+    invoice = "INV-3001"
+    opening = cmd.OpenCase(command_id=uuid4(), actor=SYSTEM_ACTOR, case_id=case_uuid(invoice),
+                           invoice=context.ledger.invoice(invoice))
+    first = await _start(time_env.client, context, opening, service._workflow_id(invoice))
+    assert (await first.query("state", result_type=CaseState)).version == 1
+    await service.assign(invoice, "demo-collector", supervisor)  # the stream moves past its opening
+    await first.terminate("the run is gone; the stream stays")
+
+    again = opening if same_opening else opening.model_copy(update={"command_id": uuid4()})
+    second = await _start(time_env.client, context, again, service._workflow_id(invoice) + "-again")
+    state = await second.query("state", result_type=CaseState)
+    assert state.version == 2 and state.assignee == "demo-collector"  # the store's state, not a fresh opening
+    assert event_types(service, invoice) == ["CaseOpened", "CaseAssigned"]  # nothing appended twice
+    history = await second.fetch_history()
+    assert any(e.marker_recorded_event_attributes.marker_name == "core_patch" for e in history.events)
+    await second.terminate("test finished")
+
+
+async def test_a_new_case_opens_with_one_store_activity(running, time_env):
+    """The opening is one local activity (its append), not a load and an append."""
+    service, context = running, running.ctx
+    invoice = "INV-3001"
+    opening = cmd.OpenCase(command_id=uuid4(), actor=SYSTEM_ACTOR, case_id=case_uuid(invoice),
+                           invoice=context.ledger.invoice(invoice))
+    handle = await _start(time_env.client, context, opening, service._workflow_id(invoice))
+    assert (await handle.query("state", result_type=CaseState)).version == 1
+    history = await handle.fetch_history()
+    local = [e for e in history.events if e.marker_recorded_event_attributes.marker_name == "core_local_activity"]
+    assert len(local) == 1
+    assert event_types(service, invoice) == ["CaseOpened"]
