@@ -46,7 +46,8 @@ async def test_import_matches_by_reference_then_by_payer_and_amount(payments, tm
     await cases.open_case("INV-3001")
     result = await payments.import_file(bank_file(tmp_path), collector)
     assert result == {"file": str(tmp_path / "bank.csv"), "rows": 7, "already_imported": 0,
-                      "matched_by_reference": 2, "matched_by_amount": 2, "matched_by_sum": 0, "unmatched": 3}
+                      "matched_by_reference": 2, "matched_by_amount": 2, "matched_by_sum": 0, "matched_by_advance_request": 0,
+                      "unmatched": 3}
     # P4 names INV-1001 and INV-1002; INV-1002 is paid (P2), so INV-1001 takes the whole receipt
     assert cases.show("INV-1001")["balance"] == "950.00"
     assert str(cases.ctx.ledger.invoice("INV-1002").paid) == "450.50 EUR"  # no case: on the invoice
