@@ -217,7 +217,7 @@ class PaymentService:
         self._open_requests: dict[str, tuple[str, Money]] | None = None  # id casefolded -> (id, owed)
 
     def _request_named(self, line: PaymentLine) -> str | None:
-        """The one open advance request whose id the remittance names as a word, in the line's
+        """The one open advance request whose id the remittance names (not inside a longer id), in the line's
         currency, still owing at least the line's amount (docs/ADVANCES.md); else None."""
         if self._open_requests is None:
             from app.advances import AdvanceService
@@ -225,8 +225,9 @@ class PaymentService:
             self._open_requests = {r.request_id.casefold(): (r.request_id, r.outstanding)
                                    for s in AdvanceService(self.cases).states() for r in s.requests.values()
                                    if r.outstanding.is_positive}
-        words = set(re.split(r"[^0-9a-z_./-]+", line.reference.casefold()))
-        named = [found for folded, found in self._open_requests.items() if folded in words]
+        text = line.reference.casefold()
+        named = [found for folded, found in self._open_requests.items()  # the id, not part of a longer one
+                 if re.search(rf"(?<![0-9a-z]){re.escape(folded)}(?![0-9a-z])", text)]
         if len(named) != 1:
             return None
         request_id, owed = named[0]

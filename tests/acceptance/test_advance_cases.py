@@ -181,7 +181,7 @@ def test_a_bank_line_whose_remittance_names_the_request_pays_it_without_hand_wor
     # a line naming a request but paying more than it asks is left for a person
     too_much = ledger.import_bank_file([f"BK-79X,{day(0)},500.00,USD,Deposit Payer Ltd,deposit rq-79 and more"])
     assert (too_much["unmatched"], too_much["matched_by_advance_request"]) == (1, 0), too_much
-    imported = ledger.import_bank_file([f"BK-79,{day(0)},120.00,USD,Deposit Payer Ltd,Deposit rq-79 / SO-79"])
+    imported = ledger.import_bank_file([f"BK-79,{day(0)},120.00,USD,Deposit Payer Ltd,Deposit rq-79/SO-79"])
     assert (imported["matched_by_advance_request"], imported["unmatched"]) == (1, 0), imported
     assert [p["payment_id"] for p in ledger.ok("payments", "unmatched")] == ["BK-79X"]
     assert ledger.case("RQ-79")["status"] == "paid"
