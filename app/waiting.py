@@ -70,10 +70,16 @@ async def workflow_task_failure(client, workflow_id: str, unattended_after: floa
         return None
     pending = described.raw_description.pending_workflow_task
     if unattended_after is not None and pending.state == PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED:
-        waited = (datetime.now(timezone.utc) - pending.scheduled_time.ToDatetime(timezone.utc)).total_seconds()
+        now = datetime.now(timezone.utc)
+        waited = (now - pending.scheduled_time.ToDatetime(timezone.utc)).total_seconds()
         if waited > unattended_after:
-            return (f"no worker has picked up its task for {waited:.0f}s (is the worker running?); it goes on "
-                    "by itself once a worker polls")
+            # A worker busy with a backlog (a month-end burst) still polls whenever a slot frees:
+            # the task waits its turn. Unattended means nobody has polled the queue for as long.
+            queue = described.raw_description.execution_config.task_queue.name
+            polled = await _last_workflow_poll(client, queue)
+            if polled is None or (now - polled).total_seconds() > unattended_after:
+                return (f"no worker has picked up its task for {waited:.0f}s (is the worker running?); it goes on "
+                        "by itself once a worker polls")
     if pending.attempt < 2:
         return None
     history = await client.workflow_service.get_workflow_execution_history_reverse(
@@ -96,3 +102,14 @@ async def workflow_task_failure(client, workflow_id: str, unattended_after: floa
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             return None
     return None
+
+
+async def _last_workflow_poll(client, task_queue: str):
+    """When any worker last polled ``task_queue`` for workflow tasks (None: no poller seen or
+    the server did not say)."""
+    from app.watchdog import look
+
+    try:
+        return (await look(client, task_queue, None)).last_poll
+    except Exception:  # noqa: BLE001 - not knowing is not evidence of a live worker
+        return None

@@ -44,13 +44,16 @@ class QueueView:
                 f"dispatched {self.dispatch_rate:.1f}/s, this worker's workflow poller last polled {polled}")
 
 
-async def look(client: Client, task_queue: str, identity: str) -> QueueView:
+async def look(client: Client, task_queue: str, identity: str | None) -> QueueView:
+    """The workflow task queue as the server sees it; ``last_poll`` is ``identity``'s last poll
+    (None: any worker's)."""
     reply = await client.workflow_service.describe_task_queue(
         DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
                                  task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
                                  report_stats=True, report_pollers=True),
         timeout=timedelta(seconds=10))
-    mine = [p.last_access_time.ToDatetime(tzinfo=timezone.utc) for p in reply.pollers if p.identity == identity]
+    mine = [p.last_access_time.ToDatetime(tzinfo=timezone.utc) for p in reply.pollers
+            if identity is None or p.identity == identity]
     stats = reply.stats
     return QueueView(backlog=stats.approximate_backlog_count, backlog_age_s=stats.approximate_backlog_age.ToTimedelta()
                      .total_seconds(), dispatch_rate=stats.tasks_dispatch_rate, last_poll=max(mine) if mine else None)

@@ -44,6 +44,32 @@ class StarvedOnce:
         return "done"
 
 
+@workflow.defn(name="BusyActivation")
+class BusyActivation:
+    """Holds one of its worker's workflow-task slots for a while (CPU, as under a burst)."""
+
+    @workflow.run
+    async def run(self) -> str:
+        time.sleep(1.2)  # noqa: ASYNC251 - blocking on purpose: a busy worker, under the 2-s deadlock check
+        return "done"
+
+
+async def test_a_task_waiting_behind_a_busy_worker_is_waited_on_not_reported(dev_env):
+    """The month-end burst: a worker with work queued polls whenever a slot frees, so a task that
+    waits its turn longer than ``unattended_after`` is not 'no worker' (the sweep failed so). The
+    server refreshes what it says of pollers every few seconds: the wait allowed is above that."""
+    queue = f"busy-{uuid.uuid4().hex[:6]}"
+    async with Worker(dev_env.client, task_queue=queue, workflows=[BusyActivation, AnswersLater],
+                      workflow_runner=UnsandboxedWorkflowRunner(), max_concurrent_workflow_tasks=2,
+                      max_cached_workflows=4):
+        ahead = [await dev_env.client.start_workflow("BusyActivation", id=f"ahead-{i}-{queue}", task_queue=queue)
+                 for i in range(24)]
+        waiting = await dev_env.client.start_workflow("AnswersLater", id=f"behind-{queue}", task_queue=queue)
+        assert await asyncio.wait_for(await_workflow(dev_env.client, waiting.id, waiting.result(), timeout=None,
+                                                     task_queue=queue, unattended_after=6), 90) == "done"
+        assert [await h.result() for h in ahead] == ["done"] * 24
+
+
 async def test_a_task_starved_once_is_waited_on_a_deadlock_every_time_is_reported(dev_env):
     queue = f"waiting-{uuid.uuid4().hex[:6]}"
     async with Worker(dev_env.client, task_queue=queue, workflows=[StarvedOnce],
