@@ -244,6 +244,7 @@ class SignallingSink(MailSink):
     def __init__(self) -> None:
         super().__init__(None)
         self.count = 0
+        self.message_ids: set[str] = set()  # a Message-ID received twice is a notice sent twice
         self._waiting: dict[str, asyncio.Future] = {}
         self._arrived: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -253,12 +254,19 @@ class SignallingSink(MailSink):
         return self
 
     def keep(self, mail: ReceivedMail, raw: bytes) -> None:  # called on the sink's thread
+        mid = mail.message_id
         with self._lock:
             self.count += 1
-        mid = mail.message_id
+            self.message_ids.add(mid)
         if self._loop is not None and mid.startswith("<case-"):
             case_id = mid[len("<case-"):].split("-n", 1)[0]
             self._loop.call_soon_threadsafe(self._arrive, case_id)
+
+    @property
+    def sent_twice(self) -> int:
+        """Messages received again under a Message-ID already received (every notice has its own)."""
+        with self._lock:
+            return self.count - len(self.message_ids)
 
     def _arrive(self, case_id: str) -> None:
         future = self._waiting.pop(case_id, None)

@@ -201,6 +201,8 @@ async def run(quick: bool = False, profile: bool = False, sizes: tuple[int, int]
                     lambda: _count(ctx.db, case_summary, case_summary.c.level >= 1), overdue,
                     not_before=first_due, interval=1.0)
                 after_rss = worker.rss()
+                await asyncio.sleep(5)  # a notice sent again after its first was recorded arrives late
+                sent_twice, received = sink.sent_twice, sink.count
                 event_count = _count(ctx.db, events)
                 replaced = watchdog_replacements(worker)
                 backlog = (worker_backlog(server.address, "sweep-bench") + worker.stall_evidence(metrics)
@@ -253,6 +255,7 @@ async def run(quick: bool = False, profile: bool = False, sizes: tuple[int, int]
         name="month-end wave: notices sent and recorded", value=round(notice_rate, 1), unit="notices/s",
         baseline=round(base, 1), baseline_name="bare 3-activity workflows/s", ratio=ratio(notice_rate, base),
         note=f"{stalled['wave']}{n_sent:,} notices in {wave_s:.0f} s (from the first one due to the last one recorded; "
-             f"{how})",
+             f"{how}); notices sent twice: {sent_twice} ({received:,} e-mails received)",
+        extra={"sent_twice": sent_twice, "emails_received": received, "watchdog_replacements": len(replaced)},
     ))
     return results
