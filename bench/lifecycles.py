@@ -16,7 +16,7 @@ from typing import Iterator
 from uuid import UUID
 
 from domain import commands as cmd
-from domain.agenda import next_action
+from domain.agenda import next_action, notice_due
 from domain.decider import case_uuid, decide
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, Event, OpenReason
@@ -105,13 +105,8 @@ class Sim:
 
 
 def _fee(state: CaseState, policy: Policy) -> Money | None:
-    ladder = policy.ladder(state.risk_grade)
-    step = ladder[min(state.level, len(ladder) - 1)]
-    if step.fee is not None:
-        return Money.of(step.fee, state.currency)
-    if step.fee_percent is not None:
-        return state.balance.percent(step.fee_percent)
-    return None
+    """The late fee the next notice announces: the engine's own rule (flat fees per currency)."""
+    return notice_due(state, policy).fee
 
 
 def _facts(i: int, rng: random.Random, customers: int, opened_at: datetime) -> cmd.InvoiceFacts:
