@@ -42,9 +42,10 @@ ROLE_NAMES = {
 }
 KIND_NAMES = {
     "en": {"write_off": "write-off", "plan": "payment plan", "escalation": "escalation", "credit": "dispute credit",
-           "cancel": "cancellation", "pause": "dunning pause"},
+           "cancel": "cancellation", "cancellation": "cancellation", "pause": "dunning pause",
+           "dispute": "dispute past its deadline"},
     "zh-CN": {"write_off": "核销申请", "plan": "付款计划", "escalation": "升级案件", "credit": "争议贷项",
-              "cancel": "取消申请", "pause": "催收暂停"},
+              "cancel": "取消申请", "cancellation": "取消申请", "pause": "催收暂停", "dispute": "逾期未决争议"},
 }
 
 
@@ -85,7 +86,8 @@ class InternalRenderer:
         if n.items:
             item = n.items[0]
             context["item"] = {
-                "kind_name": kinds.get(item.kind, item.kind.replace("_", " ")), "invoice_id": item.invoice_id,
+                "kind": item.kind, "kind_name": kinds.get(item.kind, item.kind.replace("_", " ")),
+                "invoice_id": item.invoice_id,
                 "customer_name": item.customer_name, "case_id": item.case_id,
                 "amount": f"{item.amount} {item.currency}", "requested_by": item.requested_by,
                 "requested_at": stamp(item.requested_at), "due": stamp(item.sla_due_at),

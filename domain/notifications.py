@@ -2,7 +2,8 @@
 
 Three kinds (docs/CONTROLS.md, "Internal notifications"):
 
-- ``waiting``: an approval or escalation waiting for a role goes to the users of that role
+- ``waiting``: an approval or escalation (or a dispute escalated past its resolution deadline)
+  waiting for a role goes to the users of that role
   (not to the person who requested it: they may not decide it). Once per item, tier and
   recipient: keyed by the day it was requested.
 - ``lapsed``: an item still pending longer than its kind's SLA in the policy (approval.sla for
@@ -36,17 +37,22 @@ def next_tier(role: Role) -> Role:
     return LADDER[min(index + 1, len(LADDER) - 1)]
 
 
+ESCALATED_KINDS = ("escalation", "dispute")  # a dispute past its deadline is escalated like a case
+
+
 def sla_for(kind: str, policy: Policy) -> timedelta:
-    """The SLA of an item of ``kind``: escalations have their own, every approval kind the approval SLA."""
-    return policy.escalation.sla if kind == "escalation" else policy.approval.sla
+    """The SLA of an item of ``kind``: escalations (and overdue disputes, escalated with the
+    escalation SLA) have their own, every approval kind the approval SLA."""
+    return policy.escalation.sla if kind in ESCALATED_KINDS else policy.approval.sla
 
 
 @dataclass(frozen=True)
 class PendingItem:
-    """An approval or escalation waiting for a decision (a row of the approvals inbox)."""
+    """An approval or escalation waiting for a decision (a row of the approvals inbox), or a
+    dispute escalated past its resolution deadline (kind ``dispute``: decided by resolving it)."""
 
     item_id: str
-    kind: str  # escalation | write_off | plan | credit | cancel | ...
+    kind: str  # escalation | dispute | write_off | plan | credit | cancellation | ...
     case_id: str
     invoice_id: str
     customer_name: str

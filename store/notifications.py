@@ -1,7 +1,8 @@
 """Reads and the sent log behind internal notifications (domain/notifications.py).
 
-The pending approvals and escalations come from the approvals inbox, the collectors'
-cases from the case summary (open cases with an assignee); the sent log is
+The pending approvals and escalations come from the approvals inbox, the disputes escalated
+past their deadline from the open disputed cases' state, the collectors' cases from the case
+summary (open cases with an assignee); the sent log is
 ``internal_notifications``, claimed with one INSERT ... ON CONFLICT statement.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from domain.money import Money
 from domain.notifications import DigestCase, PendingItem
 from domain.policy import Role
+from domain.state import CaseState
 from store.db import Database
 from store.schema import approvals, case_summary, internal_notifications
 
@@ -37,7 +39,29 @@ def pending_items(db: Database) -> list[PendingItem]:
                     tier=Role(r.tier), requested_by=r.requested_by, requested_at=r.requested_at,
                     sla_due_at=r.sla_due_at)
         for r in rows
-    ]
+    ] + escalated_disputes(db)
+
+
+def escalated_disputes(db: Database) -> list[PendingItem]:
+    """Open disputes past their resolution deadline, owned by the escalation tier they reached."""
+    c = case_summary.c
+    with db.read() as session:
+        rows = session.execute(
+            select(c.case_id, c.invoice_id, c.customer_name, c.state)
+            .where(c.closed_at.is_(None), c.disputed_minor > 0).order_by(c.case_id)
+        ).all()
+    items = []
+    for r in rows:
+        dispute = CaseState.model_validate_json(r.state).dispute
+        if dispute is None or dispute.escalated_to is None:
+            continue
+        # escalated when its deadline passed: that is when it began to wait on the tier
+        items.append(PendingItem(
+            item_id=dispute.dispute_id, kind="dispute", case_id=r.case_id, invoice_id=r.invoice_id,
+            customer_name=r.customer_name, amount=str(dispute.amount.amount), currency=dispute.amount.currency,
+            tier=dispute.escalated_to, requested_by="system", requested_at=dispute.resolve_by,
+            sla_due_at=dispute.escalation_due_at))
+    return sorted(items, key=lambda i: (i.requested_at, i.item_id))
 
 
 def assigned_open_cases(db: Database) -> list[tuple[str, DigestCase]]:

@@ -23,7 +23,7 @@ USERS = (
 
 
 def item(kind="write_off", tier=Role.supervisor, requested_by="cora", at=T0, sla_due_at="policy", item_id="wo-1"):
-    sla = POLICY.escalation.sla if kind == "escalation" else POLICY.approval.sla
+    sla = POLICY.escalation.sla if kind in ("escalation", "dispute") else POLICY.approval.sla
     return PendingItem(item_id=item_id, kind=kind, case_id="c-1", invoice_id="INV-1", customer_name="Acme",
                        amount="5000.00", currency="USD", tier=tier, requested_by=requested_by, requested_at=at,
                        sla_due_at=at + sla if sla_due_at == "policy" else sla_due_at)
@@ -80,6 +80,23 @@ def test_an_escalation_lapses_after_the_escalation_sla():
     assert {n.kind for n in plan([esc], now=T0 + POLICY.escalation.sla - timedelta(seconds=1)).notifications} == {"waiting"}
     assert [(n.kind, n.recipient) for n in plan([esc], now=T0 + POLICY.escalation.sla).notifications] == [
         ("lapsed", "fay")]
+
+
+def test_a_dispute_past_its_deadline_waits_for_the_supervisors_then_lapses_after_the_escalation_sla():
+    """An overdue dispute escalated to a supervisor is an item like an escalation: only the tier
+    that owns it is asked, and past the escalation SLA (not the approval SLA) the next tier hears."""
+    sla = timedelta(hours=8)
+    policy = POLICY.model_copy(update={"escalation": POLICY.escalation.model_copy(update={"sla": sla})})
+    assert policy.approval.sla > sla  # else this test could not tell the two SLAs apart
+    dispute = PendingItem(item_id="dsp-1", kind="dispute", case_id="c-1", invoice_id="INV-1", customer_name="Acme",
+                          amount="800.00", currency="USD", tier=Role.supervisor, requested_by="system",
+                          requested_at=T0, sla_due_at=T0 + sla)
+    waiting = plan_notifications([dispute], (), USERS, policy, T0 + sla - timedelta(seconds=1), T0.date()).notifications
+    assert [(n.kind, n.recipient, n.item) for n in waiting] == [
+        ("waiting", "sam", "dsp-1@supervisor"), ("waiting", "sue", "dsp-1@supervisor")]
+    assert {n.sla for n in waiting} == {sla}
+    lapsed = plan_notifications([dispute], (), USERS, policy, T0 + sla, T0.date()).notifications
+    assert [(n.kind, n.recipient, n.lapsed_tier) for n in lapsed] == [("lapsed", "fay", Role.supervisor)]
 
 
 def test_a_lapse_at_the_top_tier_goes_to_the_top_tier():

@@ -121,3 +121,42 @@ def test_the_daily_sweep_notifies_after_opening_cases_and_shares_the_sent_log(te
     assert "already sent before, 0 failed" in shown and "Your cases for" in shown, shown
     logged = cli.run("notify", "log").stdout
     assert "demo-collector <collector@example.com>" in logged and "digest" in logged, logged
+
+
+def test_a_dispute_left_past_its_deadline_is_mailed_to_the_supervisors_then_upward(team, smtp, tmp_path):
+    """The dispute's deadline (5 s under this policy) passes with nobody resolving it: the case
+    escalates it to the supervisors, `notify run` e-mails them how to decide it, and the day its
+    escalation SLA has lapsed the finance manager hears (docs/CONTROLS.md, "Internal notifications")."""
+    from tests.e2e.test_cli import FAST_POLICY
+
+    policy = tmp_path / "dispute-deadline.toml"
+    policy.write_text(FAST_POLICY.read_text().replace('"test-fast-1"', '"test-dispute-deadline-1"')
+                      .replace('resolution_sla = "PT10M"', 'resolution_sla = "PT5S"'))
+    assert 'resolution_sla = "PT5S"' in policy.read_text()
+    cli = team
+    cli.env["COLLECTIONS_POLICY"] = str(policy)
+    cli.json("invoices", "import", str(INVOICES))
+    case_id = cli.json("case", "open", "INV-1001")["case_id"]
+    cli.json("dispute", "open", case_id, "--reason", "quality", "--as", "demo-collector")
+    escalated = wait_for(lambda: [e for e in cli.json("case", "show", case_id)["events"]
+                                  if e["type"] == "DisputeEscalated"], timeout=60)
+    dispute_id = escalated[0]["data"]["dispute_id"]
+    assert escalated[0]["data"]["tier"] == "supervisor", escalated
+
+    run = cli.json("notify", "run")
+    told = sorted((o["kind"], o["recipient"]) for o in run["outcomes"] if o["item"].startswith(dispute_id))
+    assert told == [("waiting", "demo-supervisor")], run  # the owning tier only, not the collector
+    subject = "Waiting for a supervisor: dispute past its deadline on invoice INV-1001"
+    # a subject over 78 characters is folded; the reader's client unfolds it (hence the strip)
+    mail = wait_for(lambda: [m for m in smtp.to("supervisor@example.com") if m.subject.strip() == subject])
+    assert len(mail) == 1 and f"dispute resolve {case_id} --outcome" in mail[0].body(), mail[0].body()
+    again = [o["status"] for o in cli.json("notify", "run")["outcomes"] if o["item"].startswith(dispute_id)]
+    assert again == ["already_sent"], again
+
+    # tomorrow the escalation SLA (PT10M) has lapsed with nobody deciding: the next tier hears
+    tomorrow = (datetime.now(timezone.utc) + timedelta(days=1)).date().isoformat()
+    later = cli.json("notify", "run", "--as-of", tomorrow)
+    up = [(o["kind"], o["recipient"], o["status"]) for o in later["outcomes"] if o["item"] == dispute_id]
+    assert up == [("lapsed", "demo-manager", "sent")], later
+    lapsed = [m for m in smtp.to("manager@example.com") if m.subject.strip().startswith("SLA lapsed: dispute past its deadline")]
+    assert len(lapsed) == 1 and "INV-1001" in lapsed[0].subject, [m.subject for m in smtp.to("manager@example.com")]
