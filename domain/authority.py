@@ -44,6 +44,7 @@ class Authority:
     reason: str = ""  # why not, in English
     code: str = ""  # machine-readable: not_approver | tier | own_request | limit | no_rate
     limit: Decimal | None = None  # the authority that was too small (code "limit")
+    limit_currency: str | None = None  # the currency that limit is written in (the policy's approval currency)
 
 
 def in_approval_currency(rules: ApprovalPolicy, amount: Money) -> Converted:
@@ -91,5 +92,5 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
             what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation",
                     "waiver": "interest waiver", "refund": "refund"}[kind]
             return Authority(False, True, f"{amount}{shown} exceeds {actor.name}'s {what} authority ({limit}{unit})",
-                             "limit", limit)
+                             "limit", limit, policy.approval.currency or amount.currency)
     return Authority(True, True)

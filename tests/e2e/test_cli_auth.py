@@ -81,3 +81,34 @@ def test_every_cli_command_is_in_the_one_table():
     assert commands - set(CLI_ACTIONS) - OPERATOR_COMMANDS == set()
     assert set(CLI_ACTIONS) - commands == set(), "actions for commands that do not exist"
     assert {action for action, _ in CLI_ACTIONS.values()} <= set(ROLE_MATRIX)
+
+
+def test_a_supervisor_cannot_approve_a_kwd_write_off_above_her_usd_authority(dev_env, tmp_path, smtp, sqlite_url):
+    """9,999.000 KWD is 32,496.75 USD at the policy's pinned rate: beyond a 10,000 USD supervisor,
+    who is refused (exit 2, one line, nothing recorded); the finance manager may approve it."""
+    with running_stack(dev_env, tmp_path, smtp, sqlite_url) as cli:
+        users = cli.env["COLLECTIONS_USERS"]
+        collector = token_for(users, [])
+        supervisor = token_for(users, ["--as", "demo-supervisor"])
+        manager = token_for(users, ["--as", "demo-manager"])
+        ledger = tmp_path / "kwd.csv"
+        ledger.write_text(INVOICES.read_text().splitlines()[0] + "\n"
+                          "KW-1,C-KW,Kuwait Trading KSC,ap@kw.test,KW,en,KWD,9999.000,2026-09-01,2026-10-01,C\n")
+        assert run(cli, "invoices", "import", str(ledger), token=supervisor).returncode == 0
+        cli.json("case", "open", "KW-1")
+        asked = run(cli, "write-off", "request", "KW-1", "--amount", "9999.000", "--reason", "insolvency", "--json",
+                    token=collector)
+        assert asked.returncode == 0 and json.loads(asked.stdout)["status"] == "awaiting_approval", asked.stderr
+        approval = next(a for a in cli.json("approvals", "list") if a["invoice_id"] == "KW-1")
+        before = cli.json("case", "show", "KW-1")["events"]
+
+        refused(run(cli, "approvals", "approve", approval["approval_id"], "--reason", "ok", token=supervisor),
+                "9999.000 KWD (= 32496.75 USD at 3.25) exceeds demo-supervisor's write-off authority (10000 USD)")
+        assert [e for e in cli.json("case", "show", "KW-1")["events"] if e["actor"] != "system"] == \
+            [e for e in before if e["actor"] != "system"]
+
+        done = run(cli, "approvals", "approve", approval["approval_id"], "--reason", "insolvent", "--json",
+                   token=manager)
+        assert done.returncode == 0 and json.loads(done.stdout)["status"] == "written_off", done.stderr
+        approved = next(e for e in cli.json("case", "show", "KW-1")["events"] if e["type"] == "WriteOffApproved")
+        assert approved["actor"] == "demo-manager" and approved["data"]["rate"] == "3.25", approved
