@@ -60,36 +60,8 @@ def test_commands_act_as_the_user_of_their_token(dev_env, tmp_path, smtp, sqlite
                 "may approvals.approve")
         refused(run(cli, "approvals", "approve", credit["approval_id"], token=supervisor), "--reason")
 
-
-def test_every_cli_command_is_in_the_one_table():
-    """A new command cannot slip past authorization: it maps to an action of the role matrix,
-    or is one of the operator's commands on the machine itself."""
-    import typer
-
-    from app.authorization import CLI_ACTIONS, OPERATOR_COMMANDS, ROLE_MATRIX
-    from cli.main import app
-
-    def paths(command, prefix=()):
-        subs = getattr(command, "commands", None)
-        if not subs:
-            yield " ".join(prefix)
-            return
-        for name, sub in subs.items():
-            yield from paths(sub, (*prefix, name))
-
-    commands = set(paths(typer.main.get_command(app)))
-    assert commands - set(CLI_ACTIONS) - OPERATOR_COMMANDS == set()
-    assert set(CLI_ACTIONS) - commands == set(), "actions for commands that do not exist"
-    assert {action for action, _ in CLI_ACTIONS.values()} <= set(ROLE_MATRIX)
-
-
-def test_a_supervisor_cannot_approve_a_kwd_write_off_above_her_usd_authority(dev_env, tmp_path, smtp, sqlite_url):
-    """9,999.000 KWD is 32,496.75 USD at the policy's pinned rate: beyond a 10,000 USD supervisor,
-    who is refused (exit 2, one line, nothing recorded); the finance manager may approve it."""
-    with running_stack(dev_env, tmp_path, smtp, sqlite_url) as cli:
-        users = cli.env["COLLECTIONS_USERS"]
-        collector = token_for(users, [])
-        supervisor = token_for(users, ["--as", "demo-supervisor"])
+        # 9,999.000 KWD is 32,496.75 USD at the policy's pinned rate: beyond a 10,000 USD supervisor,
+        # who is refused (exit 2, one line, nothing recorded); the finance manager may approve it
         manager = token_for(users, ["--as", "demo-manager"])
         ledger = tmp_path / "kwd.csv"
         ledger.write_text(INVOICES.read_text().splitlines()[0] + "\n"
@@ -112,3 +84,26 @@ def test_a_supervisor_cannot_approve_a_kwd_write_off_above_her_usd_authority(dev
         assert done.returncode == 0 and json.loads(done.stdout)["status"] == "written_off", done.stderr
         approved = next(e for e in cli.json("case", "show", "KW-1")["events"] if e["type"] == "WriteOffApproved")
         assert approved["actor"] == "demo-manager" and approved["data"]["rate"] == "3.25", approved
+
+
+def test_every_cli_command_is_in_the_one_table():
+    """A new command cannot slip past authorization: it maps to an action of the role matrix,
+    or is one of the operator's commands on the machine itself."""
+    import typer
+
+    from app.authorization import CLI_ACTIONS, OPERATOR_COMMANDS, ROLE_MATRIX
+    from cli.main import app
+
+    def paths(command, prefix=()):
+        subs = getattr(command, "commands", None)
+        if not subs:
+            yield " ".join(prefix)
+            return
+        for name, sub in subs.items():
+            yield from paths(sub, (*prefix, name))
+
+    commands = set(paths(typer.main.get_command(app)))
+    assert commands - set(CLI_ACTIONS) - OPERATOR_COMMANDS == set()
+    assert set(CLI_ACTIONS) - commands == set(), "actions for commands that do not exist"
+    assert {action for action, _ in CLI_ACTIONS.values()} <= set(ROLE_MATRIX)
+
