@@ -2,8 +2,9 @@
 item of the approvals inbox. Pure.
 
 One rule for every reduction made in the engine (a write-off, an upheld dispute's credit,
-cancelling an open balance): up to the policy's single-person threshold one person acts
-alone; above it the reduction waits for a second person (four eyes: never the requester)
+cancelling an open balance, waiving interest): up to the policy's single-person threshold one
+person acts alone, counting what the case was already reduced by alone (splitting a reduction
+into small pieces does not avoid the second person); above it the reduction waits for a second person (four eyes: never the requester)
 whose authority covers it. Authority is the lower of the user's own limit and the policy's
 cap for the role. Limits and the threshold are in the policy's approval currency; an amount
 in another currency is converted at the rate pinned in the policy, which the event states.
@@ -59,10 +60,14 @@ def in_approval_currency(rules: ApprovalPolicy, amount: Money) -> Converted:
     return Converted(Money.of(value, rules.currency), rate)
 
 
-def may_act_alone(policy: Policy, amount: Money) -> bool:
-    """A reduction this small needs no second person (any, under a policy before the threshold)."""
+def may_act_alone(policy: Policy, amount: Money, made_alone: Money | None = None) -> bool:
+    """A reduction this small needs no second person (any, under a policy before the threshold).
+    ``made_alone``: what the case was already reduced by without a second person; it counts
+    with ``amount``, so ten credits of 90 need the approval one credit of 900 would."""
     if policy.approval.alone_up_to is None:
         return True
+    if made_alone is not None and policy.approval.alone_adds_up:
+        amount = amount + made_alone
     return in_approval_currency(policy.approval, amount).amount.amount <= policy.approval.alone_up_to
 
 

@@ -289,6 +289,7 @@ class Advance(_Frozen):
     applied: Decimal = Decimal(0)
     refunded: Decimal = Decimal(0)
     pending_refund: Decimal = Decimal(0)
+    refunded_alone: Decimal = Decimal(0)  # refunded without a second person: adds up against the threshold
 
     @property
     def remaining(self) -> Money:
@@ -478,6 +479,8 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
         pending = s.pending_refunds.get(e.refund_id)
         left = {k: v for k, v in s.pending_refunds.items() if k != e.refund_id}
         update = {"refunded": advance.refunded + e.amount.amount}
+        if e.approved_by is None:
+            update["refunded_alone"] = advance.refunded_alone + e.amount.amount
         if pending is not None:
             update["pending_refund"] = advance.pending_refund - pending.amount.amount
         cur = e.amount.currency
@@ -836,7 +839,7 @@ def _refund(emit: _CustomerEmitter, c: RequestAdvanceRefund, policy: Policy) -> 
         raise DomainError(f"{c.amount} exceeds what advance {c.advance_id} still holds ({advance.refundable})",
                           "amount")
     cmd.check_text(c.reason, "reason", required=True)
-    if may_act_alone(policy, c.amount):
+    if may_act_alone(policy, c.amount, Money.of(advance.refunded_alone, advance.amount.currency)):
         emit(AdvanceRefunded, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount, reason=c.reason,
              requested_by=c.actor.name)
     else:

@@ -244,7 +244,7 @@ def _small_balance(emit: _Emitter, payment_id: str, policy: Policy) -> None:
     if not left.is_positive or left.amount > tolerance:
         return
     try:
-        if not may_act_alone(policy, left):
+        if not may_act_alone(policy, left, emit.state.reduced_alone):
             return
         converted = in_approval_currency(policy.approval, left)
     except DomainError:  # no rate to the approval currency: no authority can be checked
@@ -443,7 +443,7 @@ def _dispute_resolve(emit: _Emitter, c: cmd.ResolveDispute, policy: Policy) -> N
     if c.outcome == ev.DisputeOutcome.upheld:
         credit = c.credit or s.dispute.amount.min(s.balance)
         _positive_within_balance(s, credit, "credit")
-        if not may_act_alone(policy, credit):  # four eyes: the credit waits for a second person
+        if not may_act_alone(policy, credit, s.reduced_alone):  # four eyes: the credit waits for a second person
             _request_reduction(emit, "credit", credit, "dispute_upheld", c.note, policy, s.dispute.dispute_id)
             return
     elif c.credit is not None:
@@ -765,7 +765,7 @@ def _cancel(emit: _Emitter, c: cmd.CancelCase, policy: Policy) -> None:
     pending = next((a for a in s.pending_approvals if a.kind == "cancellation"), None)
     if pending is not None:
         raise DomainError(f"the cancellation is already waiting for approval {pending.approval_id}", "case")
-    if s.balance.is_positive and not may_act_alone(policy, s.balance):
+    if s.balance.is_positive and not may_act_alone(policy, s.balance, s.reduced_alone):
         _request_reduction(emit, "cancellation", s.balance, c.reason, "", policy)
         return
     _emit_cancellation(emit, c.reason)
@@ -920,7 +920,7 @@ def _waive_interest(emit: _Emitter, c: cmd.WaiveInterest, policy: Policy) -> Non
     if amount > waivable:
         raise DomainError(f"{amount} exceeds the interest and compensation charged and not waived ({waivable})",
                           "amount")
-    if not may_act_alone(policy, amount):  # four eyes: the waiver waits for a second person
+    if not may_act_alone(policy, amount, s.reduced_alone):  # four eyes: the waiver waits for a second person
         _request_reduction(emit, "waiver", amount, c.reason, "", policy)
         return
     emit(ev.InterestWaived, amount=amount, reason=c.reason)

@@ -214,6 +214,11 @@ class ApprovalPolicy(_Model):
         None, description="a reduction up to this much (in `currency`) one person may make alone; "
         "above it a second person must approve (four eyes)"
     )
+    alone_adds_up: bool = Field(
+        True, description="what people reduced a case by alone adds up against `alone_up_to`, so a reduction "
+        "split into small pieces needs the second person the whole would (False only for workflow runs "
+        "recorded before this rule)"
+    )
 
     @field_validator("rates")
     @classmethod
@@ -511,6 +516,11 @@ class Policy(_Model):
             "plan": self.plan.model_copy(update={"offer_valid_for": None}),
             "dispute": self.dispute.model_copy(update={"escalate_overdue": False}),
         })
+
+    def before_reductions_add_up(self) -> Policy:
+        """This policy as cases were decided before reductions made alone added up (issue 13):
+        each was checked against the threshold on its own. Only for workflow runs recorded then."""
+        return self.model_copy(update={"approval": self.approval.model_copy(update={"alone_adds_up": False})})
 
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]

@@ -285,6 +285,10 @@ class CaseState(_Frozen):
     interest_accrued_to: date | None = None
     compensation: Money | None = None  # fixed compensation charged (None: none)
     interest_waived: Money | None = None  # of interest and compensation, waived (None: none)
+    # Reductions without a second person (credits, waivers, the tolerance's write-offs): they add up
+    # against the single-person threshold (domain/authority.py). None: none.
+    reduced_alone: Money | None = None
+    reduction_approved: bool = False  # the last event approved a reduction: the next one is it
     principal_reductions: tuple[Reduction, ...] = ()  # what lowered the principal, dated (interest)
     # What the ERP changed (invoice and customer sync): None until it changes something.
     invoice_amount: Money | None = None  # the ERP's current invoice amount (None: the original)
@@ -401,6 +405,8 @@ def evolve(state: CaseState | None, event: ev.Event) -> CaseState:
         raise ValueError(f"event version {event.version} does not follow {state.version}")
     handler = _HANDLERS.get(type(event))
     changes = handler(state, event) if handler else {}
+    if state.reduction_approved and "reduction_approved" not in changes:
+        changes["reduction_approved"] = False  # it marks only the event right after the approval
     new = state.model_copy(update={**changes, "version": event.version, "updated_at": event.occurred_at})
     return _normalize_clock(new, event)
 
@@ -484,7 +490,15 @@ def _interest(s: CaseState, e: ev.InterestCharged) -> dict:
 
 def _interest_waived(s: CaseState, e: ev.InterestWaived) -> dict:
     return {"balance": s.balance - e.amount, "fees": s.fees - e.amount,
-            "interest_waived": (s.interest_waived or Money.zero(s.currency)) + e.amount}
+            "interest_waived": (s.interest_waived or Money.zero(s.currency)) + e.amount,
+            **_alone(s, e.amount, e.approval_id is None)}
+
+
+def _alone(s: CaseState, amount: Money, alone: bool = True) -> dict:
+    """A reduction's share of what the case was reduced by without a second person."""
+    if not alone or s.reduction_approved:
+        return {}
+    return {"reduced_alone": (s.reduced_alone or Money.zero(s.currency)) + amount}
 
 
 def _reduced(s: CaseState, on: date, amount: Money, ref: str = "") -> tuple[Reduction, ...]:
@@ -511,7 +525,7 @@ def _payment(s: CaseState, e: ev.PaymentReceived) -> dict:
 
 
 def _small_balance(s: CaseState, e: ev.SmallBalanceWrittenOff) -> dict:
-    changes = {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount}
+    changes = {"balance": s.balance - e.amount, "write_offs": s.write_offs + e.amount, **_alone(s, e.amount)}
     settled = s.settled_by_payment.get(e.payment_id)
     if settled is not None:
         changes["settled_by_payment"] = {**s.settled_by_payment,
@@ -522,6 +536,7 @@ def _small_balance(s: CaseState, e: ev.SmallBalanceWrittenOff) -> dict:
 def _small_balance_reversed(s: CaseState, e: ev.SmallBalanceWriteOffReversed) -> dict:
     settled = s.settled_by_payment[e.payment_id]
     return {"balance": s.balance + e.amount, "write_offs": s.write_offs - e.amount,
+            "reduced_alone": s.reduced_alone - e.amount if s.reduced_alone is not None else None,
             "settled_by_payment": {**s.settled_by_payment,
                                    e.payment_id: settled.model_copy(update={"small_balance": None})}}
 
@@ -565,6 +580,7 @@ def _dispute_resolved(s: CaseState, e: ev.DisputeResolved) -> dict:
         changes["balance"] = s.balance - e.credit
         changes["credits"] = s.credits + e.credit
         changes["principal_reductions"] = _reduced(s, e.occurred_at.date(), e.credit)
+        changes.update(_alone(s, e.credit))
     return changes
 
 
@@ -794,8 +810,8 @@ def _reduction_requested(s: CaseState, e: ev.ReductionRequested) -> dict:
 
 
 def _reduction_approved(s: CaseState, e: ev.ReductionApproved) -> dict:
-    # the reduction itself follows as its own event (DisputeResolved, CaseCancelled)
-    return _decide_approval(s, e.approval_id, e, True, e.reason)
+    # the reduction itself follows as its own event (DisputeResolved, CaseCancelled, InterestWaived)
+    return {**_decide_approval(s, e.approval_id, e, True, e.reason), "reduction_approved": True}
 
 
 def _reduction_rejected(s: CaseState, e: ev.ReductionRejected) -> dict:

@@ -62,6 +62,9 @@ RECONCILE_ATTEMPTS = 5
 # No silent stall (issue 13): plan offers lapse and overdue disputes escalate. Runs recorded before
 # it decide with the policy as it was then (Policy.before_liveness), so their histories replay.
 LIVENESS_PATCH = "no-silent-stall"
+# Reductions made alone add up against the single-person threshold (issue 13). Runs recorded
+# before it checked each on its own (Policy.before_reductions_add_up).
+REDUCTIONS_ADD_UP_PATCH = "reductions-alone-add-up"
 # A new case appends its opening at version 0 without loading its (empty) stream first: one
 # local activity fewer per case (docs/PERFORMANCE.md). Runs recorded before it load first.
 OPEN_WITHOUT_LOAD_PATCH = "open-without-load"
@@ -92,12 +95,13 @@ class CollectionCaseWorkflow:
         self._ready = False  # the opening (or resuming) command is durable
         self._outcomes: dict[int, NoticeResult] = {}  # delivery results sent by the mailbox
         self._live: bool | None = None  # LIVENESS_PATCH, asked once per run
+        self._add_up: bool | None = None  # REDUCTIONS_ADD_UP_PATCH, asked once per run
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
     async def run(self, start: CaseInput) -> CaseResult:
         self._input = start
-        self._rules()  # asks LIVENESS_PATCH before the first decision of this run
+        self._rules()  # asks the rules' patches before the first decision of this run
         facts = start.state.customer if start.state else start.open.invoice.customer if start.open else None
         if facts is not None:
             self._warm_calendar(facts.country)
@@ -133,10 +137,12 @@ class CollectionCaseWorkflow:
 
     def _rules(self):
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
-        before LIVENESS_PATCH for runs recorded before it."""
+        before LIVENESS_PATCH and REDUCTIONS_ADD_UP_PATCH for runs recorded before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
-        return self._input.policy if self._live else self._input.policy.before_liveness()
+            self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
+        policy = self._input.policy if self._live else self._input.policy.before_liveness()
+        return policy if self._add_up else policy.before_reductions_add_up()
 
     @staticmethod
     def _warm_calendar(country: str) -> None:

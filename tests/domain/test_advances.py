@@ -71,6 +71,17 @@ def test_given_an_advance_when_a_refund_is_within_the_threshold_then_one_person_
     assert error.value.field == "reason"
 
 
+def test_given_a_refund_made_alone_when_another_would_pass_the_threshold_then_it_waits():
+    c = given_advances(("ADV-1", "300.00", 10))
+    for refund_id in ("RF-1", "RF-2"):
+        [e] = c.when(cu.RequestAdvanceRefund, actor=COLLECTOR, refund_id=refund_id, advance_id="ADV-1",
+                     amount=usd("50.00"), reason="order cancelled")
+        assert type(e).__name__ == "AdvanceRefunded"
+    [e] = c.when(cu.RequestAdvanceRefund, actor=COLLECTOR, refund_id="RF-3", advance_id="ADV-1",
+                 amount=usd("0.01"), reason="order cancelled")  # 100.01 refunded alone in all
+    assert type(e).__name__ == "AdvanceRefundRequested"
+
+
 def test_given_a_refund_above_the_threshold_then_it_waits_and_the_requester_cannot_approve_it():
     c = given_advances(("ADV-1", "300.00", 10))
     [e] = c.when(cu.RequestAdvanceRefund, actor=SUPERVISOR, refund_id="RF-1", advance_id="ADV-1",

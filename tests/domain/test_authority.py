@@ -126,3 +126,58 @@ def test_a_policy_pinned_before_the_rules_decides_as_it_did():
     case = Case(policy).open()
     case.when(cmd.OpenDispute, reason="pricing")
     assert types(case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld)) == ["DisputeResolved", "CaseClosed"]
+
+
+# -- reductions made alone add up: splitting one does not avoid the second person ------------
+
+
+def test_dispute_credits_split_into_pieces_add_up_to_the_threshold():
+    case = Case().open()  # 1,000.00 USD; one person alone up to 100 USD
+    case.when(cmd.OpenDispute, reason="pricing")
+    alone = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("60.00", "USD"))
+    assert types(alone) == ["DisputeResolved"] and case.state.reduced_alone == Money.of("60.00", "USD")
+    case.when(cmd.OpenDispute, reason="quality")
+    requested = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("60.00", "USD"))
+    assert types(requested) == ["ReductionRequested"] and requested[0].amount == Money.of("60.00", "USD")
+    approved = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
+                         reason="credit note 4712")
+    assert types(approved) == ["ReductionApproved", "DisputeResolved"]
+    # what a second person approved is not counted as made alone: 40.00 more may still be credited alone
+    assert case.state.reduced_alone == Money.of("60.00", "USD")
+    case.when(cmd.OpenDispute, reason="freight")
+    assert types(case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld,
+                           credit=Money.of("40.00", "USD"))) == ["DisputeResolved"]
+    case.when(cmd.OpenDispute, reason="freight")
+    assert types(case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld,
+                           credit=Money.of("0.01", "USD"))) == ["ReductionRequested"]
+
+
+def test_a_credit_made_alone_counts_when_the_rest_is_cancelled():
+    case = Case().open(invoice(amount="150.00"))
+    case.when(cmd.OpenDispute, reason="pricing")
+    case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("60.00", "USD"))
+    requested = case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")  # 90.00 left: 150 in all
+    assert types(requested) == ["ReductionRequested"] and requested[0].kind == "cancellation"
+    assert not case.state.closed
+
+
+def test_a_tolerance_write_off_after_a_credit_made_alone_waits_for_a_person():
+    from tests.domain.test_matching import _bank_pay, _tolerant
+
+    case = Case(_tolerant("5.00")).open()
+    case.when(cmd.OpenDispute, reason="pricing")
+    case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("97.00", "USD"))
+    assert types(_bank_pay(case, "899.00")) == ["PaymentReceived"]  # 4.00 left: 101.00 alone in all
+    case2 = Case(_tolerant("5.00")).open()
+    case2.when(cmd.OpenDispute, reason="pricing")
+    case2.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("90.00", "USD"))
+    assert types(_bank_pay(case2, "907.00")) == ["PaymentReceived", "SmallBalanceWrittenOff", "CaseClosed"]
+    assert case2.state.reduced_alone == Money.of("93.00", "USD")
+
+
+def test_runs_recorded_before_the_rule_check_each_reduction_on_its_own():
+    case = Case(default_policy().before_reductions_add_up()).open()
+    for reason in ("pricing", "quality"):
+        case.when(cmd.OpenDispute, reason=reason)
+        assert types(case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld,
+                               credit=Money.of("60.00", "USD"))) == ["DisputeResolved"]

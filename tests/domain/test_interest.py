@@ -195,6 +195,14 @@ def test_a_collector_waives_a_small_charge_alone():
         case.when(cmd.WaiveInterest, reason="goodwill")
 
 
+def test_waivers_made_alone_add_up_to_the_threshold():
+    case = charged_case("100000.00")  # EUR 596.16 charged; one person alone up to USD 100 = EUR 92.59
+    assert types(case.when(cmd.WaiveInterest, amount=eur("90.00"), reason="goodwill")) == ["InterestWaived"]
+    requested = case.when(cmd.WaiveInterest, amount=eur("5.00"), reason="goodwill")  # 95.00 EUR alone in all
+    assert types(requested) == ["ReductionRequested"] and requested[0].kind == "waiver"
+    assert case.state.fees == eur("506.16")
+
+
 def test_a_large_waiver_needs_a_second_person_within_authority():
     from tests.domain.scenario import SUPERVISOR_2
 

@@ -12,6 +12,7 @@ invariants below must hold. A rejected command must leave the case untouched.
   may still be recorded, and it moves no money);
 * no approval by its requester, below the approval's tier, or beyond the
   approver's write-off authority (the lower of their own and their role's limit);
+* what people reduced the case by alone, however split, stays within the single-person threshold;
 * every accepted command yields events ``evolve`` accepts: versions follow on,
   ids are unique, and deciding the same command again gives the same events.
 
@@ -33,6 +34,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from domain import commands as cmd
 from domain import events as ev
 from domain.agenda import next_action, notice_due
+from domain.authority import in_approval_currency
 from domain.decider import ROLE_RANK, case_uuid, decide, decide_and_evolve
 from domain.errors import DomainError
 from domain.events import Customer, DisputeOutcome, EscalationDecision, InsuranceCover, OpenReason
@@ -243,6 +245,20 @@ class CaseMachine(RuleBasedStateMachine):
         credit = None if share is None else self.amount(self.state.balance.to_minor() * share // 100, wrong)
         self.command(cmd.ResolveDispute, actor, outcome=outcome, credit=credit, note="checked")
 
+    @rule(actor=people)
+    def credit_a_small_piece(self, actor):
+        """A dispute upheld with a credit of about 60 % of the single-person threshold: one is
+        within it, a second on the same case is not (splitting must not avoid four eyes)."""
+        rates = POLICY.approval.rates
+        rate = Decimal(1) if self.state.currency == POLICY.approval.currency else rates.get(self.state.currency)
+        if rate is None:
+            return
+        piece = Money.of(str((POLICY.approval.alone_up_to * Decimal("0.6") / rate).quantize(Decimal(1))),
+                         self.state.currency)
+        self.command(cmd.OpenDispute, actor, reason="pricing")
+        self.command(cmd.ResolveDispute, actor, outcome=DisputeOutcome.upheld, credit=piece.min(self.state.balance),
+                     note="checked")
+
     @rule(actor=people, share=st.sampled_from([0, 20, 100, 101]), days=st.integers(min_value=-3, max_value=70))
     def promise(self, actor, share, days):
         self.command(cmd.MakePromise, actor, amount=self.amount(self.state.balance.to_minor() * share // 100),
@@ -331,6 +347,30 @@ class CaseMachine(RuleBasedStateMachine):
         if ins is not None and ins.claim_id is not None:
             assert ins.notified_in_time, "a claim is filed only under a cover notified in time"
 
+
+    @invariant()
+    def reductions_made_alone_stay_within_the_threshold(self):
+        """Recounted from the events: credits, cancellations and the tolerance's write-offs that no
+        second person approved (the event right after a ReductionApproved is its reduction) add
+        up to no more than the policy's single-person threshold, however they were split."""
+        s = self.state
+        if s is None:
+            return
+        alone, approved = Money.zero(s.currency), False
+        for e in self.events:
+            if not approved and isinstance(e, ev.DisputeResolved) and e.credit is not None:
+                alone += e.credit
+            elif not approved and isinstance(e, (ev.CaseCancelled, ev.SmallBalanceWrittenOff)):
+                alone += e.amount
+            elif not approved and isinstance(e, ev.InterestWaived) and e.approval_id is None:
+                alone += e.amount
+            elif isinstance(e, ev.SmallBalanceWriteOffReversed):
+                alone -= e.amount
+            approved = isinstance(e, ev.ReductionApproved)
+        if alone.currency != POLICY.approval.currency and alone.currency not in POLICY.approval.rates:
+            assert alone.is_zero, f"{alone} reduced alone with no rate to check it against"
+            return
+        assert in_approval_currency(POLICY.approval, alone).amount.amount <= POLICY.approval.alone_up_to, alone
 
     @invariant()
     def amounts_fit_the_currency(self):

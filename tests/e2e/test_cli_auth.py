@@ -85,6 +85,18 @@ def test_commands_act_as_the_user_of_their_token(dev_env, tmp_path, smtp, sqlite
         approved = next(e for e in cli.json("case", "show", "KW-1")["events"] if e["type"] == "WriteOffApproved")
         assert approved["actor"] == "demo-manager" and approved["data"]["rate"] == "3.25", approved
 
+        # credits split into pieces add up: EUR 60.00 (64.80 USD) alone, a second EUR 60.00 would make
+        # 129.60 USD alone, above the policy's 100 USD: it waits for a second person
+        split = cli.json("case", "open", "INV-1002")["case_id"]
+        for reason, recorded in (("pricing", "DisputeResolved"), ("quality", "ReductionRequested")):
+            assert run(cli, "dispute", "open", split, "--reason", reason, token=collector).returncode == 0
+            done = run(cli, "dispute", "resolve", split, "--outcome", "upheld", "--credit", "60.00", "--json",
+                       token=collector)
+            assert done.returncode == 0, done.stderr
+            assert [e["type"] for e in json.loads(done.stdout)["events"]] == [recorded], done.stdout
+        asked = next(a for a in cli.json("approvals", "list") if a["invoice_id"] == "INV-1002")
+        assert asked["kind"] == "credit" and asked["amount"] == "60.00" and asked["requested_by"] == "demo-collector"
+
 
 def test_every_cli_command_is_in_the_one_table():
     """A new command cannot slip past authorization: it maps to an action of the role matrix,
