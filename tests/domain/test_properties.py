@@ -316,7 +316,10 @@ class CaseMachine(RuleBasedStateMachine):
         if self.command(cmd.RequestWriteOff, requester, amount=self.amount(minor), reason="insolvency") is None:
             return
         pending = [a for a in self.state.pending_approvals if a.kind == "write_off"]
-        self.command(cmd.DecideApproval, approver, approval_id=pending[-1].approval_id, approve=True, reason="")
+        approval_id = pending[-1].approval_id
+        if self.command(cmd.DecideApproval, approver, approval_id=approval_id, approve=True, reason="") is None:
+            # refused (requester, tier or authority): the finance manager, who may decide most, tries
+            self.command(cmd.DecideApproval, PEOPLE["max"], approval_id=approval_id, approve=True, reason="")
 
     # -- invariants -----------------------------------------------------------------------------
     @invariant()
@@ -422,7 +425,10 @@ def test_the_machine_exercises_rejections_and_acceptances():
             totals["rejected"] += self.rejected
             seen.update(type(e).__name__ for e in self.events)
 
-    run_state_machine_as_test(Counting, settings=settings(max_examples=200, stateful_step_count=40, deadline=None))
+    # Derandomized: a coverage guard, not a search; hypothesis draws in clumps, so a random run of
+    # 200 sequences now and then misses a rare path (a CI run once saw no WriteOffApproved).
+    run_state_machine_as_test(Counting, settings=settings(max_examples=200, stateful_step_count=40, deadline=None,
+                                                          derandomize=True, database=None))
     assert totals["accepted"] > 1000 and totals["rejected"] > 1000, totals
     must = {"CaseClosed", "PaymentReceived", "ReminderSent", "ReminderFailed", "LateFeeCharged", "DisputeOpened",
             "PromiseMade", "EscalatedToSupervisor", "PaymentPlanAccepted", "WriteOffRequested", "WriteOffApproved",
