@@ -43,6 +43,23 @@ async def test_a_collector_cannot_credit_a_disputed_invoice_alone(web: Web):
         e["type"] == "DisputeResolved" and e["data"]["outcome"] == "upheld" for e in events)
 
 
+async def test_credits_split_into_pieces_add_up_to_the_threshold(web: Web):
+    """60.00 USD credited alone, then 60.00 more: 120.00 alone in all is above the policy's 100.00,
+    so the second piece waits for a second person as one credit of 120.00 would."""
+    collector = web.client("collector")
+    invoice = await web.new_case(amount="1000.00")
+    for reason in ("pricing", "quality"):
+        assert (await collector.post(f"/api/cases/{invoice}/dispute", json={"reason": reason})).status_code == 200
+        done = await collector.post(f"/api/cases/{invoice}/dispute/resolve",
+                                    json={"outcome": "upheld", "credit": "60.00", "note": reason})
+        assert done.status_code == 200, done.text
+    events = web.events(invoice)
+    assert events[-1] == "ReductionRequested" and events.count("DisputeResolved") == 1, events
+    credit = await pending(web, collector, invoice, "credit")
+    assert credit["amount"] == "60.00" and credit["requested_by"] == "demo-collector", credit
+    assert (await collector.get(f"/api/cases/{invoice}")).json()["balance"] == "940.00"
+
+
 async def test_a_supervisor_cannot_cancel_a_large_case_alone(web: Web):
     supervisor, manager = web.client("supervisor"), web.client("finance_manager")
     invoice = await web.new_case(amount="90000.00")
