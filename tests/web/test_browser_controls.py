@@ -1,6 +1,7 @@
 """The walk-arounds of the approval controls, tried in the console in Chromium as each person
-would: a collector crediting a disputed invoice in full, a supervisor cancelling a 90,000 USD case,
-a supervisor approving a write-off in KWD above her USD authority. Each is routed to a second
+would: a collector crediting a disputed invoice in full (or in two pieces, each under the threshold),
+a supervisor cancelling a 90,000 USD case, a supervisor approving a write-off in KWD above her USD
+authority. Each is routed to a second
 person who has the authority (docs/CONTROLS.md, "Money rules")."""
 
 from __future__ import annotations
@@ -107,3 +108,30 @@ async def test_a_write_off_in_kwd_above_a_supervisors_usd_authority_goes_to_the_
     assert await row.locator("[data-testid=cannot]").inner_text() == "Beyond your write-off authority ($10,000.00)"
     assert await row.locator("form[action$='/approve']").count() == 0
     await shot(page, "controls-kwd-beyond-authority")
+
+
+async def test_a_collector_crediting_in_two_small_pieces_waits_for_a_supervisor(page, web: Web):  # noqa: F811
+    """60.00 credited alone, then 60.00 more on another dispute: 120.00 alone in all is above the
+    policy's 100.00, so the second piece waits for a second person as one credit of 120.00 would."""
+    invoice = await web.new_case(amount="1000.00", customer="Credit In Pieces GmbH")
+    await sign_in(page, web, "collector")
+    flashes = []
+    for reason in ("pricing", "quality"):
+        await open_case_page(page, invoice)
+        await page.fill("form[action$='/dispute'] input[name=reason]", reason)
+        await page.click("form[action$='/dispute'] button")
+        await page.wait_for_selector("form[action$='/dispute-resolve']")
+        await page.select_option("form[action$='/dispute-resolve'] select[name=outcome]", "upheld")
+        await page.fill("form[action$='/dispute-resolve'] input[name=credit]", "60.00")
+        await page.fill("form[action$='/dispute-resolve'] input[name=note]", f"{reason} credit")
+        await page.click("form[action$='/dispute-resolve'] button")
+        await page.wait_for_selector(".flash")
+        flashes.append(await page.inner_text(".flash"))
+    assert "awaiting approval" not in flashes[0] and "awaiting approval" in flashes[1], flashes
+    assert await page.inner_text("[data-testid=case-status]") == "awaiting approval"
+    assert await page.inner_text("[data-testid=balance]") == "$940.00"
+    assert web.events(invoice).count("DisputeResolved") == 1 and web.events(invoice)[-1] == "ReductionRequested"
+
+    row = await approval_row(page, invoice, "credit")
+    assert await row.get_attribute("class") == "locked" and await row.locator("button").count() == 0
+    await shot(page, "controls-credit-in-pieces")
