@@ -1,8 +1,7 @@
 """The walk-arounds of the approval controls, tried in the console in Chromium as each person
 would: a collector crediting a disputed invoice in full (or in two pieces, each under the threshold),
 a supervisor cancelling a 90,000 USD case, a supervisor approving a write-off in KWD above her USD
-authority. Each is routed to a second
-person who has the authority (docs/CONTROLS.md, "Money rules")."""
+authority. Each is routed to a second person who has the authority (docs/CONTROLS.md, "Money rules")."""
 
 from __future__ import annotations
 
