@@ -22,6 +22,21 @@ async def open_case_page(page, invoice: str) -> None:  # noqa: F811
     await page.wait_for_selector("[data-testid=case-status]")
 
 
+async def uphold_dispute(page, invoice: str, reason: str, credit: str, note: str) -> str:  # noqa: F811
+    """On the case page: open a dispute for ``reason`` and resolve it upheld with ``credit``;
+    the flash the console answers with."""
+    await open_case_page(page, invoice)
+    await page.fill("form[action$='/dispute'] input[name=reason]", reason)
+    await page.click("form[action$='/dispute'] button")
+    await page.wait_for_selector("form[action$='/dispute-resolve']")
+    await page.select_option("form[action$='/dispute-resolve'] select[name=outcome]", "upheld")
+    await page.fill("form[action$='/dispute-resolve'] input[name=credit]", credit)
+    await page.fill("form[action$='/dispute-resolve'] input[name=note]", note)
+    await page.click("form[action$='/dispute-resolve'] button")
+    await page.wait_for_selector(".flash")
+    return await page.inner_text(".flash")
+
+
 async def approval_row(page, invoice: str, kind: str):  # noqa: F811
     await page.goto("/console/approvals")
     row = page.locator(f"tr[data-invoice='{invoice}'][data-kind='{kind}']")
@@ -32,16 +47,8 @@ async def approval_row(page, invoice: str, kind: str):  # noqa: F811
 async def test_a_collector_upholding_a_dispute_in_full_waits_for_a_supervisor(page, browser, web: Web):  # noqa: F811
     invoice = await web.new_case(amount="1000.00", customer="Disputed Credit Ltd")
     await sign_in(page, web, "collector")
-    await open_case_page(page, invoice)
-    await page.fill("form[action$='/dispute'] input[name=reason]", "pricing")
-    await page.click("form[action$='/dispute'] button")
-    await page.wait_for_selector("form[action$='/dispute-resolve']")
-    await page.select_option("form[action$='/dispute-resolve'] select[name=outcome]", "upheld")
-    await page.fill("form[action$='/dispute-resolve'] input[name=credit]", "1000.00")
-    await page.fill("form[action$='/dispute-resolve'] input[name=note]", "price list error")
-    await page.click("form[action$='/dispute-resolve'] button")
-    await page.wait_for_selector(".flash")
-    assert "awaiting approval" in await page.inner_text(".flash"), await page.inner_text(".flash")
+    flash = await uphold_dispute(page, invoice, "pricing", "1000.00", "price list error")
+    assert "awaiting approval" in flash, flash
     assert await page.inner_text("[data-testid=case-status]") == "awaiting approval"
     assert await page.inner_text("[data-testid=balance]") == "$1,000.00"
     assert "DisputeResolved" not in web.events(invoice)
@@ -114,18 +121,8 @@ async def test_a_collector_crediting_in_two_small_pieces_waits_for_a_supervisor(
     policy's 100.00, so the second piece waits for a second person as one credit of 120.00 would."""
     invoice = await web.new_case(amount="1000.00", customer="Credit In Pieces GmbH")
     await sign_in(page, web, "collector")
-    flashes = []
-    for reason in ("pricing", "quality"):
-        await open_case_page(page, invoice)
-        await page.fill("form[action$='/dispute'] input[name=reason]", reason)
-        await page.click("form[action$='/dispute'] button")
-        await page.wait_for_selector("form[action$='/dispute-resolve']")
-        await page.select_option("form[action$='/dispute-resolve'] select[name=outcome]", "upheld")
-        await page.fill("form[action$='/dispute-resolve'] input[name=credit]", "60.00")
-        await page.fill("form[action$='/dispute-resolve'] input[name=note]", f"{reason} credit")
-        await page.click("form[action$='/dispute-resolve'] button")
-        await page.wait_for_selector(".flash")
-        flashes.append(await page.inner_text(".flash"))
+    flashes = [await uphold_dispute(page, invoice, reason, "60.00", f"{reason} credit")
+               for reason in ("pricing", "quality")]
     assert "awaiting approval" not in flashes[0] and "awaiting approval" in flashes[1], flashes
     assert await page.inner_text("[data-testid=case-status]") == "awaiting approval"
     assert await page.inner_text("[data-testid=balance]") == "$940.00"
