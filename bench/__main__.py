@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=(*BENCHMARKS, "footprint", "simulate"),
                         help="run only this benchmark (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy profiles of the worker into bench/out/")
-    parser.add_argument("--output", default=str(RESULTS), help="where to write the JSON results")
+    parser.add_argument("--output", help="where to write the JSON results (default: bench/results.json for a "
+                                         "full run of every benchmark, bench/out/results-*.json otherwise)")
     parser.add_argument("--fresh", action="store_true",
                         help="build the read-side datasets again (and time their load and rebuild) instead of "
                              "using the copies cached in bench/out/")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[str] = []
     started = time.perf_counter()
     mode = "quick" if args.quick else "full"
+    args.output = args.output or str(default_output(mode, names))
     for name in names:
         console.print(f"[bold]{name}[/bold] ...", highlight=False)
         t0 = time.perf_counter()
@@ -94,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
     write(args.output, mode, started, timings, failed, results)
     console.print(f"wrote {args.output}", highlight=False)
     return 1 if failed else 0
+
+
+def default_output(mode: str, names: list[str]):
+    """The recorded results (bench/results.json, kept in the repository and quoted by
+    docs/PERFORMANCE.md) are those of a full run of every benchmark: a quick or partial run
+    writes beside them in bench/out/ instead of replacing them with a subset."""
+    if mode == "full" and set(BENCHMARKS) <= set(names):
+        return RESULTS
+    return OUT / f"results-{mode}-{'-'.join(names)}.json"
 
 
 def write(path: str, mode: str, started: float, timings: dict, failed: list, results: list[Result]) -> None:
