@@ -83,6 +83,8 @@ def approval_dict(row: Any) -> dict:
         "status": m["status"],
         "decided_by": m["decided_by"],
         "decision": m["decision"],
+        # a reduction's: what the case had been reduced by alone before; it counted against the threshold
+        "reduced_alone": _money(m["reduced_alone_minor"], m["currency"]) if m["reduced_alone_minor"] else None,
     }
 
 

@@ -193,7 +193,10 @@ def show_case(result: dict) -> None:
 def show_approvals(rows: list[dict]) -> None:
     table = Table("approval id", "kind", "invoice", "amount", "requested by", "tier", "SLA due", "status")
     for r in rows:
-        table.add_row(r["approval_id"], r["kind"], r["invoice_id"], f"{r['amount']} {r['currency']}",
+        amount = f"{r['amount']} {r['currency']}"
+        if r.get("reduced_alone"):  # why a small reduction waits: what was already reduced alone counts
+            amount += f" (+{r['reduced_alone']} alone before)"
+        table.add_row(r["approval_id"], r["kind"], r["invoice_id"], amount,
                       r["requested_by"], r["tier"], (r["sla_due_at"] or "")[:19], r["status"])
     print_table(table)
 

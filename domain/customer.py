@@ -163,6 +163,7 @@ class AdvanceRefundRequested(CustomerEvent):
     advance_id: str
     amount: Money
     reason: str
+    refunded_alone: Money | None = None  # already refunded from the advance alone: it counted against the threshold
 
 
 class AdvanceRefunded(CustomerEvent):
@@ -337,6 +338,7 @@ class PendingRefund(_Frozen):
     approved_at: datetime | None = None
     rejected_by: str | None = None  # in rejected_refunds: who turned it down
     rejected_at: datetime | None = None
+    refunded_alone: Money | None = None  # as requested: why it waits (shown to the approver)
 
 
 class CustomerState(_Frozen):
@@ -462,7 +464,7 @@ def _apply(s: CustomerState, e: CustomerEvent) -> dict:
     if isinstance(e, AdvanceRefundRequested):
         advance = s.advances[e.advance_id]
         pending = PendingRefund(refund_id=e.refund_id, advance_id=e.advance_id, amount=e.amount, reason=e.reason,
-                                requested_by=e.actor, at=e.occurred_at)
+                                requested_by=e.actor, at=e.occurred_at, refunded_alone=e.refunded_alone)
         return {"pending_refunds": {**s.pending_refunds, e.refund_id: pending},
                 "advances": {**s.advances, e.advance_id: advance.model_copy(
                     update={"pending_refund": advance.pending_refund + e.amount.amount})}}
@@ -839,12 +841,13 @@ def _refund(emit: _CustomerEmitter, c: RequestAdvanceRefund, policy: Policy) -> 
         raise DomainError(f"{c.amount} exceeds what advance {c.advance_id} still holds ({advance.refundable})",
                           "amount")
     cmd.check_text(c.reason, "reason", required=True)
-    if may_act_alone(policy, c.amount, Money.of(advance.refunded_alone, advance.amount.currency)):
+    alone = Money.of(advance.refunded_alone, advance.amount.currency)
+    if may_act_alone(policy, c.amount, alone):
         emit(AdvanceRefunded, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount, reason=c.reason,
              requested_by=c.actor.name)
     else:
         emit(AdvanceRefundRequested, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount,
-             reason=c.reason)
+             reason=c.reason, refunded_alone=alone if alone.is_positive and policy.approval.alone_adds_up else None)
 
 
 def _approve_refund(emit: _CustomerEmitter, c: ApproveAdvanceRefund, policy: Policy) -> None:

@@ -456,8 +456,11 @@ def _request_reduction(emit: _Emitter, kind: str, amount: Money, reason: str, no
                        dispute_id: str | None = None) -> None:
     if emit.command.actor.is_system:
         raise DomainError("a reduction beyond the single-person threshold must be requested by a person", "as")
+    alone = emit.state.reduced_alone
+    counted = alone if alone is not None and alone.is_positive and policy.approval.alone_adds_up else None
     emit(ev.ReductionRequested, approval_id=emit.new_id("RD"), kind=kind, amount=amount, reason=reason, note=note,
-         requested_by=emit.command.actor.name, sla_due_at=emit.now + policy.approval.sla, dispute_id=dispute_id)
+         requested_by=emit.command.actor.name, sla_due_at=emit.now + policy.approval.sla, dispute_id=dispute_id,
+         reduced_alone=counted)
 
 
 def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:

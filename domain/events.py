@@ -452,6 +452,9 @@ class ReductionRequested(Event):
     requested_by: str
     sla_due_at: datetime
     dispute_id: str | None = None  # kind credit: the dispute it would resolve
+    # what people had already reduced the case by alone when this was asked: it counted against the
+    # threshold (``alone_adds_up``), so the approver sees why a small reduction waits for them
+    reduced_alone: Money | None = None
 
 
 class ReductionApproved(Event):

@@ -153,6 +153,7 @@ class Approval(_Frozen):
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_reason: str = ""
+    reduced_alone: Money | None = None  # a reduction's: what the case was reduced by alone before it
 
 
 class Pause(_Frozen):
@@ -804,7 +805,7 @@ def _write_off_requested(s: CaseState, e: ev.WriteOffRequested) -> dict:
 def _reduction_requested(s: CaseState, e: ev.ReductionRequested) -> dict:
     approval = Approval(
         approval_id=e.approval_id, kind=e.kind, amount=e.amount, reason=e.reason, requested_by=e.requested_by,
-        requested_at=e.occurred_at, tier=Role.supervisor, sla_due_at=e.sla_due_at,
+        requested_at=e.occurred_at, tier=Role.supervisor, sla_due_at=e.sla_due_at, reduced_alone=e.reduced_alone,
     )
     return {"approvals": s.approvals + (approval,)}
 

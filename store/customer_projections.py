@@ -49,7 +49,8 @@ def refund_approval_rows(s: CustomerState, customer_name: str) -> list[dict]:
              "amount_minor": p.amount.to_minor(), "reason": p.reason[:500], "requested_by": p.requested_by,
              "requested_at": p.at, "tier": "supervisor", "sla_due_at": None,
              "status": "approved" if p.approved_by else "rejected" if p.rejected_by else "pending",
-             "decided_by": p.approved_by or p.rejected_by, "decided_at": p.approved_at or p.rejected_at, "decision": None}
+             "decided_by": p.approved_by or p.rejected_by, "decided_at": p.approved_at or p.rejected_at, "decision": None,
+             "reduced_alone_minor": p.refunded_alone.to_minor() if p.refunded_alone is not None else None}
             for p in (*s.pending_refunds.values(), *s.approved_refunds.values(), *s.rejected_refunds.values())]
 
 

@@ -79,6 +79,7 @@ def approval_rows(s: CaseState) -> list[dict]:
             "decided_by": a.decided_by,
             "decided_at": a.decided_at,
             "decision": a.decision_reason or None,
+            "reduced_alone_minor": a.reduced_alone.to_minor() if a.reduced_alone is not None else None,
         }
         for a in s.approvals
     ]
@@ -100,6 +101,7 @@ def approval_rows(s: CaseState) -> list[dict]:
                 "decided_by": esc.decided_by,
                 "decided_at": None,
                 "decision": esc.decision.value if esc.decision else None,
+                "reduced_alone_minor": None,
             }
         )
     return rows

@@ -241,6 +241,7 @@ approvals = Table(
     Column("decided_by", String(100), nullable=True),
     Column("decided_at", UTCDateTime, nullable=True),
     Column("decision", String(500), nullable=True),
+    Column("reduced_alone_minor", BigInteger, nullable=True),  # a reduction's: reduced alone before it
     Index("ix_approvals_status", "status", "requested_at"),
     Index("ix_approvals_page", "status", "requested_at", "approval_id"),
     Index("ix_approvals_case", "case_id"),

@@ -80,6 +80,8 @@ def test_given_a_refund_made_alone_when_another_would_pass_the_threshold_then_it
     [e] = c.when(cu.RequestAdvanceRefund, actor=COLLECTOR, refund_id="RF-3", advance_id="ADV-1",
                  amount=usd("0.01"), reason="order cancelled")  # 100.01 refunded alone in all
     assert type(e).__name__ == "AdvanceRefundRequested"
+    # the approver sees why a cent waits: 100.00 was refunded alone before
+    assert e.refunded_alone == usd("100.00") and c.state.pending_refunds["RF-3"].refunded_alone == usd("100.00")
 
 
 def test_given_a_refund_above_the_threshold_then_it_waits_and_the_requester_cannot_approve_it():

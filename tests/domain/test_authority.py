@@ -55,6 +55,7 @@ def test_a_collector_cannot_credit_a_whole_invoice_alone():
     case.when(cmd.OpenDispute, reason="pricing")
     requested = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("1000.00", "USD"))
     assert types(requested) == ["ReductionRequested"] and case.state.status == CaseStatus.awaiting_approval
+    assert requested[0].reduced_alone is None  # nothing was reduced alone before: none to show
     with pytest.raises(DomainError, match="waiting for approval"):
         case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("1000.00", "USD"))
     with pytest.raises(DomainError, match="only a supervisor"):  # the requester's colleague without authority
@@ -139,6 +140,9 @@ def test_dispute_credits_split_into_pieces_add_up_to_the_threshold():
     case.when(cmd.OpenDispute, reason="quality")
     requested = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("60.00", "USD"))
     assert types(requested) == ["ReductionRequested"] and requested[0].amount == Money.of("60.00", "USD")
+    # the approver sees why 60.00 waits: 60.00 was already credited alone on this case
+    assert requested[0].reduced_alone == Money.of("60.00", "USD")
+    assert case.state.approvals[-1].reduced_alone == Money.of("60.00", "USD")
     approved = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
                          reason="credit note 4712")
     assert types(approved) == ["ReductionApproved", "DisputeResolved"]
@@ -158,7 +162,7 @@ def test_a_credit_made_alone_counts_when_the_rest_is_cancelled():
     case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=Money.of("60.00", "USD"))
     requested = case.when(cmd.CancelCase, actor=SUPERVISOR, reason="invoice_voided")  # 90.00 left: 150 in all
     assert types(requested) == ["ReductionRequested"] and requested[0].kind == "cancellation"
-    assert not case.state.closed
+    assert requested[0].reduced_alone == Money.of("60.00", "USD") and not case.state.closed
 
 
 def test_a_tolerance_write_off_after_a_credit_made_alone_waits_for_a_person():

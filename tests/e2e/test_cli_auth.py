@@ -99,6 +99,9 @@ def test_commands_act_as_the_user_of_their_token(dev_env, tmp_path, smtp, sqlite
         asked = [a for a in cli.json("approvals", "list") if a["invoice_id"] == "INV-1002" and a["kind"] == "credit"]
         assert len(asked) == 1, asked
         assert asked[0]["amount"] == "60.00" and asked[0]["requested_by"] == "demo-collector", asked
+        assert asked[0]["reduced_alone"] == "60.00", asked  # the first piece, credited alone, counted
+        table = run(cli, "approvals", "list", token=None)
+        assert table.returncode == 0 and "(+60.00 alone before)" in " ".join(table.stdout.split()), table.stdout
 
 
 def test_every_cli_command_is_in_the_one_table():

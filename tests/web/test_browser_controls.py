@@ -130,4 +130,6 @@ async def test_a_collector_crediting_in_two_small_pieces_waits_for_a_supervisor(
 
     row = await approval_row(page, invoice, "credit")
     assert await row.get_attribute("class") == "locked" and await row.locator("button").count() == 0
+    # beside the 60.00 asked, why it waits: the first piece was credited alone
+    assert await row.locator("[data-testid=reduced-alone]").inner_text() == "$60.00 already reduced alone on this case"
     await shot(page, "controls-credit-in-pieces")
