@@ -34,9 +34,9 @@ from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
 from store import chain
 from store.db import Database
-from store.payments import project_payments
+from store.payments import payment_changes, project_payments, write_payment_changes
 from store.projections import Projected, Projector
-from store.schema import EVENTS_TABLE, PROJECTION_TABLES, event_ids
+from store.schema import EVENTS_TABLE, PROJECTION_TABLES, event_ids, invoices
 
 
 class ConcurrencyError(Exception):
@@ -356,9 +356,12 @@ class EventStore:
                         payment_events.append(record)
                 replayed += 1
             self.projector.replace_all(session, states.values(), customers=customers.values())
-            for record in payment_events:
-                project_payments(session.connection(), str(record.stream_id),
-                                 states[record.stream_id].invoice_id, [record.event], record.recorded_at)
+            ledgered = set(session.connection().execute(select(invoices.c.invoice_id)).scalars())
+            changes = [change for record in payment_events
+                       for change in payment_changes(str(record.stream_id), states[record.stream_id].invoice_id,
+                                                     [record.event], record.recorded_at)
+                       if change[0] != "applied" or change[1]["invoice_id"] in ledgered]
+            write_payment_changes(session.connection(), changes)
         self._recent.clear()
         return replayed
 

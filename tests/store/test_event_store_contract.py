@@ -284,6 +284,58 @@ class EventStoreContract:
         store.rebuild_projections()
         assert projection_rows(store.db) == live
 
+    def test_payment_rows_follow_appends_and_equal_a_rebuild(self, store):
+        """The payments table from the cases' receipts: a receipt split across two invoices is one
+        row (the first share's invoice, the sum), a reversed one is marked reversed, an imported
+        unmatched receipt is marked applied; a rebuild writes the same rows."""
+        from datetime import date, datetime, timezone
+
+        from sqlalchemy import insert
+
+        from domain.commands import ReversePayment
+        from store.payments import SPLIT_NOTE
+        from store.schema import customers, invoices, payments
+
+        cases = [Case().open(invoice(amount="500.00", invoice_id=f"INV-P{n}")) for n in range(3)]
+        now = datetime.now(timezone.utc)
+        with store.db.transaction() as session:
+            session.execute(insert(customers).values(customer_id="C-1", name="Acme GmbH", email="ap@acme.test",
+                                                     country="DE", language="en", timezone="UTC", risk_grade="B"))
+            session.execute(insert(invoices), [
+                {"invoice_id": f"INV-P{n}", "customer_id": "C-1", "currency": "USD", "amount_minor": 500_00,
+                 "paid_minor": 0, "issue_date": date(2026, 1, 15), "due_date": date(2026, 2, 14), "imported_at": now}
+                for n in range(3)])
+            session.execute(insert(payments).values(  # imported from a statement, matched later
+                payment_id="BANK-9", currency="USD", amount_minor=70_00, received_on=date(2026, 3, 1),
+                payer="Acme", reference="?", status="unmatched", recorded_at=now, note="no invoice named"))
+        written = {}
+        for case in cases:
+            store.append(case.state.case_id, 0, case.events)
+            written[case.state.case_id] = len(case.events)
+        cases[0].pay("120.00", payment_id="SPLIT-1")
+        cases[1].pay("80.00", payment_id="SPLIT-1")
+        cases[1].pay("30.00", payment_id="BACK-1")
+        cases[1].when(ReversePayment, payment_id="BACK-1", reason="returned by the bank")
+        cases[2].pay("70.00", payment_id="BANK-9")
+        for case in cases:
+            store.append(case.state.case_id, written[case.state.case_id], case.events[written[case.state.case_id]:])
+
+        def rows() -> dict[str, tuple]:
+            with store.db.read() as session:
+                return {r.payment_id: (r.status, r.invoice_id, r.amount_minor, r.note)
+                        for r in session.execute(select(payments))}
+
+        live = rows()
+        assert live == {"SPLIT-1": ("applied", "INV-P0", 200_00, SPLIT_NOTE),
+                        "BACK-1": ("reversed", "INV-P1", 30_00, "returned by the bank"),
+                        "BANK-9": ("applied", "INV-P2", 70_00, None)}, live
+        with store.db.transaction() as session:  # rows lost out of band: a rebuild writes them again
+            session.execute(payments.delete())
+        store.rebuild_projections()
+        assert rows() == live
+        store.rebuild_projections()  # and over the rows it wrote, the same
+        assert rows() == live
+
     def test_two_stores_on_one_database_agree(self, store):
         """Two workers (two stores, each keeping the cases it appended) append to one case in
         turn: a stale expected version is refused, and the rows equal a rebuild."""
