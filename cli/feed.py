@@ -6,9 +6,11 @@ Registered on the main app by cli/main.py (imported at its end).
 from __future__ import annotations
 
 import json
+import signal
 import sys
 import time
-from typing import Annotated
+from contextlib import contextmanager
+from typing import Annotated, Iterator
 
 import typer
 from rich.table import Table
@@ -34,7 +36,7 @@ def events_tail(
                                                        "first event)")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="Most events per page (1 to 1000)")] = 100,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep reading new events as they are recorded "
-                                                                  "(Ctrl-C stops)")] = False,
+                                                                  "(Ctrl-C or SIGTERM stops it, exit 0)")] = False,
     interval: Annotated[float, typer.Option("--interval", help="With --follow: seconds between polls when caught up "
                                                                "(0.1 to 60)")] = 1.0,
     as_json: JsonOpt = False,
@@ -73,8 +75,8 @@ def events_tail(
 
     def tail(s: CaseService) -> None:
         position = after
-        try:
-            while True:
+        with _stop_on_signal() as stopped:
+            while not stopped:
                 result = feed.page(s.ctx, position, limit)
                 for event in result["events"]:
                     if as_json:
@@ -84,8 +86,33 @@ def events_tail(
                 sys.stdout.flush()
                 position = result["next_after"]
                 if position >= result["head"]:
-                    time.sleep(interval)
-        except KeyboardInterrupt:
-            return None
+                    _pause(interval, stopped)
 
     execute(tail, False, lambda _: None)
+
+
+@contextmanager
+def _stop_on_signal() -> Iterator[list[int]]:
+    """Ctrl-C or SIGTERM ends --follow between two reads: the first signal is only noted (a
+    KeyboardInterrupt raised inside a database read could leave its connection pool locked and
+    the exit hanging); a second one interrupts whatever is running."""
+    stopped: list[int] = []
+
+    def note(signum, frame) -> None:
+        if stopped:
+            raise KeyboardInterrupt
+        stopped.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stopped
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _pause(seconds: float, stopped: list[int]) -> None:
+    """Sleep between polls in short steps, so a noted signal ends the wait within 0.1 s."""
+    end = time.monotonic() + seconds
+    while not stopped and (left := end - time.monotonic()) > 0:
+        time.sleep(min(left, 0.1))

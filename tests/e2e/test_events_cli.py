@@ -4,6 +4,7 @@ to the head, following new events as they are appended, and who may read the fee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -68,30 +69,44 @@ def test_paging_with_limit_reads_every_event_once(filled):
     assert seen == [r.position for r in records]
 
 
-def test_follow_prints_new_events_as_they_are_appended(filled):
-    cli, store, records = filled
+@contextlib.contextmanager
+def following(cli, after: int, interval: str):
+    """`events tail --follow --json` as a manager runs it; killed after 60 s, so a line that never
+    comes fails the test and never hangs it."""
     env = {**cli.env, "COLLECTIONS_TOKEN": json.loads((cli.cwd / "tokens.json").read_text())["demo-manager"]}
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "starter.py"), "events", "tail", "--follow", "--json", "--interval", "0.2",
-         "--after", str(records[-2].position)],
+        [sys.executable, str(ROOT / "starter.py"), "events", "tail", "--follow", "--json", "--interval", interval,
+         "--after", str(after)],
         env=env, cwd=cli.cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watchdog = threading.Timer(60, process.kill)  # a line that never comes fails the test, never hangs it
+    watchdog = threading.Timer(60, process.kill)
     watchdog.start()
     try:
+        yield process
+    finally:
+        watchdog.cancel()
+        process.kill()
+
+
+def test_follow_prints_new_events_as_they_are_appended(filled):
+    cli, store, records = filled
+    with following(cli, records[-2].position, "0.2") as process:
         assert json.loads(process.stdout.readline())["position"] == records[-1].position
         later = busy_case("FEED-3")
         store.append(later.state.case_id, 0, later.events)
         lines = [json.loads(process.stdout.readline()) for _ in later.events]
         assert [e["type"] for e in lines] == [type(e).__name__ for e in later.events]
         assert lines[0]["data"]["invoice_id"] == "FEED-3" and lines[0]["position"] > records[-1].position
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=10)
-        finally:
-            watchdog.cancel()
-            process.kill()
-    assert process.returncode == 0, process.stderr.read()
+        process.send_signal(signal.SIGINT)  # Ctrl-C
+        assert process.wait(timeout=10) == 0, process.stderr.read()
+
+
+def test_follow_stops_on_sigterm_between_two_reads(filled):
+    """A supervisor (docker, systemd) stops a follower with SIGTERM: it ends cleanly, exit 0."""
+    cli, _, records = filled
+    with following(cli, records[-2].position, "60") as process:
+        assert json.loads(process.stdout.readline())["position"] == records[-1].position
+        process.terminate()  # while it waits its 60 s for the next poll
+        assert process.wait(timeout=10) == 0, process.stderr.read()
 
 
 def test_a_collector_or_no_token_may_not_read_the_feed(filled):
