@@ -66,9 +66,18 @@ def may_act_alone(policy: Policy, amount: Money, made_alone: Money | None = None
     with ``amount``, so ten credits of 90 need the approval one credit of 900 would."""
     if policy.approval.alone_up_to is None:
         return True
-    if made_alone is not None and policy.approval.alone_adds_up:
-        amount = amount + made_alone
+    counted = counted_alone(policy, made_alone)
+    if counted is not None:
+        amount = amount + counted
     return in_approval_currency(policy.approval, amount).amount.amount <= policy.approval.alone_up_to
+
+
+def counted_alone(policy: Policy, made_alone: Money | None) -> Money | None:
+    """What of the reductions already made alone counts with the next one (``alone_adds_up``);
+    None when nothing does. A request for a second person records it, so the approver sees why."""
+    if made_alone is None or not made_alone.is_positive or not policy.approval.alone_adds_up:
+        return None
+    return made_alone
 
 
 def authority_limit(actor: Actor, policy: Policy) -> Decimal:

@@ -24,7 +24,7 @@ from uuid import UUID, uuid5
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from domain import commands as cmd
-from domain.authority import approval_authority, may_act_alone
+from domain.authority import approval_authority, counted_alone, may_act_alone
 from domain.errors import DomainError, shown
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, RiskGrade, Role
@@ -847,7 +847,7 @@ def _refund(emit: _CustomerEmitter, c: RequestAdvanceRefund, policy: Policy) -> 
              requested_by=c.actor.name)
     else:
         emit(AdvanceRefundRequested, refund_id=c.refund_id, advance_id=c.advance_id, amount=c.amount,
-             reason=c.reason, refunded_alone=alone if alone.is_positive and policy.approval.alone_adds_up else None)
+             reason=c.reason, refunded_alone=counted_alone(policy, alone))
 
 
 def _approve_refund(emit: _CustomerEmitter, c: ApproveAdvanceRefund, policy: Policy) -> None:

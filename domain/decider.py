@@ -17,7 +17,7 @@ from uuid import UUID, uuid5
 from domain import commands as cmd
 from domain import events as ev
 from domain.agenda import accrued_interest
-from domain.authority import ROLE_RANK, approval_authority, in_approval_currency, may_act_alone
+from domain.authority import ROLE_RANK, approval_authority, counted_alone, in_approval_currency, may_act_alone
 from domain.calendar import next_send_moment
 from domain.durations import format_duration
 from domain.errors import DomainError, shown
@@ -456,11 +456,9 @@ def _request_reduction(emit: _Emitter, kind: str, amount: Money, reason: str, no
                        dispute_id: str | None = None) -> None:
     if emit.command.actor.is_system:
         raise DomainError("a reduction beyond the single-person threshold must be requested by a person", "as")
-    alone = emit.state.reduced_alone
-    counted = alone if alone is not None and alone.is_positive and policy.approval.alone_adds_up else None
     emit(ev.ReductionRequested, approval_id=emit.new_id("RD"), kind=kind, amount=amount, reason=reason, note=note,
          requested_by=emit.command.actor.name, sla_due_at=emit.now + policy.approval.sla, dispute_id=dispute_id,
-         reduced_alone=counted)
+         reduced_alone=counted_alone(policy, emit.state.reduced_alone))
 
 
 def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
