@@ -1,12 +1,15 @@
 """The engine's worker (``worker.run``: supervised, with its watchdog) plus one test workflow
 that jams it: ``python tests/faults/jam_worker.py``, configured from the environment.
 
-A ``WatchdogJam`` workflow's first activation in this process never yields: it blocks its
-workflow-task thread for good. The SDK reports it as a deadlock after 2 s, then cannot evict
-it (its thread never ends), so the task slot it holds is never given back (the SDK's safe
-eviction, temporalio/worker/_workflow.py). As many of them as the worker has workflow-task
-slots leave it with every slot used and no poller: the state of the month-end stall. Run
-again in the same process (the replacement worker), the workflow completes at once.
+A ``WatchdogJam`` workflow activated by the first worker of this process never yields: it
+blocks its workflow-task thread for good. The SDK reports it as a deadlock after 2 s, then
+cannot evict it (its thread never ends), so the task slot it holds is never given back (the
+SDK's safe eviction, temporalio/worker/_workflow.py). As many of them as the worker has
+workflow-task slots leave it with every slot used and no poller: the state of the month-end
+stall. Run by the replacement worker (same process), the workflow completes at once. Which
+worker runs it decides, not which workflow it is: how many jams the first worker takes
+before its slots are all held is the SDK's affair, and one it never took must not jam the
+replacement too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from temporalio import workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-JAMMED: set[str] = set()  # workflows whose first activation in this process blocked
+WORKERS_BUILT = [0]  # how many workers this process has built (the supervisor builds a new one after a stall)
 NEVER = threading.Event()
 
 
@@ -28,9 +31,7 @@ NEVER = threading.Event()
 class JamWorkflow:
     @workflow.run
     async def run(self) -> str:
-        workflow_id = workflow.info().workflow_id
-        if workflow_id not in JAMMED:
-            JAMMED.add(workflow_id)
+        if WORKERS_BUILT[0] == 1:  # the first worker: jam it
             NEVER.wait()  # blocks the workflow-task thread in C: not even the SDK's interrupt reaches it
         return "done"
 
@@ -41,6 +42,13 @@ def main() -> None:
     from app.settings import Settings
 
     configure_logging(Settings().log_format)
+    build = worker.build_worker
+
+    def counted_build(*args, **kwargs):
+        WORKERS_BUILT[0] += 1
+        return build(*args, **kwargs)
+
+    worker.build_worker = counted_build
     asyncio.run(worker.run(extra_workflows=[JamWorkflow]))
 
 
