@@ -139,8 +139,12 @@ def project_payments(connection, case_id: str, invoice_id: str, events: Sequence
     write_payment_changes(connection, changes)
 
 
+_LEDGERED = select(invoices.c.invoice_id).where(invoices.c.invoice_id == bindparam("invoice_id"))
+
+
 def is_ledgered(connection, invoice_id: str) -> bool:
-    return connection.execute(select(invoices.c.invoice_id).where(invoices.c.invoice_id == invoice_id)).first() is not None
+    # built once: a select built per call (its cache key, its comparison) cost more than the query
+    return connection.execute(_LEDGERED, {"invoice_id": invoice_id}).first() is not None
 
 
 def insert_payment(session, *, payment_id: str, amount: Money, received_on: date, payer: str, reference: str,

@@ -138,6 +138,7 @@ _CURRENT = select(
 _SUMMARY_INSERT = insert(case_summary)
 _SUMMARY_UPDATE = update(case_summary).where(case_summary.c.case_id == bindparam("key"))
 _APPROVALS_DELETE = delete(approvals).where(approvals.c.case_id == bindparam("key"))
+_APPROVALS_INSERT = insert(approvals)
 _EXPOSURE_DELETE = delete(customer_exposure).where(
     customer_exposure.c.customer_id == bindparam("customer"), customer_exposure.c.currency == bindparam("currency"))
 _EXPOSURE_INSERT = insert(customer_exposure).from_select(_EXPOSURE_COLUMNS, _exposure_select(and_(
@@ -245,7 +246,7 @@ class Projector:
                 if current is not None:
                     conn.execute(_APPROVALS_DELETE, {"key": summary["case_id"]})
                 if rows:
-                    conn.execute(insert(approvals), rows)
+                    conn.execute(_APPROVALS_INSERT, rows)
             if old != new:
                 self._update_exposure(s, old, new)
             return state
