@@ -18,6 +18,10 @@ CHECK_EVERY = 1.0  # seconds between two looks at the execution while waiting
 # Only after this many such failures in a row is the workflow reported as stuck.
 DEADLOCK_FAILURES_TOLERATED = 3
 DEADLOCK_MARK = "TMPRL1101"
+# The server's view of a queue's pollers lags: a worker polling every second was shown as last
+# polling up to 9 s before (a loaded 2-core machine, dev server). A queue that has been polled
+# is judged unattended only after this long without a poll, whatever wait the caller allows.
+POLLER_VIEW_LAG = 15.0
 
 
 class WorkflowStuck(RuntimeError):
@@ -77,7 +81,7 @@ async def workflow_task_failure(client, workflow_id: str, unattended_after: floa
             # the task waits its turn. Unattended means nobody has polled the queue for as long.
             queue = described.raw_description.execution_config.task_queue.name
             polled = await _last_workflow_poll(client, queue)
-            if polled is None or (now - polled).total_seconds() > unattended_after:
+            if polled is None or (now - polled).total_seconds() > max(unattended_after, POLLER_VIEW_LAG):
                 return (f"no worker has picked up its task for {waited:.0f}s (is the worker running?); it goes on "
                         "by itself once a worker polls")
     if pending.attempt < 2:
