@@ -78,7 +78,8 @@ async def workflow_task_failure(client, workflow_id: str, unattended_after: floa
         waited = (now - pending.scheduled_time.ToDatetime(timezone.utc)).total_seconds()
         if waited > unattended_after:
             # A worker busy with a backlog (a month-end burst) still polls whenever a slot frees:
-            # the task waits its turn. Unattended means nobody has polled the queue for as long.
+            # the task waits its turn. Unattended means nobody has polled the queue for as long
+            # (and for POLLER_VIEW_LAG at least: the server shows polls late).
             queue = described.raw_description.execution_config.task_queue.name
             polled = await _last_workflow_poll(client, queue)
             if polled is None or (now - polled).total_seconds() > max(unattended_after, POLLER_VIEW_LAG):
