@@ -81,7 +81,6 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         for jam in jams:
             assert await asyncio.wait_for(jam.result(), 120) == "done"
         assert worker.poll() is None  # recovered in-process, still serving
-        assert "/restart-2" not in log_path.read_text(errors="replace")  # one stall, one replacement
         print(f"stall noticed {noticed:.1f} s after the cases were asked for (threshold {STALL_AFTER:.0f} s)")
         served = True
     finally:
