@@ -65,7 +65,7 @@ def test_commands_act_as_the_user_of_their_token(dev_env, tmp_path, smtp, sqlite
         manager = token_for(users, ["--as", "demo-manager"])
         ledger = tmp_path / "kwd.csv"
         ledger.write_text(INVOICES.read_text().splitlines()[0] + "\n"
-                          "KW-1,C-KW,Kuwait Trading KSC,ap@kw.test,KW,en,KWD,9999.000,2026-09-01,2026-10-01,C\n")
+                          "KW-1,C-KW,Kuwait Trading KSC,ap@kw.test,KW,en,KWD,9999.000,2026-09-01,2026-10-01,B\n")
         assert run(cli, "invoices", "import", str(ledger), token=supervisor).returncode == 0
         cli.json("case", "open", "KW-1")
         asked = run(cli, "write-off", "request", "KW-1", "--amount", "9999.000", "--reason", "insolvency", "--json",
