@@ -19,11 +19,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.policy import parse_policy
 from tests.acceptance.stack import ROOT, eventually, money
 
 CHROMIUM = Path(os.environ.get("COLLECTIONS_CHROMIUM", "/usr/bin/chromium"))
-POLICY = ROOT / "tests" / "data" / "selfservice.toml"  # the demo ladder; links valid for 20 s
-LINK_VALID_FOR = 45
+POLICY = ROOT / "tests" / "data" / "selfservice.toml"  # the demo ladder; links valid for seconds
+LINK_VALID_FOR = parse_policy(POLICY.read_text(), str(POLICY)).self_service.link_valid_for.total_seconds()
 TODAY = date.today()
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots of the page, for a person to look at
 LINK = re.compile(r"(http://127\.0\.0\.1:\d+/c/[A-Za-z0-9_.\-]+)")
@@ -236,7 +237,7 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
         # the link reaches nothing else of the engine
         assert http.get(f"{ledger.url}/api/cases/SS-1", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
-    # the link expires (policy: 45 s here): refused with 410, nothing changed
+    # the link expires (LINK_VALID_FOR, the policy's): refused with 410, nothing changed
     time.sleep(max(0.0, issued_en + LINK_VALID_FOR + 2 - time.time()))
     context = browser.new_context(locale="en-GB")
     page = context.new_page()
