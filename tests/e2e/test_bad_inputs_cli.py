@@ -20,7 +20,7 @@ import sys
 import time
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -174,7 +174,9 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
     """(name, argv, what the one stderr line must say)."""
     files = bad_files(cat)
     wo = cat.ids["write_off"]
-    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    # The server judges 'future' by its UTC date at the request; two days ahead of the UTC date now
+    # stays in the future even if the run crosses midnight (TODAY was taken at collection).
+    future_day = (datetime.now(timezone.utc).date() + timedelta(days=2)).isoformat()
     return [
         # amounts
         ("negative amount", ("pay", "INV-1001", "-5"), "must be positive"),
@@ -189,7 +191,7 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("thousands separator", ("pay", "INV-1001", "1,000.00"), "is not a number"),
         ("unknown invoice", ("pay", "NO-SUCH-INVOICE", "10"), "unknown invoice"),
         ("malformed date", ("pay", "INV-1001", "10", "--received-on", "2026-13-45"), "not a date"),
-        ("date in the future", ("pay", "INV-1001", "10", "--received-on", tomorrow), "is in the future"),
+        ("date in the future", ("pay", "INV-1001", "10", "--received-on", future_day), "is in the future"),
         ("command on a closed case", ("pay", "INV-1002", "10"), "closed"),
         ("control characters", ("pay", "INV-1001", "10", "--reference", "wire\x1b[31mred"), "control characters"),
         ("huge reference", ("pay", "INV-1001", "10", "--reference", "x" * 100_000), "at most 500"),
@@ -207,7 +209,7 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("promise date malformed", ("promise", "INV-2001", "--amount", "10", "--date", "31/12/2026"), "not a date"),
         ("promise too far out", ("promise", "INV-2001", "--amount", "10", "--date",
                                  (TODAY + timedelta(days=400)).isoformat()), "beyond the longest promise"),
-        ("promise on an escalated case", ("promise", "INV-1001", "--amount", "10", "--date", tomorrow),
+        ("promise on an escalated case", ("promise", "INV-1001", "--amount", "10", "--date", future_day),
          "waiting for a supervisor decision"),
         # plans
         ("zero instalments", ("plan", "propose", "INV-2001", "--instalments", "0", "--every", "P30D"),
@@ -301,8 +303,8 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("apply-credit without an invoice or --auto", ("payments", "apply-credit"), "give an INVOICE_ID or --auto"),
         ("applying credit to a closed case", ("payments", "apply-credit", "INV-1002"), "closed"),
         ("prepayment of an unknown customer", ("payments", "prepay", "NOPE", "10"), "unknown customer"),
-        ("prepayment received tomorrow", ("payments", "prepay", "C-100", "10", "--currency", "EUR", "--received-on",
-                                          tomorrow), "is in the future"),
+        ("prepayment received in two days", ("payments", "prepay", "C-100", "10", "--currency", "EUR", "--received-on",
+                                          future_day), "is in the future"),
         ("negative prepayment", ("payments", "prepay", "C-100", "-10", "--currency", "EUR"), "must be positive"),
         ("unapplied as of a malformed date", ("payments", "unapplied", "--as-of", "yesterday"), "not a date"),
         # KPI reports

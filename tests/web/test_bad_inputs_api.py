@@ -10,7 +10,7 @@ sink exactly as they were.
 from __future__ import annotations
 
 import hashlib
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -44,7 +44,9 @@ async def test_every_bad_input_is_refused_clearly_and_changes_nothing(web: Web):
     await web.service.request_write_off(big, "20000.00", "insolvency", web.actor("finance_manager"))
     wo = next(a["approval_id"] for a in web.service.approvals() if a["invoice_id"] == big)
     await web.quiet()
-    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    # The server judges 'future' by its UTC date at the request; two days ahead of the UTC date now
+    # stays in the future even if the run crosses midnight (TODAY was taken at collection).
+    future_day = (datetime.now(timezone.utc).date() + timedelta(days=2)).isoformat()
     pay, case = f"/api/invoices/{quiet}/payments", f"/api/cases/{quiet}"
     J = lambda body: {"json": body}  # noqa: E731
     C, S, M = "collector", "supervisor", "finance_manager"
@@ -61,7 +63,7 @@ async def test_every_bad_input_is_refused_clearly_and_changes_nothing(web: Web):
         ("not a number", C, "POST", pay, J({"amount": "ten"}), 422, "is not a number"),
         ("unknown invoice", C, "POST", "/api/invoices/NO-SUCH/payments", J({"amount": "10"}), 404, "unknown invoice"),
         ("malformed date", C, "POST", pay, J({"amount": "10", "received_on": "2026-13-45"}), 422, "received_on"),
-        ("date in the future", C, "POST", pay, J({"amount": "10", "received_on": tomorrow}), 400, "in the future"),
+        ("date in the future", C, "POST", pay, J({"amount": "10", "received_on": future_day}), 400, "in the future"),
         ("command on a closed case", C, "POST", f"/api/invoices/{closed}/payments", J({"amount": "10"}), 409,
          "closed"),
         ("control characters", C, "POST", pay, J({"amount": "10", "reference": "a\u0000b"}), 400,
