@@ -56,7 +56,7 @@ def test_approvers_are_told_once_a_lapse_goes_up_and_the_collector_gets_a_digest
     assert len(team()) == before + again["sent"]  # nothing sent twice (only what is new since, if any)
     assert len(team_mails(ledger, "supervisor@example.com", "Waiting for a supervisor: write-off")) == 1
 
-    tomorrow = (date.today() + timedelta(days=1))  # now, not at collection.isoformat()
+    tomorrow = (date.today() + timedelta(days=1)).isoformat()  # taken now, not at collection
     later = ledger.ok("notify", "run", "--as-of", tomorrow, env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")})
     assert later["failed"] == 0, later
     lapsed = eventually(lambda: team_mails(ledger, "manager@example.com", "SLA lapsed: write-off"), 20,
