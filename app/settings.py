@@ -65,6 +65,7 @@ class Settings(BaseSettings):
     # Liveness watchdog of a worker (app/watchdog.py): when its task queue has had workflow tasks
     # waiting and the worker has not polled for them for this many seconds, it is stalled: its
     # stacks are logged and it is replaced by a new worker in the same process (0: no watchdog).
+    # Never less than 15 s (app/waiting.POLLER_VIEW_LAG): the server shows a worker's polls late.
     watchdog_stall_after: float = Field(120.0, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_STALL_AFTER"))
     # How often the watchdog looks at the task queue (seconds).
     watchdog_interval: float = Field(10.0, gt=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_INTERVAL"))

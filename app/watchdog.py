@@ -26,6 +26,8 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from app.waiting import POLLER_VIEW_LAG
+
 log = logging.getLogger(__name__)
 
 
@@ -72,7 +74,9 @@ class LivenessWatchdog:
     """Call :meth:`watch`; it returns a :class:`Stall` once the worker has made no progress
     for ``stall_after`` seconds. Progress: the backlog was empty, or this worker polled since
     the previous look. A look that fails (server away) starts the clock again: the worker is
-    judged only on what the server has shown for ``stall_after`` seconds in a row."""
+    judged only on what the server has shown for ``stall_after`` seconds in a row, and never for
+    less than ``POLLER_VIEW_LAG``: the server shows polls late, and a shorter wait would take a
+    healthy worker for a stalled one."""
 
     def __init__(self, client: Client, task_queue: str, identity: str, *, stall_after: float,
                  interval: float) -> None:
@@ -95,5 +99,5 @@ class LivenessWatchdog:
             if view.backlog == 0 or polled:
                 progress_at = now
             last_poll = view.last_poll or last_poll
-            if now - progress_at >= self.stall_after:
+            if now - progress_at >= max(self.stall_after, POLLER_VIEW_LAG):
                 return Stall(since_s=now - progress_at, view=view)

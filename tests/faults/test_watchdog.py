@@ -23,11 +23,12 @@ from pathlib import Path
 
 from app.context import connect
 from app.settings import Settings
+from app.waiting import POLLER_VIEW_LAG
 from tests.harness import INVOICES, ROOT, cli_environment, token_for
 
 FAST_POLICY = ROOT / "tests" / "data" / "fast.toml"
 SLOTS = 4
-STALL_AFTER = 10.0
+STALL_AFTER = POLLER_VIEW_LAG  # the shortest wait the watchdog allows (the server shows polls late)
 INVOICE_IDS = ("INV-1001", "INV-1002", "INV-2001")
 
 
