@@ -38,7 +38,7 @@ async def test_a_worker_whose_polls_move_is_not_stalled(monkeypatch):
 
     monkeypatch.setattr(watchdog, "look", moving)
     dog = LivenessWatchdog(None, "q", "me", stall_after=0.1, interval=0.05)
-    done, _ = await asyncio.wait({asyncio.ensure_future(dog.watch())}, timeout=4 * FLOOR)
+    done, pending = await asyncio.wait({asyncio.ensure_future(dog.watch())}, timeout=4 * FLOOR)
     assert not done, "a worker that keeps polling was called stalled"
-    for task in _:
+    for task in pending:
         task.cancel()
