@@ -216,9 +216,10 @@ case_summary = Table(
     Index("ix_case_summary_open", "assignee", "status", "risk_grade", "currency", "balance_minor", "disputed_minor",
           "due_date", "next_action_at", "invoice_id", "case_id",
           sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
-    # open cases in the worklist's order of work, with what the aging report sums (migration 0005)
+    # open cases in the worklist's order of work, with every column the aging report reads, so
+    # that it reads this index alone (migrations 0005, 0013)
     Index("ix_case_summary_rank", "ranking_base", "due_day", "next_action_at", "invoice_id", "case_id", "currency",
-          "balance_minor",
+          "balance_minor", "kind", "closed_at",
           sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
 )
 

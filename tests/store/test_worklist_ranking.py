@@ -1,6 +1,7 @@
 """The worklist ranks in SQL from stored columns (ranking_base, due_day); its order must be the
 order of domain.priority.priority for every currency (0, 2 and 3 decimals), dispute, risk
-grade and due date, on SQLite and PostgreSQL, including after the migration fills old rows."""
+grade and due date, on SQLite and PostgreSQL, including after the migration fills old rows.
+The aging report sums open invoice cases from the same index, without reading the rows."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from babel.numbers import get_currency_precision
-from sqlalchemy import insert, select, update
+from sqlalchemy import event, insert, select, update
 
 from domain.priority import amount_at_risk, day_number, days_overdue, priority, ranking_base
 from store.db import Database
-from store.reads import page_of_open_cases
+from store.reads import aging_sums, page_of_open_cases
 from store.schema import case_summary
 
 TODAY = date(2026, 11, 23)
@@ -95,4 +96,33 @@ def test_migration_fills_ranking_columns_of_existing_rows(sqlite_url):
                                                   case_summary.c.ranking_base))}
     assert stored == {r["case_id"]: (r["due_day"], r["ranking_base"]) for r in rows}
     assert ranked(db, 20) == expected_order(rows)[:20]
+    db.dispose()
+
+
+def test_the_aging_report_sums_open_invoice_cases_from_the_index_alone(sqlite_url):
+    """Reading the rows (each with its state JSON) made the report 20-50 % slower on 100,000
+    cases: SQLite's plan for the open cases' sums must be the covering index."""
+    db = Database(sqlite_url)
+    rows = summary_rows(200, seed=3)
+    for r in rows[::7]:
+        r["kind"] = "advance"  # a deposit asked before delivery: no receivable
+    with db.transaction() as session:
+        session.execute(insert(case_summary), [{"kind": "invoice", **r} for r in rows])
+    issued: list[tuple[str, object]] = []
+    event.listen(db.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, parameters, context, many: issued.append((statement, parameters)))
+    with db.read() as session:
+        sums = aging_sums(session, TODAY, db.dialect)
+    expected: dict[str, int] = {}
+    for r in rows:
+        if r.get("kind") != "advance" and r["balance_minor"] > 0:
+            expected[r["currency"]] = expected.get(r["currency"], 0) + r["balance_minor"]
+    found: dict[str, int] = {}
+    for currency, _, minor in sums:
+        found[currency] = found.get(currency, 0) + int(minor)
+    assert found == expected
+    statement, parameters = next((s, p) for s, p in issued if "FROM case_summary" in s and "invoices" not in s)
+    with db.engine.connect() as conn:
+        plan = " | ".join(row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+    assert "COVERING INDEX ix_case_summary_rank" in plan, plan
     db.dispose()
