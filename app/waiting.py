@@ -79,10 +79,12 @@ async def workflow_task_failure(client, workflow_id: str, unattended_after: floa
         if waited > unattended_after:
             # A worker busy with a backlog (a month-end burst) still polls whenever a slot frees:
             # the task waits its turn. Unattended means nobody has polled the queue for as long
-            # (and for POLLER_VIEW_LAG at least: the server shows polls late).
+            # (and for POLLER_VIEW_LAG at least: the server shows polls late, and shows no poller
+            # at all for a while on a queue a worker has only just begun to poll).
             queue = described.raw_description.execution_config.task_queue.name
             polled = await _last_workflow_poll(client, queue)
-            if polled is None or (now - polled).total_seconds() > max(unattended_after, POLLER_VIEW_LAG):
+            quiet = waited if polled is None else (now - polled).total_seconds()
+            if quiet > max(unattended_after, POLLER_VIEW_LAG):
                 return (f"no worker has picked up its task for {waited:.0f}s (is the worker running?); it goes on "
                         "by itself once a worker polls")
     if pending.attempt < 2:

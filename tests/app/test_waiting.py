@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 
@@ -10,7 +11,8 @@ import pytest
 from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from app.waiting import WorkflowStuck, await_workflow
+from app import waiting
+from app.waiting import POLLER_VIEW_LAG, WorkflowStuck, await_workflow
 
 
 @workflow.defn(name="AlwaysFailingTask")
@@ -126,10 +128,29 @@ async def test_no_worker_is_a_deadline_not_a_hang(dev_env):
     await handle.terminate()
 
 
-async def test_a_task_no_worker_picks_up_is_reported_after_the_given_wait(dev_env):
+async def test_a_task_no_worker_picks_up_is_reported_after_the_given_wait_and_the_poller_view_lag(dev_env):
     queue = f"unattended-{uuid.uuid4().hex[:6]}"
     handle = await dev_env.client.start_workflow("AnswersLater", id=f"unattended-{queue}", task_queue=queue)
-    with pytest.raises(WorkflowStuck, match="no worker has picked up its task"):
+    with pytest.raises(WorkflowStuck, match="no worker has picked up its task") as raised:
         await asyncio.wait_for(await_workflow(dev_env.client, handle.id, handle.result(), timeout=None,
-                                              task_queue=queue, unattended_after=2), 30)
+                                              task_queue=queue, unattended_after=2), 40)
+    waited = int(re.search(r"for (\d+)s", str(raised.value)).group(1))
+    assert waited >= POLLER_VIEW_LAG, raised.value
+    await handle.terminate()
+
+
+async def test_a_queue_the_server_shows_no_poller_for_yet_is_not_judged_before_the_poller_view_lag(
+        dev_env, monkeypatch):
+    """The server shows a worker that has only just begun to poll a queue a few seconds late, as
+    no poller at all (a busy worker failed a full run so: 'no worker ... for 3s'). No poller shown
+    is judged as no poll, with the same floor."""
+    queue = f"unseen-{uuid.uuid4().hex[:6]}"
+    handle = await dev_env.client.start_workflow("AnswersLater", id=f"unseen-{queue}", task_queue=queue)
+
+    async def no_poller_shown(client, task_queue):
+        return None
+
+    monkeypatch.setattr(waiting, "_last_workflow_poll", no_poller_shown)
+    await asyncio.sleep(3.5)
+    assert await waiting.workflow_task_failure(dev_env.client, handle.id, unattended_after=3) is None
     await handle.terminate()
