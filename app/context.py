@@ -12,12 +12,13 @@ from domain.policy import Policy
 from domain.policy import Role
 from domain.users import Actor, UserDirectory, parse_users
 from store.db import Database
-from store.event_store import EventStore
 from store.ledger import Ledger
 from store.policies import PolicyStore
 
 if TYPE_CHECKING:
     from temporalio.client import Client
+
+    from store.event_store import EventStore
 
 
 def data_converter(settings: Settings):
@@ -67,6 +68,8 @@ class Context:
 
     @cached_property
     def store(self) -> EventStore:
+        from store.event_store import EventStore  # imported when used: commands that only read projections skip it
+
         return EventStore(self.db)
 
     @cached_property

@@ -7,6 +7,7 @@ line on stderr and exits 2 with nothing changed; an unreachable server exits 1.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import os
@@ -592,7 +593,7 @@ def run(argv: list[str] | None = None) -> int:
         err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
         return 2
     try:
-        code = app(args=args, standalone_mode=False)
+        code = _click_command().main(args=args, standalone_mode=False)
     except click_errors.NoArgsIsHelpError as error:
         console.print(error.ctx.get_help())
         return 0
@@ -616,9 +617,17 @@ def _article(words: str) -> str:
     return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
 
 
+@functools.cache
+def _click_command():
+    """The command tree, built once per process: building it reads every command's signature
+    (about 0.2 s), and both the token check and the run need it. Calling it directly is what
+    ``app(...)`` does, less typer's pretty tracebacks, which this app turns off."""
+    return typer.main.get_command(app)
+
+
 def _command_path(args: list[str]) -> str:
     """The command an argument list names (`case open`), as far as the CLI knows it."""
-    command, path = typer.main.get_command(app), []
+    command, path = _click_command(), []
     for word in args:
         if word.startswith("-") or word not in getattr(command, "commands", {}):
             break
