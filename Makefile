@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 COLLECTIONS_TEST_POSTGRES_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export COLLECTIONS_TEST_POSTGRES_URL
 
-.PHONY: install messages catalogues demo up web test test-fast lint clean faults histories audit bench bench-quick
+.PHONY: install messages catalogues bytecode demo up web test test-fast lint clean faults histories audit bench bench-quick
 
 # Browser tests drive Debian's chromium (never a downloaded browser): `make install` adds it
 # with apt when it is missing (plus a CJK font for readable Chinese screenshots).
@@ -19,7 +19,13 @@ SUDO     := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # PDF letters (WeasyPrint) need Pango and fonts, CJK included: added with apt when missing.
 PDF_FONTS := /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc
 
-install: $(STAMP) $(CHROMIUM) $(PDF_FONTS) catalogues
+install: $(STAMP) $(CHROMIUM) $(PDF_FONTS) catalogues bytecode
+
+# The project's own modules compiled ahead: this environment sets PYTHONDONTWRITEBYTECODE, so
+# without it every `collections` command compiles them again (pip does the same for the
+# dependencies). compileall rewrites only what changed; a stale file is never used (mtime check).
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q domain store activities workflows app api cli starter.py worker.py
 
 # Message catalogues (docs/LANGUAGES.md): the .po files are in the repository, the .mo files are
 # compiled here (and in memory on first use when missing or older than their .po).
