@@ -31,6 +31,7 @@ from app.logs import configure_logging
 from app.metrics import sdk_runtime, serve_metrics
 from app.settings import Settings
 from app.subscribers import run_dispatcher
+from domain.calendar import preload as preload_calendars
 from store.ledger import SweepReads
 from workflows.case import CollectionCaseWorkflow
 from workflows.mailbox import CustomerMailboxWorkflow
@@ -139,6 +140,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
                  extra_workflows: Sequence[type] = ()) -> Worker:
     settings = context.settings
     precompile_workflow_modules()
+    preload_calendars()  # not inside a case's first activation, where a starved worker missed the deadlock check
     queue = task_queue or settings.task_queue
     from app.customers import CustomerService, cached_policy
 

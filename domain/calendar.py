@@ -58,6 +58,14 @@ def _calendar(country: str):
     return _CALENDARS[code]
 
 
+def preload() -> None:
+    """Import every country's holiday tables now: the first calendar built imports all of them
+    (``holidays.countries``). A worker calls this before it takes work, because inside a case's
+    first activation that import took over the sandbox's 2-s deadlock check when a burst of new
+    cases starved the worker of CPU (docs/PERFORMANCE.md, the stall under overload)."""
+    import holidays.countries  # noqa: F401
+
+
 def warm(country: str) -> None:
     """Build the country's calendar now. Building it reads the locale (for holiday
     names), which the workflow sandbox forbids; looking dates up afterwards does not."""

@@ -1,0 +1,42 @@
+"""A worker imports what its cases' first activation would otherwise import, before it takes work.
+
+A burst of new cases (the sweep on a month-end morning) starves a fresh worker of CPU; the first
+case activation then imported the holiday tables of every country inside the sandbox, took over
+Temporal's 2-s deadlock check, and the worker stalled for good (docs/PERFORMANCE.md). Run in a
+fresh interpreter: the test process has long imported everything."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+BUILD_A_WORKER = """
+import asyncio, sys
+import worker
+from app.context import Context, connect
+
+async def main():
+    context = Context()
+    client = await connect(context.settings)
+    before = "holidays.countries" in sys.modules
+    worker.build_worker(client, context)
+    print(before, "holidays.countries" in sys.modules)
+
+asyncio.run(main())
+"""
+
+
+def test_a_worker_imports_the_holiday_tables_before_it_takes_work(dev_env, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
+           "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+           "COLLECTIONS_DATABASE_URL": f"sqlite:///{tmp_path / 'collections.db'}",
+           "COLLECTIONS_DATA_DIR": str(tmp_path),
+           "COLLECTIONS_POLICY": str(ROOT / "policies" / "default.toml"),
+           "COLLECTIONS_USERS": str(ROOT / "config" / "users.toml")}
+    done = subprocess.run([sys.executable, "-c", BUILD_A_WORKER], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["False", "True"], (done.stdout, done.stderr[-2000:])
