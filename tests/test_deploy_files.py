@@ -20,7 +20,10 @@ def test_compose_file_is_valid_and_complete():
                      "SMTP_HOST", "SMTP_PORT", "COLLECTIONS_POLICY", "COLLECTIONS_USERS"):
         assert variable in worker_env, variable
     assert worker_env["COLLECTIONS_DATABASE_URL"].startswith("postgresql+psycopg://")
-    assert services["web"]["environment"] == worker_env
+    # the worker's own: a stalled worker exits for compose to restart it as a new process
+    assert worker_env["COLLECTIONS_WATCHDOG_RESTARTS"] == "0"
+    assert services["worker"]["restart"] == "unless-stopped"
+    assert services["web"]["environment"] == {k: v for k, v in worker_env.items() if k != "COLLECTIONS_WATCHDOG_RESTARTS"}
     assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
