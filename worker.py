@@ -140,7 +140,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
                  extra_workflows: Sequence[type] = ()) -> Worker:
     settings = context.settings
     precompile_workflow_modules()
-    preload_calendars()  # not inside a case's first activation, where a starved worker missed the deadlock check
+    preload_calendars()  # not inside the first case activations, where it stalled a starved worker
     queue = task_queue or settings.task_queue
     from app.customers import CustomerService, cached_policy
 

@@ -620,7 +620,7 @@ def _article(words: str) -> str:
 @functools.cache
 def _click_command():
     """The command tree, built once per process: building it reads every command's signature
-    (about 0.2 s), and both the token check and the run need it. Calling it directly is what
+    (about 0.1 s), and both the token check and the run need it. Calling it directly is what
     ``app(...)`` does, less typer's pretty tracebacks, which this app turns off."""
     return typer.main.get_command(app)
 

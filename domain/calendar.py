@@ -60,9 +60,9 @@ def _calendar(country: str):
 
 def preload() -> None:
     """Import every country's holiday tables now: the first calendar built imports all of them
-    (``holidays.countries``). A worker calls this before it takes work, because inside a case's
-    first activation that import took over the sandbox's 2-s deadlock check when a burst of new
-    cases starved the worker of CPU (docs/PERFORMANCE.md, the stall under overload)."""
+    (``holidays.countries``). A worker calls this before it takes work: inside the first case
+    activations of a worker starved of CPU by a burst of new cases, that import took seconds
+    (once past the sandbox's 2-s deadlock check) and the worker stalled (docs/PERFORMANCE.md)."""
     import holidays.countries  # noqa: F401
 
 

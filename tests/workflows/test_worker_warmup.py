@@ -1,8 +1,8 @@
 """A worker imports what its cases' first activation would otherwise import, before it takes work.
 
 A burst of new cases (the sweep on a month-end morning) starves a fresh worker of CPU; the first
-case activation then imported the holiday tables of every country inside the sandbox, took over
-Temporal's 2-s deadlock check, and the worker stalled for good (docs/PERFORMANCE.md). Run in a
+case activations then imported the holiday tables of every country inside the sandbox, taking
+seconds, and the worker stalled for good (docs/PERFORMANCE.md). Run in a
 fresh interpreter: the test process has long imported everything."""
 
 from __future__ import annotations
