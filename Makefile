@@ -85,9 +85,11 @@ clean:
 	rm -rf $(VENV) .data .pytest_cache .hypothesis
 
 # Fault injection, full scenarios (200 cases each, ~20-30 min on 2 cores): prints the table
-# and writes it into docs/RELIABILITY.md. `make test` runs the reduced scenarios.
+# and writes it into docs/RELIABILITY.md. `make test` runs the reduced scenarios, and fuzzes
+# the API once per phase; here the fuzzing goes on with new data for five minutes.
 faults: install
 	COLLECTIONS_FAULTS=full $(BIN)/python -m pytest tests/faults -q -p no:cacheprovider
+	COLLECTIONS_FUZZ_SECONDS=300 $(BIN)/python -m pytest tests/web/test_api_fuzz.py -q -p no:cacheprovider
 
 # Re-record the histories the replay test replays (only on purpose: see docs/UPGRADES.md).
 histories: install
