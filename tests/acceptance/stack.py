@@ -268,19 +268,25 @@ class Ledger:
 
     def start(self) -> Ledger:
         try:
-            self.start_sink()
-            self.ok("db", "upgrade")
-            self.start_worker()
-            self.start_web()
+            # the processes start side by side: each spends seconds importing
+            self.spawn_sink()
+            self.ok("db", "upgrade")  # before the worker and the console open the database
+            self.spawn_worker()
+            self.spawn_web()
+            self.await_sink()
+            self.await_worker()
+            self.await_web()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def start_sink(self, timeout: float = 30.0) -> None:
+    def spawn_sink(self) -> None:
         self.sink = subprocess.Popen([PYTHON, SINK, str(self.mail_dir), str(self.smtp_port)], stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                                      start_new_session=True)
+
+    def await_sink(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while not _listening(self.smtp_port):
             if self.sink.poll() is not None:
@@ -291,8 +297,14 @@ class Ledger:
 
     def start_worker(self, timeout: float = 90.0) -> None:
         """`starter.py worker`; ready once it polls both the workflow and the activity task queue."""
+        self.spawn_worker()
+        self.await_worker(timeout)
+
+    def spawn_worker(self) -> None:
+        self.worker = _spawn([PYTHON, STARTER, "worker"], self.env, self.dir, self.dir / "worker.log")
+
+    def await_worker(self, timeout: float = 90.0) -> None:
         log = self.dir / "worker.log"
-        self.worker = _spawn([PYTHON, STARTER, "worker"], self.env, self.dir, log)
         identity = f"{self.worker.pid}@"
         deadline = time.monotonic() + timeout
         while True:
@@ -320,9 +332,12 @@ class Ledger:
         _stop(self.worker, grace=20)
         self.worker = None
 
-    def start_web(self, timeout: float = 60.0) -> None:
+    def spawn_web(self) -> None:
+        self.web = _spawn([PYTHON, STARTER, "web", "--port", str(self.web_port)], self.env, self.dir,
+                          self.dir / "web.log")
+
+    def await_web(self, timeout: float = 60.0) -> None:
         log = self.dir / "web.log"
-        self.web = _spawn([PYTHON, STARTER, "web", "--port", str(self.web_port)], self.env, self.dir, log)
         deadline = time.monotonic() + timeout
         while True:
             if self.web.poll() is not None:
