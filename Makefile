@@ -69,10 +69,12 @@ web: install
 # Three (tried 2026-12-06) took 20.0 and 21.7 min against 22.5 with the two cores saturated:
 # too little gained for the risk of starving timing-sensitive tests.
 TEST_WORKERS ?= 2
+# Files that run on a Temporal server are handed out first (tests/conftest.py).
 # The watchdog fault jams a worker's CPU on purpose: it runs alone afterwards, so the other
 # process's tests are not starved into Temporal's 2-second deadlock detector.
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --ignore=tests/faults/test_watchdog.py
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		--ignore=tests/faults/test_watchdog.py
 	$(BIN)/python -m pytest tests/faults/test_watchdog.py
 
 test-fast: install
