@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Awaitable, Callable, Sequence
+from typing import NoReturn
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter, WithSerializationContext, WorkflowSerializationContext
@@ -193,21 +195,48 @@ EXIT_STALLED = 70  # the worker stalled more often than COLLECTIONS_WATCHDOG_RES
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 60.0  # a worker asked to stop that has not stopped by then is stalled
 _left_behind = False  # a stalled worker was replaced: its threads may never end
+# What a process that replaced itself (``replace_process``) tells its new image: how many times
+# it has done so, and the stalls of the last hour (wall clock), for COLLECTIONS_WATCHDOG_RESTARTS.
+LINEAGE_ENV = "COLLECTIONS_WATCHDOG_LINEAGE"
+HOUR_S = 3600.0
+
+
+def replaced_before() -> tuple[int, list[float]]:
+    """How many times this process has replaced itself after a stall, and when (this hour)."""
+    try:
+        lineage = json.loads(os.environ.get(LINEAGE_ENV) or "{}")
+        return int(lineage["replacements"]), [float(t) for t in lineage["stalls"]]
+    except (ValueError, TypeError, KeyError):
+        return 0, []
+
+
+def replace_process(replacements: int, stalls: list[float]) -> NoReturn:
+    """Replace this process with a new image of itself: the same PID (what a supervisor watches),
+    command line and environment, nothing else kept. A new worker in the same process would leave
+    the stalled one's threads, held slots and memory behind, and the SDK state they share; replaced
+    so, the month-end stall reproduced with starved CPUs was recovered (docs/PERFORMANCE.md). Every
+    case is durable; what the old image had in flight is retried as after a crash."""
+    os.environ[LINEAGE_ENV] = json.dumps({"replacements": replacements, "stalls": stalls})
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
 
 
 async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Callable[[Client, str], Worker],
-                    settings: Settings, stop: asyncio.Event, on_start: Callable[[Worker], None] | None = None) -> int:
+                    settings: Settings, stop: asyncio.Event, on_start: Callable[[Worker], None] | None = None,
+                    replace: Callable[[int, list[float]], NoReturn] | None = None) -> int:
     """Run a worker until ``stop``; when the liveness watchdog (app/watchdog.py) finds it stalled,
-    log the evidence, shut it down and run a new one on a new connection (every case is
-    durable: its work is taken up again from the server). ``build(client, identity)`` makes a
-    worker; ``on_start(worker)`` is called as each one starts. Returns 0 once stopped, EXIT_STALLED after more stalls within an hour than
+    log the evidence, shut it down (bounded) and replace it: with ``replace`` (``replace_process``:
+    a new image of the process), else with a new worker on a new connection in this process.
+    ``build(client, identity)`` makes a worker; ``on_start(worker)`` is called as each one starts.
+    Returns 0 once stopped, EXIT_STALLED after more stalls within an hour than
     ``settings.watchdog_restarts``: then the process should exit for its supervisor to restart
     it (the stalled worker's threads may never end, so exit with ``os._exit``)."""
     from app.watchdog import LivenessWatchdog
 
     global _left_behind
-    restarts: list[float] = []
-    generation = 0
+    generation, restarts = replaced_before() if replace is not None else (0, [])
     while True:
         client = await connect_client()
         identity = client.identity if generation == 0 else f"{client.identity}/restart-{generation}"
@@ -243,8 +272,8 @@ async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Call
         _left_behind = True
         log.error("watchdog: worker %s stalled: %s; stacks follow, then it is replaced", identity, stall)
         dump_stacks(asyncio.get_running_loop())
-        now = time.monotonic()
-        restarts = [t for t in restarts if now - t < 3600] + [now]
+        now = time.time()
+        restarts = [t for t in restarts if now - t < HOUR_S] + [now]
         try:  # a stalled worker may never finish shutting down: bounded, then left behind
             await asyncio.wait_for(asyncio.shield(worker.shutdown()), timeout=max(settings.watchdog_interval, 10.0))
         except TimeoutError:
@@ -253,7 +282,12 @@ async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Call
             log.error("watchdog: %d stalls within an hour (COLLECTIONS_WATCHDOG_RESTARTS=%d): exiting with %d",
                       len(restarts), settings.watchdog_restarts, EXIT_STALLED)
             return EXIT_STALLED
+        if stop.is_set():  # asked to stop meanwhile: no replacement
+            return 0
         generation += 1
+        if replace is not None:
+            log.error("watchdog: replacing process %d with a new image of it (replacement %d)", os.getpid(), generation)
+            replace(generation, restarts)
 
 
 async def run(settings: Settings | None = None, extra_workflows: Sequence[type] = ()) -> int:
@@ -273,7 +307,8 @@ async def run(settings: Settings | None = None, extra_workflows: Sequence[type] 
 
     dispatching = asyncio.create_task(run_dispatcher(context, stop))  # the general outbox (app/subscribers.py)
     code = await supervise(connect_client, lambda client, identity: build_worker(
-        client, context, identity=identity, extra_workflows=extra_workflows), context.settings, stop)
+        client, context, identity=identity, extra_workflows=extra_workflows), context.settings, stop,
+        replace=replace_process)
     stop.set()
     await dispatching
     finish(code)

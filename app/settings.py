@@ -64,13 +64,15 @@ class Settings(BaseSettings):
         None, ge=2, validation_alias=AliasChoices("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS"))
     # Liveness watchdog of a worker (app/watchdog.py): when its task queue has had workflow tasks
     # waiting and the worker has not polled for them for this many seconds, it is stalled: its
-    # stacks are logged and it is replaced by a new worker in the same process (0: no watchdog).
+    # stacks are logged and it is replaced: `python worker.py` by a new image of its process
+    # (worker.replace_process), the embedded stack by a new worker in its process (0: no watchdog).
     # Never less than 15 s (app/waiting.POLLER_VIEW_LAG): the server shows a worker's polls late.
     watchdog_stall_after: float = Field(120.0, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_STALL_AFTER"))
     # How often the watchdog looks at the task queue (seconds).
     watchdog_interval: float = Field(10.0, gt=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_INTERVAL"))
-    # Replacements allowed within an hour; one more stall and the process exits with status 70
-    # for its supervisor (docker compose, systemd) to restart it. 0: exit at the first stall.
+    # Replacements allowed within an hour (counted across a process's new images); one more stall
+    # and the process exits with status 70 for its supervisor (docker compose, systemd) to
+    # restart it. 0: exit at the first stall.
     watchdog_restarts: int = Field(3, ge=0, validation_alias=AliasChoices("COLLECTIONS_WATCHDOG_RESTARTS"))
 
     # The dispatcher of the general outbox (app/subscribers.py, docs/EVENTS.md): how often the

@@ -31,7 +31,7 @@ async def main(mode: str) -> None:
         from app.context import Context, connect
         from app.metrics import sdk_runtime
         from app.settings import Settings
-        from worker import build_worker, dump_stacks_on_signal, finish, supervise
+        from worker import build_worker, dump_stacks_on_signal, finish, replace_process, supervise
 
         dump_stacks_on_signal(loop)
         context = Context(Settings())
@@ -50,7 +50,7 @@ async def main(mode: str) -> None:
                 print("READY", flush=True)
 
         finish(await supervise(connect_client, lambda client, identity: build_worker(client, context, identity=identity),
-                               context.settings, stop, on_start=ready))
+                               context.settings, stop, on_start=ready, replace=replace_process))
         return
     async with worker:
         print("READY", flush=True)

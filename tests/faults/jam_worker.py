@@ -6,7 +6,8 @@ blocks its workflow-task thread for good. The SDK reports it as a deadlock after
 cannot evict it (its thread never ends), so the task slot it holds is never given back (the
 SDK's safe eviction, temporalio/worker/_workflow.py). As many of them as the worker has
 workflow-task slots leave it with every slot used and no poller: the state of the month-end
-stall. Run by the replacement worker (same process), the workflow completes at once. Which
+stall. Run by the replacement (a new image of this process, ``worker.replace_process``: it
+knows itself by ``worker.LINEAGE_ENV``), the workflow completes at once. Which
 worker runs it decides, not which workflow it is: how many jams the first worker takes
 before its slots are all held is the SDK's affair, and one it never took must not jam the
 replacement too.
@@ -15,6 +16,7 @@ replacement too.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import threading
 from pathlib import Path
@@ -23,7 +25,7 @@ from temporalio import workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-WORKERS_BUILT = [0]  # how many workers this process has built (the supervisor builds a new one after a stall)
+WORKERS_BUILT = [0]  # how many workers this process image has built
 NEVER = threading.Event()
 
 
@@ -31,7 +33,7 @@ NEVER = threading.Event()
 class JamWorkflow:
     @workflow.run
     async def run(self) -> str:
-        if WORKERS_BUILT[0] == 1:  # the first worker: jam it
+        if WORKERS_BUILT[0] == 1 and not os.environ.get("COLLECTIONS_WATCHDOG_LINEAGE"):  # the first worker: jam it
             NEVER.wait()  # blocks the workflow-task thread in C: not even the SDK's interrupt reaches it
         return "done"
 

@@ -5,8 +5,8 @@ process: the engine's worker, given 4 workflow-task slots, plus a test workflow 
 yields in the first worker (and completes in its replacement). Four of them hold every slot for good (the SDK cannot evict a
 workflow whose thread never returns), so the worker stops polling: the state of the
 month-end stall. Cases opened meanwhile wait in the task queue. The watchdog must notice,
-log the evidence, replace the worker in the same process, and every case must then open and
-every command be answered.
+log the evidence, replace the process with a new image of itself (same PID: what a supervisor
+watches does not change), and every case must then open and every command be answered.
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         stall = await wait_for_log(log_path, "watchdog: worker", 120)
         noticed = time.monotonic() - started
         assert "stalled: no workflow task taken" in stall and "backlog" in stall, stall
-        await wait_for_log(log_path, "/restart-1 polling task queue", 60)  # a new worker, in the same process
+        replacing = await wait_for_log(log_path, "watchdog: replacing process", 60)
+        assert f"replacing process {worker.pid} with a new image" in replacing, replacing
+        await wait_for_log(log_path, "/restart-1 polling task queue", 60)  # the new image's worker
         assert "pending asyncio tasks" in log_path.read_text(errors="replace")  # the stacks were dumped as evidence
 
         # every command issued during the stall is answered, every case opened, every jam done
@@ -81,7 +83,7 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         assert sorted(c["invoice_id"] for c in cases) == sorted(INVOICE_IDS)
         for jam in jams:
             assert await asyncio.wait_for(jam.result(), 120) == "done"
-        assert worker.poll() is None  # recovered in-process, still serving
+        assert worker.poll() is None  # the same process, a new image, still serving
         print(f"stall noticed {noticed:.1f} s after the cases were asked for (threshold {STALL_AFTER:.0f} s)")
         served = True
     finally:
