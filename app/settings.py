@@ -57,11 +57,12 @@ class Settings(BaseSettings):
     # sandboxed). 400 keeps a worker with 10,000 open cases near 300 MB through a month-end
     # wave (the SDK's default of 1000 took it to 400 MB); see docs/PERFORMANCE.md.
     max_cached_workflows: int = Field(400, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
-    # Workflow tasks a worker runs at once (None: the SDK's default, 100). Each runs on a thread
-    # of its own, and a task that has not yielded within 2 s of wall-clock time is failed as a
-    # deadlock by the SDK, which a CPU-starved worker can trip (docs/PERFORMANCE.md).
-    max_concurrent_workflow_tasks: int | None = Field(
-        None, ge=2, validation_alias=AliasChoices("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS"))
+    # Workflow tasks a worker runs at once (the SDK's default is 100). Each runs on a thread of
+    # its own, and a task that has not yielded within 2 s of wall-clock time is failed as a
+    # deadlock by the SDK, which a CPU-starved worker can trip. With 100, a month-end burst on
+    # starved CPUs stalled the worker in 2 of 7 runs, with 20 in none of 13 (docs/PERFORMANCE.md).
+    max_concurrent_workflow_tasks: int = Field(
+        20, ge=2, validation_alias=AliasChoices("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS"))
     # Liveness watchdog of a worker (app/watchdog.py): when its task queue has had workflow tasks
     # waiting and the worker has not polled for them for this many seconds, it is stalled: its
     # stacks are logged and it is replaced: `python worker.py` by a new image of its process
