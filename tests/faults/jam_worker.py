@@ -25,6 +25,8 @@ from temporalio import workflow
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from worker import LINEAGE_ENV  # noqa: E402 - set in the new image of a process that replaced itself
+
 WORKERS_BUILT = [0]  # how many workers this process image has built
 NEVER = threading.Event()
 
@@ -33,7 +35,7 @@ NEVER = threading.Event()
 class JamWorkflow:
     @workflow.run
     async def run(self) -> str:
-        if WORKERS_BUILT[0] == 1 and not os.environ.get("COLLECTIONS_WATCHDOG_LINEAGE"):  # the first worker: jam it
+        if WORKERS_BUILT[0] == 1 and not os.environ.get(LINEAGE_ENV):  # the first worker: jam it
             NEVER.wait()  # blocks the workflow-task thread in C: not even the SDK's interrupt reaches it
         return "done"
 
