@@ -516,7 +516,7 @@ class PaymentService:
         from temporalio.common import WorkflowIDReusePolicy
 
         from app.services import reply_dict
-        from workflows.messages import WORKFLOW_NAME, CaseInput, CommandReply
+        from workflows.messages import WORKFLOW_NAME, CaseInput
 
         policy = self.cases.ctx.policies.get(summary.policy_version)
         client = await self.cases.ctx.client()
@@ -527,7 +527,7 @@ class PaymentService:
             id=self.cases._workflow_id(summary.invoice_id), task_queue=self.cases.ctx.settings.task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
         )
-        reply = await self.cases._answer(handle, handle.execute_update("opened", result_type=CommandReply))
+        reply = await self.cases._answer(handle, self.cases.opened(handle))
         return reply_dict(reply)
 
     def _cases_of(self, payment: PaymentRow) -> list[str]:

@@ -7,8 +7,6 @@ writer of its stream and the reply is read back from durable events.
 
 from __future__ import annotations
 
-import asyncio
-import random
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -18,6 +16,7 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.imports import ImportDefaults, parse_export, read_text
+from app.waiting import execute_update
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.durations import parse_duration
@@ -365,8 +364,13 @@ class CaseService:
         handle = client.get_workflow_handle(self._workflow_id(invoice_id))
         if not started and (existing := self._existing(invoice_id)) is not None:
             return {**existing, "opened": False}
-        reply = await self._answer(handle, handle.execute_update("opened", result_type=CommandReply))
+        reply = await self._answer(handle, self.opened(handle))
         return {**reply_dict(reply), "opened": started}
+
+    @staticmethod
+    def opened(handle):
+        """The case's answer once it is open and durable (the Update ``opened``)."""
+        return execute_update(handle, "opened", id=str(uuid4()), result_type=CommandReply)
 
     def _workflow_id(self, invoice_id: str) -> str:
         return case_workflow_id(invoice_id, self.ctx.settings.workflow_id_prefix)
@@ -401,25 +405,9 @@ class CaseService:
         # Temporal answers a known Update id with its first outcome, unvalidated: the id binds the
         # command's content, so the same id with other content reaches the decider (a conflict).
         update_id = str(uuid5(command.command_id, command.model_dump_json(exclude={"actor"})))
-
-        async def deliver() -> CommandReply:
-            # The same Update id again until the workflow answers: an Update the server aborted
-            # (its workflow task was lost) may have been recorded, and is then answered as such.
-            # RESOURCE_EXHAUSTED: the server admits 10 in-flight Updates per workflow; the others
-            # back off with jitter (bounded by the command timeout) instead of failing the person.
-            pause = 0.2
-            while True:
-                try:
-                    return await handle.execute_update(update, command, id=update_id, result_type=CommandReply)
-                except RPCError as error:
-                    if error.status not in _RETRIED_RPC:
-                        raise
-                    busy = error.status == RPCStatusCode.RESOURCE_EXHAUSTED
-                await asyncio.sleep(random.uniform(pause / 2, pause) if busy else 0.2)
-                pause = min(pause * 1.5, 2.0) if busy else pause
-
+        deliver = execute_update(handle, update, command, id=update_id, result_type=CommandReply)
         try:
-            reply = await self._answer(handle, deliver())
+            reply = await self._answer(handle, deliver)
         except WorkflowUpdateFailedError as error:
             raise _domain_error(error.cause) from None
         except RPCError as error:
@@ -661,13 +649,6 @@ class CaseService:
         return {"events_replayed": replayed}
 
 
-def _retried_rpc() -> frozenset:
-    from temporalio.service import RPCStatusCode
-
-    return frozenset({RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED, RPCStatusCode.RESOURCE_EXHAUSTED})
-
-
-_RETRIED_RPC = _retried_rpc()
 
 
 def _is_uuid(value: str) -> bool:

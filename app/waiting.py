@@ -10,6 +10,7 @@ workflow task has failed and is being retried, we stop waiting and say why in on
 from __future__ import annotations
 
 import asyncio
+import random
 from typing import Any, Awaitable
 
 CHECK_EVERY = 1.0  # seconds between two looks at the execution while waiting
@@ -22,6 +23,14 @@ DEADLOCK_MARK = "TMPRL1101"
 # polling up to 9 s before (a loaded 2-core machine, dev server). A queue that has been polled
 # is judged unattended only after this long without a poll, whatever wait the caller allows.
 POLLER_VIEW_LAG = 15.0
+
+
+# The server refuses an Update outright (FAILED_PRECONDITION, WorkflowNotReadyFailure) while the
+# workflow's task is on its third attempt or later: a worker starved of CPU or being replaced
+# fails or loses a task twice, and a person's command would fail with it. Such a refusal is sent
+# again, like a busy or unreachable server; ``await_workflow`` decides when a task's failures
+# mean the workflow is stuck.
+NOT_READY_DETAIL = "WorkflowNotReadyFailure"
 
 
 class WorkflowStuck(RuntimeError):
@@ -120,3 +129,35 @@ async def _last_workflow_poll(client, task_queue: str):
         return (await look(client, task_queue, None)).last_poll
     except Exception:  # noqa: BLE001 - not knowing is not evidence of a live worker
         return None
+
+
+async def execute_update(handle, update: str, *args: Any, id: str, result_type: type) -> Any:
+    """Run the Update ``update`` on ``handle`` until the server takes it, under one ``id``.
+
+    The same id every time: an Update the server aborted (its workflow task was lost) may have
+    been recorded, and is then answered as such. Refusals that pass are sent again: the server
+    unreachable or aborting, a workflow not ready (its task failing, see ``NOT_READY_DETAIL``),
+    or RESOURCE_EXHAUSTED (the server admits 10 in-flight Updates per workflow; the others back
+    off with jitter). Callers bound it with ``await_workflow``."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    pause = 0.2
+    while True:
+        try:
+            return await handle.execute_update(update, *args, id=id, result_type=result_type)
+        except RPCError as error:
+            if not _passing(error):
+                raise
+            busy = error.status == RPCStatusCode.RESOURCE_EXHAUSTED
+        await asyncio.sleep(random.uniform(pause / 2, pause) if busy else 0.2)
+        pause = min(pause * 1.5, 2.0) if busy else pause
+
+
+def _passing(error) -> bool:
+    """Whether a refused Update may pass when sent again."""
+    from temporalio.service import RPCStatusCode
+
+    if error.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.ABORTED, RPCStatusCode.RESOURCE_EXHAUSTED):
+        return True
+    return error.status == RPCStatusCode.FAILED_PRECONDITION and any(
+        detail.type_url.endswith(NOT_READY_DETAIL) for detail in error.grpc_status.details)

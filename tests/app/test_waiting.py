@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from temporalio import workflow
+from temporalio.service import RPCError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app import waiting
@@ -44,6 +45,27 @@ class StarvedOnce:
             STARVED["left"] -= 1
             time.sleep(2.5)  # noqa: ASYNC251 - blocking on purpose: what a starved activation looks like
         return "done"
+
+
+@workflow.defn(name="StarvedAnswering")
+class StarvedAnswering:
+    """Starved like ``StarvedOnce`` while ``STARVED`` says so; answers the Update ``finish``."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    @workflow.run
+    async def run(self) -> str:
+        if STARVED["left"] > 0:
+            STARVED["left"] -= 1
+            time.sleep(2.5)  # noqa: ASYNC251 - blocking on purpose: a starved activation
+        await workflow.wait_condition(lambda: self.finished)
+        return "done"
+
+    @workflow.update
+    async def finish(self) -> str:
+        self.finished = True
+        return "finished"
 
 
 @workflow.defn(name="BusyActivation")
@@ -104,6 +126,37 @@ async def test_a_task_starved_once_is_waited_on_a_deadlock_every_time_is_reporte
         assert "failed 3 time(s)" in str(raised.value) or "failed 4 time(s)" in str(raised.value), raised.value
         STARVED["left"] = 0
         await always.terminate()
+
+
+async def test_an_update_refused_while_the_task_fails_is_sent_again_and_answered(dev_env):
+    """From its third attempt on, the server refuses an Update to a workflow whose task keeps
+    failing (a jammed worker's deadlocks failed a case's task twice, and ``case open`` failed with
+    'Workflow Task in failed state'). ``execute_update`` sends it again until the task gets through."""
+    queue = f"refused-{uuid.uuid4().hex[:6]}"
+    async with Worker(dev_env.client, task_queue=queue, workflows=[StarvedAnswering],
+                      workflow_runner=UnsandboxedWorkflowRunner()):
+        STARVED["left"] = 100
+        handle = await dev_env.client.start_workflow("StarvedAnswering", id=f"refused-{queue}", task_queue=queue)
+        await until_task_attempt(handle, 3, 60)
+        with pytest.raises(RPCError, match="Workflow Task in failed state"):
+            await handle.execute_update("finish", id="sent-once", result_type=str)  # what the person got
+        sending = asyncio.ensure_future(waiting.execute_update(handle, "finish", id="sent-again", result_type=str))
+        await asyncio.sleep(3)
+        assert not sending.done(), sending  # still trying, not failed
+        STARVED["left"] = 0
+        assert await asyncio.wait_for(sending, 60) == "finished"
+        assert await asyncio.wait_for(handle.result(), 30) == "done"
+
+
+async def until_task_attempt(handle, attempt: int, timeout: float) -> None:
+    """Until the workflow's pending task is on ``attempt`` or later."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described = (await handle.describe()).raw_description
+        if described.HasField("pending_workflow_task") and described.pending_workflow_task.attempt >= attempt:
+            return
+        assert time.monotonic() < deadline, f"the task did not reach attempt {attempt} in {timeout:.0f} s"
+        await asyncio.sleep(0.2)
 
 
 async def test_a_failing_workflow_task_is_reported_not_waited_on(dev_env):

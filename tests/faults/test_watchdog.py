@@ -78,7 +78,7 @@ async def test_a_jammed_worker_is_noticed_and_replaced_and_the_work_completes(de
         # every command issued during the stall is answered, every case opened, every jam done
         for process in opening:
             out, err = await asyncio.to_thread(process.communicate, timeout=150)
-            assert process.returncode == 0, err
+            assert process.returncode == 0, err + "\nworker log:\n" + log_path.read_text(errors="replace")[-6000:]
         cases = json.loads(cli(env, "case", "list", "--json").stdout)
         assert sorted(c["invoice_id"] for c in cases) == sorted(INVOICE_IDS)
         for jam in jams:
