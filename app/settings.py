@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
     workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
     # Case workflows a worker keeps in memory between their steps (about 300 KB each,
-    # sandboxed). 400 keeps a worker with 10,000 open cases near 300 MB through a month-end
-    # wave (the SDK's default of 1000 took it to 400 MB); see docs/PERFORMANCE.md.
-    max_cached_workflows: int = Field(400, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
+    # sandboxed). 250 keeps a worker with 10,000 open cases under 300 MB through a month-end
+    # wave (275 / 285 MB; 400 took it to 313 / 328 MB, the SDK's 1000 to 400 MB), at the same
+    # speed: 10,000 cases do not fit in any of these caches; see docs/PERFORMANCE.md.
+    max_cached_workflows: int = Field(250, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
     # Workflow tasks a worker runs at once (the SDK's default is 100). Each runs on a thread of
     # its own, and a task that has not yielded within 2 s of wall-clock time is failed as a
     # deadlock by the SDK, which a CPU-starved worker can trip. With 100, a month-end burst on

@@ -23,7 +23,9 @@ async def main():
     client = await connect(context.settings)
     before = "holidays.countries" in sys.modules
     built = worker.build_worker(client, context)
-    print(before, "holidays.countries" in sys.modules, built.config()["max_concurrent_workflow_tasks"])
+    config = built.config()
+    print(before, "holidays.countries" in sys.modules, config["max_concurrent_workflow_tasks"],
+          config["max_cached_workflows"])
 
 asyncio.run(main())
 """
@@ -31,8 +33,10 @@ asyncio.run(main())
 
 def test_a_worker_imports_the_holiday_tables_before_it_takes_work(dev_env, tmp_path):
     """And, configured by default, it runs 20 workflow tasks at once, not the SDK's 100 (with 100,
-    a burst on starved CPUs stalled it, docs/PERFORMANCE.md)."""
-    env = {**{k: v for k, v in os.environ.items() if k != "COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS"},
+    a burst on starved CPUs stalled it), and keeps 250 workflows cached, not the SDK's 1000 (each
+    costs about 300 KB; 400 took a worker with 10,000 open cases over 300 MB; docs/PERFORMANCE.md)."""
+    tuned = ("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS", "COLLECTIONS_MAX_CACHED_WORKFLOWS")
+    env = {**{k: v for k, v in os.environ.items() if k not in tuned},
            "PYTHONPATH": str(ROOT),
            "TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
            "COLLECTIONS_DATABASE_URL": f"sqlite:///{tmp_path / 'collections.db'}",
@@ -42,4 +46,4 @@ def test_a_worker_imports_the_holiday_tables_before_it_takes_work(dev_env, tmp_p
     done = subprocess.run([sys.executable, "-c", BUILD_A_WORKER], env=env, cwd=tmp_path, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.split() == ["False", "True", "20"], (done.stdout, done.stderr[-2000:])
+    assert done.stdout.split() == ["False", "True", "20", "250"], (done.stdout, done.stderr[-2000:])
