@@ -649,8 +649,6 @@ class CaseService:
         return {"events_replayed": replayed}
 
 
-
-
 def _is_uuid(value: str) -> bool:
     try:
         UUID(value)
