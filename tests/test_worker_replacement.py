@@ -5,6 +5,7 @@ worker's shutdown. The replacement itself runs in tests/faults/test_watchdog.py.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import pytest
@@ -62,8 +63,6 @@ def test_a_process_that_cannot_replace_itself_exits_for_its_supervisor(monkeypat
 async def test_a_stop_asked_for_while_the_stalled_worker_shuts_down_is_not_followed_by_a_replacement(monkeypatch):
     """SIGTERM (a deploy, the operator) during the bounded shutdown of a stalled worker: the process
     stops with 0; replacing it then would start a worker nobody asked for."""
-    import asyncio
-
     from app import watchdog
     from app.settings import Settings
 
