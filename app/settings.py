@@ -54,10 +54,11 @@ class Settings(BaseSettings):
     # docs/PERFORMANCE.md; the tests and the replay check run sandboxed either way).
     workflow_sandbox: bool = Field(True, validation_alias=AliasChoices("COLLECTIONS_WORKFLOW_SANDBOX"))
     # Case workflows a worker keeps in memory between their steps (about 300 KB each,
-    # sandboxed). 250 keeps a worker with 10,000 open cases under 300 MB through a month-end
-    # wave (275 / 285 MB; 400 took it to 313 / 328 MB, the SDK's 1000 to 400 MB), at the same
-    # speed: 10,000 cases do not fit in any of these caches; see docs/PERFORMANCE.md.
-    max_cached_workflows: int = Field(250, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
+    # sandboxed). 400 took a worker with 10,000 open cases to 313 / 328 MB through a month-end
+    # wave (the SDK's 1000 to 400 MB). 250 keeps it under 300 MB (275 / 285 MB) but made a wave
+    # of 200 cases with their mailboxes take 1.7 times as long (their steps no longer fit and
+    # are replayed): set it lower only for many thousands of open cases; docs/PERFORMANCE.md.
+    max_cached_workflows: int = Field(400, ge=0, validation_alias=AliasChoices("COLLECTIONS_MAX_CACHED_WORKFLOWS"))
     # Workflow tasks a worker runs at once (the SDK's default is 100). Each runs on a thread of
     # its own, and a task that has not yielded within 2 s of wall-clock time is failed as a
     # deadlock by the SDK, which a CPU-starved worker can trip. With 100, a month-end burst on
