@@ -225,7 +225,7 @@ def replace_process(replacements: int, stalls: list[float]) -> NoReturn:
     except OSError as error:  # the interpreter gone or replaced (an upgrade): its supervisor restarts it
         print(f"watchdog: cannot replace process {os.getpid()} ({error}): exiting with {EXIT_STALLED}",
               file=sys.stderr, flush=True)
-        os._exit(EXIT_STALLED)  # the stalled worker's threads would keep a normal exit waiting
+        exit_now(EXIT_STALLED)
 
 
 async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Callable[[Client, str], Worker],
