@@ -7,9 +7,18 @@ The way a user meets it: the worker is not running (crashed, not started, being 
 
 from __future__ import annotations
 
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.failure.v1 import Failure
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import PollWorkflowTaskQueueRequest, RespondWorkflowTaskFailedRequest
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from tests.acceptance.stack import CommandHung
 
@@ -78,4 +87,69 @@ def test_sweep_without_a_worker_fails_fast(ledger):
     swept = ledger.cli("sweep", timeout=90)
     assert swept.code == 0, str(swept)
     assert "ST-3" in ledger.cases(), "the overdue ST-3 has no case after the sweep"
+    ledger.reconcile()
+
+
+# What the SDK's deadlock detector reports for an activation starved of CPU for 2 s.
+STARVED = "[TMPRL1101] Potential deadlock detected: workflow didn't yield within 2 second(s)."
+
+
+async def starve_first_tasks(ledger, workflow_id: str, times: int) -> Client:
+    """Play a worker starved of CPU: take the workflow's first ``times`` tasks and fail each as
+    the SDK's deadlock detector does. Returns a client of the same server."""
+    client = await Client.connect(ledger.temporal.address)
+    deadline = time.monotonic() + 60
+    failed = 0
+    while failed < times:
+        assert time.monotonic() < deadline, f"the task of {workflow_id} was not polled {times} times within 60 s"
+        task = await client.workflow_service.poll_workflow_task_queue(PollWorkflowTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=ledger.task_queue), identity="starved-worker"),
+            timeout=timedelta(seconds=70))
+        if not task.task_token or task.workflow_execution.workflow_id != workflow_id:
+            continue  # another workflow's task: it times out and comes back to the real worker
+        await client.workflow_service.respond_workflow_task_failed(RespondWorkflowTaskFailedRequest(
+            namespace=client.namespace, task_token=task.task_token, identity="starved-worker",
+            cause=WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE,
+            failure=Failure(message=STARVED)))
+        failed += 1
+    return client
+
+
+async def refused_while_failing(client: Client, workflow_id: str) -> str:
+    """The pending task's attempt, after checking that the server now refuses any Update."""
+    described = await client.get_workflow_handle(workflow_id).describe()
+    attempt = described.raw_description.pending_workflow_task.attempt
+    try:
+        await client.get_workflow_handle(workflow_id).execute_update("opened", rpc_timeout=timedelta(seconds=10))
+    except RPCError as refusal:
+        assert refusal.status == RPCStatusCode.FAILED_PRECONDITION, refusal
+        return f"attempt {attempt}: {refusal.message}"
+    raise AssertionError(f"the server took an Update while the case's task was on attempt {attempt}")
+
+
+def test_case_open_outlasts_a_starved_worker_failing_the_case_s_first_tasks(ledger):
+    """From a workflow task's third attempt on, the server refuses Updates outright (CI met it while
+    a jammed worker was being replaced). `case open`, typed as usual, sends its Update again until a
+    healthy worker runs the task, then exits 0 with the case open once."""
+    ledger.import_invoices([row("ST-4", "640.00", -6)])
+    workflow_id = f"{ledger.prefix}case-ST-4"
+    ledger.stop_worker()
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            opening = pool.submit(ledger.cli, "case", "open", "ST-4", timeout=150,
+                                  env={"COLLECTIONS_COMMAND_TIMEOUT": "120"})
+            client = asyncio.run(starve_first_tasks(ledger, workflow_id, times=2))
+            refusal = asyncio.run(refused_while_failing(client, workflow_id))
+            assert "attempt 3" in refusal and "Workflow Task in failed state" in refusal, refusal
+            time.sleep(5)  # the command resends meanwhile (every 0.2-2 s), and is refused each time
+            assert not opening.done(), f"`case open` gave up while the worker was starved:\n{opening.result()}"
+            ledger.start_worker()
+            opened = opening.result()
+    finally:
+        if ledger.worker is None:
+            ledger.start_worker()
+    assert opened.code == 0, f"{opened}\n{ledger.logs()}"
+    assert opened.json["invoice_id"] == "ST-4" and opened.json["balance"] == "640.00", opened.json
+    shown = ledger.case("ST-4")
+    assert [e["type"] for e in shown["events"]].count("CaseOpened") == 1, shown["events"]
     ledger.reconcile()
