@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import date
+from datetime import date, datetime
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,9 +12,11 @@ from app.context import Context
 from app.waiting import await_workflow
 from domain.errors import DomainError, shown
 from domain.users import Actor
+from store.ledger import SweepReads
 from workflows.sweep import SWEEP_WORKFLOW, SweepInput, SweepProgress
 
 DEFAULT_CRON = "0 6 * * *"
+RECORDING_POLL = 0.5  # seconds between two counts of the openings recorded
 
 
 def summary(progress: SweepProgress) -> dict:
@@ -42,8 +44,10 @@ def _zone(name: str) -> str:
 
 
 async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[SweepProgress], None] | None = None,
-                    page_size: int = 500, timezone: str = "UTC") -> dict:
-    """Run the sweep now; without ``as_of`` it sweeps for today in ``timezone``."""
+                    page_size: int = 500, timezone: str = "UTC",
+                    on_recording: Callable[[int, int], None] | None = None) -> dict:
+    """Run the sweep now; without ``as_of`` it sweeps for today in ``timezone``. It returns once
+    the cases it opened have recorded their opening (``openings_recorded``)."""
     ctx.policy()  # a broken policy file is reported here, not inside the workflow
     client = await ctx.client()
     settings = ctx.settings
@@ -71,7 +75,35 @@ async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[Swe
     final = result.result()
     if on_progress:
         on_progress(final)
-    return summary(final)
+    described = await handle.describe()
+    left = await openings_recorded(ctx, described.start_time, final.opened, on_recording)
+    return {**summary(final), "openings_not_yet_recorded": left}
+
+
+async def openings_recorded(ctx: Context, since: datetime, opened: int,
+                            on_recording: Callable[[int, int], None] | None = None) -> int:
+    """Wait until the ``opened`` cases a sweep started at ``since`` have recorded their opening.
+
+    The sweep's workflow is done once its cases are started; each case records its opening when
+    the worker runs its first task, up to minutes later after a large sweep. Whoever ran the
+    sweep then lists the cases, so the command waits while the count grows, and gives up once
+    it has not grown for COLLECTIONS_COMMAND_TIMEOUT seconds (a stopped worker). Cases opened
+    meanwhile by anything else count too: the count is a floor, never a wait for nothing.
+    Returns how many had not recorded their opening (0 normally)."""
+    reads = SweepReads(ctx.db)
+    loop = asyncio.get_running_loop()
+    recorded, last_change = -1, loop.time()
+    while True:
+        now = await asyncio.to_thread(reads.cases_opened_since, since)
+        if now != recorded:
+            recorded, last_change = now, loop.time()
+            if on_recording:
+                on_recording(min(recorded, opened), opened)
+        if recorded >= opened:
+            return 0
+        if loop.time() - last_change > ctx.settings.command_timeout:
+            return opened - recorded
+        await asyncio.sleep(RECORDING_POLL)
 
 
 async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor | None = None,

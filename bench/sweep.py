@@ -3,8 +3,9 @@
 One engine worker process (``python -m bench.worker engine``) and the dev server in memory:
 
 5. Sweep: a ledger of 100,000 invoices of which 10,000 are overdue (the rest not yet due) is
-   swept with ``app.sweeps.run_sweep`` (the `sweep` command): time until the sweep workflow is
-   done, and until every overdue invoice's case is open (its CaseOpened projected).
+   swept with ``app.sweeps.run_sweep`` (the `sweep` command): time until it returns (once the
+   cases it opened have recorded their opening), and until every overdue invoice's case is open
+   (its CaseOpened projected).
 4. Footprint: the worker's resident memory with those 10,000 cases open and waiting on their
    first notice's timer, then after the month-end wave in which every one of them sends that
    notice to the SMTP sink, and the wave's notices per second. As on a real month-end morning
@@ -230,7 +231,7 @@ async def run(quick: bool = False, profile: bool = False, sizes: tuple[int, int]
         name=f"sweep {total:,} invoices, open the {overdue:,} overdue", value=round(open_rate, 1),
         unit="cases opened/s", baseline=round(base, 1), baseline_name="bare 3-activity workflows/s",
         ratio=ratio(open_rate, base),
-        note=f"{stalled['open']}sweep workflow {'given up' if open_stalled else 'done'} after {sweep_s:.1f} s, "
+        note=f"{stalled['open']}`sweep` {'given up' if open_stalled else 'returned'} after {sweep_s:.1f} s, "
              f"{n_opened:,} cases open (CaseOpened projected) "
              f"in {open_s:.1f} s; {note}",
         extra={"sweep_s": round(sweep_s, 1), "all_open_s": round(open_s, 1), "summary": summary, "bare": bare},

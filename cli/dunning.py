@@ -38,6 +38,10 @@ def show_sweep(result: dict) -> None:
     print_table(table)
     for invoice_id, why in result["failures"].items():
         console.print(f"  [red]{invoice_id}[/red]: {why}")
+    if result.get("openings_not_yet_recorded"):
+        console.print(f"[yellow]{result['openings_not_yet_recorded']} of the cases opened had not recorded their "
+                      "opening when the worker stopped making progress[/yellow]; `case list` shows them once they "
+                      "have (is the worker running?)")
     if result.get("internal_notifications_sent") is not None:
         console.print(f"internal notifications sent: {result['internal_notifications_sent']} (`notify log` lists them)")
 
@@ -62,17 +66,25 @@ def sweep(
 
 
 async def _with_progress(s: CaseService, day: date | None, page_size: int) -> dict:
+    """The sweep's progress over the overdue invoices, then over the openings its cases record."""
     from app.sweeps import run_sweep
 
-    columns = (TextColumn("sweeping"), BarColumn(), MofNCompleteColumn(), TextColumn("overdue invoices"),
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[what]}"),
                TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as bar:
-        task = bar.add_task("sweep", total=None)
+        task = bar.add_task("sweeping", total=None, what="overdue invoices")
+        recording = None
 
         def update(progress) -> None:
             bar.update(task, total=progress.plan.overdue, completed=progress.processed)
 
-        return await run_sweep(s.ctx, day, update, page_size=page_size)
+        def recorded(done: int, opened: int) -> None:
+            nonlocal recording
+            if recording is None:
+                recording = bar.add_task("recorded", total=opened, what="openings of the cases opened")
+            bar.update(recording, completed=done)
+
+        return await run_sweep(s.ctx, day, update, page_size=page_size, on_recording=recorded)
 
 
 @schedule_app.command("create")

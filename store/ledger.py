@@ -269,6 +269,12 @@ class SweepReads:
                          language=m["language"], timezone=m["timezone"]),
                 RiskGrade(m["scored_grade"] or m["risk_grade"]))
 
+    def cases_opened_since(self, since: datetime) -> int:
+        """How many cases (of either kind) recorded their opening at or after ``since``."""
+        query = select(func.count()).select_from(case_summary).where(case_summary.c.opened_at >= since)
+        with self.db.read() as session:
+            return session.execute(query).scalar_one()
+
     def with_case(self, invoice_ids: Iterable[str]) -> set[str]:
         """Those of ``invoice_ids`` (or advance request ids) that have a case."""
         ids = list(invoice_ids)

@@ -116,3 +116,17 @@ def test_no_open_case_waits_on_nobody(ledger):
     """Run last in the module: whatever the commands above left open has a timer or an owned item."""
     assert ledger.ok("report", "stuck") == []
     assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout
+
+
+def test_every_case_the_sweep_reports_opened_is_listed_once_it_returns(ledger):
+    """A person runs `sweep`, then `case list`: the cases the sweep counted are there. The sweep's
+    workflow is done once its cases are started; each case records its opening a moment later
+    (seconds behind for a few hundred cases), and `sweep` waits for that."""
+    ids = [f"SWB-{k:03d}" for k in range(250)]
+    ledger.import_invoices([invoice(i, "210.00", -3 - k % 20) for k, i in enumerate(ids)])
+    swept = ledger.ok("sweep", timeout=SWEEP_TIMEOUT * 2)
+    listed = ledger.cases()
+    assert swept["cases_opened"] == len(ids) and swept["openings_not_yet_recorded"] == 0, swept
+    missing = sorted(set(ids) - set(listed))
+    assert not missing, f"`sweep` said {swept['cases_opened']} cases opened; `case list` right after lacks {missing}"
+    ledger.reconcile()
