@@ -1,0 +1,27 @@
+"""`sweep` waits for the openings of the cases it started; a worker that stops recording them
+makes it give up after the command timeout without growth, saying how many are missing."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+from app.sweeps import openings_recorded
+
+
+async def test_openings_that_never_come_are_given_up_after_the_timeout_without_growth(make_context, sqlite_url):
+    context = make_context(sqlite_url, command_timeout=1.5)
+    seen: list[tuple[int, int]] = []
+    started = time.monotonic()
+    missing = await openings_recorded(context, datetime.now(timezone.utc) - timedelta(minutes=1), 3,
+                                      lambda done, opened: seen.append((done, opened)))
+    waited = time.monotonic() - started
+    assert missing == 3 and seen == [(0, 3)], (missing, seen)
+    assert 1.5 <= waited < 5, waited
+
+
+async def test_nothing_to_wait_for_returns_at_once(make_context, sqlite_url):
+    context = make_context(sqlite_url, command_timeout=30)
+    started = time.monotonic()
+    assert await openings_recorded(context, datetime.now(timezone.utc), 0) == 0
+    assert time.monotonic() - started < 2
