@@ -97,6 +97,7 @@ class SweepPlan(_Model):
     not_due: int
     paid: int
     overdue: int  # overdue and unpaid: the invoices the pages walk through
+    started_at: datetime | None = None  # the sweep's start (server time); None in plans recorded before it
 
 
 class SweepPageRequest(_Model):

@@ -48,7 +48,7 @@ class SweepActivities:
         counts = self.reads.counts(cutoff)
         return SweepPlan(
             as_of=as_of, cutoff=cutoff, policy_version=policy.version, scanned=counts.scanned,
-            not_due=counts.not_due, paid=counts.paid, overdue=counts.overdue,
+            not_due=counts.not_due, paid=counts.paid, overdue=counts.overdue, started_at=request.started_at,
         )
 
     @activity.defn(name=SWEEP_PAGE)

@@ -75,8 +75,8 @@ async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[Swe
     final = result.result()
     if on_progress:
         on_progress(final)
-    described = await handle.describe()
-    left = await openings_recorded(ctx, described.start_time, final.opened, on_recording)
+    started = final.plan.started_at
+    left = await openings_recorded(ctx, started, final.opened, on_recording) if started is not None else 0
     return {**summary(final), "openings_not_yet_recorded": left}
 
 
