@@ -94,9 +94,9 @@ async def openings_recorded(ctx: Context, since: datetime, opened: int,
     loop = asyncio.get_running_loop()
     recorded, last_change = -1, loop.time()
     while True:
-        now = await asyncio.to_thread(reads.cases_opened_since, since)
-        if now != recorded:
-            recorded, last_change = now, loop.time()
+        count = await asyncio.to_thread(reads.cases_opened_since, since)
+        if count != recorded:
+            recorded, last_change = count, loop.time()
             if on_recording:
                 on_recording(min(recorded, opened), opened)
         if recorded >= opened:

@@ -115,8 +115,10 @@ async def starve_first_tasks(ledger, workflow_id: str, times: int) -> Client:
     return client
 
 
-async def refused_while_failing(client: Client, workflow_id: str) -> str:
-    """The pending task's attempt, after checking that the server now refuses any Update."""
+async def refused_while_failing(ledger, workflow_id: str) -> str:
+    """Fail the workflow's first two tasks (``starve_first_tasks``); return the pending task's
+    attempt, after checking that the server now refuses any Update."""
+    client = await starve_first_tasks(ledger, workflow_id, times=2)
     described = await client.get_workflow_handle(workflow_id).describe()
     attempt = described.raw_description.pending_workflow_task.attempt
     try:
@@ -138,8 +140,7 @@ def test_case_open_outlasts_a_starved_worker_failing_the_case_s_first_tasks(ledg
         with ThreadPoolExecutor(1) as pool:
             opening = pool.submit(ledger.cli, "case", "open", "ST-4", timeout=150,
                                   env={"COLLECTIONS_COMMAND_TIMEOUT": "120"})
-            client = asyncio.run(starve_first_tasks(ledger, workflow_id, times=2))
-            refusal = asyncio.run(refused_while_failing(client, workflow_id))
+            refusal = asyncio.run(refused_while_failing(ledger, workflow_id))
             assert "attempt 3" in refusal and "Workflow Task in failed state" in refusal, refusal
             time.sleep(5)  # the command resends meanwhile (every 0.2-2 s), and is refused each time
             assert not opening.done(), f"`case open` gave up while the worker was starved:\n{opening.result()}"
