@@ -2,9 +2,11 @@
 while its task queue has work waiting (the month-end stall, docs/PERFORMANCE.md).
 
 The evidence is the server's: ``DescribeTaskQueue`` on the workflow task queue with its
-backlog statistics and its pollers. A live worker polls again as soon as one of its workflow
-task slots is free, so while the queue has a backlog its poller's last access time keeps
-moving, however busy it is. A worker whose slots are all held by activations that never
+backlog statistics, and on each of its partitions for its pollers (a server splits a queue
+into partitions, four on the dev server; each poll lands on one of them, and the root alone
+showed a worker draining a backlog as not polling for over 15 s). A live worker polls again
+as soon as one of its workflow task slots is free, so while the queue has a backlog its
+poller's last access time keeps moving, however busy it is. A worker whose slots are all held by activations that never
 complete (what the stall looked like: every slot used, pollers 0, thousands of tasks queued)
 polls no more; when the backlog has not been empty and this worker has not polled for
 ``stall_after`` seconds, the worker is stalled.
@@ -23,7 +25,7 @@ from datetime import datetime, timedelta, timezone
 
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, ListTaskQueuePartitionsRequest
 from temporalio.client import Client
 
 from app.waiting import POLLER_VIEW_LAG
@@ -48,17 +50,33 @@ class QueueView:
 
 async def look(client: Client, task_queue: str, identity: str | None) -> QueueView:
     """The workflow task queue as the server sees it; ``last_poll`` is ``identity``'s last poll
-    (None: any worker's)."""
-    reply = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
-                                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-                                 report_stats=True, report_pollers=True),
-        timeout=timedelta(seconds=10))
-    mine = [p.last_access_time.ToDatetime(tzinfo=timezone.utc) for p in reply.pollers
+    on any of the queue's partitions (None: any worker's)."""
+    reply = await _describe(client, task_queue, stats=True)
+    pollers = list(reply.pollers)
+    for partition in await _other_partitions(client, task_queue):
+        pollers += (await _describe(client, partition, stats=False)).pollers
+    mine = [p.last_access_time.ToDatetime(tzinfo=timezone.utc) for p in pollers
             if identity is None or p.identity == identity]
     stats = reply.stats
     return QueueView(backlog=stats.approximate_backlog_count, backlog_age_s=stats.approximate_backlog_age.ToTimedelta()
                      .total_seconds(), dispatch_rate=stats.tasks_dispatch_rate, last_poll=max(mine) if mine else None)
+
+
+async def _describe(client: Client, task_queue: str, *, stats: bool):
+    """One partition's view (statistics only from the root, which sums them up)."""
+    return await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+                                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+                                 report_stats=stats, report_pollers=True),
+        timeout=timedelta(seconds=10))
+
+
+async def _other_partitions(client: Client, task_queue: str) -> list[str]:
+    """The names of the workflow task queue's partitions other than its root."""
+    reply = await client.workflow_service.list_task_queue_partitions(
+        ListTaskQueuePartitionsRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue)),
+        timeout=timedelta(seconds=10))
+    return [p.key for p in reply.workflow_task_queue_partitions if p.key != task_queue]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,38 @@
+"""The watchdog and the waiting commands judge a worker on its polls as the server shows them.
+The server splits a task queue into partitions (four on the dev server) and each poll lands on
+one of them: the root partition alone showed a worker draining a backlog as not polling for over
+15 s, and CI reported a task waiting behind a busy worker as 'no worker'. ``look`` reads them all."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import ListTaskQueuePartitionsRequest, PollWorkflowTaskQueueRequest
+
+from app.watchdog import look
+
+POLLERS = 12  # each long poll lands on a partition at random: all 12 on the root is (1/4)^12
+
+
+async def test_every_worker_s_poll_is_seen_whichever_partition_it_lands_on(dev_env):
+    client = dev_env.client
+    queue = f"partitioned-{uuid.uuid4().hex[:6]}"
+    partitions = await client.workflow_service.list_task_queue_partitions(
+        ListTaskQueuePartitionsRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue)))
+    assert len(partitions.workflow_task_queue_partitions) > 1, "the server does not split the queue: nothing to prove"
+    identities = [f"poller-{i}" for i in range(POLLERS)]
+    polls = [asyncio.ensure_future(client.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), identity=identity),
+        timeout=timedelta(seconds=70))) for identity in identities]
+    try:
+        await asyncio.sleep(2)  # the polls reach their partitions and wait there (no task comes)
+        unseen = [identity for identity in identities if (await look(client, queue, identity)).last_poll is None]
+        assert unseen == [], f"polls the server holds but the view missed: {unseen}"
+        assert (await look(client, queue, None)).last_poll is not None
+    finally:
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
