@@ -27,6 +27,7 @@ from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest, ListTaskQueuePartitionsRequest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from app.waiting import POLLER_VIEW_LAG
 
@@ -72,10 +73,15 @@ async def _describe(client: Client, task_queue: str, *, stats: bool):
 
 
 async def _other_partitions(client: Client, task_queue: str) -> list[str]:
-    """The names of the workflow task queue's partitions other than its root."""
-    reply = await client.workflow_service.list_task_queue_partitions(
-        ListTaskQueuePartitionsRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue)),
-        timeout=timedelta(seconds=10))
+    """The names of the workflow task queue's partitions other than its root (none when the
+    server does not list them: a namespace's API key may not be allowed to)."""
+    try:
+        reply = await client.workflow_service.list_task_queue_partitions(
+            ListTaskQueuePartitionsRequest(namespace=client.namespace, task_queue=TaskQueue(name=task_queue)),
+            timeout=timedelta(seconds=10))
+    except RPCError as refused:
+        log.debug("cannot list the partitions of %s (%s): the root's pollers only", task_queue, refused)
+        return []
     return [p.key for p in reply.workflow_task_queue_partitions if p.key != task_queue]
 
 
