@@ -22,6 +22,7 @@ from rich.table import Table
 
 from app.context import Context
 from app.services import CaseService
+from cli.helptext import reflow_tree
 from domain.errors import DomainError
 from domain.inputs import parse_date
 
@@ -621,8 +622,11 @@ def _article(words: str) -> str:
 def _click_command():
     """The command tree, built once per process: building it reads every command's signature
     (about 0.1 s), and both the token check and the run need it. Calling it directly is what
-    ``app(...)`` does, less typer's pretty tracebacks, which this app turns off."""
-    return typer.main.get_command(app)
+    ``app(...)`` does, less typer's pretty tracebacks, which this app turns off. Its help is
+    reflowed for the terminal's width (``cli.helptext``)."""
+    root = typer.main.get_command(app)
+    reflow_tree(root)
+    return root
 
 
 def _command_path(args: list[str]) -> str:
