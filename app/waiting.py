@@ -20,9 +20,10 @@ CHECK_EVERY = 1.0  # seconds between two looks at the execution while waiting
 DEADLOCK_FAILURES_TOLERATED = 3
 DEADLOCK_MARK = "TMPRL1101"
 # The server's view of a queue's pollers lags: a worker polling every second was shown as last
-# polling up to 9 s before (a loaded 2-core machine, dev server; the root partition's view alone,
-# which app/watchdog.py::look now completes with the other partitions'). A queue that has been polled
-# is judged unattended only after this long without a poll, whatever wait the caller allows.
+# polling up to 9 s before (a loaded 2-core machine, dev server; that was the root partition's
+# view alone, which app/watchdog.py::look now completes with the other partitions'). A queue
+# that has been polled is judged unattended only after this long without a poll, whatever wait
+# the caller allows.
 POLLER_VIEW_LAG = 15.0
 
 

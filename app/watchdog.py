@@ -6,10 +6,10 @@ backlog statistics, and on each of its partitions for its pollers (a server spli
 into partitions, four on the dev server; each poll lands on one of them, and the root alone
 showed a worker draining a backlog as not polling for over 15 s). A live worker polls again
 as soon as one of its workflow task slots is free, so while the queue has a backlog its
-poller's last access time keeps moving, however busy it is. A worker whose slots are all held by activations that never
-complete (what the stall looked like: every slot used, pollers 0, thousands of tasks queued)
-polls no more; when the backlog has not been empty and this worker has not polled for
-``stall_after`` seconds, the worker is stalled.
+poller's last access time keeps moving, however busy it is. A worker whose slots are all held
+by activations that never complete (what the stall looked like: every slot used, pollers 0,
+thousands of tasks queued) polls no more; when the backlog has not been empty and this worker
+has not polled for ``stall_after`` seconds, the worker is stalled.
 
 Only the workflow task queue is watched: activity work is not what stalls, and the activity
 pollers kept polling through every stall seen.
@@ -53,9 +53,9 @@ async def look(client: Client, task_queue: str, identity: str | None) -> QueueVi
     """The workflow task queue as the server sees it; ``last_poll`` is ``identity``'s last poll
     on any of the queue's partitions (None: any worker's)."""
     reply = await _describe(client, task_queue, stats=True)
-    pollers = list(reply.pollers)
-    for partition in await _other_partitions(client, task_queue):
-        pollers += (await _describe(client, partition, stats=False)).pollers
+    others = await asyncio.gather(*(_describe(client, partition, stats=False)
+                                    for partition in await _other_partitions(client, task_queue)))
+    pollers = [p for view in (reply, *others) for p in view.pollers]
     mine = [p.last_access_time.ToDatetime(tzinfo=timezone.utc) for p in pollers
             if identity is None or p.identity == identity]
     stats = reply.stats
