@@ -67,7 +67,8 @@ ERROR_STATUSES = {
 def error_responses(*extra: int) -> dict[int, dict]:
     """The ``responses=`` of a route: every error status it may answer, with the shared error model."""
     codes = sorted({*ERROR_STATUSES, *extra})
-    described = {**ERROR_STATUSES, 413: "The uploaded file is too large"}
+    described = {**ERROR_STATUSES, 413: "The uploaded file is too large",
+                 415: "The file was sent as a form upload; send it as the request body"}
     return {code: {"model": ErrorBody, "description": described[code]} for code in codes}
 
 

@@ -255,7 +255,7 @@ async def reject(approval_id: str, body: DecisionBody, svc: Service, user: calle
 
 @endpoint("POST", "/invoices/import", "invoices.import",
           summary=("Import invoices, credit notes and customers from an ERP export (CSV, the request body): "
-                   "all rows or none; changes of known invoices reach their open cases (docs/IMPORT.md)"), errors=(413,),
+                   "all rows or none; changes of known invoices reach their open cases (docs/IMPORT.md)"), errors=(413, 415),
           openapi_extra={"requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}})
 async def import_invoices(request: Request, svc: Service, user: caller("invoices.import"),
                           reason: Annotated[str | None, Query(max_length=500, description=(
@@ -265,7 +265,13 @@ async def import_invoices(request: Request, svc: Service, user: caller("invoices
 
 
 async def read_csv_body(request: Request) -> str:
-    """The uploaded CSV as text: bounded in size, UTF-8, not empty."""
+    """The uploaded file as text: the request body itself (not a form upload), bounded in size,
+    UTF-8, not empty."""
+    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+        # `curl -F file=@x.csv` wraps the file in a form; read as the file, the envelope's
+        # boundary lines came back as "missing column(s) invoice_id, customer_id, ...".
+        raise ApiError(415, "send the file itself as the request body (e.g. curl --data-binary @invoices.csv "
+                            "-H 'Content-Type: text/csv'), not as a form upload", "file")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_IMPORT_BYTES:
         raise ApiError(413, f"the file is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB", "file")

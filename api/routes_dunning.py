@@ -67,7 +67,7 @@ STATEMENT_MEDIA_TYPES = {
 @endpoint("POST", "/payments/import", "payments.import",
           summary="Import a bank file: CSV (payment_id, received_on, amount, currency, payer, reference), "
                   "camt.053/054 XML or MT940, told apart by content (docs/IMPORT.md)",
-          errors=(413,),
+          errors=(413, 415),
           openapi_extra={"requestBody": {"required": True, "content": STATEMENT_MEDIA_TYPES}})
 async def import_payments(request: Request, svc: Service, user: caller("payments.import"),
                           reason: Annotated[str | None, Query(max_length=500, description=(

@@ -136,6 +136,11 @@ async def test_every_bad_input_is_refused_clearly_and_changes_nothing(web: Web):
         ("import: empty body", S, "POST", "/api/invoices/import", {"content": b""}, 400, "empty"),
         ("import: binary", S, "POST", "/api/invoices/import", {"content": b"\x89PNG\r\n\x1a\n" + bytes(range(256))},
          400, "not UTF-8"),
+        ("import: a form upload", S, "POST", "/api/invoices/import",
+         {"files": {"file": ("invoices.csv", csv(GOOD_ROW), "text/csv")}}, 415, "not as a form upload"),
+        ("bank file: a form upload", S, "POST", "/api/payments/import",
+         {"files": {"file": ("bank.csv", b"payment_id,received_on,amount,currency,payer,reference\n", "text/csv")}},
+         415, "not as a form upload"),
     ]
     assert len(entries) >= 40 and len({e[0] for e in entries}) == len(entries)
     failures = []
