@@ -162,9 +162,9 @@ async def run(quick: bool = False, profile: bool = False, sizes: tuple[int, int]
             bare = await bare_round(server, directory, 200 if quick else 500, "sweep-bare")
             # every first notice waits for the send window, which opens after the whole sweep
             # (near midnight, when no window fits: due a fixed time after each case opens)
-            open_rate = OPEN_SHARE_OF_BARE * bare["rate"]
-            window = wave_moment(datetime.now(timezone.utc), overdue, open_rate)
-            wave_after = int(30 + overdue / open_rate)
+            expected_rate = OPEN_SHARE_OF_BARE * bare["rate"]
+            window = wave_moment(datetime.now(timezone.utc), overdue, expected_rate)
+            wave_after = int(30 + overdue / expected_rate)
             policy_path = directory / "policy.toml"
             policy_path.write_text(policy_text(window, wave_after))
             keys = payload_keys()
