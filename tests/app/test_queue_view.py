@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -17,6 +18,21 @@ from temporalio.service import RPCError, RPCStatusCode
 from app.watchdog import look
 
 POLLERS = 12  # each long poll lands on a partition at random: all 12 on the root is (1/4)^12
+
+
+@asynccontextmanager
+async def polls_held(client, queue: str, identities: list[str]):
+    """One long poll on ``queue`` per identity (a name may repeat), held open while in the block;
+    no task comes, so each waits on the partition it landed on."""
+    polls = [asyncio.ensure_future(client.workflow_service.poll_workflow_task_queue(
+        PollWorkflowTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), identity=identity),
+        timeout=timedelta(seconds=70))) for identity in identities]
+    try:
+        yield
+    finally:
+        for poll in polls:
+            poll.cancel()
+        await asyncio.gather(*polls, return_exceptions=True)
 
 
 async def until_seen(client, queue: str, identities: list[str], timeout: float = 20.0) -> list[str]:
@@ -37,17 +53,10 @@ async def test_every_worker_s_poll_is_seen_whichever_partition_it_lands_on(dev_e
         ListTaskQueuePartitionsRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue)))
     assert len(partitions.workflow_task_queue_partitions) > 1, "the server does not split the queue: nothing to prove"
     identities = [f"poller-{i}" for i in range(POLLERS)]
-    polls = [asyncio.ensure_future(client.workflow_service.poll_workflow_task_queue(
-        PollWorkflowTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), identity=identity),
-        timeout=timedelta(seconds=70))) for identity in identities]
-    try:
-        unseen = await until_seen(client, queue, identities)  # the polls wait on their partitions (no task comes)
+    async with polls_held(client, queue, identities):
+        unseen = await until_seen(client, queue, identities)
         assert unseen == [], f"polls the server holds but the view missed: {unseen}"
         assert (await look(client, queue, None)).last_poll is not None
-    finally:
-        for poll in polls:
-            poll.cancel()
-        await asyncio.gather(*polls, return_exceptions=True)
 
 
 async def test_a_server_that_does_not_list_partitions_still_shows_the_root_s_pollers(dev_env, monkeypatch):
@@ -60,13 +69,6 @@ async def test_a_server_that_does_not_list_partitions_still_shows_the_root_s_pol
         raise RPCError("Request unauthorized.", RPCStatusCode.PERMISSION_DENIED, b"")
 
     monkeypatch.setattr(client.workflow_service, "list_task_queue_partitions", refused)
-    polls = [asyncio.ensure_future(client.workflow_service.poll_workflow_task_queue(
-        PollWorkflowTaskQueueRequest(namespace=client.namespace, task_queue=TaskQueue(name=queue), identity="poller"),
-        timeout=timedelta(seconds=70))) for _ in range(3 * POLLERS)]
-    try:
+    async with polls_held(client, queue, ["poller"] * 3 * POLLERS):
         assert await until_seen(client, queue, ["poller"]) == []  # none of 36 polls on the root: 0.75^36
         assert (await look(client, queue, "poller")).backlog == 0
-    finally:
-        for poll in polls:
-            poll.cancel()
-        await asyncio.gather(*polls, return_exceptions=True)
