@@ -5,11 +5,15 @@ paragraph, and inside the first one too in a group's list of commands; help writ
 columns came out ragged in an 80-column terminal ("... credit note, due" / "date, cancelled").
 Each paragraph is reflowed into one line for Rich to wrap at the terminal's width; a paragraph
 that is laid out on purpose (Click's ``\\b`` marker, indented lines, a list) is left as written.
+It also shows every on/off flag (``--json``, ``--help``) with no ``<bool>`` type beside it: a flag
+takes no value, and Typer's type column suggested one.
 """
 
 from __future__ import annotations
 
 import inspect
+
+from typer import Context
 
 
 def reflowed(text: str | None) -> str | None:
@@ -27,7 +31,16 @@ def _laid_out(paragraph: str) -> bool:
 
 def reflow_tree(command) -> None:
     """Reflow the help of ``command`` (a Click command, as Typer builds it) and of every
-    command under it."""
+    command under it, and blank the type shown beside each of their flags."""
     command.help = reflowed(command.help)
+    _untyped_flags(command)
     for sub in getattr(command, "commands", {}).values():
         reflow_tree(sub)
+
+
+def _untyped_flags(command) -> None:
+    # The help option is made on first use and kept by the command: making it here (with the
+    # default option names, which this CLI keeps) is what lets its type be blanked too.
+    for param in [*command.params, command.get_help_option(Context(command))]:
+        if getattr(param, "is_bool_flag", False) and param.metavar is None:
+            param.metavar = ""

@@ -45,3 +45,10 @@ def test_reflowing_joins_the_lines_of_a_paragraph_and_keeps_paragraphs_and_layou
     assert reflowed(laid_out) == laid_out
     assert reflowed("\b\nkept\nas is") == "\b\nkept\nas is"
     assert reflowed(None) is None
+
+
+def test_a_flag_shows_no_value_type_and_an_option_keeps_its_type():
+    lines = shown_help("case", "list", columns=80)
+    flags = [line for line in lines if line.startswith(("--json", "--help"))]
+    assert len(flags) == 2 and not any("<bool>" in line for line in flags), "\n".join(lines)
+    assert any(line.startswith("--status") and "<str>" in line for line in lines), "\n".join(lines)
