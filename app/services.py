@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.context import Context
 from app.imports import ImportDefaults, parse_export, read_text
@@ -81,6 +81,7 @@ def approval_dict(row: Any) -> dict:
         "sla_due_at": m["sla_due_at"].isoformat() if m["sla_due_at"] else None,
         "status": m["status"],
         "decided_by": m["decided_by"],
+        "decided_at": m["decided_at"].isoformat() if m["decided_at"] else None,
         "decision": m["decision"],
         # a reduction's: what the case had been reduced by alone before; it counted against the threshold
         "reduced_alone": _money(m["reduced_alone_minor"], m["currency"]) if m["reduced_alone_minor"] else None,
@@ -327,9 +328,11 @@ class CaseService:
         return {case_id: loaded[version] for case_id, version in versions.items()}
 
     def recent_decisions(self, limit: int = 20) -> list[dict]:
-        """The latest decided approvals and escalations, newest first."""
+        """The latest decided approvals and escalations, the last decided first (escalations
+        decided before their decision time was kept show at their request's time)."""
+        decided = func.coalesce(approvals.c.decided_at, approvals.c.requested_at)
         query = (select(approvals).where(approvals.c.status != "pending")
-                 .order_by(approvals.c.requested_at.desc(), approvals.c.approval_id).limit(limit))
+                 .order_by(decided.desc(), approvals.c.approval_id).limit(limit))
         with self.ctx.db.read() as session:
             return [approval_dict(r) for r in session.execute(query)]
 

@@ -118,6 +118,8 @@ class Escalation(_Frozen):
     sla_due_at: datetime | None
     decision: EscalationDecision | None = None
     decided_by: str | None = None
+    decided_at: datetime | None = None
+    balance_decided: Money | None = None  # the balance the decision was about (later payments do not change it)
 
 
 class Plan(_Frozen):
@@ -634,7 +636,8 @@ def _escalation_lapsed(s: CaseState, e: ev.EscalationSlaLapsed) -> dict:
 def _escalation_decided(s: CaseState, e: ev.EscalationDecided) -> dict:
     changes: dict = {}
     if s.escalation is not None:
-        changes["escalation"] = s.escalation.model_copy(update={"decision": e.decision, "decided_by": e.actor})
+        changes["escalation"] = s.escalation.model_copy(update={
+            "decision": e.decision, "decided_by": e.actor, "decided_at": e.occurred_at, "balance_decided": s.balance})
     if e.decision in (EscalationDecision.agency, EscalationDecision.legal):
         changes["referral"] = e.decision.value
     if e.continue_until is not None:

@@ -91,7 +91,7 @@ def approval_rows(s: CaseState) -> list[dict]:
                 "approval_id": esc.escalation_id,
                 "kind": "escalation",
                 "currency": s.currency,
-                "amount_minor": s.balance.to_minor(),
+                "amount_minor": (esc.balance_decided or s.balance).to_minor(),
                 "reason": esc.reason,
                 "requested_by": "system",
                 "requested_at": esc.since,
@@ -99,7 +99,7 @@ def approval_rows(s: CaseState) -> list[dict]:
                 "sla_due_at": esc.sla_due_at,
                 "status": "pending" if esc.decision is None else "decided",
                 "decided_by": esc.decided_by,
-                "decided_at": None,
+                "decided_at": esc.decided_at,
                 "decision": esc.decision.value if esc.decision else None,
                 "reduced_alone_minor": None,
             }

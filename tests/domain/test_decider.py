@@ -341,6 +341,16 @@ def test_write_off_decision_needs_four_eyes():
     assert s.original_amount + s.fees == s.payments + s.credits + s.write_offs
 
 
+
+def test_a_decided_escalation_keeps_the_balance_and_the_time_it_was_decided_on():
+    case = escalated_case()
+    owed = case.state.balance
+    decided = case.when(cmd.DecideEscalation, actor=SUPERVISOR, decision=EscalationDecision.write_off)
+    case.when(cmd.DecideApproval, actor=SUPERVISOR_2, approval_id=decided[1].approval_id, approve=True)
+    escalation = case.state.escalation
+    assert case.state.balance.is_zero and owed.is_positive
+    assert escalation.balance_decided == owed and escalation.decided_at == decided[0].occurred_at
+
 # -- payment plans ------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ tests are skipped, unless COLLECTIONS_REQUIRE_BROWSER=1 (CI), where they fail.
 from __future__ import annotations
 
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,25 @@ async def test_a_supervisor_decides_an_escalation_in_chinese(page, web: Web):
     await page.click("button[value=en]")
     await page.wait_for_url("**/console/dashboard")
     await shot(page, "dashboard-en")
+
+
+async def test_a_decided_escalation_shows_the_balance_it_was_decided_on(page, web: Web):
+    """Recently decided lists what was decided: after the write-off the case owes nothing, but the
+    escalation was decided on its whole balance (it showed the case's balance of now, $0.00)."""
+    invoice = await web.escalated_case()
+    escalation = next(a for a in web.service.approvals() if a["invoice_id"] == invoice and a["kind"] == "escalation")
+    await web.service.decide_escalation(invoice, "write_off", web.actor("supervisor"), note="insolvent")
+    write_off = next(a for a in web.service.approvals() if a["invoice_id"] == invoice and a["kind"] == "write_off")
+    await web.service.decide_approval(write_off["approval_id"], True, web.actor("finance_manager"), reason="insolvent")
+    assert web.service.show(invoice)["status"] == "written_off"
+
+    await sign_in(page, web, "supervisor")
+    await page.click("nav >> text=Approvals")
+    row = page.locator(f"[data-testid=recent] tr[data-decided='{escalation['approval_id']}']")
+    decided_on = f"${Decimal(escalation['amount']):,.2f}"
+    assert decided_on != "$0.00" and decided_on in await row.inner_text(), await row.inner_text()
+    assert "Request a write-off" in await row.inner_text()
+    await shot(page, "approvals-recent-escalation")
 
 
 async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
