@@ -158,6 +158,13 @@ def install(app) -> None:
                       message=t(error.message_key, **values))
 
 
+def missing_page(request: Request, status: int) -> HTMLResponse:
+    """The console's own page for an address it has no page at (404), or that only takes a form
+    (405: the address of a button, opened again)."""
+    t = translator(language(request))
+    return render(request, "error.html.j2", status=status, title=t("error.not_found"), message=t("error.no_page"))
+
+
 # -- sign in / out, language ----------------------------------------------------------------------
 
 

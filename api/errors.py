@@ -167,6 +167,10 @@ def install(app) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, error: StarletteHTTPException):
+        if error.status_code in (404, 405) and request.url.path.startswith("/console"):
+            from api.console import missing_page  # a person typed or followed the address: a page, not JSON
+
+            return missing_page(request, error.status_code)
         message = error.detail if isinstance(error.detail, str) else "request failed"
         headers = dict(getattr(error, "headers", None) or {})
         if error.status_code == 405:  # every method the resource has, not only the first route's

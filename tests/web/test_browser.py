@@ -173,6 +173,23 @@ async def test_a_decided_escalation_shows_the_balance_it_was_decided_on(page, we
     await shot(page, "approvals-recent-escalation")
 
 
+async def test_an_address_the_console_has_no_page_for_gets_the_console_s_own_page(page, web: Web):
+    """A mistyped address, or a button's address opened again, showed the API's JSON body."""
+    await sign_in(page, web, "collector")
+    for address, status in (("/console/nothing", 404), ("/console/approvals/xyz/approve", 405)):
+        response = await page.goto(address)
+        assert response.status == status and "text/html" in response.headers["content-type"], address
+        assert await page.inner_text("section.card h1") == "Not found"
+        assert "There is no such page in the console" in await page.inner_text("[role=alert]")
+        assert await page.locator("[data-testid=who]").count() == 1  # within the console, signed in
+    await page.click("button[value=de]")
+    await page.goto("/console/nothing")
+    assert await page.inner_text("section.card h1") == "Nicht gefunden"
+    await shot(page, "console-no-such-page-de")
+    api = await page.request.get("/api/nothing")
+    assert api.status == 404 and (await api.json())["status"] == 404  # the API still answers JSON
+
+
 async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
     """The payment form carries an idempotency key (a hidden UUID per rendered form): the same
     form sent twice, as a double click or a resubmitted page would, is one payment."""
