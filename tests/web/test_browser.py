@@ -190,6 +190,26 @@ async def test_an_address_the_console_has_no_page_for_gets_the_console_s_own_pag
     assert api.status == 404 and (await api.json())["status"] == 404  # the API still answers JSON
 
 
+async def test_every_page_fits_a_phone_s_screen(browser, web: Web):
+    """At 390 px the pages were 544 to 945 px wide and Sign out sat off the header, unseen."""
+    invoice = await web.new_case(amount="18540.00", customer="A Customer With A Rather Long Name GmbH & Co. KG")
+    context = await browser.new_context(base_url=web.url, viewport={"width": 390, "height": 844}, locale="en-US")
+    page = await context.new_page()
+    try:
+        await sign_in(page, web, "supervisor")
+        for address in ("/console/worklist", "/console/approvals", "/console/dashboard", f"/console/cases/{invoice}",
+                        "/console/advances"):
+            await page.goto(address)
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 390, address
+            sign_out = await page.locator("header form[action='/console/logout'] button").bounding_box()
+            header = await page.locator("header.top").bounding_box()
+            assert sign_out["x"] + sign_out["width"] <= 390, address
+            assert sign_out["y"] + sign_out["height"] <= header["y"] + header["height"], address
+        await shot(page, "case-on-a-phone")
+    finally:
+        await context.close()
+
+
 async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
     """The payment form carries an idempotency key (a hidden UUID per rendered form): the same
     form sent twice, as a double click or a resubmitted page would, is one payment."""
