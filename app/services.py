@@ -502,8 +502,9 @@ class CaseService:
 
     def _known_payment(self, pid: str, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
         """A client's payment id binds what it paid. Known on another invoice: a conflict. Known on
-        this invoice's ledger (no case then): the same content is a repeat (its reply), other content
-        a conflict. Applied to this invoice's case: the case's decider judges (a repeat or a conflict)."""
+        this invoice's ledger (no case then) or on its case once closed (the payment that closed it,
+        sent again): the same content is a repeat (its reply), other content a conflict. Applied to
+        this invoice's open case: the case's decider judges (a repeat or a conflict)."""
         from store.payments import PaymentLedger
 
         row = PaymentLedger(self.ctx.db).get(pid)
@@ -512,7 +513,7 @@ class CaseService:
         if row.invoice_id != invoice_id:
             raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
                               f"({row.invoice_id}); a payment id names one payment", "payment_id")
-        if row.case_id is not None:
+        if row.case_id is not None and not self._closed(row.case_id):
             return None
         recorded = {"amount": row.amount, "received_on": row.received_on, "reference": row.reference}
         sent = {"amount": money, "received_on": received, "reference": reference}
@@ -520,6 +521,10 @@ class CaseService:
         if differing:
             what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
             raise DomainError(f"payment {shown(pid)} was already recorded with a different {what}", "payment_id")
+        if row.case_id is not None:
+            case = summary_dict(self.summary_row(invoice_id))
+            return {key: case[key] for key in ("case_id", "invoice_id", "status", "balance", "currency", "version")} | {
+                "events": [], "payment_id": pid, "recorded": False}
         return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": False,
                 "applied_to": "invoice", "amount": str(row.amount.amount), "currency": row.amount.currency}
 

@@ -306,3 +306,28 @@ def test_no_open_case_waits_on_nobody(ledger):
     """Run last in the module: whatever the commands above left open has a timer or an owned item."""
     assert ledger.ok("report", "stuck") == []
     assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout
+
+
+def test_the_payment_that_closed_a_case_sent_again_changes_nothing(ledger):
+    """An ERP retries what it is not sure went through: the repeat of the payment that closed the
+    case was refused ('case is closed', exit 2 / 409) while the same repeat on an open case is a no-op."""
+    ledger.import_invoices([invoice("CL-9", "800.00", -10), invoice("CL-10", "640.00", -10)])
+    ledger.ok("case", "open", "CL-9")
+    paid = ledger.ok("pay", "CL-9", "800.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9")
+    assert paid["status"] == "paid" and paid["balance"] == "0.00", paid
+    again = ledger.ok("pay", "CL-9", "800.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9")
+    assert (again["status"], again["balance"], again["events"], again["recorded"]) == ("paid", "0.00", [], False), again
+    ledger.refused("pay", "CL-9", "700.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9", match="payment_id")
+    events = ledger.case(paid["case_id"])["events"]
+    assert [e["type"] for e in events].count("PaymentReceived") == 1, events
+
+    ledger.ok("case", "open", "CL-10")
+    body = {"amount": "640.00", "reference": "wire 10", "payment_id": "PAY-CL-10"}
+    with ledger.api("demo-collector") as api:
+        first = api.post("/api/invoices/CL-10/payments", json=body)
+        assert first.status_code == 200 and first.json()["status"] == "paid", first.text
+        repeat = api.post("/api/invoices/CL-10/payments", json=body)
+        assert repeat.status_code == 200 and repeat.json()["events"] == [], repeat.text
+        other = api.post("/api/invoices/CL-10/payments", json={**body, "amount": "1.00"})
+        assert other.status_code == 409, other.text
+        assert other.json()["field"] == "payment_id", other.text
