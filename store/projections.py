@@ -133,7 +133,7 @@ _EXPOSURE_COLUMNS = [
 _CURRENT = select(
     case_summary.c.state, case_summary.c.version, case_summary.c.customer_id, case_summary.c.currency,
     case_summary.c.customer_name, case_summary.c.closed_at, case_summary.c.balance_minor,
-    case_summary.c.disputed_minor, case_summary.c.credit_minor, case_summary.c.credit_hold,
+    case_summary.c.disputed_minor, case_summary.c.credit_minor, case_summary.c.credit_hold, case_summary.c.kind,
 ).where(case_summary.c.case_id == bindparam("key"))
 _SUMMARY_INSERT = insert(case_summary)
 _SUMMARY_UPDATE = update(case_summary).where(case_summary.c.case_id == bindparam("key"))
@@ -165,8 +165,11 @@ _EXPOSURE_DELTA = text("""
 
 
 def _exposure_key(m) -> tuple:
-    """What a case adds to its customer's exposure row: when it is unchanged, so is the row."""
-    return (m["customer_id"], m["currency"], m["customer_name"], m["closed_at"] is None, m["balance_minor"],
+    """What a case adds to its customer's exposure row: when it is unchanged, so is the row. It
+    counts as open only while it is an invoice's case, as in ``_exposure_select``: an advance
+    case (a deposit asked before delivery) is no receivable."""
+    receivable = m["closed_at"] is None and m["kind"] == "invoice"
+    return (m["customer_id"], m["currency"], m["customer_name"], receivable, m["balance_minor"],
             m["disputed_minor"], m["credit_minor"], bool(m["credit_hold"]))
 
 
