@@ -116,6 +116,12 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
     for invoice_id in ("K-P1", "K-P2"):
         assigned = ledger.ok("case", "assign", invoice_id, "demo-collector", "--as", "demo-supervisor")
         assert assigned["invoice_id"] == invoice_id, assigned
+    # a dollar invoice, worked and closed by the same collector: in no figure of the euro reports
+    usd = Inv("K-USD", Decimal("450.00"), -50, -20)
+    assert ledger.import_invoices([usd.row().replace(",EUR,", ",USD,")])["invoices_added"] == 1
+    ledger.ok("case", "open", "K-USD")
+    ledger.ok("case", "assign", "K-USD", "demo-collector", "--as", "demo-supervisor")
+    assert ledger.ok("pay", "K-USD", "450.00", "--reference", "dollars")["status"] == "paid"
 
     # the late fee: the grade B case runs its ladder (final notice + 40.00) and escalates
     fee_case = ledger.wait_for_case("K-FEE", lambda c: c["status"] == "escalated", "escalated after the final notice")
@@ -180,7 +186,7 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
 
     # -- what the cases say -------------------------------------------------------------------------
     cases = ledger.cases()
-    assert sorted(cases) == sorted(i.invoice_id for i in book.values() if i.case)
+    assert sorted(cases) == sorted([*(i.invoice_id for i in book.values() if i.case), "K-USD"])
     for inv in book.values():
         if inv.case:
             assert money(cases[inv.invoice_id]["balance"]) == inv.owed, (inv.invoice_id, cases[inv.invoice_id])
