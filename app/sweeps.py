@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import date, datetime
+from datetime import timezone as dt_timezone
 from typing import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from app.context import Context
 from app.waiting import await_workflow
 from domain.errors import DomainError, shown
+from domain.inputs import check_sweep_day
 from domain.users import Actor
 from store.ledger import SweepReads
 from workflows.sweep import SWEEP_WORKFLOW, SweepInput, SweepProgress
@@ -48,7 +50,8 @@ async def run_sweep(ctx: Context, as_of: date | None, on_progress: Callable[[Swe
                     on_recording: Callable[[int, int], None] | None = None) -> dict:
     """Run the sweep now; without ``as_of`` it sweeps for today in ``timezone``. It returns once
     the cases it opened have recorded their opening (``openings_recorded``)."""
-    ctx.policy()  # a broken policy file is reported here, not inside the workflow
+    policy = ctx.policy()  # a broken policy file is reported here, not inside the workflow
+    check_sweep_day(as_of, datetime.now(dt_timezone.utc), policy.inputs)
     client = await ctx.client()
     settings = ctx.settings
     label = as_of.isoformat() if as_of else "today"

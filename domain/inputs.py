@@ -15,7 +15,7 @@ from functools import lru_cache
 
 import csv
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, WithJsonSchema
@@ -140,6 +140,23 @@ def check_report_day(day: date | None, field: str, today: date, rules: InputPoli
         return None
     return within(day, field, rules.earliest_date, _later(today, rules.latest_ahead),
                   f"reports cover {rules.earliest_date} to today + {rules.latest_ahead.days} days")
+
+
+# The most any time zone is ahead of UTC (Kiribati, UTC+14): a day that has begun somewhere.
+LATEST_ZONE_AHEAD = timedelta(hours=14)
+
+
+def check_sweep_day(day: date | None, now: datetime, rules: InputPolicy, field: str = "as_of") -> date | None:
+    """The day a sweep runs as of: one that has begun (in some time zone) and is not before the
+    policy's earliest date. A later day would open cases for invoices not yet overdue and send
+    their customers real notices at once."""
+    if day is None:
+        return None
+    latest = (now.astimezone(timezone.utc) + LATEST_ZONE_AHEAD).date()
+    if day > latest:
+        raise DomainError(f"{day} is in the future (today is {now.astimezone(timezone.utc).date()} UTC): a sweep opens "
+                          "cases and sends notices as of a day that has come", field)
+    return within(day, field, rules.earliest_date, latest)
 
 
 # -- e-mail addresses ---------------------------------------------------------------------------------------

@@ -187,6 +187,14 @@ def test_sweep_schedule_and_payment_matching(ledger):
     # a sweep as of a chosen day: CL-7 (due 3 days ago) is not overdue yet on the day of 5 days ago
     swept = ledger.ok("sweep", "--as-of", day(-5))
     assert swept["as_of"] == day(-5) and "CL-7" not in ledger.cases(), swept
+    # a day to come is refused: it would dun invoices not yet overdue and e-mail their customers now
+    before = (set(ledger.cases()), len(ledger.mails()))
+    ledger.refused("sweep", "--as-of", day(30), match="as_of")
+    ledger.refused("sweep", "--as-of", "2030-01-01", match="in the future")
+    with ledger.api("demo-supervisor") as api:
+        answer = api.post("/api/sweeps", json={"as_of": day(30)})
+        assert answer.status_code == 400 and answer.json()["field"] == "as_of", answer.text
+    assert (set(ledger.cases()), len(ledger.mails())) == before
 
     schedule = ledger.ok("schedule", "create", "--cron", "30 7 * * 1-5", "--timezone", "Asia/Shanghai")
     assert schedule["created"] and schedule["timezone"] == "Asia/Shanghai" and len(schedule["next_runs"]) == 3

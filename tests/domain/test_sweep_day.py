@@ -1,0 +1,32 @@
+"""The day a sweep runs as of: a day that has begun somewhere, never a day to come."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from domain.errors import DomainError
+from domain.inputs import check_sweep_day
+from domain.policy import InputPolicy
+
+RULES = InputPolicy()
+NOW = datetime(2026, 12, 7, 11, 0, tzinfo=timezone.utc)  # 01:00 on 12-08 in Kiribati (UTC+14)
+
+
+def test_today_the_past_and_a_day_begun_east_of_utc_are_accepted():
+    for day in (date(2026, 12, 7), date(2026, 11, 1), date(2026, 12, 8)):
+        assert check_sweep_day(day, NOW, RULES) == day
+    assert check_sweep_day(None, NOW, RULES) is None  # today, in the sweep's own time zone
+
+
+def test_a_day_that_has_begun_nowhere_is_refused_naming_the_field():
+    with pytest.raises(DomainError) as refused:
+        check_sweep_day(date(2026, 12, 9), NOW, RULES)
+    assert refused.value.field == "as_of" and "in the future" in str(refused.value)
+
+
+def test_a_day_before_the_policy_s_earliest_date_is_refused():
+    with pytest.raises(DomainError) as refused:
+        check_sweep_day(date(1900, 1, 1), NOW, RULES)
+    assert refused.value.field == "as_of"
