@@ -122,7 +122,7 @@ def _item(o: OpenInvoice) -> matching.Item:
 
 def match(line: PaymentLine, ledger: PaymentLedger, tolerance: Decimal = Decimal(0)) -> Match:
     """The receipt's applications (``domain.matching.plan``), each checked by ``applicable``."""
-    tokens = _TOKEN.findall(line.reference)
+    tokens = reference_tokens(line.reference)
     named = {o.invoice_id: o for o in ledger.invoices_named(set(tokens))}
     payloads = {p for p in (creditor_reference_payload(t) for t in tokens if t[:2].upper() == "RF") if p}
     named.update({o.invoice_id: o for o in ledger.invoices_compact(payloads)})
@@ -148,6 +148,19 @@ def match(line: PaymentLine, ledger: PaymentLedger, tolerance: Decimal = Decimal
                                                     [_item(o) for o in known.values()], 0, unit))
         applications.append((invoice, amount))
     return Match(tuple(applications), decided.how)
+
+
+def reference_tokens(reference: str) -> list[str]:
+    """The words of a reference that may be an invoice id, in order. An id may hold '.', '/', ':'
+    or '#' (2026/0001), so each word is kept whole, then without what ends a sentence ('INV-1.',
+    'INV-1:'), then in its '/'-parts: banks run the fields of a remittance together
+    ('/REMI/Payment invoice INV-1/NAME/Tex BV')."""
+    found: dict[str, None] = {}
+    for word in _TOKEN.findall(reference):
+        for candidate in (word, *(part.rstrip("._:#-") for part in (word, *word.split("/")))):
+            if candidate:
+                found.setdefault(candidate)
+    return list(found)
 
 
 def applicable(invoice: OpenInvoice, amount: Money) -> str | None:

@@ -130,3 +130,43 @@ def test_statement_matching_split_tolerance_iban_and_candidates(dev_env, tmp_pat
         assert cli.json("payments", "unmatched") == before
         reconciled = cli.run("report", "reconcile", "--json", ok=False)
         assert reconciled.returncode == 0, reconciled.stdout
+
+
+PUNCTUATED = """invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,due_date,risk_grade
+INV-2001,C-200,Tex One BV,ap@texone.test,NL,en,EUR,250.00,2026-09-05,2026-10-04,B
+INV-2002,C-201,Tex Five BV,ap@texfive.test,NL,en,EUR,480.00,2026-09-05,2026-10-04,B
+INV-2003,C-202,Tex Six BV,ap@texsix.test,NL,en,EUR,99.00,2026-09-05,2026-10-04,B
+"""
+# the slash-separated :86: many Dutch and other SEPA banks send (/EREF/.../REMI/.../NAME/...)
+SLASHED_MT940 = """:20:STMT261120
+:25:NL91ABNA0417164300
+:28C:00101/001
+:60F:C261119EUR1000,00
+:61:2611201120C480,00NTRFNONREF//B-9001
+:86:/EREF/E2E-TX-1/REMI/Payment invoice INV-2002/NAME/Tex Five BV
+:62F:C261120EUR1480,00
+-
+"""
+
+
+def test_an_invoice_id_followed_by_a_full_stop_or_a_slash_is_matched(dev_env, tmp_path, smtp, sqlite_url):
+    """References as people and banks write them: 'INV-2001.' ended a sentence, and the :86: line
+    '/REMI/Payment invoice INV-2002/NAME/...' ran the id into the next field; both were unmatched."""
+    ledger = tmp_path / "invoices.csv"
+    ledger.write_text(PUNCTUATED)
+    bank = tmp_path / "bank.csv"
+    bank.write_text("payment_id,received_on,amount,currency,payer,reference\n"
+                    "P-1,2026-11-20,250.00,EUR,Somebody,Payment of invoice INV-2001.\n"
+                    "P-2,2026-11-20,99.00,EUR,Somebody,\"inv INV-2003: thanks\"\n")
+    statement = tmp_path / "slashed.sta"
+    statement.write_text(SLASHED_MT940)
+    with running_stack(dev_env, tmp_path, smtp, sqlite_url, policy=_policy(tmp_path)) as cli:
+        cli.json("invoices", "import", str(ledger))
+        cases = {i: cli.json("case", "open", i)["case_id"] for i in ("INV-2001", "INV-2002", "INV-2003")}
+        imported = cli.json("payments", "import", str(bank))
+        assert imported["matched_by_reference"] == 2 and imported["unmatched"] == 0, imported
+        imported = cli.json("payments", "import", str(statement))
+        assert imported["matched_by_reference"] == 1 and imported["unmatched"] == 0, imported
+        for invoice, case_id in cases.items():
+            assert cli.json("case", "show", case_id)["status"] == "paid", invoice
+        assert cli.json("payments", "unmatched") == []
