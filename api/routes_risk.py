@@ -25,7 +25,8 @@ Currency = Annotated[str, Field(pattern="^[A-Za-z]{3}$", description="ISO 4217 c
 
 class LimitBody(Body):
     amount: AmountText | None = Field(description="Credit limit as a string, e.g. \"50000.00\"; null removes it")
-    currency: Currency = "USD"
+    currency: Currency | None = Field(None, description="Currency of the limit; default: the currency of the "
+                                      "customer's invoices (required when they are in several)")
     reason: str = Field(min_length=1, max_length=500, description="Why (kept on the event, for the audit trail)")
 
 

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4, uuid5
 from app.context import Context
 from domain import customer as cu
 from domain.admin import check_reason
-from domain.errors import DomainError
+from domain.errors import DomainError, shown
 from domain.events import Event
 from domain.money import Money, positive_money
 from domain.policy import Policy, RiskGrade
@@ -248,15 +248,33 @@ class CustomerService:
                                                                     customer_id=customer_id, reason=reason))
         return self._reply(customer_id, state, events)
 
-    def set_limit(self, customer_id: str, amount: str | None, currency: str, actor: Actor,
+    def set_limit(self, customer_id: str, amount: str | None, currency: str | None, actor: Actor,
                   reason: str | None = None) -> dict:
+        """``currency``: by default the one the customer's invoices are in. A limit watches the
+        exposure in its own currency only, so one in a currency the customer owes nothing in
+        would watch none of it: refused."""
         reason = check_reason(reason)
         self.reads.customer(customer_id)
-        limit = positive_money(amount, currency, "limit") if amount not in (None, "", "none") else None
+        limit = None
+        if amount not in (None, "", "none"):
+            limit = positive_money(amount, self._limit_currency(customer_id, currency), "limit")
         cid = uuid4()
         state, events = self.execute(customer_id, lambda s: cu.SetCreditLimit(
             command_id=cid, actor=actor, customer_id=customer_id, limit=limit, reason=reason))
         return self._reply(customer_id, state, events)
+
+    def _limit_currency(self, customer_id: str, currency: str | None) -> str:
+        owed = self.reads.invoice_currencies(customer_id)
+        if currency is None:
+            if len(owed) == 1:
+                return owed[0]
+            has = f"has invoices in {', '.join(owed)}" if owed else "has no invoices yet"
+            raise DomainError(f"customer {shown(customer_id)} {has}: give the limit's currency", "currency")
+        code = str(currency).strip().upper()
+        if owed and code not in owed:
+            raise DomainError(f"customer {shown(customer_id)} owes in {', '.join(owed)} only: a limit in {code} "
+                              "would watch none of it", "currency")
+        return code
 
     def revoke_links(self, customer_id: str, reason: str, actor: Actor) -> dict:
         """Every self-service link issued to the customer until now stops working (app/links.py)."""
@@ -284,5 +302,6 @@ class CustomerService:
         return {"customer_id": customer_id, "on_hold": bool(state and state.hold),
                 "hold_reason": state.hold.reason if state and state.hold else None,
                 "credit_limit": _m(state.credit_limit) if state and state.credit_limit else None,
+                "credit_limit_currency": state.credit_limit.currency if state and state.credit_limit else None,
                 "version": state.version if state else 0, "events": [type(e).__name__ for e in events]}
 

@@ -124,13 +124,15 @@ def customer_limit(
     customer_id: str,
     amount: Annotated[str, typer.Argument(help="Credit limit, or 'none' to remove it")],
     reason: reason_option("Why the limit changes, e.g. 'annual review'"),
-    currency: Annotated[str, typer.Option(help="Currency of the limit")] = "USD",
+    currency: Annotated[Optional[str], typer.Option(
+        help="Currency of the limit (default: the currency of the customer's invoices)")] = None,
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set a customer's credit limit (supervisors and finance managers), with a reason (CreditLimitSet)."""
     execute(lambda s: _customers(s).set_limit(customer_id, amount, currency, s.ctx.actor(as_user), reason), as_json,
-            lambda r: console.print(f"{customer_id}: credit limit {r['credit_limit'] or 'none'}"))
+            lambda r: console.print(f"{customer_id}: credit limit "
+                                    f"{r['credit_limit'] + ' ' + r['credit_limit_currency'] if r['credit_limit'] else 'none'}"))
 
 
 @risk_app.command("watchlist")

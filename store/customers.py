@@ -49,6 +49,12 @@ class CustomerReads:
             raise DomainError(f"unknown customer {shown(customer_id)}", "customer_id")
         return CustomerRow(row.customer_id, row.name, row.email, row.country, row.risk_grade)
 
+    def invoice_currencies(self, customer_id: str) -> list[str]:
+        """The currencies the customer's invoices on the ledger are in."""
+        query = select(invoices.c.currency).where(invoices.c.customer_id == customer_id).distinct()
+        with self.db.read() as session:
+            return sorted(session.execute(query).scalars())
+
     def customer_ids(self) -> list[str]:
         with self.db.read() as session:
             return list(session.execute(select(customers.c.customer_id).order_by(customers.c.customer_id)).scalars())

@@ -254,6 +254,17 @@ def test_risk_holds_and_insurance(ledger):
     assert assessment["over_limit"] is True, assessment
     watch = {r["customer_id"]: r for r in ledger.ok("risk", "watchlist", "--days", "30")}
     assert "C-RISK" in watch and any("limit" in why for why in watch["C-RISK"]["reasons"]), watch
+    # a customer who owes in euros: the limit is in euros unless said otherwise, never in a
+    # currency it owes nothing in (a dollar limit showed an exposure of 0.00 USD, never over)
+    ledger.import_invoices([invoice("CL-E1", "1900.50", -20, currency="EUR", customer="C-EUR")])
+    ledger.ok("case", "open", "CL-E1")
+    ledger.refused("customer", "limit", "C-EUR", "1000", "--currency", "USD", "--reason", "review",
+                   "--as", "demo-supervisor", match="currency")
+    euro = ledger.cli("customer", "limit", "C-EUR", "1000", "--reason", "review", "--as", "demo-supervisor", json=False)
+    assert euro.code == 0 and "credit limit 1000.00 EUR" in euro.stdout, euro
+    assessment = ledger.ok("customer", "show", "C-EUR")["assessment"]
+    assert assessment["over_limit"] is True and money(assessment["exposure"]) == Decimal("1900.50"), assessment
+    assert "C-EUR" in {r["customer_id"] for r in ledger.ok("risk", "watchlist", "--days", "30")}
     rescored = ledger.ok("risk", "rescore")
     assert isinstance(rescored, dict), rescored
 
