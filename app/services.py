@@ -64,6 +64,10 @@ def summary_dict(row: Any) -> dict:
     }
 
 
+# What `approvals list --status` and GET /api/approvals?status= take ("decided": an escalation's).
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "decided", "all")
+
+
 def approval_dict(row: Any) -> dict:
     m = row._mapping
     return {
@@ -296,6 +300,8 @@ class CaseService:
 
     def approvals(self, status: str | None = "pending", limit: int | None = None, offset: int = 0) -> list[dict]:
         """Oldest request first; ``limit``/``offset`` page through them (index ix_approvals_page)."""
+        if status is not None and status not in APPROVAL_STATUSES:
+            raise DomainError(f"{shown(status)} is not one of {', '.join(APPROVAL_STATUSES)}", "status")
         query = select(approvals).order_by(approvals.c.requested_at, approvals.c.approval_id)
         if status and status != "all":
             query = query.where(approvals.c.status == status)

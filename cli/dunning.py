@@ -166,9 +166,16 @@ def payments_reverse(
 ) -> None:
     """Reverse an applied payment: the balance is due again and dunning resumes."""
     execute(lambda s: _payments(s).reverse(payment_id, reason, s.ctx.actor(as_user)), as_json,
-            lambda r: console.print(f"payment {payment_id} reversed" + (
-                f"; case {r.get('invoice_id')} is {r.get('status')} with {r.get('balance')} {r.get('currency')} due"
-                if r.get("status") else f"; invoice {r.get('invoice_id')} is open again")))
+            lambda r: console.print(_reversal_text(payment_id, r), highlight=False))
+
+
+def _reversal_text(payment_id: str, r: dict) -> str:
+    if r.get("reversed") is False:
+        return f"payment {payment_id} was already reversed: no change"
+    if r.get("status") and r.get("balance") is not None:
+        return (f"payment {payment_id} reversed; case {r.get('invoice_id')} is {r.get('status')} with "
+                f"{r.get('balance')} {r.get('currency')} due")
+    return f"payment {payment_id} reversed; invoice {r.get('invoice_id')} is open again"
 
 
 # -- policies and templates ---------------------------------------------------------------------

@@ -119,7 +119,15 @@ def _show_early_cash(result: dict) -> None:
 
 
 def show_reply(result: dict) -> None:
-    events = ", ".join(e["type"] for e in result.get("events", [])) or "no change"
+    if "refund_id" in result:  # an advance's refund, decided on its customer (approvals approve/reject)
+        by = result.get("approved_by") or result.get("rejected_by")
+        console.print(f"refund [bold]{result['refund_id']}[/bold] of customer {result['customer_id']} (advance "
+                      f"{result.get('invoice_id')}): [cyan]{result['status']}[/cyan] by {by}"
+                      + ("" if result.get("recorded", True) else " — no change (already decided so)"))
+        return
+    events = ", ".join(e["type"] for e in result.get("events", []))
+    if not events:  # `case open`: whether this call opened it or found it open
+        events = {True: "case opened", False: "already open"}.get(result.get("opened"), "no change")
     console.print(
         f"case [bold]{result.get('invoice_id')}[/bold] ({result.get('case_id')}): "
         f"status [cyan]{result.get('status')}[/cyan], balance {result.get('balance')} {result.get('currency')} — {events}"

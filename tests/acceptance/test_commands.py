@@ -331,7 +331,10 @@ def test_the_payment_that_closed_a_case_sent_again_changes_nothing(ledger):
     """An ERP retries what it is not sure went through: the repeat of the payment that closed the
     case was refused ('case is closed', exit 2 / 409) while the same repeat on an open case is a no-op."""
     ledger.import_invoices([invoice("CL-9", "800.00", -10), invoice("CL-10", "640.00", -10)])
-    ledger.ok("case", "open", "CL-9")
+    for said in ("case opened", "already open"):  # the first said 'no change' too
+        opened = ledger.cli("case", "open", "CL-9", json=False)
+        assert opened.code == 0 and said in opened.stdout, opened
+    ledger.refused("approvals", "list", "--status", "foo", match="status")
     paid = ledger.ok("pay", "CL-9", "800.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9")
     assert paid["status"] == "paid" and paid["balance"] == "0.00", paid
     again = ledger.ok("pay", "CL-9", "800.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9")

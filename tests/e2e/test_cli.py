@@ -243,6 +243,8 @@ def test_automated_dunning_from_the_cli(sqlite_stack, smtp, tmp_path):
     reversed_ = cli.json("payments", "reverse", "B1", "--reason", "recalled")
     assert Decimal(reversed_["balance"]) == Decimal("1200.00") + fees_until(cli, reversed_) - Decimal("77.00")
     cli.rejected("payments", "reverse", "B9", "--reason", "x", match="unknown payment")
+    again = cli.run("payments", "reverse", "B1", "--reason", "recalled").stdout  # said reversed, 'with None EUR due'
+    assert "B1 was already reversed: no change" in again and "None" not in again, again
 
     preview = cli.json("template", "preview", "INV-2001", "--level", "3")
     assert preview["language"] == "zh-CN" and preview["subject"].startswith("最后催款通知")
