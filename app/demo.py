@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 from rich.console import Console
@@ -110,6 +111,14 @@ async def play_demo(context: Context, sink: MailSink, console_url: str | None = 
         tail.cancel()
 
 
+def _shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when it is under it (what a person types)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _summary(service: CaseService, sink: MailSink, console_url: str | None, tokens: dict[str, str]) -> None:
     console.print("\n[bold]demo complete[/bold]")
     for row in service.list():
@@ -124,6 +133,8 @@ def _summary(service: CaseService, sink: MailSink, console_url: str | None, toke
     console.print(
         "\nTry it yourself in another terminal (same directory):\n"
         f"  export COLLECTIONS_USERS={service.ctx.settings.users_path}\n"
+        # the demo's worker runs the demo policy (seconds): a case opened by hand must be pinned to it too
+        f"  export COLLECTIONS_POLICY={_shown_path(service.ctx.settings.policy_path)}\n"
         "  .venv/bin/collections approvals list\n"
         "  .venv/bin/collections case show DEMO-1004\n"
         f"  {as_user('demo-supervisor')}.venv/bin/collections escalation decide DEMO-1004 --decision plan\n"

@@ -43,3 +43,14 @@ def test_the_demo_shows_reminders_an_escalation_and_an_approval(tmp_path):
     assert status == {"DEMO-1001": "paid", "DEMO-1002": "resolved", "DEMO-1003": "written_off",
                       "DEMO-1004": "escalated", "DEMO-1005": "promised"}
     assert decided == [("write_off", "approved", "demo-manager")]
+
+    # the lines it prints to try by hand set up a terminal like the demo's worker: the same users and
+    # the same (demo) policy; without COLLECTIONS_POLICY a case opened by hand was pinned to the default
+    exports = dict(line.strip().removeprefix("export ").split("=", 1) for line in done.stdout.splitlines()
+                   if line.strip().startswith("export COLLECTIONS_"))
+    assert set(exports) == {"COLLECTIONS_USERS", "COLLECTIONS_POLICY"}, exports
+    shown = subprocess.run([sys.executable, str(ROOT / "starter.py"), "policy", "show", "--json"], cwd=tmp_path,
+                           env={**env, **exports}, capture_output=True, text=True, timeout=60)
+    demo_version = next(line.split('"')[1] for line in (ROOT / "policies" / "demo.toml").read_text().splitlines()
+                        if line.startswith("version"))
+    assert shown.returncode == 0 and f'"version": "{demo_version}"' in shown.stdout, shown.stdout[:500] + shown.stderr
