@@ -258,6 +258,15 @@ def approvals_page(request: Request):
                   age=lambda delta: age(delta, lang))
 
 
+def _recorded(svc, case_id: str, count: int, lang: str) -> str:
+    """The case's last ``count`` events in the timeline's words ('Promise to pay $5.00 by ...'),
+    not their type names."""
+    if count == 0:
+        return ""
+    recent = svc.show(case_id)["events"][-count:]
+    return "; ".join(describe_event(e, lang)["what"] for e in recent)
+
+
 def _done_message(request: Request, key: str, reply: dict, **values) -> str:
     t = translator(language(request))
     return t(key, status=t(f"status.{reply['status']}"), invoice=reply.get("invoice_id", ""), **values)
@@ -424,7 +433,7 @@ async def case_command(request: Request, ref: str, command: str):
         if command == "escalation":
             return _done_message(request, "escalation.decided", reply, decision=t(f"decision.{form.get('decision')}"))
         balance = money(reply.get("balance", case["balance"]), reply.get("currency", case["currency"]), language(request))
-        events = ", ".join(e["type"] for e in reply.get("events", [])) or t("case.nothing")
+        events = _recorded(svc, case["case_id"], len(reply.get("events", [])), language(request)) or t("case.nothing")
         return t("case.done", events=events, status=t(f"status.{reply.get('status', case['status'])}"), balance=balance)
 
     back = safe_next(form["back"]) if form.get("back") else case_url(case["case_id"])

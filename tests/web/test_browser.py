@@ -222,7 +222,7 @@ async def test_submitting_the_payment_form_twice_records_one_payment(page, web: 
     await form.locator("input[name=amount]").fill("100.00")
     async with page.expect_navigation():
         await form.locator("button[type=submit]").click()
-    assert "PaymentReceived" in await page.inner_text(".flash")
+    assert "Payment of $100.00 received" in await page.inner_text(".flash")
     fresh = await page.locator("form[action$='/payment'] input[name=idempotency_key]").get_attribute("value")
     assert fresh != key  # every rendering gets its own key
     # The same form again (its key as first rendered), e.g. the browser resending it.
