@@ -474,9 +474,11 @@ def dashboard_page(request: Request, currency: str = "", as_of: str = ""):
             t("dashboard.approvals")),
         "collected": charts.bar_chart([(w["week"][5:], Decimal(w["amount"])) for w in data["collected_per_week"]],
                                       t("dashboard.collected", currency=cur), amount),
-        "dso": charts.line_chart([(p["date"][2:7] if i < len(data["dso"]) - 1 else p["date"][5:],
+        # month ends as 2026-11 and the last point, the as-of day, in full ('26-11' read like a date)
+        "dso": charts.line_chart([(p["date"][:7] if i < len(data["dso"]) - 1 else p["date"],
                                    Decimal(p["days"]) if p["days"] is not None else None)
-                                  for i, p in enumerate(data["dso"])], t("dashboard.dso", currency=cur)),
+                                  for i, p in enumerate(data["dso"])], t("dashboard.dso", currency=cur),
+                                 lambda v: number(v, lang)),
     }
     return render(request, "dashboard.html.j2", data=data, figures=figures, error=error)
 

@@ -4,6 +4,8 @@ the timeline in German formats; the choice stays for the session and switching b
 
 from __future__ import annotations
 
+import re
+
 from tests.web.conftest import Web
 from tests.web.test_browser import browser, page, shot, sign_in  # noqa: F401 - the browser fixtures
 
@@ -45,6 +47,15 @@ async def test_a_supervisor_works_the_console_in_german(page, web: Web):  # noqa
 
     await page.goto("/console/dashboard")  # the choice stays for the session
     assert await page.inner_text("h1") == "Übersicht"
+    # the figures in German too ('83,1', not '83.1'), and the advances held with their currency
+    held = await page.inner_text("[data-kpi=advances_held_end] td")
+    assert held.endswith(f"{NBSP}$") and "," in held, held
+    figures = [await cell.inner_text() for cell in await page.locator("[data-testid=kpi-table] td").all()]
+    assert not [f for f in figures if "." in f and "," not in f], figures  # an English decimal point
+    dso = await page.locator("[data-testid=chart-dso] svg text").all_text_contents()
+    assert not [v for v in dso if re.fullmatch(r"[0-9]+\.[0-9]+", v)], dso  # its figures in German as well
+    assert any(re.fullmatch(r"20[0-9]{2}-[01][0-9]", v) for v in dso), dso  # months as 2026-11, not 26-11
+    await shot(page, "dashboard-de")
     await page.click("button[value=en]")
     await page.wait_for_url("**/console/dashboard")
     assert await page.inner_text("h1") == "Dashboard"
