@@ -342,6 +342,7 @@ def case_page(request: Request, ref: str):
     users = [u.name for u in request.app.state.users.directory().users]
     return render(request, "case.html.j2", case=case, timeline=timeline, closed=case["status"] in [s.value for s in TERMINAL],
                   escalation_authority=escalation_authority, users=users, today=datetime.now(timezone.utc).date().isoformat(),
+                  max_instalments=service(request).ctx.policy().plan.max_instalments,
                   action_url=lambda name: f"{case_url(case['case_id'])}/{name}")
 
 

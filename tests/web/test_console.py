@@ -78,6 +78,8 @@ async def test_every_post_needs_the_session_csrf_token_and_same_origin(web: Web)
     assert done.status_code == 303 and done.headers["location"] == case_path(invoice)
     assert web.events(invoice) == before + ["PaymentReceived"]
     page = await client.get(done.headers["location"])
+    # the plan form asks for no more instalments than the policy allows (it offered up to 120)
+    assert 'name="instalments" required min="1" max="{}"'.format(web.context.policy().plan.max_instalments) in page.text
     # in the timeline's words, not the event's type name
     assert "Recorded: Payment of $10.00 received. The case is open, balance $990.00." in page.text, page.text
     logout = await client.post("/console/logout", data={"csrf_token": token})
