@@ -21,8 +21,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from api import charts
 from api.errors import unavailable_text
-from api.i18n import (LANGUAGES, age, describe_event, money, number, pick_language, reason_text, role_name,
-                      translator, when)
+from api.i18n import (LANGUAGES, age, agenda_text, describe_event, money, number, pick_language, reason_text,
+                      role_name, translator, when)
 from app.authorization import ROLE_MATRIX, allowed
 from api.session import CSRF_FIELD, Session, csrf_ok, same_origin
 from app import reports
@@ -114,6 +114,7 @@ def render(request: Request, template: str, status: int = 200, **context) -> HTM
         money=lambda amount, currency: money(amount, currency, lang), number=lambda v: number(v, lang),
         role_name=lambda r: role_name(r, lang), status_name=lambda s: t(f"status.{s}"),
         reason_text=lambda code: reason_text(code, lang),
+        agenda=lambda text: agenda_text(text, lang),
         can=lambda action: user is not None and allowed(action, user.role), **context,
     )
     return HTMLResponse(page, status_code=status)

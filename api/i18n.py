@@ -10,6 +10,7 @@ Amounts are formatted with Babel for the language.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -102,6 +103,58 @@ def reason_text(code: str, lang: str) -> str:
 
 def role_name(role: str | None, lang: str) -> str:
     return translator(lang)(f"role.{role or 'system'}")
+
+
+# -- what a case waits for, and its next action ---------------------------------------------------------
+# The agenda (domain/agenda.py) words them in English for the read models and the CLI; the console
+# shows them in the reader's language. Each pattern names its catalogue key; a text no pattern
+# knows is shown as it is.
+_AGENDA = [(re.compile(pattern), key) for pattern, key in (
+    (r"send reminder (?P<n>\d+)", "agenda.send_reminder"),
+    (r"escalate to supervisor", "agenda.escalate"),
+    (r"(?P<role>supervisor|finance_manager) decision due", "agenda.decision_due"),
+    (r"(?P<role>supervisor|finance_manager) dispute decision due", "agenda.dispute_decision_due"),
+    (r"(?P<kind>[a-z-]+) approval due", "agenda.approval_due"),
+    (r"promise to pay due", "agenda.promise_due"),
+    (r"instalment (?P<n>\d+) due", "agenda.instalment_due"),
+    (r"dispute resolution due", "agenda.dispute_due"),
+    (r"plan offer expires", "agenda.offer_expires"),
+    (r"paused \((?P<reason>.*)\): dunning resumes", "agenda.pause_ends"),
+    (r"notify the insurer", "agenda.notify_insurer"),
+    (r"file the insurance claim", "agenda.file_claim"),
+    (r"report the default to (?P<factor>.+)", "agenda.report_default"),
+    (r"closed \((?P<status>\w+)\)", "agenda.closed"),
+    (r"with factor (?P<factor>.+)", "agenda.with_factor"),
+    (r"paused until (?P<until>\S+) \((?P<reason>.*)\)", "agenda.paused_until"),
+    (r"(?P<kind>[a-z-]+) approval by a (?P<role>\w+)", "agenda.approval_by"),
+    (r"(?P<role>supervisor|finance_manager) decision", "agenda.decision"),
+    (r"with agency", "agenda.with_agency"),
+    (r"with legal", "agenda.with_legal"),
+    (r"customer to accept the plan", "agenda.customer_accepts"),
+    (r"collector", "role.collector"),
+)]
+
+
+def agenda_text(text: str | None, lang: str) -> str | None:
+    """A case's next action or what it waits for, in the reader's language."""
+    if not text:
+        return text
+    t = translator(lang)
+    for pattern, key in _AGENDA:
+        found = pattern.fullmatch(text)
+        if found:
+            values = found.groupdict()
+            if "role" in values:
+                values["role"] = role_name(values["role"], lang)
+            if "kind" in values:
+                kind = f"kind.{values['kind'].replace('-', '_')}"
+                values["kind"] = t(kind) if catalogue.known(kind) else values["kind"]
+            if "status" in values:
+                values["status"] = t(f"status.{values['status']}")
+            if "reason" in values:
+                values["reason"] = reason_text(values["reason"], lang)
+            return t(key, **values)
+    return text
 
 
 # -- the timeline -----------------------------------------------------------------------------------

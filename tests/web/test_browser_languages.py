@@ -23,6 +23,8 @@ async def test_a_supervisor_works_the_console_in_german(page, web: Web):  # noqa
     assert await page.get_attribute("html", "lang") == "de"
     assert await page.inner_text("h1") == "Arbeitsliste Forderungsmanagement"
     assert await page.text_content("[data-testid=who]") == "demo-supervisor (Teamleiter)"
+    row = page.locator(f"tr[data-invoice='{invoice}']")  # what the case waits for, in German too
+    assert "Freigabe fällig: Ausbuchung" in await row.inner_text(), await row.inner_text()
     await shot(page, "worklist-de")
 
     await page.click("nav >> text=Freigaben")
@@ -40,6 +42,7 @@ async def test_a_supervisor_works_the_console_in_german(page, web: Web):  # noqa
     await page.click(f"[data-testid=recent] >> text={invoice}")
     await page.wait_for_url("**/console/cases/*")
     assert await page.inner_text("[data-testid=case-status]") == "ausgebucht"
+    assert await page.inner_text("[data-testid=waiting-for]") == "abgeschlossen (ausgebucht)"  # was 'closed (written_off)'
     timeline = await page.inner_text("[data-testid=timeline]")
     assert f"Ausbuchung von 2.500,00{NBSP}$ freigegeben" in timeline and "Fall abgeschlossen: ausgebucht" in timeline
     await shot(page, "case-written-off-de")
