@@ -224,7 +224,9 @@ def worklist_page(request: Request, status: str = "", assignee: str = "", grade:
                                   assignee=who or None, risk_grade=grade or None, currency=currency or None, q=q or None)
     except DomainError as exc:
         result, error = {"total": 0, "items": []}, str(exc)
+    closed = reports.closed_matching(service(request).ctx, q) if q.strip() else []
     return render(request, "worklist.html.j2", result=result, error=error, currencies=reports.currencies(service(request).ctx),
+                  closed=closed,
                   filters={"status": status, "assignee": assignee, "grade": grade, "currency": currency, "q": q},
                   open_statuses=[s for s in CaseStatus.__members__ if CaseStatus(s) not in TERMINAL],
                   case_url=case_url)

@@ -83,6 +83,23 @@ def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: 
     return {"total": total, "items": items[:limit]}
 
 
+def closed_matching(ctx: Context, q: str, limit: int = 20) -> list[dict]:
+    """Closed cases whose invoice id or customer name holds ``q``, the last closed first: the
+    worklist holds open cases only, and a customer calls about a paid invoice too."""
+    needle = f"%{q.strip().lower()}%"
+    query = (select(case_summary.c.case_id, case_summary.c.invoice_id, case_summary.c.customer_name,
+                    case_summary.c.status, case_summary.c.original_minor, case_summary.c.currency,
+                    case_summary.c.closed_at)
+             .where(case_summary.c.closed_at.is_not(None),
+                    or_(func.lower(case_summary.c.invoice_id).like(needle),
+                        func.lower(case_summary.c.customer_name).like(needle)))
+             .order_by(case_summary.c.closed_at.desc(), case_summary.c.invoice_id).limit(limit))
+    with ctx.db.read() as session:
+        return [{"case_id": r.case_id, "invoice_id": r.invoice_id, "customer_name": r.customer_name, "status": r.status,
+                 "original": _amount(r.original_minor, r.currency), "currency": r.currency, "closed_at": r.closed_at}
+                for r in session.execute(query)]
+
+
 def worklist_item(row, today: date) -> dict:
     """A case summary with the figures its priority is made of."""
     m = row._mapping

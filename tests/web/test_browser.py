@@ -210,6 +210,22 @@ async def test_every_page_fits_a_phone_s_screen(browser, web: Web):
         await context.close()
 
 
+async def test_a_paid_case_is_found_by_the_worklist_s_search(page, web: Web):
+    """The worklist holds open cases; a paid invoice could be reached only by typing its address."""
+    invoice = await web.new_case(amount="300.00", customer="Paid Up Ltd")
+    await web.service.pay(invoice, "300.00", "wire", web.actor("collector"))
+    await sign_in(page, web, "collector")
+    await page.fill("input[name=q]", invoice)
+    async with page.expect_navigation():
+        await page.press("input[name=q]", "Enter")
+    row = page.locator(f"[data-testid=closed-matching] tr[data-invoice='{invoice}']")
+    assert "paid" in await row.inner_text() and "$300.00" in await row.inner_text(), await row.inner_text()
+    await shot(page, "worklist-closed-matching")
+    await row.locator("a").click()
+    await page.wait_for_url("**/console/cases/*")
+    assert await page.inner_text("[data-testid=case-status]") == "paid"
+
+
 async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
     """The payment form carries an idempotency key (a hidden UUID per rendered form): the same
     form sent twice, as a double click or a resubmitted page would, is one payment."""
