@@ -816,8 +816,9 @@ def _allocate(emit: _CustomerEmitter, c: AllocateCredit, policy: Policy) -> None
                               f"{advance.amount.currency}", "currency")
         available = available.min(advance.refundable)
     if c.amount > available:
-        raise DomainError(f"{c.amount} exceeds the customer's credit ({available if available.is_positive else Money.zero(currency)})",
-                          "amount")
+        left = available if available.is_positive else Money.zero(currency)
+        of = f"what advance {c.advance_id} still holds" if c.advance_id is not None else "the customer's credit"
+        raise DomainError(f"{c.amount} exceeds {of} ({left})", "amount")
     if c.amount > c.owed:
         raise DomainError(f"{c.amount} exceeds what invoice {c.invoice_id} still owes ({c.owed})", "amount")
     emit(CustomerCreditAllocated, allocation_id=c.allocation_id, invoice_id=c.invoice_id,

@@ -123,7 +123,8 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     assert asked["status"] == "awaiting approval", asked
     ledger.refused("advance", "approve-refund", "RF-77", "--as", "demo-supervisor", match="four eyes")
     ledger.refused("advance", "approve-refund", "RF-77", "--as", "demo-collector", match="approve")
-    ledger.refused("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "60.00", match="exceeds")  # 50 free
+    ledger.refused("advance", "apply", "PP-OLD", "AV-NOCASE", "--amount", "60.00",
+                   match="exceeds what advance PP-OLD still holds (50.00 USD)")  # it said 'the customer's credit'
     assert [r["refund_id"] for r in ledger.ok("advance", "refunds")] == ["RF-77"]
     # turned down in the approvals inbox, with a reason: the 250.00 is held on the advance again
     ledger.refused("approvals", "reject", "RF-77", "--reason", "not ours to decide", "--as", "demo-collector",
