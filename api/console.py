@@ -334,6 +334,8 @@ def case_page(request: Request, ref: str):
     try:
         case = service(request).show(ref)
     except DomainError as error:
+        if ref.rpartition("/")[2] in CASE_COMMANDS:  # a form's address opened as a page: it only takes the form
+            return missing_page(request, 405)
         t = translator(lang)
         return render(request, "error.html.j2", status=404, title=t("error.not_found"), message=str(error))
     timeline = [describe_event(e, lang) for e in case["events"]]

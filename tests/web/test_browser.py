@@ -137,6 +137,11 @@ async def test_a_supervisor_decides_an_escalation_in_chinese(page, web: Web):
     await shot(page, "worklist-zh")
     await page.click("nav >> text=审批")
     row = page.locator(f"tr[data-kind='escalation'][data-invoice='{invoice}']")
+    # no decision is chosen for the supervisor: 'Decide' pressed without looking decides nothing
+    # (it offered a payment plan, the first choice)
+    await row.locator("button:has-text('决定')").click()
+    assert await row.locator("select[name=decision]").evaluate("s => s.validity.valueMissing") is True
+    assert web.service.show(invoice)["escalation"]["decision"] is None
     await row.locator("select[name=decision]").select_option("write_off")
     await row.locator("input[name=note]").fill("客户已破产")
     await shot(page, "approvals-inbox-escalation-zh")
@@ -176,7 +181,9 @@ async def test_a_decided_escalation_shows_the_balance_it_was_decided_on(page, we
 async def test_an_address_the_console_has_no_page_for_gets_the_console_s_own_page(page, web: Web):
     """A mistyped address, or a button's address opened again, showed the API's JSON body."""
     await sign_in(page, web, "collector")
-    for address, status in (("/console/nothing", 404), ("/console/approvals/xyz/approve", 405)):
+    invoice = await web.new_case()  # a form's address opened as a page said 'unknown case'
+    for address, status in (("/console/nothing", 404), ("/console/approvals/xyz/approve", 405),
+                            (f"/console/cases/{invoice}/cancel", 405)):
         response = await page.goto(address)
         assert response.status == status and "text/html" in response.headers["content-type"], address
         assert await page.inner_text("section.card h1") == "Not found"
