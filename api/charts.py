@@ -17,6 +17,8 @@ Formatter = Callable[[Number], str]
 WIDTH = 560
 HEIGHT = 240
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 12, 12, 24, 46
+VALUE_CHAR_W = 6.2  # about how wide a character of a value label (10 px) is, in the chart's units
+LABEL_CHAR_W = 6.8  # the same for an axis label (11 px)
 
 
 def _f(value: float) -> str:
@@ -46,6 +48,10 @@ def grouped_bar_chart(categories: Sequence[str], series: Sequence[tuple[str, Seq
     scale = plot_h / peak if peak > 0 else 0.0
     slot = plot_w / max(len(categories), 1)
     bar_w = slot * 0.7 / max(len(series), 1)
+    # Values written above the bars only when each fits its bar's room ('0,00 $US' under every one
+    # of 13 weeks ran together); the bar's tooltip and the table under the chart keep them.
+    longest = max((len(fmt(v)) for _, values in series for v in values), default=0)
+    write_values = longest * VALUE_CHAR_W <= slot / max(len(series), 1)
     parts.append(f'<line class="axis" x1="{PAD_LEFT}" y1="{_f(base)}" x2="{width - PAD_RIGHT}" y2="{_f(base)}"/>')
     for i, category in enumerate(categories):
         x0 = PAD_LEFT + i * slot + slot * 0.15
@@ -55,8 +61,9 @@ def grouped_bar_chart(categories: Sequence[str], series: Sequence[tuple[str, Seq
             x = x0 + s * bar_w
             parts.append(f'<rect class="bar s{s}" x="{_f(x)}" y="{_f(base - h)}" width="{_f(bar_w)}" height="{_f(h)}">'
                          f'<title>{escape(category)}{": " + escape(name) if name else ""} {escape(fmt(value))}</title></rect>')
-            parts.append(f'<text class="value" x="{_f(x + bar_w / 2)}" y="{_f(base - h - 4)}" text-anchor="middle">'
-                         f'{escape(fmt(value))}</text>')
+            if write_values:
+                parts.append(f'<text class="value" x="{_f(x + bar_w / 2)}" y="{_f(base - h - 4)}" '
+                             f'text-anchor="middle">{escape(fmt(value))}</text>')
         parts.append(f'<text class="label" x="{_f(PAD_LEFT + i * slot + slot / 2)}" y="{_f(base + 16)}" '
                      f'text-anchor="middle">{escape(category)}</text>')
     named = [(s, name) for s, (name, _) in enumerate(series) if name]
@@ -79,6 +86,9 @@ def line_chart(points: Sequence[tuple[str, Number | None]], title: str, fmt: For
     peak = max(values + [0.0])
     scale = plot_h / peak if peak > 0 else 0.0
     step = plot_w / max(len(points) - 1, 1)
+    # the last label ends at its point (it stood half outside the chart); a label it would overlap is left out
+    last_x = PAD_LEFT + 10 + (len(points) - 1) * step
+    last_left = last_x - len(points[-1][0]) * LABEL_CHAR_W if points else last_x
     parts.append(f'<line class="axis" x1="{PAD_LEFT}" y1="{_f(base)}" x2="{width - PAD_RIGHT}" y2="{_f(base)}"/>')
     segment: list[str] = []
     segments: list[list[str]] = []
@@ -94,8 +104,11 @@ def line_chart(points: Sequence[tuple[str, Number | None]], title: str, fmt: For
             parts.append(f'<circle class="dot" cx="{_f(x)}" cy="{_f(y)}" r="3"><title>{escape(label)} '
                          f'{escape(fmt(value))}</title></circle>')
             parts.append(f'<text class="value" x="{_f(x)}" y="{_f(y - 7)}" text-anchor="middle">{escape(fmt(value))}</text>')
-        if i % max(len(points) // 6, 1) == 0 or i == len(points) - 1:
-            parts.append(f'<text class="label" x="{_f(x)}" y="{_f(base + 16)}" text-anchor="middle">{escape(label)}</text>')
+        if i == len(points) - 1:
+            parts.append(f'<text class="label" x="{_f(x)}" y="{_f(base + 16)}" text-anchor="end">{escape(label)}</text>')
+        elif i % max(len(points) // 6, 1) == 0 and x + len(label) * LABEL_CHAR_W / 2 + 4 <= last_left:
+            anchor = "start" if i == 0 else "middle"  # the first one starts at its point, inside the chart
+            parts.append(f'<text class="label" x="{_f(x)}" y="{_f(base + 16)}" text-anchor="{anchor}">{escape(label)}</text>')
     if segment:
         segments.append(segment)
     for seg in segments:

@@ -62,3 +62,24 @@ async def test_a_supervisor_works_the_console_in_german(page, web: Web):  # noqa
     await page.click("button[value=en]")
     await page.wait_for_url("**/console/dashboard")
     assert await page.inner_text("h1") == "Dashboard"
+
+
+async def test_no_two_figures_of_a_chart_overlap_in_french(page, web: Web):  # noqa: F811
+    """'0,00 $US' written above each of 13 weekly bars ran together into one unreadable line, and the
+    DSO chart's last date overlapped the month before it and stood half outside the chart."""
+    await sign_in(page, web, "supervisor")
+    await page.click("button[value=fr]")
+    await page.goto("/console/dashboard")
+    for chart in await page.locator("svg.chart").all():
+        frame = await chart.bounding_box()
+        for kind in ("value", "label"):  # the figures above the bars, the labels under the axis
+            boxes = [await t.bounding_box() for t in await chart.locator(f"text.{kind}").all()]
+            for box in boxes:  # the DSO chart's last date stood half outside the chart
+                assert frame["x"] - 1 <= box["x"] and box["x"] + box["width"] <= frame["x"] + frame["width"] + 1, (
+                    await chart.get_attribute("aria-label"), box, frame)
+            for n, a in enumerate(boxes):
+                for b in boxes[n + 1:]:
+                    apart = (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                             or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+                    assert apart, (await chart.get_attribute("aria-label"), kind, a, b)
+    await shot(page, "dashboard-fr")
