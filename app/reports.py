@@ -69,9 +69,7 @@ def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: 
     if currency:
         where.append(case_summary.c.currency == currency.upper())
     if q:
-        needle = f"%{q.strip().lower()}%"
-        where.append(or_(func.lower(case_summary.c.invoice_id).like(needle),
-                           func.lower(case_summary.c.customer_name).like(needle)))
+        where.append(_naming(q))
     # Ranked and cut in SQL over the index of open cases (store/reads.py): only the page is read.
     columns = [c for c in case_summary.c if c.name != "state"]
     dialect = ctx.db.dialect
@@ -83,16 +81,19 @@ def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: 
     return {"total": total, "items": items[:limit]}
 
 
+def _naming(q: str):
+    """Cases whose invoice id or customer name holds ``q`` (any case)."""
+    needle = f"%{q.strip().lower()}%"
+    return or_(func.lower(case_summary.c.invoice_id).like(needle), func.lower(case_summary.c.customer_name).like(needle))
+
+
 def closed_matching(ctx: Context, q: str, limit: int = 20) -> list[dict]:
     """Closed cases whose invoice id or customer name holds ``q``, the last closed first: the
     worklist holds open cases only, and a customer calls about a paid invoice too."""
-    needle = f"%{q.strip().lower()}%"
     query = (select(case_summary.c.case_id, case_summary.c.invoice_id, case_summary.c.customer_name,
                     case_summary.c.status, case_summary.c.original_minor, case_summary.c.currency,
                     case_summary.c.closed_at)
-             .where(case_summary.c.closed_at.is_not(None),
-                    or_(func.lower(case_summary.c.invoice_id).like(needle),
-                        func.lower(case_summary.c.customer_name).like(needle)))
+             .where(case_summary.c.closed_at.is_not(None), _naming(q))
              .order_by(case_summary.c.closed_at.desc(), case_summary.c.invoice_id).limit(limit))
     with ctx.db.read() as session:
         return [{"case_id": r.case_id, "invoice_id": r.invoice_id, "customer_name": r.customer_name, "status": r.status,
