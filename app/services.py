@@ -519,7 +519,8 @@ class CaseService:
         if row.invoice_id != invoice_id:
             raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
                               f"({row.invoice_id}); a payment id names one payment", "payment_id")
-        if row.case_id is not None and not self._closed(row.case_id):
+        case = self.summary_row(invoice_id) if row.case_id is not None else None
+        if case is not None and case.closed_at is None:
             return None
         recorded = {"amount": row.amount, "received_on": row.received_on, "reference": row.reference}
         sent = {"amount": money, "received_on": received, "reference": reference}
@@ -527,10 +528,10 @@ class CaseService:
         if differing:
             what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
             raise DomainError(f"payment {shown(pid)} was already recorded with a different {what}", "payment_id")
-        if row.case_id is not None:
-            case = summary_dict(self.summary_row(invoice_id))
-            return {key: case[key] for key in ("case_id", "invoice_id", "status", "balance", "currency", "version")} | {
-                "events": [], "payment_id": pid, "recorded": False}
+        if case is not None:
+            shown_case = summary_dict(case)
+            return {key: shown_case[key] for key in ("case_id", "invoice_id", "status", "balance", "currency",
+                                                     "version")} | {"events": [], "payment_id": pid, "recorded": False}
         return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": False,
                 "applied_to": "invoice", "amount": str(row.amount.amount), "currency": row.amount.currency}
 
