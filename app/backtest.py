@@ -226,7 +226,7 @@ async def _play(env, service, policy: Policy, lines: list[LedgerLine], shift: ti
         for facts, has_case in due:
             if has_case:
                 continue
-            await service.open_case(facts.invoice_id, "overdue", SYSTEM_ACTOR)  # returns once it is durable
+            await service.open_case(facts.invoice_id, "overdue", SYSTEM_ACTOR, today=day + shift)  # returns once it is durable
             if by_invoice[facts.invoice_id].disputed:
                 await service.open_dispute(facts.invoice_id, "disputed_in_ledger", BACKTEST_ACTOR)
         if progress is not None:

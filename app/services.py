@@ -22,7 +22,7 @@ from domain.decider import case_uuid
 from domain.durations import parse_duration
 from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
-from domain.inputs import check_identifier, check_received_on, parse_date
+from domain.inputs import check_identifier, check_overdue_opening, check_received_on, parse_date
 from domain.money import Money, positive_money
 from domain.policy import Policy
 from domain.state import CaseState, CaseStatus
@@ -343,7 +343,9 @@ class CaseService:
             return [approval_dict(r) for r in session.execute(query)]
 
     # -- opening -----------------------------------------------------------------------------
-    async def open_case(self, invoice_id: str, reason: str = "overdue", actor: Actor | None = None) -> dict:
+    async def open_case(self, invoice_id: str, reason: str = "overdue", actor: Actor | None = None,
+                        today: date | None = None) -> dict:
+        """Open the invoice's case; ``today`` (UTC by default) judges whether it is overdue."""
         try:
             open_reason = OpenReason(reason)
         except ValueError:
@@ -352,6 +354,7 @@ class CaseService:
         existing = self._existing(invoice_id)
         if existing is not None:
             return {**existing, "opened": False}
+        check_overdue_opening(reason, invoice_id, facts.due_date, today or datetime.now(timezone.utc).date())
         policy = self.ctx.policy()
         case_id = case_uuid(invoice_id)
         from activities.opening import customer_pause
@@ -359,6 +362,7 @@ class CaseService:
         opening = cmd.OpenCase(
             command_id=uuid4(), actor=actor or self.ctx.actor(None), case_id=case_id, invoice=facts, reason=open_reason,
             customer_pause=customer_pause(self.ctx.store, facts.customer.customer_id, datetime.now(timezone.utc)),
+            reminders_after_due=True,
         )
         if not (facts.amount - facts.paid).is_positive:
             raise DomainError(f"invoice {invoice_id} is already paid", "invoice_id")

@@ -258,11 +258,13 @@ def show_import(r: dict) -> None:
 @case_app.command("open")
 def case_open(
     invoice_id: str,
-    reason: Annotated[str, typer.Option(help="overdue | dispute | manual")] = "overdue",
+    reason: Annotated[str, typer.Option(help="overdue (the invoice's due date has come) | dispute | manual")] = "overdue",
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Open a case for an invoice (opening twice returns the existing case)."""
+    """Open a case for an invoice (opening twice returns the existing case).
+
+    A case opened before the invoice's due date (as manual or dispute) sends no reminder before it."""
     execute(lambda s: s.open_case(invoice_id, reason, _actor(s, as_user)), as_json, show_reply)
 
 

@@ -86,6 +86,9 @@ class OpenCase(Command):
     reason: OpenReason = OpenReason.overdue
     assignee: str | None = None
     customer_pause: CustomerPauseFacts | None = None  # the case opens paused with its customer
+    # Reminders count from the due date when the case opens before it. False in the openings of
+    # histories recorded before the rule, so that they replay as they ran.
+    reminders_after_due: bool = False
 
 
 class RecordPayment(Command):

@@ -172,7 +172,7 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         reason=c.reason,
         policy_version=policy.version,
         ladder_steps=len(ladder),
-        first_reminder_at=_send_moment(now + ladder[0].after, inv.customer, policy),
+        first_reminder_at=_send_moment(_reminders_from(c, now) + ladder[0].after, inv.customer, policy),
         assignee=c.assignee,
         advance=inv.advance,
     )
@@ -184,6 +184,14 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         _emit_pause(emit, c.customer_pause.until, c.customer_pause.reason, "customer", c.customer_pause.requested_by,
                     c.customer_pause.requested_by_role, policy)
     return emit
+
+
+def _reminders_from(c: cmd.OpenCase, now: datetime) -> datetime:
+    """The moment the ladder's first step counts from: the opening, or the due date's start for a
+    case opened before it (a reminder must not reach a customer before the money is due)."""
+    if not c.reminders_after_due:
+        return now
+    return max(now, datetime.combine(c.invoice.due_date, time(0), tzinfo=timezone.utc))
 
 
 def _emit_insured(emit: _Emitter, inv: cmd.InvoiceFacts, policy: Policy) -> None:

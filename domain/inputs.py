@@ -159,6 +159,14 @@ def check_sweep_day(day: date | None, now: datetime, rules: InputPolicy, field: 
     return within(day, field, rules.earliest_date, latest)
 
 
+def check_overdue_opening(reason: str, invoice_id: str, due_date: date, today: date) -> None:
+    """A case opened as "overdue" needs an invoice whose due date has come: one not yet due
+    would be recorded as overdue and dunned as if it were."""
+    if reason == "overdue" and due_date > today:
+        raise DomainError(f"invoice {invoice_id} is not due until {due_date} (today is {today}): "
+                          "open its case as 'manual' or 'dispute', not 'overdue'", "reason")
+
+
 # -- e-mail addresses ---------------------------------------------------------------------------------------
 EMAIL_MAX = 254
 

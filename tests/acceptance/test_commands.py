@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import tomllib
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -355,3 +356,24 @@ def test_the_payment_that_closed_a_case_sent_again_changes_nothing(ledger):
         other = api.post("/api/invoices/CL-10/payments", json={**body, "amount": "1.00"})
         assert other.status_code == 409, other.text
         assert other.json()["field"] == "payment_id", other.text
+
+
+def test_an_invoice_not_yet_due_is_not_opened_as_overdue_nor_dunned_before_it_is_due(ledger):
+    """`case open INV`, whose reason is 'overdue' unless told, opened a case for an invoice due in
+    ten days, recorded it as overdue, and the demo ladder e-mailed its customer 5 s later. Now
+    'overdue' is refused (nothing opens), and a case opened as 'manual' counts its reminders from
+    the due date."""
+    ledger.import_invoices([invoice("CL-11", "500.00", 10)])
+    message = ledger.refused("case", "open", "CL-11", match="reason")
+    assert "not due until" in message and day(10) in message, message
+    with ledger.api("demo-collector") as api:
+        refused = api.post("/api/cases", json={"invoice_id": "CL-11"})
+    assert refused.status_code == 400 and refused.json()["field"] == "reason", refused.text
+    assert "CL-11" not in ledger.cases(), "a refused opening opened a case"
+
+    opened = ledger.ok("case", "open", "CL-11", "--reason", "manual")
+    assert opened["status"] == "open", opened
+    first = datetime.fromisoformat(ledger.case("CL-11")["next_action_at"])
+    assert first.date() >= TODAY + timedelta(days=10), f"first reminder {first}, due {day(10)}"
+    time.sleep(8)  # the demo ladder's first step (5 s) has passed, had it counted from the opening
+    assert ledger.mails("ap@c-cl-11.test") == [], "a notice went out before the due date"

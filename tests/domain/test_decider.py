@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from uuid import uuid4
 
 import pytest
 
 from domain import commands as cmd
 from domain.agenda import next_action, notice_due
-from domain.decider import decide
+from domain.decider import case_uuid, decide
 from domain.errors import DomainError
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason, Outcome
 from domain.money import Money
@@ -36,6 +36,26 @@ def test_open_schedules_first_reminder_from_the_ladder():
     assert s.status == CaseStatus.open and s.balance == usd("1000.00") and s.version == 1
     assert next_action(s).kind == "remind"
     assert next_action(s).at == T0 + timedelta(days=3)  # grade B: friendly at P3D
+
+
+def test_a_case_opened_before_the_due_date_reminds_only_from_it():
+    """Given an invoice due in 20 days, when a collector opens its case (reminders after due),
+    then the first reminder counts from the due date; an opening recorded before the rule
+    (the flag unset, as in old histories) still counts from the opening."""
+    due = T0.date() + timedelta(days=20)
+    early = invoice().model_copy(update={"due_date": due})
+    case = Case()
+    case.when(cmd.OpenCase, actor=COLLECTOR, case_id=case_uuid(early.invoice_id), invoice=early,
+              reason=OpenReason.manual, reminders_after_due=True)
+    first = next_action(case.state).at  # within the customer's send window of that day
+    assert first.date() == due + timedelta(days=3) and first >= datetime.combine(due, time(0), timezone.utc)
+    recorded = Case()
+    recorded.when(cmd.OpenCase, actor=COLLECTOR, case_id=case_uuid(early.invoice_id), invoice=early,
+                  reason=OpenReason.manual)
+    assert next_action(recorded.state).at == T0 + timedelta(days=3)
+    late = Case()  # opened after the due date: from the opening, flag or not
+    late.when(cmd.OpenCase, actor=SYSTEM_ACTOR, case_id=case_uuid("INV-1"), invoice=invoice(), reminders_after_due=True)
+    assert next_action(late.state).at == T0 + timedelta(days=3)
 
 
 def test_open_twice_is_rejected():

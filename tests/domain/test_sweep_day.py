@@ -7,7 +7,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from domain.errors import DomainError
-from domain.inputs import check_sweep_day
+from domain.inputs import check_overdue_opening, check_sweep_day
 from domain.policy import InputPolicy
 
 RULES = InputPolicy()
@@ -30,3 +30,12 @@ def test_a_day_before_the_policy_s_earliest_date_is_refused():
     with pytest.raises(DomainError) as refused:
         check_sweep_day(date(1900, 1, 1), NOW, RULES)
     assert refused.value.field == "as_of"
+
+
+def test_a_case_opens_as_overdue_only_once_its_invoice_is_due():
+    check_overdue_opening("overdue", "INV-1", date(2026, 12, 7), date(2026, 12, 7))  # due today
+    check_overdue_opening("manual", "INV-1", date(2026, 12, 20), date(2026, 12, 7))
+    check_overdue_opening("dispute", "INV-1", date(2026, 12, 20), date(2026, 12, 7))
+    with pytest.raises(DomainError, match="not due until 2026-12-08") as refused:
+        check_overdue_opening("overdue", "INV-1", date(2026, 12, 8), date(2026, 12, 7))
+    assert refused.value.field == "reason"
