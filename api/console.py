@@ -472,7 +472,7 @@ def dashboard_page(request: Request, currency: str = "", as_of: str = ""):
         "aging": charts.bar_chart([(t(f"bucket.{b}"), Decimal(v)) for b, v in data["aging"].items()],
                                   t("dashboard.aging", currency=cur), amount),
         "status": charts.hbar_chart([(t(f"status.{s}"), n) for s, n in data["cases_by_status"].items()],
-                                   t("dashboard.status")),
+                                   t("dashboard.status", currency=cur)),
         "approvals": charts.grouped_bar_chart(
             [t(f"kind.{k}") for k in data["approvals"]],
             [(t("dashboard.waiting"), [v["waiting"] for v in data["approvals"].values()]),

@@ -180,11 +180,14 @@ def aging(items: Iterable[OpenItem], as_of: date) -> dict[str, dict[str, Decimal
 # -- cases and approvals ----------------------------------------------------------------------------
 
 
-def cases_by_status(ctx: Context) -> dict[str, int]:
-    """How many cases are in each status (every status listed, zero included)."""
+def cases_by_status(ctx: Context, currency: str | None = None) -> dict[str, int]:
+    """How many cases are in each status (every status listed, zero included), of one currency
+    when given."""
+    query = select(case_summary.c.status, func.count()).group_by(case_summary.c.status)
+    if currency is not None:
+        query = query.where(case_summary.c.currency == currency)
     with ctx.db.read() as session:
-        counts = dict(session.execute(
-            select(case_summary.c.status, func.count()).group_by(case_summary.c.status)).all())
+        counts = dict(session.execute(query).all())
     return {s: int(counts.get(s, 0)) for s in CaseStatus.__members__}
 
 
@@ -382,8 +385,8 @@ def currencies(ctx: Context) -> list[str]:
 
 
 def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = None, as_of: date | None = None) -> dict:
-    """Every figure of the dashboard, JSON-ready. Amount figures are for one currency
-    (default: the ledger's most used); counts cover all cases."""
+    """Every figure of the dashboard, JSON-ready, for one currency (default: the ledger's most
+    used): amounts, and cases by status; the approvals waiting cover every currency (one inbox)."""
     now = now or datetime.now(timezone.utc)
     as_of = check_report_day(as_of, "as_of", now.date(), ctx.policy().inputs) or now.date()
     known = currencies(ctx)
@@ -402,7 +405,7 @@ def dashboard(ctx: Context, currency: str | None = None, now: datetime | None = 
         "currencies": known,
         "aging": {b: _text(v, currency) for b, v in buckets.items()},
         "aging_by_currency": {c: {b: _text(v, c) for b, v in t.items()} for c, t in sorted(aged.items())},
-        "cases_by_status": cases_by_status(ctx),
+        "cases_by_status": cases_by_status(ctx, currency),
         "approvals": approvals_sla(ctx, now),
         "collected_per_week": [{"week": w.isoformat(), "amount": _text(a, currency)}
                                for w, a in collected_per_week(found, currency, as_of)],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections import Counter
 
 import httpx
 
@@ -149,6 +150,19 @@ async def test_dashboard_draws_five_charts_with_the_report_numbers(web: Web):
         assert shown == f"${float(amount):,.2f}"
     bad = await client.get("/console/dashboard?currency=XYZ")
     assert bad.status_code == 200 and "unknown currency" in html.unescape(bad.text)
+
+
+async def test_the_dashboards_cases_by_status_are_those_of_its_currency(web: Web):
+    """The dashboard shows one currency; its cases by status counted every currency's cases."""
+    await web.new_case(currency="CHF")
+    client, _ = await signed_in(web, "supervisor")
+    cases = web.service.list(limit=100000)
+    for currency in ("CHF", "USD"):
+        page = html.unescape((await client.get(f"/console/dashboard?currency={currency}")).text)
+        shown = re.findall(r'<tr data-status="([a-z_]+)"><th>[^<]*</th><td class="num">(\d+)</td>', page)
+        expected = Counter(c["status"] for c in cases if c["currency"] == currency)
+        assert {s: int(n) for s, n in shown if int(n)} == dict(expected), (currency, shown)
+        assert f"Cases by status ({currency})" in page
 
 
 async def test_console_forms_follow_the_same_role_matrix(web: Web):
