@@ -371,6 +371,40 @@ def _mt940_statements(text: str, transactions, marks: list) -> list[Statement]:
     return statements
 
 
+# SWIFT-structured :86: (ING, Rabobank and other banks): subfields as /CODE/value, a party's details
+# after an empty party code (``/ORDP//NAME/ACME GMBH/ID/...``), wrapped at a fixed width mid-word.
+# The mt-940 package reads the German ``?NN`` subfields and GVC keywords, not these.
+_PARTY_CODES = ("ORDP", "BENM", "ULTD", "ULTC", "ULTB")
+_PARTY_DETAILS = ("NAME", "ADDR", "ID", "IBAN", "BIC", "ACCW")
+_SWIFT_SUBFIELD = re.compile(r"/({})/".format("|".join(
+    (*_PARTY_CODES, *_PARTY_DETAILS, "EREF", "REMI", "ISDT", "CSID", "MARF", "RTRN", "PURP", "PREF", "TRTP",
+     "CNTP", "SVCL", "RTYP", "OAMT", "CHGS", "EXCH"))))
+
+
+def swift_subfields(details: str) -> list[tuple[str, str]]:
+    """The /CODE/value subfields of a SWIFT-structured :86: in order ([] when it does not start with one)."""
+    text = "".join(details.splitlines()).strip()
+    marks = list(_SWIFT_SUBFIELD.finditer(text))
+    if not marks or marks[0].start() != 0:
+        return []
+    ends = [m.start() for m in marks[1:]] + [len(text)]
+    return [(m.group(1), text[m.end():end].strip("/ ")) for m, end in zip(marks, ends)]
+
+
+def swift_party_name(subfields: list[tuple[str, str]]) -> str:
+    """The counterparty's /NAME/: the first one not of an ultimate party (ULTD, ULTC, ULTB: on whose
+    behalf), as camt's ``Dbtr/Nm`` is read rather than ``UltmtDbtr``."""
+    party = None
+    for code, value in subfields:
+        if code in _PARTY_CODES:
+            party = code
+        elif code == "NAME" and value and not (party or "").startswith("ULT"):
+            return value
+        elif code not in _PARTY_DETAILS:
+            party = None
+    return ""
+
+
 def _signed(status: str | None, amount: Decimal) -> Decimal:
     return -abs(amount) if (status or "").upper() in ("D", "RC") else abs(amount)
 
@@ -413,7 +447,8 @@ def _mt940_entry(statement_id: str, t, seq: int) -> BankEntry:
     entry_ref = f"{seq}:{entry_ref}" if entry_ref != f"#{seq}" else entry_ref
     extra = clean("extra_details")
     iban = clean("gvc_applicant_iban") or (extra if _IBAN.fullmatch(extra.replace(" ", "")) else "") or None
-    payer = clean("applicant_name") or (extra if extra and not iban and not extra.isdigit() else "")
+    payer = (clean("applicant_name") or swift_party_name(swift_subfields(clean("transaction_details")))
+             or (extra if extra and not iban and not extra.isdigit() else ""))
     e2e = clean("end_to_end_reference") or None
     remittance = " ".join(x for x in (clean("purpose"), clean("additional_purpose"), clean("transaction_details"),
                                       customer_ref) if x)

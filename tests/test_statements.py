@@ -73,6 +73,23 @@ def test_mt940_statement():
     assert found[0].payer == "ACME GMBH"
 
 
+def test_mt940_swift_structured_86_names_the_payer():
+    mt = read("mt940-statement.sta").replace(
+        "166?00GUTSCHRIFT?20SVWZ+no reference at all?32UNKNOWN PAYER LTD",
+        "/REMI/Payment invoice INV-1/NAME/ACME GMBH/").replace(
+        ":61:2602250225C75,00NTRFNONREF//B-7783", ":61:2602250225C75,00NTRFNONREF//B-7783\nREF 4471")
+    entry = entries(mt)[2]
+    assert entry.payer == "ACME GMBH" and "INV-1" in entry.reference  # not the :61: details 'REF 4471'
+    # a party's subfields after its code; an ultimate debtor is not the payer; a name wrapped mid-word
+    ordp = mt.replace("/REMI/Payment invoice INV-1/NAME/ACME GMBH/",
+                      "/EREF/E2E-9/ULTD//NAME/PARENT HOLDING/ORDP//NAME/ACME TREA\nSURY GMBH/ID/7/REMI/Feb")
+    assert entries(ordp)[2].payer == "ACME TREASURY GMBH"
+    assert entries(mt.replace("/REMI/Payment invoice INV-1/NAME/ACME GMBH/", "/REMI/NAME/ in text"))[2].payer == "REF 4471"
+    if (REAL / "jejik" / "rabobank-iban.sta").is_file():  # a real Rabobank statement: the counterparty
+        real = entries((REAL / "jejik" / "rabobank-iban.sta").read_text())
+        assert [e.payer for e in real] == ["CONTRA ACCOUNT HOLDER", "JOHN DOE"] * 2
+
+
 def test_mt940_reversal_codes():
     text = read("mt940-statement.sta").replace(":61:2602250225C75,00", ":61:2602250225RC75,00").replace(
         "C260225EUR1608,10", "C260225EUR1458,10")

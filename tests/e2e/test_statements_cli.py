@@ -38,6 +38,21 @@ IBAN_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
 </Document>
 """
 
+# SWIFT-structured :86: subfields (ING, Rabobank): /NAME/ is the payer, also after /REMI/ and over the
+# :61: line's supplementary details ("REF 4471"); the first credit names no invoice, only the payer
+MT940_NAMES = """:20:STMT260226
+:25:US64SVBKUS6S3300958879
+:28C:00058/001
+:60F:C260225USD0,00
+:61:2602260226C50000,00NTRFNONREF//B-8801
+:86:/REMI/Payment for order 77/NAME/BIG SPENDER INC/
+:61:2602260226C10,00NTRFNONREF//B-8802
+REF 4471
+:86:/EREF/E2E-WD-1/ORDP//NAME/WIDGETS AND CO/REMI/Payment invoice INV-1/
+:62F:C260226USD50010,00
+-
+"""
+
 
 def write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
@@ -94,6 +109,19 @@ def test_statements_pay_reverse_and_reimport(dev_env, tmp_path, smtp, database_u
         waiting = {p["amount"]: p for p in cli.json("payments", "unmatched")}
         assert set(waiting) == {"100.00", "75.00"} and waiting["75.00"]["payer"] == "UNKNOWN PAYER LTD"
         assert "already paid" in waiting["100.00"]["note"]
+
+        # MT940 with /NAME/: the payer's name finds Big Spender's one open invoice by its amount, and
+        # the case's payment names the payer, as a CSV row's payer column would
+        spender = cli.json("case", "open", "INV-3001")["case_id"]
+        named = cli.json("payments", "import", write(tmp_path, "names.sta", MT940_NAMES))
+        assert named["matched_by_amount"] == 1 and named["unmatched"] == 1, named
+        paid = cli.json("case", "show", spender)
+        assert paid["status"] == "paid", paid
+        [received] = [e["data"] for e in paid["events"] if e["type"] == "PaymentReceived"]
+        assert received["payer"] == "BIG SPENDER INC" and received["matched_by"] == "amount", received
+        waiting = {p["amount"]: p for p in cli.json("payments", "unmatched")}
+        assert waiting["10.00"]["payer"] == "WIDGETS AND CO", waiting["10.00"]
+        assert "WIDGETS AND CO" in cli.run("payments", "unmatched").stdout  # the table a collector reads
 
 
 def test_bad_statements_are_refused_whole(dev_env, tmp_path, smtp, sqlite_url):
