@@ -1,15 +1,18 @@
 """Customer credit (advance receipts and unapplied cash): balances, their age, and where
 credit goes when it is applied. Pure.
 
-A credit's age is counted first in, first out: applying credit uses up the oldest
-receipt first, so the age of a balance is the age of the oldest receipt not yet
-used up (``as_of`` minus the day it was received).
+A credit's age is that of the oldest receipt not used up (``as_of`` minus the day it was
+received), the receipts used up as the advances register (``domain.advances``) uses them: an
+application or a refund takes what it drew from the advances it names (an application without
+one: the oldest advances first, ``domain.customer.draw_on_advances``), the rest from the
+overpayment excess, oldest first; an allocation given back returns to the receipts it came from,
+with their days.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+from bisect import insort
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
@@ -23,6 +26,9 @@ class CreditMovement:
     amount: Decimal  # positive: credit arises (overpayment excess, prepayment, allocation given back); negative: used
     on: date
     what: str
+    advance_id: str | None = None  # a prepayment: the advance it is on the register
+    drawn: tuple[tuple[str, Decimal], ...] = ()  # a use: what it took from which advances; the rest was excess
+    allocation_id: str | None = None  # an allocation (negative), or the allocation given back (positive)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,61 @@ class CreditBalance:
     receipts: int  # receipts that make up the balance
 
 
+@dataclass
+class _Receipts:
+    """What is left of one customer's receipts in one currency."""
+
+    advances: dict[str, list] = field(default_factory=dict)  # advance id -> [day, remaining]
+    excess: list[list] = field(default_factory=list)  # [day, remaining], oldest first
+    deficit: Decimal = ZERO  # excess used ahead of receipts (a reversal after the excess was applied)
+    taken: dict[str, tuple] = field(default_factory=dict)  # allocation id -> (drawn, [(receipt, used)], deficit)
+
+    def receive(self, day: date, amount: Decimal) -> None:
+        settled = min(self.deficit, amount)  # an earlier use drew ahead of receipts: settle it first
+        self.deficit -= settled
+        if amount > settled:
+            insort(self.excess, [day, amount - settled], key=lambda r: r[0])
+
+    def use(self, m: CreditMovement) -> None:
+        need, drawn = -m.amount, []
+        for advance_id, amount in m.drawn:
+            if advance_id in self.advances:
+                self.advances[advance_id][1] -= amount
+                drawn.append((advance_id, amount))
+                need -= amount
+        parts = []
+        while need > 0 and self.excess:
+            first = self.excess[0]
+            used = min(first[1], need)
+            first[1] -= used
+            need -= used
+            parts.append((first, used))
+            if first[1] == 0:
+                self.excess.pop(0)
+        self.deficit += need
+        if m.allocation_id is not None:
+            self.taken[m.allocation_id] = (drawn, parts, need)
+
+    def give_back(self, m: CreditMovement) -> None:
+        if m.allocation_id not in self.taken:
+            self.receive(m.on, m.amount)
+            return
+        drawn, parts, deficit = self.taken.pop(m.allocation_id)
+        for advance_id, amount in drawn:
+            self.advances[advance_id][1] += amount
+        for receipt, amount in parts:  # the same receipt again, at its place
+            receipt[1] += amount
+            if not any(r is receipt for r in self.excess):
+                insort(self.excess, receipt, key=lambda r: r[0])
+        undone = min(self.deficit, deficit)
+        self.deficit -= undone
+        if deficit > undone:  # a later receipt settled that part meanwhile: it is credit again today
+            self.receive(m.on, deficit - undone)
+
+    def left(self) -> list[list]:
+        return [r for r in (*self.advances.values(), *self.excess) if r[1] > 0]
+
+
 def credit_balances(movements: list[CreditMovement], as_of: date) -> list[CreditBalance]:
     """Balance and age per customer and currency (only movements on or before ``as_of``),
     customers with no credit left out."""
@@ -44,35 +105,26 @@ def credit_balances(movements: list[CreditMovement], as_of: date) -> list[Credit
             by_key.setdefault((m.customer_id, m.currency), []).append(m)
     out: list[CreditBalance] = []
     for (customer, currency), items in sorted(by_key.items()):
-        # on the same day, receipts before uses: a same-day overpayment can be applied that day
-        items.sort(key=lambda m: (m.on, m.amount < 0))
-        open_receipts: deque[list] = deque()  # [day, remaining]
-        deficit = ZERO
+        # on the same day, receipts before uses (a same-day overpayment can be applied that day),
+        # uses and allocations given back in the order they happened
+        items.sort(key=lambda m: (m.on, not (m.amount > 0 and m.allocation_id is None)))
+        receipts = _Receipts()
         for m in items:
-            if m.amount > 0:
-                amount = m.amount
-                if deficit > 0:  # an earlier use drew ahead of receipts (a reversal): settle it first
-                    settled = min(deficit, amount)
-                    deficit -= settled
-                    amount -= settled
-                if amount > 0:
-                    open_receipts.append([m.on, amount])
+            if m.amount > 0 and m.allocation_id is not None:
+                receipts.give_back(m)
+            elif m.amount > 0 and m.advance_id is not None:
+                receipts.advances[m.advance_id] = [m.on, m.amount]
+            elif m.amount > 0:
+                receipts.receive(m.on, m.amount)
             else:
-                need = -m.amount
-                while need > 0 and open_receipts:
-                    first = open_receipts[0]
-                    used = min(first[1], need)
-                    first[1] -= used
-                    need -= used
-                    if first[1] == 0:
-                        open_receipts.popleft()
-                deficit += need
-        balance = sum((r[1] for r in open_receipts), ZERO) - deficit
+                receipts.use(m)
+        left = receipts.left()
+        balance = sum((r[1] for r in left), ZERO) - receipts.deficit
         if balance == 0:
             continue
-        oldest = open_receipts[0][0] if open_receipts else None
+        oldest = min((r[0] for r in left), default=None)
         out.append(CreditBalance(customer, currency, balance, oldest,
-                                 (as_of - oldest).days if oldest else None, len(open_receipts)))
+                                 (as_of - oldest).days if oldest else None, len(left)))
     return out
 
 

@@ -119,6 +119,7 @@ class CustomerReads:
                 query = query.where(case_summary.c.customer_id == customer_id)
             cases = {r.case_id: (r.customer_id, r.invoice_id) for r in session.execute(query)}
         allocated: dict[str, Money] = {}
+        folded: dict[str, CustomerState | None] = {}  # what each allocation drew on, as the register says
         moves: list[CreditMovement] = []
         for record in self.store.read_types(CREDIT_EVENTS):
             e = record.event
@@ -138,18 +139,24 @@ class CustomerReads:
                 continue
             if name == "PrepaymentReceived":
                 moves.append(CreditMovement(e.customer_id, e.amount.currency, e.amount.amount, e.received_on,
-                                            f"prepayment {e.payment_id}"))
+                                            f"prepayment {e.payment_id}", advance_id=e.payment_id))
             elif name == "CustomerCreditAllocated":
                 allocated[e.allocation_id] = e.amount
+                if e.customer_id not in folded:
+                    folded[e.customer_id] = self.state(e.customer_id)
+                state = folded[e.customer_id]
+                allocation = state.allocations.get(e.allocation_id) if state is not None else None
                 moves.append(CreditMovement(e.customer_id, e.amount.currency, -e.amount.amount, e.occurred_at.date(),
-                                            f"applied to {e.invoice_id}"))
+                                            f"applied to {e.invoice_id}", allocation_id=e.allocation_id,
+                                            drawn=allocation.drawn if allocation is not None else ()))
             elif name == "AdvanceRefunded":
                 moves.append(CreditMovement(e.customer_id, e.amount.currency, -e.amount.amount, e.occurred_at.date(),
-                                            f"refund {e.refund_id} of {e.advance_id}"))
+                                            f"refund {e.refund_id} of {e.advance_id}",
+                                            drawn=((e.advance_id, e.amount.amount),)))
             elif name == "CustomerCreditAllocationReleased" and e.allocation_id in allocated:
                 amount = allocated[e.allocation_id]
                 moves.append(CreditMovement(e.customer_id, amount.currency, amount.amount, e.occurred_at.date(),
-                                            f"given back: {e.allocation_id}"))
+                                            f"given back: {e.allocation_id}", allocation_id=e.allocation_id))
         return moves
 
     def held_on_cases(self, customer_id: str, currency: str) -> Money:

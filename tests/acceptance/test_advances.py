@@ -48,6 +48,17 @@ def register(ledger, *flags: str) -> dict:
     return ledger.ok("report", "advances", *flags)
 
 
+def unapplied(ledger, held: str) -> None:
+    """`payments unapplied` and `customer show` age C-ADV's credit as the register ages PP-OLD."""
+    [credit] = ledger.ok("payments", "unapplied", "--customer", "C-ADV")
+    assert (credit["balance"], credit["oldest"], credit["age_days"], credit["receipts"]) == (
+        held, day(-100), 100, 1), credit
+    [shown] = ledger.ok("customer", "show", "C-ADV")["credit"]
+    assert (shown["balance"], shown["oldest"], shown["age_days"]) == (held, day(-100), 100), shown
+    table = ledger.cli("payments", "unapplied", json=False)
+    assert table.code == 0 and day(-100) in table.stdout, table
+
+
 def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     ledger.import_invoices([invoice("AV-NOCASE", "1000.00", -10, 20),  # not due: no case
                             invoice("AV-CASE", "400.00", -40, -10)])
@@ -100,6 +111,9 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     rows = {r["advance_id"]: r for r in register(ledger)["advances"]}
     assert {k: (r["held"], r["applied"], r["status"]) for k, r in rows.items()} == {
         "PP-OLD": ("300.00", "200.00", "partly applied"), "PP-NEW": ("0.00", "300.00", "applied")}
+    # the unapplied credit is the same money with the same age: PP-OLD's 300.00, received 100 days ago
+    # (it said 300.00 received today: the applications used up the oldest receipt first, not PP-NEW)
+    unapplied(ledger, "300.00")
 
     # the KPIs, recomputed here: receivables are the invoices less what settled them; the
     # advances' 300.00 still held is a liability, on its own line, not a negative receivable
@@ -149,6 +163,7 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     ledger.refused("advance", "refund", "PP-OLD", "60.00", "--reason", "too much", match="amount")
     ledger.refused("advance", "refund", "PP-NONE", "1.00", "--reason", "x", match="advance")
     assert register(ledger)["held"] == {"USD": "50.00"}
+    unapplied(ledger, "50.00")  # the refund came out of PP-OLD, as the register says
     check_kpis("50.00")
     reconciled = ledger.ok("report", "reconcile")  # the advance's payment row on AV-NOCASE equals its event
     assert reconciled["agree"] is True, reconciled["differences"]

@@ -205,6 +205,28 @@ def test_credit_balances_age_first_in_first_out():
     assert credit_balances([m("100", 20)], date(2026, 1, 10)) == []  # after the as-of date
 
 
+def test_credit_balances_age_advances_as_the_register_uses_them():
+    def m(amount, day, **kw):
+        return CreditMovement("C-1", "USD", Decimal(amount), date(2026, 1, day), "", **kw)
+
+    def oldest(*moves):
+        [b] = credit_balances(list(moves), date(2026, 1, 31))
+        return b.balance, b.oldest, b.receipts
+
+    old, new = m("100", 1, advance_id="PP-OLD"), m("100", 10, advance_id="PP-NEW")
+    # the newer advance applied by name (`advance apply PP-NEW`): PP-OLD is held, from Jan 1
+    assert oldest(old, new, m("-100", 12, drawn=(("PP-NEW", Decimal(100)),))) == (Decimal(100), date(2026, 1, 1), 1)
+    # refunded by name: the same
+    assert oldest(old, new, m("-40", 12, drawn=(("PP-NEW", Decimal(40)),))) == (Decimal(160), date(2026, 1, 1), 2)
+    # an application without a name draws on advances before the overpayment excess (older here)
+    excess = m("50", 2)
+    assert oldest(excess, new, m("-100", 12, drawn=(("PP-NEW", Decimal(100)),), allocation_id="AL-1")) == (
+        Decimal(50), date(2026, 1, 2), 1)
+    # an allocation given back returns to the receipts it came from, with their days
+    assert oldest(old, excess, m("-120", 12, drawn=(("PP-OLD", Decimal(100)),), allocation_id="AL-2"),
+                  m("120", 12, allocation_id="AL-2")) == (Decimal(150), date(2026, 1, 1), 2)
+
+
 def test_credit_goes_to_the_oldest_due_first():
     items = [OpenItem("B", "cb", date(2026, 3, 1), Decimal(100)), OpenItem("A", "ca", date(2026, 2, 1), Decimal(80))]
     assert [(i.invoice_id, a) for i, a in plan_allocation(Decimal(150), items)] == [("A", Decimal(80)),
