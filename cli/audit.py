@@ -15,7 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.main import JsonOpt, app, console, err_console, execute, print_table
+from cli.main import CsvOpt, JsonOpt, app, console, err_console, execute, print_table
 from cli.dunning import _date
 from app.services import CaseService
 
@@ -111,7 +111,7 @@ def audit_export(
     start: Annotated[Optional[str], typer.Option("--from", help="First day recorded (YYYY-MM-DD, UTC; default: the first event)")] = None,
     end: Annotated[Optional[str], typer.Option("--to", help="Last day recorded (YYYY-MM-DD, UTC; default: the last event)")] = None,
     actor: Annotated[Optional[str], typer.Option("--actor", help="Only the events of this actor (a user name, or system)")] = None,
-    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout")] = False,
+    as_csv: CsvOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """The audit trail: every event of every stream recorded in the period, in the order recorded.
@@ -119,11 +119,6 @@ def audit_export(
     Cases and customers alike, with position, recorded_at, occurred_at, actor, stream, subject
     (invoice or customer), version, type and the event's reason, note, decision and outcome."""
     from app.audit import COLUMNS, to_csv_lines, trail
-
-    if as_csv and as_json:
-        from cli.main import fail
-
-        fail("--csv and --json exclude each other")
 
     def action(s: CaseService):
         rows = trail(s.ctx, _date(start, "from"), _date(end, "to"), actor)

@@ -29,7 +29,25 @@ from domain.inputs import parse_date
 console = Console()
 err_console = Console(stderr=True)
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+OUTPUT_FORMATS = {"as_json": "--json", "as_csv": "--csv"}  # a command prints one of them at most
+
+
+def _one_output_format(ctx: typer.Context, param: typer.CallbackParam, value: bool) -> bool:
+    """Refuse two output formats asked at once (`--json --csv`) instead of printing one of them.
+
+    On each format option: click handles the options in the order typed, so whichever of the
+    two comes second finds the other already set."""
+    if value:
+        asked = [flag for name, flag in OUTPUT_FORMATS.items() if name != param.name and ctx.params.get(name)]
+        if asked:
+            flags = " and ".join([*asked, OUTPUT_FORMATS[param.name]])
+            raise click_errors.UsageError(f"{flags} exclude each other: choose one output format", ctx)
+    return value
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.",
+                                       callback=_one_output_format)]
+CsvOpt = Annotated[bool, typer.Option("--csv", help="Print CSV on stdout.", callback=_one_output_format)]
 AsOpt = Annotated[
     Optional[str],
     typer.Option("--as", help="The user you act as: must be the user of your token ($COLLECTIONS_TOKEN)."),

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from cli.main import AsOpt, JsonOpt, app, console, execute, print_table, reason_option, show_reply
+from cli.main import AsOpt, CsvOpt, JsonOpt, app, console, execute, print_table, reason_option, show_reply
 from cli.dunning import _date, payments_app
 from app.services import CaseService
 from domain.errors import DomainError
@@ -337,7 +337,7 @@ def _report_command(name: str, help_text: str) -> None:
         start: Annotated[Optional[str], typer.Option("--from", help="First day of the period (default: 90 days back)")] = None,
         end: Annotated[Optional[str], typer.Option("--to", help="Last day of the period (default: today)")] = None,
         currency: Annotated[Optional[str], typer.Option(help="Currency (default: the ledger's most used)")] = None,
-        as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV on stdout")] = False,
+        as_csv: CsvOpt = False,
         as_json: JsonOpt = False,
     ) -> None:
         from app import kpis

@@ -316,8 +316,19 @@ def countback(invoices: list[Inv], ar_end: Decimal) -> str | None:
     return None
 
 
+def test_two_output_formats_at_once_are_refused(ledger):
+    """`--json --csv` printed JSON as if --csv had not been typed: every command with both refuses
+    them together, whichever comes first: exit 2, one line naming both, nothing on stdout."""
+    supervisor = {"COLLECTIONS_TOKEN": ledger.token("demo-supervisor")}  # audit export: supervisors
+    for command in (("report", "aging"), ("report", "kpis"), ("report", "write-offs"), ("audit", "export")):
+        for formats in (("--json", "--csv"), ("--csv", "--json")):
+            result = ledger.cli(*command, *formats, json=False, env=supervisor)
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            assert result.code == 2 and len(lines) == 1 and result.stdout == "", str(result)
+            assert "--json" in lines[0] and "--csv" in lines[0], lines
+    assert ledger.cli("report", "aging", "--csv", json=False).stdout.startswith("currency,")
 
-def test_no_open_case_waits_on_nobody(ledger):
+
     """Run last in the module: whatever the commands above left open has a timer or an owned item."""
     assert ledger.ok("report", "stuck") == []
     assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout
