@@ -19,6 +19,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors its click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from app.context import Context
 from app.services import CaseService
@@ -183,6 +184,9 @@ def show_cases(rows: list[dict]) -> None:
     console.print(f"{len(rows)} case(s)")
 
 
+DETAILS_WIDTH = 100  # an event's details in `case show`'s history, in terminal cells
+
+
 def show_case(result: dict) -> None:
     console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
     console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
@@ -213,8 +217,11 @@ def show_case(result: dict) -> None:
     _show_early_cash(result)
     table = Table("#", "when", "event", "by", "details")
     for e in result["events"]:
-        details = ", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {}))
-        table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details[:100])
+        # Text: the details are data, not markup; cut at DETAILS_WIDTH cells with Rich's '…'
+        # so that a reader sees there is more (`case show --json` has it all)
+        details = Text(", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {})))
+        details.truncate(DETAILS_WIDTH, overflow="ellipsis")
+        table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details)
     print_table(table)
 
 

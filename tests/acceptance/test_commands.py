@@ -377,3 +377,19 @@ def test_an_invoice_not_yet_due_is_not_opened_as_overdue_nor_dunned_before_it_is
     assert first.date() >= TODAY + timedelta(days=10), f"first reminder {first}, due {day(10)}"
     time.sleep(8)  # the demo ladder's first step (5 s) has passed, had it counted from the opening
     assert ledger.mails("ap@c-cl-11.test") == [], "a notice went out before the due date"
+
+
+def test_case_show_marks_details_it_cuts(ledger):
+    """`case show` cut an event's details at 100 characters with nothing to tell the text went
+    on; the cut now ends with '…', and `--json` keeps the whole text."""
+    ledger.import_invoices([invoice("CL-12", "450.00", -10)])
+    ledger.ok("case", "open", "CL-12")
+    reference = "remittance advice " + "for the pallets delivered in March, " * 4 + "END-OF-REFERENCE"
+    ledger.ok("pay", "CL-12", "50.00", "--reference", reference)
+    shown = ledger.cli("case", "show", "CL-12", json=False)
+    assert shown.code == 0, shown
+    row = next((line for line in shown.stdout.splitlines() if "PaymentReceived" in line), "")
+    assert "payment_id=" in row and "END-OF-REFERENCE" not in shown.stdout, shown.stdout
+    assert "…" in row, f"the payment's details are cut with no ellipsis:\n{shown.stdout}"
+    paid = [e for e in ledger.case("CL-12")["events"] if e["type"] == "PaymentReceived"]
+    assert paid and paid[0]["data"]["reference"] == reference, paid
