@@ -76,10 +76,17 @@ async def pause_customer(service: CaseService, customer_id: str, until: str, rea
     for ref in _open_case_refs(service, customer_id):
         try:
             reply = await service.pause(ref, until, reason, actor, scope="customer")
-            cases.append({"invoice_id": ref, "status": reply["status"], "paused": True,
-                          "events": [e["type"] for e in reply["events"]]})
-        except DomainError as error:  # e.g. already paused: the others are still paused
-            cases.append({"invoice_id": ref, "paused": False, "error": str(error)})
+        except DomainError as error:  # e.g. already paused, or closed meanwhile: the others are still paused
+            cases.append({"invoice_id": ref, "outcome": "not_paused", "paused": False, "error": error.message})
+            continue
+        events = [e["type"] for e in reply["events"]]
+        approval_id = None
+        if "PauseRequested" in events:  # a collector's pause beyond their maximum waits for a supervisor
+            request = CaseState.model_validate_json(service.summary_row(ref).state).pause_request
+            approval_id = request.approval_id if request else None  # (written with the event)
+        cases.append({"invoice_id": ref, "status": reply["status"], "paused": "DunningPaused" in events,
+                      "outcome": "awaiting_approval" if "PauseRequested" in events else "paused",
+                      "approval_id": approval_id, "events": events})
     return {"customer_id": customer_id, "until": parse_until(until).isoformat(), "reason": reason, "cases": cases}
 
 
@@ -98,6 +105,6 @@ async def resume_customer(service: CaseService, customer_id: str, reason: str, a
         if state.pause is None:
             continue
         reply = await service.resume(ref, reason, actor)
-        cases.append({"invoice_id": ref, "status": reply["status"], "resumed": True})
+        cases.append({"invoice_id": ref, "status": reply["status"], "outcome": "resumed", "resumed": True})
     return {"customer_id": customer_id, "reason": reason, "cases": cases}
 

@@ -36,20 +36,41 @@ def case_resume(case_id: str, reason: WhyOpt, as_user: AsOpt = None, as_json: Js
     execute(lambda s: s.resume(case_id, reason, _actor(s, as_user)), as_json, show_reply)
 
 
-def _show_customer(result: dict) -> None:
+_OUTCOMES = {"paused": "paused", "awaiting_approval": "waiting for approval", "not_paused": "not paused"}
+
+
+def _show_customer_pause(result: dict) -> None:
+    """What the pause did: to the customer (cases opened while it lasts open paused), then to
+    each open case: paused, waiting for a supervisor's approval, or not paused and why."""
+    until = result["until"]
+    console.print(f"customer {result['customer_id']}: pause until {until} ({result['reason']}) recorded; "
+                  "a case opened before then gets the same pause", highlight=False)
     for case in result["cases"]:
-        if case.get("error"):
-            console.print(f"{case['invoice_id']}: not paused: {case['error']}", highlight=False)
+        if case["outcome"] == "paused":
+            said = f"paused until {until}"
+        elif case["outcome"] == "awaiting_approval":
+            said = f"not paused yet: the pause waits for a supervisor's approval ({case['approval_id']})"
         else:
-            console.print(f"{case['invoice_id']}: {case['status']}", highlight=False)
-    console.print(f"{len(result['cases'])} open case(s) of customer {result['customer_id']}", highlight=False)
+            said = f"not paused: {case['error']}"
+        console.print(f"{case['invoice_id']}: {said}", highlight=False)
+    counts = ", ".join(f"{sum(c['outcome'] == outcome for c in result['cases'])} {words}"
+                       for outcome, words in _OUTCOMES.items() if any(c["outcome"] == outcome for c in result["cases"]))
+    console.print(f"{len(result['cases'])} open case(s) of customer {result['customer_id']}"
+                  + (f": {counts}" if counts else ""), highlight=False)
+
+
+def _show_customer_resume(result: dict) -> None:
+    for case in result["cases"]:
+        console.print(f"{case['invoice_id']}: resumed (status {case['status']})", highlight=False)
+    console.print(f"{len(result['cases'])} paused case(s) of customer {result['customer_id']} resumed", highlight=False)
 
 
 @customer_app.command("pause")
 def customer_pause(customer_id: str, until: UntilOpt, reason: CodeOpt, as_user: AsOpt = None,
                    as_json: JsonOpt = False) -> None:
     """Pause dunning on every open case of a customer until a date."""
-    execute(lambda s: pause_customer(s, customer_id, until, reason, _actor(s, as_user)), as_json, _show_customer)
+    execute(lambda s: pause_customer(s, customer_id, until, reason, _actor(s, as_user)), as_json,
+            _show_customer_pause)
 
 
 @customer_app.command("revoke-links")
@@ -67,7 +88,8 @@ def customer_revoke_links(customer_id: str, reason: WhyOpt, as_user: AsOpt = Non
 @customer_app.command("resume")
 def customer_resume(customer_id: str, reason: WhyOpt, as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """End the dunning pause of every paused open case of a customer."""
-    execute(lambda s: resume_customer(s, customer_id, reason, _actor(s, as_user)), as_json, _show_customer)
+    execute(lambda s: resume_customer(s, customer_id, reason, _actor(s, as_user)), as_json,
+            _show_customer_resume)
 
 
 def _show_stuck(rows: list[dict]) -> None:

@@ -393,3 +393,35 @@ def test_case_show_marks_details_it_cuts(ledger):
     assert "…" in row, f"the payment's details are cut with no ellipsis:\n{shown.stdout}"
     paid = [e for e in ledger.case("CL-12")["events"] if e["type"] == "PaymentReceived"]
     assert paid and paid[0]["data"]["reference"] == reference, paid
+
+
+def test_customer_pause_says_what_it_did_to_each_case(ledger):
+    """`customer pause` printed each open case with its status ('CL-P1: open'): whether the
+    command paused it, asked a supervisor, or left it (already paused) was not said."""
+    ledger.import_invoices([invoice("CL-P1", "300.00", -10, customer="C-PAUSE"),
+                            invoice("CL-P2", "400.00", -10, customer="C-PAUSE"),
+                            invoice("CL-P3", "500.00", -10, customer="C-PAUSE-LONG")])
+    for ref in ("CL-P1", "CL-P2", "CL-P3"):
+        ledger.ok("case", "open", ref)
+    ledger.ok("case", "pause", "CL-P2", "--until", day(3), "--reason", "customer_holiday")
+
+    paused = ledger.cli("customer", "pause", "C-PAUSE", "--until", day(7), "--reason", "insolvency_talks", json=False)
+    assert paused.code == 0, paused
+    lines = {line.split(":", 1)[0]: line for line in paused.stdout.splitlines()}
+    assert f"paused until {day(7)}" in lines.get("CL-P1", ""), paused.stdout
+    assert "not paused" in lines.get("CL-P2", "") and "already paused" in lines["CL-P2"], paused.stdout
+    assert "1 paused, 1 not paused" in paused.stdout, paused.stdout
+
+    # a collector's pause beyond the policy's 30 days: each case's pause waits for a supervisor
+    asked = ledger.cli("customer", "pause", "C-PAUSE-LONG", "--until", day(45), "--reason", "insolvency_talks",
+                       json=False)
+    assert asked.code == 0, asked
+    approval = next(a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-P3")
+    line = next((line for line in asked.stdout.splitlines() if line.startswith("CL-P3")), "")
+    assert "not paused yet" in line and approval["approval_id"] in line, asked.stdout
+
+    # --json says the same of each case
+    again = ledger.ok("customer", "pause", "C-PAUSE-LONG", "--until", day(45), "--reason", "insolvency_talks")
+    assert [(c["invoice_id"], c["outcome"], c["paused"]) for c in again["cases"]] == [
+        ("CL-P3", "not_paused", False)], again
+    assert "already waiting for approval" in again["cases"][0]["error"], again
