@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from api import charts
 from api.errors import unavailable_text
 from api.i18n import (LANGUAGES, age, agenda_text, describe_event, money, number, pick_language, reason_text,
-                      role_name, translator, when)
+                      refusal_text, role_name, translator, when)
 from app.authorization import ROLE_MATRIX, allowed
 from api.session import CSRF_FIELD, Session, csrf_ok, same_origin
 from app import reports
@@ -223,7 +223,7 @@ def worklist_page(request: Request, status: str = "", assignee: str = "", grade:
         result = reports.worklist(service(request).ctx, datetime.now(timezone.utc).date(), status=status or None,
                                   assignee=who or None, risk_grade=grade or None, currency=currency or None, q=q or None)
     except DomainError as exc:
-        result, error = {"total": 0, "items": []}, str(exc)
+        result, error = {"total": 0, "items": []}, refusal_text(exc, language(request))
     closed = reports.closed_matching(service(request).ctx, q) if q.strip() else []
     return render(request, "worklist.html.j2", result=result, error=error, currencies=reports.currencies(service(request).ctx),
                   closed=closed,
@@ -315,7 +315,7 @@ async def _attempt(request: Request, call: Callable[[], Awaitable[str]], back: s
     try:
         session.flash(await call())
     except DomainError as error:
-        session.flash(str(error), "error")
+        session.flash(refusal_text(error, language(request)), "error")
     except RuntimeError as error:
         message = unavailable_text(request, error)
         if message is None:
@@ -337,7 +337,8 @@ def case_page(request: Request, ref: str):
         if ref.rpartition("/")[2] in CASE_COMMANDS:  # a form's address opened as a page: it only takes the form
             return missing_page(request, 405)
         t = translator(lang)
-        return render(request, "error.html.j2", status=404, title=t("error.not_found"), message=str(error))
+        return render(request, "error.html.j2", status=404, title=t("error.not_found"),
+                      message=refusal_text(error, lang))
     timeline = [describe_event(e, lang) for e in case["events"]]
     escalation_authority = None
     escalation = case.get("escalation")
@@ -427,7 +428,8 @@ async def case_command(request: Request, ref: str, command: str):
         case = svc.show(ref)
     except DomainError as error:
         t = translator(language(request))
-        return render(request, "error.html.j2", status=404, title=t("error.not_found"), message=str(error))
+        return render(request, "error.html.j2", status=404, title=t("error.not_found"),
+                      message=refusal_text(error, language(request)))
     t = translator(language(request))
 
     async def run():
@@ -460,11 +462,11 @@ def dashboard_page(request: Request, currency: str = "", as_of: str = ""):
         try:
             day = date.fromisoformat(as_of)
         except ValueError:
-            error = f"as_of: {as_of[:30]!r} is not a date (YYYY-MM-DD)"
+            error = refusal_text(DomainError(f"{as_of[:30]!r} is not a date (YYYY-MM-DD)", "as_of"), lang)
     try:
         data = reports.dashboard(service(request).ctx, currency or None, as_of=day)
     except DomainError as exc:
-        error = str(exc)
+        error = refusal_text(exc, lang)
         data = reports.dashboard(service(request).ctx, None, as_of=day)
     cur = data["currency"]
     amount = lambda v: money(v, cur, lang)  # noqa: E731 - tiny formatter

@@ -19,6 +19,7 @@ from typing import Any
 from babel.numbers import format_currency, format_decimal
 
 from activities import catalogue
+from domain.errors import DomainError
 
 # Console language codes (the base language: the session and the language buttons use them) and
 # the catalogue each one reads: every shipped catalogue (``zh`` -> ``zh-CN``).
@@ -93,6 +94,18 @@ def age(delta: timedelta, lang: str) -> str:
     if hours:
         return t("age.hours", h=hours, m=mins)
     return t("age.minutes", m=mins)
+
+
+def refusal_text(error: DomainError, lang: str) -> str:
+    """A refused command's message for a person: the input it names by the form's words
+    ('Amount: must be positive', ``field.amount``), or the sentence alone when the field is no
+    input a person typed ('as' is who acts, 'case' the case's state: 'four eyes: ...'). Never
+    the internal field name that ``str(error)`` starts with (the API's and the CLI's one line)."""
+    key = f"field.{error.field}"
+    if error.field and catalogue.known(key):
+        t = translator(lang)
+        return t("error.field", field=t(key), message=error.message)
+    return error.message
 
 
 def reason_text(code: str, lang: str) -> str:

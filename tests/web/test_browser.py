@@ -258,3 +258,23 @@ async def test_submitting_the_payment_form_twice_records_one_payment(page, web: 
     assert web.events(invoice).count("PaymentReceived") == 1
     assert await page.text_content("[data-testid=balance]") == "$900.00"
     assert (await page.locator("[data-testid=timeline]").inner_text()).count("100.00") == 1
+
+
+async def test_a_refused_form_names_its_field_in_the_reader_s_words(page, web: Web):
+    """A refusal started with the internal field name ('amount: must be positive'); the console
+    names the field as its form does, in the reader's language, or gives the sentence alone."""
+    invoice = await web.new_case(amount="300.00", customer="Negative Amount BV")
+    await sign_in(page, web, "collector")
+    for language, label in (("en", "Amount"), ("de", "Betrag"), ("ja", "金額")):
+        if language != "en":
+            await page.click(f"button[value={language}]")
+            await page.wait_for_load_state()
+        await page.goto(f"/console/cases/{invoice}")
+        await page.locator("form[action$='/payment'] input[name=amount]").fill("-5")
+        async with page.expect_navigation():
+            await page.locator("form[action$='/payment'] button[type=submit]").click()
+        flash = await page.inner_text(".flash.error")
+        colon = "：" if language == "ja" else ": "
+        assert flash.startswith(f"{label}{colon}") and "must be positive" in flash, (language, flash)
+    await shot(page, "refused-payment-ja")
+    assert "PaymentReceived" not in web.events(invoice)

@@ -91,6 +91,8 @@ async def test_a_supervisor_cancelling_a_large_case_needs_a_second_person(page, 
                                      form={"csrf_token": csrf, "reason": "voided"}, max_redirects=0)
     assert forced.status in (303, 403)  # refused, whichever way the console reports it
     assert web.service.approval(approval_id)["status"] == "pending"
+    await page.goto("/console/approvals")  # the refusal in plain words, not 'as: four eyes: ...'
+    assert await page.inner_text(".flash.error") == "four eyes: the requester cannot decide their own request"
 
     context, manager = await as_someone(browser, web, "finance_manager")
     try:

@@ -94,7 +94,7 @@ async def test_a_refused_command_shows_the_reason_and_changes_nothing(web: Web):
     response = await client.post(f"{case_path(invoice)}/payment", data={"amount": "-5", "csrf_token": token},
                                  follow_redirects=True)
     assert response.status_code == 200
-    assert "amount: must be positive, got -5" in html.unescape(response.text)
+    assert "Amount: must be positive, got -5" in html.unescape(response.text)  # the form's word, not the field's name
     assert web.events(invoice) == before
 
 
