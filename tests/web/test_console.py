@@ -156,12 +156,12 @@ async def test_the_dashboards_cases_by_status_are_those_of_its_currency(web: Web
     """The dashboard shows one currency; its cases by status counted every currency's cases."""
     await web.new_case(currency="CHF")
     client, _ = await signed_in(web, "supervisor")
-    cases = web.service.list(limit=100000)
-    for currency in ("CHF", "USD"):
+    cases = Counter(c["currency"] for c in web.service.list(limit=100000))
+    assert cases["CHF"] == 1 and cases["USD"] > 1, cases
+    for currency in ("CHF", "USD"):  # the totals: other cases of this module change status meanwhile
         page = html.unescape((await client.get(f"/console/dashboard?currency={currency}")).text)
         shown = re.findall(r'<tr data-status="([a-z_]+)"><th>[^<]*</th><td class="num">(\d+)</td>', page)
-        expected = Counter(c["status"] for c in cases if c["currency"] == currency)
-        assert {s: int(n) for s, n in shown if int(n)} == dict(expected), (currency, shown)
+        assert sum(int(n) for _, n in shown) == cases[currency], (currency, shown, cases)
         assert f"Cases by status ({currency})" in page
 
 
