@@ -78,78 +78,38 @@ def _insert_all(db, conn, table, rows, size: int = 5000) -> None:
         conn.execute(insert(table), rows[k:k + size])
 
 
-def _generated(cases: int):
-    """The dataset's rows made by the decider, in parts of CHUNK cases (two processes)."""
-    bounds = [(k, min(k + CHUNK, cases)) for k in range(0, cases, CHUNK)]
-    with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = [pool.submit(_chunk, a, b) for a, b in bounds]
-        for future in futures:
-            yield future.result()
-    yield {"invoices": _extra_invoices(cases)}
-
-
-# The columns the generator fills: a copy takes these and no more (the rest are the schema's defaults).
-_EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
-_CUSTOMER_COLUMNS = ("customer_id", "name", "email", "country", "language", "timezone", "risk_grade")
-_INVOICE_COLUMNS = ("invoice_id", "customer_id", "currency", "amount_minor", "paid_minor", "issue_date", "due_date",
-                    "imported_at")
-
-
-def _copied(source, batch: int = 20_000):
-    """The rows of a dataset already built (the SQLite copy), in the same parts: the decider's
-    work for 100,000 cases is about half of a build, and it makes the same rows every time."""
-    from store.event_store import EventStore
-    from store.schema import customers, event_ids, invoices
-
-    events = EventStore(source)._records.__table__
-
-    def rows(conn, query):
-        for part in conn.execution_options(yield_per=batch).execute(query).partitions():
-            yield [dict(r._mapping) for r in part]
-
-    with source.engine.connect() as conn:
-        everyone = conn.execute(select(*(customers.c[n] for n in _CUSTOMER_COLUMNS))).mappings().all()
-        owed = conn.execute(select(*(invoices.c[n] for n in _INVOICE_COLUMNS))).mappings().all()
-        yield {"customers": [dict(r) for r in everyone], "invoices": [dict(r) for r in owed]}
-        for part in rows(conn, select(*(events.c[n] for n in _EVENT_COLUMNS)).order_by(events.c.id)):
-            yield {"events": part}
-        for part in rows(conn, select(event_ids).order_by(event_ids.c.event_id)):
-            yield {"ids": part}
-
-
-def load(db, cases: int, source=None) -> dict:
-    """Inserts the dataset into an empty, migrated database, generated or copied from
-    ``source`` (the same dataset in another database); returns its note."""
+def load(db, cases: int) -> dict:
+    """Generates and inserts the dataset into an empty, migrated database; returns its note."""
     from store.event_store import EventStore
     from store.schema import customers, event_ids, invoices
 
     store = EventStore(db)
     events_table = store._records.__table__
     info: dict = {"version": VERSION, "cases": cases, "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    if source is not None:
-        info["copied_from"] = source.dialect
     t0 = time.perf_counter()
     generate = insert_s = 0.0
     count = 0
+    bounds = [(k, min(k + CHUNK, cases)) for k in range(0, cases, CHUNK)]
     seen_customers: set[str] = set()
     writer = db.engine.execution_options(sqlite_begin="IMMEDIATE")
-    parts = _generated(cases) if source is None else _copied(source)
-    while True:
-        g0 = time.perf_counter()
-        part = next(parts, None)
-        generate += time.perf_counter() - g0
-        if part is None:
-            break
-        i0 = time.perf_counter()
-        with writer.begin() as conn:
-            fresh = [c for c in part.get("customers", ()) if c["customer_id"] not in seen_customers]
-            seen_customers.update(c["customer_id"] for c in fresh)
-            _insert_all(db, conn, customers, fresh)
-            _insert_all(db, conn, invoices, part.get("invoices", []))
-            _insert_all(db, conn, events_table, part.get("events", []))
-            _insert_all(db, conn, event_ids, part.get("ids", []))
-        insert_s += time.perf_counter() - i0
-        count += len(part.get("events", ()))
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        futures = [pool.submit(_chunk, a, b) for a, b in bounds]
+        for future in futures:
+            g0 = time.perf_counter()
+            part = future.result()
+            generate += time.perf_counter() - g0
+            i0 = time.perf_counter()
+            with writer.begin() as conn:
+                fresh = [c for c in part["customers"] if c["customer_id"] not in seen_customers]
+                seen_customers.update(c["customer_id"] for c in fresh)
+                _insert_all(db, conn, customers, fresh)
+                _insert_all(db, conn, invoices, part["invoices"])
+                _insert_all(db, conn, events_table, part["events"])
+                _insert_all(db, conn, event_ids, part["ids"])
+            insert_s += time.perf_counter() - i0
+            count += len(part["events"])
+    with writer.begin() as conn:
+        _insert_all(db, conn, invoices, _extra_invoices(cases))
     info.update(events=count, generate_wait_s=round(generate, 1), insert_s=round(insert_s, 1),
                 bulk_insert_events_per_s=round(count / insert_s) if insert_s else None)
     r0 = time.perf_counter()
@@ -169,19 +129,6 @@ def tidy(db, table: str = "case_summary") -> None:
     else:
         with db.engine.connect() as conn:
             conn.exec_driver_sql(f"ANALYZE {table}".strip())
-
-
-def _built_sqlite(cases: int):
-    """The SQLite dataset of this version and size when it is complete (a note is written only
-    after a whole build), to copy from; None otherwise. In a --fresh run, only one built in it."""
-    from store.db import Database
-
-    note, path = _note_path("sqlite", cases), OUT / f"reads-{cases}.db"
-    if FRESH and ("sqlite", cases) not in _BUILT:
-        return None
-    if not note.exists() or not path.exists() or json.loads(note.read_text()).get("version") != VERSION:
-        return None
-    return Database(f"sqlite:///{path}")
 
 
 def _note_path(dialect: str, cases: int):
@@ -223,14 +170,8 @@ def open_dataset(dialect: str, cases: int, log=print):
         db.dispose()
         note.unlink()
         return open_dataset(dialect, cases, log)
-    source = _built_sqlite(cases) if dialect != "sqlite" else None
-    how = "copying the SQLite one" if source is not None else "generating it"
-    log(f"building the {dialect} read-side dataset: {cases:,} cases, {how} (cached afterwards in bench/out/)")
-    try:
-        info = load(db, cases, source)
-    finally:
-        if source is not None:
-            source.dispose()
+    log(f"building the {dialect} read-side dataset: {cases:,} cases (cached afterwards in bench/out/)")
+    info = load(db, cases)
     note.write_text(json.dumps(info, indent=1))
     _BUILT.add((dialect, cases))
     return db, {**info, "built_now": True}  # its rebuild was just timed: bench/store.py reuses it
