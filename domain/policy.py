@@ -539,9 +539,45 @@ def parse_policy(text: str, source: str = "policy", pinned: bool = False) -> Pol
     if not pinned:
         _require_fee_currencies(raw, source)
     try:
-        return Policy.model_validate(raw)
+        policy = Policy.model_validate(raw)
     except ValidationError as error:
         raise DomainError(f"{source}: {_first_error(error)}") from None
+    if not pinned:
+        _require_money_in_currency_units(policy, source)
+    return policy
+
+
+def _require_money_in_currency_units(policy: Policy, source: str) -> None:
+    """Every amount a new policy file writes per currency is one that currency can hold (no
+    3.005 CNY, no 6000.5 JPY, no XYZ), and no limit is negative: such a fee was refused by the
+    case at the moment it came due, every time (pinned versions keep what they were decided with)."""
+    from domain.money import Money, currency_exponent
+
+    def check(where: str, currency: str, amount: Decimal | None = None) -> None:
+        try:
+            currency_exponent(currency)
+            if amount is not None:
+                Money.of(amount, currency)
+        except DomainError as error:
+            raise DomainError(f"{source}: {where}: {error.message}") from None
+
+    for grade, steps in policy.ladders.items():
+        for n, step in enumerate(steps):
+            for currency, fee in (step.fee or {}).items():
+                if currency != ANY_CURRENCY:
+                    check(f"ladders.{grade.value}.{n}.fee.{currency}", currency, fee)
+    for currency, amount in policy.matching.tolerance.items():
+        check(f"matching.tolerance.{currency}", currency, amount)
+    approval = policy.approval
+    for currency in approval.rates:
+        check(f"approval.rates.{currency}", currency)
+    if approval.currency is not None:
+        check("approval.currency", approval.currency)
+    for role, limit in approval.write_off_limits.items():
+        if limit < 0:
+            raise DomainError(f"{source}: approval.write_off_limits.{role.value}: must not be negative, got {limit}")
+    if approval.alone_up_to is not None and approval.alone_up_to < 0:
+        raise DomainError(f"{source}: approval.alone_up_to: must not be negative, got {approval.alone_up_to}")
 
 
 def _require_fee_currencies(raw: dict, source: str) -> None:

@@ -68,6 +68,11 @@ REDUCTIONS_ADD_UP_PATCH = "reductions-alone-add-up"
 # A new case appends its opening at version 0 without loading its (empty) stream first: one
 # local activity fewer per case (docs/PERFORMANCE.md). Runs recorded before it load first.
 OPEN_WITHOUT_LOAD_PATCH = "open-without-load"
+# A step its own rules refuse twice in a row (a policy whose fee its currency cannot hold) is
+# waited on, not retried at once: retried at once it held the worker's thread and starved every
+# other case. Runs recorded before it retried at once.
+REFUSED_STEP_PATCH = "refused-step-waits"
+REFUSED_STEP_WAIT = (timedelta(minutes=1), timedelta(hours=1))  # the first wait, doubling up to the last
 
 
 def _concurrency_conflict(error: BaseException) -> bool:
@@ -110,6 +115,7 @@ class CollectionCaseWorkflow:
         if start.resume_with is not None:
             await self._run(start.resume_with)
         self._ready = True
+        refused = 0  # steps refused in a row
         while not self._state.closed:
             if self._should_continue_as_new():
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -118,6 +124,7 @@ class CollectionCaseWorkflow:
                 )
             try:
                 await self._step()
+                refused = 0
             except ActivityError as error:
                 if not _concurrency_conflict(error):
                     raise
@@ -128,6 +135,9 @@ class CollectionCaseWorkflow:
                 if isinstance(error, ApplicationError) and error.type != BUSY:
                     raise
                 workflow.logger.warning("case %s: %s; deciding again", start.case_id, error)
+                refused += 1
+                if refused > 1 and workflow.patched(REFUSED_STEP_PATCH):
+                    await self._wait_after_refusals(refused)
         if factor_notice_due(self._state) is not None:
             # A write-off of a case assigned with recourse (new with factoring: no history before it has
             # one) closed it: the factor still hears of the default.
@@ -191,6 +201,20 @@ class CollectionCaseWorkflow:
                 raise ApplicationError(f"case {start.case_id} could not be opened or loaded", non_retryable=True)
             return state
         return fold(events)
+
+    async def _wait_after_refusals(self, refused: int) -> None:
+        """Wait before deciding again (a person's command, such as moving the case to a mended
+        policy, ends the wait): one minute after the second refusal, doubling up to an hour."""
+        first, longest = REFUSED_STEP_WAIT
+        wait = min(first * 2 ** min(refused - 2, 16), longest)
+        seen = self._state.version
+        workflow.logger.error("case %s: its next step was refused %d times in a row; waiting %s",
+                              self._state.case_id, refused, wait)
+        try:
+            await workflow.wait_condition(lambda: self._state.version != seen, timeout=wait,
+                                          timeout_summary="a refused step")
+        except asyncio.TimeoutError:
+            pass
 
     async def _step(self) -> None:
         state = self._state

@@ -77,6 +77,17 @@ def test_setup_users_policies_and_imports(ledger):
     other = ledger.dir / "demo-2.toml"
     other.write_text(DEMO_POLICY.read_text().replace(f'version = "{active}"', 'version = "acceptance-2"'))
     assert ledger.ok("policy", "pin", str(other), "--reason", "acceptance")["version"] == "acceptance-2"
+    # amounts a currency cannot hold, and a negative authority, are refused when pinned: a fee of
+    # 300.005 CNY was refused by every CNY case when its notice came due, in a loop that starved the worker
+    for typo, field in (('CNY = "300.00"', "fee.CNY"), ('JPY = "6000"', "fee.JPY"),
+                        ('JPY = "700"', "tolerance.JPY"), ('supervisor = "10000"', "write_off_limits.supervisor")):
+        broken = ledger.dir / "broken.toml"
+        mistyped = {"fee.CNY": 'CNY = "300.005"', "fee.JPY": 'JPY = "6000.5"', "tolerance.JPY": 'JPY = "700", XYZ = "1"',
+                    "write_off_limits.supervisor": 'supervisor = "-5"'}[field]
+        broken.write_text(other.read_text().replace('version = "acceptance-2"', 'version = "acceptance-broken"')
+                          .replace(typo, mistyped, 1))
+        ledger.refused("policy", "pin", str(broken), "--reason", "typo", match=field.split(".")[0])
+    assert "acceptance-broken" not in {p["version"] for p in ledger.ok("policy", "list")}
     listed = {p["version"]: p for p in ledger.ok("policy", "list")}
     assert set(listed) >= {active, "acceptance-2"} and listed[active]["active"] is True, listed
 

@@ -4,12 +4,14 @@ dispute goes to a supervisor and upward, a pause holds notices until its end dat
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
 from app.liveness import stuck_cases
 from app.services import CaseService
+from domain.policy import RiskGrade
 from tests.harness import INVOICES, advance, case_state, event_types, eventually, terminate_cases
 from worker import build_worker
 
@@ -126,3 +128,26 @@ async def test_a_customer_pause_pauses_its_open_cases_and_the_cases_opened_while
     assert sorted(c["invoice_id"] for c in resumed["cases"]) == ["INV-1001", "INV-1002"]
     assert case_state(service, "INV-1001").pause is None and case_state(service, "INV-1002").pause is None
     await advance_until(time_env, lambda: len(smtp.to(MAIL)) >= 1, days=6)  # dunning resumed for both
+
+
+async def test_a_step_its_own_policy_refuses_waits_and_the_other_cases_go_on(running, time_env, smtp):
+    """A pinned policy whose CNY fee that currency cannot hold (300.005): the CNY case's notice is
+    refused by its own rules each time it comes due. It was retried at once, forever, inside one
+    workflow task, holding the worker's thread; now it waits between tries (one minute, doubling)."""
+    service = running
+    good = service.ctx.policy()
+    steps = list(good.ladders[RiskGrade.C])
+    steps[0] = steps[0].model_copy(update={"fee": {"CNY": Decimal("300.005")}})
+    typo = good.model_copy(update={"version": f"{good.version}-typo", "ladders": {**good.ladders, RiskGrade.C: tuple(steps)}})
+    service.ctx.policy = lambda: typo  # as a version pinned before policies were checked for it
+    await service.open_case("INV-2001")  # grade C, CNY: the first notice (with its fee) on day 1
+    del service.ctx.policy
+    await service.open_case("INV-1001")  # grade B, EUR: the friendly reminder on day 3
+    await advance(time_env, timedelta(days=4))
+    await eventually(lambda: len(smtp.to(MAIL)) == 1)  # the other case goes on
+    client = await service.ctx.client()
+    history = await client.get_workflow_handle(service._workflow_id("INV-2001")).fetch_history()
+    timers = [e for e in history.events if e.HasField("timer_started_event_attributes")]
+    failed = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+    assert len(timers) >= 3 and not failed, (len(timers), len(failed))  # day 1, then waits between tries
+    assert event_types(service, "INV-2001") == ["CaseOpened"] and smtp.to("finance@shtrade.test") == []
