@@ -21,7 +21,7 @@ from domain import customer as cu
 from domain.advances import AdvanceRow, RequestRow, held, register, requests
 from domain.errors import DomainError, shown
 from domain.inputs import check_identifier, check_report_day, within
-from domain.money import Money, positive_money
+from domain.money import Money, payable_currency, positive_money
 from domain.users import Actor
 from store.payments import PaymentLedger, insert_payment
 from store.schema import invoices
@@ -85,7 +85,7 @@ class AdvanceService:
                 order_id: str | None = None, request_id: str | None = None) -> dict:
         """Ask the customer for an advance (a deposit before delivery), due on ``due``."""
         self.reads.customer(customer_id)
-        money = positive_money(amount, currency)
+        money = positive_money(amount, payable_currency(currency))
         rules = self.cases.ctx.policy().inputs
         within(due, "due", rules.earliest_date, _today() + rules.latest_ahead,
                f"an advance falls due between {rules.earliest_date} and today + {rules.latest_ahead.days} days")

@@ -21,7 +21,7 @@ from domain import customer as cu
 from domain.credit import credit_balances, plan_allocation
 from domain.errors import DomainError, shown
 from domain.inputs import check_identifier, check_received_on
-from domain.money import Money, positive_money
+from domain.money import Money, payable_currency, positive_money
 from domain.users import Actor
 
 
@@ -52,7 +52,7 @@ class CreditService:
         """A payment with no invoice (or paying an advance request): it becomes customer credit, an
         advance on the register (and, by policy, is applied at once)."""
         self.reads.customer(customer_id)
-        money = positive_money(amount, currency)
+        money = positive_money(amount, payable_currency(currency))
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pre-{uuid4()}"
         received_on = check_received_on(received_on or _today(), _today(), self.cases.ctx.policy().inputs)
         command_id = uuid5(NAMESPACE_URL, f"prepayment:{pid}")

@@ -26,7 +26,7 @@ from domain.inputs import (
     csv_reader,
     parse_date,
 )
-from domain.money import Money
+from domain.money import Money, payable_currency
 from domain.policy import InputPolicy, RiskGrade
 
 INVOICE_COLUMNS = (
@@ -278,7 +278,7 @@ def parse_invoice_row(r: dict[str, str], today: date | None = None,
     if not re.fullmatch(r"[A-Z]{2}", country) or not known_country(country):
         raise DomainError(f"{r['country'][:20]!r} is not an ISO 3166 country code", "country")
     language = _language(r["language"] or "en")
-    amount = Money.of(r["amount"], r["currency"], "amount")
+    amount = Money.of(r["amount"], payable_currency(r["currency"]), "amount")
     if not amount.is_positive:
         raise DomainError(f"must be positive, got {amount.amount}", "amount")
     issue = _date(r["issue_date"], "issue_date")

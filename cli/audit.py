@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -45,7 +46,7 @@ def _show_verification(result: dict) -> None:
         where = (f"stream {problem['stream_id']} version {problem['version']}" if problem["stream_id"]
                  else "an event of unknown stream")
         at = f" (position {problem['position']})" if problem["position"] is not None else ""
-        console.print(f"[red]{problem['kind']}:[/red] {where}{at}: {problem['detail']}", highlight=False,
+        console.print(f"[red]{problem['kind']}:[/red] {escape(f'{where}{at}: ' + problem['detail'])}", highlight=False,
                       soft_wrap=True)
     for anchor in result["anchors"]:
         verdict = "[green]still in the chain[/green]" if anchor["found"] else f"[red]{anchor['detail']}[/red]"

@@ -19,6 +19,7 @@ import typer
 from typer._click import exceptions as click_errors  # typer vendors its click
 from rich.console import Console
 from rich.table import Table
+from rich.markup import escape
 from rich.text import Text
 
 from app.context import Context
@@ -91,7 +92,7 @@ for sub, name in (
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -626,7 +627,7 @@ def run(argv: list[str] | None = None) -> int:
     try:
         args = authenticate(args)
     except DomainError as error:
-        err_console.print(f"[red]error:[/red] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     try:
         code = _click_command().main(args=args, standalone_mode=False)
@@ -635,7 +636,8 @@ def run(argv: list[str] | None = None) -> int:
         return 0
     except click_errors.UsageError as error:
         where = f" (see `{error.ctx.command_path} --help`)" if error.ctx else ""
-        err_console.print(f"[red]error:[/red] {error.format_message()}{where}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(error.format_message() + where)}", highlight=False,
+                          soft_wrap=True)
         return 2
     except typer.Abort:
         return 130

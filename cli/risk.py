@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.main import AsOpt, CsvOpt, JsonOpt, app, console, execute, print_table, reason_option, show_reply
@@ -397,7 +398,7 @@ def report_reconcile(
 
     def render(result: dict) -> None:
         for line in result["differences"]:
-            console.print(f"[red]difference:[/red] {line}", highlight=False, soft_wrap=True)
+            console.print(f"[red]difference:[/red] {escape(line)}", highlight=False, soft_wrap=True)
         verdict = "all agree" if result["agree"] else f"{len(result['differences'])} difference(s)"
         console.print(f"{result['cases']} cases, {result['payments']} payments, {result['from']} to {result['to']}: "
                       f"{verdict}", highlight=False)

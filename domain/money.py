@@ -35,6 +35,23 @@ def currency_exponent(currency: str) -> int:
     return get_currency_precision(currency)
 
 
+# ISO 4217 codes that name no currency anyone is invoiced or pays in: precious metals, units of
+# account and of the bond markets, the code for testing and the one for "no currency" (their
+# minor unit is "N.A." in the standard). Refused where money first enters (an invoice, a
+# receipt); an amount already recorded in one still loads.
+NOT_PAYABLE = frozenset({"XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XDR", "XPD", "XPT", "XSU", "XTS", "XUA", "XXX"})
+
+
+def payable_currency(currency: str, field: str = "currency") -> str:
+    """A currency money can be owed and paid in: an ISO 4217 code other than those above."""
+    currency = str(currency).strip().upper()
+    currency_exponent(currency)
+    if currency in NOT_PAYABLE:
+        raise DomainError(f"{currency} is an ISO 4217 code for no currency one invoices or pays in (precious "
+                          "metals, units of account, testing, 'no currency')", field)
+    return currency
+
+
 def parse_amount(text: Any, field: str = "amount") -> Decimal:
     """Parse user input into a finite Decimal, refusing floats' surprises."""
     if isinstance(text, float):

@@ -436,3 +436,19 @@ def test_customer_pause_says_what_it_did_to_each_case(ledger):
     assert [(c["invoice_id"], c["outcome"], c["paused"]) for c in again["cases"]] == [
         ("CL-P3", "not_paused", False)], again
     assert "already waiting for approval" in again["cases"][0]["error"], again
+
+
+def test_no_invoice_in_gold_nor_in_no_currency_and_errors_print_what_was_typed(ledger):
+    """ISO 4217's codes for no money (XAU gold, XXX 'no currency') were imported as invoices,
+    dunned, and then could never be written off (no rate to the approval currency); and the CLI
+    read error lines as Rich markup, so '[approval.rates]' in that very error vanished."""
+    from tests.acceptance.stack import INVOICE_HEADER
+
+    for code in ("XAU", "XXX"):
+        rows = [invoice("CL-GOLD", "100.00", -10, currency=code)]
+        message = ledger.refused("invoices", "import", str(ledger.write_csv(INVOICE_HEADER, rows, "gold")),
+                                 match="currency")
+        assert code in message and "no currency one invoices" in message, message
+    ledger.refused("case", "open", "CL-GOLD", match="unknown invoice")  # nothing was imported
+    typed = ledger.refused("case", "show", "[bold]CL-404[/bold]")
+    assert "[bold]CL-404[/bold]" in typed, typed
