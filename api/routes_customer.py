@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from api.errors import status_for
-from api.i18n import LANGUAGES, describe_event, money, reason_text, translator
+from api.i18n import LANGUAGES, describe_event, money, reason_text, refusal_text, translator
 from app.links import LinkRefused
 from app.selfservice import SelfService
 from app.settings import PROJECT_DIR
@@ -150,7 +150,7 @@ async def _act(request: Request, token: str, action: str) -> HTMLResponse:
             key, values = "customer.done.paid", {"reference": form.get("reference", "")}
     except DomainError as refused:
         page_lang = _language(_customer_language(selfservice, customer_id))
-        message = translator(page_lang)("customer.refused", message=str(refused))
+        message = translator(page_lang)("customer.refused", message=refusal_text(refused, page_lang))
         return _page(selfservice, customer_id, token, status=status_for(refused), error=message,
                      form={"action": action, **form})
     lang = _language(_customer_language(selfservice, customer_id))
