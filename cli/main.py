@@ -154,6 +154,13 @@ def show_reply(result: dict) -> None:
     )
 
 
+def cut(text: str, width: int) -> Text:
+    """Data for a table cell (never markup), cut at ``width`` terminal cells with Rich's '…'."""
+    cell = Text(text)
+    cell.truncate(width, overflow="ellipsis")
+    return cell
+
+
 def print_table(table: Table) -> None:
     """A table when it fits the terminal (or the pipe's 80 columns); else one block per row of
     `header: value` lines, so that no header or value is cut to `approv…`. --json and --csv
@@ -220,8 +227,7 @@ def show_case(result: dict) -> None:
     for e in result["events"]:
         # Text: the details are data, not markup; cut at DETAILS_WIDTH cells with Rich's '…'
         # so that a reader sees there is more (`case show --json` has it all)
-        details = Text(", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {})))
-        details.truncate(DETAILS_WIDTH, overflow="ellipsis")
+        details = cut(", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {})), DETAILS_WIDTH)
         table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details)
     print_table(table)
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.main import AsOpt, JsonOpt, app, console, err_console, execute, print_table, reason_option
+from cli.main import AsOpt, JsonOpt, app, console, cut, err_console, execute, print_table, reason_option
 
 subscribers_app = typer.Typer(
     help="Subscribers of the event feed: their events are pushed to a webhook, in position order, with retries.",
@@ -62,7 +62,7 @@ def subscribers_list(as_json: JsonOpt = False) -> None:
         table = Table("name", "position", "delivered", "state", "types", "url", "last error")
         for r in rows:
             table.add_row(r["name"], str(r["position"]), str(r["delivered"]), _state(r), ",".join(r["types"]),
-                          r["url"], (r["last_error"] or "")[:60])
+                          r["url"], cut(r["last_error"] or "", 60))
         print_table(table)
 
     execute(lambda s: _service(s).list(), as_json, render)

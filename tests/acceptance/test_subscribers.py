@@ -29,6 +29,9 @@ def invoice(invoice_id: str, amount: str, due_in: int) -> str:
             f"{TODAY + timedelta(days=due_in - 30)},{TODAY + timedelta(days=due_in)},A")
 
 
+DOWN_PAGE = "the warehouse loader is down for maintenance until 06:00 UTC, retry later"
+
+
 class Webhook:
     def __init__(self) -> None:
         self.down = True
@@ -46,9 +49,11 @@ class Webhook:
                         hook.accepted.append(body)
                     else:
                         hook.refused += 1
+                answer = b"" if status == 200 else DOWN_PAGE.encode()
                 self.send_response(status)
-                self.send_header("Content-Length", "0")
+                self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
+                self.wfile.write(answer)
 
             def log_message(self, *args):
                 pass
@@ -133,8 +138,11 @@ def test_the_worker_pushes_every_event_once_in_order_after_the_webhook_comes_bac
     assert retrying["delivered"] == 0 and retrying["next_attempt_at"], retrying
     first_case = min(e["position"] for e in feed(ledger, ["CaseOpened"]))
     assert retrying["position"] < first_case, retrying  # it may pass events of other types, never one of its own
+    assert DOWN_PAGE in retrying["last_error"], retrying  # whole in --json
     shown = ledger.cli("subscribers", "list", json=False, env=supervisor)
     assert "warehouse" in shown.stdout and "retrying" in shown.stdout, shown
+    # cut at 60 cells, and seen to be: 'HTTP 503: ' and the page's first 49 characters, then '…'
+    assert "unti…" in shown.stdout and "retry later" not in shown.stdout, shown.stdout
 
     webhook.down = False
     # once the engine is quiet (the ladder ran, the escalations wait), the warehouse has the feed's events
