@@ -6,7 +6,9 @@ cancelling an open balance, waiving interest): up to the policy's single-person 
 person acts alone, counting what the case was already reduced by alone (splitting a reduction
 into small pieces does not avoid the second person); above it the reduction waits for a second person (four eyes: never the requester)
 whose authority covers it. Authority is the lower of the user's own limit and the policy's
-cap for the role. Limits and the threshold are in the policy's approval currency; an amount
+cap for the role. A write-off's approver needs authority for the case's total: everything
+already written off on it (by whoever approved it) with the write-off they approve, so splitting
+a write-off does not avoid the authority the whole needs. Limits and the threshold are in the policy's approval currency; an amount
 in another currency is converted at the rate pinned in the policy, which the event states.
 
 The decider enforces ``approval_authority`` when a decision is made; the console uses the
@@ -80,14 +82,23 @@ def counted_alone(policy: Policy, made_alone: Money | None) -> Money | None:
     return made_alone
 
 
+def written_off_before(policy: Policy, kind: str, written_off: Money | None) -> Money | None:
+    """What of the case's earlier write-offs counts with a write-off to approve
+    (``write_offs_add_up``); None when nothing does."""
+    if kind != "write_off" or written_off is None or not written_off.is_positive:
+        return None
+    return written_off if policy.approval.write_offs_add_up else None
+
+
 def authority_limit(actor: Actor, policy: Policy) -> Decimal:
     return min(actor.write_off_limit, policy.write_off_cap(actor.role)) if actor.role else Decimal(0)
 
 
 def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, amount: Money | None,
-                       policy: Policy) -> Authority:
+                       policy: Policy, written_off: Money | None = None) -> Authority:
     """May ``actor`` approve (or reject) an item of ``kind`` (write_off, credit, cancellation,
-    plan, escalation) asked at ``tier`` by ``requested_by`` for ``amount``?"""
+    plan, escalation) asked at ``tier`` by ``requested_by`` for ``amount``? ``written_off``: what
+    the case was already written off by; a write-off is checked with it, as one total."""
     if actor.role not in APPROVER_ROLES:
         return Authority(False, False, "only a supervisor or finance_manager may decide", "not_approver")
     if ROLE_RANK[actor.role] < ROLE_RANK[tier]:
@@ -95,16 +106,20 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
     if kind != "escalation" and actor.name == requested_by:
         return Authority(False, False, "four eyes: the requester cannot decide their own request", "own_request")
     if kind in REDUCTIONS + PAY_OUTS and amount is not None:
+        before = written_off_before(policy, kind, written_off)
+        total = amount + before if before is not None else amount
         try:
-            converted = in_approval_currency(policy.approval, amount)
+            converted = in_approval_currency(policy.approval, total)
         except DomainError as error:
             return Authority(False, True, str(error), "no_rate")
         limit = authority_limit(actor, policy)
         if converted.amount.amount > limit:
             shown = f" (= {converted.amount} at {converted.rate})" if converted.rate != 1 else ""
+            asked = f"{amount}{shown}" if before is None else \
+                f"{amount} + {before} already written off on this case = {total}{shown}"
             unit = f" {policy.approval.currency}" if policy.approval.currency else ""
             what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation",
                     "waiver": "interest waiver", "refund": "refund"}[kind]
-            return Authority(False, True, f"{amount}{shown} exceeds {actor.name}'s {what} authority ({limit}{unit})",
+            return Authority(False, True, f"{asked} exceeds {actor.name}'s {what} authority ({limit}{unit})",
                              "limit", limit, policy.approval.currency or amount.currency)
     return Authority(True, True)

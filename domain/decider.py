@@ -689,8 +689,9 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     # A reason is required to reject here; to approve, at the entry (app.services): approvals
     # recorded before that rule carry none and must still replay.
     cmd.check_text(c.reason, "reason", required=not c.approve)
+    # a write-off's approver needs authority for the case's total written off (domain/authority.py)
     authority = approval_authority(c.actor, approval.kind, approval.tier, approval.requested_by, approval.amount,
-                                   policy)
+                                   policy, s.write_offs)
     if not (authority.approve if c.approve else authority.reject):
         raise DomainError(authority.reason, "as")
     if approval.kind == "pause":

@@ -219,6 +219,11 @@ class ApprovalPolicy(_Model):
         "split into small pieces needs the second person the whole would (False only for workflow runs "
         "recorded before this rule)"
     )
+    write_offs_add_up: bool = Field(
+        True, description="an approver's write-off authority must cover everything already written off on the "
+        "case with the write-off they approve, so a write-off split into pieces needs the authority the whole "
+        "would (False only for workflow runs recorded before this rule)"
+    )
 
     @field_validator("rates")
     @classmethod
@@ -521,6 +526,11 @@ class Policy(_Model):
         """This policy as cases were decided before reductions made alone added up (issue 13):
         each was checked against the threshold on its own. Only for workflow runs recorded then."""
         return self.model_copy(update={"approval": self.approval.model_copy(update={"alone_adds_up": False})})
+
+    def before_write_offs_add_up(self) -> Policy:
+        """This policy as cases were decided before approved write-offs added up: each was checked
+        against the approver's authority on its own. Only for workflow runs recorded then."""
+        return self.model_copy(update={"approval": self.approval.model_copy(update={"write_offs_add_up": False})})
 
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]

@@ -65,6 +65,9 @@ LIVENESS_PATCH = "no-silent-stall"
 # Reductions made alone add up against the single-person threshold (issue 13). Runs recorded
 # before it checked each on its own (Policy.before_reductions_add_up).
 REDUCTIONS_ADD_UP_PATCH = "reductions-alone-add-up"
+# Write-offs approved on a case add up against the next approver's authority. Runs recorded
+# before it checked each write-off on its own (Policy.before_write_offs_add_up).
+WRITE_OFFS_ADD_UP_PATCH = "write-offs-add-up"
 # A new case appends its opening at version 0 without loading its (empty) stream first: one
 # local activity fewer per case (docs/PERFORMANCE.md). Runs recorded before it load first.
 OPEN_WITHOUT_LOAD_PATCH = "open-without-load"
@@ -101,6 +104,7 @@ class CollectionCaseWorkflow:
         self._outcomes: dict[int, NoticeResult] = {}  # delivery results sent by the mailbox
         self._live: bool | None = None  # LIVENESS_PATCH, asked once per run
         self._add_up: bool | None = None  # REDUCTIONS_ADD_UP_PATCH, asked once per run
+        self._write_offs_add_up: bool | None = None  # WRITE_OFFS_ADD_UP_PATCH, asked once per run
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
@@ -147,12 +151,15 @@ class CollectionCaseWorkflow:
 
     def _rules(self):
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
-        before LIVENESS_PATCH and REDUCTIONS_ADD_UP_PATCH for runs recorded before them."""
+        before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH and WRITE_OFFS_ADD_UP_PATCH for runs
+        recorded before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
             self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
+            self._write_offs_add_up = workflow.patched(WRITE_OFFS_ADD_UP_PATCH)
         policy = self._input.policy if self._live else self._input.policy.before_liveness()
-        return policy if self._add_up else policy.before_reductions_add_up()
+        policy = policy if self._add_up else policy.before_reductions_add_up()
+        return policy if self._write_offs_add_up else policy.before_write_offs_add_up()
 
     @staticmethod
     def _warm_calendar(country: str) -> None:

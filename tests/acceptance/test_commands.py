@@ -452,3 +452,43 @@ def test_no_invoice_in_gold_nor_in_no_currency_and_errors_print_what_was_typed(l
     ledger.refused("case", "open", "CL-GOLD", match="unknown invoice")  # nothing was imported
     typed = ledger.refused("case", "show", "[bold]CL-404[/bold]")
     assert "[bold]CL-404[/bold]" in typed, typed
+
+
+def test_a_write_off_split_in_two_needs_authority_for_the_total(ledger):
+    """A supervisor (10,000 USD) approved 9,000.00 then 9,540.00 written off on one invoice: the
+    case was written off by 18,540.00 USD that nobody with that authority approved. The second
+    approval must be refused and wait for the finance manager, as one request of 18,540 would."""
+    ledger.import_invoices([invoice("CL-WO2", "18540.00", -10)])  # grade A: no fee, the balance moves only by us
+    ledger.ok("case", "open", "CL-WO2")
+
+    def pending_write_off() -> dict:
+        items = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-WO2" and a["kind"] == "write_off"]
+        assert len(items) == 1, items
+        return items[0]
+
+    ledger.ok("write-off", "request", "CL-WO2", "--amount", "9000.00", "--reason", "uncollectible")
+    first = pending_write_off()
+    part1 = ledger.ok("approvals", "approve", first["approval_id"], "--reason", "approved part 1", "--as", "demo-supervisor")
+    assert money(part1["balance"]) == Decimal("9540.00"), part1
+
+    ledger.ok("write-off", "request", "CL-WO2", "--amount", "9540.00", "--reason", "uncollectible")
+    second = pending_write_off()
+    before = ledger.case("CL-WO2")
+    refusal = ledger.refused("approvals", "approve", second["approval_id"], "--reason", "approved part 2",
+                             "--as", "demo-supervisor")
+    assert "9540.00 USD + 9000.00 USD already written off on this case = 18540.00 USD exceeds " \
+           "demo-supervisor's write-off authority (10000 USD)" in refusal, refusal
+    # nothing changed: still waiting, nothing more written off, no decision recorded
+    after = ledger.case("CL-WO2")
+    assert pending_write_off()["approval_id"] == second["approval_id"]
+    assert (money(after["balance"]), money(after["totals"]["write_offs"])) == (Decimal("9540.00"), Decimal("9000.00"))
+    assert after["balance"] == before["balance"] and after["totals"] == before["totals"], (before, after)
+    decided = [e["type"] for e in after["events"] if e.get("data", {}).get("approval_id") == second["approval_id"]]
+    assert decided == ["WriteOffRequested"], decided
+
+    # the finance manager's authority covers the total: she approves it and the case is written off
+    closed = ledger.ok("approvals", "approve", second["approval_id"], "--reason", "approved part 2", "--as", "demo-manager")
+    assert closed["status"] == "written_off" and money(closed["balance"]) == Decimal("0.00"), closed
+    written = [e for e in ledger.case("CL-WO2")["events"] if e["type"] == "WriteOffApproved"]
+    assert [(money(e["data"]["amount"]["amount"]), e["actor"]) for e in written] == [
+        (Decimal("9000.00"), "demo-supervisor"), (Decimal("9540.00"), "demo-manager")], written

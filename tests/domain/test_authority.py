@@ -17,7 +17,7 @@ from domain.money import Money
 from domain.policy import parse_policy
 from domain.state import CaseStatus
 from tests.conftest import ROOT
-from tests.domain.scenario import COLLECTOR, MANAGER, SUPERVISOR, SUPERVISOR_2, Case, default_policy, invoice, types
+from tests.domain.scenario import COLLECTOR, MANAGER, SUPERVISOR, SUPERVISOR_2, Case, default_policy, invoice, types, usd
 
 KWD = "KWD"
 
@@ -185,3 +185,56 @@ def test_runs_recorded_before_the_rule_check_each_reduction_on_its_own():
         case.when(cmd.OpenDispute, reason=reason)
         assert types(case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld,
                                credit=Money.of("60.00", "USD"))) == ["DisputeResolved"]
+
+
+# -- write-offs approved on one case add up against the approver's authority -----------------
+
+
+def _write_off(case: Case, amount: str, approver, currency: str = "USD") -> list:
+    requested = case.when(cmd.RequestWriteOff, amount=Money.of(amount, currency), reason="uncollectible")
+    return case.when(cmd.DecideApproval, actor=approver, approval_id=requested[0].approval_id, approve=True,
+                     reason="approved")
+
+
+def test_a_write_off_split_in_two_needs_an_approver_with_authority_for_the_total():
+    case = Case().open(invoice(amount="20000.00"))  # sam (supervisor) may approve up to 10,000 USD
+    assert types(_write_off(case, "9000.00", SUPERVISOR)) == ["WriteOffApproved"]
+    requested = case.when(cmd.RequestWriteOff, amount=usd("9540.00"), reason="uncollectible")
+    before = case.state
+    with pytest.raises(DomainError, match=r"9540.00 USD \+ 9000.00 USD already written off on this case = "
+                                          r"18540.00 USD exceeds sam's write-off authority \(10000 USD\)"):
+        case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
+                  reason="approved part 2")
+    # nor another supervisor: the case's total, not each approver's share, must be covered
+    with pytest.raises(DomainError, match="18540.00 USD exceeds sue's write-off authority"):
+        case.when(cmd.DecideApproval, actor=SUPERVISOR_2, approval_id=requested[0].approval_id, approve=True,
+                  reason="approved part 2")
+    assert case.state == before and case.state.approval(requested[0].approval_id).status == "pending"
+    approved = case.when(cmd.DecideApproval, actor=MANAGER, approval_id=requested[0].approval_id, approve=True,
+                         reason="approved part 2")
+    assert types(approved) == ["WriteOffApproved"] and case.state.write_offs == usd("18540.00")
+    # a supervisor may still turn one down, and approve what keeps the total within his authority
+    fresh = Case().open(invoice(amount="20000.00"))
+    assert types(_write_off(fresh, "9000.00", SUPERVISOR)) == ["WriteOffApproved"]
+    assert types(_write_off(fresh, "1000.00", SUPERVISOR_2)) == ["WriteOffApproved"]  # 10,000.00 in all
+    with pytest.raises(DomainError, match="10000.01 USD exceeds"):
+        _write_off(fresh, "0.01", SUPERVISOR)
+
+
+def test_write_offs_in_another_currency_add_up_at_the_pinned_rate():
+    case = Case().open(kwd_invoice("5000.000"))  # 3.25 USD for one KWD: sam covers 3,076.923 KWD
+    assert types(_write_off(case, "2000.000", SUPERVISOR, KWD)) == ["WriteOffApproved"]  # 6,500 USD
+    requested = case.when(cmd.RequestWriteOff, amount=Money.of("1100.000", KWD), reason="uncollectible")
+    with pytest.raises(DomainError, match=r"1100.000 KWD \+ 2000.000 KWD already written off on this case = "
+                                          r"3100.000 KWD \(= 10075.00 USD at 3.25\) exceeds sam's write-off"):
+        case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
+                  reason="ok")
+    rejected = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=False,
+                         reason="ask the finance manager")
+    assert types(rejected) == ["WriteOffRejected"]  # beyond authority, one may still say no
+
+
+def test_runs_recorded_before_the_rule_check_each_write_off_on_its_own():
+    case = Case(default_policy().before_write_offs_add_up()).open(invoice(amount="20000.00"))
+    assert types(_write_off(case, "9000.00", SUPERVISOR)) == ["WriteOffApproved"]
+    assert types(_write_off(case, "9540.00", SUPERVISOR)) == ["WriteOffApproved"]

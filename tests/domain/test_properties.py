@@ -11,7 +11,8 @@ invariants below must hold. A rejected command must leave the case untouched.
 * a closed case accepts nothing (only the outcome of a notice already in flight
   may still be recorded, and it moves no money);
 * no approval by its requester, below the approval's tier, or beyond the
-  approver's write-off authority (the lower of their own and their role's limit);
+  approver's write-off authority (the lower of their own and their role's limit), a write-off's
+  counted with everything already written off on the case;
 * what people reduced the case by alone, however split, stays within the single-person threshold;
 * every accepted command yields events ``evolve`` accepts: versions follow on,
   ids are unique, and deciding the same command again gives the same events.
@@ -142,7 +143,9 @@ class CaseMachine(RuleBasedStateMachine):
             limit = min(actor.write_off_limit, POLICY.write_off_cap(actor.role))
             rate = Decimal(1) if approval.amount.currency == POLICY.approval.currency else \
                 POLICY.approval.rates[approval.amount.currency]  # the rate pinned in the policy
-            assert approval.amount.amount * rate <= limit + Decimal("0.005"), "beyond authority"
+            # a write-off with everything written off on the case before it (however split, whoever approved)
+            before = self.state.write_offs.amount if isinstance(event, ev.WriteOffApproved) else Decimal(0)
+            assert (approval.amount.amount + before) * rate <= limit + Decimal("0.005"), "beyond authority"
             assert event.rate == rate, "the event states the rate it was checked at"
 
     def command(self, kind: type[cmd.Command], actor: Actor, **data) -> list[ev.Event] | None:
