@@ -6,16 +6,19 @@ from __future__ import annotations
 
 from datetime import date
 from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import select
 
 from activities.letters import LetterRenderer
 from activities.rendering import format_day, format_money
 from app.context import Context
-from app.reports import AGING_BUCKETS, _amount, aging_bucket
-from domain.priority import days_overdue
+from app.kpis import KpiInvoice
+from app.reports import AGING_BUCKETS, _amount, aging_bucket, settlements
 from domain.agenda import accrued_interest
 from domain.money import Money
+from domain.priority import days_overdue
+from domain.receivables import Standing, settlements_of, standings_on
 from domain.state import CaseState
 from store.schema import case_summary, customers, invoices
 
@@ -33,28 +36,39 @@ def _item(invoice_id: str, issue: date, due: date, original: Money, open_: Money
     return item
 
 
-def _case_item(ctx: Context, state: CaseState, as_of: date) -> dict:
-    zero = Money.zero(state.currency)
-    interest, compensation = state.interest or zero, state.compensation or zero
-    waived = state.interest_waived or zero
-    uncharged = zero
-    policy = ctx.policies.get(state.policy_version)
-    accrual = accrued_interest(state, policy, as_of) if state.interest_accrued_to is None or \
-        state.interest_accrued_to < as_of else None
-    if accrual is not None and accrual.interest > interest:  # accrued since the last notice charged it
-        uncharged = accrual.interest - interest
-    # paid, credited or waived: the fees on the case are net of waivers
-    settled = state.original_amount + state.fees + waived - state.balance
-    return _item(state.invoice_id, state.issue_date, state.due_date, state.original_amount, state.balance + uncharged,
-                 as_of, late_fees=state.fees - interest - compensation + waived, interest=interest + uncharged,
-                 compensation=compensation, waived=waived, settled=settled,
-                 interest_to=as_of.isoformat() if (interest + uncharged).is_positive else None)
+def _interest_to(ctx: Context, state: CaseState | None, standing: Standing, as_of: date) -> Decimal:
+    """Interest accrued on the case to ``as_of`` beyond what notices charged by then (none
+    without a case or an interest regime)."""
+    if state is None:
+        return ZERO
+    accrual = accrued_interest(state, ctx.policies.get(state.policy_version), as_of)
+    if accrual is None or accrual.interest.amount <= standing.interest:
+        return ZERO
+    return accrual.interest.amount - standing.interest
+
+
+def _standing_item(ctx: Context, standing: Standing, currency: str, issue: date, due: date,
+                   state: CaseState | None, as_of: date) -> dict:
+    def money(amount: Decimal) -> Money:
+        return Money.of(amount, currency)
+
+    uncharged = _interest_to(ctx, state, standing, as_of)  # accrued since the last notice charged it
+    interest = standing.interest + uncharged
+    return _item(standing.invoice_id, issue, due, money(standing.amount), money(standing.open + uncharged), as_of,
+                 late_fees=money(standing.late_fees), interest=money(interest),
+                 compensation=money(standing.compensation), waived=money(standing.waived),
+                 settled=money(standing.settled), interest_to=as_of.isoformat() if interest > 0 else None)
 
 
 def statement(ctx: Context, customer_id: str, as_of: date, instructions: str) -> dict:
+    """The customer's open items as they stood at the end of ``as_of``: what was received by
+    then (by its value date), the fees, interest and credits recorded by then; the same open
+    amounts as ``report aging --to`` that day (domain/receivables.py), plus the interest
+    accrued since the last notice."""
     with ctx.db.read() as session:
         customer = session.execute(select(customers).where(customers.c.customer_id == customer_id)).first()
-        cases = list(session.execute(select(case_summary.c.invoice_id, case_summary.c.state, case_summary.c.closed_at)
+        cases = list(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id, case_summary.c.kind,
+                                            case_summary.c.state)
                                      .where(case_summary.c.customer_id == customer_id)))
         ledger = list(session.execute(select(invoices).where(invoices.c.customer_id == customer_id)
                                       .order_by(invoices.c.due_date, invoices.c.invoice_id)))
@@ -62,22 +76,28 @@ def statement(ctx: Context, customer_id: str, as_of: date, instructions: str) ->
         from domain.errors import DomainError, shown
 
         raise DomainError(f"unknown customer {shown(customer_id)}", "customer_id")
-    with_case = {r.invoice_id for r in cases}
-    states = [CaseState.model_validate_json(r.state) for r in cases if r.closed_at is None]
-    items = [_case_item(ctx, s, as_of) for s in states if s.balance.is_positive]
-    for r in ledger:
-        if r.invoice_id not in with_case and r.amount_minor > r.paid_minor:
-            original = Money.of(_amount(r.amount_minor, r.currency), r.currency)
-            items.append(_item(r.invoice_id, r.issue_date, r.due_date, original,
-                               Money.of(_amount(r.amount_minor - r.paid_minor, r.currency), r.currency), as_of,
-                               settled=Money.of(_amount(r.paid_minor, r.currency), r.currency)))
+    states = {r.invoice_id: CaseState.model_validate_json(r.state) for r in cases}
+    found = settlements(ctx, customer_id)
+    receivable = [KpiInvoice(r.invoice_id, r.currency, _amount(r.amount_minor, r.currency), r.issue_date, r.due_date)
+                  for r in ledger]
+    # an advance request dunned as a case: no invoice, but owed; it stands by its case's events the same way
+    advances = [KpiInvoice(r.invoice_id, states[r.invoice_id].currency, states[r.invoice_id].original_amount.amount,
+                           states[r.invoice_id].issue_date, states[r.invoice_id].due_date)
+                for r in cases if r.kind == "advance"]
+    for r in cases:
+        if r.kind == "advance":
+            found.extend(s for e in ctx.store.load(UUID(r.case_id)) for s in settlements_of(e, r.invoice_id))
+    standing = standings_on(receivable + advances, found, as_of)
+    items = [_standing_item(ctx, standing[i.invoice_id], i.currency, i.issue_date, i.due_date,
+                            states.get(i.invoice_id), as_of)
+             for i in receivable + advances if i.invoice_id in standing and standing[i.invoice_id].open > 0]
     items.sort(key=lambda i: (i["due_date"], i["invoice_id"]))
     totals: dict[str, dict] = {}
     for item in items:
         t = totals.setdefault(item["currency"], {"open": ZERO, **{b: ZERO for b in AGING_BUCKETS}})
         t["open"] += item["open"].amount
         t[item["bucket"]] += item["open"].amount
-    language = states[0].customer.language if states else "en"
+    language = next(iter(states.values())).customer.language if states else customer.language
     return {
         "customer_id": customer_id, "name": customer.name, "email": customer.email, "country": customer.country,
         "language": language, "as_of": as_of.isoformat(), "payment_instructions": instructions,

@@ -30,6 +30,7 @@ from domain.customer import customer_stream_id
 from domain.errors import DomainError
 from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
+from domain.receivables import open_amounts
 from store.schema import case_summary, invoices
 
 ZERO = Decimal(0)
@@ -77,20 +78,6 @@ def _q(value: Decimal) -> Decimal:
 
 
 # -- receivables -------------------------------------------------------------------------------
-
-
-def _settled_by(found: Iterable[Settlement], day: date) -> dict[str, Decimal]:
-    settled: dict[str, Decimal] = defaultdict(lambda: ZERO)
-    for s in found:
-        if s.on <= day and s.kind != "excess":
-            settled[s.invoice_id] += s.amount
-    return settled
-
-
-def open_amounts(invoices_: list[KpiInvoice], found: list[Settlement], day: date) -> dict[str, Decimal]:
-    """What each invoice issued by ``day`` still owed at the end of that day (fees included)."""
-    settled = _settled_by(found, day)
-    return {i.invoice_id: max(i.amount - settled[i.invoice_id], ZERO) for i in invoices_ if i.issue_date <= day}
 
 
 def receivables(invoices_: list[KpiInvoice], found: list[Settlement], day: date,

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable
+from uuid import UUID
 
 from sqlalchemy import func, or_, select
 
@@ -27,6 +28,7 @@ from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
 from domain.policy import RiskGrade
 from domain.priority import amount_at_risk, days_overdue, priority
+from domain.receivables import Settlement, settlements_of
 from domain.state import CaseStatus
 from store.reads import aging_sums, count_open_cases, page_of_open_cases
 from store.schema import approvals, case_summary, invoices, payments
@@ -216,20 +218,6 @@ class Invoice:
     issue_date: date
 
 
-@dataclass(frozen=True)
-class Settlement:
-    """Something that changed what an invoice still owes, on a day: a payment, credit
-    note, write-off or cancellation (positive) or a late fee (negative)."""
-
-    invoice_id: str
-    currency: str
-    amount: Decimal
-    on: date
-    kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
-    #            | erp_adjustment (an ERP amendment or credit note; negative: amended up) | paid_outside
-    #            | discount (early payment) | factored (settled in a factor's hands, or its non-recourse loss)
-
-
 _SETTLING_EVENTS = ("PaymentReceived", "DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled",
                     "SmallBalanceWriteOffReversed", "LateFeeCharged", "InterestCharged", "InterestWaived",
                     "CustomerCreditApplied", "IndemnityReceived", "PaymentReversed", "InvoiceAmended",
@@ -246,66 +234,44 @@ def ledger_invoices(ctx: Context, currency: str | None = None) -> list[Invoice]:
                 for r in session.execute(query)]
 
 
-def settlements(ctx: Context) -> list[Settlement]:
+def settlements(ctx: Context, customer_id: str | None = None) -> list[Settlement]:
     """Every settlement with its date, each from one source of truth: a case's events for
     what happened on a case, the payments table only for payments on invoices without a
     case (whose row is their only record). The payments table also lists payments applied
     to cases; counting those rows too would count such a payment twice.
     A payment counts in full as cash collected; only the applied part settles the invoice
-    (the excess becomes customer credit), see ``kind``: payment vs. excess."""
+    (the excess becomes customer credit), see ``kind``: payment vs. excess.
+    ``customer_id``: that customer's invoices only (read from their cases' streams)."""
+    # an advance case's events settle no invoice: a deposit asked before delivery is no receivable
+    cases = select(case_summary.c.case_id, case_summary.c.invoice_id).where(case_summary.c.kind == "invoice")
+    paid = select(payments).where(payments.c.invoice_id.is_not(None), payments.c.case_id.is_(None),
+                                  payments.c.status.in_(("applied", "reversed")))
+    if customer_id is not None:
+        cases = cases.where(case_summary.c.customer_id == customer_id)
+        paid = paid.where(payments.c.invoice_id.in_(select(invoices.c.invoice_id)
+                                                    .where(invoices.c.customer_id == customer_id)))
     with ctx.db.read() as session:
-        # an advance case's events settle no invoice: a deposit asked before delivery is no receivable
-        invoice_of = dict(session.execute(select(case_summary.c.case_id, case_summary.c.invoice_id)
-                                          .where(case_summary.c.kind == "invoice")).all())
-        ledger = list(session.execute(select(payments).where(
-            payments.c.invoice_id.is_not(None), payments.c.case_id.is_(None),
-            payments.c.status.in_(("applied", "reversed")),
-        )))
+        invoice_of = dict(session.execute(cases).all())
+        ledger = list(session.execute(paid))
     found: list[Settlement] = []
-    for record in ctx.store.read_types(_SETTLING_EVENTS):
-        e = record.event
-        invoice_id = invoice_of.get(str(record.stream_id))
-        if invoice_id is None:
-            continue
-        day = e.occurred_at.date()
-        name = type(e).__name__
-        if name == "PaymentReceived":
-            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment"))
-            if e.excess.is_positive:
-                found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
-        elif name == "DisputeResolved" and e.credit is not None:
-            found.append(Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit"))
-        elif name in ("WriteOffApproved", "SmallBalanceWrittenOff"):
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off"))
-        elif name == "SmallBalanceWriteOffReversed":  # owed again with its reversed receipt
-            found.append(Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off"))
-        elif name == "CaseCancelled":
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled"))
-        elif name in ("LateFeeCharged", "InterestCharged"):  # interest and compensation count as fees
-            found.append(Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee"))
-        elif name == "InterestWaived":  # takes back part of a charge: settles like a negative fee
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee"))
-        elif name == "CustomerCreditApplied":
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied"))
-        elif name == "IndemnityReceived":
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity"))
-        elif name == "InvoiceAmended":
-            found.append(Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment"))
-        elif name == "CreditNoteApplied":
-            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment"))
-        elif name == "PaidOutsideEngine":
-            found.append(Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "paid_outside"))
-        elif name == "EarlyPaymentDiscountGranted":
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "discount"))
-        elif name == "FactorCollected":
-            found.append(Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "factored"))
-        elif name == "FactorDefaulted" and e.derecognized is not None:
-            found.append(Settlement(invoice_id, e.derecognized.currency, e.derecognized.amount, day, "factored"))
-        elif name == "PaymentReversed":  # the payment did not settle after all
-            found.append(Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment"))
-            if e.excess.is_positive:
-                found.append(Settlement(invoice_id, e.excess.currency, -e.excess.amount, day, "excess"))
-    for r in ledger:
+    if customer_id is None:
+        for record in ctx.store.read_types(_SETTLING_EVENTS):
+            invoice_id = invoice_of.get(str(record.stream_id))
+            if invoice_id is not None:
+                found.extend(settlements_of(record.event, invoice_id))
+    else:
+        for case_id, invoice_id in sorted(invoice_of.items()):
+            for event in ctx.store.load(UUID(case_id)):
+                found.extend(settlements_of(event, invoice_id))
+    found.extend(ledger_settlements(ledger))
+    return found
+
+
+def ledger_settlements(rows) -> list[Settlement]:
+    """Payments table rows (of invoices without a case) as settlements: received on their value
+    date, and taken back off their invoice on the day a reversed one was reversed."""
+    found: list[Settlement] = []
+    for r in rows:
         amount = _amount(r.amount_minor, r.currency)
         found.append(Settlement(r.invoice_id, r.currency, amount, r.received_on, "payment"))
         if r.status == "reversed":  # taken back off its invoice on the day it was reversed

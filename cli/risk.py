@@ -89,8 +89,9 @@ def customer_statement(
     pdf: Annotated[Optional[str], typer.Option("--pdf", help="Also write the statement as a PDF letter to FILE")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Statement of account: every open item with fees and interest (to the as-of date), the
-    ageing and how to pay; with --pdf, the letter in the customer's language."""
+    """Statement of account: every open item as it stood at the end of the as-of day (payments by
+    their value date), with fees and interest, the ageing and how to pay; with --pdf, the letter
+    in the customer's language."""
     from datetime import datetime, timezone
 
     from app.account_statement import statement, statement_pdf

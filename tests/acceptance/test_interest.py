@@ -155,3 +155,72 @@ def test_a_statement_of_account_lists_open_items_with_interest_and_ageing_as_jso
     assert "对账单" in text and "INT-CN-1" in text and "¥5,000.00" in text and "利息" in text, text
     fonts = {str(f.get_object()["/BaseFont"]) for p in reader.pages for f in p["/Resources"]["/Font"].values()}
     assert any("WenQuanYi" in f or "CJK" in f for f in fonts), fonts
+
+
+def test_a_statement_as_of_an_earlier_day_shows_that_days_figures_and_agrees_with_the_aging(ledger):
+    """A back-dated payment, later payments and a late fee charged today: the statement as of
+    the earlier day shows each invoice as it stood at the end of that day (the test computes it
+    from the dates itself), in the table, the JSON and the PDF, and agrees with `report aging
+    --to` that day. CH has no interest regime (no accrual to add); CHF is this customer's alone."""
+    import io
+
+    from pypdf import PdfReader
+
+    day = TODAY - timedelta(days=10)
+
+    def invoice(invoice_id: str, amount: str, issued: int, due: int) -> str:
+        return (f"{invoice_id},C-CH-FM,C-CH-FM AG,ap@c-ch-fm.test,CH,en,CHF,{amount},"
+                f"{TODAY - timedelta(days=issued)},{TODAY - timedelta(days=due)},B")
+
+    ledger.import_invoices([invoice("FM-8", "3000.00", 60, 30),    # case: fee today, 1000 received `day`, 10 today
+                            invoice("FM-9", "500.00", 80, 50),     # no case: 200 received `day`, the rest today
+                            invoice("FM-10", "800.00", 45, 25),    # case: fee today, paid in full today (closed)
+                            invoice("FM-11", "250.00", 5, -25)])   # issued after `day`
+    for ref in ("FM-8", "FM-10"):
+        ledger.ok("case", "open", ref)
+    for ref in ("FM-8", "FM-10"):  # grade B: the final notice charges CHF 40.00 (today)
+        ledger.wait_for_case(ref, lambda c: money(c["totals"]["fees"]) == 40, "the final notice's fee")
+    ledger.ok("pay", "FM-8", "1000.00", "--reference", "BANK-008", "--received-on", day.isoformat())
+    ledger.ok("pay", "FM-8", "10.00", "--reference", "BANK-009")
+    ledger.ok("pay", "FM-9", "200.00", "--reference", "BANK-010", "--received-on", day.isoformat())
+    ledger.ok("pay", "FM-9", "300.00", "--reference", "BANK-011")
+    ledger.ok("pay", "FM-10", "840.00", "--reference", "BANK-012")
+    assert ledger.case("FM-10")["status"] == "paid"
+
+    # at the end of `day`: the amount less what was received by then; no fee yet; FM-11 not issued
+    expected = {"FM-8": (Decimal("2000.00"), 20, "1-30"), "FM-9": (Decimal("300.00"), 40, "31-60"),
+                "FM-10": (Decimal("800.00"), 15, "1-30")}
+    then = ledger.ok("customer", "statement", "C-CH-FM", "--as-of", day.isoformat())
+    items = {i["invoice_id"]: i for i in then["items"]}
+    assert {k: (money(i["open"]), i["days_overdue"], i["bucket"]) for k, i in items.items()} == expected, then
+    assert all(money(i["late_fees"]) == 0 for i in items.values()), then
+    assert (money(items["FM-8"]["settled"]), money(items["FM-9"]["settled"]), money(items["FM-10"]["settled"])) == (
+        1000, 200, 0), then
+    total = sum(v[0] for v in expected.values())
+    assert list(then["totals"]) == ["CHF"] and {k: money(v) for k, v in then["totals"]["CHF"].items()} == {
+        "open": total, "current": 0, "1-30": 2800, "31-60": 300, "61-90": 0, "90+": 0}, then
+
+    # the same day's aging report for CHF (this customer's invoices only)
+    aging = {r["bucket"]: money(r["amount"]) for r in ledger.ok("report", "aging", "--to", day.isoformat(),
+                                                                  "--currency", "CHF")["rows"]}
+    assert aging == {b: money(then["totals"]["CHF"][b]) for b in then["buckets"]}, (aging, then["totals"])
+
+    table = ledger.cli("customer", "statement", "C-CH-FM", "--as-of", day.isoformat(), json=False)
+    assert table.code == 0 and "2000.00" in table.stdout and "FM-11" not in table.stdout, table
+    assert "3030.00" not in table.stdout and "open 3100.00" in " ".join(table.stdout.split()), table
+
+    pdf = ledger.dir / "statement-ch-then.pdf"
+    ledger.ok("customer", "statement", "C-CH-FM", "--as-of", day.isoformat(), "--pdf", str(pdf))
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages).split())
+    assert "FM-10" in text and "FM-11" not in text and "2,000.00" in text and "3,100.00" in text, text
+
+    # today: the fee, both FM-8 payments; FM-9 and FM-10 paid; FM-11 current
+    now = ledger.ok("customer", "statement", "C-CH-FM", "--as-of", TODAY.isoformat())
+    items = {i["invoice_id"]: i for i in now["items"]}
+    assert {k: money(i["open"]) for k, i in items.items()} == {"FM-8": Decimal("2030.00"),
+                                                               "FM-11": Decimal("250.00")}, now
+    assert money(items["FM-8"]["late_fees"]) == 40 and money(items["FM-8"]["settled"]) == 1010, now
+    aging = {r["bucket"]: money(r["amount"]) for r in ledger.ok("report", "aging", "--to", TODAY.isoformat(),
+                                                                  "--currency", "CHF")["rows"]}
+    assert aging == {b: money(now["totals"]["CHF"][b]) for b in now["buckets"]}, (aging, now["totals"])
+    ledger.reconcile()

@@ -1,0 +1,141 @@
+"""What an invoice owed at the end of a day, from what settled it and when.
+
+One rule, used by the aging and KPI reports (app/kpis.py) and by the statement of account
+(app/account_statement.py), so that a statement as of a day and ``report aging --to`` that day
+show the same open amounts: an invoice issued by the day owes its amount, plus the late fees,
+interest and compensation charged by then, less what settled it by then (payments by the day
+the money was received, their value date; everything else by the day it was recorded).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Iterable, Protocol
+
+from domain import events as ev
+
+ZERO = Decimal(0)
+# The parts of a charge (kind "fee"): what a statement shows in its own columns.
+CHARGES = ("late_fee", "interest", "compensation")
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """Something that changed what an invoice still owes, on a day: a payment, credit
+    note, write-off or cancellation (positive) or a late fee (negative)."""
+
+    invoice_id: str
+    currency: str
+    amount: Decimal
+    on: date
+    kind: str  # payment | excess | credit | write_off | cancelled | fee | credit_applied | indemnity
+    #            | erp_adjustment (an ERP amendment or credit note; negative: amended up) | paid_outside
+    #            | discount (early payment) | factored (settled in a factor's hands, or its non-recourse loss)
+    part: str = ""  # of a fee: late_fee | interest | compensation | waived
+
+
+def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
+    """The settlements one event of an invoice's case records (none for other events)."""
+    day = event.occurred_at.date()
+    e = event
+    if isinstance(e, ev.PaymentReceived):
+        found = [Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment")]
+        if e.excess.is_positive:
+            found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
+        return found
+    if isinstance(e, ev.PaymentReversed):  # the payment did not settle after all
+        found = [Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment")]
+        if e.excess.is_positive:
+            found.append(Settlement(invoice_id, e.excess.currency, -e.excess.amount, day, "excess"))
+        return found
+    if isinstance(e, ev.LateFeeCharged):
+        return [Settlement(invoice_id, e.fee.currency, -e.fee.amount, day, "fee", "late_fee")]
+    if isinstance(e, ev.InterestCharged):  # interest and compensation count as fees
+        found = [Settlement(invoice_id, e.interest.currency, -e.interest.amount, day, "fee", "interest")]
+        if e.compensation is not None:
+            found.append(Settlement(invoice_id, e.compensation.currency, -e.compensation.amount, day, "fee",
+                                    "compensation"))
+        return found
+    if isinstance(e, ev.InterestWaived):  # takes back part of a charge: settles like a negative fee
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee", "waived")]
+    if isinstance(e, ev.DisputeResolved):
+        return [] if e.credit is None else [Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit")]
+    if isinstance(e, (ev.WriteOffApproved, ev.SmallBalanceWrittenOff)):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off")]
+    if isinstance(e, ev.SmallBalanceWriteOffReversed):  # owed again with its reversed receipt
+        return [Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off")]
+    if isinstance(e, ev.CaseCancelled):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled")]
+    if isinstance(e, ev.CustomerCreditApplied):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied")]
+    if isinstance(e, ev.IndemnityReceived):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity")]
+    if isinstance(e, ev.InvoiceAmended):
+        return [Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment")]
+    if isinstance(e, ev.CreditNoteApplied):
+        return [Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment")]
+    if isinstance(e, ev.PaidOutsideEngine):
+        return [Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "paid_outside")]
+    if isinstance(e, ev.EarlyPaymentDiscountGranted):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "discount")]
+    if isinstance(e, ev.FactorCollected):
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "factored")]
+    if isinstance(e, ev.FactorDefaulted) and e.derecognized is not None:
+        return [Settlement(invoice_id, e.derecognized.currency, e.derecognized.amount, day, "factored")]
+    return []
+
+
+class Receivable(Protocol):
+    invoice_id: str
+    amount: Decimal
+    issue_date: date
+
+
+@dataclass(frozen=True)
+class Standing:
+    """An invoice at the end of a day. ``settled``: paid, credited, written off, waived...;
+    ``open`` = amount + late fees + interest + compensation - settled (never below zero)."""
+
+    invoice_id: str
+    amount: Decimal
+    late_fees: Decimal
+    interest: Decimal
+    compensation: Decimal
+    waived: Decimal
+    settled: Decimal
+    open: Decimal
+
+
+def standings_on(invoices: Iterable[Receivable], found: Iterable[Settlement], day: date) -> dict[str, Standing]:
+    """Each invoice issued by ``day`` as it stood at the end of that day: the settlements
+    dated on or before it count, the later ones do not (the excess of a payment settles
+    nothing: it is the customer's credit)."""
+    parts: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(lambda: ZERO))
+    for s in found:
+        if s.on <= day and s.kind != "excess":
+            mine = parts[s.invoice_id]
+            mine["total"] += s.amount  # what settled it, net of the charges (negative)
+            if s.part in CHARGES:
+                mine[s.part] -= s.amount
+            elif s.kind == "fee":  # a waiver, or a charge not split into its parts
+                mine["waived" if s.part == "waived" else "late_fee"] -= s.amount
+    out: dict[str, Standing] = {}
+    for i in invoices:
+        if i.issue_date > day:
+            continue
+        p = parts.get(i.invoice_id, {})
+        total = p.get("total", ZERO)
+        late, interest, compensation = p.get("late_fee", ZERO), p.get("interest", ZERO), p.get("compensation", ZERO)
+        waived = -p.get("waived", ZERO)
+        charged = late + interest + compensation
+        out[i.invoice_id] = Standing(i.invoice_id, i.amount, late, interest, compensation, waived,
+                                     total + charged, max(i.amount - total, ZERO))
+    return out
+
+
+def open_amounts(invoices: Iterable[Receivable], found: Iterable[Settlement], day: date) -> dict[str, Decimal]:
+    """What each invoice issued by ``day`` still owed at the end of that day (fees included)."""
+    return {k: s.open for k, s in standings_on(invoices, found, day).items()}

@@ -1,0 +1,60 @@
+"""What an invoice owed at the end of a day (domain/receivables.py): the rule the aging report
+and the statement of account share. Given settlements, when asked for a day, then the figures
+of that day, by the value date of payments and the recording day of charges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from uuid import uuid4
+
+from domain import events as ev
+from domain.money import Money
+from domain.receivables import Settlement, open_amounts, settlements_of, standings_on
+
+D = Decimal
+
+
+@dataclass(frozen=True)
+class Inv:
+    invoice_id: str
+    amount: Decimal
+    issue_date: date
+
+
+INVOICES = [Inv("FM-8", D("3000.00"), date(2026, 10, 1)), Inv("FM-1", D("1000.00"), date(2026, 10, 1)),
+            Inv("FM-12", D("90.00"), date(2026, 12, 1))]
+FOUND = [
+    Settlement("FM-8", "EUR", D("1000.00"), date(2026, 11, 20), "payment"),  # recorded 12-07, received 11-20
+    Settlement("FM-8", "EUR", D("-40.00"), date(2026, 12, 7), "fee", "late_fee"),
+    Settlement("FM-8", "EUR", D("10.00"), date(2026, 12, 7), "payment"),
+    Settlement("FM-8", "EUR", D("5.00"), date(2026, 12, 7), "excess"),
+    Settlement("FM-1", "EUR", D("1000.00"), date(2026, 12, 7), "payment"),
+]
+
+
+def test_an_invoice_stands_as_it_did_at_the_end_of_the_day():
+    then = standings_on(INVOICES, FOUND, date(2026, 11, 30))
+    assert set(then) == {"FM-8", "FM-1"}  # FM-12 not issued yet
+    assert (then["FM-8"].open, then["FM-8"].settled, then["FM-8"].late_fees) == (D("2000.00"), D("1000.00"), 0)
+    assert then["FM-1"].open == D("1000.00")  # paid only on 12-07
+    now = standings_on(INVOICES, FOUND, date(2026, 12, 7))
+    assert (now["FM-8"].open, now["FM-8"].settled, now["FM-8"].late_fees) == (D("2030.00"), D("1010.00"), D("40.00"))
+    assert now["FM-1"].open == 0 and now["FM-12"].open == D("90.00")
+    assert open_amounts(INVOICES, FOUND, date(2026, 11, 30)) == {"FM-8": D("2000.00"), "FM-1": D("1000.00")}
+
+
+def test_interest_compensation_and_a_waiver_keep_their_parts_and_their_sum():
+    at = datetime(2026, 12, 7, 9, tzinfo=timezone.utc)
+    eur = lambda x: Money.of(x, "EUR")  # noqa: E731
+    case = uuid4()
+    charged = ev.InterestCharged(event_id=uuid4(), case_id=case, version=5, occurred_at=at, actor="system", level=1, regime="eu", accrued_to=date(2026, 12, 7),
+                                 accrued=eur("5.56"), interest=eur("5.56"), compensation=eur("40.00"))
+    waived = ev.InterestWaived(event_id=uuid4(), case_id=case, version=6, occurred_at=at, actor="demo-collector", amount=eur("40.00"), reason="goodwill")
+    found = settlements_of(charged, "INT-1") + settlements_of(waived, "INT-1")
+    assert sum(s.amount for s in found) == -charged.fee.amount + D("40.00")  # what the reports always counted
+    s = standings_on([Inv("INT-1", D("1000.00"), date(2026, 10, 1))], found, date(2026, 12, 7))["INT-1"]
+    assert (s.interest, s.compensation, s.waived, s.settled, s.open) == (
+        D("5.56"), D("40.00"), D("40.00"), D("40.00"), D("1005.56"))
+    assert standings_on([Inv("INT-1", D("1000.00"), date(2026, 10, 1))], found, date(2026, 12, 6))["INT-1"].open == 1000
