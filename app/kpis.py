@@ -190,20 +190,31 @@ def collection_days(invoices_: list[KpiInvoice], found: list[Settlement], start:
 
 
 def settled_days(invoices_: list[KpiInvoice], found: list[Settlement]) -> dict[str, tuple[date, bool]]:
-    """Each invoice fully settled (on any day): the day, and whether money collected was part of it."""
+    """Each invoice fully settled (on any day) and still settled after everything recorded: the
+    day, and whether money collected was part of it. A reversed payment settles nothing: the
+    invoice counts only once paid again, on the day that payment settled it; anything else that
+    makes it owed again (an amendment up) un-settles it likewise. Money collected counts only
+    if a collected part still stands."""
+    # a reversed receipt settled nothing, on no day: left out with its reversal and the small-balance
+    # write-off it left (so a new payment settles on its own day, even one received before the reversal)
+    reversed_ = {(s.invoice_id, s.payment_id) for s in found if s.payment_id and s.kind == "payment" and s.amount < 0}
     by_invoice: dict[str, list[Settlement]] = defaultdict(list)
     for s in found:
-        if s.kind != "excess":
+        if s.kind != "excess" and (s.invoice_id, s.payment_id) not in reversed_:
             by_invoice[s.invoice_id].append(s)
     done: dict[str, tuple[date, bool]] = {}
     for invoice in invoices_:
-        total, collected = ZERO, False
+        total, standing = ZERO, defaultdict(lambda: ZERO)  # kind -> what still stands of it
+        settled_on: date | None = None
         for s in sorted(by_invoice.get(invoice.invoice_id, []), key=lambda s: (s.on, s.kind == "fee")):
             total += s.amount
-            collected = collected or s.kind in COLLECTED
-            if total >= invoice.amount:
-                done[invoice.invoice_id] = (s.on, collected)
-                break
+            standing[s.kind] += s.amount
+            if total < invoice.amount:
+                settled_on = None  # owed again
+            elif settled_on is None:
+                settled_on = s.on
+        if settled_on is not None:
+            done[invoice.invoice_id] = (settled_on, any(standing[k] > 0 for k in COLLECTED))
     return done
 
 
@@ -227,7 +238,8 @@ def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], 
                           start: date, end: date) -> list[dict]:
     """Per collector, among the cases in ``currency`` (a row of the report is one currency's):
     cases closed in the period, amount collected in the period on their cases, average days from
-    opening to closing of those cases, promises broken in the period."""
+    opening to closing of those cases, promises broken in the period. A collector with none of
+    these (a payment reversed in the same period nets to nothing) has no row."""
     cases = [c for c in cases if c.currency == currency]
     owner = {c.case_id: c.collector for c in cases}
     table: dict[str, dict] = {}
@@ -252,6 +264,8 @@ def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], 
     out = []
     for name in sorted(table):
         r = table[name]
+        if not (r["cases_closed"] or r["collected"] or r["broken_promises"]):
+            continue  # only a payment and its reversal: as if never paid, nothing to show
         days = r.pop("_days")
         r["average_days_to_close"] = _q(Decimal(days) / r["cases_closed"]) if r["cases_closed"] else None
         out.append(r)

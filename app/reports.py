@@ -273,9 +273,10 @@ def ledger_settlements(rows) -> list[Settlement]:
     found: list[Settlement] = []
     for r in rows:
         amount = _amount(r.amount_minor, r.currency)
-        found.append(Settlement(r.invoice_id, r.currency, amount, r.received_on, "payment"))
+        found.append(Settlement(r.invoice_id, r.currency, amount, r.received_on, "payment", payment_id=r.payment_id))
         if r.status == "reversed":  # taken back off its invoice on the day it was reversed
-            found.append(Settlement(r.invoice_id, r.currency, -amount, r.reversed_at.date(), "payment"))
+            found.append(Settlement(r.invoice_id, r.currency, -amount, r.reversed_at.date(), "payment",
+                                    payment_id=r.payment_id))
     return found
 
 

@@ -35,6 +35,7 @@ class Settlement:
     #            | erp_adjustment (an ERP amendment or credit note; negative: amended up) | paid_outside
     #            | discount (early payment) | factored (settled in a factor's hands, or its non-recourse loss)
     part: str = ""  # of a fee: late_fee | interest | compensation | waived
+    payment_id: str | None = None  # a payment, its reversal, and the small-balance write-off left by that receipt
 
 
 def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
@@ -42,12 +43,13 @@ def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
     day = event.occurred_at.date()
     e = event
     if isinstance(e, ev.PaymentReceived):
-        found = [Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment")]
+        found = [Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment",
+                            payment_id=e.payment_id)]
         if e.excess.is_positive:
             found.append(Settlement(invoice_id, e.excess.currency, e.excess.amount, e.received_on, "excess"))
         return found
     if isinstance(e, ev.PaymentReversed):  # the payment did not settle after all
-        found = [Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment")]
+        found = [Settlement(invoice_id, e.applied.currency, -e.applied.amount, day, "payment", payment_id=e.payment_id)]
         if e.excess.is_positive:
             found.append(Settlement(invoice_id, e.excess.currency, -e.excess.amount, day, "excess"))
         return found
@@ -63,10 +65,12 @@ def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee", "waived")]
     if isinstance(e, ev.DisputeResolved):
         return [] if e.credit is None else [Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit")]
-    if isinstance(e, (ev.WriteOffApproved, ev.SmallBalanceWrittenOff)):
+    if isinstance(e, ev.WriteOffApproved):
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off")]
+    if isinstance(e, ev.SmallBalanceWrittenOff):  # left by a receipt within the tolerance
+        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off", payment_id=e.payment_id)]
     if isinstance(e, ev.SmallBalanceWriteOffReversed):  # owed again with its reversed receipt
-        return [Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off")]
+        return [Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off", payment_id=e.payment_id)]
     if isinstance(e, ev.CaseCancelled):
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled")]
     if isinstance(e, ev.CustomerCreditApplied):

@@ -298,6 +298,111 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
     assert not problems, "\n".join(problems)
 
 
+def test_a_reversed_payment_leaves_the_figures_as_if_never_paid(ledger):
+    """A finance manager saw `report collect` still count an invoice whose payment bounced (paid in
+    full, then `payments reverse`): docs/KPIS.md says a reversed payment settles nothing. Here a
+    grade B invoice (2000.00 + the 40.00 fee) is paid in full with a receipt dated three days ago,
+    reversed (a bounced cheque), then paid again today: after the reversal every KPI is what it was
+    before the payment, and `report collect` is what the cases' events give, the re-payment
+    counting on its own day (75 days after issue, not 72)."""
+    rv = Inv("K-RV", Decimal("2000.00"), -75, -45, grade="B")
+    assert ledger.import_invoices([rv.row()])["invoices_added"] == 1
+    ledger.ok("case", "open", "K-RV")
+    ledger.ok("case", "assign", "K-RV", "demo-collector", "--as", "demo-supervisor")
+    case = ledger.wait_for_case("K-RV", lambda c: c["status"] == "escalated", "escalated after the final notice")
+    assert money(case["balance"]) == rv.amount + FEE_B, case
+
+    def collect_from_events() -> dict:
+        figures = collected_from_events(ledger)
+        days = sorted(figures.values())
+        return {"currency": "EUR", "from": START.isoformat(), "to": TODAY.isoformat(),
+                "invoices_collected": len(days),
+                "average_days_to_collect": q1(Decimal(sum(days)) / len(days)) if days else None}
+
+    def board_kpis() -> dict:
+        with ledger.api("demo-manager") as api:
+            answer = api.get("/api/reports/dashboard")
+        assert answer.status_code == 200, answer.text
+        return answer.json()["kpis"]
+
+    before, board_before = ledger.ok("report", "kpis"), board_kpis()
+    assert ledger.ok("report", "collect")["rows"] == [collect_from_events()]
+    assert "K-RV" not in collected_from_events(ledger)
+
+    paid = ledger.ok("pay", "K-RV", "2040.00", "--reference", "BANK-RV", "--payment-id", "PAY-KRV",
+                     "--received-on", str(TODAY - timedelta(days=3)))
+    assert paid["status"] == "paid" and money(paid["balance"]) == ZERO, paid
+    assert collected_from_events(ledger)["K-RV"] == 72
+    assert ledger.ok("report", "collect")["rows"] == [collect_from_events()]
+
+    reversed_ = ledger.ok("payments", "reverse", "PAY-KRV", "--reason", "bounced cheque")
+    assert money(reversed_["balance"]) == rv.amount + FEE_B, reversed_
+    assert "K-RV" not in collected_from_events(ledger)
+    problems = []
+    shown = ledger.ok("report", "collect")["rows"]
+    if shown != [collect_from_events()]:
+        problems.append(f"report collect after the reversal: got {shown}, the events give {[collect_from_events()]}")
+    after = ledger.ok("report", "kpis")
+    changed = {k: (before[k], after.get(k)) for k in before if after.get(k) != before[k]}
+    if changed:  # DSO, CEI, aging, collectors' collected... as if never paid (before, after)
+        problems.append(f"report kpis changed by a payment that was reversed: {changed}")
+    if board_kpis() != board_before:
+        problems.append(f"dashboard kpis: got {board_kpis()}, before the payment {board_before}")
+    assert not problems, "\n".join(problems)
+
+    repaid = ledger.ok("pay", "K-RV", "2040.00", "--reference", "BANK-RV again", "--payment-id", "PAY-KRV-2")
+    assert repaid["status"] == "paid", repaid
+    assert collected_from_events(ledger)["K-RV"] == 75  # today, the day it was settled again
+    expected = collect_from_events()
+    assert ledger.ok("report", "collect")["rows"] == [expected]
+    assert {k: board_kpis()[k] for k in ("average_days_to_collect",)} == {
+        "average_days_to_collect": expected["average_days_to_collect"]}
+    assert ledger.reconcile()["agree"]
+
+
+# What each event of a case moves what the invoice still owes by (docs/KPIS.md), and whether it is
+# money collected on it: read from the event's own fields, not from the project's code.
+_OWED = {"PaymentReceived": ("applied", -1), "PaymentReversed": ("applied", +1), "LateFeeCharged": ("fee", +1),
+         "InterestCharged": ("fee", +1), "WriteOffApproved": ("amount", -1), "SmallBalanceWrittenOff": ("amount", -1),
+         "SmallBalanceWriteOffReversed": ("amount", +1), "DisputeResolved": ("credit", -1),
+         "CustomerCreditApplied": ("amount", -1), "CaseCancelled": ("amount", -1)}
+_MONEY = {"PaymentReceived": +1, "PaymentReversed": -1, "CustomerCreditApplied": +1}
+
+
+def collected_from_events(ledger) -> dict[str, int]:
+    """EUR invoices with a case fully settled in the period, money collected still standing on them:
+    days from issue to the day they were last brought to nothing owed, from each case's events
+    (a payment on its received date, anything else on its day). This module pays no invoice
+    without a case in full, so the cases are all of them."""
+    found: dict[str, int] = {}
+    for invoice_id in ledger.cases():
+        case = ledger.peek(invoice_id)
+        opened = next(e["data"] for e in case["events"] if e["type"] == "CaseOpened")
+        if opened["opening_balance"]["currency"] != "EUR":
+            continue
+        moves = []
+        for e in case["events"]:
+            field_sign = _OWED.get(e["type"])
+            if field_sign is None or e["data"].get(field_sign[0]) is None:
+                continue
+            amount = money(e["data"][field_sign[0]]["amount"])
+            day = e["data"].get("received_on") or e["occurred_at"][:10]
+            moves.append((date.fromisoformat(day), e["position"], field_sign[1] * amount, _MONEY.get(e["type"], 0) * amount))
+        owed, collected, settled_on = money(opened["opening_balance"]["amount"]), ZERO, None
+        for day, _, change, cash in sorted(moves):
+            was_owed = owed > 0
+            owed += change
+            collected += cash
+            if owed > 0:
+                settled_on = None
+            elif was_owed:
+                settled_on = day
+        assert owed == money(case["balance"]), (invoice_id, owed, case["balance"])  # no move left out
+        if settled_on is not None and collected > 0 and START <= settled_on <= TODAY:
+            found[invoice_id] = (settled_on - date.fromisoformat(opened["issue_date"])).days
+    return found
+
+
 def countback(invoices: list[Inv], ar_end: Decimal) -> str | None:
     """docs/KPIS.md: today's month up to today, then whole months backwards; each month whose
     credit sales the receivables exceed counts all its days, the last one pro rata."""

@@ -95,6 +95,40 @@ def test_cei_turnover_collection_and_write_offs():
     assert kpis.promise_kept_rate(PROMISES, START, END) == (2, 1, D("66.7"))
 
 
+def test_a_reversed_payment_settles_nothing_and_a_new_payment_settles_on_its_own_day():
+    """docs/KPIS.md: a reversed payment settles nothing. B (2000, issued 01-15) paid 03-01 and
+    its cheque bounced 03-05: no longer collected; paid again 03-20: collected, 64 days."""
+    bounced = [*SETTLEMENTS, Settlement("B", "USD", D("-2000"), date(2026, 3, 5), "payment")]
+    assert "B" not in kpis.settled_days(INVOICES, bounced)
+    assert kpis.average_days_to_collect(INVOICES, bounced, START, END) == (1, D("71.0"))  # A alone
+    repaid = [*bounced, Settlement("B", "USD", D("2000"), date(2026, 3, 20), "payment")]
+    assert kpis.settled_days(INVOICES, repaid)["B"] == (date(2026, 3, 20), True)
+    assert kpis.average_days_to_collect(INVOICES, repaid, START, END) == (2, D("67.5"))  # (71 + 64) / 2
+    # a fee, then a payment closing the balance with a small-balance write-off; both taken back
+    # (the reversal undoes the write-off that stood on it): owed again, collected nothing
+    fee = [Settlement("B", "USD", D("-40"), date(2026, 2, 20), "fee"),
+           Settlement("B", "USD", D("2000"), date(2026, 3, 1), "payment"),
+           Settlement("B", "USD", D("40"), date(2026, 3, 1), "write_off"),
+           Settlement("B", "USD", D("-2000"), date(2026, 3, 5), "payment"),
+           Settlement("B", "USD", D("-40"), date(2026, 3, 5), "write_off")]
+    assert kpis.settled_days(INVOICES, fee) == {}
+    # written off after the bounced payment: settled, but by no money collected
+    written = [*fee, Settlement("B", "USD", D("2040"), date(2026, 3, 25), "write_off")]
+    assert kpis.settled_days(INVOICES, written) == {"B": (date(2026, 3, 25), False)}
+    assert kpis.average_days_to_collect(INVOICES, written, START, END) == (0, None)
+    # paid again 03-10 (a transfer), the cheque of 03-01 bouncing only 03-15: settled by the
+    # transfer, on its day (54 days), the bounced cheque on no day
+    late = [*SETTLEMENTS[:2], Settlement("B", "USD", D("2000"), date(2026, 3, 1), "payment", payment_id="CHQ"),
+            Settlement("B", "USD", D("2000"), date(2026, 3, 10), "payment", payment_id="TRF"),
+            Settlement("B", "USD", D("-2000"), date(2026, 3, 15), "payment", payment_id="CHQ")]
+    assert kpis.settled_days(INVOICES, late)["B"] == (date(2026, 3, 10), True)
+    # the collector of a case whose only payment bounced in the period: as if never paid, no row
+    net_zero = [CollectorEvent("case-g", date(2026, 3, 1), "collected", D("400"), "USD"),
+                CollectorEvent("case-g", date(2026, 3, 5), "collected", D("-400"), "USD")]
+    case_g = ClosedCase("case-g", "ivy", "USD", date(2026, 3, 1), None, None)
+    assert kpis.collector_performance([case_g], net_zero, "USD", START, END) == []
+
+
 def test_collector_performance():
     rows = kpis.collector_performance(CASES, FACTS, "USD", START, END)
     assert rows == [
