@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
@@ -130,15 +131,20 @@ def _summary(service: CaseService, sink: MailSink, console_url: str | None, toke
                       "listed below, open Approvals and decide the DEMO-1004 escalation.", highlight=False)
     # Commands that change anything act as the user of their token: each line carries its own.
     as_user = lambda name: f"COLLECTIONS_TOKEN={tokens.get(name, '<token of ' + name + '>')} "  # noqa: E731
+    settings = service.ctx.settings
+    cli = _shown_path(Path(sys.executable).with_name("collections"))
     console.print(
         "\nTry it yourself in another terminal (same directory):\n"
-        f"  export COLLECTIONS_USERS={service.ctx.settings.users_path}\n"
+        # the stack's own Temporal and data: another terminal reaches them only through these
+        f"  export TEMPORAL_ADDRESS={settings.temporal_address}\n"
+        f"  export COLLECTIONS_DATA_DIR={_shown_path(settings.data_dir)}\n"
+        f"  export COLLECTIONS_USERS={settings.users_path}\n"
         # the demo's worker runs the demo policy (seconds): a case opened by hand must be pinned to it too
-        f"  export COLLECTIONS_POLICY={_shown_path(service.ctx.settings.policy_path)}\n"
-        "  .venv/bin/collections approvals list\n"
-        "  .venv/bin/collections case show DEMO-1004\n"
-        f"  {as_user('demo-supervisor')}.venv/bin/collections escalation decide DEMO-1004 --decision plan\n"
-        f"  {as_user('demo-collector')}.venv/bin/collections plan propose DEMO-1004 --instalments 3 --every PT30S\n"
-        f"  {as_user('demo-collector')}.venv/bin/collections plan accept DEMO-1004\n",
+        f"  export COLLECTIONS_POLICY={_shown_path(settings.policy_path)}\n"
+        f"  {cli} approvals list\n"
+        f"  {cli} case show DEMO-1004\n"
+        f"  {as_user('demo-supervisor')}{cli} escalation decide DEMO-1004 --decision plan\n"
+        f"  {as_user('demo-collector')}{cli} plan propose DEMO-1004 --instalments 3 --every PT30S\n"
+        f"  {as_user('demo-collector')}{cli} plan accept DEMO-1004\n",
         highlight=False, soft_wrap=True,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import os
 import signal
 import socket
 import subprocess
@@ -132,6 +133,8 @@ async def run_stack(
     *, demo: bool, exit_after_demo: bool, temporal_port: int, ui_port: int, smtp_port: int, web_port: int = 8000,
 ) -> int:
     overrides: dict = {"temporal_address": f"127.0.0.1:{temporal_port}", "smtp_port": smtp_port, "smtp_host": "127.0.0.1"}
+    if "COLLECTIONS_PUBLIC_URL" not in os.environ:  # customers' links lead to this console, on its port
+        overrides["public_url"] = f"http://127.0.0.1:{web_port}"
     if demo:
         overrides["policy_path"] = PROJECT_DIR / "policies" / "demo.toml"
     settings = Settings(**overrides)
