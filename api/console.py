@@ -342,7 +342,7 @@ def case_page(request: Request, ref: str):
     timeline = [describe_event(e, lang) for e in case["events"]]
     escalation_authority = None
     escalation = case.get("escalation")
-    if escalation and escalation.get("decision") is None:
+    if escalation and escalation.get("decision") is None and escalation.get("withdrawn_at") is None:
         escalation_authority = approval_authority(user.actor(), "escalation", Role(escalation["tier"]), "system",
                                                   None, service(request).ctx.policy())
     users = [u.name for u in request.app.state.users.directory().users]

@@ -231,11 +231,11 @@ async def request_write_off(ref: str, body: WriteOffBody, svc: Service, user: ca
 
 
 @endpoint("GET", "/approvals", "approvals.list", summary="The approvals inbox")
-def list_approvals(svc: Service, status: Literal["pending", "approved", "rejected", "decided", "all"] = "pending",
+def list_approvals(svc: Service, status: Literal["pending", "approved", "rejected", "decided", "withdrawn", "all"] = "pending",
                    limit: Annotated[int | None, Query(ge=1, le=10000, description="page size (default: all)")] = None,
                    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> list[dict]:
-    if status not in ("pending", "approved", "rejected", "decided", "all"):
-        raise DomainError(f"{status!r} is not one of pending, approved, rejected, decided, all", "status")
+    if status not in ("pending", "approved", "rejected", "decided", "withdrawn", "all"):
+        raise DomainError(f"{status!r} is not one of pending, approved, rejected, decided, withdrawn, all", "status")
     return svc.approvals(status, limit, offset)
 
 

@@ -64,8 +64,9 @@ def summary_dict(row: Any) -> dict:
     }
 
 
-# What `approvals list --status` and GET /api/approvals?status= take ("decided": an escalation's).
-APPROVAL_STATUSES = ("pending", "approved", "rejected", "decided", "all")
+# What `approvals list --status` and GET /api/approvals?status= take ("decided": an escalation's;
+# "withdrawn": no longer waiting for a decision, e.g. closed with its case).
+APPROVAL_STATUSES = ("pending", "approved", "rejected", "decided", "withdrawn", "all")
 
 
 def approval_dict(row: Any) -> dict:

@@ -483,7 +483,7 @@ def write_off_request(
 
 @approvals_app.command("list")
 def approvals_list(
-    status: Annotated[str, typer.Option(help="pending | approved | rejected | decided | all")] = "pending",
+    status: Annotated[str, typer.Option(help="pending | approved | rejected | decided | withdrawn | all")] = "pending",
     as_json: JsonOpt = False,
 ) -> None:
     """The approvals inbox: escalations, plans and write-offs."""

@@ -119,7 +119,16 @@ class Escalation(_Frozen):
     decision: EscalationDecision | None = None
     decided_by: str | None = None
     decided_at: datetime | None = None
-    balance_decided: Money | None = None  # the balance the decision was about (later payments do not change it)
+    # the balance the decision was about, or when it was withdrawn (later payments do not change it)
+    balance_decided: Money | None = None
+    # closed with the case before anyone decided it (CaseClosed): no longer waits for anyone
+    withdrawn_at: datetime | None = None
+    withdrawn_by: str | None = None
+    withdrawn_reason: str = ""
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None and self.withdrawn_at is None
 
 
 class Plan(_Frozen):
@@ -341,7 +350,7 @@ class CaseState(_Frozen):
 
     @property
     def escalation_pending(self) -> bool:
-        return self.escalation is not None and self.escalation.decision is None
+        return self.escalation is not None and self.escalation.pending
 
     @property
     def status(self) -> CaseStatus:
@@ -873,14 +882,27 @@ def _cancelled(s: CaseState, e: ev.CaseCancelled) -> dict:
 
 
 def _closed(s: CaseState, e: ev.CaseClosed) -> dict:
-    return {
+    """A closed case accepts no decision: what still waited for one (an escalation, a write-off,
+    plan, credit, cancellation, pause or waiver approval) is withdrawn with it, by whoever closed
+    it, and leaves the approvals inbox (status ``withdrawn``)."""
+    reason = f"case closed ({e.outcome.value})"
+    changes: dict = {
         "outcome": e.outcome,
         "closed_at": e.occurred_at,
         "promise": None,
         "pause": None,
         "pause_request": None,
         "clock": s.clock.stop(),
+        "approvals": tuple(
+            a.model_copy(update={"status": "withdrawn", "decided_by": e.actor, "decided_at": e.occurred_at,
+                                 "decision_reason": reason}) if a.status == "pending" else a
+            for a in s.approvals),
     }
+    if s.escalation_pending:
+        changes["escalation"] = s.escalation.model_copy(update={
+            "withdrawn_at": e.occurred_at, "withdrawn_by": e.actor, "withdrawn_reason": reason,
+            "balance_decided": s.balance})
+    return changes
 
 
 def _insured(s: CaseState, e: ev.CaseInsured) -> dict:

@@ -97,10 +97,10 @@ def approval_rows(s: CaseState) -> list[dict]:
                 "requested_at": esc.since,
                 "tier": esc.tier.value,
                 "sla_due_at": esc.sla_due_at,
-                "status": "pending" if esc.decision is None else "decided",
-                "decided_by": esc.decided_by,
-                "decided_at": esc.decided_at,
-                "decision": esc.decision.value if esc.decision else None,
+                "status": "pending" if esc.pending else "decided" if esc.decision else "withdrawn",
+                "decided_by": esc.decided_by if esc.decision else esc.withdrawn_by,
+                "decided_at": esc.decided_at if esc.decision else esc.withdrawn_at,
+                "decision": esc.decision.value if esc.decision else esc.withdrawn_reason or None,
                 "reduced_alone_minor": None,
             }
         )

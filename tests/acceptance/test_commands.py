@@ -492,3 +492,48 @@ def test_a_write_off_split_in_two_needs_authority_for_the_total(ledger):
     written = [e for e in ledger.case("CL-WO2")["events"] if e["type"] == "WriteOffApproved"]
     assert [(money(e["data"]["amount"]["amount"]), e["actor"]) for e in written] == [
         (Decimal("9000.00"), "demo-supervisor"), (Decimal("9540.00"), "demo-manager")], written
+
+
+def test_an_escalation_leaves_the_inbox_when_its_case_is_paid_in_full(ledger):
+    """A finance manager found `approvals list` showing 'ES1-... 0.00 EUR pending' for a case
+    escalated, then paid in full and closed, after its SLA and a rebuild too; deciding it was
+    refused ('case is closed'), so nobody could ever clear it, and the dashboard counted it among
+    the escalations waiting. Now the close withdraws it: out of the pending inbox, listed as
+    withdrawn with the reason, the same after a rebuild, and `report reconcile` checks that no
+    closed case has anything pending."""
+    ledger.import_invoices([invoice("CL-ESC", "900.00", -10, grade="D", currency="EUR")])
+    ledger.ok("case", "open", "CL-ESC")  # grade D under the demo policy: escalated within ~25 s
+    ledger.wait_for_case("CL-ESC", lambda c: c["status"] == "escalated", "escalated", timeout=60)
+    owed = ledger.peek("CL-ESC")["balance"]  # the invoice and the ladder's fees; the ladder has stopped
+    waiting = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-ESC"]
+    assert [(a["kind"], a["status"], a["amount"], a["currency"]) for a in waiting] == [
+        ("escalation", "pending", owed, "EUR")], waiting
+
+    paid = ledger.ok("pay", "CL-ESC", owed, "--reference", "wire ESC")
+    assert (paid["status"], paid["balance"]) == ("paid", "0.00"), paid
+    closed_at = next(e for e in ledger.case("CL-ESC")["events"] if e["type"] == "CaseClosed")["occurred_at"]
+
+    assert [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-ESC"] == []
+    assert "CL-ESC" not in ledger.cli("approvals", "list", json=False).stdout
+
+    def listed() -> list[tuple]:
+        return [(a["approval_id"], a["kind"], a["status"], a["decision"], a["decided_at"], a["amount"])
+                for a in ledger.ok("approvals", "list", "--status", "all") if a["invoice_id"] == "CL-ESC"]
+
+    withdrawn = listed()
+    assert withdrawn == [(waiting[0]["approval_id"], "escalation", "withdrawn", "case closed (paid)", closed_at,
+                          "0.00")], withdrawn
+    only = ledger.ok("approvals", "list", "--status", "withdrawn")
+    assert waiting[0]["approval_id"] in {a["approval_id"] for a in only}, only
+    assert {a["status"] for a in only} == {"withdrawn"}, only
+    table = ledger.cli("approvals", "list", "--status", "withdrawn", json=False)
+    row = next((line for line in table.stdout.splitlines() if "CL-ESC" in line), "")
+    assert "withdrawn" in row, table.stdout
+    # a closed case still takes no decision: nothing is left to decide
+    ledger.refused("escalation", "decide", "CL-ESC", "--decision", "continue", "--as", "demo-supervisor",
+                   match="closed")
+
+    assert ledger.ok("projections", "rebuild")["events_replayed"] > 0
+    assert listed() == withdrawn
+    assert [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-ESC"] == []
+    ledger.reconcile()

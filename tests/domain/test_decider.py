@@ -371,6 +371,50 @@ def test_a_decided_escalation_keeps_the_balance_and_the_time_it_was_decided_on()
     assert case.state.balance.is_zero and owed.is_positive
     assert escalation.balance_decided == owed and escalation.decided_at == decided[0].occurred_at
 
+
+def test_an_escalation_and_approvals_still_waiting_when_the_case_closes_are_withdrawn_with_it():
+    """Given an escalated case with a write-off request waiting, when the customer pays in full,
+    then the case closes and neither waits for anyone any more: both are withdrawn, by whoever
+    closed the case, when it closed, saying why (they stayed pending: a supervisor could never
+    clear them, a closed case accepts no decision)."""
+    case = escalated_case()
+    request = case.when(cmd.RequestWriteOff, amount=usd("100.00"), reason="small_balance")
+    assert case.state.escalation_pending and case.state.pending_approvals
+    closed = case.at(timedelta(hours=1)).pay("1000.00")
+    assert types(closed) == ["PaymentReceived", "CaseClosed"]
+    s = case.state
+    assert s.status == CaseStatus.paid and not s.escalation_pending and s.pending_approvals == ()
+    esc = s.escalation
+    assert (esc.decision, esc.withdrawn_at, esc.withdrawn_by, esc.withdrawn_reason) == (
+        None, closed[1].occurred_at, COLLECTOR.name, "case closed (paid)")
+    write_off = s.approval(request[0].approval_id)
+    assert (write_off.status, write_off.decided_at, write_off.decision_reason) == (
+        "withdrawn", closed[1].occurred_at, "case closed (paid)")
+    rejected(case, cmd.DecideEscalation, "closed", actor=SUPERVISOR, decision=EscalationDecision.continue_)
+
+
+def test_an_escalation_withdrawn_when_written_off_stays_withdrawn_and_a_reopened_case_escalates_anew():
+    """Written off while escalated: withdrawn ('case closed (written_off)'). Paid in full, the
+    payment reversed: the case reopens, the old escalation stays withdrawn, the next escalation is
+    a new item."""
+    written = escalated_case()
+    request = written.when(cmd.RequestWriteOff, amount=usd("1000.00"), reason="insolvency")
+    assert types(written.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=request[0].approval_id,
+                              approve=True)) == ["WriteOffApproved", "CaseClosed"]
+    assert written.state.approval(request[0].approval_id).status == "approved"  # decided before the close
+    assert written.state.escalation.withdrawn_reason == "case closed (written_off)"
+
+    case = escalated_case()
+    first = case.state.escalation.escalation_id
+    case.pay("1000.00", payment_id="P-1")
+    reopened = case.when(cmd.ReversePayment, payment_id="P-1", reason="bounced")
+    assert "CaseReopened" in types(reopened) and not case.state.escalation_pending
+    again = case.tick()
+    assert types(again) == ["EscalatedToSupervisor"] and again[0].escalation_id != first
+    s = case.state
+    assert s.escalation_pending and [e.escalation_id for e in s.past_escalations] == [first]
+    assert s.past_escalations[0].withdrawn_reason == "case closed (paid)"
+
 # -- payment plans ------------------------------------------------------------------------
 
 
