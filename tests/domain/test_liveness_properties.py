@@ -13,7 +13,7 @@ from hypothesis.stateful import invariant, rule
 from domain import commands as cmd
 from domain.users import SYSTEM_ACTOR
 from domain.agenda import human_items, next_action, stuck_reason
-from tests.domain.test_properties import REASONS, CaseMachine, people
+from tests.domain.test_properties import PEOPLE, REASONS, CaseMachine, people
 
 PAUSES = st.sampled_from([timedelta(hours=1), timedelta(days=3), timedelta(days=29), timedelta(days=45),
                           timedelta(days=95), timedelta(days=-1)])
@@ -23,6 +23,12 @@ class LivenessMachine(CaseMachine):
     @rule(actor=people, length=PAUSES, reason=st.sampled_from(["customer_holiday", "insolvency_talks", "Bad!"]))
     def pause(self, actor, length, reason):
         self.command(cmd.PauseDunning, actor, until=self.now + length, reason=reason)
+
+    @rule(collector=st.sampled_from(["cora", "cole"]), length=st.sampled_from([timedelta(days=45), timedelta(days=60)]))
+    def long_pause_by_a_collector(self, collector, length):
+        """A collector's pause beyond their maximum, which waits for a supervisor (random people and
+        lengths rarely line it up)."""
+        self.command(cmd.PauseDunning, PEOPLE[collector], until=self.now + length, reason="insolvency_talks")
 
     @rule(actor=people, reason=st.sampled_from(["back early", ""]))
     def resume(self, actor, reason):
