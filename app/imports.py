@@ -37,9 +37,10 @@ MAX_FILE_BYTES = CSV_MAX_FILE_BYTES
 
 
 class RowError(DomainError):
-    """A bad row: the message starts with its line number, then the field ("line 3: amount: ...")."""
+    """A bad row: the message starts with its line number (or, for a bank statement's entry, where
+    it is), then the field ("line 3: amount: ...")."""
 
-    def __init__(self, line: int, error: DomainError | str, field: str | None = None) -> None:
+    def __init__(self, line: int | str, error: DomainError | str, field: str | None = None) -> None:
         self.line = line
         if isinstance(error, DomainError):
             super().__init__(error.message, error.field)
@@ -47,7 +48,8 @@ class RowError(DomainError):
             super().__init__(error, field)
 
     def __str__(self) -> str:
-        return f"line {self.line}: {super().__str__()}"
+        where = f"line {self.line}" if isinstance(self.line, int) else self.line
+        return f"{where}: {super().__str__()}"
 
 
 def read_text(path: Path) -> str:

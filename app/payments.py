@@ -32,7 +32,7 @@ from domain import admin, matching
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
-from domain.inputs import check_identifier, check_received_on, csv_reader, parse_date
+from domain.inputs import check_identifier, check_received_on, check_same_payment, csv_reader, parse_date
 from domain.money import Money, currency_exponent
 from domain.policy import InputPolicy
 from domain.users import Actor
@@ -53,6 +53,7 @@ class PaymentLine:
     payer: str
     reference: str
     payer_iban: str | None = None
+    line: int = 0  # its line in a CSV file, for messages
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> 
         if line.payment_id in seen:
             raise DomainError(f"line {number}: payment {line.payment_id} already appears on line {seen[line.payment_id]}", "file")
         seen[line.payment_id] = number
-        lines.append(line)
+        lines.append(replace(line, line=number))
     if not lines:
         raise DomainError("the file has a header but no payments", "file")
     return lines
@@ -265,7 +266,8 @@ class PaymentService:
             self._record_import(text, source, outcome, actor, reason)
             return outcome
         lines = parse_payments(text, datetime.now(timezone.utc).date(), self.cases.ctx.policy().inputs)
-        known = self.ledger.existing_ids([line.payment_id for line in lines])
+        known = self._same_as_recorded([(line.line, line) for line in lines], ("amount", "received_on", "reference"))
+        await self._reachable(any(line.payment_id not in known for line in lines) and self.ledger.any_open_case())
         outcome = {"file": source, "rows": len(lines), "already_imported": 0, "matched_by_reference": 0,
                    "matched_by_amount": 0, "matched_by_sum": 0, "matched_by_advance_request": 0, "unmatched": 0}
         for line in lines:
@@ -276,6 +278,33 @@ class PaymentService:
             outcome[f"matched_by_{how}" if how else "unmatched"] += 1
         self._record_import(text, source, outcome, actor, reason)
         return outcome
+
+    def _same_as_recorded(self, lines: list[tuple[int | str, PaymentLine]], compared: tuple[str, ...]) -> set[str]:
+        """The payment ids of these lines already recorded. A recorded payment id binds what it paid, as
+        for `pay --payment-id`: a line under it with another amount (or date, or a CSV row's reference)
+        refuses the file whole, naming its line and ``payment_id``; the same content is a repeat. A
+        statement entry's reference is not compared: it is the text this engine reads out of the entry,
+        not the bank's (``BankEntry.reference``)."""
+        recorded = self.ledger.recorded([line.payment_id for _, line in lines])
+        for where, line in lines:
+            row = recorded.get(line.payment_id)
+            if row is None:
+                continue
+            was = {"amount": row.amount, "received_on": row.received_on, "reference": row.reference[:500]}
+            sent = {"amount": line.amount, "received_on": line.received_on, "reference": line.reference[:500]}
+            try:
+                check_same_payment(line.payment_id, {k: was[k] for k in compared}, {k: sent[k] for k in compared})
+            except DomainError as error:
+                raise RowError(where, error) from None
+        return set(recorded)
+
+    async def _reachable(self, needed: bool) -> None:
+        """Temporal answers before a file's first payment is applied when one may go to a case (some case
+        is open: its payment goes through its workflow; a bank reversal may reopen one): down, the import
+        stops with nothing applied rather than half way through. Without any open case, receipts go to
+        invoices without a case or wait unmatched, which needs no workflow."""
+        if needed:
+            await self.cases.ctx.client()
 
     def _record_import(self, text: str, source: str, outcome: dict, actor: Actor, reason: str) -> None:
         counted = ("rows", "matched_by_reference", "matched_by_amount", "matched_by_sum", "unmatched",
@@ -307,7 +336,12 @@ class PaymentService:
                                   f"{entry.statement_id} already appears at {seen[entry.payment_id]}", "file")
             seen[entry.payment_id] = entry.where
         ids = [e.payment_id for e in entries]
+        receipts = [(e.where, PaymentLine(e.payment_id, e.booked_on, e.amount, e.payer, e.reference))
+                    for e in entries if e.is_receipt]
+        self._same_as_recorded(receipts, ("amount", "received_on"))
         known = self.ledger.bank_entries_known(ids) | self.ledger.existing_ids(ids)
+        new = [e for e in entries if (e.is_receipt or e.reverses_receipt) and e.payment_id not in known]
+        await self._reachable(any(e.reverses_receipt for e in new) or (bool(new) and self.ledger.any_open_case()))
         formats = sorted({s.format for s in statements})
         outcome = {"file": source, "format": ", ".join(formats), "statements": len(statements),
                    "rows": sum(e.is_receipt for e in entries), "already_imported": 0, "matched_by_reference": 0,

@@ -22,7 +22,7 @@ from domain.decider import case_uuid
 from domain.durations import parse_duration
 from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
-from domain.inputs import check_identifier, check_overdue_opening, check_received_on, parse_date
+from domain.inputs import check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date
 from domain.money import Money, positive_money
 from domain.policy import Policy
 from domain.state import CaseState, CaseStatus
@@ -527,12 +527,8 @@ class CaseService:
         case = self.summary_row(invoice_id) if row.case_id is not None else None
         if case is not None and case.closed_at is None:
             return None
-        recorded = {"amount": row.amount, "received_on": row.received_on, "reference": row.reference}
-        sent = {"amount": money, "received_on": received, "reference": reference}
-        differing = [name for name in recorded if recorded[name] != sent[name]]
-        if differing:
-            what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
-            raise DomainError(f"payment {shown(pid)} was already recorded with a different {what}", "payment_id")
+        check_same_payment(pid, {"amount": row.amount, "received_on": row.received_on, "reference": row.reference},
+                           {"amount": money, "received_on": received, "reference": reference})
         if case is not None:
             shown_case = summary_dict(case)
             return {key: shown_case[key] for key in ("case_id", "invoice_id", "status", "balance", "currency",

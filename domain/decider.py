@@ -21,6 +21,7 @@ from domain.authority import ROLE_RANK, approval_authority, counted_alone, in_ap
 from domain.calendar import next_send_moment
 from domain.durations import format_duration
 from domain.errors import DomainError, shown
+from domain.inputs import check_same_payment
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, Policy, Role
 from domain.state import CaseState, evolve, payment_report_key
@@ -267,12 +268,9 @@ def _same_payment(s: CaseState, c: cmd.RecordPayment) -> None:
     settled = s.settled_by_payment.get(c.payment_id)
     if settled is None or settled.amount is None:  # recorded before payments kept their content
         return
-    recorded = {"amount": settled.amount, "received_on": settled.received_on, "reference": settled.reference}
-    sent = {"amount": c.amount, "received_on": c.received_on, "reference": c.reference}
-    differing = [name for name in recorded if recorded[name] != sent[name]]
-    if differing:
-        what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
-        raise DomainError(f"payment {shown(c.payment_id)} was already recorded with a different {what}", "payment_id")
+    check_same_payment(c.payment_id,
+                       {"amount": settled.amount, "received_on": settled.received_on, "reference": settled.reference},
+                       {"amount": c.amount, "received_on": c.received_on, "reference": c.reference})
 
 
 def _after_settlement(emit: _Emitter, policy: Policy) -> None:

@@ -134,6 +134,16 @@ def check_received_on(received: date, today: date, rules: InputPolicy, issue: da
     return received
 
 
+def check_same_payment(payment_id: str, recorded: dict[str, Any], sent: dict[str, Any]) -> None:
+    """A payment id is an idempotency key bound to what it paid (amount, received_on, reference):
+    the same content again is a repeat, anything else under that id is a conflict, refused naming
+    what differs (never silently taken as a repeat)."""
+    differing = [name for name in recorded if recorded[name] != sent[name]]
+    if differing:
+        what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
+        raise DomainError(f"payment {shown(payment_id)} was already recorded with a different {what}", "payment_id")
+
+
 def check_report_day(day: date | None, field: str, today: date, rules: InputPolicy) -> date | None:
     """An as-of date or a report period's end: between the policy's earliest date and a little ahead."""
     if day is None:

@@ -202,6 +202,22 @@ class PaymentLedger:
                 found.update(session.execute(select(payments.c.payment_id).where(payments.c.payment_id.in_(chunk))).scalars())
         return found
 
+    def recorded(self, ids: list[str]) -> dict[str, PaymentRow]:
+        """The payments already recorded under these ids."""
+        found: dict[str, PaymentRow] = {}
+        with self.db.read() as session:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                for row in session.execute(select(payments).where(payments.c.payment_id.in_(chunk))):
+                    found[row.payment_id] = _row(row._mapping)
+        return found
+
+    def any_open_case(self) -> bool:
+        """Whether some case is open (a payment import may then need its workflow)."""
+        with self.db.read() as session:
+            return session.execute(select(case_summary.c.case_id).where(case_summary.c.closed_at.is_(None))
+                                   .limit(1)).first() is not None
+
     def mark_applied(self, payment_id: str, invoice_id: str | None, case_id: str | None, matched_by: str) -> None:
         with self.db.transaction() as session:
             session.execute(update(payments).where(payments.c.payment_id == payment_id).values(

@@ -39,3 +39,19 @@ def test_the_same_payment_id_with_other_content_is_a_conflict(changes, named):
     assert raised.value.field == "payment_id"
     assert "already recorded" in raised.value.message and named in raised.value.message
     assert types(case.events).count("PaymentReceived") == 1
+
+
+def test_a_bank_file_compares_what_it_sends_by_the_same_rule():
+    """``check_same_payment``: what the decider, `pay` and a bank file import (app/payments.py) apply
+    to a payment id already recorded; only the fields given are compared."""
+    from datetime import date
+
+    from domain.inputs import check_same_payment
+
+    recorded = {"amount": usd("1000.00"), "received_on": date(2026, 12, 5)}
+    check_same_payment("CSV-1", recorded, {"amount": usd("1000"), "received_on": date(2026, 12, 5)})  # a repeat
+    with pytest.raises(DomainError) as refused:
+        check_same_payment("CSV-1", recorded, {"amount": usd("999.00"), "received_on": date(2026, 12, 5)})
+    assert refused.value.field == "payment_id"
+    assert refused.value.message == ("payment 'CSV-1' was already recorded with a different amount "
+                                     "1000.00 USD (sent 999.00 USD)")

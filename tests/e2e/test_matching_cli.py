@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.e2e.test_cli import ROOT, running_stack
+from tests.e2e.test_cli import ROOT, Cli, running_stack
 
 STATEMENT = ROOT / "tests" / "data" / "statements" / "camt053-v04-matching.xml"
 BASE_POLICY = ROOT / "tests" / "data" / "default-anytime.toml"
@@ -136,7 +136,10 @@ PUNCTUATED = """invoice_id,customer_id,customer_name,customer_email,country,lang
 INV-2001,C-200,Tex One BV,ap@texone.test,NL,en,EUR,250.00,2026-09-05,2026-10-04,B
 INV-2002,C-201,Tex Five BV,ap@texfive.test,NL,en,EUR,480.00,2026-09-05,2026-10-04,B
 INV-2003,C-202,Tex Six BV,ap@texsix.test,NL,en,EUR,99.00,2026-09-05,2026-10-04,B
+INV-2004,C-203,Tex Seven BV,ap@texseven.test,NL,en,EUR,120.00,2026-09-05,2026-10-04,B
+INV-2005,C-204,Tex Eight BV,ap@texeight.test,NL,en,EUR,130.00,2026-09-05,2026-10-04,B
 """
+BANK_HEADER = "payment_id,received_on,amount,currency,payer,reference\n"
 # the slash-separated :86: many Dutch and other SEPA banks send (/EREF/.../REMI/.../NAME/...)
 SLASHED_MT940 = """:20:STMT261120
 :25:NL91ABNA0417164300
@@ -151,11 +154,15 @@ SLASHED_MT940 = """:20:STMT261120
 
 def test_an_invoice_id_followed_by_a_full_stop_or_a_slash_is_matched(dev_env, tmp_path, smtp, sqlite_url):
     """References as people and banks write them: 'INV-2001.' ended a sentence, and the :86: line
-    '/REMI/Payment invoice INV-2002/NAME/...' ran the id into the next field; both were unmatched."""
+    '/REMI/Payment invoice INV-2002/NAME/...' ran the id into the next field; both were unmatched.
+    Then a payment id already recorded, sent again with another amount (a CSV row, an MT940 entry
+    reference): the file is refused whole, naming the line and payment_id (it was counted 'already
+    imported' and the receipt recorded nowhere); the same file again is still 'already imported'. And
+    with Temporal down a file applies nothing (its row for an invoice without a case was applied)."""
     ledger = tmp_path / "invoices.csv"
     ledger.write_text(PUNCTUATED)
     bank = tmp_path / "bank.csv"
-    bank.write_text("payment_id,received_on,amount,currency,payer,reference\n"
+    bank.write_text(BANK_HEADER +
                     "P-1,2026-11-20,250.00,EUR,Somebody,Payment of invoice INV-2001.\n"
                     "P-2,2026-11-20,99.00,EUR,Somebody,\"inv INV-2003: thanks\"\n")
     statement = tmp_path / "slashed.sta"
@@ -170,3 +177,37 @@ def test_an_invoice_id_followed_by_a_full_stop_or_a_slash_is_matched(dev_env, tm
         for invoice, case_id in cases.items():
             assert cli.json("case", "show", case_id)["status"] == "paid", invoice
         assert cli.json("payments", "unmatched") == []
+
+        # a payment id recorded before, sent again with another amount: refused whole, naming line and field
+        changed = tmp_path / "changed.csv"
+        changed.write_text(BANK_HEADER + "P-3,2026-11-21,120.00,EUR,Tex Seven BV,INV-2004\n"
+                           "P-1,2026-11-20,240.00,EUR,Somebody,Payment of invoice INV-2001.\n")
+        cli.rejected("payments", "import", str(changed), match="line 3: payment_id: payment 'P-1' was already "
+                     "recorded with a different amount 250.00 EUR (sent 240.00 EUR)")
+        # the same for an MT940 entry whose reference repeats with another amount (balances adjusted)
+        other = tmp_path / "other.sta"
+        other.write_text(SLASHED_MT940.replace("C480,00", "C470,00").replace("EUR1480,00", "EUR1470,00"))
+        cli.rejected("payments", "import", str(other), match="statement NL91ABNA0417164300:00101:STMT261120, "
+                     ":61: line 1: payment_id: payment 'NL91ABNA0417164300:00101:STMT2'... (44 characters) was "
+                     "already recorded with a different amount 480.00 EUR (sent 470.00 EUR)")
+        # the very same files again: a repeat, nothing changes
+        assert cli.json("payments", "import", str(bank))["already_imported"] == 2
+        assert cli.json("payments", "import", str(statement))["already_imported"] == 1
+        for invoice, case_id in cases.items():
+            [received] = [e for e in cli.json("case", "show", case_id)["events"] if e["type"] == "PaymentReceived"]
+            assert received["data"]["amount"]["amount"] == {"INV-2001": "250.00", "INV-2002": "480.00",
+                                                            "INV-2003": "99.00"}[invoice]
+
+        # Temporal down: a row for an invoice without a case (INV-2004), one for an open case (INV-2005)
+        eighth = cli.json("case", "open", "INV-2005")["case_id"]
+        both = tmp_path / "both.csv"
+        both.write_text(BANK_HEADER + "P-3,2026-11-21,120.00,EUR,Tex Seven BV,INV-2004\n"
+                        "P-4,2026-11-21,130.00,EUR,Tex Eight BV,INV-2005\n")
+        down = Cli({**cli.env, "TEMPORAL_ADDRESS": "127.0.0.1:1"}, tmp_path)
+        done = down.run("payments", "import", str(both), ok=False)
+        assert done.returncode == 1 and "cannot reach Temporal" in done.stderr, done.stderr
+        # nothing was applied: P-3 (changed.csv was refused too) is new to the import once Temporal is back
+        imported = cli.json("payments", "import", str(both))
+        assert imported["matched_by_reference"] == 2 and imported["already_imported"] == 0, imported
+        assert cli.json("case", "show", eighth)["status"] == "paid"
+        assert cli.json("payments", "import", str(both))["already_imported"] == 2
