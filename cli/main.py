@@ -20,6 +20,8 @@ from typer._click import exceptions as click_errors  # typer vendors its click
 from rich.console import Console
 from rich.table import Table
 from rich.markup import escape
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from rich.text import Text
 
 from app.context import Context
@@ -649,7 +651,33 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as done:
         return done.exit_code
+    except SQLAlchemyError as error:  # the database named by the settings: one line, not a traceback
+        code, message = database_problem(error)
+        err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+        return code
     return code if isinstance(code, int) else 0
+
+
+def database_problem(error: SQLAlchemyError) -> tuple[int, str]:
+    """Exit code and one line for a database that cannot be used: 2 for a URL that names no
+    database SQLAlchemy can open (a typo in COLLECTIONS_DATABASE_URL), 1 for one that does not answer."""
+    from app.settings import Settings
+
+    raw = Settings().database_url
+    url = make_url(raw).render_as_string(hide_password=True) if _parses(raw) else repr(raw[:80])
+    first = str(getattr(error, "orig", None) or error).strip().splitlines()[0][:300]
+    if isinstance(error, ArgumentError):
+        return 2, (f"database_url: {first} (COLLECTIONS_DATABASE_URL={url}; e.g. "
+                   "postgresql+psycopg://USER@HOST:5432/NAME or sqlite:///PATH)")
+    return 1, f"cannot use the database {url}: {first}"
+
+
+def _parses(url: str) -> bool:
+    try:
+        make_url(url)
+        return True
+    except ArgumentError:
+        return False
 
 
 def main() -> None:

@@ -393,3 +393,20 @@ def test_huge_inputs_are_not_echoed_back(catalogue: Catalogue):
     for args in (("pay", "INV-1001", "9" * 5000), ("case", "show", "C" * 100_000)):
         run = cli(*args)
         assert run.code == 2 and len(run.stderr) < 400, len(run.stderr)
+
+
+@pytest.mark.parametrize("url, code, said", [
+    ("postgres://postgres@127.0.0.1:5432/test", 2, "database_url: Can't load plugin"),  # SQLAlchemy's scheme is postgresql
+    ("not a url", 2, "database_url: Could not parse"),
+    ("postgresql+psycopg://postgres@127.0.0.1:1/collections", 1, "cannot use the database"),  # nothing listens
+])
+def test_a_database_that_cannot_be_used_is_one_line_not_a_traceback(tmp_path, url, code, said):
+    """`db upgrade` (and any command) with a mistyped or unreachable COLLECTIONS_DATABASE_URL
+    printed SQLAlchemy's traceback, about 100 lines."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("COLLECTIONS_", "TEMPORAL_"))}
+    env.update(COLLECTIONS_DATA_DIR=str(tmp_path), COLLECTIONS_DATABASE_URL=url)
+    for args in (("db", "upgrade"), ("case", "list")):
+        done = subprocess.run([sys.executable, str(ROOT / "starter.py"), *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60)
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        assert done.returncode == code and len(lines) == 1 and said in lines[0], (args, done.returncode, done.stderr[-800:])
