@@ -5,7 +5,10 @@ The recomputation is deliberately independent of the code it checks: it does not
 events with ``domain.state`` nor sum with ``app.reports.settlements``; it reads each
 money-moving event's own fields. What it compares:
 
-* every case's open balance and open/closed status with ``case_summary``;
+* every case's open balance, open/closed status and the customer credit it left (overpayment
+  excess net of reversals, the part paid beyond an ERP amendment) with ``case_summary``; and
+  that what was paid on a case and still settles it is no more than its invoice can owe (the
+  amount as amended plus its fees): more is money paid that is nobody's credit;
 * every customer's open cases and open balance with ``customer_exposure``;
 * the approvals inbox with the cases' open/closed status: nothing still waits for a decision
   (``pending``) on a case the events have closed;
@@ -50,7 +53,7 @@ _BALANCE_MOVES = {
     "CaseCancelled": ("amount", -1),
     "CustomerCreditApplied": ("amount", -1),
     "IndemnityReceived": ("amount", -1),
-    "InvoiceAmended": ("change", +1),  # signed: an amendment down is negative
+    "InvoiceAmended": ("change", +1),  # signed: an amendment down is negative; its credit (paid beyond it) added
     "CreditNoteApplied": ("applied", -1),
     "PaidOutsideEngine": ("applied", -1),
     # early-cash instruments (docs/FINANCING.md); a default with recourse moves nothing (derecognized None)
@@ -80,6 +83,9 @@ class CaseFacts:
     payments: dict[str, Decimal] = field(default_factory=dict)  # payment id -> amount received
     reversed: set[str] = field(default_factory=set)
     advance: bool = False  # a case of kind advance: a deposit asked, in no receivable, exposure nor cash total
+    credit: Decimal = ZERO  # left with the customer as credit: overpayment excess, paid beyond an amendment
+    paid: Decimal = ZERO  # what was paid on the case and still settles it: payments applied, net
+    owed: Decimal = ZERO  # the most it could owe: the invoice amount (as amended) plus its fees
 
 
 @dataclass
@@ -100,6 +106,8 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
                                        e.original_amount.amount, e.opening_balance.amount,
                                        advance=e.advance is not None)
+            cases[case_id].owed = e.original_amount.amount
+            cases[case_id].paid = e.original_amount.amount - e.opening_balance.amount  # paid before the case
             continue
         facts = cases.get(case_id)
         if facts is None:
@@ -115,9 +123,16 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
         value = getattr(e, attribute)
         if value is None:  # a dispute resolved without a credit
             continue
+        _paid_and_owed(facts, name, e, sign * value.amount)
         day = e.received_on if name == "PaymentReceived" else e.occurred_at.date()
-        facts.balance += sign * value.amount
-        facts.moves.append((day, sign * value.amount))
+        moved = sign * value.amount
+        if name == "InvoiceAmended" and e.credit is not None:  # paid beyond the new amount: the customer's credit
+            moved += e.credit.amount
+            facts.credit += e.credit.amount
+        elif name in ("PaymentReceived", "PaymentReversed"):
+            facts.credit += (1 if name == "PaymentReceived" else -1) * e.excess.amount
+        facts.balance += moved
+        facts.moves.append((day, moved))
         if facts.advance:
             continue  # its payment is the advance on the customer's register (PrepaymentReceived)
         if name in ("PaymentReceived", "PaymentReversed"):
@@ -136,6 +151,17 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             sign = -1 if name in ("InterestWaived", "InvoiceAmended", "SmallBalanceWriteOffReversed") else 1
             period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
     return Recomputed(cases, period)
+
+
+def _paid_and_owed(facts: CaseFacts, name: str, e, moved: Decimal) -> None:
+    """What was paid on the case and still settles it, and the most the invoice can owe."""
+    if name in ("LateFeeCharged", "InterestCharged", "InterestWaived"):
+        facts.owed += moved
+    elif name == "InvoiceAmended":
+        facts.owed += e.amount.amount - e.previous.amount
+        facts.paid -= e.credit.amount if e.credit is not None else ZERO
+    elif name in ("PaymentReceived", "PaymentReversed", "CustomerCreditApplied"):
+        facts.paid -= moved  # a payment lowers the balance (negative move)
 
 
 def reconcile(ctx: Context, start: date | None = None, end: date | None = None) -> dict:
@@ -194,6 +220,14 @@ def _compare_cases(found: Recomputed, summaries: dict, differences: list[str]) -
         if balance != facts.balance:
             differences.append(f"case {case_id} ({facts.invoice_id}): case_summary balance {balance}, "
                                f"the events give {facts.balance}")
+        credit = _amount(row.credit_minor, row.currency)
+        if credit != facts.credit:
+            differences.append(f"case {case_id} ({facts.invoice_id}): case_summary customer credit {credit}, "
+                               f"the events give {facts.credit}")
+        if facts.paid > facts.owed and not facts.advance:
+            differences.append(f"case {case_id} ({facts.invoice_id}): {facts.paid} paid on it settles an invoice "
+                               f"that owes at most {facts.owed} ({facts.currency}); the {facts.paid - facts.owed} "
+                               "paid beyond it is not the customer's credit")
         if (row.closed_at is None) != facts.open:
             differences.append(f"case {case_id} ({facts.invoice_id}): case_summary says "
                                f"{'open' if row.closed_at is None else 'closed'}, the events say "

@@ -830,10 +830,7 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
     if changed:
         emit(ev.CustomerDetailsChanged, customer=c.customer, changed=changed, reason=why)
     if c.amount != s.current_invoice_amount:
-        change = c.amount - s.current_invoice_amount
-        floor = -emit.state.balance  # a reduction takes the balance to zero, not below
-        change = floor if change < floor else change
-        emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=c.amount, change=change, reason=why)
+        _amend(emit, c.amount, why, policy)
     for note in c.credit_notes:
         if note.document_id not in emit.state.credit_note_ids:
             emit(ev.CreditNoteApplied, document_id=note.document_id, amount=note.amount,
@@ -854,6 +851,31 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
             emit(ev.CaseClosed, outcome=ev.Outcome.cancelled, **_closing_totals(emit.state))
         return
     _close_if_settled(emit, ev.Outcome.resolved)
+
+
+def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True) -> tuple[Money, Money | None]:
+    """(change, credit) of the ERP amending the invoice to ``amount``. A reduction takes the
+    balance to zero, not below; what it takes off beyond the open balance comes off what was
+    paid on the case (its payments, net of reversals), which stays with the customer as credit
+    (unapplied cash), as an overpayment's excess does. Credit notes, write-offs and other
+    reductions are no money the customer paid: beyond them, the reduction stops.
+    ``below_paid_is_credit`` False: as decided before that rule (no credit, the reduction stopped
+    at the open balance). Credit None: none."""
+    change = amount - s.current_invoice_amount
+    floor = -s.balance  # the open balance
+    if change >= floor:
+        return change, None
+    credit = (floor - change).min(s.payments) if below_paid_is_credit else Money.zero(s.currency)
+    if not credit.is_positive:
+        return floor, None
+    return (change if change >= floor - credit else floor - credit), credit
+
+
+def _amend(emit: _Emitter, amount: Money, why: str, policy: Policy) -> None:
+    s = emit.state
+    change, credit = amendment(s, amount, policy.credit.amended_below_paid)
+    extra = {"credit": credit} if credit is not None else {}
+    emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=amount, change=change, reason=why, **extra)
 
 
 def _move_due_date(emit: _Emitter, due, why: str, policy: Policy) -> None:

@@ -531,13 +531,24 @@ class CaseClosed(Event):
 
 
 class InvoiceAmended(Event):
-    """The ERP changed the invoice amount: the balance moves by ``change`` (negative: reduced)."""
+    """The ERP changed the invoice amount by ``change`` (negative: reduced). The balance moves by
+    ``change`` + ``credit``: a reduction below what the customer already paid on the case takes
+    the balance to zero, and the part paid beyond the new amount (``credit``) stays with the
+    customer as credit (unapplied cash), as an overpayment's excess does (docs/IMPORT.md)."""
 
     type: Literal["InvoiceAmended"] = "InvoiceAmended"
     previous: Money
     amount: Money
-    change: Money  # what the balance moved by (a reduction is capped at the open balance)
+    # the amendment, amount - previous; a reduction capped at the open balance plus ``credit`` (in
+    # events recorded before ``credit`` existed, at the open balance: the part paid beyond went nowhere)
+    change: Money
     reason: str  # where the ERP said so: "ERP export FILE line N"
+    credit: Money | None = None  # paid beyond the new amount: of the payments, now customer credit
+
+    @property
+    def balance_change(self) -> Money:
+        """What the balance moved by."""
+        return self.change if self.credit is None else self.change + self.credit
 
 
 class CreditNoteApplied(Event):

@@ -319,6 +319,11 @@ class CreditPolicy(_Model):
     """Customer credit (overpayments and prepayments)."""
 
     auto_apply: bool = Field(False, description="apply customer credit to open cases, oldest due first, as soon as it arises")
+    amended_below_paid: bool = Field(
+        True, description="an ERP amendment below what was already paid on the case leaves what was paid beyond the "
+        "new amount with the customer as credit, as an overpayment's excess (False only for workflow runs recorded "
+        "before this rule: the part paid beyond it was left nowhere)"
+    )
 
 
 class MatchingPolicy(_Model):
@@ -531,6 +536,12 @@ class Policy(_Model):
         """This policy as cases were decided before approved write-offs added up: each was checked
         against the approver's authority on its own. Only for workflow runs recorded then."""
         return self.model_copy(update={"approval": self.approval.model_copy(update={"write_offs_add_up": False})})
+
+    def before_amended_below_paid(self) -> Policy:
+        """This policy as cases were decided before an amendment below what was paid left the
+        excess as customer credit: the reduction stopped at the open balance and the part paid
+        beyond the new amount went nowhere. Only for workflow runs recorded then."""
+        return self.model_copy(update={"credit": self.credit.model_copy(update={"amended_below_paid": False})})
 
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]

@@ -78,7 +78,11 @@ def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
     if isinstance(e, ev.IndemnityReceived):
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity")]
     if isinstance(e, ev.InvoiceAmended):
-        return [Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment")]
+        found = [Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment")]
+        if e.credit is not None:  # paid beyond the new amount: no longer settles it, the customer's credit
+            found += [Settlement(invoice_id, e.credit.currency, -e.credit.amount, day, "payment"),
+                      Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "excess")]
+        return found
     if isinstance(e, ev.CreditNoteApplied):
         return [Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment")]
     if isinstance(e, ev.PaidOutsideEngine):

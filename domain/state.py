@@ -967,8 +967,36 @@ def _rebalanced(s: CaseState, balance: Money) -> dict:
 
 
 def _invoice_amended(s: CaseState, e: ev.InvoiceAmended) -> dict:
-    return {**_rebalanced(s, s.balance + e.change), "invoice_amount": e.amount,
-            "erp_adjustments": s.erp_adjustments_total - e.change}
+    changes = {**_rebalanced(s, s.balance + e.balance_change), "invoice_amount": e.amount,
+               "erp_adjustments": s.erp_adjustments_total - e.change}
+    if e.credit is not None:
+        changes.update(_paid_beyond_amendment(s, e.credit))
+    return changes
+
+
+def _paid_beyond_amendment(s: CaseState, credit: Money) -> dict:
+    """Of the payments, ``credit`` no longer settles the invoice: it is the customer's credit.
+    It is taken from the latest payments first, each keeping what it did (applied / excess), so
+    that reversing one takes back what it still settles and the credit it left."""
+    settled = dict(s.settled_by_payment)
+    moved_from: dict[str, Decimal] = {}
+    left = credit
+    for payment_id in reversed(s.payment_ids):
+        if not left.is_positive:
+            break
+        if payment_id in s.reversed_payment_ids or payment_id not in settled:
+            continue
+        paid = settled[payment_id]
+        moved = left.min(paid.applied)
+        if not moved.is_positive:
+            continue
+        settled[payment_id] = paid.model_copy(update={"applied": paid.applied - moved, "excess": paid.excess + moved})
+        moved_from[payment_id] = moved.amount
+        left -= moved
+    return {"payments": s.payments - credit, "customer_credit": s.customer_credit + credit,
+            "settled_by_payment": settled,
+            "principal_reductions": tuple(r.model_copy(update={"amount": r.amount - moved_from[r.ref]})
+                                          if r.ref in moved_from else r for r in s.principal_reductions)}
 
 
 def _credit_note(s: CaseState, e: ev.CreditNoteApplied) -> dict:

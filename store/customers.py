@@ -20,7 +20,7 @@ from store.event_store import EventStore
 from store.schema import case_summary, credit_hold_outbox, customer_risk, customers, invoices, payments
 
 CREDIT_EVENTS = ("PaymentReceived", "PaymentReversed", "PrepaymentReceived", "CustomerCreditAllocated",
-                 "CustomerCreditAllocationReleased", "AdvanceRefunded")
+                 "CustomerCreditAllocationReleased", "AdvanceRefunded", "InvoiceAmended")
 
 
 def _amount(minor: int, currency: str) -> Decimal:
@@ -134,6 +134,12 @@ class CustomerReads:
                 else:
                     moves.append(CreditMovement(owner[0], e.excess.currency, -e.excess.amount, e.occurred_at.date(),
                                                 f"reversal of {e.payment_id} on {owner[1]}"))
+                continue
+            if name == "InvoiceAmended":  # amended below what was paid: the part paid beyond it
+                owner = cases.get(str(record.stream_id))
+                if owner is not None and e.credit is not None and e.credit.is_positive:
+                    moves.append(CreditMovement(owner[0], e.credit.currency, e.credit.amount, e.occurred_at.date(),
+                                                f"paid beyond the amended amount of {owner[1]}"))
                 continue
             if customer_id is not None and e.customer_id != customer_id:
                 continue

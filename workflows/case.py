@@ -68,6 +68,9 @@ REDUCTIONS_ADD_UP_PATCH = "reductions-alone-add-up"
 # Write-offs approved on a case add up against the next approver's authority. Runs recorded
 # before it checked each write-off on its own (Policy.before_write_offs_add_up).
 WRITE_OFFS_ADD_UP_PATCH = "write-offs-add-up"
+# An ERP amendment below what was paid leaves the part paid beyond it as customer credit. Runs
+# recorded before it stopped the reduction at the open balance (Policy.before_amended_below_paid).
+AMENDED_BELOW_PAID_PATCH = "amended-below-paid-is-credit"
 # A new case appends its opening at version 0 without loading its (empty) stream first: one
 # local activity fewer per case (docs/PERFORMANCE.md). Runs recorded before it load first.
 OPEN_WITHOUT_LOAD_PATCH = "open-without-load"
@@ -105,6 +108,7 @@ class CollectionCaseWorkflow:
         self._live: bool | None = None  # LIVENESS_PATCH, asked once per run
         self._add_up: bool | None = None  # REDUCTIONS_ADD_UP_PATCH, asked once per run
         self._write_offs_add_up: bool | None = None  # WRITE_OFFS_ADD_UP_PATCH, asked once per run
+        self._below_paid: bool | None = None  # AMENDED_BELOW_PAID_PATCH, asked once per run
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
@@ -151,15 +155,17 @@ class CollectionCaseWorkflow:
 
     def _rules(self):
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
-        before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH and WRITE_OFFS_ADD_UP_PATCH for runs
-        recorded before them."""
+        before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH, WRITE_OFFS_ADD_UP_PATCH and
+        AMENDED_BELOW_PAID_PATCH for runs recorded before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
             self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
             self._write_offs_add_up = workflow.patched(WRITE_OFFS_ADD_UP_PATCH)
+            self._below_paid = workflow.patched(AMENDED_BELOW_PAID_PATCH)
         policy = self._input.policy if self._live else self._input.policy.before_liveness()
         policy = policy if self._add_up else policy.before_reductions_add_up()
-        return policy if self._write_offs_add_up else policy.before_write_offs_add_up()
+        policy = policy if self._write_offs_add_up else policy.before_write_offs_add_up()
+        return policy if self._below_paid else policy.before_amended_below_paid()
 
     @staticmethod
     def _warm_calendar(country: str) -> None:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.acceptance.stack import DEMO_POLICY, INVOICE_HEADER, wait_until
+from tests.acceptance.stack import DEMO_POLICY, INVOICE_HEADER, money, wait_until
 
 TODAY = datetime.now(timezone.utc).date()
 ERP_HEADER = INVOICE_HEADER + ",document_type,references,status,paid"
@@ -183,4 +183,38 @@ def test_the_api_import_records_the_change_by_the_importing_user(ledger):
     assert ledger.case("EA-1")["balance"] == "900.00"
     [other] = erp_events(ledger, "EA-2")
     assert other["type"] == "CustomerDetailsChanged" and ledger.case("EA-2")["customer_name"] == "EA Holdings"
+    ledger.reconcile()
+
+
+def test_amended_below_what_was_paid_leaves_the_part_paid_beyond_as_customer_credit(ledger):
+    """800.00 EUR, 100.00 paid, the ERP re-imports it at 50.00: the 50.00 paid beyond the new amount
+    is the customer's credit (unapplied cash) and the amendment records the whole 750.00."""
+    def eur_row(amount: str) -> str:
+        return (f"OPS-AM-1,C-OPS-AM,OPS AM GmbH,ap@ops-am.test,DE,en,EUR,{amount},{day(-42)},{day(-12)},A,,,,")
+
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("800.00")], "erp")))
+    ledger.ok("case", "open", "OPS-AM-1")
+    ledger.ok("pay", "OPS-AM-1", "100.00", "--reference", "part")
+    result = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("50.00")], "erp")))
+    assert (result["invoices_changed"], result["case_events"]) == (1, 2), result  # amended, closed
+
+    # the customer's credit, where a person looks for it
+    unapplied = ledger.ok("payments", "unapplied", "--customer", "C-OPS-AM")
+    assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", "50.00")], unapplied
+    shown = ledger.ok("customer", "show", "C-OPS-AM")
+    assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", "50.00")], shown["credit"]
+    # the statement lists nothing open: the invoice of 50.00 is settled
+    assert ledger.ok("customer", "statement", "C-OPS-AM")["items"] == []
+
+    case = ledger.case("OPS-AM-1")
+    assert case["status"] == "resolved" and case["balance"] == "0.00", case
+    amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+    assert (amended["previous"]["amount"], amended["amount"]["amount"]) == ("800.00", "50.00"), amended
+    assert amended["change"]["amount"] == "-750.00" and (amended["credit"] or {}).get("amount") == "50.00", amended
+    closed = next(e for e in case["events"] if e["type"] == "CaseClosed")["data"]
+    # of the 100.00 paid, 50.00 settles the invoice of 50.00; 750.00 came off it in the ERP
+    assert (closed["payments"]["amount"], closed["erp_adjustments"]["amount"]) == ("50.00", "750.00"), closed
+    # recomputed from the events alone: 100.00 paid less the 50.00 of credit is what settles the 50.00
+    paid = sum(money(e["data"]["applied"]["amount"]) for e in case["events"] if e["type"] == "PaymentReceived")
+    assert paid - money(amended["credit"]["amount"]) == money(amended["amount"]["amount"])
     ledger.reconcile()

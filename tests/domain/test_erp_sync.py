@@ -12,7 +12,7 @@ from domain.events import Customer
 from domain.money import Money
 from domain.state import CaseStatus
 from domain.users import Actor
-from tests.domain.scenario import Case, invoice, types, usd
+from tests.domain.scenario import Case, default_policy, invoice, types, usd
 
 ERP = Actor(name="erp-sync")
 CUSTOMER = invoice().customer
@@ -45,13 +45,53 @@ def test_amount_amended_moves_the_balance_both_ways_with_its_source():
     assert not case.state.pending_approvals  # the ERP's reduction needs no approval
 
 
-def test_amended_below_what_was_paid_closes_as_resolved_without_going_negative():
+def test_amended_below_what_was_paid_closes_as_resolved_and_the_part_paid_beyond_is_customer_credit():
+    # given 600.00 paid on an invoice of 1000.00
     case = Case().open()
-    case.pay("600.00")
+    case.pay("600.00", payment_id="P-1")
+    # when the ERP amends it to 500.00
     events = sync(case, amount="500.00")
+    # then the whole amendment (500.00) is recorded, the balance goes to zero, not below, and the
+    # 100.00 paid beyond the new amount is the customer's credit, as an overpayment's excess
     assert types(events) == ["InvoiceAmended", "CaseClosed"]
-    assert events[0].change == usd("-400.00") and case.state.balance == usd("0")
-    assert case.state.status == CaseStatus.resolved and events[1].erp_adjustments == usd("400.00")
+    amended, closed = events
+    assert (amended.change, amended.credit, amended.balance_change) == (usd("-500.00"), usd("100.00"), usd("-400.00"))
+    s = case.state
+    assert s.balance == usd("0") and s.customer_credit == usd("100.00") and s.status == CaseStatus.resolved
+    assert (closed.payments, closed.erp_adjustments) == (usd("500.00"), usd("500.00"))
+    assert s.original_amount == closed.payments + closed.erp_adjustments  # nothing left nowhere
+    # the payment keeps what it did: 500.00 settles the invoice, 100.00 is left as credit
+    paid = s.settled_by_payment["P-1"]
+    assert (paid.applied, paid.excess) == (usd("500.00"), usd("100.00"))
+
+
+def test_amended_below_what_was_paid_credits_only_money_paid_not_other_reductions():
+    # given 300.00 credited by a credit note and 200.00 paid on an invoice of 1000.00 (500.00 open)
+    case = Case().open()
+    sync(case, notes=(("CN-1", "300.00"),))
+    case.pay("200.00")
+    # when the ERP amends it to 100.00 (900.00 off, 400.00 beyond the open balance)
+    amended, _ = sync(case, amount="100.00")
+    # then the 200.00 paid becomes credit; the reduction stops there (a credit note is no money paid)
+    assert (amended.change, amended.credit) == (usd("-700.00"), usd("200.00"))
+    assert case.state.balance == usd("0") and case.state.customer_credit == usd("200.00")
+    assert case.state.payments == usd("0") and case.state.erp_adjustments == usd("1000.00")
+
+
+def test_amended_below_the_open_balance_only_leaves_no_credit():
+    case = Case().open()
+    case.pay("100.00")
+    [amended] = sync(case, amount="600.00")
+    assert (amended.change, amended.credit) == (usd("-400.00"), None)
+    assert case.state.balance == usd("500.00") and case.state.customer_credit == usd("0")
+
+
+def test_runs_recorded_before_the_rule_amend_below_what_was_paid_as_they_did():
+    case = Case(default_policy().before_amended_below_paid()).open()
+    case.pay("600.00")
+    amended, _ = sync(case, amount="500.00")
+    assert (amended.change, amended.credit) == (usd("-400.00"), None)
+    assert case.state.customer_credit == usd("0")
 
 
 def test_credit_note_reduces_once_by_its_document_id():
