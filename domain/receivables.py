@@ -38,10 +38,23 @@ class Settlement:
     payment_id: str | None = None  # a payment, its reversal, and the small-balance write-off left by that receipt
 
 
+# Events that settle their invoice by one amount on the day they are recorded: its field, and the kind.
+_SETTLES_BY = {
+    ev.WriteOffApproved: ("amount", "write_off"), ev.CaseCancelled: ("amount", "cancelled"),
+    ev.CustomerCreditApplied: ("amount", "credit_applied"), ev.IndemnityReceived: ("amount", "indemnity"),
+    ev.CreditNoteApplied: ("applied", "erp_adjustment"), ev.PaidOutsideEngine: ("applied", "paid_outside"),
+    ev.EarlyPaymentDiscountGranted: ("amount", "discount"), ev.FactorCollected: ("amount", "factored"),
+}
+
+
 def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
     """The settlements one event of an invoice's case records (none for other events)."""
     day = event.occurred_at.date()
     e = event
+    if type(e) in _SETTLES_BY:
+        field, kind = _SETTLES_BY[type(e)]
+        money = getattr(e, field)
+        return [Settlement(invoice_id, money.currency, money.amount, day, kind)]
     if isinstance(e, ev.PaymentReceived):
         found = [Settlement(invoice_id, e.applied.currency, e.applied.amount, e.received_on, "payment",
                             payment_id=e.payment_id)]
@@ -65,32 +78,16 @@ def settlements_of(event: ev.Event, invoice_id: str) -> list[Settlement]:
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "fee", "waived")]
     if isinstance(e, ev.DisputeResolved):
         return [] if e.credit is None else [Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "credit")]
-    if isinstance(e, ev.WriteOffApproved):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off")]
     if isinstance(e, ev.SmallBalanceWrittenOff):  # left by a receipt within the tolerance
         return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "write_off", payment_id=e.payment_id)]
     if isinstance(e, ev.SmallBalanceWriteOffReversed):  # owed again with its reversed receipt
         return [Settlement(invoice_id, e.amount.currency, -e.amount.amount, day, "write_off", payment_id=e.payment_id)]
-    if isinstance(e, ev.CaseCancelled):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "cancelled")]
-    if isinstance(e, ev.CustomerCreditApplied):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "credit_applied")]
-    if isinstance(e, ev.IndemnityReceived):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "indemnity")]
     if isinstance(e, ev.InvoiceAmended):
         found = [Settlement(invoice_id, e.change.currency, -e.change.amount, day, "erp_adjustment")]
         if e.credit is not None:  # paid beyond the new amount: no longer settles it, the customer's credit
             found += [Settlement(invoice_id, e.credit.currency, -e.credit.amount, day, "payment"),
                       Settlement(invoice_id, e.credit.currency, e.credit.amount, day, "excess")]
         return found
-    if isinstance(e, ev.CreditNoteApplied):
-        return [Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "erp_adjustment")]
-    if isinstance(e, ev.PaidOutsideEngine):
-        return [Settlement(invoice_id, e.applied.currency, e.applied.amount, day, "paid_outside")]
-    if isinstance(e, ev.EarlyPaymentDiscountGranted):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "discount")]
-    if isinstance(e, ev.FactorCollected):
-        return [Settlement(invoice_id, e.amount.currency, e.amount.amount, day, "factored")]
     if isinstance(e, ev.FactorDefaulted) and e.derecognized is not None:
         return [Settlement(invoice_id, e.derecognized.currency, e.derecognized.amount, day, "factored")]
     return []
