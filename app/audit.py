@@ -16,16 +16,17 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.context import Context
+from domain.audit import ledger_amount, value_date
 from domain.errors import DomainError
 from store import chain
 from store.schema import case_summary
 
 # Fields of an event's data that say why (reason codes, notes, decisions, outcomes).
 WHY_FIELDS = ("reason", "note", "decision", "outcome")
-# Money an event moves or sets: its amount, or a credit limit (administration and case events alike).
-MONEY_FIELDS = ("amount", "limit")
+# then the money the event moves or names and a payment's value date: domain/audit.py says which
+# field of which event type (one table for every stream's events)
 COLUMNS = ("position", "recorded_at", "occurred_at", "actor", "stream", "subject", "version", "type",
-           *WHY_FIELDS, "amount", "currency")
+           *WHY_FIELDS, "amount", "currency", "value_date")
 
 
 def verify(ctx: Context, anchor: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -97,8 +98,9 @@ def _rows(ctx: Context, low: datetime | None, high: datetime | None, actor: str 
         for key in WHY_FIELDS:
             value = data.get(key)
             row[key] = value if isinstance(value, (str, int, float)) or value is None else json.dumps(value)
-        money = next((data[k] for k in MONEY_FIELDS if isinstance(data.get(k), dict) and "currency" in data[k]), None)
-        row["amount"], row["currency"] = (money["amount"], money["currency"]) if money else (None, None)
+        money = ledger_amount(row["type"], data)
+        row["amount"], row["currency"] = (money.model_dump(mode="json")["amount"], money.currency) if money else (None, None)
+        row["value_date"] = value_date(data)
         yield row
 
 

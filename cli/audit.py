@@ -118,7 +118,8 @@ def audit_export(
     """The audit trail: every event of every stream recorded in the period, in the order recorded.
 
     Cases and customers alike, with position, recorded_at, occurred_at, actor, stream, subject
-    (invoice or customer), version, type and the event's reason, note, decision and outcome."""
+    (invoice or customer), version, type, the event's reason, note, decision and outcome, the
+    amount and currency of the money it moves or names, and a payment's value date (docs/CONTROLS.md)."""
     from app.audit import COLUMNS, to_csv_lines, trail
 
     def action(s: CaseService):

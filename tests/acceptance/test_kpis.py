@@ -13,6 +13,8 @@ to the cent, and `report reconcile` must agree.
 from __future__ import annotations
 
 import calendar
+import csv
+import io
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -419,6 +421,70 @@ def countback(invoices: list[Inv], ar_end: Decimal) -> str | None:
         first = last.replace(day=1)
         assert calendar.monthrange(first.year, first.month)[1] == last.day
     return None
+
+
+# Where each money-moving event of a case keeps its money (read from the events' own fields, as an
+# auditor reads them, not from the project's table): the fields that add up to what it moved.
+_MOVED = {"LateFeeCharged": ("fee",), "PaymentReceived": ("amount",), "PaymentReversed": ("applied", "excess"),
+          "DisputeResolved": ("credit",)}
+
+
+def test_the_audit_export_shows_the_money_of_fees_reversals_credits_and_back_dated_payments(ledger):
+    """A finance manager preparing for the auditor found `audit export --csv` leaving money out: a
+    late fee, a bounced cheque's reversal and an upheld dispute's credit had no amount, and a
+    back-dated payment showed only when it was recorded. Here a grade B GBP invoice gets its
+    late fee (35.00 GBP), a dispute credited by one person alone (78.00 GBP: within the USD 100
+    threshold), a payment received four days ago and a cheque that bounced: each row of the
+    export has the amount and currency its event holds (recomputed from `case show --json`), the
+    payment its value date, and `--json` shows the same."""
+    inv = Inv("K-AUD", Decimal("2000.00"), -60, -30, grade="B")
+    assert ledger.import_invoices([inv.row().replace(",EUR,", ",GBP,")])["invoices_added"] == 1
+    ledger.ok("case", "open", "K-AUD")
+    ledger.ok("case", "assign", "K-AUD", "demo-collector", "--as", "demo-supervisor")
+    ledger.wait_for_case("K-AUD", lambda c: c["status"] == "escalated", "escalated after the final notice")
+    ledger.ok("dispute", "open", "K-AUD", "--reason", "pricing", "--amount", "78.00")
+    credited = ledger.ok("dispute", "resolve", "K-AUD", "--outcome", "upheld", "--credit", "78.00",
+                         "--as", "demo-supervisor")
+    assert credited["status"] != "awaiting_approval", credited  # one person alone
+    value_day = TODAY - timedelta(days=4)
+    ledger.ok("pay", "K-AUD", "1000.00", "--reference", "wire", "--payment-id", "PAY-AUD-1",
+              "--received-on", str(value_day))
+    ledger.ok("pay", "K-AUD", "500.00", "--reference", "cheque 42", "--payment-id", "PAY-AUD-2")
+    bounced = ledger.ok("payments", "reverse", "PAY-AUD-2", "--reason", "bounced cheque")
+    assert money(bounced["balance"]) == Decimal("2035.00") - Decimal("78.00") - Decimal("1000.00"), bounced
+
+    case = ledger.case("K-AUD")
+    expected: dict[int, tuple[str, str, str]] = {}  # position: amount, currency, value date
+    for e in case["events"]:
+        fields = _MOVED.get(e["type"])
+        if fields is None:
+            continue
+        held = [e["data"][f] for f in fields if e["data"].get(f) is not None]
+        assert held and {m["currency"] for m in held} == {"GBP"}, e
+        total = sum((money(m["amount"]) for m in held), ZERO)
+        expected[e["position"]] = (str(total.quantize(CENT)), "GBP", e["data"].get("received_on") or "")
+    kinds = sorted((e["type"], expected[e["position"]][0]) for e in case["events"] if e["position"] in expected)
+    assert kinds == [("DisputeResolved", "78.00"), ("LateFeeCharged", "35.00"), ("PaymentReceived", "1000.00"),
+                     ("PaymentReceived", "500.00"), ("PaymentReversed", "500.00")], kinds  # what this test did
+    assert sorted(v[2] for v in expected.values()) == ["", "", "", str(value_day), str(TODAY)]
+
+    manager = {"COLLECTIONS_TOKEN": ledger.token("demo-manager")}
+    text = ledger.cli("audit", "export", "--from", str(TODAY), "--to", str(TODAY), "--csv", json=False, env=manager)
+    assert text.code == 0, str(text)
+    table = list(csv.DictReader(io.StringIO(text.stdout)))
+    assert {"amount", "currency", "value_date"} <= set(table[0]), list(table[0])
+    shown = {int(r["position"]): (r["amount"], r["currency"], r["value_date"]) for r in table
+             if int(r["position"]) in expected}
+    problems = [f"{next(e['type'] for e in case['events'] if e['position'] == p)} at position {p}: "
+                f"the export shows {shown.get(p)}, the event holds {want}"
+                for p, want in sorted(expected.items()) if shown.get(p) != want]
+    rows = ledger.cli("audit", "export", "--from", str(TODAY), "--to", str(TODAY), env=manager)
+    assert rows.code == 0, str(rows)
+    as_json = {r["position"]: (r["amount"] or "", r["currency"] or "", r["value_date"] or "") for r in rows.json
+               if r["position"] in expected}
+    if as_json != shown:
+        problems.append(f"--json differs from --csv: {as_json} != {shown}")
+    assert not problems, "\n".join(problems)
 
 
 def test_two_output_formats_at_once_are_refused(ledger):
