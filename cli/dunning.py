@@ -29,7 +29,7 @@ def _date(text: str | None, field: str) -> date | None:
 
 
 def show_sweep(result: dict) -> None:
-    table = Table("invoices scanned", "cases opened", "already open", "not yet overdue", "paid", "failed")
+    table = Table("invoices scanned", "cases opened", "with a case", "not yet overdue", "paid", "failed")
     skipped = result["skipped"]
     table.add_row(str(result["invoices_scanned"]), str(result["cases_opened"]), str(result["already_open"]),
                   str(skipped["not_yet_overdue"]), str(skipped["paid"]), str(skipped["failed"]))

@@ -148,8 +148,10 @@ def show_reply(result: dict) -> None:
                       + ("" if result.get("recorded", True) else " — no change (already decided so)"))
         return
     events = ", ".join(e["type"] for e in result.get("events", []))
-    if not events:  # `case open`: whether this call opened it or found it open
-        events = {True: "case opened", False: "already open"}.get(result.get("opened"), "no change")
+    if not events and result.get("opened") is False:  # `case open` found the invoice's case
+        events = f"already closed ({result.get('status')})" if result.get("closed_at") else "already open"
+    elif not events:
+        events = "case opened" if result.get("opened") else "no change"
     console.print(
         f"case [bold]{result.get('invoice_id')}[/bold] ({result.get('case_id')}): "
         f"status [cyan]{result.get('status')}[/cyan], balance {result.get('balance')} {result.get('currency')} — {events}"

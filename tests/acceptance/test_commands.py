@@ -356,6 +356,8 @@ def test_the_payment_that_closed_a_case_sent_again_changes_nothing(ledger):
     ledger.refused("pay", "CL-9", "700.00", "--reference", "wire 9", "--payment-id", "PAY-CL-9", match="payment_id")
     events = ledger.case(paid["case_id"])["events"]
     assert [e["type"] for e in events].count("PaymentReceived") == 1, events
+    reopened = ledger.cli("case", "open", "CL-9", json=False)  # it said 'already open' of a paid case
+    assert reopened.code == 0 and "already closed (paid)" in reopened.stdout, reopened
 
     ledger.ok("case", "open", "CL-10")
     body = {"amount": "640.00", "reference": "wire 10", "payment_id": "PAY-CL-10"}
