@@ -344,8 +344,14 @@ def _report_command(name: str, help_text: str) -> None:
     ) -> None:
         from app import kpis
 
+        others: list[str] = []  # the ledger's other currencies, when the default one was taken
+
         def action(s: CaseService):
+            from app.reports import currencies
+
             figures = kpis.kpis(s.ctx, _date(start, "from"), _date(end, "to"), currency)
+            if currency is None:
+                others.extend(c for c in currencies(s.ctx) if c != figures["currency"])
             return figures if name == "kpis" else {"report": name, "rows": kpis.report_rows(name, figures)}
 
         def render(result: dict) -> None:
@@ -355,11 +361,14 @@ def _report_command(name: str, help_text: str) -> None:
                 return
             if not rows:
                 console.print("nothing in this period")
-                return
-            table = Table(*rows[0].keys())
-            for row in rows:
-                table.add_row(*(str(v) if v is not None else "" for v in row.values()))
-            print_table(table)
+            else:
+                table = Table(*rows[0].keys())
+                for row in rows:
+                    table.add_row(*(str(v) if v is not None else "" for v in row.values()))
+                print_table(table)
+            if others:  # a report is of one currency: say which others the ledger holds
+                console.print(f"in one currency, the ledger's most used; also invoiced in {', '.join(others)} "
+                              f"(--currency {others[0]})", highlight=False)
 
         execute(action, as_json, render)
 

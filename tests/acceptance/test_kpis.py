@@ -498,6 +498,13 @@ def test_two_output_formats_at_once_are_refused(ledger):
             assert result.code == 2 and len(lines) == 1 and result.stdout == "", str(result)
             assert "--json" in lines[0] and "--csv" in lines[0], lines
     assert ledger.cli("report", "aging", "--csv", json=False).stdout.startswith("currency,")
+    # a report is of one currency: without --currency the table says which others the ledger
+    # holds (a plain `report aging` showed EUR and nothing told of the USD receivables)
+    used = ledger.ok("report", "aging")["rows"][0]["currency"]  # the module has EUR and USD invoices
+    other = next(c for c in ("EUR", "USD") if c != used)
+    plain = ledger.cli("report", "aging", json=False).stdout
+    assert "also invoiced in" in plain and other in plain.split("also invoiced in")[1], plain
+    assert "also invoiced in" not in ledger.cli("report", "aging", "--currency", used, json=False).stdout
 
 
     """Run last in the module: whatever the commands above left open has a timer or an owned item."""
