@@ -51,6 +51,21 @@ async def create_schedule(body: ScheduleBody, svc: Service, user: caller("schedu
     return await sweeps.create_schedule(svc.ctx, body.cron, body.timezone, user.actor(), body.reason)
 
 
+class ScheduleDeleteBody(Body):
+    reason: str = Field(min_length=1, max_length=500, description="Why the daily sweep stops (kept on the event)")
+
+
+@endpoint("GET", "/schedule", "schedule.show", summary="The daily sweep's Schedule: cron, next and latest runs")
+async def show_schedule(svc: Service) -> dict:
+    return await sweeps.show_schedule(svc.ctx)
+
+
+@endpoint("POST", "/schedule/delete", "schedule.delete",
+          summary="Delete the daily sweep's Schedule (the sweep then runs only when started by hand)")
+async def delete_schedule(body: ScheduleDeleteBody, svc: Service, user: caller("schedule.delete")) -> dict:
+    return await sweeps.delete_schedule(svc.ctx, user.actor(), body.reason)
+
+
 # The bank files POST /payments/import accepts (docs/IMPORT.md); the body is told apart by its content,
 # so the declared type is documentation for clients, not a switch.
 STATEMENT_MEDIA_TYPES = {

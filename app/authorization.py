@@ -56,6 +56,8 @@ ROLE_MATRIX: dict[str, frozenset[Role]] = {
     # automated dunning
     "sweeps.run": APPROVERS,
     "schedule.create": APPROVERS,
+    "schedule.show": ALL,
+    "schedule.delete": APPROVERS,
     # internal notifications are part of the daily sweep; their sent log is part of the audit trail
     "notify.run": APPROVERS,
     "notify.log": APPROVERS,
@@ -148,6 +150,8 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "policy list": ("policy.list", False),
     "policy pin": ("policy.pin", True),
     "schedule create": ("schedule.create", True),
+    "schedule show": ("schedule.show", False),
+    "schedule delete": ("schedule.delete", True),
     "notify run": ("notify.run", True),
     "notify log": ("notify.log", True),
     "payments import": ("payments.import", True),

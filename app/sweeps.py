@@ -109,33 +109,66 @@ async def openings_recorded(ctx: Context, since: datetime, opened: int,
         await asyncio.sleep(RECORDING_POLL)
 
 
+def _schedule_id(ctx: Context) -> str:
+    return f"{ctx.settings.workflow_id_prefix}daily-sweep"
+
+
+def _spec(cron: str, timezone: str):
+    from temporalio.client import ScheduleSpec
+
+    _zone(timezone)
+    if len(cron.split()) != 5:
+        raise DomainError(f"{shown(cron)} is not a five-field cron expression such as '0 6 * * *'", "cron")
+    return ScheduleSpec(cron_expressions=[cron], time_zone_name=timezone)
+
+
+async def _next_runs(client, spec, task_queue: str) -> list[datetime]:
+    """When ``spec`` fires, as Temporal reads it: a paused probe schedule is created, described
+    and deleted, so a cron Temporal refuses or one that never fires changes nothing."""
+    from temporalio.client import Schedule, ScheduleActionStartWorkflow, ScheduleState
+    from temporalio.service import RPCError, RPCStatusCode
+
+    probe_id = f"cron-check-{uuid.uuid4().hex}"
+    action = ScheduleActionStartWorkflow(SWEEP_WORKFLOW, SweepInput(), id=probe_id, task_queue=task_queue)
+    try:
+        handle = await client.create_schedule(probe_id, Schedule(action=action, spec=spec,
+                                                                  state=ScheduleState(paused=True)))
+    except RPCError as error:
+        if error.status == RPCStatusCode.INVALID_ARGUMENT:
+            raise DomainError(error.message, "cron") from None
+        raise
+    try:
+        return list((await handle.describe()).info.next_action_times)
+    finally:
+        await handle.delete()
+
+
 async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor | None = None,
                           reason: str | None = None) -> dict:
     """Create or update the daily sweep's Schedule, then record ``ScheduleCreated`` (who, when,
-    why: the schedule lives in Temporal, so the event follows the change, not in its transaction)."""
+    why: the schedule lives in Temporal, so the event follows the change, not in its transaction).
+    A cron that never fires (``0 0 31 2 *``) is refused: the sweep would silently never run."""
     from app.adminlog import default_actor, record
     from domain import admin
 
     reason = admin.check_reason(reason, required=False, default="daily sweep schedule")
     from temporalio.client import (
-        Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, SchedulePolicy, ScheduleSpec,
-        ScheduleUpdate,
+        Schedule, ScheduleActionStartWorkflow, ScheduleAlreadyRunningError, SchedulePolicy, ScheduleUpdate,
     )
     from temporalio.client import ScheduleOverlapPolicy
-    from temporalio.service import RPCError, RPCStatusCode
 
-    _zone(timezone)
-    if len(cron.split()) != 5:
-        raise DomainError(f"{shown(cron)} is not a five-field cron expression such as '0 6 * * *'", "cron")
+    spec = _spec(cron, timezone)
     settings = ctx.settings
     client = await ctx.client()
-    schedule_id = f"{settings.workflow_id_prefix}daily-sweep"
+    if not await _next_runs(client, spec, settings.task_queue):
+        raise DomainError(f"{shown(cron)} never fires (no such day in {timezone}); the sweep would never run", "cron")
+    schedule_id = _schedule_id(ctx)
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             SWEEP_WORKFLOW, SweepInput(timezone=timezone),
             id=f"{settings.workflow_id_prefix}scheduled-sweep", task_queue=settings.task_queue,
         ),
-        spec=ScheduleSpec(cron_expressions=[cron], time_zone_name=timezone),
+        spec=spec,
         policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP),
     )
     created = True
@@ -145,10 +178,6 @@ async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor |
         handle = client.get_schedule_handle(schedule_id)
         await handle.update(lambda _: ScheduleUpdate(schedule=schedule))
         created = False
-    except RPCError as error:
-        if error.status == RPCStatusCode.INVALID_ARGUMENT:
-            raise DomainError(error.message, "cron") from None
-        raise
     described = await handle.describe()
     record(ctx, "schedule", schedule_id, admin.ScheduleCreated, actor or default_actor(ctx), reason,
            f"schedule {schedule_id}", schedule_id=schedule_id, cron=cron, timezone=timezone, created=created)
@@ -159,3 +188,55 @@ async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor |
         "timezone": timezone,
         "next_runs": [t.isoformat() for t in described.info.next_action_times[:3]],
     }
+
+
+async def show_schedule(ctx: Context) -> dict:
+    """The daily sweep's Schedule as Temporal runs it: when, its next and latest runs."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    schedule_id = _schedule_id(ctx)
+    handle = (await ctx.client()).get_schedule_handle(schedule_id)
+    try:
+        described = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return {"schedule_id": schedule_id, "exists": False}
+        raise
+    from domain import admin
+
+    spec, info = described.schedule.spec, described.info
+    # Temporal keeps a cron as calendar specs: the expression is the one recorded when it was set
+    set_by = ctx.store.load_types(admin.admin_stream_id("schedule", schedule_id), ["ScheduleCreated"])
+    return {
+        "schedule_id": schedule_id, "exists": True,
+        "cron": set_by[-1].cron if set_by else None, "timezone": spec.time_zone_name or "UTC",
+        "set_by": set_by[-1].actor if set_by else None,
+        "set_at": set_by[-1].occurred_at.isoformat() if set_by else None,
+        "paused": described.schedule.state.paused,
+        "next_runs": [t.isoformat() for t in info.next_action_times[:3]],
+        "recent_runs": [{"scheduled_at": a.scheduled_at.isoformat(), "started_at": a.started_at.isoformat(),
+                         "workflow_id": a.action.workflow_id, "run_id": a.action.first_execution_run_id}
+                        for a in info.recent_actions[-5:]],
+    }
+
+
+async def delete_schedule(ctx: Context, actor: Actor | None = None, reason: str | None = None) -> dict:
+    """Delete the daily sweep's Schedule (the sweep then runs only when started by hand), then
+    record ``ScheduleDeleted``. Exit 2 when there is none: nothing to delete."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from app.adminlog import default_actor, record
+    from domain import admin
+
+    reason = admin.check_reason(reason, required=True)
+    schedule_id = _schedule_id(ctx)
+    handle = (await ctx.client()).get_schedule_handle(schedule_id)
+    try:
+        await handle.delete()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            raise DomainError(f"there is no schedule {schedule_id} to delete", "schedule") from None
+        raise
+    record(ctx, "schedule", schedule_id, admin.ScheduleDeleted, actor or default_actor(ctx), reason,
+           f"schedule {schedule_id}", schedule_id=schedule_id)
+    return {"schedule_id": schedule_id, "deleted": True}

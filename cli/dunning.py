@@ -103,6 +103,40 @@ def schedule_create(
         f"next runs: {', '.join(r['next_runs'])}"))
 
 
+@schedule_app.command("show")
+def schedule_show(as_json: JsonOpt = False) -> None:
+    """The daily sweep's Schedule as Temporal runs it: its cron, next runs and latest runs."""
+    from app.sweeps import show_schedule
+
+    execute(lambda s: show_schedule(s.ctx), as_json, _show_schedule)
+
+
+def _show_schedule(r: dict) -> None:
+    if not r["exists"]:
+        console.print(f"no schedule {r['schedule_id']}: the sweep runs only when started by hand "
+                      "(set one with `collections schedule create`)")
+        return
+    state = "paused" if r["paused"] else "active"
+    console.print(f"schedule {r['schedule_id']} ({state}): '{r['cron'] or 'set outside this engine'}' in "
+                  f"{r['timezone']}" + (f", set by {r['set_by']} at {r['set_at'][:19]}" if r["set_by"] else ""))
+    console.print(f"next runs: {', '.join(r['next_runs']) or 'none'}")
+    for run in r["recent_runs"]:
+        console.print(f"ran {run['started_at']} (scheduled {run['scheduled_at']}): workflow {run['workflow_id']}")
+
+
+@schedule_app.command("delete")
+def schedule_delete(
+    reason: Annotated[str, typer.Option(help="Why the daily sweep stops (kept on the event, for the audit trail)")],
+    as_user: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete the daily sweep's Schedule (ScheduleDeleted): the sweep then runs only by hand."""
+    from app.sweeps import delete_schedule
+
+    execute(lambda s: delete_schedule(s.ctx, s.ctx.actor(as_user), reason), as_json,
+            lambda r: console.print(f"schedule {r['schedule_id']} deleted: the sweep runs only when started by hand"))
+
+
 # -- payments ---------------------------------------------------------------------------------
 
 payments_app = typer.Typer(help="Import, match, assign and reverse incoming payments.", no_args_is_help=True)

@@ -157,6 +157,13 @@ class ScheduleCreated(AdminEvent):
     created: bool  # False: an existing schedule was updated
 
 
+class ScheduleDeleted(AdminEvent):
+    """The daily sweep's Temporal Schedule deleted: the sweep runs only when started by hand."""
+
+    type: Literal["ScheduleDeleted"] = "ScheduleDeleted"
+    schedule_id: str
+
+
 class InsurerPolicyAdded(AdminEvent):
     type: Literal["InsurerPolicyAdded"] = "InsurerPolicyAdded"
     policy_id: str
@@ -215,7 +222,8 @@ class SubscriberRemoved(AdminEvent):
 AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
           PaymentAssigned,
-          PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, InsurerPolicyAdded, InvoiceInsured,
+          PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, ScheduleDeleted, InsurerPolicyAdded,
+          InvoiceInsured,
           ApiTokenIssued, SubscriberAdded, SubscriberPaused, SubscriberResumed, SubscriberRemoved],
     Field(discriminator="type"),
 ]

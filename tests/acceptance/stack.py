@@ -55,7 +55,7 @@ BANK_HEADER = "payment_id,received_on,amount,currency,payer,reference"
 OPERATOR_COMMANDS = ("users", "db", "worker", "web", "up")  # run on the server's machine, no token
 # Ledger administration (README: supervisors and finance managers import invoices, run the sweep,
 # rebuild projections...): without --as, the supervisor's token is the one exported for these.
-ADMINISTRATION = {"invoices import", "sweep", "schedule create", "projections rebuild", "policy pin",
+ADMINISTRATION = {"invoices import", "sweep", "schedule create", "schedule delete", "projections rebuild", "policy pin",
                   "payments reverse", "risk rescore", "insurance policy-add", "insurance cover", "notify run",
                   "notify log"}
 GROUPS = {"invoices", "case", "dispute", "plan", "escalation", "write-off", "approvals", "projections", "db",

@@ -80,6 +80,9 @@ def test_the_schedule_fired_with_the_temporal_cli_opens_the_overdue_cases(ledger
     try:
         described = ledger.temporal.temporal("schedule", "describe", "--schedule-id", schedule_id, "-o", "json")
         assert ledger.task_queue in described.stdout, "the schedule does not start the sweep on the ledger's task queue"
+        # a cron that never fires (30 February) is refused and leaves the schedule as it was
+        ledger.refused("schedule", "create", "--cron", "0 0 30 2 *", match="never fires")
+        assert ledger.ok("schedule", "show")["cron"] == "0 6 * * *"
 
         ledger.temporal.temporal("schedule", "trigger", "--schedule-id", schedule_id)
         opened = wait_until(ledger.cases, lambda c: {"SC-1", "SC-2"} <= set(c), 60,
@@ -87,8 +90,16 @@ def test_the_schedule_fired_with_the_temporal_cli_opens_the_overdue_cases(ledger
         assert "SC-3" not in opened, "a case was opened for an invoice not yet due"
         assert opened["SC-1"]["balance"] == "2500.00" and opened["SC-2"]["balance"] == "99.90"
         ledger.reconcile()
+        shown = ledger.cli("schedule", "show", json=False)
+        assert shown.code == 0 and "'0 6 * * *' in UTC" in shown.stdout and "ran " in shown.stdout, str(shown)
     finally:
-        ledger.temporal.temporal("schedule", "delete", "--schedule-id", schedule_id, check=False)
+        deleted = ledger.cli("schedule", "delete", "--reason", "end of the test")
+    assert deleted.code == 0 and deleted.json["deleted"] is True, str(deleted)
+    assert ledger.ok("schedule", "show")["exists"] is False
+    ledger.refused("schedule", "delete", "--reason", "again", match="no schedule")
+    trail = ledger.ok("audit", "export", env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")})
+    [event] = [e for e in trail if e["type"] == "ScheduleDeleted"]
+    assert event["reason"] == "end of the test", event
 
 
 def test_reminders_carry_the_balance_left_after_a_partial_payment(ledger):

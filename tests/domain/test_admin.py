@@ -57,7 +57,8 @@ def test_every_admin_event_type_is_known_to_the_store():
     assert admin.ADMIN_EVENT_TYPES == {"InvoicesImported", "PolicyPinned", "LedgerPaymentRecorded",
                                        "LedgerPaymentReversed", "PaymentAssigned", "InsurerPolicyAdded",
                                        "InvoiceInsured", "ApiTokenIssued", "PaymentHeldUnmatched",
-                                       "PaymentsImported", "ScheduleCreated", "UnmatchedPaymentReversed",
+                                       "PaymentsImported", "ScheduleCreated", "ScheduleDeleted",
+                                       "UnmatchedPaymentReversed",
                                        "SubscriberAdded", "SubscriberPaused", "SubscriberResumed",
                                        "SubscriberRemoved"}
     recorded = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P"), 0, uuid4(), NOW,

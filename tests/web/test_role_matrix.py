@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from api.app import create_app
 from api.routes import router as api_router
 from app.authorization import ROLE_MATRIX
+from app import sweeps
 from app.payments import PaymentService
 from domain.policy import Role
 from tests.conftest import ROOT
@@ -207,6 +208,18 @@ async def _sweep(web: Web, role: str) -> Call:
 async def _schedule(web: Web, role: str) -> Call:
     return Call("POST", "/api/schedule", {"cron": "0 6 * * *", "timezone": "Asia/Shanghai"},
                 check=lambda r: r["timezone"] == "Asia/Shanghai" and len(r["next_runs"]) == 3)
+
+
+async def _schedule_show(web: Web, role: str) -> Call:
+    await sweeps.create_schedule(web.context, "0 7 * * *", "Europe/Berlin", web.actor("supervisor"))
+    return Call("GET", "/api/schedule", check=lambda r: r["exists"] and r["cron"] == "0 7 * * *"
+                and r["timezone"] == "Europe/Berlin" and len(r["next_runs"]) == 3)
+
+
+async def _schedule_delete(web: Web, role: str) -> Call:
+    await sweeps.create_schedule(web.context, "0 7 * * *", "UTC", web.actor("supervisor"))
+    return Call("POST", "/api/schedule/delete", {"reason": "sweeps run by hand this month"},
+                check=lambda r: r["deleted"])
 
 
 def _bank_file(payment_id: str, reference: str, payer: str = "Acme Test GmbH", amount: str = "25.00") -> bytes:
@@ -453,7 +466,8 @@ PREPARE: dict[str, Callable[[Web, str], Awaitable[Call]]] = {
     "payments.apply_credit": _apply_credit, "payments.prepay": _prepay, "reports.kpis": _kpis,
     "insurance.policies": _insurer_policies, "insurance.policy_add": _insurer_policy_add,
     "insurance.cover": _insurance_cover, "insurance.indemnity": _indemnity,
-    "sweeps.run": _sweep, "schedule.create": _schedule, "payments.import": _payments_import,
+    "sweeps.run": _sweep, "schedule.create": _schedule, "schedule.show": _schedule_show,
+    "schedule.delete": _schedule_delete, "payments.import": _payments_import,
     "payments.unmatched": _payments_unmatched, "payments.assign": _payments_assign,
     "payments.reverse": _payments_reverse, "notices.preview": _preview, "cases.migrate_policy": _migrate,
     "policy.list": _policies, "policy.pin": _pin,
