@@ -24,6 +24,7 @@ from domain.inputs import (
     check_issue_and_due,
     csv_error,
     csv_reader,
+    missing_columns,
     parse_date,
 )
 from domain.money import Money, payable_currency
@@ -197,7 +198,7 @@ def parse_export(
     if missing:
         looks_like = [f.name for f in FORMATS.values() if f.name != format and set(f.columns) <= set(header)]
         hint = f"; the header looks like the {looks_like[0]} layout: pass --format {looks_like[0]}" if looks_like else ""
-        raise DomainError(f"line 1: missing column(s) {', '.join(missing)}{hint}", "file")
+        raise missing_columns(missing, header, hint)
     reader.fieldnames = header
     rows: list[ExportRow] = []
     notes: list[CreditNoteRow] = []

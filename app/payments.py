@@ -32,7 +32,14 @@ from domain import admin, matching
 from domain import commands as cmd
 from domain.decider import case_uuid
 from domain.errors import DomainError, shown
-from domain.inputs import check_identifier, check_received_on, check_same_payment, csv_reader, parse_date
+from domain.inputs import (
+    check_identifier,
+    check_received_on,
+    check_same_payment,
+    csv_reader,
+    missing_columns,
+    parse_date,
+)
 from domain.money import Money, currency_exponent
 from domain.policy import InputPolicy
 from domain.users import Actor
@@ -80,7 +87,7 @@ def parse_payments(text: str, today: date, rules: InputPolicy | None = None) -> 
     header = csv_header(reader)
     missing = [c for c in PAYMENT_COLUMNS if c not in header]
     if missing:
-        raise DomainError(f"line 1: missing column(s) {', '.join(missing)}", "file")
+        raise missing_columns(missing, header)
     reader.fieldnames = header
     lines: list[PaymentLine] = []
     seen: dict[str, int] = {}

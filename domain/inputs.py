@@ -225,6 +225,19 @@ CSV_MAX_FILE_BYTES = 200 * 1024 * 1024  # a file given to the CLI
 CSV_MAX_UPLOAD_BYTES = 50 * 1024 * 1024  # a file uploaded to the API
 
 
+OTHER_DELIMITERS = {";": "semicolons", "\t": "tabs", "|": "bars"}
+
+
+def missing_columns(missing: list[str], header: list[str], hint: str = "") -> DomainError:
+    """Line 1 lacks columns. A header read as one column holding ';' (a spreadsheet saved with
+    the list separator of many European locales) or tabs says how to fix it."""
+    if len(header) == 1:
+        found = [name for mark, name in OTHER_DELIMITERS.items() if mark in header[0]]
+        if found:
+            hint = f"; the file is separated by {found[0]}, not commas: save it as comma-separated CSV (UTF-8)"
+    return DomainError(f"line 1: missing column(s) {', '.join(missing)}{hint}", "file")
+
+
 def csv_reader(text: str) -> csv.DictReader:
     """A reader whose fields are bounded (csv.field_size_limit); see ``csv_error``."""
     import io

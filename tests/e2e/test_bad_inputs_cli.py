@@ -150,6 +150,10 @@ def bad_files(cat: Catalogue) -> dict[str, str]:
         "binary": f("garbage.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256))),
         "dup": f("dup.csv", f"{HEADER}\n{GOOD_ROW}\n{GOOD_ROW}\n"),
         "missing_col": f("missing.csv", "invoice_id,amount\nINV-X,10\n"),
+        # saved by a spreadsheet whose list separator is ';' (many European locales)
+        "semicolons": f("semicolons.csv", HEADER.replace(",", ";") + "\n" + GOOD_ROW.replace(",", ";") + "\n"),
+        "payments_semicolons": f("bank-semicolons.csv", "payment_id;received_on;amount;currency;payer;reference\n"
+                                 "P-1;2026-03-01;10.00;EUR;Acme;INV-1001\n"),
         "extra_values": f("extra.csv", f"{HEADER}\n{GOOD_ROW},surplus\n"),
         "negative": f("negative.csv", f"{HEADER}\n" + GOOD_ROW.replace("100.00", "-100.00") + "\n"),
         "zero": f("zero.csv", f"{HEADER}\n" + GOOD_ROW.replace("100.00", "0.00") + "\n"),
@@ -264,6 +268,10 @@ def catalogue_entries(cat: Catalogue) -> list[tuple[str, tuple[str, ...], str]]:
         ("binary file", ("invoices", "import", files["binary"]), "is not UTF-8"),
         ("duplicated ids", ("invoices", "import", files["dup"]), "already appears on line 2"),
         ("missing columns", ("invoices", "import", files["missing_col"]), "missing column(s)"),
+        ("semicolon-separated invoices", ("invoices", "import", files["semicolons"]),
+         "separated by semicolons, not commas: save it as comma-separated CSV"),
+        ("semicolon-separated bank file", ("payments", "import", files["payments_semicolons"]),
+         "separated by semicolons, not commas"),
         ("more values than columns", ("invoices", "import", files["extra_values"]), "more values than columns"),
         ("negative invoice amount", ("invoices", "import", files["negative"]), "must be positive"),
         ("zero invoice amount", ("invoices", "import", files["zero"]), "must be positive"),
