@@ -18,7 +18,7 @@ from domain import commands as cmd
 from domain import events as ev
 from domain.agenda import accrued_interest
 from domain.authority import ROLE_RANK, approval_authority, counted_alone, in_approval_currency, may_act_alone
-from domain.calendar import next_send_moment
+from domain.calendar import next_send_moment, zone
 from domain.durations import format_duration
 from domain.errors import DomainError, shown
 from domain.inputs import check_same_payment
@@ -112,8 +112,9 @@ def _require_role(actor_role: Role | None, allowed: tuple[Role, ...], what: str)
         raise DomainError(f"only a {names} may {what}", "as")
 
 
-def _end_of_day(day) -> datetime:
-    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+def _end_of_day(day, timezone_name: str = "UTC") -> datetime:
+    """The moment ``day`` ends in the named time zone, in UTC."""
+    return datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone(timezone_name)).astimezone(timezone.utc)
 
 
 def _send_moment(due: datetime, customer: ev.Customer, policy: Policy) -> datetime:
@@ -476,7 +477,9 @@ def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
     if s.plan is not None and s.plan.status == "accepted":
         raise DomainError("the case is on a payment plan; renegotiate the plan instead", "case")
     _positive_within_balance(s, c.amount)
-    today = emit.now.date()
+    # the customer's day: a promise for "today" made late in their evening is still today
+    day_zone = s.customer.timezone if policy.promise.in_customer_day else "UTC"
+    today = emit.now.astimezone(zone(day_zone)).date()
     if c.promised_date < today:
         raise DomainError(f"{c.promised_date} is in the past", "date")
     latest = (emit.now + policy.promise.max_horizon).date()
@@ -488,7 +491,7 @@ def _promise(emit: _Emitter, c: cmd.MakePromise, policy: Policy) -> None:
         promise_id=emit.new_id("PR"),
         amount=c.amount,
         promised_date=c.promised_date,
-        check_at=_end_of_day(c.promised_date) + policy.promise.grace,
+        check_at=_end_of_day(c.promised_date, day_zone) + policy.promise.grace,
     )
 
 

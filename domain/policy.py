@@ -118,6 +118,9 @@ class DisputePolicy(_Model):
 class PromisePolicy(_Model):
     grace: timedelta = timedelta(0)
     max_horizon: timedelta
+    in_customer_day: bool = Field(
+        True, description="a promised day is the customer's: it is kept until that day ends in the customer's time "
+        "zone (False only for workflow runs recorded before this rule: it ended at midnight UTC)")
 
     @field_validator("max_horizon")
     @classmethod
@@ -542,6 +545,11 @@ class Policy(_Model):
         excess as customer credit: the reduction stopped at the open balance and the part paid
         beyond the new amount went nowhere. Only for workflow runs recorded then."""
         return self.model_copy(update={"credit": self.credit.model_copy(update={"amended_below_paid": False})})
+
+    def before_promise_in_customer_day(self) -> Policy:
+        """This policy as cases were decided before a promised day was the customer's: it ended at
+        midnight UTC. Only for workflow runs recorded then."""
+        return self.model_copy(update={"promise": self.promise.model_copy(update={"in_customer_day": False})})
 
     def ladder(self, grade: RiskGrade) -> tuple[LadderStep, ...]:
         return self.ladders[grade]

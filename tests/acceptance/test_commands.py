@@ -539,3 +539,29 @@ def test_an_escalation_leaves_the_inbox_when_its_case_is_paid_in_full(ledger):
     assert listed() == withdrawn
     assert [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-ESC"] == []
     ledger.reconcile()
+
+
+def test_a_promise_for_the_customers_today_is_kept_until_their_midnight(ledger):
+    """A collector in Europe records what a customer far west (or east) of UTC promised: "today"
+    is the customer's day. It was judged on UTC's: refused as 'in the past' for a customer whose
+    day had not ended, or broken hours before their midnight."""
+    from zoneinfo import ZoneInfo
+
+    from domain.policy import parse_policy
+
+    now = datetime.now(timezone.utc)
+    # a zone whose date differs from UTC's at this hour: American Samoa (UTC-11) or Kiribati (UTC+14)
+    zone = ZoneInfo("Pacific/Pago_Pago" if now.hour < 11 else "Pacific/Kiritimati")
+    local_today = now.astimezone(zone).date()
+    assert local_today != now.date()
+    header = "invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount," \
+             "issue_date,due_date,risk_grade,timezone"
+    row = f"CL-TZ,C-TZ,Islands Trading,ap@islands.test,US,en,USD,300.00,{day(-40)},{day(-10)},A,{zone.key}"
+    ledger.ok("invoices", "import", str(ledger.write_csv(header, [row], "tz-invoices")))
+    ledger.ok("case", "open", "CL-TZ")
+    promised = ledger.ok("promise", "CL-TZ", "--amount", "300.00", "--date", local_today.isoformat())
+    assert promised["status"] == "promised", promised
+    grace = parse_policy(DEMO_POLICY.read_text()).promise.grace
+    midnight = datetime.combine(local_today + timedelta(days=1), datetime.min.time(), zone)
+    check_at = datetime.fromisoformat(ledger.case("CL-TZ")["promise"]["check_at"])
+    assert check_at == midnight + grace, (check_at, midnight)

@@ -16,7 +16,18 @@ from domain.money import Money
 from domain.policy import RiskGrade, Role
 from domain.state import CaseStatus
 from domain.users import SYSTEM_ACTOR
-from tests.domain.scenario import COLLECTOR, MANAGER, SUPERVISOR, SUPERVISOR_2, T0, Case, invoice, types, usd
+from tests.domain.scenario import (
+    COLLECTOR,
+    MANAGER,
+    SUPERVISOR,
+    SUPERVISOR_2,
+    T0,
+    Case,
+    default_policy,
+    invoice,
+    types,
+    usd,
+)
 
 
 def rejected(case: Case, command_type, match: str, actor=COLLECTOR, **data) -> None:
@@ -292,6 +303,26 @@ def test_broken_promise_resumes_at_the_next_step_at_once():
     s = case.state
     assert s.promises_broken == 1 and s.status == CaseStatus.open
     assert next_action(s).kind == "remind" and next_action(s).at == check.at
+
+
+def test_a_promised_day_is_the_customers_day():
+    """A customer in Los Angeles promises at 18:00 their time (02:00 UTC the next day) to pay
+    "today": the promise stands, and it is kept until their midnight, not UTC's."""
+    facts = invoice()
+    facts = facts.model_copy(update={"customer": facts.customer.model_copy(
+        update={"country": "US", "timezone": "America/Los_Angeles"})})
+    evening = datetime(2026, 3, 3, 2, 0, tzinfo=timezone.utc)  # 18:00 on 2 March in Los Angeles
+    case = Case().open(facts).at(evening)
+    [made] = case.when(cmd.MakePromise, amount=usd("500.00"), promised_date=date(2026, 3, 2))
+    assert made.check_at == datetime(2026, 3, 3, 8, 0, tzinfo=timezone.utc) + case.policy.promise.grace
+    case.at(made.check_at - timedelta(minutes=1))
+    assert case.tick() == []  # still 2 March in Los Angeles
+    case.at(made.check_at)
+    assert types(case.tick()) == ["PromiseBroken"]
+
+    # workflow runs recorded before the rule keep deciding by UTC's day
+    before = Case(default_policy().before_promise_in_customer_day()).open(facts).at(evening)
+    rejected(before, cmd.MakePromise, "in the past", amount=usd("500.00"), promised_date=date(2026, 3, 2))
 
 
 def test_promise_rejections():
