@@ -62,6 +62,8 @@ class NoticeRequest(_Model):
     advance: AdvanceFacts | None = None  # a case of kind advance: a deposit due before shipment (invoice_id: the request)
     factor: FactorTerms | None = None  # assigned to a factor: pay only to it (docs/FINANCING.md)
     discount: DiscountTerms | None = None  # the early-payment discount the notice offers
+    # the time the notice gives before the next step; None in letters recorded before (they said 7 days)
+    respond_within: timedelta | None = None
 
 
 class NoticeResult(_Model):

@@ -16,7 +16,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.contracts import NoticeRequest
 from activities import catalogue
-from activities.rendering import factor_instructions, format_day, format_money, language_context, lines
+from activities.rendering import (
+    factor_instructions,
+    format_day,
+    format_money,
+    format_period,
+    language_context,
+    lines,
+)
 
 LETTERS = Path(__file__).resolve().parents[1] / "templates" / "letters"
 
@@ -64,6 +71,7 @@ class LetterRenderer:
             "compensation": (format_money(interest.compensation_stated, language)
                              if interest and interest.compensation_stated else None),
             "factor": factor_instructions(request),  # assigned to a factor: pay only to it
+            "within": format_period(request.respond_within, language),
         }
         return self.render("final.html.j2", **context)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date
+from babel.dates import format_date, format_timedelta
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound
 from markupsafe import Markup, escape
@@ -75,8 +75,20 @@ def format_money(amount: Money, language: str) -> str:
     return format_currency(amount.amount, amount.currency, locale=babel_locale(language))
 
 
+# French writes the first of the month as an ordinal: « le 1er octobre »
+FIRST_OF_MONTH = {"fr": "d'er' MMMM y"}
+# What notices recorded before the policy's own wait was stated gave the customer.
+STATED_BEFORE = timedelta(days=7)
+
+
 def format_day(day: date, language: str) -> str:
-    return format_date(day, format="long", locale=babel_locale(language))
+    pattern = FIRST_OF_MONTH.get(language) if day.day == 1 else None
+    return format_date(day, format=pattern or "long", locale=babel_locale(language))
+
+
+def format_period(period: timedelta | None, language: str) -> str:
+    """'7 days', '4 Wochen': the time a notice gives the customer (days up to two weeks)."""
+    return format_timedelta(period or STATED_BEFORE, threshold=2.5, format="long", locale=babel_locale(language))
 
 
 def factor_instructions(n: NoticeRequest) -> dict | None:
@@ -162,6 +174,7 @@ class NoticeRenderer:
             "sender_name": self.sender_name,
             "self_service_url": self.link_for(first.customer.customer_id) if self.link_for else None,
             "final": any(n.final for n in notices),
+            "within": format_period(max(notices, key=lambda n: n.level).respond_within, language),
         }
         if first.advance is not None:  # a deposit due before shipment: no invoice was issued
             step = "deposit"

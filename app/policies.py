@@ -69,7 +69,7 @@ def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
         case_id=state.case_id, seq=notice.seq, level=notice.level, step=notice.step, final=notice.final,
         invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due, balance=state.balance,
         fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date, interest=notice.interest,
-        issued_on=today, advance=state.advance,
+        issued_on=today, advance=state.advance, respond_within=notice.respond_within,
     )
     rendered = NoticeRenderer().render([request])
     return {"case_id": str(state.case_id), "invoice_id": state.invoice_id, "level": notice.level,

@@ -11,7 +11,7 @@ from domain.calendar import next_send_moment
 from domain.events import DiscountTerms
 from domain.interest import Accrual, InterestDue, accrue
 from domain.money import Money
-from domain.policy import Policy
+from domain.policy import LadderStep, Policy
 from domain.state import CaseState
 
 
@@ -174,6 +174,8 @@ class NoticeDue(BaseModel):
     fee: Money | None
     final: bool
     interest: InterestDue | None = None
+    # what the notice gives the customer before the next step (the next reminder, or escalation)
+    respond_within: timedelta | None = None
 
 
 def notice_due(state: CaseState, policy: Policy, level: int | None = None, on: date | None = None) -> NoticeDue:
@@ -201,7 +203,14 @@ def notice_due(state: CaseState, policy: Policy, level: int | None = None, on: d
         fee=fee if fee is not None and fee.is_positive else None,
         final=level == len(ladder),
         interest=interest,
+        respond_within=_respond_within(policy, ladder, level),
     )
+
+
+def _respond_within(policy: Policy, ladder: tuple[LadderStep, ...], level: int) -> timedelta | None:
+    """The time to the ladder's next step; after the final notice, to escalation."""
+    wait = policy.escalation.after_final if level == len(ladder) else ladder[level].after - ladder[level - 1].after
+    return wait if wait > timedelta(0) else None
 
 
 # -- early-cash instruments (docs/FINANCING.md) ----------------------------------------------------

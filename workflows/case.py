@@ -275,7 +275,7 @@ class CollectionCaseWorkflow:
             invoice_id=state.invoice_id, customer=state.customer, amount_due=notice.amount_due,
             balance=state.balance, fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date,
             interest=notice.interest, issued_on=workflow.now().date(), advance=state.advance,
-            factor=state.factor_instructions, discount=offer,
+            factor=state.factor_instructions, discount=offer, respond_within=notice.respond_within,
         )
         # A deposit request's notice (a case of kind advance, new in issue 16: no history before it
         # has one) is a message of its own, never batched with the customer's invoices.

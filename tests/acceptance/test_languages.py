@@ -24,7 +24,7 @@ MONTHS = {
     "es": "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre".split(),
 }
 DE_DUE = f"fällig am {DUE.day}. {MONTHS['de'][DUE.month - 1]} {DUE.year}"
-FR_DUE = f"échue le {DUE.day} {MONTHS['fr'][DUE.month - 1]} {DUE.year}"
+FR_DUE = f"échue le {DUE.day}{'er' if DUE.day == 1 else ''} {MONTHS['fr'][DUE.month - 1]} {DUE.year}"
 ES_DUE = f"vencida el {DUE.day} de {MONTHS['es'][DUE.month - 1]} de {DUE.year}"
 
 # What a reader of each language expects: the subjects of the three steps, a sentence of the text,
@@ -37,7 +37,8 @@ EXPECTED = {
            "text": "Sehr geehrte Damen und Herren,", "link": "Ihre offenen Rechnungen einsehen",
            "interest": "davon Verzugszinsen bis zum", "compensation": f"Verzugspauschale für Beitreibungskosten: 40,00{NBSP}€",
            "money": re.compile(rf"\b1\.2\d\d,\d\d{NBSP}€ offen"), "date": DE_DUE,
-           "letter": "Letzte Mahnung"},
+           "letter": "Letzte Mahnung",
+           "within": "innerhalb der nächsten 1 Sekunde"},
     "fr": {"customer": "C-FR-9", "country": "FR", "currency": "EUR", "amount": "1234.56",
            "subjects": (f"Rappel amiable{NBSP}: facture LANG-FR-1 échue",
                         f"Deuxième relance{NBSP}: paiement en retard pour la facture LANG-FR-1",
@@ -45,21 +46,24 @@ EXPECTED = {
            "text": "Madame, Monsieur,", "link": "Consultez vos factures ouvertes",
            "interest": "dont intérêts de retard au", "compensation": f"indemnité forfaitaire pour frais de recouvrement{NBSP}: 40,00{NBSP}€",
            "money": re.compile(rf"1{NNBSP}2\d\d,\d\d{NBSP}€ restant dû"), "date": FR_DUE,
-           "letter": "Dernière relance"},
+           "letter": "Dernière relance",
+           "within": f"sous 1{NBSP}seconde"},
     "es": {"customer": "C-ES-9", "country": "ES", "currency": "EUR", "amount": "1234.56",
            "subjects": ("Recordatorio de pago: factura LANG-ES-1 vencida", "Segundo recordatorio: pago pendiente de la factura LANG-ES-1",
                         "Último aviso: factura LANG-ES-1 con un retraso considerable"),
            "text": "Estimados señores:", "link": "Consulten sus facturas pendientes",
            "interest": "de los cuales intereses de demora hasta el", "compensation": f"indemnización por costes de cobro: 40,00{NBSP}€",
            "money": re.compile(rf"1\.2\d\d,\d\d{NBSP}€ pendiente"), "date": ES_DUE,
-           "letter": "Último aviso"},
+           "letter": "Último aviso",
+           "within": "en un plazo de 1 segundo"},
     "ja": {"customer": "C-JP-9", "country": "JP", "currency": "JPY", "amount": "123456",
            "subjects": ("お支払いのお願い：請求書 LANG-JA-1 の支払期日が過ぎております",
                         "再督促：請求書 LANG-JA-1 のお支払いが遅延しております",
                         "最終督促：請求書 LANG-JA-1 のお支払いが大幅に遅延しております"),
            "text": "御中", "link": "未払いの請求書の確認", "interest": None, "compensation": None,
            "money": re.compile(r"未払額 ￥123,456"), "date": f"支払期日 {DUE.year}年{DUE.month}月{DUE.day}日",
-           "letter": "LANG-JA-1"},
+           "letter": "LANG-JA-1",
+           "within": "1 秒以内"},
 }
 
 
@@ -108,6 +112,8 @@ def test_every_notice_of_the_ladder_reaches_the_customer_in_their_language(ledge
     from pypdf import PdfReader
 
     final = mails[2]
+    # the time it gives is the policy's after_final (1 s under the test ladder), not a fixed 7 days
+    assert e["within"] in final.text, final.text
     pdfs = [part for part in final.message.iter_attachments() if part.get_content_type() == "application/pdf"]
     assert len(pdfs) == 1, final.message
     letter = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdfs[0].get_content())).pages).split())

@@ -131,6 +131,19 @@ def test_ladder_sends_each_step_then_escalates():
     assert case.state.status == CaseStatus.escalated
 
 
+def test_each_notice_gives_the_time_to_the_ladders_next_step():
+    """A notice states how long the customer has: to the next reminder, after the final one to
+    escalation (the policy's after_final), not a fixed seven days."""
+    case = Case().open()  # grade B: 3, 14 and 30 days; escalation 7 days after the final notice
+    waits = []
+    for day in (3, 14, 30):
+        case.at(T0 + timedelta(days=day))
+        notice = notice_due(case.state, case.policy)
+        waits.append(notice.respond_within)
+        case.remind(fee=notice.fee)
+    assert waits == [timedelta(days=11), timedelta(days=16), case.policy.escalation.after_final]
+
+
 def test_recording_the_same_reminder_twice_is_a_no_op():
     case = Case().open().at(timedelta(days=3))
     seq = case.state.notices + 1
