@@ -237,12 +237,11 @@ def worklist_page(request: Request, status: str = "", assignee: str = "", grade:
 
 def inbox_items(svc: CaseService, user: User, now: datetime) -> list[dict]:
     rows = svc.approvals("pending")
-    pinned = svc.pinned_policies({r["case_id"] for r in rows})
     items = []
-    for row in rows:
-        policy = pinned.get(row["case_id"]) or svc.ctx.policy()
+    for row, (policy, written_off) in zip(rows, svc.approval_rules(rows)):
+        # as the decider judges it: a write-off with what its case was already written off by
         authority = approval_authority(user.actor(), row["kind"], Role(row["tier"]), row["requested_by"],
-                                       Money.of(row["amount"], row["currency"]), policy)
+                                       Money.of(row["amount"], row["currency"]), policy, written_off)
         requested = datetime.fromisoformat(row["requested_at"])
         due = datetime.fromisoformat(row["sla_due_at"]) if row["sla_due_at"] else None
         items.append({**row, "authority": authority, "age": now - requested, "overdue": due is not None and due < now})

@@ -24,7 +24,8 @@ from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
 from domain.inputs import check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date
 from domain.money import Money, positive_money
-from domain.policy import Policy
+from domain.authority import approver_role
+from domain.policy import Policy, Role
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
 from store.schema import approvals, case_summary
@@ -309,7 +310,29 @@ class CaseService:
         if limit is not None:
             query = query.limit(limit).offset(offset)
         with self.ctx.db.read() as session:
-            return [approval_dict(r) for r in session.execute(query)]
+            rows = [approval_dict(r) for r in session.execute(query)]
+        return self._with_approver(rows)
+
+    def _with_approver(self, rows: list[dict]) -> list[dict]:
+        """Each pending item's ``approver``: the lowest role the policy lets approve it (a write-off
+        by the case's total); None when only a rejection is possible."""
+        for row, (policy, written_off) in zip(rows, self.approval_rules(rows)):
+            if row["status"] == "pending":
+                approver = approver_role(row["kind"], Role(row["tier"]), Money.of(row["amount"], row["currency"]),
+                                         policy, written_off)
+                row["approver"] = approver.value if approver else None
+        return rows
+
+    def approval_rules(self, rows: list[dict]) -> list[tuple[Policy, Money | None]]:
+        """For each pending item, the policy its case runs under and what the case was already
+        written off by: what the decider judges a decision with."""
+        pending = {r["case_id"] for r in rows if r["status"] == "pending" and r["case_id"]}
+        pinned = self.pinned_policies(pending)
+        with self.ctx.db.read() as session:
+            states = dict(session.execute(select(case_summary.c.case_id, case_summary.c.state)
+                                          .where(case_summary.c.case_id.in_(sorted(pending)))).all()) if pending else {}
+        written = {case_id: CaseState.model_validate_json(state).write_offs for case_id, state in states.items()}
+        return [(pinned.get(r["case_id"]) or self.ctx.policy(), written.get(r["case_id"])) for r in rows]
 
     def approval(self, approval_id: str) -> dict:
         """One item of the approvals inbox, whatever its status."""
@@ -465,6 +488,8 @@ class CaseService:
         known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id and not split else None
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
+        # Temporal answers a repeat with the first reply (its events): say it changed nothing.
+        repeat = bool(payment_id) and not split and self._payment_recorded(pid)
         if self._existing(invoice_id) is None:
             if split:
                 raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
@@ -487,7 +512,7 @@ class CaseService:
             )
 
             result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
-        return {**result, "payment_id": pid, "applied_to": "case"}
+        return {**result, "payment_id": pid, "applied_to": "case"} | ({"recorded": False} if repeat else {})
 
     def _pay_on_ledger(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, payer: str,
                        matched_by: str, actor: Actor, reason: str | None) -> bool:
@@ -510,6 +535,12 @@ class CaseService:
                        invoice_id=invoice_id, amount=money,
                        **({} if assigned else {"received_on": received, "matched_by": matched_by}))
         return event is not None
+
+    def _payment_recorded(self, pid: str) -> bool:
+        from store.payments import PaymentLedger
+
+        row = PaymentLedger(self.ctx.db).get(pid)
+        return row is not None and row.status != "unmatched"
 
     def _known_payment(self, pid: str, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
         """A client's payment id binds what it paid. Known on another invoice: a conflict. Known on

@@ -152,6 +152,8 @@ def show_reply(result: dict) -> None:
         events = f"already closed ({result.get('status')})" if result.get("closed_at") else "already open"
     elif not events:
         events = "case opened" if result.get("opened") else "no change"
+    elif result.get("recorded") is False:  # a repeated command: Temporal answered with its first reply
+        events = f"no change: already recorded ({events})"
     console.print(
         f"case [bold]{result.get('invoice_id')}[/bold] ({result.get('case_id')}): "
         f"status [cyan]{result.get('status')}[/cyan], balance {result.get('balance')} {result.get('currency')} — {events}"
@@ -236,14 +238,21 @@ def show_case(result: dict) -> None:
     print_table(table)
 
 
+def _approver(row: dict) -> str:
+    """Who may approve a pending item (by the policy's caps, a write-off by its case's total)."""
+    if row["status"] != "pending":
+        return row["tier"]
+    return row.get("approver") or "nobody (reject only)"
+
+
 def show_approvals(rows: list[dict]) -> None:
-    table = Table("approval id", "kind", "invoice", "amount", "requested by", "tier", "SLA due", "status")
+    table = Table("approval id", "kind", "invoice", "amount", "requested by", "approver", "SLA due", "status")
     for r in rows:
         amount = f"{r['amount']} {r['currency']}"
         if r.get("reduced_alone"):  # why a small reduction waits: what was already reduced alone counts
             amount += f" (+{r['reduced_alone']} alone before)"
         table.add_row(r["approval_id"], r["kind"], r["invoice_id"], amount,
-                      r["requested_by"], r["tier"], (r["sla_due_at"] or "")[:19], r["status"])
+                      r["requested_by"], _approver(r), (r["sla_due_at"] or "")[:19], r["status"])
     print_table(table)
 
 

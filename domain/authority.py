@@ -94,6 +94,21 @@ def authority_limit(actor: Actor, policy: Policy) -> Decimal:
     return min(actor.write_off_limit, policy.write_off_cap(actor.role)) if actor.role else Decimal(0)
 
 
+def approver_role(kind: str, tier: Role, amount: Money | None, policy: Policy,
+                  written_off: Money | None = None) -> Role | None:
+    """The lowest role that may approve the item, by its tier and the policy's caps (a user's own
+    limit may be lower); None when no role's cap covers it (it can then only be rejected)."""
+    roles = sorted((r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[tier]), key=ROLE_RANK.__getitem__)
+    if kind not in REDUCTIONS + PAY_OUTS or amount is None:
+        return roles[0] if roles else None
+    before = written_off_before(policy, kind, written_off)
+    try:
+        total = in_approval_currency(policy.approval, amount + before if before is not None else amount)
+    except DomainError:
+        return tier  # no rate to judge by: the decision says so
+    return next((r for r in roles if total.amount.amount <= policy.write_off_cap(r)), None)
+
+
 def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, amount: Money | None,
                        policy: Policy, written_off: Money | None = None) -> Authority:
     """May ``actor`` approve (or reject) an item of ``kind`` (write_off, credit, cancellation,

@@ -122,7 +122,9 @@ def test_case_commands_from_open_to_close(ledger):
     # the same payment typed twice with its id: counted once
     paid = ledger.ok("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1")
     assert paid["balance"] == "1000.00", paid
-    assert ledger.ok("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1")["balance"] == "1000.00"
+    again = ledger.cli("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1", json=False)
+    assert again.code == 0 and "balance 1000.00 USD" in again.stdout, str(again)
+    assert "no change: already recorded" in again.stdout, again.stdout  # not read as a second payment
 
     promised = ledger.ok("promise", "CL-1", "--amount", "1000.00", "--date", day(7))
     assert promised["status"] == "promised" and ledger.peek("CL-1")["promise"]["amount"]["amount"] == "1000.00"
@@ -475,6 +477,10 @@ def test_a_write_off_split_in_two_needs_authority_for_the_total(ledger):
 
     ledger.ok("write-off", "request", "CL-WO2", "--amount", "9540.00", "--reason", "uncollectible")
     second = pending_write_off()
+    # the inbox names who may approve it: the case's total is beyond a supervisor's cap
+    assert (first["approver"], second["approver"]) == ("supervisor", "finance_manager"), (first, second)
+    inbox = ledger.cli("approvals", "list", json=False)
+    assert "finance_manager" in next(line for line in inbox.stdout.splitlines() if "CL-WO2" in line), inbox.stdout
     before = ledger.case("CL-WO2")
     refusal = ledger.refused("approvals", "approve", second["approval_id"], "--reason", "approved part 2",
                              "--as", "demo-supervisor")

@@ -112,6 +112,27 @@ async def test_a_collector_signs_in_and_cannot_approve(page, web: Web):
     assert web.service.approval(approval_id)["status"] == "pending"
 
 
+async def test_a_supervisor_is_not_offered_the_second_piece_of_a_split_write_off(page, web: Web):
+    """The server refuses a supervisor (10,000 USD) the second piece of a write-off when the case's
+    total passes her authority; the inbox offered her 'Approve' anyway and named her tier."""
+    invoice = await web.new_case(amount="15000.00")
+    await web.service.request_write_off(invoice, "8000.00", "uncollectible", web.actor("collector"))
+    first = next(a for a in web.service.approvals() if a["invoice_id"] == invoice)
+    await web.service.decide_approval(first["approval_id"], True, web.actor("supervisor"), reason="part one")
+    await web.service.request_write_off(invoice, "7000.00", "uncollectible", web.actor("collector"))
+    second = next(a for a in web.service.approvals() if a["invoice_id"] == invoice)
+
+    await sign_in(page, web, "supervisor")
+    await page.click("nav >> text=Approvals")
+    row = page.locator(f"tr[data-approval='{second['approval_id']}']")
+    await row.wait_for()
+    assert await row.locator("button.approve").count() == 0, await row.inner_html()
+    assert await row.locator("button.reject").count() == 1  # she may still reject it
+    assert "$10,000.00" in await row.locator("[data-testid=cannot]").inner_text()
+    assert await row.locator("[data-testid=approver]").inner_text() == "finance manager"
+    await shot(page, "approvals-inbox-split-write-off")
+
+
 async def test_a_customer_name_with_a_script_tag_is_shown_as_text(page, web: Web):
     name = '<script>window.__xss = 1; document.title = "pwned"</script>Evil & Co <b>Ltd</b>'
     invoice = await web.new_case(customer=name)
