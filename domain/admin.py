@@ -4,7 +4,7 @@ A case's facts live in its stream, a customer's in the customer's stream. What a
 does to the ledger, the policies, the insurance terms or the users file belongs to no case,
 so it is recorded here, in one small stream per thing acted on (``admin_stream_id``):
 a payment recorded on an invoice without a case, a policy version, an insurer policy, an
-invoice's insurance, a user's token, the invoice imports. An auditor reading one stream
+invoice's insurance, a user and their token, the invoice imports. An auditor reading one stream
 sees the whole history of that thing, and ``audit export`` shows them all in time order
 with the case and customer events (docs/CONTROLS.md).
 
@@ -191,6 +191,27 @@ class ApiTokenIssued(AdminEvent):
     fingerprint: str  # of the stored hash, so two issuances can be told apart
 
 
+class ApiTokenRevoked(AdminEvent):
+    """A user's API token taken away without a new one: it stops working at once, and console
+    sessions signed in with it end."""
+
+    type: Literal["ApiTokenRevoked"] = "ApiTokenRevoked"
+    user: str
+    role: str
+    fingerprint: str  # of the hash removed: the ApiTokenIssued with the same fingerprint issued it
+
+
+class UserAdded(AdminEvent):
+    """A person (or system) added to the users file; no token yet (``users token`` issues one)."""
+
+    type: Literal["UserAdded"] = "UserAdded"
+    user: str
+    role: str
+    write_off_limit: Decimal
+    email: str | None = None
+    language: str = "en"
+
+
 class SubscriberAdded(AdminEvent):
     """A subscriber of the event feed: its events are pushed to ``url`` (docs/EVENTS.md)."""
 
@@ -223,8 +244,8 @@ AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
           PaymentAssigned,
           PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, ScheduleDeleted, InsurerPolicyAdded,
-          InvoiceInsured,
-          ApiTokenIssued, SubscriberAdded, SubscriberPaused, SubscriberResumed, SubscriberRemoved],
+          InvoiceInsured, ApiTokenIssued, ApiTokenRevoked, UserAdded, SubscriberAdded, SubscriberPaused,
+          SubscriberResumed, SubscriberRemoved],
     Field(discriminator="type"),
 ]
 ADMIN_EVENT_ADAPTER: TypeAdapter[AnyAdminEvent] = TypeAdapter(AnyAdminEvent)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from domain.errors import DomainError, shown
+from domain.inputs import check_email
+from domain.money import parse_amount
 from domain.policy import Role, _first_error
 
 SYSTEM = "system"
@@ -36,14 +39,18 @@ class Actor(BaseModel):
 SYSTEM_ACTOR = Actor(name=SYSTEM)
 
 
+NAME_PATTERN = r"^[A-Za-z0-9._@-]+$"
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$"
+
+
 class User(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@-]+$")
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN)
     role: Role
     write_off_limit: Decimal = Field(default=Decimal(0), ge=0)
     email: str | None = None
-    language: str = Field(default="en", pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")  # of internal e-mails
+    language: str = Field(default="en", pattern=LANGUAGE_PATTERN)  # of internal e-mails
     token_hash: str | None = None  # set by `users token`; never the token itself
 
     def actor(self) -> Actor:
@@ -74,3 +81,27 @@ def parse_users(text: str, source: str = "users") -> UserDirectory:
     if duplicates:
         raise DomainError(f"{source}: duplicate user name(s) {', '.join(duplicates)}")
     return directory
+
+
+def new_user(directory: UserDirectory, name: str, role: str, write_off_limit: str = "0", email: str | None = None,
+             language: str = "en") -> User:
+    """A person to add to ``directory``, each value checked with an error naming its field
+    (the users file's keys): a name nobody has yet, a known role, a limit of zero or more, an
+    address internal e-mails can be sent to."""
+    name = (name or "").strip()
+    if not re.fullmatch(NAME_PATTERN, name) or len(name) > 100:
+        raise DomainError(f"{shown(name)} is not a user name (1 to 100 letters, digits and . _ @ -)", "name")
+    if any(u.name == name for u in directory.users):
+        raise DomainError(f"a user {name!r} already exists", "name")
+    roles = [r.value for r in Role]
+    if role not in roles:
+        raise DomainError(f"{shown(role)} is not a role ({', '.join(roles[:-1])} or {roles[-1]})", "role")
+    limit = parse_amount(write_off_limit, "write_off_limit")
+    if limit < 0:
+        raise DomainError(f"must not be negative (got {limit})", "write_off_limit")
+    limit = limit if limit else Decimal(0)  # "-0" is 0
+    if email is not None:
+        email = check_email(email.strip(), "email")
+    if not re.fullmatch(LANGUAGE_PATTERN, language or ""):
+        raise DomainError(f"{shown(language)} is not a language tag (en, de, zh-CN...)", "language")
+    return User(name=name, role=Role(role), write_off_limit=limit, email=email, language=language)

@@ -56,9 +56,9 @@ def test_an_event_follows_the_stream_version_and_round_trips_through_its_stored_
 def test_every_admin_event_type_is_known_to_the_store():
     assert admin.ADMIN_EVENT_TYPES == {"InvoicesImported", "PolicyPinned", "LedgerPaymentRecorded",
                                        "LedgerPaymentReversed", "PaymentAssigned", "InsurerPolicyAdded",
-                                       "InvoiceInsured", "ApiTokenIssued", "PaymentHeldUnmatched",
-                                       "PaymentsImported", "ScheduleCreated", "ScheduleDeleted",
-                                       "UnmatchedPaymentReversed",
+                                       "InvoiceInsured", "ApiTokenIssued", "ApiTokenRevoked", "UserAdded",
+                                       "PaymentHeldUnmatched", "PaymentsImported", "ScheduleCreated",
+                                       "ScheduleDeleted", "UnmatchedPaymentReversed",
                                        "SubscriberAdded", "SubscriberPaused", "SubscriberResumed",
                                        "SubscriberRemoved"}
     recorded = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P"), 0, uuid4(), NOW,
