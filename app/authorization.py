@@ -201,7 +201,7 @@ CLI_ACTIONS: dict[str, tuple[str, bool]] = {
     "subscribers dispatch": ("subscribers.dispatch", True),
 }
 OPERATOR_COMMANDS = frozenset({
-    "up", "web", "worker", "db upgrade", "users token", "users list",
+    "up", "web", "worker", "db upgrade", "users add", "users token", "users revoke", "users list",
     "backtest",  # reads a file and writes nothing but its report
 })
 

@@ -1,4 +1,4 @@
-"""API tokens: issued once, stored only as a salted hash in the users file.
+"""API tokens: issued once, stored only as a salted hash in the users file; revoked by removing it.
 
 A token is 256 random bits, so a fast keyed hash is enough (no password
 stretching needed): ``hmac-sha256$<salt hex>$<digest hex>`` where the digest is
@@ -60,18 +60,33 @@ def token_fingerprint(user: User) -> str:
     return hashlib.sha256((user.token_hash or "").encode()).hexdigest()[:16]
 
 
-def issue_token(users_path: Path, name: str) -> dict:
-    """Give ``name`` a new token: its hash replaces the old one in the users file
-    (comments and layout are kept) and the token itself is returned, once."""
+def audit_fingerprint(token_hash: str) -> str:
+    """What the audit trail shows of a stored hash (ApiTokenIssued, ApiTokenRevoked): tells two
+    tokens apart and pairs a revocation with its issuance, and reveals nothing of the token."""
+    return hashlib.sha256(b"audit:" + token_hash.encode()).hexdigest()[:16]
+
+
+def read_directory(users_path: Path) -> tuple[str, UserDirectory]:
+    """The users file's text and the users it holds."""
     if not users_path.is_file():
         raise DomainError(f"users file {users_path} not found (set COLLECTIONS_USERS)", "users")
     text = users_path.read_text(encoding="utf-8")
-    directory = parse_users(text, str(users_path))
+    return text, parse_users(text, str(users_path))
+
+
+def _user(directory: UserDirectory, name: str) -> User:
     try:
-        user = directory.get(name)
+        return directory.get(name)
     except DomainError:
         known = ", ".join(u.name for u in directory.users)
         raise DomainError(f"unknown user {name!r} (the users file has {known})", "name") from None
+
+
+def issue_token(users_path: Path, name: str) -> dict:
+    """Give ``name`` a new token: its hash replaces the old one in the users file
+    (comments and layout are kept) and the token itself is returned, once."""
+    text, directory = read_directory(users_path)
+    user = _user(directory, name)
     token = new_token()
     token_hash = hash_token(token)
     document = tomlkit.parse(text)
@@ -80,9 +95,9 @@ def issue_token(users_path: Path, name: str) -> dict:
             table["token_hash"] = token_hash
     updated = tomlkit.dumps(document)
     parse_users(updated, str(users_path))  # never write a file the engine cannot read
-    _replace(users_path, updated)
+    replace_file(users_path, updated)
     return {"user": user.name, "role": user.role.value, "token": token, "users_file": str(users_path),
-            "fingerprint": hashlib.sha256(b"audit:" + token_hash.encode()).hexdigest()[:16]}
+            "fingerprint": audit_fingerprint(token_hash)}
 
 
 def issue_recorded(ctx, name: str, reason: str | None = None, actor: str | None = None) -> dict:
@@ -99,7 +114,42 @@ def issue_recorded(ctx, name: str, reason: str | None = None, actor: str | None 
     return issued
 
 
-def _replace(path: Path, text: str) -> None:
+def revoke_token(users_path: Path, name: str) -> dict:
+    """Take ``name``'s token away: its hash leaves the users file (comments and layout are kept),
+    so the token stops working at once (CLI, API) and console sessions signed in with it end
+    (``token_fingerprint`` changes). Refused when the user has no token: nothing to revoke."""
+    text, directory = read_directory(users_path)
+    user = _user(directory, name)
+    if not user.token_hash:
+        raise DomainError(f"user {name!r} has no token (nothing to revoke; `users list` shows who has one)", "name")
+    document = tomlkit.parse(text)
+    for table in document["users"]:
+        if table.get("name") == name and "token_hash" in table:
+            del table["token_hash"]
+    updated = tomlkit.dumps(document)
+    # never write a file the engine cannot read, nor one that still holds the token
+    if parse_users(updated, str(users_path)).get(name).token_hash is not None:
+        raise DomainError(f"{users_path}: the token of {name!r} could not be removed", "users")
+    replace_file(users_path, updated)
+    return {"user": user.name, "role": user.role.value, "users_file": str(users_path),
+            "fingerprint": audit_fingerprint(user.token_hash)}
+
+
+def revoke_recorded(ctx, name: str, reason: str | None, actor: str | None = None) -> dict:
+    """``revoke_token``, then ``ApiTokenRevoked`` (who, when, why, which token) in the user's
+    administration stream; the reason is required. The file is written first, as by ``issue_recorded``:
+    the token stops working even when the append then fails (reported, exit non-zero)."""
+    from app.adminlog import operator_actor, record
+    from domain.admin import ApiTokenRevoked, check_reason
+
+    reason = check_reason(reason)
+    revoked = revoke_token(ctx.settings.users_path, name)
+    record(ctx, "user", revoked["user"], ApiTokenRevoked, actor or operator_actor(), reason, f"user {revoked['user']}",
+           user=revoked["user"], role=revoked["role"], fingerprint=revoked["fingerprint"])
+    return {**revoked, "reason": reason}
+
+
+def replace_file(path: Path, text: str) -> None:
     """Write atomically: readers see the old file or the new one, never half of it."""
     mode = path.stat().st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

@@ -574,6 +574,42 @@ def users_token(name: str, reason: reason_option("Why a token is issued", "API t
         f"[dim]Shown only this once; {r['users_file']} keeps only its hash.[/dim]", highlight=False, soft_wrap=True))
 
 
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[str, typer.Option("--role", help="collector | supervisor | finance_manager | integration")],
+    write_off_limit: Annotated[str, typer.Option("--write-off-limit", help="The most this person may approve "
+                                                  "(the policy caps each role too)")] = "0",
+    email: Annotated[Optional[str], typer.Option("--email", help="Where internal notifications go")] = None,
+    language: Annotated[str, typer.Option("--language", help="Of internal e-mails (en, zh-CN...)")] = "en",
+    reason: reason_option("Why the user is added", "user added") = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add NAME to the users file (comments and layout kept), without a token: `users token NAME` issues one.
+
+    Recorded as a UserAdded event (the operator's login, when, why, the role and limit) in `audit export`."""
+    from app.users import add_recorded
+
+    execute(lambda s: add_recorded(s.ctx, name, role, write_off_limit, email, language, reason), as_json,
+            lambda r: console.print(
+                f"Added [bold]{escape(r['user'])}[/bold] ({r['role']}, write-off limit {r['write_off_limit']}) "
+                f"to {escape(r['users_file'])}.\nNo token yet: issue one with `collections {escape(r['token_command'])}`.",
+                highlight=False, soft_wrap=True))
+
+
+@users_app.command("revoke")
+def users_revoke(name: str, reason: reason_option("Why the token is taken away"), as_json: JsonOpt = False) -> None:
+    """Take NAME's API token away without issuing a new one: it stops working at once (CLI, API),
+    and console sessions signed in with it end. `users token NAME` can issue a new one later.
+
+    Recorded as an ApiTokenRevoked event (the operator's login, when, why, which token) in `audit export`."""
+    from app.tokens import revoke_recorded
+
+    execute(lambda s: revoke_recorded(s.ctx, name, reason), as_json, lambda r: console.print(
+        f"The API token of [bold]{escape(r['user'])}[/bold] ({r['role']}) is revoked; "
+        f"{escape(r['users_file'])} holds no token for them now.", highlight=False, soft_wrap=True))
+
+
 @users_app.command("list")
 def users_list(as_json: JsonOpt = False) -> None:
     """List the users, their roles and limits, and whether they have a token."""

@@ -3,22 +3,32 @@ command run as a subprocess with a token, then `audit export` read back for the 
 right actor and reason; `audit verify` still intact; the read models equal a rebuild.
 
 None of these actions needs Temporal (invoices, ledger payments on invoices without a case,
-policies, limits, insurance, tokens), so the stack is a SQLite file and the CLI alone."""
+policies, limits, insurance, users and tokens), so the stack is a SQLite file and the CLI alone
+(with `starter.py web` beside it where a token's end must show on the API and the console)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import getpass
 import io
 import json
 import os
+import re
+import socket
 import sqlite3
+import subprocess
+import sys
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
+import httpx
 import pytest
 
 from store.db import Database
-from tests.e2e.test_cli import FAST_POLICY, Cli
+from tests.e2e.test_cli import FAST_POLICY, ROOT, Cli
+from tests.e2e.test_cli_auth import refused, run
 from tests.harness import INVOICES, users_with_tokens
 from tests.store.test_event_store_contract import projection_rows
 
@@ -146,4 +156,130 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
         assert projection_rows(db) == before
     finally:
         db.dispose()
+    assert cli.run("audit", "verify").returncode == 0
+
+
+@contextlib.contextmanager
+def web_server(cli: Cli):
+    """`starter.py web` on a free loopback port, on the test's database and users file."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = cli.cwd / "web.log"
+    with open(log, "ab") as out:
+        web = subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "web", "--port", str(port)], env=cli.env,
+                               cwd=cli.cwd, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert web.poll() is None, f"`starter.py web` exited {web.returncode}: {log.read_text()[-2000:]}"
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            assert time.monotonic() < deadline, f"`starter.py web` did not answer: {log.read_text()[-2000:]}"
+            time.sleep(0.2)
+        yield url
+    finally:
+        web.terminate()
+        try:
+            web.wait(timeout=20)
+        finally:
+            if web.poll() is None:
+                web.kill()
+
+
+def console_session(url: str, token: str) -> httpx.Client:
+    """A browser-like client signed in to the console with ``token``."""
+    client = httpx.Client(base_url=url, timeout=30)
+    login = client.get("/console/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text).group(1)
+    done = client.post("/console/login", data={"token": token, "csrf_token": csrf, "next": "/console/worklist"})
+    assert done.status_code == 303 and done.headers["location"] == "/console/worklist", done.text
+    return client
+
+
+def test_an_operator_adds_a_user_then_revokes_their_token(cli, tmp_path):
+    """`users add` / `users revoke` as an operations admin runs them: bad input changes nothing;
+    the new user gets a token and acts with it; once revoked, the CLI, the API and the console
+    refuse it at once; every step is in `audit export` with the operator and the reason."""
+    cli, _ = cli
+    users = Path(cli.env["COLLECTIONS_USERS"])
+    operator = f"operator:{getpass.getuser()}"
+    original = users.read_bytes()
+
+    # bad input: exit 2, one line naming the field; the users file byte for byte as it was
+    for args, field in [(("ops-anna", "--role", "boss"), "role"),
+                        (("ops-anna", "--role", "collector", "--write-off-limit", "-1"), "write_off_limit"),
+                        (("ops-anna", "--role", "collector", "--write-off-limit", "1,5"), "write_off_limit"),
+                        (("ops-anna", "--role", "collector", "--email", "anna@"), "email"),
+                        (("demo-manager", "--role", "collector"), "name"),  # exists
+                        (("ops-anna", "--role", "collector", "--reason", "line\nbreak"), "reason")]:
+        cli.rejected("users", "add", *args, match=f"{field}: ")
+        assert users.read_bytes() == original, args
+
+    # added: appended after everything the file held (comments and layout kept), without a token
+    shown = cli.run("users", "add", "ops-anna", "--role", "supervisor", "--write-off-limit", "2500",
+                    "--email", "anna@example.com", "--reason", "new team lead").stdout
+    assert "users token ops-anna" in " ".join(shown.split()), shown
+    text = users.read_text()
+    assert text.startswith(original.decode()) and text[len(original):] == (
+        '\n[[users]]\nname = "ops-anna"\nrole = "supervisor"\nwrite_off_limit = "2500"\n'
+        'email = "anna@example.com"\n'), text[len(original):]
+    listed = {u["name"]: u for u in cli.json("users", "list")}
+    assert listed["ops-anna"] == {"name": "ops-anna", "role": "supervisor", "write_off_limit": "2500",
+                                  "email": "anna@example.com", "has_token": False}
+    cli.rejected("users", "add", "ops-anna", "--role", "collector", match="name: a user 'ops-anna' already exists")
+    cli.rejected("users", "revoke", "ops-anna", "--reason", "never had one", match="has no token")
+
+    # a token for the new user; with it they import invoices (a supervisor's action) as themselves
+    token = cli.json("users", "token", "ops-anna", "--reason", "first day")["token"]
+    done = run(cli, "invoices", "import", str(INVOICES), "--reason", "monthly ledger load", "--json", token=token)
+    assert done.returncode == 0, done.stderr
+    assert run(cli, "case", "list", "--json", token=token).returncode == 0
+    colleague = json.loads((users.parent / "tokens.json").read_text())["demo-supervisor"]
+
+    with web_server(cli) as url:
+        api = httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"})
+        assert api.get("/api/me").json()["name"] == "ops-anna"
+        console = console_session(url, token)
+        assert console.get("/console/worklist").status_code == 200
+
+        # a revocation needs a reason: without one, nothing changes and the token still works
+        signed = users.read_bytes()
+        cli.rejected("users", "revoke", "ops-anna", match="--reason")
+        cli.rejected("users", "revoke", "ops-anna", "--reason", "  ", match="reason")
+        cli.rejected("users", "revoke", "nobody", "--reason", "left", match="name: unknown user 'nobody'")
+        assert users.read_bytes() == signed and api.get("/api/me").status_code == 200
+
+        revoked = cli.json("users", "revoke", "ops-anna", "--reason", "left the company")
+        assert (revoked["user"], revoked["reason"]) == ("ops-anna", "left the company")
+
+        # refused at once, everywhere; the others' tokens go on working
+        refused(run(cli, "case", "list", token=token), "COLLECTIONS_TOKEN (or --token) is not a valid token")
+        refused(run(cli, "invoices", "import", str(INVOICES), token=token), "not a valid token")
+        assert api.get("/api/me").status_code == 401
+        ended = console.get("/console/worklist")
+        assert ended.status_code == 303 and ended.headers["location"].startswith("/console/login"), ended
+        assert httpx.get(f"{url}/api/me", headers={"Authorization": f"Bearer {colleague}"}).status_code == 200
+        api.close()
+        console.close()
+
+    assert "ops-anna" in users.read_text() and not cli.json("users", "list")[-1]["has_token"]
+    after = users.read_bytes()
+    cli.rejected("users", "revoke", "ops-anna", "--reason", "again", match="name: user 'ops-anna' has no token")
+    assert users.read_bytes() == after
+
+    # the audit trail: who added the user, issued and revoked the token, when and why
+    rows = cli.json("audit", "export")
+    mine = [(r["type"], r["actor"], r["reason"]) for r in rows if r["subject"] == "user ops-anna"]
+    assert mine == [("UserAdded", operator, "new team lead"), ("ApiTokenIssued", operator, "first day"),
+                    ("ApiTokenRevoked", operator, "left the company")], mine  # one revocation; refusals record nothing
+    assert one(rows, "InvoicesImported")["actor"] == "ops-anna"
+    feed = [e for e in cli.json("events", "tail", "--limit", "1000")["events"] if e["data"].get("user") == "ops-anna"]
+    data = {e["type"]: e["data"] for e in feed}
+    assert (data["UserAdded"]["role"], data["UserAdded"]["write_off_limit"], data["UserAdded"]["email"]) == \
+        ("supervisor", "2500", "anna@example.com")
+    assert data["ApiTokenRevoked"]["fingerprint"] == data["ApiTokenIssued"]["fingerprint"] == revoked["fingerprint"]
+    assert "ce_" not in json.dumps(feed)
     assert cli.run("audit", "verify").returncode == 0
