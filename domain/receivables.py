@@ -5,6 +5,7 @@ One rule, used by the aging and KPI reports (app/kpis.py) and by the statement o
 show the same open amounts: an invoice issued by the day owes its amount, plus the late fees,
 interest and compensation charged by then, less what settled it by then (payments by the day
 the money was received, their value date; everything else by the day it was recorded).
+What the statement asks for (``balances_due``) is that, less the customer's credit held that day.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
 from domain import events as ev
+from domain.credit import CreditBalance, CreditMovement, credit_balances
 
 ZERO = Decimal(0)
 # The parts of a charge (kind "fee"): what a statement shows in its own columns.
@@ -144,3 +146,36 @@ def standings_on(invoices: Iterable[Receivable], found: Iterable[Settlement], da
 def open_amounts(invoices: Iterable[Receivable], found: Iterable[Settlement], day: date) -> dict[str, Decimal]:
     """What each invoice issued by ``day`` still owed at the end of that day (fees included)."""
     return {k: s.open for k, s in standings_on(invoices, found, day).items()}
+
+
+@dataclass(frozen=True)
+class BalanceDue:
+    """What a statement asks for in one currency at the end of a day: the open items less the
+    customer's credit held that day. ``credit`` is the balance ``payments unapplied`` shows that
+    day (overpayment excess, what an amendment left paid beyond an invoice, advances held);
+    ``due`` = open - credit, never below zero; ``credit_left``: what the credit exceeds, still the
+    customer's. A negative credit (a receipt reversed after its excess was applied) adds to what is due."""
+
+    currency: str
+    open: Decimal
+    credit: Decimal
+    due: Decimal
+    credit_left: Decimal
+    held: CreditBalance | None  # the credit with its age (None: no credit that day)
+
+
+def balances_due(open_by_currency: Mapping[str, Decimal], movements: Iterable[CreditMovement], customer_id: str,
+                 day: date) -> list[BalanceDue]:
+    """Per currency the customer has open items or credit in at the end of ``day``: the currencies
+    of ``open_by_currency`` in its order, then those with credit only (alphabetically). The credit is
+    ``domain.credit.credit_balances`` on that day, the rule of ``payments unapplied`` and the
+    advances register (a receipt counts from its value date, a use from the day it was made)."""
+    held = {b.currency: b for b in credit_balances([m for m in movements if m.customer_id == customer_id], day)}
+    currencies = list(open_by_currency) + sorted(c for c in held if c not in open_by_currency)
+    out: list[BalanceDue] = []
+    for currency in currencies:
+        open_ = open_by_currency.get(currency, ZERO)
+        credit = held[currency].balance if currency in held else ZERO
+        out.append(BalanceDue(currency, open_, credit, max(open_ - credit, ZERO), max(credit - open_, ZERO),
+                              held.get(currency)))
+    return out

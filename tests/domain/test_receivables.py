@@ -58,3 +58,30 @@ def test_interest_compensation_and_a_waiver_keep_their_parts_and_their_sum():
     assert (s.interest, s.compensation, s.waived, s.settled, s.open) == (
         D("5.56"), D("40.00"), D("40.00"), D("40.00"), D("1005.56"))
     assert standings_on([Inv("INT-1", D("1000.00"), date(2026, 10, 1))], found, date(2026, 12, 6))["INT-1"].open == 1000
+
+
+def test_the_balance_due_is_the_open_amount_less_the_credit_held_that_day():
+    """The credit is `payments unapplied`'s balance that day (domain/credit.py): a receipt counts
+    from its value date, a use from its day; credit beyond what is open stays the customer's, and
+    a currency with credit only is listed after those with open items."""
+    from domain.credit import CreditMovement, credit_balances
+    from domain.receivables import balances_due
+
+    moves = [CreditMovement("C-1", "EUR", D("50.00"), date(2026, 12, 2), "overpayment P-1 on I-1"),
+             CreditMovement("C-1", "EUR", D("-20.00"), date(2026, 12, 5), "applied to I-3", allocation_id="AL-1"),
+             CreditMovement("C-1", "USD", D("80.00"), date(2026, 12, 3), "prepayment PP-1", advance_id="PP-1"),
+             CreditMovement("C-2", "EUR", D("999.00"), date(2026, 12, 1), "someone else's")]
+    opened = {"EUR": D("300.00")}
+    before = balances_due(opened, moves, "C-1", date(2026, 12, 1))
+    assert [(b.currency, b.open, b.credit, b.due, b.credit_left, b.held) for b in before] == [
+        ("EUR", D("300.00"), 0, D("300.00"), 0, None)]
+    then = {b.currency: b for b in balances_due(opened, moves, "C-1", date(2026, 12, 4))}
+    assert list(then) == ["EUR", "USD"]
+    assert (then["EUR"].credit, then["EUR"].due, then["EUR"].credit_left) == (D("50.00"), D("250.00"), 0)
+    assert (then["USD"].open, then["USD"].credit, then["USD"].due, then["USD"].credit_left) == (0, D("80.00"), 0, D("80.00"))
+    assert then["USD"].held.oldest == date(2026, 12, 3) and then["USD"].held.age_days == 1
+    later = balances_due({"EUR": D("10.00")}, moves, "C-1", date(2026, 12, 5))
+    assert (later[0].credit, later[0].due, later[0].credit_left) == (D("30.00"), 0, D("20.00"))
+    # the same figure as `payments unapplied` that day
+    assert later[0].held == next(b for b in credit_balances(moves, date(2026, 12, 5))
+                                 if (b.customer_id, b.currency) == ("C-1", "EUR"))
