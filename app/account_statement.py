@@ -1,6 +1,7 @@
 """`customer statement`: a customer's statement of account (every open item with its fees and
-interest, the ageing, how to pay), as data and as a PDF letter (WeasyPrint, dated by the
-as-of date, so the same statement renders to the same bytes)."""
+interest, the ageing, the credit the customer holds and the balance due net of it, how to pay),
+as data and as a PDF letter (WeasyPrint, dated by the as-of date, so the same statement renders
+to the same bytes)."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ from sqlalchemy import select
 from activities.letters import LetterRenderer
 from activities.rendering import format_day, format_money
 from app.context import Context
+from app.credit import credit_dict
 from app.kpis import KpiInvoice
 from app.reports import AGING_BUCKETS, _amount, aging_bucket, settlements
 from domain.agenda import accrued_interest
 from domain.money import Money
 from domain.priority import days_overdue
-from domain.receivables import Standing, settlements_of, standings_on
+from domain.receivables import Standing, balances_due, settlements_of, standings_on
 from domain.state import CaseState
+from store.customers import CustomerReads
 from store.schema import case_summary, customers, invoices
 
 ZERO = Decimal(0)
@@ -98,12 +101,19 @@ def statement(ctx: Context, customer_id: str, as_of: date, instructions: str) ->
         t["open"] += item["open"].amount
         t[item["bucket"]] += item["open"].amount
     language = next(iter(states.values())).customer.language if states else customer.language
+    movements = CustomerReads(ctx.db, ctx.store).credit_movements(customer_id)
+    due = balances_due({c: t["open"] for c, t in totals.items()}, movements, customer_id, as_of)
     return {
         "customer_id": customer_id, "name": customer.name, "email": customer.email, "country": customer.country,
         "language": language, "as_of": as_of.isoformat(), "payment_instructions": instructions,
         "items": [{k: (str(v.amount) if isinstance(v, Money) else v) for k, v in i.items()} for i in items],
         "totals": {c: {k: str(v) for k, v in t.items()} for c, t in totals.items()},
         "buckets": list(AGING_BUCKETS),
+        # the credit the customer held that day (as `payments unapplied --as-of`), and what is due net of it
+        "credit": [credit_dict(d.held) for d in due if d.held is not None],
+        "balance_due": {d.currency: {k: str(Money.zero(d.currency).quantized(v)) for k, v in (
+            ("total_open", d.open), ("credit", d.credit), ("balance_due", d.due), ("credit_left", d.credit_left))}
+            for d in due},
     }
 
 
@@ -125,8 +135,12 @@ def statement_pdf(data: dict, sender_name: str = "Accounts Receivable") -> bytes
             for i in data["items"]]
     totals = [{"currency": c, "open": money(t["open"], c), "buckets": [money(t[b], c) for b in data["buckets"]]}
               for c, t in data["totals"].items()]
+    balance = [{"currency": c, **{k: money(v, c) for k, v in d.items()}, "in_favour": Decimal(d["credit_left"]) > 0,
+                "has_credit": Decimal(d["credit"]) != 0}
+               for c, d in data["balance_due"].items()]
     html = renderer.render(
         "statement.html.j2", language=language, sender_name=sender_name, created=f"{as_of.isoformat()}T00:00:00Z",
         letter_date=format_day(as_of, language), customer_name=data["name"], customer_id=data["customer_id"],
-        rows=rows, totals=totals, buckets=data["buckets"], instructions=data["payment_instructions"])
+        rows=rows, totals=totals, balance=balance, buckets=data["buckets"],
+        instructions=data["payment_instructions"])
     return HTML(string=html).write_pdf()

@@ -18,11 +18,17 @@ from app.customers import CustomerService
 from app.services import CaseService
 from domain import commands as cmd
 from domain import customer as cu
-from domain.credit import credit_balances, plan_allocation
+from domain.credit import CreditBalance, credit_balances, plan_allocation
 from domain.errors import DomainError, shown
 from domain.inputs import check_identifier, check_received_on
 from domain.money import Money, payable_currency, positive_money
 from domain.users import Actor
+
+
+def credit_dict(b: CreditBalance) -> dict:
+    """One credit balance as `payments unapplied` and the statement of account show it."""
+    return {"currency": b.currency, "balance": str(b.balance), "oldest": b.oldest.isoformat() if b.oldest else None,
+            "age_days": b.age_days, "receipts": b.receipts}
 
 
 def _today() -> date:
@@ -40,9 +46,7 @@ class CreditService:
         """Customer credit balances with their age (oldest receipt not used up), largest first."""
         day = as_of or _today()
         balances = credit_balances(self.reads.credit_movements(customer_id), day)
-        rows = [{"customer_id": b.customer_id, "currency": b.currency, "balance": str(b.balance),
-                 "oldest": b.oldest.isoformat() if b.oldest else None, "age_days": b.age_days,
-                 "receipts": b.receipts} for b in balances]
+        rows = [{"customer_id": b.customer_id, **credit_dict(b)} for b in balances]
         rows.sort(key=lambda r: (-Decimal(r["balance"]), r["customer_id"]))
         return rows
 

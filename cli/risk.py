@@ -8,6 +8,7 @@ Registered on the main app by cli/main.py (imported at its end). Every command t
 from __future__ import annotations
 
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -90,7 +91,8 @@ def customer_statement(
     as_json: JsonOpt = False,
 ) -> None:
     """Statement of account: every open item as it stood at the end of the as-of day (payments by
-    their value date), with fees and interest, the ageing and how to pay; with --pdf, the letter
+    their value date), with fees and interest, the ageing, the credit held that day and the balance due
+    net of it, and how to pay; with --pdf, the letter
     in the customer's language."""
     from datetime import datetime, timezone
 
@@ -117,6 +119,10 @@ def show_statement(r: dict) -> None:
     for currency, t in r["totals"].items():
         console.print(f"{currency}: open {t['open']}  (" + ", ".join(f"{b} {t[b]}" for b in r["buckets"]) + ")",
                       highlight=False)
+    for currency, d in r["balance_due"].items():  # the credit held that day, and what is due net of it
+        left = f", credit left in your favour {d['credit_left']}" if Decimal(d["credit_left"]) > 0 else ""
+        console.print(f"{currency}: total open {d['total_open']}, less your credit {d['credit']}, "
+                      f"balance due {d['balance_due']}{left}", highlight=False)
     if r.get("pdf"):
         console.print(f"PDF written to {r['pdf']}")
 

@@ -224,3 +224,68 @@ def test_a_statement_as_of_an_earlier_day_shows_that_days_figures_and_agrees_wit
                                                                   "--currency", "CHF")["rows"]}
     assert aging == {b: money(now["totals"]["CHF"][b]) for b in now["buckets"]}, (aging, now["totals"])
     ledger.reconcile()
+
+
+def test_a_statement_shows_the_credit_the_customer_holds_and_the_balance_due_net_of_it(ledger):
+    """A customer overpaid one invoice (its case closes paid, the excess is their credit) and still
+    owes another: the statement shows the credit held that day and the balance due net of it, in
+    the JSON, the table and the PDF, the same credit as `payments unapplied` that day; as of the day
+    before the money was received there is no credit yet. The test computes the figures from the
+    case's events itself. CH has no interest regime; EUR amounts of this customer are its own."""
+    import io
+
+    from pypdf import PdfReader
+
+    received = TODAY - timedelta(days=3)
+
+    def invoice(invoice_id: str, amount: str, issued: int, due: int) -> str:
+        return (f"{invoice_id},C-CREDIT,C-CREDIT AG,ap@c-credit.test,CH,en,EUR,{amount},"
+                f"{TODAY - timedelta(days=issued)},{TODAY - timedelta(days=due)},A")
+
+    ledger.import_invoices([invoice("CR-1", "400.00", 40, 20),     # overpaid by bank transfer `received`
+                            invoice("CR-2", "300.00", 10, -20)])   # not yet due, still owed
+    ledger.ok("case", "open", "CR-1")
+    ledger.ok("pay", "CR-1", "450.00", "--reference", "BANK-CR-1", "--received-on", received.isoformat())
+
+    # from the case's events: what the invoice owed when paid, so what was paid beyond it
+    case = ledger.case("CR-1")
+    assert case["status"] == "paid", case
+    charged = sum(money(e["data"]["fee"]["amount"]) for e in case["events"] if e["type"] == "LateFeeCharged")
+    paid = [e["data"] for e in case["events"] if e["type"] == "PaymentReceived"]
+    assert [(p["received_on"], money(p["amount"]["amount"])) for p in paid] == [(received.isoformat(), 450)], paid
+    credit = Decimal("450.00") - (Decimal("400.00") + charged)
+    assert credit > 0 and money(paid[0]["excess"]["amount"]) == credit, paid
+    owed = Decimal("300.00")  # CR-2, nothing paid on it
+
+    pdf = ledger.dir / "statement-credit.pdf"
+    now = ledger.ok("customer", "statement", "C-CREDIT", "--as-of", TODAY.isoformat(), "--pdf", str(pdf))
+    assert [(i["invoice_id"], money(i["open"])) for i in now["items"]] == [("CR-2", owed)], now
+    assert {k: money(v) for k, v in now["balance_due"]["EUR"].items()} == {
+        "total_open": owed, "credit": credit, "balance_due": owed - credit, "credit_left": 0}, now
+    assert list(now["balance_due"]) == ["EUR"], now
+    assert [(c["currency"], money(c["balance"]), c["oldest"], c["age_days"]) for c in now["credit"]] == [
+        ("EUR", credit, received.isoformat(), 3)], now
+    # the same credit as `payments unapplied` that day
+    unapplied = ledger.ok("payments", "unapplied", "--customer", "C-CREDIT", "--as-of", TODAY.isoformat())
+    assert [{k: r[k] for k in ("currency", "balance", "oldest", "age_days", "receipts")} for r in unapplied] == \
+        now["credit"], (unapplied, now["credit"])
+
+    table = ledger.cli("customer", "statement", "C-CREDIT", "--as-of", TODAY.isoformat(), json=False)
+    shown = " ".join(table.stdout.split())
+    assert table.code == 0 and (f"EUR: total open {owed}, less your credit {credit}, balance due {owed - credit}"
+                                in shown), table
+
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf.read_bytes())).pages).split())
+    assert (f"Your balance Currency Total open Less your credit Balance due EUR €{owed:,} €{credit:,} "
+            f"€{owed - credit:,}" in text), text
+    assert "CR-2" in text and "CR-1" not in text and "what you paid beyond your invoices" in text, text
+
+    # the day before the money was received: both invoices open, no credit held yet
+    before = (received - timedelta(days=1)).isoformat()
+    then = ledger.ok("customer", "statement", "C-CREDIT", "--as-of", before)
+    assert {i["invoice_id"]: money(i["open"]) for i in then["items"]} == {"CR-1": 400, "CR-2": owed}, then
+    assert then["credit"] == [] and {k: money(v) for k, v in then["balance_due"]["EUR"].items()} == {
+        "total_open": 400 + owed, "credit": 0, "balance_due": 400 + owed, "credit_left": 0}, then
+    assert ledger.ok("payments", "unapplied", "--customer", "C-CREDIT", "--as-of", before) == []
+    table = ledger.cli("customer", "statement", "C-CREDIT", "--as-of", before, json=False)
+    assert "less your credit 0.00, balance due 700.00" in " ".join(table.stdout.split()), table
