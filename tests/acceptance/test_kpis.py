@@ -507,6 +507,7 @@ def test_two_output_formats_at_once_are_refused(ledger):
     assert "also invoiced in" not in ledger.cli("report", "aging", "--currency", used, json=False).stdout
 
 
+def test_no_open_case_waits_on_nobody(ledger):
     """Run last in the module: whatever the commands above left open has a timer or an owned item."""
     assert ledger.ok("report", "stuck") == []
     assert "no stuck cases" in ledger.cli("report", "stuck", json=False).stdout
