@@ -30,7 +30,7 @@ from domain.customer import customer_stream_id
 from domain.errors import DomainError
 from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
-from domain.receivables import open_amounts
+from domain.receivables import open_amounts, write_offs
 from store.schema import case_summary, invoices
 
 ZERO = Decimal(0)
@@ -228,10 +228,23 @@ def average_days_to_collect(invoices_: list[KpiInvoice], found: list[Settlement]
     return len(done), _q(Decimal(sum((day - issued[k]).days for k, day in done.items())) / len(done))
 
 
-def write_off_ratio(found: Iterable[Settlement], sales: Decimal, start: date, end: date) -> tuple[Decimal, Decimal | None]:
-    """(written off in the period, that amount / credit sales of the period in percent)."""
-    written = sum((s.amount for s in found if s.kind == "write_off" and start <= s.on <= end), ZERO)
-    return written, (_q(written / sales * 100) if sales > 0 else None)
+@dataclass(frozen=True)
+class WrittenOff:
+    total: Decimal  # every write-off of the period
+    principal: Decimal  # of it, invoice amounts: bad debt
+    charges: Decimal  # of it, late fees, interest and compensation
+    ratio: Decimal | None  # principal / credit sales of the period, percent
+
+
+def write_off_ratio(invoices_: list[KpiInvoice], found: Iterable[Settlement], sales: Decimal, start: date,
+                    end: date) -> WrittenOff:
+    """Written off in the period, split into principal and charges by the rule of
+    ``domain.receivables.write_offs`` (principal first); the ratio is the principal written off
+    (bad debt) over the credit sales of the period: charges were never sales."""
+    mine = [w for w in write_offs(invoices_, found) if start <= w.settlement.on <= end]
+    principal = sum((w.principal for w in mine), ZERO)
+    charges = sum((w.charges for w in mine), ZERO)
+    return WrittenOff(principal + charges, principal, charges, _q(principal / sales * 100) if sales > 0 else None)
 
 
 def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], currency: str,
@@ -343,7 +356,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
     if data.settled is None:
         data.settled = settled_days(inv, found)
     collected_n, adc = average_days_to_collect(inv, found, start, end, data.settled)
-    written, wo_ratio = write_off_ratio(found, sales, start, end)
+    written = write_off_ratio(inv, found, sales, start, end)
     money = lambda v: _money(v, currency)  # noqa: E731
     text = lambda v: str(v) if v is not None else None  # noqa: E731
     return {
@@ -357,7 +370,8 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "ar_turnover": text(turnover), "ar_turnover_days": text(turnover_days),
         "promises_kept": kept, "promises_broken": broken, "promise_kept_rate_percent": text(kept_rate),
         "invoices_collected": collected_n, "average_days_to_collect": text(adc),
-        "written_off": money(written), "write_off_ratio_percent": text(wo_ratio),
+        "written_off": money(written.total), "write_off_ratio_percent": text(written.ratio),
+        "principal_written_off": money(written.principal), "fees_written_off": money(written.charges),
         "advances_held_end": money(sum((d for day, d in data.advances if day <= end), ZERO)),
         "collectors": [{**r, "collected": money(r["collected"]),
                         "average_days_to_close": text(r["average_days_to_close"])}
@@ -419,13 +433,15 @@ def report_rows(name: str, figures: dict) -> list[dict]:
                  "average_days_to_collect": f["average_days_to_collect"]}]
     if name == "write-offs":
         return [{**base, "written_off": f["written_off"], "credit_sales": f["credit_sales"],
-                 "write_off_ratio_percent": f["write_off_ratio_percent"]}]
+                 "write_off_ratio_percent": f["write_off_ratio_percent"],
+                 "principal_written_off": f["principal_written_off"], "fees_written_off": f["fees_written_off"]}]
     if name == "collectors":
         return [{**base, **r} for r in f["collectors"]]
     if name == "kpis":
         keys = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover", "ar_turnover_days",
                 "promise_kept_rate_percent", "average_days_to_collect", "write_off_ratio_percent",
-                "receivables_end", "credit_sales", "written_off", "advances_held_end")
+                "receivables_end", "credit_sales", "written_off", "principal_written_off", "fees_written_off",
+                "advances_held_end")
         return [{**base, "kpi": k, "value": f[k]} for k in keys]
     raise DomainError(f"{name!r} is not a report ({', '.join(REPORTS)})", "report")
 

@@ -390,7 +390,7 @@ for _name, _help in (
     ("turnover", "Receivables turnover and its days."),
     ("promises", "Promise-kept rate."),
     ("collect", "Average days from invoice to collection."),
-    ("write-offs", "Write-off ratio."),
+    ("write-offs", "Write-off ratio (principal written off / credit sales), and the fees written off apart."),
     ("collectors", "Per collector: cases closed, amount collected, average days to close, broken promises."),
 ):
     _report_command(_name, _help)

@@ -6,6 +6,12 @@ show the same open amounts: an invoice issued by the day owes its amount, plus t
 interest and compensation charged by then, less what settled it by then (payments by the day
 the money was received, their value date; everything else by the day it was recorded).
 What the statement asks for (``balances_due``) is that, less the customer's credit held that day.
+
+And one rule for which part of an invoice a settlement settles (``principal_first``): the
+principal (the invoice amount) first, the charges (late fees, interest, compensation) with what
+goes beyond it. That is how a payment is applied (docs/INTEREST.md: it lowers the principal that
+bears interest), and so is a write-off: what a write-off takes off the principal is bad debt (the
+write-off ratio, docs/KPIS.md), the rest is charges written off, reported apart.
 """
 
 from __future__ import annotations
@@ -178,4 +184,53 @@ def balances_due(open_by_currency: Mapping[str, Decimal], movements: Iterable[Cr
         credit = held[currency].balance if currency in held else ZERO
         out.append(BalanceDue(currency, open_, credit, max(open_ - credit, ZERO), max(credit - open_, ZERO),
                               held.get(currency)))
+    return out
+
+
+@dataclass(frozen=True)
+class WriteOff:
+    """A write-off (or an undone small-balance write-off, negative) split by ``principal_first``."""
+
+    settlement: Settlement
+    principal: Decimal  # of the invoice amount: bad debt
+    charges: Decimal  # of late fees, interest and compensation
+
+
+def principal_first(amount: Decimal, settled_before: Decimal, settles: Decimal) -> Decimal:
+    """The part of ``settles`` that settles principal, on an invoice of ``amount`` of which
+    ``settled_before`` was settled already by what settles principal first (everything but
+    charges and their waivers): it takes the principal still open, and only what goes beyond it
+    settles charges. Negative (a reversal, an amendment up) it gives back in the same order:
+    what it takes back comes off the charges settled first, then off the principal."""
+    def settled(total: Decimal) -> Decimal:
+        return min(max(total, ZERO), amount)
+
+    return settled(settled_before + settles) - settled(settled_before)
+
+
+def write_offs(invoices: Iterable[Receivable], found: Iterable[Settlement]) -> list[WriteOff]:
+    """Every write-off (kind write_off) with the part of it that wrote off principal and the part
+    that wrote off charges, by ``principal_first``: the settlements of each invoice are taken in
+    the order of their days (as recorded within a day); a small-balance write-off undone with its
+    reversed receipt gives back the very parts it wrote off; a write-off of an invoice not among
+    ``invoices`` counts as principal."""
+    amounts = {i.invoice_id: i.amount for i in invoices}
+    settled: dict[str, Decimal] = defaultdict(lambda: ZERO)
+    by_receipt: dict[tuple[str, str], WriteOff] = {}  # a receipt's small-balance write-off
+    out: list[WriteOff] = []
+    for s in sorted(found, key=lambda s: s.on):  # stable: within a day, as recorded
+        if s.kind in ("fee", "excess"):
+            continue
+        amount = amounts.get(s.invoice_id)
+        principal = s.amount if amount is None else principal_first(amount, settled[s.invoice_id], s.amount)
+        settled[s.invoice_id] += s.amount
+        if s.kind != "write_off":
+            continue
+        undone = by_receipt.pop((s.invoice_id, s.payment_id), None) if s.payment_id and s.amount < 0 else None
+        if undone is not None and undone.settlement.amount == -s.amount:
+            principal = -undone.principal
+        written = WriteOff(s, principal, s.amount - principal)
+        if s.payment_id and s.amount > 0:
+            by_receipt[(s.invoice_id, s.payment_id)] = written
+        out.append(written)
     return out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import csv
 import io
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -227,7 +228,9 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         "promises_kept": 0, "promises_broken": 0, "promise_kept_rate_percent": None,
         "invoices_collected": len(collected_today),
         "average_days_to_collect": q1(Decimal(sum(-i.issued for i in collected_today)) / len(collected_today)),
+        # K-WO had no fee: all its write-off is principal
         "written_off": str(wo.amount), "write_off_ratio_percent": q1(wo.amount / sales * 100),
+        "principal_written_off": str(wo.amount), "fees_written_off": "0.00",
     }
     # every case closed today (opened today: 0 days); collected = payments applied on their cases in
     # the period, the recalled BK-4 not included; the ledger payment on K-L1 belongs to no case
@@ -266,7 +269,9 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         "collect": [{**base, "invoices_collected": expected["invoices_collected"],
                      "average_days_to_collect": expected["average_days_to_collect"]}],
         "write-offs": [{**base, "written_off": expected["written_off"], "credit_sales": expected["credit_sales"],
-                        "write_off_ratio_percent": expected["write_off_ratio_percent"]}],
+                        "write_off_ratio_percent": expected["write_off_ratio_percent"],
+                        "principal_written_off": expected["principal_written_off"],
+                        "fees_written_off": expected["fees_written_off"]}],
         "collectors": [{**base, **row} for row in expected_collectors],
     }
     for name, rows in reports.items():
@@ -484,6 +489,128 @@ def test_the_audit_export_shows_the_money_of_fees_reversals_credits_and_back_dat
                if r["position"] in expected}
     if as_json != shown:
         problems.append(f"--json differs from --csv: {as_json} != {shown}")
+    assert not problems, "\n".join(problems)
+
+
+def shown_in_table(text: str, keys) -> dict[str, str]:
+    """What the `report kpis` table shows for each kpi in ``keys``: boxed (`│ kpi │ value │`), or
+    one block of `header: value` lines per row when it does not fit the terminal."""
+    found: dict[str, str] = {}
+    kpi = None
+    for line in text.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        label, _, value = line.partition(":")
+        if len(cells) >= 2 and cells[-2] in keys:
+            found[cells[-2]] = cells[-1]
+        elif label.strip() == "kpi":
+            kpi = value.strip()
+        elif label.strip() == "value" and kpi in keys:
+            found[kpi] = value.strip()
+    return found
+
+
+def written_off_from_events(case: dict) -> dict:
+    """One case's write-offs, each split into principal and fees, from its events (docs/KPIS.md),
+    read from each event's own fields: every settlement takes the invoice amount (principal)
+    first, only what goes beyond it takes the fees."""
+    opened = next(e["data"] for e in case["events"] if e["type"] == "CaseOpened")
+    principal = money(opened["original_amount"]["amount"])
+    settled = principal - money(opened["opening_balance"]["amount"])  # paid before the case
+    out = {"currency": opened["opening_balance"]["currency"], "write_offs": []}
+
+    def of(e: dict, name: str) -> Decimal:
+        return money(e["data"][name]["amount"]) if e["data"].get(name) else ZERO
+
+    moves = []
+    for e in case["events"]:
+        day = date.fromisoformat(e["data"].get("received_on") or e["occurred_at"][:10])
+        settles = {"PaymentReceived": of(e, "applied"), "PaymentReversed": -of(e, "applied"),
+                   "DisputeResolved": of(e, "credit"), "CustomerCreditApplied": of(e, "amount"),
+                   "CaseCancelled": of(e, "amount"), "WriteOffApproved": of(e, "amount"),
+                   "SmallBalanceWrittenOff": of(e, "amount"), "SmallBalanceWriteOffReversed": -of(e, "amount")}
+        if e["type"] in settles:
+            moves.append((day, e["position"], e["type"], settles[e["type"]]))
+    clamp = lambda v: min(max(v, ZERO), principal)  # noqa: E731 - the principal settled
+    for day, _, kind, amount in sorted(moves):
+        if kind in ("WriteOffApproved", "SmallBalanceWrittenOff", "SmallBalanceWriteOffReversed"):
+            on_principal = clamp(settled + amount) - clamp(settled)
+            out["write_offs"].append((day, on_principal, amount - on_principal))
+        settled += amount
+    return out
+
+
+def test_a_late_fee_written_off_is_not_bad_debt(ledger):
+    """A finance manager saw an invoice of 1,000 written off with its late fee show a write-off
+    ratio above 100 % of the invoice. docs/KPIS.md: the ratio is the principal written off over
+    credit sales, every settlement taking the principal first; fees written off are their own
+    figure.
+
+    Here (grade B: a 40.00 fee on the final notice) K-WF1 (1,000.00) is written off in full,
+    1,040.00: 1,000.00 of principal and 40.00 of fees; K-WF2 (1,000.00) is paid 600.00, then its
+    440.00 written off: 400.00 of principal (the 600.00 took the principal first) and 40.00 of
+    fees. `report kpis --json`, its table, `report write-offs`, the API and the dashboard show
+    the ratio on the principal, recomputed from `case show --json`."""
+
+    def board() -> dict:
+        with ledger.api("demo-manager") as api:
+            answer = api.get("/api/reports/dashboard", params={"currency": "EUR"})
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    sales = money(ledger.ok("report", "kpis", "--currency", "EUR")["credit_sales"])
+    book = [Inv("K-WF1", Decimal("1000.00"), -40, -10, grade="B"), Inv("K-WF2", Decimal("1000.00"), -40, -10, grade="B")]
+    assert ledger.import_invoices([i.row() for i in book])["invoices_added"] == 2
+    sales += sum((i.amount for i in book), ZERO)  # issued in the period
+    for inv in book:
+        ledger.ok("case", "open", inv.invoice_id)
+        ledger.ok("case", "assign", inv.invoice_id, "demo-collector", "--as", "demo-supervisor")
+    for inv in book:
+        case = ledger.wait_for_case(inv.invoice_id, lambda c: c["status"] == "escalated",
+                                    "escalated after the final notice")
+        assert money(case["balance"]) == Decimal("1000.00") + FEE_B, case
+
+    assert money(ledger.ok("pay", "K-WF2", "600.00", "--reference", "part")["balance"]) == Decimal("440.00")
+    for invoice_id, amount in (("K-WF1", "1040.00"), ("K-WF2", "440.00")):
+        ledger.ok("write-off", "request", invoice_id, "--amount", amount, "--reason", "insolvency")
+        pending = [a for a in ledger.ok("approvals", "list") if a["kind"] == "write_off" and a["invoice_id"] == invoice_id]
+        assert [a["amount"] for a in pending] == [amount], pending
+        closed = ledger.ok("approvals", "approve", pending[0]["approval_id"], "--reason", "checked the file",
+                           "--as", "demo-supervisor")
+        assert closed["status"] == "written_off" and closed["balance"] == "0.00", closed
+
+    # -- the write-offs, from `case show --json` of these cases, then of every euro case ------------
+    shown = {i.invoice_id: written_off_from_events(ledger.case(i.invoice_id)) for i in book}
+    split = {k: [(p, f) for _, p, f in v["write_offs"]] for k, v in shown.items()}
+    assert split == {"K-WF1": [(Decimal("1000.00"), Decimal("40.00"))],
+                     "K-WF2": [(Decimal("400.00"), Decimal("40.00"))]}, split  # the rule, by hand
+    everything = [written_off_from_events(ledger.peek(invoice_id)) for invoice_id in ledger.cases()]
+    euro = [c for c in everything if c["currency"] == "EUR"]
+    period = [w for c in euro for w in c["write_offs"] if START <= w[0] <= TODAY]
+    principal, fees = sum((p for _, p, _ in period), ZERO), sum((f for _, _, f in period), ZERO)
+    expected = {"written_off": str(principal + fees), "principal_written_off": str(principal),
+                "fees_written_off": str(fees), "credit_sales": str(sales),
+                "write_off_ratio_percent": q1(principal / sales * 100)}
+
+    problems: list[str] = []
+    figures = ledger.ok("report", "kpis", "--currency", "EUR")
+    if {k: figures.get(k) for k in expected} != expected:
+        problems.append(f"report kpis --json: got {({k: figures.get(k) for k in expected})}, the events give {expected}")
+    table = ledger.cli("report", "kpis", "--currency", "EUR", json=False)
+    assert table.code == 0, str(table)
+    lines = shown_in_table(table.stdout, expected)
+    if lines != expected:
+        problems.append(f"report kpis (the table): got {lines}, the events give {expected}")
+    row = ledger.ok("report", "write-offs", "--currency", "EUR")["rows"][0]
+    if {k: row.get(k) for k in expected} != expected:
+        problems.append(f"report write-offs: got {row}, the events give {expected}")
+    with ledger.api("demo-manager") as api:
+        answer = api.get("/api/reports/kpis", params={"currency": "EUR"}).json()
+    if {k: answer.get(k) for k in expected} != expected:
+        problems.append(f"GET /api/reports/kpis: got {({k: answer.get(k) for k in expected})}, expected {expected}")
+    after = board()
+    if after["kpis"]["write_off_ratio_percent"] != expected["write_off_ratio_percent"]:
+        problems.append(f"dashboard write-off ratio: got {after['kpis']['write_off_ratio_percent']}, "
+                        f"expected {expected['write_off_ratio_percent']}")
     assert not problems, "\n".join(problems)
 
 

@@ -4,7 +4,7 @@ Period: 2026-01-01 to 2026-03-31 (90 days), USD.
 
   A 1000 issued 2025-12-01 due 12-31: 600 paid 01-20, 400 paid 02-10        -> collected, 71 days
   B 2000 issued 2026-01-15 due 02-14: paid 03-01                            -> collected, 45 days
-  C  500 issued 02-01 due 03-03: written off 03-20
+  C  500 issued 02-01 due 03-03: a 20 late fee 03-10, 520 written off 03-20 (500 principal, 20 fees)
   D 1500 issued 03-10 due 04-09: open (current)
   E  800 issued 03-01 due 03-31: 300 paid 03-15, 500 open (current: due that day)
   F  300 issued 2025-11-01 due 12-01: open, 120 days past due
@@ -46,7 +46,8 @@ SETTLEMENTS = [
     Settlement("A", "USD", D("400"), date(2026, 2, 10), "payment"),
     Settlement("B", "USD", D("2000"), date(2026, 3, 1), "payment"),
     Settlement("B", "USD", D("50"), date(2026, 3, 1), "excess"),  # an overpayment: not a settlement
-    Settlement("C", "USD", D("500"), date(2026, 3, 20), "write_off"),
+    Settlement("C", "USD", D("-20"), date(2026, 3, 10), "fee", "late_fee"),
+    Settlement("C", "USD", D("520"), date(2026, 3, 20), "write_off"),
     Settlement("E", "USD", D("300"), date(2026, 3, 15), "payment"),
 ]
 PROMISES = [PromiseOutcome(date(2026, 1, 10), True), PromiseOutcome(date(2026, 2, 5), False),
@@ -91,7 +92,9 @@ def test_cei_turnover_collection_and_write_offs():
     assert kpis.cei(D(0), D(0), D(0), D(0)) is None
     assert kpis.ar_turnover(D(5200), D(1300), D(2700), 90) == (D("2.60"), D("34.6"))  # 5200 / 2000; 90 / 2.6
     assert kpis.average_days_to_collect(INVOICES, SETTLEMENTS, START, END) == (2, D("58.0"))  # (71 + 45) / 2
-    assert kpis.write_off_ratio(SETTLEMENTS, D(5200), START, END) == (D(500), D("9.6"))  # 500 / 5200
+    # 520 written off: 500 of principal over the sales (500 / 5200), the 20 fee apart
+    assert kpis.write_off_ratio(INVOICES, SETTLEMENTS, D(5200), START, END) == kpis.WrittenOff(
+        D(520), D(500), D(20), D("9.6"))
     assert kpis.promise_kept_rate(PROMISES, START, END) == (2, 1, D("66.7"))
 
 
@@ -147,6 +150,8 @@ def test_the_whole_set_and_each_report_view():
     assert figures["cei_percent"] == "84.4" and figures["ar_turnover_days"] == "34.6"
     assert figures["receivables_begin"] == "1300.00" and figures["credit_sales"] == "5200.00"
     assert figures["collectors"][0]["collected"] == "3000.00"
+    assert (figures["written_off"], figures["principal_written_off"], figures["fees_written_off"],
+            figures["write_off_ratio_percent"]) == ("520.00", "500.00", "20.00", "9.6")
     for name in kpis.REPORTS:
         rows = kpis.report_rows(name, figures)
         assert rows and kpis.to_csv(rows).count("\n") == len(rows) + 1
@@ -154,3 +159,32 @@ def test_the_whole_set_and_each_report_view():
         "currency,from,to,receivables_begin,credit_sales,receivables_end,current_receivables_end,cei_percent",
         "USD,2026-01-01,2026-03-31,1300.00,5200.00,2700.00,2000.00,84.4",
     ]
+
+
+def test_the_write_off_ratio_counts_the_principal_written_off_not_the_fees():
+    """docs/KPIS.md: an invoice of 1,000 with a 40 late fee; every settlement takes the principal
+    first, so what a write-off takes beyond the principal still owed is fees written off."""
+    one = [inv("W", "1000", date(2026, 1, 10), date(2026, 2, 9))]
+    fee = Settlement("W", "USD", D("-40"), date(2026, 2, 20), "fee", "late_fee")
+
+    def written(*found: Settlement) -> kpis.WrittenOff:
+        return kpis.write_off_ratio(one, [fee, *found], D(5200), START, END)
+
+    in_full = Settlement("W", "USD", D("1040"), date(2026, 3, 20), "write_off")
+    assert written(in_full) == kpis.WrittenOff(D(1040), D(1000), D(40), D("19.2"))  # not 1040 / 5200 = 20.0
+    paid = Settlement("W", "USD", D("600"), date(2026, 3, 1), "payment")
+    rest = Settlement("W", "USD", D("440"), date(2026, 3, 20), "write_off")
+    assert written(paid, rest) == kpis.WrittenOff(D(440), D(400), D(40), D("7.7"))
+    all_paid = Settlement("W", "USD", D("1000"), date(2026, 3, 1), "payment")
+    fees_only = Settlement("W", "USD", D("40"), date(2026, 3, 20), "write_off")
+    assert written(all_paid, fees_only) == kpis.WrittenOff(D(40), D(0), D(40), D("0.0"))
+    # a receipt within the tolerance leaves 0.50 of the fee written off; reversed, both go back
+    near = Settlement("W", "USD", D("1039.50"), date(2026, 3, 1), "payment", payment_id="P")
+    small = Settlement("W", "USD", D("0.50"), date(2026, 3, 1), "write_off", payment_id="P")
+    assert written(near, small) == kpis.WrittenOff(D("0.50"), D(0), D("0.50"), D("0.0"))
+    undone = [Settlement("W", "USD", D("-1039.50"), date(2026, 3, 5), "payment", payment_id="P"),
+              Settlement("W", "USD", D("-0.50"), date(2026, 3, 5), "write_off", payment_id="P")]
+    assert written(near, small, *undone) == kpis.WrittenOff(D(0), D(0), D(0), D("0.0"))
+    # written off before the period: in no figure of it
+    before = Settlement("W", "USD", D("1040"), date(2025, 12, 31), "write_off")
+    assert written(before) == kpis.WrittenOff(D(0), D(0), D(0), D("0.0"))

@@ -11,7 +11,7 @@ from uuid import uuid4
 
 from domain import events as ev
 from domain.money import Money
-from domain.receivables import Settlement, open_amounts, settlements_of, standings_on
+from domain.receivables import Settlement, WriteOff, open_amounts, principal_first, settlements_of, standings_on, write_offs
 
 D = Decimal
 
@@ -85,3 +85,27 @@ def test_the_balance_due_is_the_open_amount_less_the_credit_held_that_day():
     # the same figure as `payments unapplied` that day
     assert later[0].held == next(b for b in credit_balances(moves, date(2026, 12, 5))
                                  if (b.customer_id, b.currency) == ("C-1", "EUR"))
+
+
+def test_a_settlement_takes_the_principal_first_and_the_charges_with_what_goes_beyond():
+    """One rule for payments and write-offs alike (docs/KPIS.md, docs/INTEREST.md): of an invoice
+    of 1,000.00 with 40.00 of fees, 600.00 paid is principal; the 440.00 written off after it is
+    400.00 of principal and 40.00 of fees; a reversal gives back the charges first."""
+    assert principal_first(D("1000"), D(0), D("600")) == D("600")
+    assert principal_first(D("1000"), D("600"), D("440")) == D("400")
+    assert principal_first(D("1000"), D("1000"), D("40")) == 0
+    assert principal_first(D("1000"), D("1040"), D("-40")) == 0  # takes back the fees settled
+    assert principal_first(D("1000"), D("1040"), D("-1040")) == D("-1000")
+    found = [Settlement("W", "EUR", D("-40"), date(2026, 11, 10), "fee", "late_fee"),
+             Settlement("W", "EUR", D("600"), date(2026, 11, 20), "payment"),
+             Settlement("W", "EUR", D("25"), date(2026, 11, 20), "excess"),  # the customer's credit: settles nothing
+             Settlement("W", "EUR", D("440"), date(2026, 12, 1), "write_off")]
+    invoices = [Inv("W", D("1000.00"), date(2026, 10, 1))]
+    assert write_offs(invoices, found) == [WriteOff(found[3], D("400"), D("40"))]
+    # the order is the days', not the list's: the payment received before the write-off settled first
+    assert write_offs(invoices, [found[3], found[0], found[1]]) == [WriteOff(found[3], D("400"), D("40"))]
+    # credit notes, customer credit, amendments settle the principal first too
+    credited = [Settlement("W", "EUR", D("-40"), date(2026, 11, 10), "fee", "late_fee"),
+                Settlement("W", "EUR", D("200"), date(2026, 11, 12), "credit"),
+                Settlement("W", "EUR", D("840"), date(2026, 12, 1), "write_off")]
+    assert write_offs(invoices, credited) == [WriteOff(credited[2], D("800"), D("40"))]
