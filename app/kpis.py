@@ -68,7 +68,7 @@ class ClosedCase:
 class CollectorEvent:
     case_id: str
     on: date
-    kind: str  # collected | promise_broken
+    kind: str  # collected (cash received) | applied (settled the invoice) | promise_broken
     amount: Decimal = ZERO
     currency: str = ""
 
@@ -250,16 +250,18 @@ def write_off_ratio(invoices_: list[KpiInvoice], found: Iterable[Settlement], sa
 def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], currency: str,
                           start: date, end: date) -> list[dict]:
     """Per collector, among the cases in ``currency`` (a row of the report is one currency's):
-    cases closed in the period, amount collected in the period on their cases, average days from
-    opening to closing of those cases, promises broken in the period. A collector with none of
-    these (a payment reversed in the same period nets to nothing) has no row."""
+    cases closed in the period, cash collected in the period on their cases (payments in full,
+    an overpayment's excess included, as the dashboard counts it), the amount applied in the
+    period to their cases' invoices (the payments' applied part and customer credit applied),
+    average days from opening to closing of those cases, promises broken in the period. A
+    collector with none of these (a payment reversed in the same period nets to nothing) has no row."""
     cases = [c for c in cases if c.currency == currency]
     owner = {c.case_id: c.collector for c in cases}
     table: dict[str, dict] = {}
 
     def row(name: str) -> dict:
-        return table.setdefault(name, {"collector": name, "cases_closed": 0, "collected": ZERO, "_days": 0,
-                                       "broken_promises": 0})
+        return table.setdefault(name, {"collector": name, "cases_closed": 0, "collected": ZERO, "applied": ZERO,
+                                       "_days": 0, "broken_promises": 0})
 
     for c in cases:
         if c.closed_on is not None and start <= c.closed_on <= end:
@@ -270,14 +272,14 @@ def collector_performance(cases: list[ClosedCase], facts: list[CollectorEvent], 
         if f.case_id not in owner or not start <= f.on <= end:
             continue
         r = row(owner[f.case_id])
-        if f.kind == "collected" and f.currency == currency:
-            r["collected"] += f.amount
+        if f.kind in ("collected", "applied") and f.currency == currency:
+            r[f.kind] += f.amount
         elif f.kind == "promise_broken":
             r["broken_promises"] += 1
     out = []
     for name in sorted(table):
         r = table[name]
-        if not (r["cases_closed"] or r["collected"] or r["broken_promises"]):
+        if not (r["cases_closed"] or r["collected"] or r["applied"] or r["broken_promises"]):
             continue  # only a payment and its reversal: as if never paid, nothing to show
         days = r.pop("_days")
         r["average_days_to_close"] = _q(Decimal(days) / r["cases_closed"]) if r["cases_closed"] else None
@@ -324,13 +326,25 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
             promises.append(PromiseOutcome(day, name == "PromiseKept"))
             if name == "PromiseBroken":
                 facts.append(CollectorEvent(str(record.stream_id), day, "promise_broken"))
-        elif name == "PaymentReversed":  # the money never arrived: not collected after all
-            facts.append(CollectorEvent(str(record.stream_id), day, "collected", -e.applied.amount, e.applied.currency))
+        elif name == "CustomerCreditApplied":  # money collected before (an overpayment, an advance): applied now
+            facts.append(CollectorEvent(str(record.stream_id), day, "applied", e.amount.amount, e.amount.currency))
         else:
-            amount = e.applied if name == "PaymentReceived" else e.amount
-            facts.append(CollectorEvent(str(record.stream_id), e.received_on if name == "PaymentReceived" else day,
-                                        "collected", amount.amount, amount.currency))
+            facts.extend(payment_facts(str(record.stream_id), e))
     return KpiInputs(ledger, found, promises, cases, facts, _advance_changes(ctx, currency))
+
+
+def payment_facts(case_id: str, e) -> list[CollectorEvent]:
+    """A payment (``PaymentReceived``) or its reversal (``PaymentReversed``, the money never
+    arrived) on a case: the cash collected (all of it, an overpayment's excess included) and
+    the part applied to the invoice, on the day the money was received, or for a reversal the
+    day it was reversed, taken back."""
+    if type(e).__name__ == "PaymentReversed":
+        day, sign = e.occurred_at.date(), -1
+    else:
+        day, sign = e.received_on, 1
+    cash = e.applied + e.excess
+    return [CollectorEvent(case_id, day, "collected", sign * cash.amount, cash.currency),
+            CollectorEvent(case_id, day, "applied", sign * e.applied.amount, e.applied.currency)]
 
 
 def _advance_changes(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
@@ -373,7 +387,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "written_off": money(written.total), "write_off_ratio_percent": text(written.ratio),
         "principal_written_off": money(written.principal), "fees_written_off": money(written.charges),
         "advances_held_end": money(sum((d for day, d in data.advances if day <= end), ZERO)),
-        "collectors": [{**r, "collected": money(r["collected"]),
+        "collectors": [{**r, "collected": money(r["collected"]), "applied": money(r["applied"]),
                         "average_days_to_close": text(r["average_days_to_close"])}
                        for r in collector_performance(data.cases, data.facts, currency, start, end)],
     }

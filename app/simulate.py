@@ -383,8 +383,7 @@ class Simulator:
                 elif name == "PaymentReceived":
                     found.append(Settlement(case.invoice_id, e.applied.currency, e.applied.amount, e.received_on,
                                             "payment"))
-                    facts_k.append(kpis.CollectorEvent(str(s.case_id), e.received_on, "collected", e.applied.amount,
-                                                       e.applied.currency))
+                    facts_k.extend(kpis.payment_facts(str(s.case_id), e))
                 elif name in ("DisputeResolved", "WriteOffApproved", "SmallBalanceWrittenOff", "CaseCancelled", "CustomerCreditApplied",
                               "IndemnityReceived", "PaymentReversed", "PromiseKept", "PromiseBroken"):
                     raise DomainError(f"the simulator does not report {name} (the backtest makes none)", "engine")

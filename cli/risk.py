@@ -391,7 +391,8 @@ for _name, _help in (
     ("promises", "Promise-kept rate."),
     ("collect", "Average days from invoice to collection."),
     ("write-offs", "Write-off ratio (principal written off / credit sales), and the fees written off apart."),
-    ("collectors", "Per collector: cases closed, amount collected, average days to close, broken promises."),
+    ("collectors", "Per collector: cases closed, cash collected, amount applied, average days to close, "
+                   "broken promises."),
 ):
     _report_command(_name, _help)
 

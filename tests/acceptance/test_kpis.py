@@ -232,12 +232,15 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         "written_off": str(wo.amount), "write_off_ratio_percent": q1(wo.amount / sales * 100),
         "principal_written_off": str(wo.amount), "fees_written_off": "0.00",
     }
-    # every case closed today (opened today: 0 days); collected = payments applied on their cases in
-    # the period, the recalled BK-4 not included; the ledger payment on K-L1 belongs to no case
+    # every case closed today (opened today: 0 days); collected = cash received on their cases in
+    # the period (overpayments included), applied = what of it settled the invoices; the recalled
+    # BK-4 in neither; the ledger payment on K-L1 belongs to no case
     closed_by = lambda who: [i for i in invoices if i.case and i.owed == 0 and i.assignee == who]  # noqa: E731
-    collected_by = lambda who: sum((i.collected for i in invoices if i.case and i.assignee == who), ZERO)  # noqa: E731
+    mine = lambda who: [i for i in invoices if i.case and i.assignee == who]  # noqa: E731
     expected_collectors = [
-        {"collector": who, "cases_closed": len(closed_by(who)), "collected": str(collected_by(who)),
+        {"collector": who, "cases_closed": len(closed_by(who)),
+         "collected": str(sum((i.collected + i.excess for i in mine(who)), ZERO)),
+         "applied": str(sum((i.collected for i in mine(who)), ZERO)),
          "broken_promises": 0, "average_days_to_close": "0.0"}
         for who in ("demo-collector", "unassigned")
     ]
@@ -611,6 +614,90 @@ def test_a_late_fee_written_off_is_not_bad_debt(ledger):
     if after["kpis"]["write_off_ratio_percent"] != expected["write_off_ratio_percent"]:
         problems.append(f"dashboard write-off ratio: got {after['kpis']['write_off_ratio_percent']}, "
                         f"expected {expected['write_off_ratio_percent']}")
+    assert not problems, "\n".join(problems)
+
+
+def cash_from_events(case: dict) -> dict[str, list[tuple[date, Decimal]]]:
+    """One case's cash collected and amount applied, dated, from its events (docs/KPIS.md), read
+    from each event's own fields: collected is a payment in full (an overpayment's excess
+    included) on its value date, taken back in full on the day it is reversed; applied is what
+    payments and customer credit settled on the invoice."""
+    out: dict[str, list[tuple[date, Decimal]]] = {"collected": [], "applied": []}
+    for e in case["events"]:
+        day = date.fromisoformat(e["data"].get("received_on") or e["occurred_at"][:10])
+        if e["type"] in ("PaymentReceived", "PaymentReversed"):
+            sign = 1 if e["type"] == "PaymentReceived" else -1
+            applied, excess = money(e["data"]["applied"]["amount"]), money(e["data"]["excess"]["amount"])
+            out["collected"].append((day, sign * (applied + excess)))
+            out["applied"].append((day, sign * applied))
+        elif e["type"] == "CustomerCreditApplied":
+            out["applied"].append((day, money(e["data"]["amount"]["amount"])))
+    return out
+
+
+def test_collected_is_cash_received_in_every_report(ledger):
+    """A finance manager found "collected" meaning cash received on the dashboard and in `report
+    reconcile`, but the amount applied to invoices in `report collectors`. docs/KPIS.md: collected
+    is cash received everywhere (an overpayment included, customer credit applied not collected
+    again); applied is its own figure. Here K-OV1 (300.00, demo-collector's) is paid 350.00 (50.00
+    over: customer credit) and 20.00 of that credit is applied to K-OV2 of the same customer
+    (unassigned): over this week the collectors' collected moves as the dashboard's cash does
+    (+350.00), applied by 300.00 and 20.00; both add up to what the cases' `case show --json`
+    events give, and `report reconcile` over the same week names the rest of the dashboard's
+    cash: payments on invoices without a case."""
+    monday = TODAY - timedelta(days=TODAY.weekday())
+    this_week = ("--from", str(monday), "--to", str(TODAY), "--currency", "EUR")
+
+    def week_cash() -> Decimal:
+        with ledger.api("demo-manager") as api:
+            answer = api.get("/api/reports/dashboard", params={"currency": "EUR"})
+        assert answer.status_code == 200, answer.text
+        return money(next(w["amount"] for w in answer.json()["collected_per_week"] if w["week"] == str(monday)))
+
+    def collectors() -> dict[str, tuple[Decimal, Decimal]]:
+        return {r["collector"]: (money(r["collected"]), money(r["applied"]))
+                for r in ledger.ok("report", "collectors", *this_week)["rows"]}
+
+    cash_before, before = week_cash(), collectors()
+    book = [Inv("K-OV1", Decimal("300.00"), -30, -5), Inv("K-OV2", Decimal("500.00"), -30, -5)]
+    rows = [i.row() for i in book]
+    rows[1] = rows[1].replace("C-K-OV2,K-OV2 GmbH,ap@k-ov2.test", "C-K-OV1,K-OV1 GmbH,ap@k-ov1.test")  # one customer
+    assert ledger.import_invoices(rows)["invoices_added"] == 2
+    for inv in book:
+        ledger.ok("case", "open", inv.invoice_id)
+    ledger.ok("case", "assign", "K-OV1", "demo-collector", "--as", "demo-supervisor")
+    assert ledger.ok("pay", "K-OV1", "350.00", "--reference", "over")["status"] == "paid"
+    applied = ledger.ok("payments", "apply-credit", "K-OV2", "--amount", "20.00")
+    assert money(applied["balance"]) == Decimal("480.00"), applied
+
+    problems: list[str] = []
+    after = collectors()
+    moved = {who: (c - before.get(who, (ZERO, ZERO))[0], a - before.get(who, (ZERO, ZERO))[1])
+             for who, (c, a) in after.items()}
+    moved = {who: m for who, m in moved.items() if m != (ZERO, ZERO)}
+    want = {"demo-collector": (Decimal("350.00"), Decimal("300.00")),  # the cash; what settled K-OV1
+            "unassigned": (ZERO, Decimal("20.00"))}  # the customer's credit: applied, not collected again
+    if moved != want:
+        problems.append(f"report collectors this week moved by (collected, applied) {moved}, expected {want}")
+    cash_after = week_cash()
+    if cash_after - cash_before != Decimal("350.00"):
+        problems.append(f"dashboard cash collected this week moved by {cash_after - cash_before}, expected 350.00")
+    euro = [cash_from_events(ledger.peek(invoice_id)) for invoice_id, row in ledger.cases().items()
+            if row["currency"] == "EUR" and row["kind"] == "invoice"]  # an advance case: no collector's
+    for n, key in enumerate(("collected", "applied")):
+        on_cases = sum((a for c in euro for day, a in c[key] if monday <= day <= TODAY), ZERO)
+        by_collectors = sum((v[n] for v in after.values()), ZERO)
+        if by_collectors != on_cases:
+            problems.append(f"report collectors this week: {key} {by_collectors}, the cases' events give {on_cases}")
+    reconciled = ledger.cli("report", "reconcile", "--from", str(monday), "--to", str(TODAY))
+    if reconciled.code != 0:
+        problems.append(f"report reconcile this week: {reconciled}")
+    else:  # what the dashboard counts beyond the collectors: payments on invoices without a case
+        eur = reconciled.json["figures"]["EUR"]
+        by_collectors = sum((c for c, _ in after.values()), ZERO)
+        without_case = money(eur["collected_without_case"])
+        if (money(eur["collected"]), by_collectors + without_case) != (cash_after, cash_after):
+            problems.append(f"report reconcile this week: {eur}; dashboard {cash_after}, collectors {by_collectors}")
     assert not problems, "\n".join(problems)
 
 

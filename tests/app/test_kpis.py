@@ -58,10 +58,13 @@ CASES = [
     ClosedCase("case-c", "sam", "USD", date(2026, 3, 6), date(2026, 3, 20), "written_off"),
     ClosedCase("case-f", "unassigned", "USD", date(2025, 12, 4), None, None),
 ]
-FACTS = [
+FACTS = [  # collected: cash received; applied: what settled the invoice (docs/KPIS.md)
     CollectorEvent("case-a", date(2026, 1, 20), "collected", D("600"), "USD"),
+    CollectorEvent("case-a", date(2026, 1, 20), "applied", D("600"), "USD"),
     CollectorEvent("case-a", date(2026, 2, 10), "collected", D("400"), "USD"),
-    CollectorEvent("case-b", date(2026, 3, 1), "collected", D("2000"), "USD"),
+    CollectorEvent("case-a", date(2026, 2, 10), "applied", D("400"), "USD"),
+    CollectorEvent("case-b", date(2026, 3, 1), "collected", D("2050"), "USD"),  # 50 over: customer credit
+    CollectorEvent("case-b", date(2026, 3, 1), "applied", D("2000"), "USD"),
     CollectorEvent("case-b", date(2026, 3, 1), "collected", D("99"), "EUR"),  # another currency: not added
     CollectorEvent("case-f", date(2026, 2, 5), "promise_broken"),
     CollectorEvent("case-f", date(2025, 12, 20), "promise_broken"),  # before the period
@@ -127,7 +130,9 @@ def test_a_reversed_payment_settles_nothing_and_a_new_payment_settles_on_its_own
     assert kpis.settled_days(INVOICES, late)["B"] == (date(2026, 3, 10), True)
     # the collector of a case whose only payment bounced in the period: as if never paid, no row
     net_zero = [CollectorEvent("case-g", date(2026, 3, 1), "collected", D("400"), "USD"),
-                CollectorEvent("case-g", date(2026, 3, 5), "collected", D("-400"), "USD")]
+                CollectorEvent("case-g", date(2026, 3, 1), "applied", D("400"), "USD"),
+                CollectorEvent("case-g", date(2026, 3, 5), "collected", D("-400"), "USD"),
+                CollectorEvent("case-g", date(2026, 3, 5), "applied", D("-400"), "USD")]
     case_g = ClosedCase("case-g", "ivy", "USD", date(2026, 3, 1), None, None)
     assert kpis.collector_performance([case_g], net_zero, "USD", START, END) == []
 
@@ -135,11 +140,11 @@ def test_a_reversed_payment_settles_nothing_and_a_new_payment_settles_on_its_own
 def test_collector_performance():
     rows = kpis.collector_performance(CASES, FACTS, "USD", START, END)
     assert rows == [
-        {"collector": "cora", "cases_closed": 2, "collected": D(3000), "broken_promises": 0,
+        {"collector": "cora", "cases_closed": 2, "collected": D(3050), "applied": D(3000), "broken_promises": 0,
          "average_days_to_close": D("24.0")},  # (36 + 12) / 2
-        {"collector": "sam", "cases_closed": 1, "collected": D(0), "broken_promises": 0,
+        {"collector": "sam", "cases_closed": 1, "collected": D(0), "applied": D(0), "broken_promises": 0,
          "average_days_to_close": D("14.0")},
-        {"collector": "unassigned", "cases_closed": 0, "collected": D(0), "broken_promises": 1,
+        {"collector": "unassigned", "cases_closed": 0, "collected": D(0), "applied": D(0), "broken_promises": 1,
          "average_days_to_close": None},
     ]
 
@@ -149,7 +154,7 @@ def test_the_whole_set_and_each_report_view():
     assert figures["dso_standard"] == "46.7" and figures["dso_countback"] == "43.4"
     assert figures["cei_percent"] == "84.4" and figures["ar_turnover_days"] == "34.6"
     assert figures["receivables_begin"] == "1300.00" and figures["credit_sales"] == "5200.00"
-    assert figures["collectors"][0]["collected"] == "3000.00"
+    assert (figures["collectors"][0]["collected"], figures["collectors"][0]["applied"]) == ("3050.00", "3000.00")
     assert (figures["written_off"], figures["principal_written_off"], figures["fees_written_off"],
             figures["write_off_ratio_percent"]) == ("520.00", "500.00", "20.00", "9.6")
     for name in kpis.REPORTS:
