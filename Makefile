@@ -64,11 +64,12 @@ up: install
 web: install
 	$(BIN)/python starter.py web
 
-# Two processes, one test file each at a time (module fixtures stay in one process): most
-# tests wait on servers and subprocesses, so two cores run them in about half the time.
-# Three (tried 2026-12-06) took 20.0 and 21.7 min against 22.5 with the two cores saturated:
-# too little gained for the risk of starving timing-sensitive tests.
-TEST_WORKERS ?= 2
+# Three processes, one test file each at a time (module fixtures stay in one process): most
+# tests wait on servers, timers and subprocesses, so two cores keep three busy. On 2026-12-07,
+# on a clean clone with nothing else running, the same suite took 15.5 min with three against
+# 19.9 with two (1.6 cores used instead of 1.1); on 2026-12-06 three had gained little
+# (20.0 and 21.7 against 22.5), before the acceptance modules' waits grew.
+TEST_WORKERS ?= 3
 # Files that run on a Temporal server are handed out first (tests/conftest.py).
 # The watchdog fault jams a worker's CPU on purpose: it runs alone afterwards, so the other
 # process's tests are not starved into Temporal's 2-second deadlock detector.
