@@ -16,7 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable
+from typing import Iterable, Mapping
 from uuid import UUID
 
 from sqlalchemy import func, or_, select
@@ -27,7 +27,7 @@ from domain.errors import DomainError
 from domain.inputs import check_report_day
 from domain.money import Money, currency_exponent
 from domain.policy import RiskGrade
-from domain.priority import amount_at_risk, days_overdue, priority
+from domain.priority import amount_at_risk, days_overdue, priority, rate_to_compare
 from domain.receivables import Settlement, settlements_of
 from domain.state import CaseStatus
 from store.reads import aging_sums, count_open_cases, page_of_open_cases
@@ -75,10 +75,12 @@ def worklist(ctx: Context, today: date, *, status: str | None = None, assignee: 
     # Ranked and cut in SQL over the index of open cases (store/reads.py): only the page is read.
     columns = [c for c in case_summary.c if c.name != "state"]
     dialect = ctx.db.dialect
+    rules = ctx.policy().approval  # amounts of different currencies compared at its pinned rates
+    rates = {code: rate for code in rules.rates if (rate := rate_to_compare(code, rules)) != 1}
     with ctx.db.read() as session:
         total = session.execute(count_open_cases(where)).scalar_one()
-        rows = list(session.execute(page_of_open_cases(today, dialect, where, limit, columns)))
-    items = [worklist_item(row, today) for row in rows]
+        rows = list(session.execute(page_of_open_cases(today, dialect, where, limit, columns, rates)))
+    items = [worklist_item(row, today, rates) for row in rows]
     items.sort(key=lambda i: (-Decimal(i["priority"]), i["next_action_at"] or "9999", i["invoice_id"]))
     return {"total": total, "items": items[:limit]}
 
@@ -103,17 +105,20 @@ def closed_matching(ctx: Context, q: str, limit: int = 20) -> list[dict]:
                 for r in session.execute(query)]
 
 
-def worklist_item(row, today: date) -> dict:
-    """A case summary with the figures its priority is made of."""
+def worklist_item(row, today: date, rates: Mapping[str, Decimal] | None = None) -> dict:
+    """A case summary with the figures its priority is made of (``rate``: what one unit of its
+    currency weighs against the others, the policy's pinned rate)."""
     m = row._mapping
     balance = _amount(m["balance_minor"], m["currency"])
     at_risk = amount_at_risk(balance, _amount(m["disputed_minor"], m["currency"]))
     overdue = days_overdue(m["due_date"], today)
+    rate = (rates or {}).get(m["currency"], Decimal(1))
     return {
         **summary_dict(row),
         "amount_at_risk": str(at_risk),
         "days_overdue": overdue,
-        "priority": str(priority(at_risk, overdue, m["risk_grade"])),
+        "rate": str(rate),
+        "priority": str(priority(at_risk, overdue, m["risk_grade"], rate)),
     }
 
 

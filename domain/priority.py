@@ -8,7 +8,9 @@ priority = amount at risk x days overdue x risk weight
   so among those the bigger risk still comes first;
 * the risk weight grows with the customer's risk grade (A 1, B 2, C 3, D 4).
 
-Amounts in different currencies are compared at face value (no exchange rates).
+Amounts in different currencies are compared in the policy's approval currency, at the rates
+it pins ([approval.rates]): 1,000,000 JPY at risk weighs 6,700 USD, not a million. A currency
+the policy has no rate for is taken at face value (``rate_to_compare``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from domain.policy import RiskGrade
+from domain.policy import ApprovalPolicy, RiskGrade
 
 RISK_WEIGHT = {RiskGrade.A: 1, RiskGrade.B: 2, RiskGrade.C: 3, RiskGrade.D: 4}
 
@@ -31,10 +33,18 @@ def amount_at_risk(balance: Decimal, disputed: Decimal) -> Decimal:
     return max(balance - disputed, Decimal(0))
 
 
-def priority(at_risk: Decimal, overdue_days: int, grade: RiskGrade | str) -> Decimal:
-    """The worklist score; higher comes first."""
+def rate_to_compare(currency: str, rules: ApprovalPolicy) -> Decimal:
+    """What one unit of ``currency`` weighs in the policy's approval currency (1 for that currency,
+    for a policy without one, and for a currency it has no rate for)."""
+    if rules.currency is None or currency == rules.currency:
+        return Decimal(1)
+    return rules.rates.get(currency, Decimal(1))
+
+
+def priority(at_risk: Decimal, overdue_days: int, grade: RiskGrade | str, rate: Decimal = Decimal(1)) -> Decimal:
+    """The worklist score; higher comes first. ``rate``: ``rate_to_compare`` of the amount's currency."""
     weight = RISK_WEIGHT[RiskGrade(grade)]
-    return at_risk * max(overdue_days, 1) * weight
+    return at_risk * rate * max(overdue_days, 1) * weight
 
 
 EPOCH = date(1970, 1, 1)

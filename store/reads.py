@@ -9,6 +9,8 @@ report sums open amounts per currency and bucket in SQL from the partial index o
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+from typing import Mapping
 
 from sqlalchemy import Float, Integer, and_, case, cast, func, literal, select
 from sqlalchemy.sql import ColumnElement
@@ -24,15 +26,18 @@ def days_since(day: date, column: ColumnElement, dialect: str) -> ColumnElement:
     return cast(func.julianday(day.isoformat()) - func.julianday(column), Integer)
 
 
-def priority(today: date, dialect: str) -> ColumnElement:
+def priority(today: date, dialect: str, rates: Mapping[str, Decimal] | None = None) -> ColumnElement:
     """domain.priority.priority in SQL, in the same order: the stored ``ranking_base`` (amount
-    at risk in ten-thousandths of its major unit x risk weight) x max(days overdue, 1)."""
+    at risk in ten-thousandths of its major unit x risk weight) x the rate of its currency
+    (``rates``: domain.priority.rate_to_compare for each currency not at 1) x max(days overdue, 1)."""
     c = case_summary.c
     days = literal(day_number(today)) - c.due_day
     # PostgreSQL would refuse a BIGINT overflow (amounts near the largest accepted, years overdue):
     # double precision keeps the order exact up to 2**53 and within 1e-16 beyond (SQLite does
     # the same by itself).
-    base = cast(c.ranking_base, Float) if dialect == "postgresql" else c.ranking_base
+    base = cast(c.ranking_base, Float) if dialect == "postgresql" or rates else c.ranking_base
+    if rates:
+        base = base * case({code: float(rate) for code, rate in rates.items()}, value=c.currency, else_=1.0)
     return base * case((days > 1, days), else_=1)
 
 
@@ -40,11 +45,12 @@ def open_cases() -> ColumnElement:
     return case_summary.c.closed_at.is_(None)
 
 
-def page_of_open_cases(today: date, dialect: str, where: list, limit: int, columns):
+def page_of_open_cases(today: date, dialect: str, where: list, limit: int, columns,
+                       rates: Mapping[str, Decimal] | None = None):
     """The ``limit`` open cases of highest priority (ties: next action first, then invoice id)."""
     c = case_summary.c
     ranked = (select(c.case_id).where(open_cases(), *where)
-              .order_by(priority(today, dialect).desc(), c.next_action_at.is_(None), c.next_action_at, c.invoice_id)
+              .order_by(priority(today, dialect, rates).desc(), c.next_action_at.is_(None), c.next_action_at, c.invoice_id)
               .limit(limit))
     return select(*columns).where(c.case_id.in_(ranked.scalar_subquery()))
 

@@ -16,6 +16,7 @@ from sqlalchemy import event, insert, select, update
 from domain.priority import amount_at_risk, day_number, days_overdue, priority, ranking_base
 from store.db import Database
 from store.reads import aging_sums, page_of_open_cases
+from tests.conftest import ROOT
 from store.schema import case_summary
 
 TODAY = date(2026, 11, 23)
@@ -46,25 +47,27 @@ def summary_rows(n: int, seed: int = 5) -> list[dict]:
     return rows
 
 
-def expected_order(rows: list[dict]) -> list[str]:
+def expected_order(rows: list[dict], rates: dict[str, Decimal] | None = None) -> list[str]:
     def score(r: dict) -> Decimal:
         unit = Decimal(10) ** get_currency_precision(r["currency"])
         at_risk = amount_at_risk(Decimal(r["balance_minor"]) / unit, Decimal(r["disputed_minor"]) / unit)
-        return priority(at_risk, days_overdue(r["due_date"], TODAY), r["risk_grade"])
+        rate = (rates or {}).get(r["currency"], Decimal(1))
+        return priority(at_risk, days_overdue(r["due_date"], TODAY), r["risk_grade"], rate)
 
     return [r["invoice_id"] for r in sorted(rows, key=lambda r: (-score(r), r["invoice_id"]))]
 
 
-def ranked(db: Database, limit: int) -> list[str]:
+def ranked(db: Database, limit: int, rates: dict[str, Decimal] | None = None) -> list[str]:
     c = case_summary.c
     with db.read() as session:
-        rows = session.execute(page_of_open_cases(TODAY, db.dialect, [], limit, [c.invoice_id, c.case_id])).all()
+        rows = session.execute(page_of_open_cases(TODAY, db.dialect, [], limit, [c.invoice_id, c.case_id],
+                                                  rates)).all()
     found = {r.case_id: r.invoice_id for r in rows}
     # the page is a set; its order comes from the same expression, so rank it as the worklist does
     with db.read() as session:
         from store.reads import priority as sql_priority
 
-        scores = dict(session.execute(select(c.case_id, sql_priority(TODAY, db.dialect))
+        scores = dict(session.execute(select(c.case_id, sql_priority(TODAY, db.dialect, rates))
                                       .where(c.case_id.in_(list(found)))).all())
     return [found[k] for k in sorted(found, key=lambda k: (-Decimal(str(scores[k])), found[k]))]
 
@@ -75,6 +78,22 @@ def test_sql_ranking_is_the_domain_priority_order(database_url):
     with db.transaction() as session:
         session.execute(insert(case_summary), rows)
     assert ranked(db, 50) == expected_order(rows)[:50]
+    db.dispose()
+
+
+def test_amounts_in_other_currencies_are_weighed_at_the_policys_rates(database_url):
+    """The same order as domain.priority with each currency's rate (default policy: USD per unit)."""
+    from domain.policy import parse_policy
+    from domain.priority import rate_to_compare
+
+    rules = parse_policy((ROOT / "policies" / "default.toml").read_text()).approval
+    rates = {code: rate_to_compare(code, rules) for code in CURRENCIES if rate_to_compare(code, rules) != 1}
+    assert rates == {"JPY": Decimal("0.0067"), "EUR": Decimal("1.08"), "KWD": Decimal("3.25")}
+    db = Database(database_url)
+    rows = summary_rows(400, seed=11)
+    with db.transaction() as session:
+        session.execute(insert(case_summary), rows)
+    assert ranked(db, 50, rates) == expected_order(rows, rates)[:50] != expected_order(rows)[:50]
     db.dispose()
 
 

@@ -254,6 +254,19 @@ async def test_a_paid_case_is_found_by_the_worklist_s_search(page, web: Web):
     assert await page.inner_text("[data-testid=case-status]") == "paid"
 
 
+async def test_the_worklist_weighs_other_currencies_at_the_policys_rates(page, web: Web):
+    """1,000,000 JPY at risk is about 6,700 USD (the policy's pinned rate): it ranked above a
+    100,000 USD case of the same grade and age, compared at face value."""
+    yen = await web.new_case(amount="1000000", currency="JPY", customer="Rates Trading KK")
+    dollars = await web.new_case(amount="100000.00", currency="USD", customer="Rates Trading Inc")
+    await sign_in(page, web, "collector")
+    await page.goto("/console/worklist?q=Rates+Trading")
+    rows = page.locator("[data-testid=worklist] tbody tr")
+    await rows.first.wait_for()
+    assert [await r.get_attribute("data-invoice") for r in await rows.all()] == [dollars, yen]
+    await shot(page, "worklist-two-currencies")
+
+
 async def test_submitting_the_payment_form_twice_records_one_payment(page, web: Web):
     """The payment form carries an idempotency key (a hidden UUID per rendered form): the same
     form sent twice, as a double click or a resubmitted page would, is one payment."""
