@@ -96,16 +96,44 @@ def age(delta: timedelta, lang: str) -> str:
     return t("age.minutes", m=mins)
 
 
+# The refusals a person meets most on the console's forms and the customer page, each with its
+# catalogue key: the domain words them in English (the API's and the CLI's one line); a sentence
+# no pattern knows is shown as it is.
+_REFUSALS = [(re.compile(pattern), key) for pattern, key in (
+    (r"must be positive, got (?P<value>.+)", "refusal.positive"),
+    (r"must not be empty", "refusal.empty"),
+    (r"(?P<value>.+) is not a number", "refusal.not_a_number"),
+    (r"(?P<value>.+) is not a date \(YYYY-MM-DD\)", "refusal.not_a_date"),
+    (r"(?P<value>.+) has more decimal places than (?P<currency>[A-Z]{3}) allows \((?P<places>\d+)\)",
+     "refusal.decimals"),
+    (r"(?P<value>.+) exceeds the open balance (?P<balance>.+)", "refusal.above_balance"),
+    (r"(?P<value>\S+) is in the past", "refusal.past"),
+    (r"(?P<value>\S+) is in the future", "refusal.future"),
+    (r"(?P<value>\S+) is beyond the longest promise allowed \((?P<latest>\S+)\)", "refusal.promise_too_far"),
+)]
+
+
+def refusal_sentence(message: str, lang: str) -> str:
+    """A domain refusal's sentence in the reader's language, when the catalogue words it."""
+    for pattern, key in _REFUSALS:
+        found = pattern.fullmatch(message)
+        if found:
+            return translator(lang)(key, **found.groupdict())
+    return message
+
+
 def refusal_text(error: DomainError, lang: str) -> str:
     """A refused command's message for a person: the input it names by the form's words
     ('Amount: must be positive', ``field.amount``), or the sentence alone when the field is no
     input a person typed ('as' is who acts, 'case' the case's state: 'four eyes: ...'). Never
-    the internal field name that ``str(error)`` starts with (the API's and the CLI's one line)."""
+    the internal field name that ``str(error)`` starts with (the API's and the CLI's one line).
+    The sentence is the reader's language where the catalogue has it (``_REFUSALS``)."""
     key = f"field.{error.field}"
+    message = refusal_sentence(error.message, lang)
     if error.field and catalogue.known(key):
         t = translator(lang)
-        return t("error.field", field=t(key), message=error.message)
-    return error.message
+        return t("error.field", field=t(key), message=message)
+    return message
 
 
 def reason_text(code: str, lang: str) -> str:

@@ -142,7 +142,9 @@ def test_customers_promise_and_report_a_payment_from_the_link_in_their_notice(le
     form.locator("button[type=submit]").click()
     page.wait_for_selector("[data-testid=error]")
     refusal = page.text_content("[data-testid=error]")  # the field in the page's words, not 'date: ...'
-    assert "longest promise allowed" in refusal and "日期" in refusal and "date:" not in refusal, refusal
+    # and the sentence in the page's language too ('... is beyond the longest promise allowed (...)')
+    assert "晚于允许的最远承诺日期" in refusal and "日期" in refusal and "date:" not in refusal, refusal
+    assert "longest promise" not in refusal, refusal
     # a dispute: a reason of the policy's list (in Chinese on the page) and a comment
     form = page.locator("[data-testid=dispute-form]")
     form.locator("select[name=reason]").select_option(label="质量问题")
