@@ -179,9 +179,7 @@ def applicable(invoice: OpenInvoice, amount: Money) -> str | None:
         return f"the case of invoice {invoice.invoice_id} is closed"
     if invoice.open_minor <= 0:
         return f"invoice {invoice.invoice_id} is already paid"
-    if invoice.case_id is None and amount.to_minor() > invoice.open_minor:
-        return f"{amount} exceeds what invoice {invoice.invoice_id} still owes and it has no case to hold the credit"
-    return None
+    return None  # beyond what it owes: the invoice is paid and the rest is the customer's credit, case or not
 
 
 def statement_text(path: Path) -> str:
@@ -547,19 +545,28 @@ class PaymentService:
             raise DomainError(f"payment {payment_id} is {payment.status}; only an applied payment can be reversed",
                               "payment_id")
         if payment.case_id is None:  # the ledger's rows and LedgerPaymentReversed, in one transaction
+            excess = self._ledger_excess(payment_id)  # its credit goes back with it
+
             def change(connection) -> None:
-                if not mark_reversed(connection, payment, reason):
+                if not mark_reversed(connection, payment, reason, excess):
                     raise Unchanged  # reversed meanwhile
 
             record_event(self.cases.ctx, "payment", payment_id, admin.LedgerPaymentReversed, actor, reason,
                          f"payment {payment_id} (invoice {payment.invoice_id})", within=change,
-                         payment_id=payment_id, invoice_id=payment.invoice_id, amount=payment.amount)
+                         payment_id=payment_id, invoice_id=payment.invoice_id, amount=payment.amount, excess=excess)
             reply = {"invoice_id": payment.invoice_id, "case_id": None}
         else:  # the PaymentReversed event marks the row (store/payments.py), in its append
             shares = self._cases_of(payment) if payment.note == SPLIT_NOTE else [payment.case_id]
             for case_id in shares:  # a split receipt: every case it paid gives its share back
                 reply = await self._reverse_on_case(replace(payment, case_id=case_id), reason, actor)
         return {**reply, "payment_id": payment_id, "reversed": True}
+
+    def _ledger_excess(self, payment_id: str) -> Money | None:
+        """What a payment on an invoice without a case paid beyond the open amount (its event's
+        ``excess``: the customer's credit), None when nothing."""
+        recorded = self.cases.ctx.store.load_types(admin.admin_stream_id("payment", payment_id),
+                                                   ("LedgerPaymentRecorded", "PaymentAssigned"))
+        return getattr(recorded[-1], "excess", None) if recorded else None
 
     async def _reverse_on_case(self, payment: PaymentRow, reason: str, actor: Actor) -> dict:
         command = cmd.ReversePayment(command_id=uuid4(), actor=actor, payment_id=payment.payment_id, reason=reason)

@@ -96,16 +96,23 @@ class CaseFacts:
 class Recomputed:
     cases: dict[str, CaseFacts]
     period: dict[str, dict[str, Decimal]]  # currency -> kind -> total in the period
+    # payment id -> what a payment on an invoice without a case paid beyond its open amount: the
+    # customer's credit, not on the invoice (its event's excess)
+    ledger_excess: dict[str, Decimal] = field(default_factory=dict)
 
 
 def recompute(ctx: Context, start: date, end: date) -> Recomputed:
     """Every case's balance and the period's totals, from the events alone."""
     cases: dict[str, CaseFacts] = {}
     period: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    ledger_excess: dict[str, Decimal] = {}
     for record in ctx.store.read_all():
         e = record.event
         name = type(e).__name__
         case_id = str(record.stream_id)
+        if name in ("LedgerPaymentRecorded", "PaymentAssigned") and getattr(e, "excess", None) is not None:
+            ledger_excess[e.payment_id] = e.excess.amount
+            continue
         if name == "CaseOpened":
             cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
                                        e.original_amount.amount, e.opening_balance.amount,
@@ -157,7 +164,7 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             # ERP amendment up and an undone small-balance write-off are negative
             sign = -1 if name in ("InterestWaived", "InvoiceAmended", "SmallBalanceWriteOffReversed") else 1
             period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
-    return Recomputed(cases, period)
+    return Recomputed(cases, period, ledger_excess)
 
 
 def _paid_and_owed(facts: CaseFacts, name: str, e, moved: Decimal) -> None:
@@ -191,7 +198,7 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
     _compare_inbox(found, waiting, differences)
     _compare_payments(found, payment_rows, ledger, differences)
     _compare_advance_rows(ctx, payment_rows, differences)
-    ledger_paid = _ledger_payments(payment_rows, first, last)
+    ledger_paid = _ledger_payments(payment_rows, first, last, found.ledger_excess)
     receivables = _receivables(found, ledger, ledger_paid, last)
     shown = settlements(ctx)
     currencies = sorted({r.currency for r in ledger.values()} | set(found.period))
@@ -201,7 +208,8 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
         on_cases = {k: expected.get(k, ZERO) for k in ("collected", "applied")}  # the collectors' figures
         without_case = ledger_paid["period"].get(currency, ZERO)  # no case, no collector: cash applied as paid
         expected["collected"] = on_cases["collected"] + without_case
-        expected["applied"] = on_cases["applied"] + without_case
+        # what settled invoices without a case: the receipts less what they paid beyond (customer credit)
+        expected["applied"] = on_cases["applied"] + ledger_paid["applied"].get(currency, ZERO)
         expected["collected_without_case"] = without_case
         expected["receivables_end"] = receivables.get(currency, ZERO)
         figures[currency] = {k: str(v) for k, v in sorted(expected.items())}
@@ -281,11 +289,12 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
             shares[pid].append((case_id, amount))
     on_cases = {pid: (found_cases, sum((a for _, a in found_cases), Decimal(0))) for pid, found_cases in shares.items()}
     reversed_on_cases = {pid for f in found.cases.values() for pid in f.reversed}
-    paid_without_case: dict[str, int] = defaultdict(int)
+    paid_without_case: dict[str, Decimal] = defaultdict(Decimal)  # the excess is credit, not on the invoice
     for r in rows:
         if r.case_id is None:
             if r.invoice_id is not None and r.status == "applied":
-                paid_without_case[r.invoice_id] += r.amount_minor
+                paid_without_case[r.invoice_id] += (_amount(r.amount_minor, r.currency)
+                                                    - found.ledger_excess.get(r.payment_id, ZERO))
             continue
         event = on_cases.pop(r.payment_id, None)
         amount = _amount(r.amount_minor, r.currency)
@@ -305,10 +314,10 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
     for invoice_id, row in ledger.items():
         if invoice_id in cased:
             continue
-        if row.paid_minor != paid_without_case.get(invoice_id, 0):
+        if _amount(row.paid_minor, row.currency) != paid_without_case.get(invoice_id, ZERO):
             differences.append(f"invoice {invoice_id}: paid {_amount(row.paid_minor, row.currency)} on the "
-                               f"ledger, its payment rows add up to "
-                               f"{_amount(paid_without_case.get(invoice_id, 0), row.currency)}")
+                               f"ledger, its payment rows add up to {paid_without_case.get(invoice_id, ZERO)} "
+                               "(less what they paid beyond it, the customer's credit)")
 
 
 def _compare_advance_rows(ctx: Context, rows: list, differences: list[str]) -> None:
@@ -331,20 +340,24 @@ def _compare_advance_rows(ctx: Context, rows: list, differences: list[str]) -> N
         differences.append(f"payment {payment_id} says it applies an advance; no event records that")
 
 
-def _ledger_payments(rows: list, start: date, end: date) -> dict[str, dict]:
-    """Payments on invoices without a case: dated changes per invoice, and the period's cash."""
+def _ledger_payments(rows: list, start: date, end: date, excess: dict[str, Decimal]) -> dict[str, dict]:
+    """Payments on invoices without a case: dated changes per invoice (what settled it: a receipt
+    less its ``excess``, the customer's credit), and the period's cash and what it applied."""
     per_invoice: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
     in_period: dict[str, Decimal] = defaultdict(Decimal)
+    applied: dict[str, Decimal] = defaultdict(Decimal)
     for r in rows:
         if r.case_id is not None or r.invoice_id is None or r.status not in ("applied", "reversed"):
             continue
         amount = _amount(r.amount_minor, r.currency)
-        dated = [(r.received_on, amount)]
+        settled = amount - excess.get(r.payment_id, ZERO)
+        dated = [(r.received_on, amount, settled)]
         if r.status == "reversed":
-            dated.append((r.reversed_at.date(), -amount))
-        per_invoice[r.invoice_id] += dated
-        in_period[r.currency] += sum((a for day, a in dated if start <= day <= end), ZERO)
-    return {"invoice": per_invoice, "period": in_period}
+            dated.append((r.reversed_at.date(), -amount, -settled))
+        per_invoice[r.invoice_id] += [(day, s) for day, _, s in dated]
+        in_period[r.currency] += sum((a for day, a, _ in dated if start <= day <= end), ZERO)
+        applied[r.currency] += sum((s for day, _, s in dated if start <= day <= end), ZERO)
+    return {"invoice": per_invoice, "period": in_period, "applied": applied}
 
 
 def _receivables(found: Recomputed, ledger: dict, ledger_paid: dict, end: date) -> dict[str, Decimal]:

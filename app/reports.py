@@ -268,20 +268,35 @@ def settlements(ctx: Context, customer_id: str | None = None) -> list[Settlement
         for case_id, invoice_id in sorted(invoice_of.items()):
             for event in ctx.store.load(UUID(case_id)):
                 found.extend(settlements_of(event, invoice_id))
-    found.extend(ledger_settlements(ledger))
+    found.extend(ledger_settlements(ledger, ledger_excess(ctx) if ledger else {}))
     return found
 
 
-def ledger_settlements(rows) -> list[Settlement]:
+def ledger_excess(ctx: Context) -> dict[str, Decimal]:
+    """Payment id -> what a payment on an invoice without a case paid beyond its open amount (the
+    customer's credit; the payments table keeps the receipt in full, the event its excess)."""
+    return {r.event.payment_id: r.event.excess.amount
+            for r in ctx.store.read_types(("LedgerPaymentRecorded", "PaymentAssigned"))
+            if getattr(r.event, "excess", None) is not None}
+
+
+def ledger_settlements(rows, excess: Mapping[str, Decimal]) -> list[Settlement]:
     """Payments table rows (of invoices without a case) as settlements: received on their value
-    date, and taken back off their invoice on the day a reversed one was reversed."""
+    date, and taken back off their invoice on the day a reversed one was reversed. What a payment
+    paid beyond the open amount (``excess``, by payment id) is cash that settles nothing: the
+    customer's credit, kind ``excess`` as on a case."""
     found: list[Settlement] = []
     for r in rows:
-        amount = _amount(r.amount_minor, r.currency)
+        extra = excess.get(r.payment_id, ZERO)
+        amount = _amount(r.amount_minor, r.currency) - extra
         found.append(Settlement(r.invoice_id, r.currency, amount, r.received_on, "payment", payment_id=r.payment_id))
+        if extra:
+            found.append(Settlement(r.invoice_id, r.currency, extra, r.received_on, "excess"))
         if r.status == "reversed":  # taken back off its invoice on the day it was reversed
-            found.append(Settlement(r.invoice_id, r.currency, -amount, r.reversed_at.date(), "payment",
-                                    payment_id=r.payment_id))
+            day = r.reversed_at.date()
+            found.append(Settlement(r.invoice_id, r.currency, -amount, day, "payment", payment_id=r.payment_id))
+            if extra:
+                found.append(Settlement(r.invoice_id, r.currency, -extra, day, "excess"))
     return found
 
 

@@ -493,12 +493,22 @@ class CaseService:
         if self._existing(invoice_id) is None:
             if split:
                 raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
-            if money > facts.amount - facts.paid:
-                raise DomainError(f"{money} exceeds the open amount {facts.amount - facts.paid}; no case is open", "amount")
+            open_amount = facts.amount - facts.paid
+            if not open_amount.is_positive:
+                raise DomainError(f"invoice {invoice_id} is paid on the ledger (no case is open); record the "
+                                  "money as a prepayment (`payments prepay`)", "invoice_id")
+            # paid beyond the open amount: the invoice is settled, the rest is the customer's credit
+            excess = money - open_amount if money > open_amount else None
             recorded = self._pay_on_ledger(invoice_id, pid, money, received, reference, payer, matched_by, actor,
-                                           reason)
-            return {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
-                    "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency}
+                                           reason, excess)
+            reply = {"invoice_id": invoice_id, "payment_id": pid, "case_id": None, "recorded": recorded,
+                     "applied_to": "invoice", "amount": str(money.amount), "currency": money.currency,
+                     "excess": (excess or Money.zero(money.currency)).model_dump(mode="json")["amount"]}
+            if recorded and excess is not None and self.ctx.policy().credit.auto_apply:
+                from app.credit import CreditService  # as a case's overpayment: to the customer's other cases
+
+                reply["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
+            return reply
         # The payments table's row is written with the PaymentReceived event (store/payments.py).
         result = await self._send(
             invoice_id, "pay",
@@ -515,16 +525,18 @@ class CaseService:
         return {**result, "payment_id": pid, "applied_to": "case"} | ({"recorded": False} if repeat else {})
 
     def _pay_on_ledger(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, payer: str,
-                       matched_by: str, actor: Actor, reason: str | None) -> bool:
+                       matched_by: str, actor: Actor, reason: str | None, excess: Money | None = None) -> bool:
         """A payment on an invoice without a case: the ledger's rows and the administration
         event that records it (``LedgerPaymentRecorded``, or ``PaymentAssigned`` when a person
-        assigned an unmatched payment) in one transaction. False: already recorded."""
+        assigned an unmatched payment) in one transaction. False: already recorded. ``excess``:
+        paid beyond the open amount, recorded on the event as the customer's credit."""
         from app.adminlog import Unchanged, record
         from domain import admin
         from store.ledger import record_ledger_payment
 
         def change(connection) -> None:
-            if not record_ledger_payment(connection, invoice_id, pid, money, received, reference, payer, matched_by):
+            if not record_ledger_payment(connection, invoice_id, pid, money, received, reference, payer, matched_by,
+                                         excess):
                 raise Unchanged
 
         assigned = matched_by == "manual"
@@ -532,8 +544,8 @@ class CaseService:
         event = record(self.ctx, "payment", pid, admin.PaymentAssigned if assigned else admin.LedgerPaymentRecorded,
                        actor, admin.check_reason(reason, required=assigned, default=default[:500]),
                        f"payment {pid} (invoice {invoice_id})", within=change, payment_id=pid,
-                       invoice_id=invoice_id, amount=money,
-                       **({} if assigned else {"received_on": received, "matched_by": matched_by}))
+                       invoice_id=invoice_id, amount=money, excess=excess, received_on=received,
+                       **({} if assigned else {"matched_by": matched_by}))
         return event is not None
 
     def _payment_recorded(self, pid: str) -> bool:

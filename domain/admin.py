@@ -85,21 +85,28 @@ class PolicyPinned(AdminEvent):
 
 
 class LedgerPaymentRecorded(AdminEvent):
-    """A payment on an invoice that has no case: it reduces the ledger's open amount."""
+    """A payment on an invoice that has no case: it reduces the ledger's open amount. Paid beyond
+    the open amount, the invoice is settled for its open amount and ``excess`` is the customer's
+    credit, received on ``received_on`` (domain/credit.py)."""
 
     type: Literal["LedgerPaymentRecorded"] = "LedgerPaymentRecorded"
     payment_id: str
     invoice_id: str
-    amount: Money
+    amount: Money  # the receipt in full, excess included
     received_on: date
     matched_by: str
+    excess: Money | None = None  # paid beyond the open amount: customer credit (None: none, as before)
 
 
 class LedgerPaymentReversed(AdminEvent):
+    """A payment on an invoice without a case taken back: the invoice owes what it settled again,
+    and the credit its excess gave the customer is taken back with it."""
+
     type: Literal["LedgerPaymentReversed"] = "LedgerPaymentReversed"
     payment_id: str
     invoice_id: str
     amount: Money
+    excess: Money | None = None  # the recorded payment's excess, taken back off the customer's credit
 
 
 class UnmatchedPaymentReversed(AdminEvent):
@@ -118,6 +125,10 @@ class PaymentAssigned(AdminEvent):
     invoice_id: str
     amount: Money
     case_id_ref: str | None = None
+    # on an invoice without a case (no case_id_ref), paid beyond its open amount: the customer's
+    # credit, received on received_on (a case records its own excess on PaymentReceived)
+    excess: Money | None = None
+    received_on: date | None = None
 
 
 class PaymentHeldUnmatched(AdminEvent):

@@ -54,8 +54,8 @@ LEDGER_AMOUNT: dict[str, tuple[str, ...]] = {
     "AdvanceRefunded": ("amount",),
     "AdvanceRefundRejected": ("amount",),
     # administration (domain/admin.py)
-    "LedgerPaymentRecorded": ("amount",),
-    "LedgerPaymentReversed": ("amount",),
+    "LedgerPaymentRecorded": ("amount",),  # the receipt in full: `excess`, what it paid beyond, is credit
+    "LedgerPaymentReversed": ("amount",),  # the receipt taken back (`excess`: its credit with it)
     "UnmatchedPaymentReversed": ("amount",),
     "PaymentAssigned": ("amount",),
     "PaymentHeldUnmatched": ("amount",),

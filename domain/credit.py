@@ -31,6 +31,33 @@ class CreditMovement:
     allocation_id: str | None = None  # an allocation (negative), or the allocation given back (positive)
 
 
+# The events that record an overpayment's excess (on a case, or on an invoice without a case) and
+# those that take a payment back with its excess.
+EXCESS_RECEIVED = ("PaymentReceived", "LedgerPaymentRecorded", "PaymentAssigned")
+EXCESS_TAKEN_BACK = ("PaymentReversed", "LedgerPaymentReversed")
+
+
+def overpayment_movement(event, customer_id: str, invoice_id: str) -> CreditMovement | None:
+    """The credit an overpayment's excess gives its customer (received on the payment's value
+    date), or takes back when the payment is reversed (on the day of the reversal); None when the
+    event has no excess. The same rule with or without a case: ``PaymentReceived`` /
+    ``PaymentReversed`` on a case, ``LedgerPaymentRecorded`` (or ``PaymentAssigned``) /
+    ``LedgerPaymentReversed`` on an invoice without one. A reversal after the excess was applied
+    leaves the customer owing it (the balance below zero, ``_Receipts.deficit``)."""
+    excess = getattr(event, "excess", None)
+    if excess is None or not excess.is_positive:
+        return None
+    name = type(event).__name__
+    if name in EXCESS_RECEIVED:
+        received = getattr(event, "received_on", None) or event.occurred_at.date()
+        return CreditMovement(customer_id, excess.currency, excess.amount, received,
+                              f"overpayment {event.payment_id} on {invoice_id}")
+    if name in EXCESS_TAKEN_BACK:
+        return CreditMovement(customer_id, excess.currency, -excess.amount, event.occurred_at.date(),
+                              f"reversal of {event.payment_id} on {invoice_id}")
+    return None
+
+
 @dataclass(frozen=True)
 class CreditBalance:
     customer_id: str

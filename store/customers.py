@@ -10,7 +10,7 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from domain.credit import CreditMovement, OpenItem
+from domain.credit import CreditMovement, OpenItem, overpayment_movement
 from domain.customer import CustomerState, customer_stream_id, fold_customer
 from domain.errors import DomainError, shown
 from domain.money import Money
@@ -21,6 +21,8 @@ from store.schema import case_summary, credit_hold_outbox, customer_risk, custom
 
 CREDIT_EVENTS = ("PaymentReceived", "PaymentReversed", "PrepaymentReceived", "CustomerCreditAllocated",
                  "CustomerCreditAllocationReleased", "AdvanceRefunded", "InvoiceAmended")
+# A payment on an invoice without a case, and its reversal: their ``excess`` is customer credit.
+LEDGER_EXCESS_EVENTS = ("LedgerPaymentRecorded", "PaymentAssigned", "LedgerPaymentReversed")
 
 
 def _amount(minor: int, currency: str) -> Decimal:
@@ -126,14 +128,9 @@ class CustomerReads:
             name = type(e).__name__
             if name in ("PaymentReceived", "PaymentReversed"):
                 owner = cases.get(str(record.stream_id))
-                if owner is None or not e.excess.is_positive:
-                    continue
-                if name == "PaymentReceived":
-                    moves.append(CreditMovement(owner[0], e.excess.currency, e.excess.amount, e.received_on,
-                                                f"overpayment {e.payment_id} on {owner[1]}"))
-                else:
-                    moves.append(CreditMovement(owner[0], e.excess.currency, -e.excess.amount, e.occurred_at.date(),
-                                                f"reversal of {e.payment_id} on {owner[1]}"))
+                move = overpayment_movement(e, *owner) if owner is not None else None
+                if move is not None:
+                    moves.append(move)
                 continue
             if name == "InvoiceAmended":  # amended below what was paid: the part paid beyond it
                 owner = cases.get(str(record.stream_id))
@@ -163,16 +160,34 @@ class CustomerReads:
                 amount = allocated[e.allocation_id]
                 moves.append(CreditMovement(e.customer_id, amount.currency, amount.amount, e.occurred_at.date(),
                                             f"given back: {e.allocation_id}", allocation_id=e.allocation_id))
-        return moves
+        return moves + self.ledger_excess(customer_id)
+
+    def ledger_excess(self, customer_id: str | None = None) -> list[CreditMovement]:
+        """The credit left by payments beyond the open amount of invoices without a case, and taken
+        back by their reversals (the events' ``excess``, ``domain.credit.overpayment_movement``)."""
+        found = [r.event for r in self.store.read_types(LEDGER_EXCESS_EVENTS)
+                 if getattr(r.event, "excess", None) is not None]
+        if not found:
+            return []
+        ids = sorted({e.invoice_id for e in found})
+        query = select(invoices.c.invoice_id, invoices.c.customer_id).where(invoices.c.invoice_id.in_(ids))
+        if customer_id is not None:
+            query = query.where(invoices.c.customer_id == customer_id)
+        with self.db.read() as session:
+            owner = dict(session.execute(query).all())
+        moves = [overpayment_movement(e, owner[e.invoice_id], e.invoice_id) for e in found if e.invoice_id in owner]
+        return [m for m in moves if m is not None]
 
     def held_on_cases(self, customer_id: str, currency: str) -> Money:
-        """Overpayment excess recorded on the customer's cases, net of reversals."""
+        """Overpayment excess recorded on the customer's cases, net of reversals, and that of
+        payments on the customer's invoices without a case (``ledger_excess``)."""
         with self.db.read() as session:
             total = session.execute(
                 select(func.coalesce(func.sum(case_summary.c.credit_minor), 0))
                 .where(case_summary.c.customer_id == customer_id, case_summary.c.currency == currency)
             ).scalar_one()
-        return Money.from_minor(int(total), currency)
+        on_ledger = sum((m.amount for m in self.ledger_excess(customer_id) if m.currency == currency), Decimal(0))
+        return Money.from_minor(int(total), currency) + Money.of(on_ledger, currency)
 
     def open_items(self, customer_id: str, currency: str) -> list[OpenItem]:
         """Open cases of the customer in ``currency``: where credit can go."""

@@ -69,9 +69,12 @@ class Ledger:
 
 
 def record_ledger_payment(session, invoice_id: str, payment_id: str, amount: Money, received_on: date,
-                          reference: str, payer: str = "", matched_by: str = "direct") -> bool:
+                          reference: str, payer: str = "", matched_by: str = "direct",
+                          excess: Money | None = None) -> bool:
     """``Ledger.record_payment`` on a session or connection already in a transaction (the
-    administration event's append, app/adminlog.py)."""
+    administration event's append, app/adminlog.py). ``excess``: the part paid beyond the open
+    amount (the customer's credit, on the event): the row keeps the receipt in full, the invoice
+    is paid for the rest, which must settle it exactly."""
     existing = session.execute(
         select(payments.c.status).where(payments.c.payment_id == payment_id)
     ).scalar_one_or_none()
@@ -84,6 +87,9 @@ def record_ledger_payment(session, invoice_id: str, payment_id: str, amount: Mon
         raise DomainError(f"currency {amount.currency} does not match the invoice currency {inv.currency}", "currency")
     if session.execute(select(case_summary.c.case_id).where(case_summary.c.invoice_id == invoice_id)).first():
         raise DomainError(f"invoice {invoice_id} has a case; pay it through the case", "invoice_id")
+    applied = amount.to_minor() - (excess.to_minor() if excess is not None else 0)
+    if excess is not None and inv.paid_minor + applied != inv.amount_minor:
+        raise DomainError(f"the open amount of invoice {invoice_id} changed meanwhile; try again", "amount")
     values = dict(invoice_id=invoice_id, status="applied", matched_by=matched_by, note=None)
     if existing is None:
         session.execute(payments.insert().values(
@@ -93,11 +99,11 @@ def record_ledger_payment(session, invoice_id: str, payment_id: str, amount: Mon
         ))
     else:  # a collector assigns an unmatched payment
         session.execute(update(payments).where(payments.c.payment_id == payment_id).values(**values))
-    session.execute(
-        update(invoices)
-        .where(invoices.c.invoice_id == invoice_id)
-        .values(paid_minor=invoices.c.paid_minor + amount.to_minor())
-    )
+    settle = update(invoices).where(invoices.c.invoice_id == invoice_id)
+    if excess is not None:  # settles it exactly: only if nothing was paid on it meanwhile
+        settle = settle.where(invoices.c.paid_minor == inv.paid_minor)
+    if session.execute(settle.values(paid_minor=invoices.c.paid_minor + applied)).rowcount != 1:
+        raise DomainError(f"the open amount of invoice {invoice_id} changed meanwhile; try again", "amount")
     return True
 
 

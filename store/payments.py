@@ -162,9 +162,10 @@ def insert_payment(session, *, payment_id: str, amount: Money, received_on: date
     return True
 
 
-def mark_reversed(connection, payment: PaymentRow, reason: str) -> bool:
+def mark_reversed(connection, payment: PaymentRow, reason: str, excess: Money | None = None) -> bool:
     """A ledger payment (no case) taken back off its invoice and marked reversed, on a connection
-    in the transaction of its administration event; False when it is no longer applied."""
+    in the transaction of its administration event; False when it is no longer applied. ``excess``:
+    the part that was the customer's credit, never on the invoice."""
     now = datetime.now(timezone.utc)
     done = connection.execute(update(payments).where(payments.c.payment_id == payment.payment_id,
                                                      payments.c.status == "applied")
@@ -172,7 +173,7 @@ def mark_reversed(connection, payment: PaymentRow, reason: str) -> bool:
     if done.rowcount != 1:
         return False
     connection.execute(update(invoices).where(invoices.c.invoice_id == payment.invoice_id).values(
-        paid_minor=invoices.c.paid_minor - payment.amount.to_minor()))
+        paid_minor=invoices.c.paid_minor - payment.amount.to_minor() + (excess.to_minor() if excess else 0)))
     return True
 
 

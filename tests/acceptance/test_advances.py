@@ -167,3 +167,57 @@ def test_advances_from_receipt_to_application_refund_and_kpis(ledger):
     check_kpis("50.00")
     reconciled = ledger.ok("report", "reconcile")  # the advance's payment row on AV-NOCASE equals its event
     assert reconciled["agree"] is True, reconciled["differences"]
+
+
+def over(invoice_id: str, amount: str, issued: int, due: int) -> str:
+    return f"{invoice_id},C-OVR,Over Paid SA,ap@overpaid.test,FR,en,EUR,{amount},{day(issued)},{day(due)},A"
+
+
+def test_an_overpayment_on_an_invoice_without_a_case_is_the_customers_credit(ledger):
+    """A customer pays 1,050.00 on a 1,000.00 invoice before any dunning: the receipt is recorded,
+    the invoice is paid (no case), the 50.00 is credit aged from the day received, applied to
+    another invoice's case; a bank line paying beyond another invoice adds to it, and its reversal
+    takes it back (already applied: the customer owes it, as when a case's overpayment is reversed)."""
+    ledger.import_invoices([over("OV-1", "1000.00", -40, -10),  # overdue, no case yet
+                            over("OV-2", "400.00", -40, -10),  # overdue: the sweep opens its case
+                            over("OV-3", "300.00", -5, 25)])  # not due
+    paid = ledger.ok("pay", "OV-1", "1050.00", "--payment-id", "OVP-1", "--received-on", day(-3),
+                     "--reference", "OV-1 and a bit")
+    assert (paid["case_id"], paid["applied_to"], paid["amount"], paid["excess"]) == (None, "invoice", "1050.00",
+                                                                                    "50.00"), paid
+    # what the events say: the receipt in full on the audit trail, its excess on the event
+    manager = {"COLLECTIONS_TOKEN": ledger.token("demo-manager")}
+    [row] = [r for r in ledger.ok("audit", "export", env=manager)
+             if r["type"] == "LedgerPaymentRecorded" and "OVP-1" in r["subject"]]
+    assert (row["amount"], row["currency"], row["value_date"]) == ("1050.00", "EUR", day(-3)), row
+    excess = money(row["amount"]) - money("1000.00")  # the receipt beyond the invoice
+    [event] = [e for e in ledger.ok("events", "tail", "--limit", "1000", env=manager)["events"]
+               if e["type"] == "LedgerPaymentRecorded" and e["data"]["payment_id"] == "OVP-1"]
+    assert money(event["data"]["excess"]["amount"]) == excess == money("50.00"), event
+
+    [credit] = ledger.ok("payments", "unapplied", "--customer", "C-OVR")
+    assert (credit["currency"], money(credit["balance"]), credit["oldest"], credit["age_days"]) == (
+        "EUR", excess, day(-3), 3), credit
+    [shown] = ledger.ok("customer", "show", "C-OVR")["credit"]
+    assert (money(shown["balance"]), shown["oldest"]) == (excess, day(-3)), shown
+
+    ledger.ok("sweep", timeout=120)  # OV-1 is paid: no case; OV-2 is overdue and unpaid: a case
+    cases = ledger.cases()
+    assert "OV-1" not in cases and cases["OV-2"]["balance"] == "400.00", cases.get("OV-2")
+
+    # a bank line paying 320.00 on OV-3 (300.00, no case): 20.00 more credit
+    imported = ledger.import_bank_file([f"OVB-1,{day(0)},320.00,EUR,Over Paid SA,OV-3"])
+    assert (imported["matched_by_reference"], imported["unmatched"]) == (1, 0), imported
+    [credit] = ledger.ok("payments", "unapplied", "--customer", "C-OVR")
+    assert (credit["balance"], credit["receipts"]) == ("70.00", 2), credit
+
+    applied = ledger.ok("payments", "apply-credit", "OV-2")
+    assert (applied["applied"], applied["balance"]) == ("70.00", "330.00"), applied
+    assert ledger.ok("payments", "unapplied", "--customer", "C-OVR") == []
+
+    # the bank takes OVB-1 back: OV-3 owes 300.00 again, and the 20.00 already applied is owed
+    ledger.ok("payments", "reverse", "OVB-1", "--reason", "returned by the bank")
+    [credit] = ledger.ok("payments", "unapplied", "--customer", "C-OVR")
+    assert credit["balance"] == "-20.00", credit
+    reconciled = ledger.ok("report", "reconcile")
+    assert reconciled["agree"] is True, reconciled["differences"]
