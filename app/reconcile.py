@@ -14,7 +14,8 @@ money-moving event's own fields. What it compares:
   (``pending``) on a case the events have closed;
 * the payments table with the case events (each payment applied to a case has one
   ``PaymentReceived``, a reversed one a ``PaymentReversed``) and, for invoices without a
-  case, the invoice's paid amount with its payment rows;
+  case, the invoice's paid amount with its payment rows, less what each paid beyond the open
+  amount (its ``LedgerPaymentRecorded.excess``: the customer's credit, cash but not applied);
 * per currency, receivables at the end of the period and the period's cash collected,
   credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums,
   and what the collectors collected (cash) and applied on cases with ``report collectors``.

@@ -114,7 +114,8 @@ class CustomerReads:
 
     # -- customer credit ---------------------------------------------------------------------------
     def credit_movements(self, customer_id: str | None = None) -> list[CreditMovement]:
-        """Every movement of customer credit, from case and customer streams (the source of truth)."""
+        """Every movement of customer credit, from case and customer streams and the payments on
+        invoices without a case (the events: the source of truth)."""
         with self.db.read() as session:
             query = select(case_summary.c.case_id, case_summary.c.customer_id, case_summary.c.invoice_id)
             if customer_id is not None:
