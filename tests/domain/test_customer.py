@@ -205,6 +205,34 @@ def test_credit_balances_age_first_in_first_out():
     assert credit_balances([m("100", 20)], date(2026, 1, 10)) == []  # after the as-of date
 
 
+def test_a_ledger_overpayment_is_credit_as_a_cases_and_its_reversal_takes_it_back():
+    """``overpayment_movement``: the excess of a payment on an invoice without a case (and of an
+    older event without one: nothing) is credit on its value date; its reversal takes it back, and
+    after the credit was applied the customer owes it, as for a case's reversed overpayment."""
+    from datetime import datetime, timezone
+
+    from domain import admin
+    from domain.credit import overpayment_movement
+
+    at = lambda day: datetime(2026, 1, day, 9, tzinfo=timezone.utc)  # noqa: E731
+    stream = admin.admin_stream_id("payment", "P-1")
+    common = dict(stream_id=stream, command_id=uuid4(), actor="ana", reason="r", subject="payment P-1")
+    paid = admin.record(admin.LedgerPaymentRecorded, version=0, now=at(5), payment_id="P-1", invoice_id="I-1",
+                        amount=usd("1050"), received_on=date(2026, 1, 3), matched_by="direct", excess=usd("50"),
+                        **common)
+    older = admin.LedgerPaymentRecorded.model_validate({k: v for k, v in paid.model_dump().items() if k != "excess"})
+    undone = admin.record(admin.LedgerPaymentReversed, version=1, now=at(20), payment_id="P-1", invoice_id="I-1",
+                          amount=usd("1050"), excess=usd("50"), **common)
+    received = overpayment_movement(paid, "C-1", "I-1")
+    assert (received.amount, received.on, received.currency) == (Decimal("50"), date(2026, 1, 3), "USD")
+    assert overpayment_movement(older, "C-1", "I-1") is None
+    [b] = credit_balances([received], date(2026, 1, 10))
+    assert (b.balance, b.oldest, b.age_days) == (Decimal("50"), date(2026, 1, 3), 7)
+    applied = CreditMovement("C-1", "USD", Decimal("-50"), date(2026, 1, 12), "applied to I-2", allocation_id="AL-1")
+    [owed] = credit_balances([received, applied, overpayment_movement(undone, "C-1", "I-1")], date(2026, 1, 31))
+    assert owed.balance == Decimal("-50")
+
+
 def test_credit_balances_age_advances_as_the_register_uses_them():
     def m(amount, day, **kw):
         return CreditMovement("C-1", "USD", Decimal(amount), date(2026, 1, day), "", **kw)
