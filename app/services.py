@@ -289,6 +289,8 @@ class CaseService:
             "financing": state.financing.model_dump(mode="json") if state.financing else None,
             "discount_offer": state.discount_offer.model_dump(mode="json") if state.discount_offer else None,
             "events": [r.as_dict() for r in records],
+            # money received after a write-off: administration events of the invoice (WriteOffRecovered)
+            "recoveries": self.recoveries(row.invoice_id),
         }
 
     def list(self, status: str | None = None, limit: int = 1000) -> list[dict]:
@@ -488,6 +490,8 @@ class CaseService:
         known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id and not split else None
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
+        if dunned is not None and dunned["status"] == "written_off" and not split:
+            return self._recover(invoice_id, pid, money, received, reference, actor, reason)
         # Temporal answers a repeat with the first reply (its events): say it changed nothing.
         repeat = bool(payment_id) and not split and self._payment_recorded(pid)
         if self._existing(invoice_id) is None:
@@ -547,6 +551,70 @@ class CaseService:
                        invoice_id=invoice_id, amount=money, excess=excess, received_on=received,
                        **({} if assigned else {"matched_by": matched_by}))
         return event is not None
+
+    def _recover(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, actor: Actor,
+                 reason: str | None) -> dict:
+        """Money received on an invoice whose case was written off: bad debt recovered, an
+        administration event (``WriteOffRecovered``) on the invoice's recovery stream; the case has
+        ended and stays written off. At most what was written off on it, all recoveries together
+        (more is refused naming ``amount``); a payment id recorded again with the same content is a
+        repeat (nothing changes), with other content a conflict."""
+        from domain import admin
+        from store.event_store import ConcurrencyError
+
+        row = self.summary_row(invoice_id)
+        written = CaseState.model_validate_json(row.state).write_offs
+        stream = admin.admin_stream_id("recovery", invoice_id)
+        elsewhere = [r.event for r in self.ctx.store.read_types(("WriteOffRecovered",))
+                     if r.event.payment_id == pid and r.event.invoice_id != invoice_id]
+        if elsewhere:
+            raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
+                              f"({elsewhere[0].invoice_id}); a payment id names one payment", "payment_id")
+        name = actor.name
+        command_id = uuid4()
+        for attempt in range(8):
+            records = self.ctx.store.records(stream)
+            earlier = [r.event for r in records if isinstance(r.event, admin.WriteOffRecovered)]
+            same = next((e for e in earlier if e.payment_id == pid), None)
+            if same is not None:
+                check_same_payment(pid, {"amount": same.amount, "received_on": same.received_on,
+                                         "reference": same.reference},
+                                   {"amount": money, "received_on": received, "reference": reference})
+                return self._recovery_reply(row, written, earlier, same, recorded=False)
+            admin.check_recovery(written, earlier, money)
+            version = records[-1].event.version if records else 0
+            default = "bad debt recovered on a written-off invoice" + (f": {reference}" if reference else "")
+            event = admin.record(
+                admin.WriteOffRecovered, stream, version, command_id, datetime.now(timezone.utc), name,
+                admin.check_reason(reason, required=False, default=default[:500]),
+                f"recovery {pid} (invoice {invoice_id})", payment_id=pid, invoice_id=invoice_id,
+                case_id_ref=row.case_id, amount=money, received_on=received, reference=reference)
+            try:
+                self.ctx.store.append(stream, version, [event], {"command_id": str(command_id),
+                                                                 "command": "WriteOffRecovered", "actor": name})
+            except ConcurrencyError:  # another recovery of this invoice meanwhile: judge again
+                if attempt == 7:
+                    raise
+                continue
+            return self._recovery_reply(row, written, [*earlier, event], event, recorded=True)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _recovery_reply(row, written: Money, recoveries: list, event, recorded: bool) -> dict:
+        recovered = Money.zero(written.currency)
+        for e in recoveries:
+            recovered = recovered + e.amount
+        return {"invoice_id": row.invoice_id, "case_id": row.case_id, "status": row.status,
+                "payment_id": event.payment_id, "applied_to": "recovery", "recorded": recorded,
+                "amount": str(event.amount.amount), "currency": event.amount.currency,
+                "received_on": event.received_on.isoformat(), "written_off": str(written.amount),
+                "recovered": str(recovered.amount), "recoverable": str((written - recovered).amount)}
+
+    def recoveries(self, invoice_id: str) -> list[dict]:
+        """The recoveries recorded on an invoice written off (``WriteOffRecovered``), oldest first."""
+        from domain import admin
+
+        return [r.as_dict() for r in self.ctx.store.records(admin.admin_stream_id("recovery", invoice_id))]
 
     def _payment_recorded(self, pid: str) -> bool:
         from store.payments import PaymentLedger

@@ -236,6 +236,11 @@ def show_case(result: dict) -> None:
         details = cut(", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {})), DETAILS_WIDTH)
         table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details)
     print_table(table)
+    for r in result.get("recoveries") or []:  # after the write-off, on the invoice (administration events)
+        d = r["data"]
+        console.print(f"recovered {d['amount']['amount']} {d['amount']['currency']} received {d['received_on']} "
+                      f"(payment {d['payment_id']}) by {r['actor']} at {r['occurred_at'][:19]}: {d['reason']}",
+                      highlight=False)
 
 
 def _approver(row: dict) -> str:
@@ -396,7 +401,8 @@ def pay(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a payment for an invoice (to its open case, or on the ledger when it has none)."""
+    """Record a payment for an invoice (to its open case, or on the ledger when it has none; on an
+    invoice written off, a recovery of bad debt, at most what was written off)."""
 
     def action(s: CaseService):
         day = None
@@ -404,8 +410,19 @@ def pay(
             day = parse_date(received_on, "received_on")
         return s.pay(invoice_id, amount, reference, _actor(s, as_user), payment_id, day)
 
-    execute(action, as_json, lambda r: show_reply(r) if r.get("case_id") else console.print(
-        f"payment {r['payment_id']} of {r['amount']} {r['currency']} recorded on invoice {r['invoice_id']}"))
+    execute(action, as_json, show_payment)
+
+
+def show_payment(r: dict) -> None:
+    if r.get("applied_to") == "recovery":  # the invoice's case was written off: bad debt recovered
+        done = "recorded" if r["recorded"] else "no change: already recorded"
+        console.print(f"recovery of written-off invoice [bold]{r['invoice_id']}[/bold]: payment {r['payment_id']} of "
+                      f"{r['amount']} {r['currency']} {done}; recovered {r['recovered']} of {r['written_off']} "
+                      f"written off ({r['recoverable']} still recoverable)", highlight=False)
+    elif r.get("case_id"):
+        show_reply(r)
+    else:
+        console.print(f"payment {r['payment_id']} of {r['amount']} {r['currency']} recorded on invoice {r['invoice_id']}")
 
 
 # -- disputes, promises, plans ------------------------------------------------------------------------

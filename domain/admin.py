@@ -109,6 +109,36 @@ class LedgerPaymentReversed(AdminEvent):
     excess: Money | None = None  # the recorded payment's excess, taken back off the customer's credit
 
 
+class WriteOffRecovered(AdminEvent):
+    """Money received on an invoice whose case was written off (bad debt recovered: the customer
+    paid late, an insolvency administrator paid a dividend). The case has ended and stays written
+    off; the recovery is cash collected on ``received_on`` and reduces the net write-offs. One
+    stream per invoice (``admin_stream_id("recovery", invoice_id)``): its recoveries together never
+    exceed what was written off on it (``check_recovery``)."""
+
+    type: Literal["WriteOffRecovered"] = "WriteOffRecovered"
+    payment_id: str
+    invoice_id: str
+    case_id_ref: str
+    amount: Money
+    received_on: date
+    reference: str = ""
+
+
+def check_recovery(written_off: Money, earlier: list[WriteOffRecovered], amount: Money) -> Money:
+    """What is still recoverable on an invoice after ``amount`` is recovered: the write-offs on
+    it less every recovery so far. More than is still recoverable is refused naming ``amount``."""
+    if amount.currency != written_off.currency:
+        raise DomainError(f"the invoice was written off in {written_off.currency}, not {amount.currency}", "amount")
+    left = written_off
+    for e in earlier:
+        left = left - e.amount
+    if amount > left:
+        raise DomainError(f"{amount} exceeds what is still recoverable on this invoice: {left} "
+                          f"(written off {written_off}, recovered so far {written_off - left})", "amount")
+    return left - amount
+
+
 class UnmatchedPaymentReversed(AdminEvent):
     """An unmatched payment taken back by the bank (a reversal entry in a statement)."""
 
@@ -253,7 +283,7 @@ class SubscriberRemoved(AdminEvent):
 
 AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
-          PaymentAssigned,
+          PaymentAssigned, WriteOffRecovered,
           PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, ScheduleDeleted, InsurerPolicyAdded,
           InvoiceInsured, ApiTokenIssued, ApiTokenRevoked, UserAdded, SubscriberAdded, SubscriberPaused,
           SubscriberResumed, SubscriberRemoved],

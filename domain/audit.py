@@ -58,6 +58,7 @@ LEDGER_AMOUNT: dict[str, tuple[str, ...]] = {
     "LedgerPaymentReversed": ("amount",),  # the receipt taken back (`excess`: its credit with it)
     "UnmatchedPaymentReversed": ("amount",),
     "PaymentAssigned": ("amount",),
+    "WriteOffRecovered": ("amount",),  # bad debt recovered on a written-off invoice
     "PaymentHeldUnmatched": ("amount",),
 }
 

@@ -58,10 +58,22 @@ def test_every_admin_event_type_is_known_to_the_store():
                                        "LedgerPaymentReversed", "PaymentAssigned", "InsurerPolicyAdded",
                                        "InvoiceInsured", "ApiTokenIssued", "ApiTokenRevoked", "UserAdded",
                                        "PaymentHeldUnmatched", "PaymentsImported", "ScheduleCreated",
-                                       "ScheduleDeleted", "UnmatchedPaymentReversed",
+                                       "ScheduleDeleted", "UnmatchedPaymentReversed", "WriteOffRecovered",
                                        "SubscriberAdded", "SubscriberPaused", "SubscriberResumed",
                                        "SubscriberRemoved"}
     recorded = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P"), 0, uuid4(), NOW,
                             "c", "r", "s", payment_id="P", invoice_id="I", amount=Money.of("1", "USD", "amount"),
                             received_on=date(2026, 3, 1), matched_by="direct")
     assert recorded.data()["received_on"] == "2026-03-01"
+
+
+def test_recoveries_of_a_written_off_invoice_never_exceed_what_was_written_off():
+    usd = lambda v: Money.of(v, "USD", "amount")  # noqa: E731
+    stream = admin.admin_stream_id("recovery", "I")
+    first = admin.record(admin.WriteOffRecovered, stream, 0, uuid4(), NOW, "fm", "dividend", "invoice I",
+                         payment_id="R-1", invoice_id="I", case_id_ref="c", amount=usd("300"),
+                         received_on=date(2026, 3, 1))
+    assert admin.check_recovery(usd("1000"), [first], usd("700")) == usd("0")
+    with pytest.raises(DomainError, match="still recoverable on this invoice: 700.00 USD") as refused:
+        admin.check_recovery(usd("1000"), [first], usd("700.01"))
+    assert refused.value.field == "amount"
