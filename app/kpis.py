@@ -298,6 +298,8 @@ class KpiInputs:
     cases: list[ClosedCase]
     facts: list[CollectorEvent]
     advances: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what advances hold
+    # bad debt recovered (WriteOffRecovered): the day received, the amount; it settles no invoice
+    recoveries: list[tuple[date, Decimal]] = field(default_factory=list)
     # settled_days of these records, computed once for the several periods a report computes
     settled: dict[str, tuple[date, bool]] | None = field(default=None, repr=False, compare=False)
 
@@ -330,7 +332,21 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
             facts.append(CollectorEvent(str(record.stream_id), day, "applied", e.amount.amount, e.amount.currency))
         else:
             facts.extend(payment_facts(str(record.stream_id), e))
-    return KpiInputs(ledger, found, promises, cases, facts, _advance_changes(ctx, currency))
+    return KpiInputs(ledger, found, promises, cases, facts, _advance_changes(ctx, currency),
+                     recoveries(ctx, currency))
+
+
+def recoveries(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
+    """Money received on written-off invoices (``WriteOffRecovered``): on the day received."""
+    return [(r.event.received_on, r.event.amount.amount) for r in ctx.store.read_types(("WriteOffRecovered",))
+            if r.event.amount.currency == currency]
+
+
+def collected(found: Iterable[Settlement], recovered: Iterable[tuple[date, Decimal]], start: date, end: date) -> Decimal:
+    """Cash received in the period: payments in full (an overpayment's excess included, a reversal
+    taken back on the day reversed) and bad debt recovered on written-off invoices."""
+    cash = sum((s.amount for s in found if s.kind in ("payment", "excess") and start <= s.on <= end), ZERO)
+    return cash + sum((amount for day, amount in recovered if start <= day <= end), ZERO)
 
 
 def payment_facts(case_id: str, e) -> list[CollectorEvent]:
@@ -371,6 +387,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         data.settled = settled_days(inv, found)
     collected_n, adc = average_days_to_collect(inv, found, start, end, data.settled)
     written = write_off_ratio(inv, found, sales, start, end)
+    recovered = sum((amount for day, amount in data.recoveries if start <= day <= end), ZERO)
     money = lambda v: _money(v, currency)  # noqa: E731
     text = lambda v: str(v) if v is not None else None  # noqa: E731
     return {
@@ -386,6 +403,8 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "invoices_collected": collected_n, "average_days_to_collect": text(adc),
         "written_off": money(written.total), "write_off_ratio_percent": text(written.ratio),
         "principal_written_off": money(written.principal), "fees_written_off": money(written.charges),
+        "recovered": money(recovered), "net_written_off": money(written.total - recovered),
+        "collected": money(collected(found, data.recoveries, start, end)),
         "advances_held_end": money(sum((d for day, d in data.advances if day <= end), ZERO)),
         "collectors": [{**r, "collected": money(r["collected"]), "applied": money(r["applied"]),
                         "average_days_to_close": text(r["average_days_to_close"])}
@@ -448,14 +467,15 @@ def report_rows(name: str, figures: dict) -> list[dict]:
     if name == "write-offs":
         return [{**base, "written_off": f["written_off"], "credit_sales": f["credit_sales"],
                  "write_off_ratio_percent": f["write_off_ratio_percent"],
-                 "principal_written_off": f["principal_written_off"], "fees_written_off": f["fees_written_off"]}]
+                 "principal_written_off": f["principal_written_off"], "fees_written_off": f["fees_written_off"],
+                 "recovered": f["recovered"], "net_written_off": f["net_written_off"]}]
     if name == "collectors":
         return [{**base, **r} for r in f["collectors"]]
     if name == "kpis":
         keys = ("dso_standard", "dso_countback", "cei_percent", "ar_turnover", "ar_turnover_days",
                 "promise_kept_rate_percent", "average_days_to_collect", "write_off_ratio_percent",
-                "receivables_end", "credit_sales", "written_off", "principal_written_off", "fees_written_off",
-                "advances_held_end")
+                "receivables_end", "credit_sales", "collected", "written_off", "recovered", "net_written_off",
+                "principal_written_off", "fees_written_off", "advances_held_end")
         return [{**base, "kpi": k, "value": f[k]} for k in keys]
     raise DomainError(f"{name!r} is not a report ({', '.join(REPORTS)})", "report")
 

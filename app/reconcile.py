@@ -18,7 +18,10 @@ money-moving event's own fields. What it compares:
   amount (its ``LedgerPaymentRecorded.excess``: the customer's credit, cash but not applied);
 * per currency, receivables at the end of the period and the period's cash collected,
   credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums,
-  and what the collectors collected (cash) and applied on cases with ``report collectors``.
+  and what the collectors collected (cash) and applied on cases with ``report collectors``;
+* per currency, the period's bad debt recovered on written-off invoices (``WriteOffRecovered``,
+  on the day received) with ``report kpis``'s ``recovered``; it settles no invoice (the case stays
+  written off), so it is in no receivable and in no collector's figure.
 
 The figures (docs/KPIS.md): ``collected`` is cash received (payments in full, an overpayment's
 excess included), ``applied`` what payments and customer credit settled on invoices; both
@@ -200,6 +203,7 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
     _compare_payments(found, payment_rows, ledger, differences)
     _compare_advance_rows(ctx, payment_rows, differences)
     ledger_paid = _ledger_payments(payment_rows, first, last, found.ledger_excess)
+    recovered = _recovered(ctx, first, last)
     receivables = _receivables(found, ledger, ledger_paid, last)
     shown = settlements(ctx)
     currencies = sorted({r.currency for r in ledger.values()} | set(found.period))
@@ -213,11 +217,15 @@ def reconcile(ctx: Context, start: date | None = None, end: date | None = None) 
         expected["applied"] = on_cases["applied"] + ledger_paid["applied"].get(currency, ZERO)
         expected["collected_without_case"] = without_case
         expected["receivables_end"] = receivables.get(currency, ZERO)
+        expected["recovered"] = recovered.get(currency, ZERO)
         figures[currency] = {k: str(v) for k, v in sorted(expected.items())}
         report = kpis.kpis(ctx, first, last, currency)
         if Decimal(report["receivables_end"]) != expected["receivables_end"]:
             differences.append(f"{currency}: report kpis shows receivables at the end {report['receivables_end']}, "
                                f"the events give {expected['receivables_end']}")
+        if Decimal(report["recovered"]) != expected["recovered"]:
+            differences.append(f"{currency}: report kpis shows {report['recovered']} recovered after write-offs, "
+                               f"the events give {expected['recovered']}")
         for key in ("collected", "applied"):
             by_collectors = sum((Decimal(r[key]) for r in report["collectors"]), ZERO)
             if by_collectors != on_cases[key]:
@@ -339,6 +347,16 @@ def _compare_advance_rows(ctx: Context, rows: list, differences: list[str]) -> N
                                f"{e.invoice_id}")
     for payment_id in sorted(shown.keys() - events.keys()):
         differences.append(f"payment {payment_id} says it applies an advance; no event records that")
+
+
+def _recovered(ctx: Context, start: date, end: date) -> dict[str, Decimal]:
+    """Bad debt recovered in the period, per currency, from the ``WriteOffRecovered`` events' own fields."""
+    totals: dict[str, Decimal] = defaultdict(Decimal)
+    for record in ctx.store.read_types(("WriteOffRecovered",)):
+        e = record.event
+        if start <= e.received_on <= end:
+            totals[e.amount.currency] += e.amount.amount
+    return totals
 
 
 def _ledger_payments(rows: list, start: date, end: date, excess: dict[str, Decimal]) -> dict[str, dict]:
