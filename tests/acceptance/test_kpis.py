@@ -231,6 +231,8 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         # K-WO had no fee: all its write-off is principal
         "written_off": str(wo.amount), "write_off_ratio_percent": q1(wo.amount / sales * 100),
         "principal_written_off": str(wo.amount), "fees_written_off": "0.00",
+        # cash received in the period (BK-4 came and went); nothing recovered after a write-off yet
+        "collected": str(cash_received), "recovered": "0.00", "net_written_off": str(wo.amount),
     }
     # every case closed today (opened today: 0 days); collected = cash received on their cases in
     # the period (overpayments included), applied = what of it settled the invoices; the recalled
@@ -274,7 +276,8 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         "write-offs": [{**base, "written_off": expected["written_off"], "credit_sales": expected["credit_sales"],
                         "write_off_ratio_percent": expected["write_off_ratio_percent"],
                         "principal_written_off": expected["principal_written_off"],
-                        "fees_written_off": expected["fees_written_off"]}],
+                        "fees_written_off": expected["fees_written_off"], "recovered": "0.00",
+                        "net_written_off": expected["net_written_off"]}],
         "collectors": [{**base, **row} for row in expected_collectors],
     }
     for name, rows in reports.items():
@@ -304,6 +307,58 @@ def test_kpis_equal_the_figures_of_what_was_done(ledger):
         problems.append(f"dashboard cash collected this week: got {week.get(this_week)}, expected {cash_received}")
     reconciled = ledger.cli("report", "reconcile")
     if reconciled.code != 0 or not (reconciled.json or {}).get("agree"):
+        problems.append(f"report reconcile: {reconciled}")
+    assert not problems, "\n".join(problems)
+
+
+def test_money_received_after_a_write_off_is_a_recovery(ledger):
+    """A finance manager found no way to book money received on a written-off invoice: `pay` said
+    the case was closed. docs/CONTROLS.md: it is a recovery of bad debt (`WriteOffRecovered`, an
+    administration event): the case stays written off, the cash counts as collected on the day it
+    was received, `recovered` is shown next to `written_off`, and all recoveries of an invoice
+    together are at most what was written off on it.
+
+    Here K-WO (12,000.00 written off by the first test) gets 5,000.00 from the insolvency
+    administrator, received two days ago; the same payment again changes nothing, the same payment
+    id with another amount and 7,000.01 more (beyond the 7,000.00 left) are refused. `report kpis`
+    is recomputed from `audit export`'s events."""
+    manager = {"COLLECTIONS_TOKEN": ledger.token("demo-manager")}
+    received = TODAY - timedelta(days=2)
+    dividend = ("--payment-id", "REC-KWO-1", "--reference", "administrator dividend", "--received-on", str(received))
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    case = ledger.peek("K-WO")
+    assert case["status"] == "written_off" and money(case["totals"]["write_offs"]) == Decimal("12000.00"), case
+
+    paid = ledger.cli("pay", "K-WO", "5000.00", *dividend, json=False)
+    assert paid.code == 0, str(paid)
+    assert "recovery of written-off invoice K-WO" in paid.stdout and "5000.00 EUR recorded" in paid.stdout, paid.stdout
+    assert "7000.00 still recoverable" in paid.stdout, paid.stdout
+    repeat = ledger.ok("pay", "K-WO", "5000.00", *dividend)
+    assert (repeat["applied_to"], repeat["recorded"], repeat["recovered"]) == ("recovery", False, "5000.00"), repeat
+    ledger.refused("pay", "K-WO", "4000.00", *dividend, match="payment_id")  # the id binds the amount
+    ledger.refused("pay", "K-WO", "7000.01", "--payment-id", "REC-KWO-2", match="amount")
+
+    trail = [r for r in ledger.ok("audit", "export", "--from", str(TODAY), env=manager)
+             if r["type"] == "WriteOffRecovered"]
+    assert [(r["subject"], r["amount"], r["currency"], r["value_date"], r["actor"]) for r in trail] == [
+        ("recovery REC-KWO-1 (invoice K-WO)", "5000.00", "EUR", str(received), "demo-collector")], trail
+    assert "administrator dividend" in trail[0]["reason"], trail
+    shown = ledger.case("K-WO")
+    assert (shown["status"], shown["balance"]) == ("written_off", "0.00"), shown
+    assert [(r["type"], r["data"]["payment_id"], r["data"]["amount"]["amount"]) for r in shown["recoveries"]] == [
+        ("WriteOffRecovered", "REC-KWO-1", "5000.00")], shown["recoveries"]
+    assert f"recovered 5000.00 EUR received {received}" in ledger.cli("case", "show", "K-WO", json=False).stdout
+
+    # -- the figures, from the events: the recovery is cash collected, and bad debt recovered ----------
+    recovered = sum((money(r["amount"]) for r in trail if r["currency"] == "EUR"
+                     and START <= date.fromisoformat(r["value_date"]) <= TODAY), ZERO)
+    expected = {"recovered": str(recovered), "written_off": before["written_off"],
+                "net_written_off": str(money(before["written_off"]) - recovered),
+                "collected": str(money(before["collected"]) - money(before["recovered"]) + recovered),
+                "receivables_end": before["receivables_end"]}  # it settles no invoice: the case stays written off
+    problems = euro_kpis_differ(ledger, expected)
+    reconciled = ledger.cli("report", "reconcile")
+    if reconciled.code != 0 or (reconciled.json or {}).get("figures", {}).get("EUR", {}).get("recovered") != str(recovered):
         problems.append(f"report reconcile: {reconciled}")
     assert not problems, "\n".join(problems)
 
@@ -495,6 +550,20 @@ def test_the_audit_export_shows_the_money_of_fees_reversals_credits_and_back_dat
     assert not problems, "\n".join(problems)
 
 
+def euro_kpis_differ(ledger, expected: dict[str, str]) -> list[str]:
+    """Where `report kpis --currency EUR`, as JSON and as its table, differs from ``expected``."""
+    problems: list[str] = []
+    figures = ledger.ok("report", "kpis", "--currency", "EUR")
+    if {k: figures.get(k) for k in expected} != expected:
+        problems.append(f"report kpis --json: got {({k: figures.get(k) for k in expected})}, the events give {expected}")
+    table = ledger.cli("report", "kpis", "--currency", "EUR", json=False)
+    assert table.code == 0, str(table)
+    lines = shown_in_table(table.stdout, expected)
+    if lines != expected:
+        problems.append(f"report kpis (the table): got {lines}, the events give {expected}")
+    return problems
+
+
 def shown_in_table(text: str, keys) -> dict[str, str]:
     """What the `report kpis` table shows for each kpi in ``keys``: boxed (`│ kpi │ value │`), or
     one block of `header: value` lines per row when it does not fit the terminal."""
@@ -594,15 +663,7 @@ def test_a_late_fee_written_off_is_not_bad_debt(ledger):
                 "fees_written_off": str(fees), "credit_sales": str(sales),
                 "write_off_ratio_percent": q1(principal / sales * 100)}
 
-    problems: list[str] = []
-    figures = ledger.ok("report", "kpis", "--currency", "EUR")
-    if {k: figures.get(k) for k in expected} != expected:
-        problems.append(f"report kpis --json: got {({k: figures.get(k) for k in expected})}, the events give {expected}")
-    table = ledger.cli("report", "kpis", "--currency", "EUR", json=False)
-    assert table.code == 0, str(table)
-    lines = shown_in_table(table.stdout, expected)
-    if lines != expected:
-        problems.append(f"report kpis (the table): got {lines}, the events give {expected}")
+    problems = euro_kpis_differ(ledger, expected)
     row = ledger.ok("report", "write-offs", "--currency", "EUR")["rows"][0]
     if {k: row.get(k) for k in expected} != expected:
         problems.append(f"report write-offs: got {row}, the events give {expected}")
