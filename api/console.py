@@ -238,10 +238,10 @@ def worklist_page(request: Request, status: str = "", assignee: str = "", grade:
 def inbox_items(svc: CaseService, user: User, now: datetime) -> list[dict]:
     rows = svc.approvals("pending")
     items = []
-    for row, (policy, written_off) in zip(rows, svc.approval_rules(rows)):
-        # as the decider judges it: a write-off with what its case was already written off by
+    for row, (policy, reduced) in zip(rows, svc.approval_rules(rows)):
+        # as the decider judges it: a reduction with what its case was already reduced by
         authority = approval_authority(user.actor(), row["kind"], Role(row["tier"]), row["requested_by"],
-                                       Money.of(row["amount"], row["currency"]), policy, written_off)
+                                       Money.of(row["amount"], row["currency"]), policy, reduced)
         requested = datetime.fromisoformat(row["requested_at"])
         due = datetime.fromisoformat(row["sla_due_at"]) if row["sla_due_at"] else None
         items.append({**row, "authority": authority, "age": now - requested, "overdue": due is not None and due < now})

@@ -24,7 +24,7 @@ from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
 from domain.inputs import check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date
 from domain.money import Money, positive_money
-from domain.authority import approver_role
+from domain.authority import Reduced, approver_role, reduced_of
 from domain.policy import Policy, Role
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
@@ -318,23 +318,24 @@ class CaseService:
     def _with_approver(self, rows: list[dict]) -> list[dict]:
         """Each pending item's ``approver``: the lowest role the policy lets approve it (a write-off
         by the case's total); None when only a rejection is possible."""
-        for row, (policy, written_off) in zip(rows, self.approval_rules(rows)):
+        for row, (policy, reduced) in zip(rows, self.approval_rules(rows)):
             if row["status"] == "pending":
                 approver = approver_role(row["kind"], Role(row["tier"]), Money.of(row["amount"], row["currency"]),
-                                         policy, written_off)
+                                         policy, reduced)
                 row["approver"] = approver.value if approver else None
         return rows
 
-    def approval_rules(self, rows: list[dict]) -> list[tuple[Policy, Money | None]]:
-        """For each pending item, the policy its case runs under and what the case was already
-        written off by: what the decider judges a decision with."""
+    def approval_rules(self, rows: list[dict]) -> list[tuple[Policy, Reduced | None]]:
+        """For each pending item, the policy its case runs under and what people already reduced
+        the case by: what the decider judges a decision with."""
         pending = {r["case_id"] for r in rows if r["status"] == "pending" and r["case_id"]}
         pinned = self.pinned_policies(pending)
         with self.ctx.db.read() as session:
             states = dict(session.execute(select(case_summary.c.case_id, case_summary.c.state)
                                           .where(case_summary.c.case_id.in_(sorted(pending)))).all()) if pending else {}
-        written = {case_id: CaseState.model_validate_json(state).write_offs for case_id, state in states.items()}
-        return [(pinned.get(r["case_id"]) or self.ctx.policy(), written.get(r["case_id"])) for r in rows]
+        reduced = {case_id: reduced_of(state.write_offs, state.credits, state.interest_waived)
+                   for case_id, state in ((k, CaseState.model_validate_json(v)) for k, v in states.items())}
+        return [(pinned.get(r["case_id"]) or self.ctx.policy(), reduced.get(r["case_id"])) for r in rows]
 
     def approval(self, approval_id: str) -> dict:
         """One item of the approvals inbox, whatever its status."""

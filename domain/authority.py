@@ -48,6 +48,7 @@ class Authority:
     code: str = ""  # machine-readable: not_approver | tier | own_request | limit | no_rate
     limit: Decimal | None = None  # the authority that was too small (code "limit")
     limit_currency: str | None = None  # the currency that limit is written in (the policy's approval currency)
+    before: Money | None = None  # what the case was already reduced by, counted with it (code "limit")
 
 
 def in_approval_currency(rules: ApprovalPolicy, amount: Money) -> Converted:
@@ -82,12 +83,40 @@ def counted_alone(policy: Policy, made_alone: Money | None) -> Money | None:
     return made_alone
 
 
-def written_off_before(policy: Policy, kind: str, written_off: Money | None) -> Money | None:
-    """What of the case's earlier write-offs counts with a write-off to approve
-    (``write_offs_add_up``); None when nothing does."""
-    if kind != "write_off" or written_off is None or not written_off.is_positive:
+@dataclass(frozen=True)
+class Reduced:
+    """What people already reduced a case by without cash: written off, and otherwise (dispute
+    credits, a cancellation, interest waived). ERP documents and payments are not in it."""
+
+    written_off: Money
+    otherwise: Money
+
+    @property
+    def total(self) -> Money:
+        return self.written_off + self.otherwise
+
+
+def reduced_of(written_off: Money, credits: Money, interest_waived: Money | None) -> Reduced:
+    """A case's ``Reduced`` from its state's totals (credits holds dispute credits and cancellations)."""
+    return Reduced(written_off, credits + interest_waived if interest_waived is not None else credits)
+
+
+def reduced_before(policy: Policy, kind: str, reduced: Reduced | None) -> tuple[Money, str] | None:
+    """What of the case's earlier reductions counts with a reduction to approve, and in words;
+    None when nothing does. All of them, whatever their kind (``reductions_add_up``): a write-off,
+    then a dispute credit, then another, each within a supervisor's authority, reduced one invoice
+    by more than it; before that rule (runs recorded then), a write-off's earlier write-offs only
+    (``write_offs_add_up``)."""
+    if kind not in REDUCTIONS or reduced is None:
         return None
-    return written_off if policy.approval.write_offs_add_up else None
+    if policy.approval.reductions_add_up:
+        before = reduced.total
+        words = "already written off" if not reduced.otherwise.is_positive else "already written off or credited"
+    elif kind == "write_off" and policy.approval.write_offs_add_up:
+        before, words = reduced.written_off, "already written off"
+    else:
+        return None
+    return (before, words) if before.is_positive else None
 
 
 def authority_limit(actor: Actor, policy: Policy) -> Decimal:
@@ -95,25 +124,25 @@ def authority_limit(actor: Actor, policy: Policy) -> Decimal:
 
 
 def approver_role(kind: str, tier: Role, amount: Money | None, policy: Policy,
-                  written_off: Money | None = None) -> Role | None:
+                  reduced: Reduced | None = None) -> Role | None:
     """The lowest role that may approve the item, by its tier and the policy's caps (a user's own
     limit may be lower); None when no role's cap covers it (it can then only be rejected)."""
     roles = sorted((r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[tier]), key=ROLE_RANK.__getitem__)
     if kind not in REDUCTIONS + PAY_OUTS or amount is None:
         return roles[0] if roles else None
-    before = written_off_before(policy, kind, written_off)
+    before = reduced_before(policy, kind, reduced)
     try:
-        total = in_approval_currency(policy.approval, amount + before if before is not None else amount)
+        total = in_approval_currency(policy.approval, amount + before[0] if before is not None else amount)
     except DomainError:
         return tier  # no rate to judge by: the decision says so
     return next((r for r in roles if total.amount.amount <= policy.write_off_cap(r)), None)
 
 
 def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, amount: Money | None,
-                       policy: Policy, written_off: Money | None = None) -> Authority:
+                       policy: Policy, reduced: Reduced | None = None) -> Authority:
     """May ``actor`` approve (or reject) an item of ``kind`` (write_off, credit, cancellation,
-    plan, escalation) asked at ``tier`` by ``requested_by`` for ``amount``? ``written_off``: what
-    the case was already written off by; a write-off is checked with it, as one total."""
+    plan, escalation) asked at ``tier`` by ``requested_by`` for ``amount``? ``reduced``: what
+    the case was already reduced by; a reduction is checked with it, as one total (``reduced_before``)."""
     if actor.role not in APPROVER_ROLES:
         return Authority(False, False, "only a supervisor or finance_manager may decide", "not_approver")
     if ROLE_RANK[actor.role] < ROLE_RANK[tier]:
@@ -121,8 +150,8 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
     if kind != "escalation" and actor.name == requested_by:
         return Authority(False, False, "four eyes: the requester cannot decide their own request", "own_request")
     if kind in REDUCTIONS + PAY_OUTS and amount is not None:
-        before = written_off_before(policy, kind, written_off)
-        total = amount + before if before is not None else amount
+        before = reduced_before(policy, kind, reduced)
+        total = amount + before[0] if before is not None else amount
         try:
             converted = in_approval_currency(policy.approval, total)
         except DomainError as error:
@@ -131,10 +160,11 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
         if converted.amount.amount > limit:
             shown = f" (= {converted.amount} at {converted.rate})" if converted.rate != 1 else ""
             asked = f"{amount}{shown}" if before is None else \
-                f"{amount} + {before} already written off on this case = {total}{shown}"
+                f"{amount} + {before[0]} {before[1]} on this case = {total}{shown}"
             unit = f" {policy.approval.currency}" if policy.approval.currency else ""
             what = {"write_off": "write-off", "credit": "dispute credit", "cancellation": "cancellation",
                     "waiver": "interest waiver", "refund": "refund"}[kind]
             return Authority(False, True, f"{asked} exceeds {actor.name}'s {what} authority ({limit}{unit})",
-                             "limit", limit, policy.approval.currency or amount.currency)
+                             "limit", limit, policy.approval.currency or amount.currency,
+                             before[0] if before is not None else None)
     return Authority(True, True)

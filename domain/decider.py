@@ -17,7 +17,14 @@ from uuid import UUID, uuid5
 from domain import commands as cmd
 from domain import events as ev
 from domain.agenda import accrued_interest
-from domain.authority import ROLE_RANK, approval_authority, counted_alone, in_approval_currency, may_act_alone
+from domain.authority import (
+    ROLE_RANK,
+    approval_authority,
+    counted_alone,
+    in_approval_currency,
+    may_act_alone,
+    reduced_of,
+)
 from domain.calendar import next_send_moment, zone
 from domain.durations import format_duration
 from domain.errors import DomainError, shown
@@ -690,9 +697,9 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     # A reason is required to reject here; to approve, at the entry (app.services): approvals
     # recorded before that rule carry none and must still replay.
     cmd.check_text(c.reason, "reason", required=not c.approve)
-    # a write-off's approver needs authority for the case's total written off (domain/authority.py)
+    # a reduction's approver needs authority for what the case was reduced by in all (domain/authority.py)
     authority = approval_authority(c.actor, approval.kind, approval.tier, approval.requested_by, approval.amount,
-                                   policy, s.write_offs)
+                                   policy, reduced_of(s.write_offs, s.credits, s.interest_waived))
     if not (authority.approve if c.approve else authority.reject):
         raise DomainError(authority.reason, "as")
     if approval.kind == "pause":

@@ -222,6 +222,12 @@ class ApprovalPolicy(_Model):
         "split into small pieces needs the second person the whole would (False only for workflow runs "
         "recorded before this rule)"
     )
+    reductions_add_up: bool = Field(
+        True, description="an approver's authority must cover everything people already reduced the case by "
+        "without cash (written off, dispute credits, a cancellation, interest waived) with the reduction they "
+        "approve, whatever its kind (False only for workflow runs recorded before this rule: write-offs added "
+        "up with write-offs only)"
+    )
     write_offs_add_up: bool = Field(
         True, description="an approver's write-off authority must cover everything already written off on the "
         "case with the write-off they approve, so a write-off split into pieces needs the authority the whole "
@@ -539,6 +545,12 @@ class Policy(_Model):
         """This policy as cases were decided before approved write-offs added up: each was checked
         against the approver's authority on its own. Only for workflow runs recorded then."""
         return self.model_copy(update={"approval": self.approval.model_copy(update={"write_offs_add_up": False})})
+
+    def before_reductions_add_up_for_authority(self) -> Policy:
+        """This policy as cases were decided before all reductions added up against an approver's
+        authority: a dispute credit on its own, a write-off with earlier write-offs only. Only for
+        workflow runs recorded then."""
+        return self.model_copy(update={"approval": self.approval.model_copy(update={"reductions_add_up": False})})
 
     def before_amended_below_paid(self) -> Policy:
         """This policy as cases were decided before an amendment below what was paid left the

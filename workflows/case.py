@@ -73,6 +73,10 @@ WRITE_OFFS_ADD_UP_PATCH = "write-offs-add-up"
 AMENDED_BELOW_PAID_PATCH = "amended-below-paid-is-credit"
 # A promised day is the customer's: it ends at midnight in their time zone, not UTC's.
 PROMISE_IN_CUSTOMER_DAY_PATCH = "promise-in-customer-day"
+# Every reduction people made on a case (write-offs, dispute credits, cancellation, interest
+# waived) adds up against the next approver's authority. Runs recorded before it added write-offs
+# to write-offs only (Policy.before_reductions_add_up_for_authority).
+ALL_REDUCTIONS_ADD_UP_PATCH = "all-reductions-add-up"
 # A new case appends its opening at version 0 without loading its (empty) stream first: one
 # local activity fewer per case (docs/PERFORMANCE.md). Runs recorded before it load first.
 OPEN_WITHOUT_LOAD_PATCH = "open-without-load"
@@ -112,6 +116,7 @@ class CollectionCaseWorkflow:
         self._write_offs_add_up: bool | None = None  # WRITE_OFFS_ADD_UP_PATCH, asked once per run
         self._below_paid: bool | None = None  # AMENDED_BELOW_PAID_PATCH, asked once per run
         self._customer_day: bool | None = None  # PROMISE_IN_CUSTOMER_DAY_PATCH, asked once per run
+        self._all_reductions: bool | None = None  # ALL_REDUCTIONS_ADD_UP_PATCH, asked once per run
 
     # -- main loop -------------------------------------------------------------------------
     @workflow.run
@@ -159,17 +164,20 @@ class CollectionCaseWorkflow:
     def _rules(self):
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
         before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH, WRITE_OFFS_ADD_UP_PATCH and
-        AMENDED_BELOW_PAID_PATCH and PROMISE_IN_CUSTOMER_DAY_PATCH for runs recorded before them."""
+        AMENDED_BELOW_PAID_PATCH, PROMISE_IN_CUSTOMER_DAY_PATCH and ALL_REDUCTIONS_ADD_UP_PATCH for runs
+        recorded before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
             self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
             self._write_offs_add_up = workflow.patched(WRITE_OFFS_ADD_UP_PATCH)
             self._below_paid = workflow.patched(AMENDED_BELOW_PAID_PATCH)
             self._customer_day = workflow.patched(PROMISE_IN_CUSTOMER_DAY_PATCH)
+            self._all_reductions = workflow.patched(ALL_REDUCTIONS_ADD_UP_PATCH)
         policy = self._input.policy if self._live else self._input.policy.before_liveness()
         policy = policy if self._add_up else policy.before_reductions_add_up()
         policy = policy if self._write_offs_add_up else policy.before_write_offs_add_up()
         policy = policy if self._customer_day else policy.before_promise_in_customer_day()
+        policy = policy if self._all_reductions else policy.before_reductions_add_up_for_authority()
         return policy if self._below_paid else policy.before_amended_below_paid()
 
     @staticmethod

@@ -571,3 +571,31 @@ def test_a_promise_for_the_customers_today_is_kept_until_their_midnight(ledger):
     midnight = datetime.combine(local_today + timedelta(days=1), datetime.min.time(), zone)
     check_at = datetime.fromisoformat(ledger.case("CL-TZ")["promise"]["check_at"])
     assert check_at == midnight + grace, (check_at, midnight)
+
+
+def test_dispute_credits_and_write_offs_add_up_against_the_approvers_authority(ledger):
+    """A supervisor (10,000 USD) approved a 9,000 credit, then a 6,000 credit on one invoice:
+    15,000 reduced without cash, each piece within her authority. The second waits for the
+    finance manager, and the inbox says so."""
+    ledger.import_invoices([invoice("CL-CR2", "25000.00", -10)])  # grade A: no fee
+    ledger.ok("case", "open", "CL-CR2")
+
+    def pending_credit() -> dict:
+        [item] = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-CR2"]
+        return item
+
+    for amount, reason in (("9000.00", "pricing"), ("6000.00", "quality")):
+        ledger.ok("dispute", "open", "CL-CR2", "--reason", reason)
+        ledger.ok("dispute", "resolve", "CL-CR2", "--outcome", "upheld", "--credit", amount)
+        item = pending_credit()
+        if amount == "9000.00":
+            assert item["approver"] == "supervisor", item
+            ledger.ok("approvals", "approve", item["approval_id"], "--reason", "credit note 1", "--as", "demo-supervisor")
+    assert item["approver"] == "finance_manager", item
+    refusal = ledger.refused("approvals", "approve", item["approval_id"], "--reason", "credit note 2",
+                             "--as", "demo-supervisor")
+    assert "6000.00 USD + 9000.00 USD already written off or credited on this case = 15000.00 USD exceeds " \
+           "demo-supervisor's dispute credit authority" in refusal, refusal
+    assert money(ledger.case("CL-CR2")["balance"]) == Decimal("16000.00")
+    ledger.ok("approvals", "approve", item["approval_id"], "--reason", "credit note 2", "--as", "demo-manager")
+    assert money(ledger.case("CL-CR2")["balance"]) == Decimal("10000.00")

@@ -234,7 +234,42 @@ def test_write_offs_in_another_currency_add_up_at_the_pinned_rate():
     assert types(rejected) == ["WriteOffRejected"]  # beyond authority, one may still say no
 
 
+def _credit(case: Case, amount: str, approver) -> list:
+    case.when(cmd.OpenDispute, reason="pricing")
+    requested = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=usd(amount))
+    assert types(requested) == ["ReductionRequested"], requested
+    return case.when(cmd.DecideApproval, actor=approver, approval_id=requested[0].approval_id, approve=True,
+                     reason="credit note")
+
+
+def test_credits_and_write_offs_add_up_against_the_approvers_authority():
+    """A supervisor (10,000 USD) approved a 9,000 dispute credit, a 9,000 write-off and a 6,000
+    credit on one 25,000 invoice: 24,000 reduced without cash, each piece within her authority.
+    Every reduction people made on the case counts with the one to approve, whatever its kind."""
+    case = Case().open(invoice(amount="25000.00"))
+    assert types(_credit(case, "9000.00", SUPERVISOR)) == ["ReductionApproved", "DisputeResolved"]
+    requested = case.when(cmd.RequestWriteOff, amount=usd("900.00"), reason="uncollectible")
+    approved = case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=requested[0].approval_id, approve=True,
+                         reason="approved")  # 9,900 in all: within her 10,000
+    assert types(approved) == ["WriteOffApproved"]
+    case.when(cmd.OpenDispute, reason="quality")
+    second = case.when(cmd.ResolveDispute, outcome=DisputeOutcome.upheld, credit=usd("6000.00"))
+    before = case.state
+    with pytest.raises(DomainError, match=r"6000.00 USD \+ 9900.00 USD already written off or credited on this "
+                                          r"case = 15900.00 USD exceeds sam's dispute credit authority"):
+        case.when(cmd.DecideApproval, actor=SUPERVISOR, approval_id=second[0].approval_id, approve=True,
+                  reason="credit note")
+    assert case.state == before
+    assert types(case.when(cmd.DecideApproval, actor=MANAGER, approval_id=second[0].approval_id, approve=True,
+                           reason="credit note")) == ["ReductionApproved", "DisputeResolved"]
+    # runs recorded before the rule: a credit on its own, as they were decided
+    old = Case(default_policy().before_reductions_add_up_for_authority()).open(invoice(amount="25000.00"))
+    _credit(old, "9000.00", SUPERVISOR)
+    assert types(_credit(old, "6000.00", SUPERVISOR)) == ["ReductionApproved", "DisputeResolved"]
+
+
 def test_runs_recorded_before_the_rule_check_each_write_off_on_its_own():
-    case = Case(default_policy().before_write_offs_add_up()).open(invoice(amount="20000.00"))
+    policy = default_policy().before_reductions_add_up_for_authority().before_write_offs_add_up()
+    case = Case(policy).open(invoice(amount="20000.00"))
     assert types(_write_off(case, "9000.00", SUPERVISOR)) == ["WriteOffApproved"]
     assert types(_write_off(case, "9540.00", SUPERVISOR)) == ["WriteOffApproved"]
