@@ -527,7 +527,10 @@ class CaseService:
             )
 
             result["credit_applied"] = await CreditService(self).auto_apply(facts.customer.customer_id, actor)
-        return {**result, "payment_id": pid, "applied_to": "case"} | ({"recorded": False} if repeat else {})
+        if repeat:  # Temporal's first reply is the case as it was then: show it as it is now
+            current = summary_dict(self.summary_row(invoice_id))
+            result |= {key: current[key] for key in ("status", "balance", "currency", "version")} | {"recorded": False}
+        return {**result, "payment_id": pid, "applied_to": "case"}
 
     def _pay_on_ledger(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, payer: str,
                        matched_by: str, actor: Actor, reason: str | None, excess: Money | None = None) -> bool:

@@ -128,6 +128,9 @@ def test_case_commands_from_open_to_close(ledger):
 
     promised = ledger.ok("promise", "CL-1", "--amount", "1000.00", "--date", day(7))
     assert promised["status"] == "promised" and ledger.peek("CL-1")["promise"]["amount"]["amount"] == "1000.00"
+    # the payment sent again later shows the case as it is now, not as the first reply had it
+    later = ledger.ok("pay", "CL-1", "500.00", "--reference", "wire 7", "--payment-id", "PAY-CL-1")
+    assert (later["status"], later["balance"], later["recorded"]) == ("promised", "1000.00", False), later
 
     # a dispute: opened by the collector on part of the balance, rejected: dunning resumes
     disputed = ledger.ok("case", "open", "CL-3", "--reason", "dispute")

@@ -67,7 +67,7 @@ async def test_reply_is_readable_at_once_and_payments_are_idempotent(service):
     assert service.show("INV-1002")["balance"] == "400.00"  # projection updated in the same transaction
     again = await service.pay("INV-1002", "50.50", "bank", collector, payment_id="bank-1")
     # the same update id: Temporal answers with the first result, which the service marks as a repeat
-    assert again == {**reply, "recorded": False}
+    assert again == {**reply, "recorded": False}  # nothing happened since: the same state
     assert event_types(service, "INV-1002") == ["CaseOpened", "PaymentReceived"]
     closed = await service.pay("INV-1002", "400.00", "bank", collector, payment_id="bank-2")
     assert closed["status"] == "paid"
