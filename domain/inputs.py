@@ -140,8 +140,10 @@ def check_same_payment(payment_id: str, recorded: dict[str, Any], sent: dict[str
     what differs (never silently taken as a repeat)."""
     differing = [name for name in recorded if recorded[name] != sent[name]]
     if differing:
-        what = ", ".join(f"{name} {recorded[name]} (sent {sent[name]})" for name in differing)
-        raise DomainError(f"payment {shown(payment_id)} was already recorded with a different {what}", "payment_id")
+        said = lambda value: repr(value) if isinstance(value, str) else str(value)  # noqa: E731  ('' for none)
+        what = ", ".join(f"{name} {said(recorded[name])} (sent {said(sent[name])})" for name in differing)
+        raise DomainError(f"payment {shown(payment_id)} was already recorded with a different {what}; send it "
+                          "again as it was recorded, or give a new payment id", "payment_id")
 
 
 def check_report_day(day: date | None, field: str, today: date, rules: InputPolicy) -> date | None:

@@ -54,4 +54,8 @@ def test_a_bank_file_compares_what_it_sends_by_the_same_rule():
         check_same_payment("CSV-1", recorded, {"amount": usd("999.00"), "received_on": date(2026, 12, 5)})
     assert refused.value.field == "payment_id"
     assert refused.value.message == ("payment 'CSV-1' was already recorded with a different amount "
-                                     "1000.00 USD (sent 999.00 USD)")
+                                     "1000.00 USD (sent 999.00 USD); send it again as it was recorded, or give "
+                                     "a new payment id")
+    # a reference left out is shown as an empty text, not as nothing at all ('(sent )')
+    with pytest.raises(DomainError, match=r"reference 'wire 1' \(sent ''\)"):
+        check_same_payment("CSV-1", {"reference": "wire 1"}, {"reference": ""})
