@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from app.context import Context
 from app.waiting import await_workflow
 from domain.errors import DomainError, shown
-from domain.inputs import check_sweep_day
+from domain.inputs import check_sweep_cadence, check_sweep_day
 from domain.users import Actor
 from store.ledger import SweepReads
 from workflows.sweep import SWEEP_WORKFLOW, SweepInput, SweepProgress
@@ -160,8 +160,10 @@ async def create_schedule(ctx: Context, cron: str, timezone: str, actor: Actor |
     spec = _spec(cron, timezone)
     settings = ctx.settings
     client = await ctx.client()
-    if not await _next_runs(client, spec, settings.task_queue):
+    runs = await _next_runs(client, spec, settings.task_queue)
+    if not runs:
         raise DomainError(f"{shown(cron)} never fires (no such day in {timezone}); the sweep would never run", "cron")
+    check_sweep_cadence(cron, runs)
     schedule_id = _schedule_id(ctx)
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(

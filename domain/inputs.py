@@ -259,3 +259,23 @@ def csv_error(error: csv.Error, line: int) -> DomainError:
 def check_file_size(size: int, name: str, limit: int = CSV_MAX_FILE_BYTES) -> None:
     if size > limit:
         raise DomainError(f"{name} is larger than {limit // (1024 * 1024)} MB", "file")
+
+
+# How often the scheduled sweep may run: it opens overdue cases once a day; weekly or monthly
+# suits a small ledger; less often than monthly (the 29th of February) it silently stops dunning,
+# more often than hourly it is a typo ('*/1 * * * *').
+SWEEP_CADENCE = (timedelta(hours=1), timedelta(days=31))
+
+
+def check_sweep_cadence(cron: str, runs: list[datetime]) -> None:
+    """The next runs Temporal gives a sweep cron must come at least monthly and at most hourly."""
+    if len(runs) < 2:
+        raise DomainError(f"{shown(cron)} never fires (or fires once); the sweep would stop", "cron")
+    gaps = [later - earlier for earlier, later in zip(runs, runs[1:])]
+    shortest, longest = SWEEP_CADENCE
+    if max(gaps) > longest:
+        raise DomainError(f"{shown(cron)} runs the sweep less often than monthly (next {runs[0]:%Y-%m-%d}, then "
+                          f"{runs[1]:%Y-%m-%d}): overdue invoices would wait that long for a case", "cron")
+    if min(gaps) < shortest:
+        raise DomainError(f"{shown(cron)} runs the sweep more often than hourly; it opens the day's overdue "
+                          "cases once a day (e.g. '0 6 * * *')", "cron")

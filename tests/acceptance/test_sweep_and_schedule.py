@@ -82,6 +82,9 @@ def test_the_schedule_fired_with_the_temporal_cli_opens_the_overdue_cases(ledger
         assert ledger.task_queue in described.stdout, "the schedule does not start the sweep on the ledger's task queue"
         # a cron that never fires (30 February) is refused and leaves the schedule as it was
         ledger.refused("schedule", "create", "--cron", "0 0 30 2 *", match="never fires")
+        # once in four years (29 February), or every minute: not a daily sweep, refused likewise
+        ledger.refused("schedule", "create", "--cron", "0 0 29 2 *", match="less often than monthly")
+        ledger.refused("schedule", "create", "--cron", "*/1 * * * *", match="more often than hourly")
         assert ledger.ok("schedule", "show")["cron"] == "0 6 * * *"
 
         ledger.temporal.temporal("schedule", "trigger", "--schedule-id", schedule_id)

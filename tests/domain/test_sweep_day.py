@@ -39,3 +39,25 @@ def test_a_case_opens_as_overdue_only_once_its_invoice_is_due():
     with pytest.raises(DomainError, match="not due until 2026-12-08") as refused:
         check_overdue_opening("overdue", "INV-1", date(2026, 12, 8), date(2026, 12, 7))
     assert refused.value.field == "reason"
+
+
+def test_a_sweep_cron_must_run_at_least_monthly_and_at_most_hourly():
+    from datetime import datetime, timedelta, timezone
+
+    from domain.errors import DomainError
+    from domain.inputs import check_sweep_cadence
+
+    start = datetime(2026, 12, 8, 6, tzinfo=timezone.utc)
+
+    def every(step: timedelta, n: int = 5) -> list[datetime]:
+        return [start + k * step for k in range(n)]
+
+    for fine in (timedelta(days=1), timedelta(days=7), timedelta(days=31), timedelta(hours=1)):
+        check_sweep_cadence("cron", every(fine))
+    for cadence, match in ((timedelta(days=4 * 365), "less often than monthly"),
+                           (timedelta(minutes=1), "more often than hourly")):
+        with pytest.raises(DomainError, match=match) as refused:
+            check_sweep_cadence("cron", every(cadence))
+        assert refused.value.field == "cron"
+    with pytest.raises(DomainError, match="never fires"):
+        check_sweep_cadence("cron", [start])
