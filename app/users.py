@@ -43,7 +43,9 @@ def add_user(users_path: Path, name: str, role: str, write_off_limit: str = "0",
              language: str = "en") -> dict:
     """Append ``name`` to the users file (atomically, checked by ``parse_users`` first); without a token."""
     text, directory = read_directory(users_path)
-    user = new_user(directory, name, role, write_off_limit, email, language)
+    from activities.catalogue import LANGUAGES
+
+    user = new_user(directory, name, role, write_off_limit, email, language, tuple(LANGUAGES))
     updated = text + _separator(text) + _table(user)
     after = parse_users(updated, str(users_path))  # never write a file the engine cannot read
     if after.users != (*directory.users, user):

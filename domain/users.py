@@ -84,15 +84,19 @@ def parse_users(text: str, source: str = "users") -> UserDirectory:
 
 
 def new_user(directory: UserDirectory, name: str, role: str, write_off_limit: str = "0", email: str | None = None,
-             language: str = "en") -> User:
+             language: str = "en", languages: tuple[str, ...] = ()) -> User:
     """A person to add to ``directory``, each value checked with an error naming its field
-    (the users file's keys): a name nobody has yet, a known role, a limit of zero or more, an
-    address internal e-mails can be sent to."""
+    (the users file's keys): a name nobody has yet (nor in other letter case: 'Demo-Manager'
+    beside 'demo-manager' is a second login an auditor reads as the same person), a known role,
+    a limit of zero or more (none for an integration: it approves nothing), an address internal
+    e-mails can be sent to, one of ``languages`` (the catalogues shipped) when given."""
     name = (name or "").strip()
     if not re.fullmatch(NAME_PATTERN, name) or len(name) > 100:
         raise DomainError(f"{shown(name)} is not a user name (1 to 100 letters, digits and . _ @ -)", "name")
-    if any(u.name == name for u in directory.users):
-        raise DomainError(f"a user {name!r} already exists", "name")
+    same = next((u.name for u in directory.users if u.name.casefold() == name.casefold()), None)
+    if same is not None:
+        raise DomainError(f"a user {same!r} already exists" + ("" if same == name else " (names differ only in "
+                          "letter case)"), "name")
     roles = [r.value for r in Role]
     if role not in roles:
         raise DomainError(f"{shown(role)} is not a role ({', '.join(roles[:-1])} or {roles[-1]})", "role")
@@ -100,8 +104,13 @@ def new_user(directory: UserDirectory, name: str, role: str, write_off_limit: st
     if limit < 0:
         raise DomainError(f"must not be negative (got {limit})", "write_off_limit")
     limit = limit if limit else Decimal(0)  # "-0" is 0
+    if limit and role == Role.integration.value:
+        raise DomainError("an integration approves nothing: its write-off limit must be 0", "write_off_limit")
     if email is not None:
         email = check_email(email.strip(), "email")
     if not re.fullmatch(LANGUAGE_PATTERN, language or ""):
         raise DomainError(f"{shown(language)} is not a language tag (en, de, zh-CN...)", "language")
+    if languages and language not in languages:
+        raise DomainError(f"{shown(language)} is not a language the e-mails are written in ({', '.join(languages)})",
+                          "language")
     return User(name=name, role=Role(role), write_off_limit=limit, email=email, language=language)

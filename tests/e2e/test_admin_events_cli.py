@@ -214,6 +214,9 @@ def test_an_operator_adds_a_user_then_revokes_their_token(cli, tmp_path):
                         (("ops-anna", "--role", "collector", "--write-off-limit", "1,5"), "write_off_limit"),
                         (("ops-anna", "--role", "collector", "--email", "anna@"), "email"),
                         (("demo-manager", "--role", "collector"), "name"),  # exists
+                        (("Demo-Manager", "--role", "collector"), "name"),  # the same login to a reader
+                        (("ops-anna", "--role", "collector", "--language", "xx"), "language"),  # no such e-mails
+                        (("erp-2", "--role", "integration", "--write-off-limit", "999999"), "write_off_limit"),
                         (("ops-anna", "--role", "collector", "--reason", "line\nbreak"), "reason")]:
         cli.rejected("users", "add", *args, match=f"{field}: ")
         assert users.read_bytes() == original, args
