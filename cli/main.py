@@ -488,11 +488,11 @@ def plan_accept(case_id: str, as_user: AsOpt = None, as_json: JsonOpt = False) -
 def escalation_decide(
     case_id: str,
     decision: Annotated[str, typer.Option(help="plan | agency | legal | credit_hold | write_off | continue")],
-    note: Annotated[str, typer.Option(help="Why")] = "",
+    note: Annotated[str, typer.Option("--note", "--reason", help="Why (kept on the event)")] = "",
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Decide an escalated case."""
+    """Decide an escalated case (--reason, as every other decision takes it, is the same as --note)."""
     execute(lambda s: s.decide_escalation(case_id, decision, _actor(s, as_user), note), as_json, show_reply)
 
 

@@ -155,8 +155,11 @@ def test_case_commands_from_open_to_close(ledger):
     pending = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-2"]
     assert [a["kind"] for a in pending] == ["escalation"], pending
     ledger.refused("escalation", "decide", "CL-2", "--decision", "agency")  # a collector may not
-    decided = ledger.ok("escalation", "decide", "CL-2", "--decision", "write_off", "--as", "demo-supervisor")
+    decided = ledger.ok("escalation", "decide", "CL-2", "--decision", "write_off", "--as", "demo-supervisor",
+                        "--reason", "customer insolvent")  # --reason, as every other decision takes it
     assert decided["status"] == "awaiting_approval", decided
+    noted = [e for e in ledger.case("CL-2")["events"] if e["type"] == "EscalationDecided"]
+    assert [e["data"]["note"] for e in noted] == ["customer insolvent"], noted
     write_off = [a for a in ledger.ok("approvals", "list") if a["invoice_id"] == "CL-2" and a["kind"] == "write_off"]
     assert len(write_off) == 1 and money(write_off[0]["amount"]) == money(ledger.peek("CL-2")["balance"]), write_off
     turned_down = ledger.ok("approvals", "reject", write_off[0]["approval_id"], "--reason", "try an agency first",
