@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.context import Context
-from domain.audit import ledger_amount, value_date
+from domain.audit import details, ledger_amount, value_date
 from domain.errors import DomainError
 from store import chain
 from store.schema import case_summary
@@ -24,9 +24,9 @@ from store.schema import case_summary
 # Fields of an event's data that say why (reason codes, notes, decisions, outcomes).
 WHY_FIELDS = ("reason", "note", "decision", "outcome")
 # then the money the event moves or names and a payment's value date: domain/audit.py says which
-# field of which event type (one table for every stream's events)
+# field of which event type (one table for every stream's events); then the rest it says (details)
 COLUMNS = ("position", "recorded_at", "occurred_at", "actor", "stream", "subject", "version", "type",
-           *WHY_FIELDS, "amount", "currency", "value_date")
+           *WHY_FIELDS, "amount", "currency", "value_date", "details")
 
 
 def verify(ctx: Context, anchor: Path | None = None, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -101,6 +101,7 @@ def _rows(ctx: Context, low: datetime | None, high: datetime | None, actor: str 
         money = ledger_amount(row["type"], data)
         row["amount"], row["currency"] = (money.model_dump(mode="json")["amount"], money.currency) if money else (None, None)
         row["value_date"] = value_date(data)
+        row["details"] = details(row["type"], data)  # what else it says: a role, a cron, an assignee
         yield row
 
 

@@ -91,3 +91,23 @@ def value_date(data: dict) -> str | None:
     """A payment's value date (ISO), or None for an event that is not a payment received."""
     value = data.get(VALUE_DATE_FIELD)
     return None if value is None else str(value)
+
+
+# Fields every row shows in columns of their own (or that name the stream): not repeated in details.
+SHOWN_ELSEWHERE = frozenset({"reason", "note", "decision", "outcome", "subject", "invoice_id", "customer_id",
+                             "received_on", "event_id", "stream_id", "case_id", "version", "occurred_at", "actor",
+                             "type"})
+DETAILS_MAX = 300
+
+
+def details(event_type: str, data: dict) -> str:
+    """What else the event says, for a reader of the trail: its plain values (``role=supervisor;
+    write_off_limit=2500``, ``cron=0 6 * * *; timezone=UTC``, ``assignee=demo-collector``), not
+    the money of the amount column, nor nested records (see ``events tail`` for the whole event).
+    Cut at DETAILS_MAX characters with '…'."""
+    money_fields = set(LEDGER_AMOUNT.get(event_type, ()))
+    parts = [f"{key}={value}" for key, value in data.items()
+             if key not in SHOWN_ELSEWHERE and key not in money_fields and value not in (None, "")
+             and isinstance(value, (str, int, float, bool))]
+    text = "; ".join(parts)
+    return text if len(text) <= DETAILS_MAX else text[:DETAILS_MAX - 1] + "…"

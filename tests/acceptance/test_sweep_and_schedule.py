@@ -102,6 +102,8 @@ def test_the_schedule_fired_with_the_temporal_cli_opens_the_overdue_cases(ledger
     ledger.refused("schedule", "delete", "--reason", "again", match="no schedule")
     trail = ledger.ok("audit", "export", env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")})
     [event] = [e for e in trail if e["type"] == "ScheduleDeleted"]
+    # what was set, not only that something was: the cron and its time zone
+    assert any("cron=0 6 * * *; timezone=UTC" in e["details"] for e in trail if e["type"] == "ScheduleCreated"), trail
     assert event["reason"] == "end of the test", event
 
 

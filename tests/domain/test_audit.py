@@ -87,3 +87,15 @@ def test_amounts_of_several_fields_add_up_and_a_field_left_empty_adds_nothing():
     assert ledger_amount("CreditLimitSet", {"limit": None}) is None
     assert ledger_amount("CaseClosed", {"payments": {"amount": "1.00", "currency": "EUR"}}) is None
     assert value_date({"received_on": date(2026, 3, 1).isoformat()}) == "2026-03-01"
+
+
+def test_details_say_what_else_an_event_says_in_plain_values():
+    from domain.audit import DETAILS_MAX, details
+
+    assert details("UserAdded", {"user": "ivan", "role": "integration", "write_off_limit": "0", "email": None,
+                                 "subject": "user ivan", "reason": "erp"}) == "user=ivan; role=integration; write_off_limit=0"
+    # the amount column's money and nested records are not repeated; long text is cut with '…'
+    assert details("PaymentReceived", {"payment_id": "P-1", "amount": {"amount": "5", "currency": "USD"},
+                                       "reference": "wire"}) == "payment_id=P-1; reference=wire"
+    long = details("CaseAssigned", {"assignee": "x" * 400})
+    assert len(long) == DETAILS_MAX and long.endswith("…")

@@ -100,7 +100,7 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
     cli.json("insurance", "cover", "INV-3001", "--policy", "ACME-POL")
 
     # a token issued by the operator (no token needed: it writes the users file)
-    cli.json("users", "token", "demo-manager", "--reason", "laptop lost")
+    issued = cli.json("users", "token", "demo-manager", "--reason", "laptop lost")["token"]
 
     rows = cli.json("audit", "export", "--from", started.date().isoformat())
     assert [r["position"] for r in rows] == sorted(r["position"] for r in rows)  # time (commit) order
@@ -136,7 +136,7 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
     token = one(rows, "ApiTokenIssued")
     assert (token["actor"], token["reason"], token["subject"]) == (f"operator:{getpass.getuser()}", "laptop lost",
                                                                    "user demo-manager")
-    assert "ce_" not in json.dumps(rows)  # the token itself is never recorded
+    assert issued not in json.dumps(rows)  # the token itself is never recorded
 
     # one actor's trail as CSV: the supervisor's actions only
     text = cli.run("audit", "export", "--actor", supervisor, "--csv").stdout
@@ -279,10 +279,13 @@ def test_an_operator_adds_a_user_then_revokes_their_token(cli, tmp_path):
     assert mine == [("UserAdded", operator, "new team lead"), ("ApiTokenIssued", operator, "first day"),
                     ("ApiTokenRevoked", operator, "left the company")], mine  # one revocation; refusals record nothing
     assert one(rows, "InvoicesImported")["actor"] == "ops-anna"
+    # what the export says of the user added: the role, the limit and the address, not only the type
+    added = next(r for r in rows if r["type"] == "UserAdded" and r["subject"] == "user ops-anna")
+    assert "role=supervisor; write_off_limit=2500; email=anna@example.com" in added["details"], added
     feed = [e for e in cli.json("events", "tail", "--limit", "1000")["events"] if e["data"].get("user") == "ops-anna"]
     data = {e["type"]: e["data"] for e in feed}
     assert (data["UserAdded"]["role"], data["UserAdded"]["write_off_limit"], data["UserAdded"]["email"]) == \
         ("supervisor", "2500", "anna@example.com")
     assert data["ApiTokenRevoked"]["fingerprint"] == data["ApiTokenIssued"]["fingerprint"] == revoked["fingerprint"]
-    assert "ce_" not in json.dumps(feed)
+    assert token not in json.dumps(feed)
     assert cli.run("audit", "verify").returncode == 0

@@ -133,6 +133,6 @@ def test_export_lists_every_stream_in_order_with_the_reasons(filled):
     table = list(csv.DictReader(io.StringIO(text)))
     assert [int(r["position"]) for r in table] == [r.position for r in records if r.recorded_at.date() == DAY2.date()]
     assert list(table[0]) == ["position", "recorded_at", "occurred_at", "actor", "stream", "subject", "version", "type",
-                              "reason", "note", "decision", "outcome", "amount", "currency", "value_date"]
+                              "reason", "note", "decision", "outcome", "amount", "currency", "value_date", "details"]
     assert cli.rejected("audit", "export", "--from", "2026-03-05", "--to", "2026-03-01", match="before it starts")
     assert cli.rejected("audit", "export", "--from", "yesterday", match="not a date")
