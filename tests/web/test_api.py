@@ -85,8 +85,12 @@ async def test_closed_cases_and_decided_approvals_are_conflicts(web: Web):
     assert approved.status_code == 200 and approved.json()["status"] == "written_off"
     again = await manager.post(f"/api/approvals/{approval_id}/approve", json={"reason": "again"})
     assert again.status_code == 409 and "already approved" in again.json()["error"]
-    closed = await collector.post(f"/api/invoices/{invoice}/payments", json={"amount": "1.00"})
+    closed = await collector.post(f"/api/cases/{invoice}/promise", json={"amount": "1.00", "date": "2026-12-31"})
     assert closed.status_code == 409 and closed.json()["error"] == "case: case is closed (written_off); it accepts no further commands"
+    # money received on it is a recovery of bad debt (WriteOffRecovered), not a conflict
+    recovered = await collector.post(f"/api/invoices/{invoice}/payments", json={"amount": "1.00"})
+    assert recovered.status_code == 200, recovered.text
+    assert (await collector.get(f"/api/cases/{invoice}")).json()["status"] == "written_off"
     decided = (await collector.get("/api/approvals?status=approved")).json()
     assert any(a["approval_id"] == approval_id and a["decided_by"] == "demo-manager" for a in decided)
 
