@@ -162,7 +162,11 @@ def test_the_cli_contract_end_to_end(stack, smtp, tmp_path):
     assert closed["status"] == "written_off" and closed["balance"] == "0.00"
     totals = cli.json("case", "show", case_id)["totals"]
     assert totals["write_offs"] == "490.50" and totals["fees"] == "40.00"
-    cli.rejected("pay", "INV-1002", "10", "--reference", "late", match="closed")
+    cli.rejected("promise", "INV-1002", "--amount", "10", "--date", "2026-03-10", match="closed")
+    # money received after the write-off is a recovery of bad debt; the case stays written off
+    late = cli.run("pay", "INV-1002", "10", "--reference", "late").stdout
+    assert "recovered 10 of 490.50 written off" in late, late
+    assert cli.json("case", "show", case_id)["status"] == "written_off"
 
     # a second case, opened as a dispute (dunning paused): payment, promise, credit
     other = cli.json("case", "open", "INV-3001", "--reason", "dispute")["case_id"]
