@@ -342,11 +342,10 @@ def recoveries(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
             if r.event.amount.currency == currency]
 
 
-def collected(found: Iterable[Settlement], recovered: Iterable[tuple[date, Decimal]], start: date, end: date) -> Decimal:
-    """Cash received in the period: payments in full (an overpayment's excess included, a reversal
-    taken back on the day reversed) and bad debt recovered on written-off invoices."""
-    cash = sum((s.amount for s in found if s.kind in ("payment", "excess") and start <= s.on <= end), ZERO)
-    return cash + sum((amount for day, amount in recovered if start <= day <= end), ZERO)
+def cash_received(found: Iterable[Settlement], start: date, end: date) -> Decimal:
+    """Payments received in the period, in full (an overpayment's excess included, a reversal
+    taken back on the day reversed). `report kpis`' ``collected`` adds the bad debt recovered."""
+    return sum((s.amount for s in found if s.kind in ("payment", "excess") and start <= s.on <= end), ZERO)
 
 
 def payment_facts(case_id: str, e) -> list[CollectorEvent]:
@@ -404,7 +403,7 @@ def compute(data: KpiInputs, currency: str, start: date, end: date) -> dict:
         "written_off": money(written.total), "write_off_ratio_percent": text(written.ratio),
         "principal_written_off": money(written.principal), "fees_written_off": money(written.charges),
         "recovered": money(recovered), "net_written_off": money(written.total - recovered),
-        "collected": money(collected(found, data.recoveries, start, end)),
+        "collected": money(cash_received(found, start, end) + recovered),  # cash, recoveries included
         "advances_held_end": money(sum((d for day, d in data.advances if day <= end), ZERO)),
         "collectors": [{**r, "collected": money(r["collected"]), "applied": money(r["applied"]),
                         "average_days_to_close": text(r["average_days_to_close"])}

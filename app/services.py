@@ -488,13 +488,15 @@ class CaseService:
         received = check_received_on(received_on or today, today, self.ctx.policy().inputs, facts.issue_date)
         pid = check_identifier(payment_id, "payment_id") if payment_id is not None else f"pay-{uuid4()}"
         cmd.check_text(reference, "reference")
-        known = self._known_payment(pid, invoice_id, money, received, reference) if payment_id and not split else None
+        # the payments table's row of a client's payment id, read once: a repeat or a conflict
+        seen = self._payment_row(pid) if payment_id and not split else None
+        known = self._known_payment(seen, invoice_id, money, received, reference)
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
         if dunned is not None and dunned["status"] == "written_off" and not split:
             return self._recover(invoice_id, pid, money, received, reference, actor, reason)
         # Temporal answers a repeat with the first reply (its events): say it changed nothing.
-        repeat = bool(payment_id) and not split and self._payment_recorded(pid)
+        repeat = seen is not None
         if self._existing(invoice_id) is None:
             if split:
                 raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
@@ -605,9 +607,9 @@ class CaseService:
 
     @staticmethod
     def _recovery_reply(row, written: Money, recoveries: list, event, recorded: bool) -> dict:
-        recovered = Money.zero(written.currency)
-        for e in recoveries:
-            recovered = recovered + e.amount
+        from domain.admin import recovered_so_far
+
+        recovered = recovered_so_far(written.currency, recoveries)
         return {"invoice_id": row.invoice_id, "case_id": row.case_id, "status": row.status,
                 "payment_id": event.payment_id, "applied_to": "recovery", "recorded": recorded,
                 "amount": str(event.amount.amount), "currency": event.amount.currency,
@@ -620,22 +622,22 @@ class CaseService:
 
         return [r.as_dict() for r in self.ctx.store.records(admin.admin_stream_id("recovery", invoice_id))]
 
-    def _payment_recorded(self, pid: str) -> bool:
+    def _payment_row(self, pid: str):
+        """The payments table's row of ``pid`` once recorded (None: unknown, or held unmatched)."""
         from store.payments import PaymentLedger
 
         row = PaymentLedger(self.ctx.db).get(pid)
-        return row is not None and row.status != "unmatched"
+        return row if row is not None and row.status != "unmatched" else None
 
-    def _known_payment(self, pid: str, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
-        """A client's payment id binds what it paid. Known on another invoice: a conflict. Known on
-        this invoice's ledger (no case then) or on its case once closed (the payment that closed it,
-        sent again): the same content is a repeat (its reply), other content a conflict. Applied to
-        this invoice's open case: the case's decider judges (a repeat or a conflict)."""
-        from store.payments import PaymentLedger
-
-        row = PaymentLedger(self.ctx.db).get(pid)
-        if row is None or row.status == "unmatched":
+    def _known_payment(self, row, invoice_id: str, money: Money, received: date, reference: str) -> dict | None:
+        """A client's payment id binds what it paid (``row``: its ``_payment_row``). Known on another
+        invoice: a conflict. Known on this invoice's ledger (no case then) or on its case once closed
+        (the payment that closed it, sent again): the same content is a repeat (its reply), other
+        content a conflict. Applied to this invoice's open case: the case's decider judges (a repeat
+        or a conflict)."""
+        if row is None:
             return None
+        pid = row.payment_id
         if row.invoice_id != invoice_id:
             raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
                               f"({row.invoice_id}); a payment id names one payment", "payment_id")

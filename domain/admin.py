@@ -125,14 +125,17 @@ class WriteOffRecovered(AdminEvent):
     reference: str = ""
 
 
+def recovered_so_far(currency: str, recoveries: list[WriteOffRecovered]) -> Money:
+    """What an invoice's recoveries add up to."""
+    return sum((e.amount for e in recoveries), Money.zero(currency))
+
+
 def check_recovery(written_off: Money, earlier: list[WriteOffRecovered], amount: Money) -> Money:
     """What is still recoverable on an invoice after ``amount`` is recovered: the write-offs on
     it less every recovery so far. More than is still recoverable is refused naming ``amount``."""
     if amount.currency != written_off.currency:
         raise DomainError(f"the invoice was written off in {written_off.currency}, not {amount.currency}", "amount")
-    left = written_off
-    for e in earlier:
-        left = left - e.amount
+    left = written_off - recovered_so_far(written_off.currency, earlier)
     if amount > left:
         raise DomainError(f"{amount} exceeds what is still recoverable on this invoice: {left} "
                           f"(written off {written_off}, recovered so far {written_off - left})", "amount")
