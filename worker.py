@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.abc
+import importlib.machinery
 import json
 import logging
 import os
 import signal
 import sys
+import threading
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import NoReturn
 
 from temporalio.client import Client
@@ -67,6 +71,50 @@ def precompile_workflow_modules() -> None:
 
 
 WORKFLOWS = (CollectionCaseWorkflow, SweepWorkflow, CustomerMailboxWorkflow)
+
+
+class _SharedCodeLoader(importlib.machinery.SourceFileLoader):
+    """Loads a workflow module's code once per process; every later import runs that same
+    code object again in a fresh module."""
+
+    _code: dict[str, types.CodeType] = {}
+    _lock = threading.Lock()
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        with self._lock:
+            code = self._code.get(self.path)
+        if code is None:
+            code = super().get_code(fullname)
+            with self._lock:
+                code = self._code.setdefault(self.path, code)
+        return code
+
+
+class SharedWorkflowCode(importlib.abc.MetaPathFinder):
+    """The sandbox imports each workflow module again for every workflow run, and each import
+    unmarshalled the module's bytecode into new code objects: about 67 KB per cached case, and
+    part of the CPU each new run costs (docs/PERFORMANCE.md, section 4). Code objects are
+    immutable, so the imports share one; the module itself is still executed afresh in each
+    run's sandbox, with the sandbox's checks, as before. A worker runs the code it started
+    with even if the file changes under it, as its registered workflow definitions do."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = frozenset(names)
+
+    def find_spec(self, fullname: str, path=None, target=None):
+        if fullname not in self.names:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is not None and type(spec.loader) is importlib.machinery.SourceFileLoader:
+            spec.loader = _SharedCodeLoader(fullname, spec.origin)
+        return spec
+
+
+def share_workflow_code() -> None:
+    """Installs SharedWorkflowCode for this process's workflow modules (once)."""
+    if not any(isinstance(finder, SharedWorkflowCode) for finder in sys.meta_path):
+        modules = {w.__module__ for w in WORKFLOWS}
+        sys.meta_path.insert(0, SharedWorkflowCode(modules | {m.rpartition(".")[0] for m in modules}))
 
 
 def workflow_runner(sandboxed: bool = True, converter: DataConverter | None = None) -> WorkflowRunner:
@@ -142,6 +190,7 @@ def build_worker(client: Client, context: Context, task_queue: str | None = None
                  extra_workflows: Sequence[type] = ()) -> Worker:
     settings = context.settings
     precompile_workflow_modules()
+    share_workflow_code()
     preload_calendars()  # not inside the first case activations, where it stalled a starved worker
     queue = task_queue or settings.task_queue
     from app.customers import CustomerService, cached_policy

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from threading import Lock
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidatorFunctionWrapHandler, WrapValidator
 
 from domain.commands import OpenCase, ReversePayment
 from domain.events import Event, Outcome
@@ -23,11 +25,40 @@ def case_workflow_id(invoice_id: str, prefix: str = "") -> str:
 
 BUSY = "CaseBusy"  # an Update failure type: nothing was applied, the caller may send it again
 
+_SHARED_POLICIES: dict[str, tuple[dict, Policy]] = {}  # version -> (a payload's policy, validated)
+_SHARED_LIMIT = 64  # distinct policies kept; a worker pins a handful of versions
+_SHARED_LOCK = Lock()  # workflow activations run on several threads
+
+
+def _shared_policy(value: Any, validate: ValidatorFunctionWrapHandler) -> Policy:
+    """The instance this worker already holds of a policy equal to the payload's, else the
+    payload's policy, validated.
+
+    Every case carries its pinned policy in its input, and a worker holds hundreds of cases at
+    once, each decoded from its own payload: without this each held its own copy of the same
+    policy (31 KB of a cached case's memory, docs/PERFORMANCE.md), and validated it again. The
+    payload's policy is compared whole, not by version alone, so a case never gets another
+    case's rules; policies are frozen, so sharing one is safe."""
+    if not isinstance(value, dict):
+        return validate(value)
+    with _SHARED_LOCK:
+        known = _SHARED_POLICIES.get(value.get("version"))
+    if known is not None and known[0] == value:
+        return known[1]
+    policy = validate(value)
+    with _SHARED_LOCK:
+        if len(_SHARED_POLICIES) >= _SHARED_LIMIT:
+            _SHARED_POLICIES.pop(next(iter(_SHARED_POLICIES)))
+        _SHARED_POLICIES[policy.version] = (value, policy)
+    return policy
+
+
 class CaseInput(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     case_id: UUID
-    policy: Policy  # pinned: editing the policy file never changes a running case
+    # pinned: editing the policy file never changes a running case
+    policy: Annotated[Policy, WrapValidator(_shared_policy)]
     open: OpenCase | None = None  # first run: the command that opens the case
     state: CaseState | None = None  # carried over by continue-as-new
     resume_with: ReversePayment | None = None  # restarting a closed case to apply this
