@@ -201,6 +201,21 @@ def show_cases(rows: list[dict]) -> None:
 DETAILS_WIDTH = 100  # an event's details in `case show`'s history, in terminal cells
 
 
+def event_details(data: dict) -> str:
+    """An event's fields as a reader scans them: money as '120.00 EUR', nested records as
+    'field=value' inside braces, empty fields left out (not Python's dict syntax)."""
+    def value(v) -> str:
+        if isinstance(v, dict):
+            if set(v) == {"amount", "currency"}:
+                return f"{v['amount']} {v['currency']}"
+            return "{" + event_details(v) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(map(value, v)) + "]"
+        return str(v)
+
+    return ", ".join(f"{k}={value(v)}" for k, v in data.items() if v not in (None, "", [], {}))
+
+
 def show_case(result: dict) -> None:
     console.print(f"[bold]Case {result['case_id']}[/bold]  invoice {result['invoice_id']}  {result['customer_name']}")
     console.print(f"status [cyan]{result['status']}[/cyan]  balance {result['balance']} {result['currency']}  "
@@ -233,7 +248,7 @@ def show_case(result: dict) -> None:
     for e in result["events"]:
         # Text: the details are data, not markup; cut at DETAILS_WIDTH cells with Rich's '…'
         # so that a reader sees there is more (`case show --json` has it all)
-        details = cut(", ".join(f"{k}={v}" for k, v in e["data"].items() if v not in (None, "", [], {})), DETAILS_WIDTH)
+        details = cut(event_details(e["data"]), DETAILS_WIDTH)
         table.add_row(str(e["version"]), e["occurred_at"][:19], e["type"], e["actor"], details)
     print_table(table)
     for r in result.get("recoveries") or []:  # after the write-off, on the invoice (administration events)

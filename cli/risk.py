@@ -115,7 +115,10 @@ def show_statement(r: dict) -> None:
     for i in r["items"]:
         table.add_row(i["invoice_id"], i["due_date"], str(i["days_overdue"]), i["late_fees"], i["interest"],
                       i["compensation"], i["open"], i["currency"])
-    print_table(table)
+    if r["items"]:
+        print_table(table)
+    else:  # an empty table looked like a failed command
+        console.print(f"No open items at the end of {r['as_of']}.", highlight=False)
     for currency, t in r["totals"].items():
         console.print(f"{currency}: open {t['open']}  (" + ", ".join(f"{b} {t[b]}" for b in r["buckets"]) + ")",
                       highlight=False)

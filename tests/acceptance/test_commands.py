@@ -416,6 +416,20 @@ def test_case_show_marks_details_it_cuts(ledger):
     assert paid and paid[0]["data"]["reference"] == reference, paid
 
 
+def test_case_show_prints_money_in_an_events_details_as_money(ledger):
+    """`case show` printed an event's money as Python's dict syntax
+    ("amount={'amount': '60.00', 'currency': 'EUR'}"); it now reads "amount=60.00 EUR"."""
+    ledger.import_invoices([invoice("CL-13", "450.00", -10)])
+    ledger.ok("case", "open", "CL-13")
+    ledger.ok("pay", "CL-13", "60.00", "--reference", "CL-13-PART")
+    currency = ledger.case("CL-13")["currency"]
+    shown = ledger.cli("case", "show", "CL-13", json=False)
+    assert shown.code == 0, shown
+    row = next((line for line in shown.stdout.splitlines() if "PaymentReceived" in line), "")
+    assert f"amount=60.00 {currency}" in row, shown.stdout
+    assert "{'" not in shown.stdout, shown.stdout
+
+
 def test_customer_pause_says_what_it_did_to_each_case(ledger):
     """`customer pause` printed each open case with its status ('CL-P1: open'): whether the
     command paused it, asked a supervisor, or left it (already paused) was not said."""

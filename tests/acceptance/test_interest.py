@@ -289,3 +289,14 @@ def test_a_statement_shows_the_credit_the_customer_holds_and_the_balance_due_net
     assert ledger.ok("payments", "unapplied", "--customer", "C-CREDIT", "--as-of", before) == []
     table = ledger.cli("customer", "statement", "C-CREDIT", "--as-of", before, json=False)
     assert "less your credit 0.00, balance due 700.00" in " ".join(table.stdout.split()), table
+
+
+def test_a_statement_with_no_open_items_says_so(ledger):
+    """A customer who has paid everything got an empty table and nothing else: it looked like a
+    failed command. The statement now says there is nothing open that day."""
+    ledger.import_invoices([row("NONE-1", "C-PAIDUP", "CH", "en", "EUR", "120.00")])
+    ledger.ok("pay", "NONE-1", "120.00", "--reference", "BANK-NONE-1")
+    data = ledger.ok("customer", "statement", "C-PAIDUP")
+    assert data["items"] == [], data
+    shown = ledger.cli("customer", "statement", "C-PAIDUP", json=False)
+    assert shown.code == 0 and f"No open items at the end of {TODAY}." in " ".join(shown.stdout.split()), shown
