@@ -19,13 +19,11 @@ business-day calendar has holidays per year), and reported in ledger dates.
 from __future__ import annotations
 
 import bisect
-import gc
 import heapq
 import itertools
 import math
 import time
 from collections import Counter, defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -43,6 +41,7 @@ from domain.policy import Policy, RiskGrade
 from domain.risk import CustomerHistory, InvoiceRecord, score
 from domain.state import CaseState
 from domain.users import SYSTEM_ACTOR
+from store.collector import cyclic_collector_paused
 
 IDLE_GUARD = timedelta(minutes=1)  # as workflows/case.py: a deadline that changed nothing waits
 RESCORE_ON = frozenset({"CaseOpened", "CaseClosed", "CaseReopened", "DisputeOpened", "PromiseBroken",
@@ -414,24 +413,7 @@ def event_signature(event: Event, shift: timedelta) -> dict:
     return out
 
 
-@contextmanager
-def _cycle_collector_paused():
-    """The run builds millions of objects that live until its end (every case's state and
-    events, the customers' records) and drops little else, which reference counting frees.
-    Python's cyclic garbage collector would scan the ever larger heap again and again (a
-    quarter of the CPU time on a 30,000-invoice ledger, more on larger ones) and find nothing
-    to free; it is paused for the run, and resumed after (a run of several threads at once
-    leaves it as the first one found it)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-@_cycle_collector_paused()
+@cyclic_collector_paused()
 def simulate(policy: Policy, rows: list, lines: list, today: date | None = None,
              progress: Callable[[int, int], None] | None = None, streams: bool = False,
              shift_days: int | None = None) -> dict:
@@ -456,7 +438,7 @@ def load_policy(policy_file: Path) -> Policy:
     return parse_policy(policy_file.read_text(encoding="utf-8"), str(policy_file))
 
 
-@_cycle_collector_paused()
+@cyclic_collector_paused()
 def run_simulation(ledger: Path, policy_file: Path, format: str = "standard", customers: int | None = None,
                    customer_ids: list[str] | None = None, streams: bool = False,
                    shift_days: int | None = None) -> dict:

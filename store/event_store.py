@@ -13,11 +13,9 @@ adds what the engine's contract needs on top:
 
 from __future__ import annotations
 
-import gc
 import json
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Sequence
@@ -35,6 +33,7 @@ from domain.customer import evolve_customer, is_customer_event
 from domain.events import ENVELOPE_FIELDS, Event, event_from_record
 from domain.state import CaseState, fold
 from store import chain
+from store.collector import cyclic_collector_paused
 from store.db import Database
 from store.payments import payment_changes, project_payments, write_payment_changes
 from store.projections import Projected, Projector
@@ -335,7 +334,7 @@ class EventStore:
         customers: dict[UUID, object] = {}  # customer streams (domain/customer.py)
         payment_events: list[RecordedEvent] = []  # the payments table's rows of cases, in order
         replayed = 0
-        with _cyclic_collector_paused(), self.db.transaction() as session:
+        with cyclic_collector_paused(), self.db.transaction() as session:
             if self.db.dialect == "postgresql":
                 # The read models first, then the events: an append writes its rows before it
                 # takes the events table's lock, so the other order could deadlock with one.
@@ -374,22 +373,6 @@ class EventStore:
             .where(t.c.originator_id == stream_id, t.c.originator_version > after, t.c.originator_version < before)
             .order_by(t.c.originator_version))
         return [_decode(r.id, r.originator_id, r.originator_version, r.topic, bytes(r.state)).event for r in rows]
-
-
-@contextmanager
-def _cyclic_collector_paused() -> Iterator[None]:
-    """A rebuild makes millions of short-lived objects while it keeps every case's state alive,
-    and each of the cyclic collector's full passes walked that growing heap: 40 % of the time of
-    folding 1,500 cases' events (docs/PERFORMANCE.md, section 2). Events, states and rows hold no
-    reference cycles (reference counting frees them), so the collector waits until the rebuild
-    is over."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _INSERT_EVENT_IDS = insert(event_ids)
