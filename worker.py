@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib.abc
 import importlib.machinery
 import json
@@ -295,6 +296,10 @@ async def supervise(connect_client: Callable[[], Awaitable[Client]], build: Call
         client = await connect_client()
         identity = client.identity if generation == 0 else f"{client.identity}/restart-{generation}"
         worker = build(client, identity)
+        # What the process holds once its worker is built (modules, catalogues, holiday tables)
+        # lives as long as the process: out of the cyclic collector's full passes, which walked it
+        # every time (docs/PERFORMANCE.md, section 4).
+        gc.freeze()
         running = asyncio.create_task(worker.run(), name=f"worker-{generation}")
         stopping = asyncio.create_task(stop.wait())
         waits = {running, stopping}

@@ -6,6 +6,7 @@ worker's shutdown. The replacement itself runs in tests/faults/test_watchdog.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import sys
 
 import pytest
@@ -97,6 +98,12 @@ async def test_a_stop_asked_for_while_the_stalled_worker_shuts_down_is_not_follo
     monkeypatch.setenv(worker.LINEAGE_ENV, "")
     monkeypatch.setattr(worker, "_left_behind", False)  # the module's flag, which the stall sets
     settings = Settings(watchdog_stall_after=15, watchdog_interval=1, watchdog_restarts=3)
-    code = await asyncio.wait_for(worker.supervise(connect, lambda client, identity: JammedWorker(), settings, stop,
-                                                   replace=lambda *lineage: replaced.append(lineage)), 30)
+    gc.unfreeze()
+    try:
+        code = await asyncio.wait_for(worker.supervise(connect, lambda client, identity: JammedWorker(), settings,
+                                                       stop, replace=lambda *lineage: replaced.append(lineage)), 30)
+        # each worker started, what the process held was moved out of the cyclic collector's passes
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
     assert (code, replaced) == (0, [])
