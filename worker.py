@@ -23,7 +23,12 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import NoReturn
 
 from temporalio.client import Client
-from temporalio.converter import DataConverter, WithSerializationContext, WorkflowSerializationContext
+from temporalio.converter import (
+    DataConverter,
+    StorageDriverStoreContext,
+    WithSerializationContext,
+    WorkflowSerializationContext,
+)
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowInstance, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -163,6 +168,9 @@ class ContextFreeCodecRunner(WorkflowRunner):
         self.inner.set_worker_level_failure_exception_types(types)
 
 
+_NO_STORE_CONTEXT = StorageDriverStoreContext(target=None)
+
+
 class _WorkflowContextInstance(WorkflowInstance):
     """The runner's instance, with the workflow's serialization context for every payload."""
 
@@ -177,8 +185,10 @@ class _WorkflowContextInstance(WorkflowInstance):
     def get_serialization_context(self, command_info) -> WorkflowSerializationContext:
         return self.context
 
-    def get_external_store_context(self, command_info):
-        return self.inner.get_external_store_context(command_info)
+    def get_external_store_context(self, command_info) -> StorageDriverStoreContext:
+        # Without external storage (``applies``) the SDK binds this context to nothing; asking
+        # the sandboxed instance entered the sandbox for every payload sequence.
+        return _NO_STORE_CONTEXT
 
     def get_info(self):
         return self.inner.get_info()

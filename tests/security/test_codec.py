@@ -120,6 +120,25 @@ def test_contexts_are_answered_outside_the_sandbox_only_for_a_codec_that_ignores
     assert isinstance(workflow_runner(True, aware), SandboxedWorkflowRunner)
 
 
+def test_the_external_store_context_is_answered_outside_the_sandbox_too():
+    """With no external storage (which ``applies`` requires) the SDK binds the store context to
+    nothing, so the instance answers it without asking the sandboxed workflow."""
+    from types import SimpleNamespace
+
+    from worker import _WorkflowContextInstance
+
+    class Sandboxed:  # the one question the runner must not forward
+        def get_info(self):
+            return SimpleNamespace(namespace="default", workflow_id="case-INV-1")
+
+        def get_external_store_context(self, command_info):
+            raise AssertionError("entered the sandbox for a store context")
+
+    instance = _WorkflowContextInstance(Sandboxed())
+    assert instance.get_external_store_context(None).target is None
+    assert instance.get_serialization_context(None).workflow_id == "case-INV-1"
+
+
 @pytest.mark.parametrize("text, match", [
     ("", "at least one key"),
     ("k1", "KEY_ID:BASE64_KEY"),
