@@ -154,7 +154,7 @@ class TeamNotifier:
         accepted = False
         try:
             async with client:
-                await client.send_message(message)
+                await message.send(client)
                 accepted = True
                 await asyncio.to_thread(self.log.finish, n.key, "sent")  # before QUIT: the window for a duplicate
         except (aiosmtplib.SMTPException, OSError) as error:

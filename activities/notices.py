@@ -251,7 +251,7 @@ class NoticeActivities:
                     sent_at=claim.first_attempt_at,
                     attachments=[(name, data) for name, data, _ in letters.values()],
                 )
-                await client.send_message(message)
+                await message.send(client)
                 accepted = True
                 accepted_at = time.monotonic()
                 # Recorded before QUIT: the window for a duplicate is this one database write.

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, time, timedelta
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.utils import format_datetime, parseaddr
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -25,6 +27,7 @@ from markupsafe import Markup, escape
 
 from activities import catalogue
 from activities.contracts import NoticeRequest
+from activities.mime import Mail, address_header, boundaries, flatten
 from domain.money import Money
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates" / "notices"
@@ -64,6 +67,7 @@ def language_context(language: str) -> dict:
     }
 
 
+@lru_cache(maxsize=64)  # Locale.parse was a tenth of rendering a notice (five calls each)
 def babel_locale(language: str) -> Locale:
     try:
         return Locale.parse(language.replace("-", "_"))
@@ -196,6 +200,15 @@ class NoticeRenderer:
             return self.env.get_template(f"final.{kind}.j2" if "final" in step else f"firm.{kind}.j2")
 
 
+@lru_cache(maxsize=32)
+def sender_parts(sender: str) -> tuple[str, str]:
+    """The name and address of ``sender`` ("Name <address>"), parsed once per sender."""
+    name, address = parseaddr(sender)
+    if not address:
+        raise ValueError(f"no address in the sender {sender!r}")
+    return name, address
+
+
 def build_message(
     rendered: RenderedNotice,
     *,
@@ -205,17 +218,32 @@ def build_message(
     recipient_email: str,
     sent_at: datetime,
     attachments: Sequence[tuple[str, bytes]] = (),
-) -> EmailMessage:
-    message = EmailMessage()
-    message["Message-ID"] = message_id
+) -> Mail:
+    """The notice as it goes out: text and HTML alternatives (then PDF letters, in a multipart/mixed),
+    built with the standard library's ``email.mime`` classes and flattened once (activities/mime.py)
+    for ``Mail.send``."""
+    name, address = header_safe(recipient_name), header_safe(recipient_email)
+    sender_name, sender_address = sender_parts(header_safe(sender))
+    utf8 = not (address.isascii() and sender_address.isascii())
+    alternative, mixed = boundaries(message_id)
+    message = MIMEMultipart("alternative", boundary=alternative)
+    for body, subtype in ((rendered.text, "plain"), (rendered.html, "html")):
+        part = MIMEText(body, subtype, "utf-8")  # base64
+        del part["MIME-Version"]  # once, in the message's header
+        message.attach(part)
+    if attachments:  # PDF letters (activities/letters.py)
+        message, alternatives = MIMEMultipart("mixed", boundary=mixed), message
+        del alternatives["MIME-Version"]
+        message.attach(alternatives)
+        for filename, data in attachments:
+            letter = MIMEApplication(data, "pdf")  # base64
+            del letter["MIME-Version"]
+            letter.add_header("Content-Disposition", "attachment", filename=filename)  # RFC 2231 if not ASCII
+            message.attach(letter)
+    message["Message-ID"] = header_safe(message_id)
     message["Date"] = format_datetime(sent_at)
-    message["From"] = header_safe(sender)
-    message["To"] = Address(display_name=header_safe(recipient_name), addr_spec=header_safe(recipient_email))
-    message["Subject"] = rendered.subject
-    message.set_content(rendered.text)
-    message.add_alternative(rendered.html, subtype="html")
-    for filename, data in attachments:  # PDF letters (activities/letters.py)
-        message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
-    # after the body: set_content drops every Content-* header set before it
-    message["Content-Language"] = rendered.language
-    return message
+    message["From"] = address_header("From", sender_name, sender_address, utf8)
+    message["To"] = address_header("To", name, address, utf8)
+    message["Subject"] = rendered.subject  # compat32: encoded words if not ASCII
+    message["Content-Language"] = header_safe(rendered.language)
+    return Mail(sender=sender_address, recipients=(address,), data=flatten(message, utf8), utf8=utf8)
