@@ -185,3 +185,18 @@ async def test_console_forms_follow_the_same_role_matrix(web: Web):
     assert web.events(invoice) == before
     allowed = await client.post(f"{case_path(invoice)}/assign", data={"csrf_token": token, "assignee": "demo-collector"})
     assert allowed.status_code == 303 and web.events(invoice)[-1] == "CaseAssigned"
+
+
+async def test_the_worklist_says_what_its_priority_is_made_of_in_the_readers_language(web: Web):
+    """The worklist's priority was a bare number: nothing said what it counts. Its column heading
+    now explains it, in the console's language."""
+    client, token = await signed_in(web, "collector")
+    heading = re.compile(r'<th title="([^"]+)">([^<]+)</th>')
+    english = dict((name, html.unescape(title)) for title, name in heading.findall(
+        (await client.get("/console/worklist")).text))
+    assert english["Priority"].startswith("Amount at risk (balance less what is disputed) × days overdue"), english
+    assert "the policy's pinned rates" in english["Priority"], english
+    await client.post("/console/lang", data={"lang": "de", "csrf_token": token, "next": "/console/worklist"})
+    german = dict((name, html.unescape(title)) for title, name in heading.findall(
+        (await client.get("/console/worklist")).text))
+    assert german["Priorität"].startswith("Gefährdeter Betrag"), german
