@@ -333,8 +333,7 @@ class CaseService:
         with self.ctx.db.read() as session:
             states = dict(session.execute(select(case_summary.c.case_id, case_summary.c.state)
                                           .where(case_summary.c.case_id.in_(sorted(pending)))).all()) if pending else {}
-        reduced = {case_id: reduced_of(state.write_offs, state.credits, state.interest_waived)
-                   for case_id, state in ((k, CaseState.model_validate_json(v)) for k, v in states.items())}
+        reduced = {case_id: reduced_of(CaseState.model_validate_json(state)) for case_id, state in states.items()}
         return [(pinned.get(r["case_id"]) or self.ctx.policy(), reduced.get(r["case_id"])) for r in rows]
 
     def approval(self, approval_id: str) -> dict:
@@ -497,7 +496,7 @@ class CaseService:
             return self._recover(invoice_id, pid, money, received, reference, actor, reason)
         # Temporal answers a repeat with the first reply (its events): say it changed nothing.
         repeat = seen is not None
-        if self._existing(invoice_id) is None:
+        if dunned is None:
             if split:
                 raise DomainError(f"invoice {invoice_id} has no case to take a share of a split payment", "invoice_id")
             open_amount = facts.amount - facts.paid

@@ -19,11 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TYPE_CHECKING
 
 from domain.errors import DomainError
 from domain.money import Money
 from domain.policy import APPROVER_ROLES, ApprovalPolicy, Policy, Role
 from domain.users import Actor
+
+if TYPE_CHECKING:
+    from domain.state import CaseState
 
 ROLE_RANK = {Role.integration: -1, Role.collector: 0, Role.supervisor: 1, Role.finance_manager: 2}
 # Approval kinds that reduce the receivable: the money rules apply to them.
@@ -96,9 +100,10 @@ class Reduced:
         return self.written_off + self.otherwise
 
 
-def reduced_of(written_off: Money, credits: Money, interest_waived: Money | None) -> Reduced:
+def reduced_of(state: CaseState) -> Reduced:
     """A case's ``Reduced`` from its state's totals (credits holds dispute credits and cancellations)."""
-    return Reduced(written_off, credits + interest_waived if interest_waived is not None else credits)
+    credits, waived = state.credits, state.interest_waived
+    return Reduced(state.write_offs, credits + waived if waived is not None else credits)
 
 
 def reduced_before(policy: Policy, kind: str, reduced: Reduced | None) -> tuple[Money, str] | None:
@@ -119,6 +124,14 @@ def reduced_before(policy: Policy, kind: str, reduced: Reduced | None) -> tuple[
     return (before, words) if before.is_positive else None
 
 
+def counted_total(policy: Policy, kind: str, amount: Money,
+                  reduced: Reduced | None) -> tuple[Money, tuple[Money, str] | None]:
+    """The amount an approver's authority is judged by: ``amount`` with what the case was already
+    reduced by when that counts (``reduced_before``), and that earlier part (None: nothing)."""
+    before = reduced_before(policy, kind, reduced)
+    return (amount + before[0] if before is not None else amount), before
+
+
 def authority_limit(actor: Actor, policy: Policy) -> Decimal:
     return min(actor.write_off_limit, policy.write_off_cap(actor.role)) if actor.role else Decimal(0)
 
@@ -130,9 +143,8 @@ def approver_role(kind: str, tier: Role, amount: Money | None, policy: Policy,
     roles = sorted((r for r in APPROVER_ROLES if ROLE_RANK[r] >= ROLE_RANK[tier]), key=ROLE_RANK.__getitem__)
     if kind not in REDUCTIONS + PAY_OUTS or amount is None:
         return roles[0] if roles else None
-    before = reduced_before(policy, kind, reduced)
     try:
-        total = in_approval_currency(policy.approval, amount + before[0] if before is not None else amount)
+        total = in_approval_currency(policy.approval, counted_total(policy, kind, amount, reduced)[0])
     except DomainError:
         return tier  # no rate to judge by: the decision says so
     return next((r for r in roles if total.amount.amount <= policy.write_off_cap(r)), None)
@@ -150,8 +162,7 @@ def approval_authority(actor: Actor, kind: str, tier: Role, requested_by: str, a
     if kind != "escalation" and actor.name == requested_by:
         return Authority(False, False, "four eyes: the requester cannot decide their own request", "own_request")
     if kind in REDUCTIONS + PAY_OUTS and amount is not None:
-        before = reduced_before(policy, kind, reduced)
-        total = amount + before[0] if before is not None else amount
+        total, before = counted_total(policy, kind, amount, reduced)
         try:
             converted = in_approval_currency(policy.approval, total)
         except DomainError as error:

@@ -699,7 +699,7 @@ def _approval_decide(emit: _Emitter, c: cmd.DecideApproval, policy: Policy) -> N
     cmd.check_text(c.reason, "reason", required=not c.approve)
     # a reduction's approver needs authority for what the case was reduced by in all (domain/authority.py)
     authority = approval_authority(c.actor, approval.kind, approval.tier, approval.requested_by, approval.amount,
-                                   policy, reduced_of(s.write_offs, s.credits, s.interest_waived))
+                                   policy, reduced_of(s))
     if not (authority.approve if c.approve else authority.reject):
         raise DomainError(authority.reason, "as")
     if approval.kind == "pause":
