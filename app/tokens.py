@@ -12,9 +12,12 @@ import hmac
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import tomlkit
+from filelock import FileLock, Timeout
 
 from domain.errors import DomainError
 from domain.users import User, UserDirectory, parse_users
@@ -82,9 +85,34 @@ def _user(directory: UserDirectory, name: str) -> User:
         raise DomainError(f"unknown user {name!r} (the users file has {known})", "name") from None
 
 
+EDIT_WAIT_S = 30.0  # another edit takes milliseconds; this long means a command is stuck holding the file
+
+
+@contextmanager
+def editing(users_path: Path, wait: float = EDIT_WAIT_S) -> Iterator[None]:
+    """One edit of the users file at a time, across processes (the CLI, the API, the console):
+    each edit reads the file inside, so none is made on a copy another has replaced since.
+    The lock is a hidden file beside the users file (its directory is written to anyway)."""
+    lock = FileLock(users_path.with_name(f".{users_path.name}.lock"))
+    try:
+        lock.acquire(timeout=wait)
+    except Timeout:
+        raise DomainError(f"{users_path} is being changed by another command (waited {wait:.0f} s); "
+                          "try again", "users") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def issue_token(users_path: Path, name: str) -> dict:
     """Give ``name`` a new token: its hash replaces the old one in the users file
     (comments and layout are kept) and the token itself is returned, once."""
+    with editing(users_path):
+        return _issue_token(users_path, name)
+
+
+def _issue_token(users_path: Path, name: str) -> dict:
     text, directory = read_directory(users_path)
     user = _user(directory, name)
     token = new_token()
@@ -118,6 +146,11 @@ def revoke_token(users_path: Path, name: str) -> dict:
     """Take ``name``'s token away: its hash leaves the users file (comments and layout are kept),
     so the token stops working at once (CLI, API) and console sessions signed in with it end
     (``token_fingerprint`` changes). Refused when the user has no token: nothing to revoke."""
+    with editing(users_path):
+        return _revoke_token(users_path, name)
+
+
+def _revoke_token(users_path: Path, name: str) -> dict:
     text, directory = read_directory(users_path)
     user = _user(directory, name)
     if not user.token_hash:

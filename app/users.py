@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomlkit
 
-from app.tokens import read_directory, replace_file
+from app.tokens import editing, read_directory, replace_file
 from domain.errors import DomainError
 from domain.users import User, new_user, parse_users
 
@@ -42,6 +42,11 @@ def _separator(text: str) -> str:
 def add_user(users_path: Path, name: str, role: str, write_off_limit: str = "0", email: str | None = None,
              language: str = "en") -> dict:
     """Append ``name`` to the users file (atomically, checked by ``parse_users`` first); without a token."""
+    with editing(users_path):
+        return _add_user(users_path, name, role, write_off_limit, email, language)
+
+
+def _add_user(users_path: Path, name: str, role: str, write_off_limit: str, email: str | None, language: str) -> dict:
     text, directory = read_directory(users_path)
     from activities.catalogue import LANGUAGES
 

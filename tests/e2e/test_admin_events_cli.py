@@ -26,10 +26,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.errors import DomainError
 from store.db import Database
 from tests.e2e.test_cli import FAST_POLICY, ROOT, Cli
 from tests.e2e.test_cli_auth import refused, run
-from tests.harness import INVOICES, users_with_tokens
+from tests.harness import INVOICES, token_for, users_with_tokens
 from tests.store.test_event_store_contract import projection_rows
 
 
@@ -289,3 +290,43 @@ def test_an_operator_adds_a_user_then_revokes_their_token(cli, tmp_path):
     assert data["ApiTokenRevoked"]["fingerprint"] == data["ApiTokenIssued"]["fingerprint"] == revoked["fingerprint"]
     assert token not in json.dumps(feed)
     assert cli.run("audit", "verify").returncode == 0
+
+
+
+def test_users_add_waits_for_another_edit_of_the_users_file_and_keeps_it(cli):
+    """Two edits of the users file at once: an operator's `users add` while another command (here
+    the test) has read the file and is about to write its change. `users add` waits for it and
+    adds its user to the result, so neither change is lost. Without the wait, it would write its
+    user into the copy it read, and the other edit, written after, would drop that user."""
+    from app.tokens import editing, replace_file
+
+    cli, _ = cli
+    users = Path(cli.env["COLLECTIONS_USERS"])
+    args = ("users", "add", "ops-ben", "--role", "collector", "--reason", "joins the team", "--json")
+    env = {**cli.env, "COLLECTIONS_TOKEN": token_for(cli.env["COLLECTIONS_USERS"], args)}
+    with editing(users):
+        read = users.read_text()  # the other edit has read the file...
+        adding = subprocess.Popen([sys.executable, str(ROOT / "starter.py"), *args], env=env, cwd=cli.cwd,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            adding.wait(timeout=4)  # long enough for the command to have written, were it not waiting
+        waiting = adding.poll() is None
+        replace_file(users, read + "\n# reviewed by internal audit\n")  # ...and writes its change now
+    out, err = adding.communicate(timeout=60)
+    assert adding.returncode == 0, err
+    assert waiting, "users add did not wait for the other edit"
+    assert json.loads(out)["user"] == "ops-ben"
+    text = users.read_text()
+    assert "# reviewed by internal audit" in text and 'name = "ops-ben"' in text, text
+    assert "ops-ben" in {u["name"] for u in cli.json("users", "list")}
+
+
+def test_an_edit_of_the_users_file_gives_up_with_a_clear_error_when_another_never_ends(tmp_path):
+    from app.tokens import editing
+
+    users = tmp_path / "users.toml"
+    users.write_text("")
+    with editing(users), pytest.raises(DomainError, match="being changed by another command") as refused:
+        with editing(users, wait=0.2):
+            pass
+    assert refused.value.field == "users"
