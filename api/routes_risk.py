@@ -155,7 +155,7 @@ def report_kpis(svc: Service, start: Annotated[IsoDate | None, Query(alias="from
                 currency: Annotated[str | None, Query(pattern="^[A-Za-z]{3}$")] = None,
                 report: Literal[kpis.REPORTS] | None = None) -> dict:  # type: ignore[valid-type]
     figures = kpis.kpis(svc.ctx, start, end, currency)
-    return {"report": report, "rows": kpis.report_rows(report, figures)} if report else figures
+    return kpis.report_view(report, figures) if report else figures
 
 
 @endpoint("GET", "/insurance/policies", "insurance.policies", summary="Insurer policies and their terms")

@@ -432,12 +432,40 @@ def kpis(ctx: Context, start: date | None = None, end: date | None = None, curre
     check_report_day(start, "from", today, rules)
     check_report_day(end, "to", today, rules)
     first, last = period(start, end)
-    return compute(gather(ctx, currency), currency, first, last)
+    figures = compute(gather(ctx, currency), currency, first, last)
+    return {**figures, "notes": notes(figures)}
+
+
+def report_view(name: str, figures: dict) -> dict:
+    """One report of the figures: every KPI (``kpis``), or one report's rows and its notes."""
+    if name == "kpis":
+        return figures
+    return {"report": name, "rows": report_rows(name, figures), "notes": notes(figures, name)}
 
 
 # -- report views: one table per report, for the CLI's table / --json / --csv --------------------------
 
 REPORTS = ("kpis", "aging", "dso", "cei", "turnover", "promises", "collect", "write-offs", "collectors")
+
+
+def notes(figures: dict, report: str = "kpis") -> list[str]:
+    """Why a figure of ``report`` is outside the range a reader expects, from the figures the
+    report shows beside it (docs/KPIS.md)."""
+    f, out = figures, []
+    if report in ("kpis", "cei"):
+        if f["cei_percent"] is None:
+            out.append(f"no CEI: the receivables at the start ({f['receivables_begin']}) and the period's credit sales "
+                       f"({f['credit_sales']}) are no more than the current receivables at the end "
+                       f"({f['current_receivables_end']}): nothing in the period was due to be collected")
+        elif Decimal(f["cei_percent"]) < 0:
+            out.append(f"CEI is negative: the receivables at the end ({f['receivables_end']}) are more than those at "
+                       f"the start ({f['receivables_begin']}) and the period's credit sales ({f['credit_sales']}) "
+                       "together; late fees, interest and reversed payments add to receivables without being sales")
+    ratio = f["write_off_ratio_percent"]
+    if report in ("kpis", "write-offs") and ratio is not None and Decimal(ratio) > 100:
+        out.append(f"write-off ratio above 100 %: the principal written off in the period ({f['principal_written_off']}) "
+                   f"is more than its credit sales ({f['credit_sales']}), so some of it was sold in earlier periods")
+    return out
 
 
 def report_rows(name: str, figures: dict) -> list[dict]:

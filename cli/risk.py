@@ -361,7 +361,7 @@ def _report_command(name: str, help_text: str) -> None:
             figures = kpis.kpis(s.ctx, _date(start, "from"), _date(end, "to"), currency)
             if currency is None:
                 others.extend(c for c in currencies(s.ctx) if c != figures["currency"])
-            return figures if name == "kpis" else {"report": name, "rows": kpis.report_rows(name, figures)}
+            return kpis.report_view(name, figures)
 
         def render(result: dict) -> None:
             rows = kpis.report_rows(name, result) if name == "kpis" else result["rows"]
@@ -375,6 +375,8 @@ def _report_command(name: str, help_text: str) -> None:
                 for row in rows:
                     table.add_row(*(str(v) if v is not None else "" for v in row.values()))
                 print_table(table)
+            for note in result.get("notes") or []:
+                console.print(f"note: {note}", highlight=False)
             if others:  # a report is of one currency: say which others the ledger holds
                 console.print(f"in one currency, the ledger's most used; also invoiced in {', '.join(others)} "
                               f"(--currency {others[0]})", highlight=False)

@@ -193,3 +193,27 @@ def test_the_write_off_ratio_counts_the_principal_written_off_not_the_fees():
     # written off before the period: in no figure of it
     before = Settlement("W", "USD", D("1040"), date(2025, 12, 31), "write_off")
     assert written(before) == kpis.WrittenOff(D(0), D(0), D(0), D("0.0"))
+
+
+def _figures(**changed) -> dict:
+    shown = {"receivables_begin": "1300.00", "credit_sales": "5200.00", "receivables_end": "2700.00",
+             "current_receivables_end": "2000.00", "cei_percent": "84.4", "write_off_ratio_percent": "9.6",
+             "principal_written_off": "500.00"}
+    return {**shown, **changed}
+
+
+def test_notes_explain_a_negative_cei_a_missing_one_and_a_write_off_ratio_above_100_percent():
+    assert kpis.notes(_figures()) == []  # the worked example: nothing to explain
+    negative = kpis.notes(_figures(receivables_end="7000.00", cei_percent="-70.0"), "cei")
+    assert negative == ["CEI is negative: the receivables at the end (7000.00) are more than those at the start "
+                        "(1300.00) and the period's credit sales (5200.00) together; late fees, interest and "
+                        "reversed payments add to receivables without being sales"]
+    missing = kpis.notes(_figures(receivables_begin="0.00", credit_sales="0.00", current_receivables_end="0.00",
+                                  cei_percent=None, write_off_ratio_percent=None))
+    assert len(missing) == 1 and missing[0].startswith("no CEI: ")
+    above = _figures(credit_sales="100.00", write_off_ratio_percent="500.0")
+    assert kpis.notes(above, "write-offs") == [
+        "write-off ratio above 100 %: the principal written off in the period (500.00) is more than its credit "
+        "sales (100.00), so some of it was sold in earlier periods"]
+    assert kpis.notes(above, "cei") == [] and kpis.notes(_figures(cei_percent="-1.0"), "write-offs") == []
+    assert kpis.notes(_figures(write_off_ratio_percent="100.0"), "write-offs") == []  # 100 % is in range

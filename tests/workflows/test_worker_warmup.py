@@ -35,7 +35,7 @@ asyncio.run(main())
 def test_a_worker_imports_the_holiday_tables_before_it_takes_work(dev_env, tmp_path):
     """And, configured by default, it runs 20 workflow tasks at once, not the SDK's 100 (with 100,
     a burst on starved CPUs stalled it), and keeps 400 workflows cached, not the SDK's 1000 (each
-    costs about 300 KB; 250 made a 200-case wave 1.7 times as long; docs/PERFORMANCE.md)."""
+    costs about 340 KB of worker memory; 250 made a 200-case wave 1.7 times as long; docs/PERFORMANCE.md)."""
     tuned = ("COLLECTIONS_MAX_CONCURRENT_WORKFLOW_TASKS", "COLLECTIONS_MAX_CACHED_WORKFLOWS")
     env = {**{k: v for k, v in os.environ.items() if k not in tuned},
            "PYTHONPATH": str(ROOT),
