@@ -136,7 +136,8 @@ def _next_tier(policy: Policy, tier: Role) -> Role | None:
 
 def _closing_totals(s: CaseState) -> dict:
     """What a CaseClosed records: every way the balance went down, and the fees it went up by.
-    original + fees = paid before opening + payments + credit applied + indemnity + credits + write-offs."""
+    original + fees = paid before opening + payments + credit applied + indemnity + credits + write-offs
+    (paid before opening and payments: what still settles the invoice, net of an amendment's credit)."""
     totals = dict(payments=s.payments, credits=s.credits, write_offs=s.write_offs, fees=s.fees,
                   credit_applied=s.credit_applied, indemnity=s.indemnity)
     if s.erp_adjustments is not None or s.paid_outside is not None:  # only then: older events stay as they were
@@ -863,19 +864,24 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
     _close_if_settled(emit, ev.Outcome.resolved)
 
 
-def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True) -> tuple[Money, Money | None]:
+def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True,
+              before_case_is_credit: bool = True) -> tuple[Money, Money | None]:
     """(change, credit) of the ERP amending the invoice to ``amount``. A reduction takes the
     balance to zero, not below; what it takes off beyond the open balance comes off what was
-    paid on the case (its payments, net of reversals), which stays with the customer as credit
-    (unapplied cash), as an overpayment's excess does. Credit notes, write-offs and other
-    reductions are no money the customer paid: beyond them, the reduction stops.
+    paid: first the payments on the case (net of reversals), then what was paid before the case
+    opened and still settles the invoice (``paid_before_open``, net of what an earlier amendment
+    already made credit). That part stays with the customer as credit (unapplied cash), as an
+    overpayment's excess does. Credit notes, write-offs and other reductions are no money the
+    customer paid: beyond them, the reduction stops.
     ``below_paid_is_credit`` False: as decided before that rule (no credit, the reduction stopped
-    at the open balance). Credit None: none."""
+    at the open balance). ``before_case_is_credit`` False: as decided before money paid before
+    the case counted (only the payments on the case became credit). Credit None: none."""
     change = amount - s.current_invoice_amount
     floor = -s.balance  # the open balance
     if change >= floor:
         return change, None
-    credit = (floor - change).min(s.payments) if below_paid_is_credit else Money.zero(s.currency)
+    paid = s.payments + s.paid_before_open if before_case_is_credit else s.payments
+    credit = (floor - change).min(paid) if below_paid_is_credit else Money.zero(s.currency)
     if not credit.is_positive:
         return floor, None
     return (change if change >= floor - credit else floor - credit), credit
@@ -883,7 +889,8 @@ def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True) ->
 
 def _amend(emit: _Emitter, amount: Money, why: str, policy: Policy) -> None:
     s = emit.state
-    change, credit = amendment(s, amount, policy.credit.amended_below_paid)
+    rules = policy.credit
+    change, credit = amendment(s, amount, rules.amended_below_paid, rules.amended_below_paid_before_case)
     extra = {"credit": credit} if credit is not None else {}
     emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=amount, change=change, reason=why, **extra)
 

@@ -333,6 +333,12 @@ class CreditPolicy(_Model):
         "new amount with the customer as credit, as an overpayment's excess (False only for workflow runs recorded "
         "before this rule: the part paid beyond it was left nowhere)"
     )
+    amended_below_paid_before_case: bool = Field(
+        True, description="with amended_below_paid, money paid before the case opened (the ledger's paid) counts "
+        "as paid too: an amendment below it leaves the part paid beyond the new amount with the customer as "
+        "credit, after the payments on the case (False only for workflow runs recorded before this rule: only "
+        "the payments on the case became credit)"
+    )
 
 
 class MatchingPolicy(_Model):
@@ -557,6 +563,14 @@ class Policy(_Model):
         excess as customer credit: the reduction stopped at the open balance and the part paid
         beyond the new amount went nowhere. Only for workflow runs recorded then."""
         return self.model_copy(update={"credit": self.credit.model_copy(update={"amended_below_paid": False})})
+
+    def before_amended_below_paid_before_case(self) -> Policy:
+        """This policy as cases were decided before money paid before the case opened counted in
+        an amendment below what was paid: only the payments on the case became credit, and what
+        was paid before the case beyond the new amount went nowhere. Only for workflow runs
+        recorded then."""
+        return self.model_copy(update={"credit": self.credit.model_copy(
+            update={"amended_below_paid_before_case": False})})
 
     def before_promise_in_customer_day(self) -> Policy:
         """This policy as cases were decided before a promised day was the customer's: it ended at

@@ -260,6 +260,8 @@ class CaseState(_Frozen):
     notices: int = 0  # notices attempted, including repeats: the next seq
     clock: DunningClock = DunningClock()
     contact_problem: bool = False
+    # paid before the case opened and still settling the invoice: an ERP amendment below what was
+    # paid can make part of it the customer's credit (InvoiceAmended.credit beyond the payments)
     paid_before_open: Money
     payments: Money
     credits: Money
@@ -975,12 +977,16 @@ def _invoice_amended(s: CaseState, e: ev.InvoiceAmended) -> dict:
 
 
 def _paid_beyond_amendment(s: CaseState, credit: Money) -> dict:
-    """Of the payments, ``credit`` no longer settles the invoice: it is the customer's credit.
-    It is taken from the latest payments first, each keeping what it did (applied / excess), so
-    that reversing one takes back what it still settles and the credit it left."""
+    """Of what was paid, ``credit`` no longer settles the invoice: it is the customer's credit.
+    It comes off the payments on the case first (``domain.decider.amendment``), taken from the
+    latest payments first, each keeping what it did (applied / excess), so that reversing one
+    takes back what it still settles and the credit it left; the rest off what was paid before
+    the case opened, so that a later amendment cannot make it credit again. (Events recorded
+    before money paid before the case counted have no rest: their credit is within the payments.)"""
+    on_case = credit.min(s.payments)
     settled = dict(s.settled_by_payment)
     moved_from: dict[str, Decimal] = {}
-    left = credit
+    left = on_case
     for payment_id in reversed(s.payment_ids):
         if not left.is_positive:
             break
@@ -993,8 +999,8 @@ def _paid_beyond_amendment(s: CaseState, credit: Money) -> dict:
         settled[payment_id] = paid.model_copy(update={"applied": paid.applied - moved, "excess": paid.excess + moved})
         moved_from[payment_id] = moved.amount
         left -= moved
-    return {"payments": s.payments - credit, "customer_credit": s.customer_credit + credit,
-            "settled_by_payment": settled,
+    return {"payments": s.payments - on_case, "paid_before_open": s.paid_before_open - (credit - on_case),
+            "customer_credit": s.customer_credit + credit, "settled_by_payment": settled,
             "principal_reductions": tuple(r.model_copy(update={"amount": r.amount - moved_from[r.ref]})
                                           if r.ref in moved_from else r for r in s.principal_reductions)}
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from domain import commands as cmd
+from domain import events as ev
+from domain.decider import amendment
 from domain.errors import DomainError
 from domain.events import Customer
 from domain.money import Money
@@ -92,6 +96,123 @@ def test_runs_recorded_before_the_rule_amend_below_what_was_paid_as_they_did():
     amended, _ = sync(case, amount="500.00")
     assert (amended.change, amended.credit) == (usd("-400.00"), None)
     assert case.state.customer_credit == usd("0")
+
+
+# -- money paid before the case opened (the ledger's paid: CaseOpened's original amount less its
+# opening balance) counts as paid too, after the payments on the case
+
+
+def test_amended_below_what_was_paid_before_the_case_opened_leaves_the_part_paid_beyond_as_credit():
+    # given an invoice of 100.00 of which 40.00 was paid before the case opened (60.00 open)
+    case = Case().open(invoice(amount="100.00", paid="40.00"))
+    # when the ERP amends it to 30.00
+    amended, closed = sync(case, amount="30.00")
+    # then the whole amendment (70.00) is recorded, the balance goes to zero, and the 10.00 paid
+    # beyond the new amount is the customer's credit
+    assert (amended.change, amended.credit, amended.balance_change) == (usd("-70.00"), usd("10.00"), usd("-60.00"))
+    s = case.state
+    assert s.balance == usd("0") and s.status == CaseStatus.resolved and s.customer_credit == usd("10.00")
+    # of the 40.00 paid before the case, 30.00 still settles the invoice of 30.00
+    assert (s.paid_before_open, s.payments, s.erp_adjustments) == (usd("30.00"), usd("0"), usd("70.00"))
+    assert s.original_amount == s.paid_before_open + s.payments + s.erp_adjustments  # nothing left nowhere
+    assert (closed.payments, closed.erp_adjustments) == (usd("0"), usd("70.00"))
+
+
+def test_an_amendment_takes_the_payments_on_the_case_first_then_money_paid_before_it():
+    # given 40.00 paid before the case and 50.00 on it (P-1) of an invoice of 100.00: 10.00 open
+    case = Case().open(invoice(amount="100.00", paid="40.00"))
+    case.pay("50.00", payment_id="P-1")
+    # when the ERP amends it to 20.00 (80.00 off, 70.00 beyond the open balance)
+    amended, _ = sync(case, amount="20.00")
+    # then the 50.00 paid on the case becomes credit first, as it did, then 20.00 of the 40.00
+    assert (amended.change, amended.credit) == (usd("-80.00"), usd("70.00"))
+    s = case.state
+    assert s.customer_credit == usd("70.00") and s.balance == usd("0")
+    assert (s.payments, s.paid_before_open) == (usd("0"), usd("20.00"))
+    paid = s.settled_by_payment["P-1"]
+    assert (paid.applied, paid.excess) == (usd("0"), usd("50.00"))  # a reversal takes back the 50.00 of credit
+
+
+def test_an_amendment_within_the_payments_on_the_case_leaves_the_money_paid_before_it_as_it_was():
+    case = Case().open(invoice(amount="100.00", paid="40.00"))
+    case.pay("50.00", payment_id="P-1")
+    amended, _ = sync(case, amount="70.00")  # 30.00 off, 20.00 beyond the open 10.00
+    assert (amended.change, amended.credit) == (usd("-30.00"), usd("20.00"))
+    s = case.state
+    assert (s.payments, s.paid_before_open, s.customer_credit) == (usd("30.00"), usd("40.00"), usd("20.00"))
+
+
+def test_two_successive_amendments_never_credit_more_than_was_paid():
+    # given 40.00 paid before the case and 20.00 on it (P-1) of an invoice of 100.00: 40.00 open;
+    # the ERP amends it to 65.00, within the open balance: no credit
+    case = Case().open(invoice(amount="100.00", paid="40.00"))
+    case.pay("20.00", payment_id="P-1")
+    [first] = sync(case, amount="65.00")
+    assert (first.change, first.credit) == (usd("-35.00"), None) and case.state.balance == usd("5.00")
+    # when it amends it again, to 10.00 (55.00 off, 50.00 beyond the open 5.00)
+    second, _ = sync(case, amount="10.00")
+    # then the 20.00 paid on the case and 30.00 of the 40.00 paid before it are credit: 50.00 of the
+    # 60.00 paid, the other 10.00 settles the invoice of 10.00
+    assert (second.change, second.credit) == (usd("-55.00"), usd("50.00"))
+    s = case.state
+    assert (s.payments, s.paid_before_open, s.customer_credit) == (usd("0"), usd("10.00"), usd("50.00"))
+    assert s.paid_before_open + s.payments + s.customer_credit == usd("60.00")  # what was paid, once
+
+
+def test_money_paid_before_the_case_once_made_credit_is_not_credited_again():
+    # given 40.00 paid before the case of 100.00, then a credit note of 50.00 (10.00 open); amended
+    # to 20.00, all 40.00 paid is credit (the credit note is no money paid: the reduction stops there)
+    case = Case().open(invoice(amount="100.00", paid="40.00"))
+    sync(case, amount="100.00", notes=(("CN-1", "50.00"),))
+    amended, _ = sync(case, amount="20.00", notes=(("CN-1", "50.00"),))
+    assert (amended.change, amended.credit) == (usd("-50.00"), usd("40.00"))
+    assert case.state.paid_before_open == usd("0") and case.state.customer_credit == usd("40.00")
+    # when a later amendment is weighed on that state (as the ERP import plans it on the stored case)
+    change, credit = amendment(case.state, usd("10.00"))
+    # then nothing paid is left to credit
+    assert (change, credit) == (usd("0"), None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(paid_before=st.integers(0, 99), on_case=st.lists(st.integers(1, 60), max_size=3),
+       amounts=st.lists(st.integers(1, 150), min_size=1, max_size=4))
+def test_amendments_in_a_row_credit_at_most_what_was_paid_and_lose_nothing(paid_before, on_case, amounts):
+    case = Case().open(invoice(amount="100.00", paid=f"{paid_before}.00"))
+    paid = usd(f"{paid_before}.00")
+    for n, amount in enumerate(on_case):
+        if amount >= case.state.balance.amount:
+            break
+        case.pay(f"{amount}.00", payment_id=f"P-{n}")
+        paid += usd(f"{amount}.00")
+    for amount in amounts:
+        if case.state.closed:
+            break
+        sync(case, amount=f"{amount}.00")
+        s = case.state
+        credited = sum((e.credit for e in case.events if isinstance(e, ev.InvoiceAmended) and e.credit is not None),
+                       usd("0"))
+        assert s.paid_before_open.amount >= 0 and s.payments.amount >= 0
+        # what still settles the invoice and the credit it left: what was paid, once
+        assert s.paid_before_open + s.payments + s.customer_credit == paid
+        assert credited == s.customer_credit and credited <= paid
+        assert s.original_amount + s.fees == s.paid_before_open + s.payments + s.erp_adjustments_total + s.balance
+
+
+def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_payments_on_the_case_only():
+    # given a policy as decided before the rule; 40.00 paid before the case and 50.00 on it of 100.00
+    case = Case(default_policy().before_amended_below_paid_before_case()).open(invoice(amount="100.00", paid="40.00"))
+    case.pay("50.00", payment_id="P-1")
+    # when the ERP amends it to 20.00
+    amended, _ = sync(case, amount="20.00")
+    # then only the 50.00 paid on the case is credit, as then; the 40.00 paid before stays on the invoice
+    assert (amended.change, amended.credit) == (usd("-60.00"), usd("50.00"))
+    s = case.state
+    assert (s.customer_credit, s.paid_before_open, s.payments) == (usd("50.00"), usd("40.00"), usd("0"))
+    # and with nothing paid on the case, nothing at all, as then
+    old = Case(default_policy().before_amended_below_paid_before_case()).open(invoice(amount="100.00", paid="40.00"))
+    amended, _ = sync(old, amount="30.00")
+    assert (amended.change, amended.credit) == (usd("-60.00"), None)
+    assert old.state.customer_credit == usd("0") and old.state.paid_before_open == usd("40.00")
 
 
 def test_credit_note_reduces_once_by_its_document_id():
