@@ -218,3 +218,33 @@ def test_amended_below_what_was_paid_leaves_the_part_paid_beyond_as_customer_cre
     paid = sum(money(e["data"]["applied"]["amount"]) for e in case["events"] if e["type"] == "PaymentReceived")
     assert paid - money(amended["credit"]["amount"]) == money(amended["amount"]["amount"])
     ledger.reconcile()
+
+
+def test_amended_below_what_was_paid_before_the_case_opened_leaves_the_part_paid_beyond_as_customer_credit(ledger):
+    """100.00 EUR, 40.00 paid on the ledger before its case opened (the case opens for 60.00), the
+    ERP re-imports it at 30.00: the 10.00 paid beyond the new amount is the customer's credit."""
+    def eur_row(amount: str) -> str:
+        return f"OPS-PB-1,C-OPS-PB,OPS PB GmbH,ap@ops-pb.test,DE,en,EUR,{amount},{day(-42)},{day(-12)},A,,,,"
+
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("100.00")], "erp")))
+    paid = ledger.ok("pay", "OPS-PB-1", "40.00", "--reference", "part")
+    assert paid["applied_to"] == "invoice", paid  # no case yet: paid on the ledger
+    ledger.ok("case", "open", "OPS-PB-1")
+    assert ledger.case("OPS-PB-1")["balance"] == "60.00"
+    result = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("30.00")], "erp")))
+    assert (result["invoices_changed"], result["case_events"]) == (1, 2), result  # amended, closed
+
+    # the customer's credit, where a person looks for it
+    shown = ledger.ok("customer", "show", "C-OPS-PB")
+    assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", "10.00")], shown["credit"]
+    as_read = ledger.cli("customer", "show", "C-OPS-PB", json=False)
+    assert as_read.code == 0 and "customer credit 10.00 EUR" in as_read.stdout, as_read
+    unapplied = ledger.ok("payments", "unapplied", "--customer", "C-OPS-PB")
+    assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", "10.00")], unapplied
+    assert ledger.ok("customer", "statement", "C-OPS-PB")["items"] == []  # nothing open
+
+    case = ledger.case("OPS-PB-1")
+    assert case["status"] == "resolved" and case["balance"] == "0.00", case
+    amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+    assert amended["change"]["amount"] == "-70.00" and (amended["credit"] or {}).get("amount") == "10.00", amended
+    ledger.reconcile()

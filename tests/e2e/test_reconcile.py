@@ -68,3 +68,33 @@ def test_payments_count_once_and_reconcile_names_a_difference(dev_env, tmp_path,
         broken = cli.run("report", "reconcile", ok=False)
         assert broken.returncode == 1
         assert f"case {case_id} (R-1): case_summary balance" in broken.stdout, broken.stdout
+
+
+def test_an_amendment_below_what_was_paid_before_the_case_is_the_customers_credit(dev_env, tmp_path, smtp,
+                                                                                  database_url):
+    """On either database: 100.00 EUR with 40.00 paid before its case opened, amended to 30.00 by the
+    ERP's export: `customer show` gives 10.00 EUR of credit and `report reconcile` agrees."""
+    header = ("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,"
+              "due_date,risk_grade")
+
+    def export(amount: str):
+        path = tmp_path / f"erp-{amount}.csv"
+        path.write_text(f"{header}\nR-PB,C-PB,Pre Ltd,ap@pre.test,DE,en,EUR,{amount},{TODAY - timedelta(days=40)},"
+                        f"{TODAY - timedelta(days=10)},B\n")
+        return str(path)
+
+    with running_stack(dev_env, tmp_path, smtp, database_url) as cli:
+        cli.json("invoices", "import", export("100.00"))
+        assert cli.json("pay", "R-PB", "40.00", "--reference", "before the case")["applied_to"] == "invoice"
+        cli.json("case", "open", "R-PB")
+        assert cli.json("case", "show", "R-PB")["balance"] == "60.00"
+        changed = cli.json("invoices", "import", export("30.00"))
+        assert (changed["invoices_changed"], changed["case_events"]) == (1, 2), changed
+
+        shown = cli.json("customer", "show", "C-PB")
+        assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", "10.00")], shown["credit"]
+        case = cli.json("case", "show", "R-PB")
+        assert case["status"] == "resolved" and case["balance"] == "0.00", case
+        reconciled = cli.run("report", "reconcile", "--json", ok=False)
+        assert reconciled.returncode == 0, reconciled.stdout
+        assert __import__("json").loads(reconciled.stdout)["differences"] == []
