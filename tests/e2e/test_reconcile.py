@@ -7,9 +7,10 @@ import sqlite3
 from datetime import date, timedelta
 from decimal import Decimal
 
-from tests.e2e.test_cli import running_stack, wait_for
+from tests.e2e.test_cli import ROOT, running_stack, wait_for
 
 TODAY = date.today()
+DEFAULT_POLICY = ROOT / "policies" / "default.toml"
 
 
 def _ledger(path):
@@ -83,7 +84,8 @@ def test_an_amendment_below_what_was_paid_before_the_case_is_the_customers_credi
                         f"{TODAY - timedelta(days=10)},B\n")
         return str(path)
 
-    with running_stack(dev_env, tmp_path, smtp, database_url) as cli:
+    # the default policy: no notice (nor its fee) within the test, so the 10.00 is the whole story
+    with running_stack(dev_env, tmp_path, smtp, database_url, policy=DEFAULT_POLICY) as cli:
         cli.json("invoices", "import", export("100.00"))
         assert cli.json("pay", "R-PB", "40.00", "--reference", "before the case")["applied_to"] == "invoice"
         cli.json("case", "open", "R-PB")
