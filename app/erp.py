@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from uuid import uuid4
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from app.imports import CreditNoteRow, Export, ExportRow, RowError
 from domain import commands as cmd
@@ -25,11 +25,10 @@ from domain.events import Customer
 from domain.money import Money
 from domain.state import CaseState
 from domain.users import Actor
-from store.ledger import _chunks
-from store.schema import case_summary, customers, invoices, payments
+from store.ledger import ERP_MATCH, _chunks, erp_booked
+from store.schema import case_summary, customers, invoices
 
 ERP_ACTOR = Actor(name="erp-sync")  # who the ERP's changes are recorded by, unless a person imports them
-ERP_MATCH = "erp"  # payments.matched_by of a payment the ERP booked on an invoice without a case
 
 
 @dataclass
@@ -85,7 +84,7 @@ def plan_sync(session, export: Export, actor: Actor, source: str, now: datetime,
                                       "which is not in the file; export the invoice with its credit notes",
                            "references")
         notes.setdefault(note.invoice_id, []).append(note)
-    erp_paid = _erp_paid(session, ids)
+    erp_paid = erp_booked(session, ids)
     plan = SyncPlan(new=[], new_paid={}, notes=notes, unchanged=0, ledger=[], cases=[], closed=[], customers={})
     for row in rows:
         plan.customers[row.customer.customer_id] = _customer_row(row)
@@ -234,18 +233,6 @@ def ledger_amount(row: ExportRow, notes: list[CreditNoteRow], paid_minor: int) -
         return paid_minor
     credited = sum(n.amount.to_minor() for n in notes)
     return max(row.facts.amount.to_minor() - credited, 0)
-
-
-def _erp_paid(session, ids: list[str]) -> dict[str, int]:
-    """What the ERP booked as paid on each invoice without a case (its payment rows)."""
-    found: dict[str, int] = {}
-    for chunk in _chunks(ids, 500):
-        query = (select(payments.c.invoice_id, func.sum(payments.c.amount_minor))
-                 .where(payments.c.invoice_id.in_(chunk), payments.c.matched_by == ERP_MATCH,
-                        payments.c.status == "applied")
-                 .group_by(payments.c.invoice_id))
-        found.update({invoice_id: int(total) for invoice_id, total in session.execute(query)})
-    return found
 
 
 def _customer_row(row: ExportRow) -> dict:

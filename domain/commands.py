@@ -61,6 +61,7 @@ class InvoiceFacts(BaseModel):
     risk_grade: RiskGrade = RiskGrade.B
     amount: Money
     paid: Money  # already paid before the case opened
+    erp_paid: Money | None = None  # of ``paid``, what the ERP booked (its export's paid column)
     issue_date: date
     due_date: date
     insurance: InsuranceCover | None = None  # the invoice's credit insurance, if any

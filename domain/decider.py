@@ -184,6 +184,7 @@ def _open(state: CaseState | None, c: cmd.OpenCase, now: datetime, policy: Polic
         ladder_steps=len(ladder),
         first_reminder_at=_send_moment(_reminders_from(c, now) + ladder[0].after, inv.customer, policy),
         assignee=c.assignee,
+        erp_paid=inv.erp_paid,
         advance=inv.advance,
     )
     if inv.insurance is not None:
@@ -807,7 +808,7 @@ def erp_differences(s: CaseState, c: cmd.SyncInvoice) -> list[str]:
     if c.amount != s.current_invoice_amount:
         found.append("amount")
     found += [f"credit note {n.document_id}" for n in c.credit_notes if n.document_id not in s.credit_note_ids]
-    if c.paid is not None and c.paid > s.paid_outside_total:
+    if c.paid is not None and c.paid > s.erp_booked_total:
         found.append("paid outside")
     if c.due_date != s.due_date:
         found.append("due date")
@@ -830,8 +831,8 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
                               "credit_note")
     if c.paid is not None:
         _same_currency(s, c.paid, "paid")
-        if c.paid < s.paid_outside_total:
-            raise DomainError(f"{c.paid} is less than the {s.paid_outside_total} the ERP already booked as paid",
+        if c.paid < s.erp_booked_total:
+            raise DomainError(f"{c.paid} is less than the {s.erp_booked_total} the ERP already booked as paid",
                               "paid")
     why = f"ERP export {c.source}"
     changed = tuple(name for name in CUSTOMER_FIELDS if getattr(s.customer, name) != getattr(c.customer, name))
@@ -847,8 +848,8 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
             emit(ev.CreditNoteApplied, document_id=note.document_id, amount=note.amount,
                  applied=note.amount.min(emit.state.balance),
                  reason=f"ERP export {note.source}" if note.source else why)
-    if c.paid is not None and c.paid > emit.state.paid_outside_total:
-        booked = c.paid - emit.state.paid_outside_total
+    if c.paid is not None and c.paid > emit.state.erp_booked_total:
+        booked = c.paid - emit.state.erp_booked_total
         emit(ev.PaidOutsideEngine, amount=booked, applied=booked.min(emit.state.balance), total=c.paid,
              reason=why)
         if not emit.state.balance.is_positive:

@@ -114,12 +114,17 @@ class CaseOpened(Event):
     first_reminder_at: datetime
     assignee: str | None = None
     advance: AdvanceFacts | None = None  # a case of kind advance (invoice_id is the request id)
+    # of what was paid before opening, what the ERP booked (its export's paid column): a later
+    # export's paid books only what goes beyond it (PaidOutsideEngine)
+    erp_paid: Money | None = None
 
     def data(self) -> dict:
-        """An invoice's case records no ``advance`` key: its opening reads as it always has."""
+        """An invoice's case records no ``advance`` key, and none paid by the ERP no ``erp_paid``:
+        its opening reads as it always has."""
         facts = super().data()
-        if facts.get("advance") is None:
-            facts.pop("advance", None)
+        for optional in ("advance", "erp_paid"):
+            if facts.get(optional) is None:
+                facts.pop(optional, None)
         return facts
 
 

@@ -308,7 +308,8 @@ class CaseState(_Frozen):
     invoice_amount: Money | None = None  # the ERP's current invoice amount (None: the original)
     credit_note_ids: tuple[str, ...] = ()
     erp_adjustments: Money | None = None  # amendments and credit notes; positive reduced the balance
-    paid_outside: Money | None = None  # what the ERP booked as paid outside the engine
+    paid_outside: Money | None = None  # what the ERP booked as paid outside the engine, on the case
+    erp_paid_before_open: Money | None = None  # what it had booked before the case opened (in paid_before_open)
     payment_reports: tuple[str, ...] = ()  # what the customer said was paid (payment_report_key)
     # Early-cash instruments (docs/FINANCING.md): None until used.
     financing: Financing | None = None  # the invoice's assignment to a factor
@@ -332,6 +333,11 @@ class CaseState(_Frozen):
     @property
     def paid_outside_total(self) -> Money:
         return self.paid_outside or Money.zero(self.currency)
+
+    @property
+    def erp_booked_total(self) -> Money:
+        """Everything the ERP has booked as paid on the invoice: before the case opened, and since."""
+        return self.paid_outside_total + (self.erp_paid_before_open or Money.zero(self.currency))
 
     @property
     def indemnity_total(self) -> Money:
@@ -463,6 +469,7 @@ def _opened(e: ev.CaseOpened) -> CaseState:
         clock=DunningClock(next_at=e.first_reminder_at, kind="remind"),
         advance=e.advance,
         paid_before_open=e.original_amount - e.opening_balance,
+        erp_paid_before_open=e.erp_paid,
         payments=zero,
         credits=zero,
         write_offs=zero,
@@ -1012,7 +1019,8 @@ def _credit_note(s: CaseState, e: ev.CreditNoteApplied) -> dict:
 
 
 def _paid_outside(s: CaseState, e: ev.PaidOutsideEngine) -> dict:
-    return {**_rebalanced(s, s.balance - e.applied), "paid_outside": e.total,
+    # booked on the case: the ERP's total (e.total) less what it had booked before the case opened
+    return {**_rebalanced(s, s.balance - e.applied), "paid_outside": s.paid_outside_total + e.amount,
             "principal_reductions": _reduced(s, e.occurred_at.date(), e.applied)}
 
 

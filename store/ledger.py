@@ -47,9 +47,10 @@ class Ledger:
                                      .join(customers, customers.c.customer_id == invoices.c.customer_id))
                 .where(invoices.c.invoice_id == invoice_id)
             ).first()
-        if row is None:
-            raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
-        return _facts(row._mapping)
+            if row is None:
+                raise DomainError(f"unknown invoice {shown(invoice_id)}", "invoice_id")
+            booked = erp_booked(session, [invoice_id] if row.paid_minor else [])
+        return _facts(row._mapping, booked.get(invoice_id, 0))
 
     def set_customer_email(self, customer_id: str, email: str) -> None:
         """The billing contact a customer corrected (its cases record ``ContactCorrected``): the
@@ -184,8 +185,25 @@ def _cover(m):
     )
 
 
-def _facts(m) -> InvoiceFacts:
-    """An invoice joined with its customer, as the domain sees it."""
+ERP_MATCH = "erp"  # payments.matched_by of what the ERP booked as paid (its export's paid column)
+
+
+def erp_booked(session, ids: list[str]) -> dict[str, int]:
+    """What the ERP booked as paid on each invoice while it had no case (its ledger payment rows),
+    in minor units; an invoice with none is left out."""
+    found: dict[str, int] = {}
+    for chunk in _chunks(ids, 500):
+        query = (select(payments.c.invoice_id, func.sum(payments.c.amount_minor))
+                 .where(payments.c.invoice_id.in_(chunk), payments.c.matched_by == ERP_MATCH,
+                        payments.c.status == "applied")
+                 .group_by(payments.c.invoice_id))
+        found.update({invoice_id: int(total) for invoice_id, total in session.execute(query)})
+    return found
+
+
+def _facts(m, erp_paid_minor: int = 0) -> InvoiceFacts:
+    """An invoice joined with its customer, as the domain sees it; ``erp_paid_minor``: of what
+    was paid, what the ERP booked (``erp_booked``)."""
     return InvoiceFacts(
         invoice_id=m["invoice_id"],
         customer=Customer(
@@ -198,6 +216,7 @@ def _facts(m) -> InvoiceFacts:
         issue_date=m["issue_date"],
         due_date=m["due_date"],
         insurance=_cover(m),
+        erp_paid=Money.from_minor(erp_paid_minor, m["currency"]) if erp_paid_minor else None,
     )
 
 
@@ -259,7 +278,9 @@ class SweepReads:
             .limit(limit)
         )
         with self.db.read() as session:
-            return [(_facts(row._mapping), row.has_case is not None) for row in session.execute(query)]
+            rows = session.execute(query).all()
+            booked = erp_booked(session, [row.invoice_id for row in rows if row.paid_minor])
+        return [(_facts(row._mapping, booked.get(row.invoice_id, 0)), row.has_case is not None) for row in rows]
 
     def customer_facts(self, customer_id: str) -> tuple[Customer, RiskGrade] | None:
         """A customer as a case sees it, with the scorecard's grade when there is one (None: unknown)."""

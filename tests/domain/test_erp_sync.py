@@ -235,6 +235,33 @@ def test_paid_outside_the_engine_counts_the_new_part_only_and_closes_as_paid():
     assert case.state.status == CaseStatus.paid and case.state.payments == usd("0")
 
 
+def test_what_the_erp_booked_before_the_case_opened_is_not_booked_again():
+    # given an invoice of 1000.00 of which the ERP booked 400.00 as paid before the case opened
+    facts = invoice(paid="400.00").model_copy(update={"erp_paid": usd("400.00")})
+    case = Case().open(facts)
+    assert case.state.balance == usd("600.00") and case.state.erp_booked_total == usd("400.00")
+    # when its next export says the same 400.00, then nothing is recorded
+    assert sync(case, paid="400.00") == []
+    # when one says 550.00, then the 150.00 that is new is booked, and the ERP's total is 550.00
+    [event] = sync(case, paid="550.00")
+    assert (event.amount, event.applied, event.total) == (usd("150.00"), usd("150.00"), usd("550.00"))
+    s = case.state
+    assert (s.balance, s.paid_outside, s.paid_before_open) == (usd("450.00"), usd("150.00"), usd("400.00"))
+    # and one below what it had booked before the case opened is refused
+    with pytest.raises(DomainError, match="already booked") as error:
+        sync(case, paid="300.00")
+    assert error.value.field == "paid"
+
+
+def test_a_case_opened_before_the_erp_paid_was_known_books_as_it_did():
+    # given a case whose opening did not say what the ERP had booked (recorded before that rule)
+    case = Case().open(invoice(paid="400.00"))
+    assert case.state.erp_paid_before_open is None
+    # when an export says 400.00, then it is booked on the case, as it was then
+    [event] = sync(case, paid="400.00")
+    assert (event.amount, event.total) == (usd("400.00"), usd("400.00")) and case.state.paid_outside == usd("400.00")
+
+
 def test_paid_outside_cannot_go_down():
     case = Case().open()
     sync(case, paid="400.00")

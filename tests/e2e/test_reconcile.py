@@ -100,3 +100,34 @@ def test_an_amendment_below_what_was_paid_before_the_case_is_the_customers_credi
         reconciled = cli.run("report", "reconcile", "--json", ok=False)
         assert reconciled.returncode == 0, reconciled.stdout
         assert __import__("json").loads(reconciled.stdout)["differences"] == []
+
+
+def test_what_the_erp_booked_as_paid_before_the_case_opened_is_not_booked_again(dev_env, tmp_path, smtp,
+                                                                                 database_url):
+    """The ERP exports its whole view every day, its `paid` column included. 100.00 EUR of which
+    the ERP booked 40.00 as paid before the case opened (the case opens for 60.00): the next
+    export, saying the same 40.00, changes nothing, and a later one saying 50.00 books the 10.00
+    that is new, not 50.00."""
+    header = ("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,"
+              "due_date,risk_grade,document_type,references,status,paid")
+
+    def export(paid: str, n: int):
+        path = tmp_path / f"erp-{n}.csv"
+        path.write_text(f"{header}\nR-EP,C-EP,Erp Paid Ltd,ap@erp-paid.test,DE,en,EUR,100.00,"
+                        f"{TODAY - timedelta(days=40)},{TODAY - timedelta(days=10)},B,,,,{paid}\n")
+        return str(path)
+
+    with running_stack(dev_env, tmp_path, smtp, database_url, policy=DEFAULT_POLICY) as cli:
+        cli.json("invoices", "import", export("40.00", 1))
+        cli.json("case", "open", "R-EP")
+        assert cli.json("case", "show", "R-EP")["balance"] == "60.00"
+        again = cli.json("invoices", "import", export("40.00", 2))
+        assert again["case_events"] == 0, again
+        case = cli.json("case", "show", "R-EP")
+        assert case["balance"] == "60.00" and "PaidOutsideEngine" not in [e["type"] for e in case["events"]], case
+        cli.json("invoices", "import", export("50.00", 3))
+        case = cli.json("case", "show", "R-EP")
+        booked = [e["data"] for e in case["events"] if e["type"] == "PaidOutsideEngine"]
+        assert case["balance"] == "50.00" and [b["amount"]["amount"] for b in booked] == ["10.00"], case
+        reconciled = cli.run("report", "reconcile", "--json", ok=False)
+        assert reconciled.returncode == 0, reconciled.stdout
