@@ -38,7 +38,10 @@ class Stack:
         self._prefix = uuid.uuid4().hex[:4].upper()
 
     def client(self, role: str = "supervisor", **options) -> httpx.AsyncClient:
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        # idle connections are dropped before the server's keep-alive (uvicorn: 5 s) ends them: a
+        # request sent on one the server is closing at that moment fails with ReadError (seen in CI
+        # on a loaded machine), and a POST is not retried
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200, keepalive_expiry=1.0)
         return httpx.AsyncClient(base_url=self.url, headers={"Authorization": f"Bearer {self.tokens[role]}"},
                                  timeout=120, limits=limits, **options)
 
