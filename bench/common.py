@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from app.mailsink import MailSink, ReceivedMail, free_port
+from app.mailsink import MailSink, ReceivedMail
+from app.ports import free_port
 from app.stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]

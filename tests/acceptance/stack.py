@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import httpx
 
+from app.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
 PYTHON = str(_VENV_PYTHON if _VENV_PYTHON.exists() else Path(sys.executable))
@@ -65,12 +67,6 @@ GROUPS = {"invoices", "case", "dispute", "plan", "escalation", "write-off", "app
 
 class CommandHung(AssertionError):
     """A command did not finish within its timeout (it was killed)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def eventually(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:

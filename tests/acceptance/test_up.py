@@ -15,7 +15,8 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from tests.acceptance.stack import FAST_POLICY, INVOICE_HEADER, PYTHON, STARTER, USERS, free_port, wait_until
+from app.ports import free_port
+from tests.acceptance.stack import FAST_POLICY, INVOICE_HEADER, PYTHON, STARTER, USERS, wait_until
 
 
 def test_up_runs_the_stack_until_ctrl_c(tmp_path):

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from api.server import start_web
 from app.context import Context
 from app.mailsink import MailSink
+from app.ports import free_port
 from app.services import CaseService
 from app.settings import Settings
 from app.tokens import issue_token
@@ -60,12 +61,6 @@ class Stack:
         return self.context.store.records(case_uuid(invoice_id))
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.asynccontextmanager
@@ -89,7 +84,7 @@ async def running_stack(client, tmp: Path, database_url: str, workers: int = 1,
                     client.service_client.config.target_host, namespace=client.namespace,
                     data_converter=client.data_converter)
                 await stack.enter_async_context(build_worker(own, context))
-            server = await start_web(contexts[0], "127.0.0.1", _free_port())
+            server = await start_web(contexts[0], "127.0.0.1", free_port())
             try:
                 yield Stack(server.url, contexts, tokens, sink)
             finally:

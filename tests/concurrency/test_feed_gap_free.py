@@ -24,7 +24,7 @@ from app.tokens import issue_token
 from store.db import Database
 from store.event_store import EventStore, _encode
 from store.schema import EVENTS_TABLE
-from tests.concurrency.conftest import _free_port
+from app.ports import free_port
 from tests.conftest import ROOT, drop_postgres_database, postgres_database
 from tests.store.test_event_store_contract import busy_case
 
@@ -44,7 +44,7 @@ async def _serving(database_url: str, tmp):
     shutil.copyfile(ROOT / "config" / "users.toml", users)
     token = issue_token(users, "demo-manager")["token"]
     context = Context(Settings(database_url=database_url, users_path=users, data_dir=tmp))
-    server = await start_web(context, "127.0.0.1", _free_port())
+    server = await start_web(context, "127.0.0.1", free_port())
     client = httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
     return context, server, client
 

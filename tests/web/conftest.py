@@ -16,6 +16,7 @@ import pytest
 from api.server import start_web
 from app.context import Context
 from app.mailsink import MailSink
+from app.ports import free_port
 from app.services import CaseService
 from app.settings import Settings
 from app.tokens import issue_token
@@ -105,7 +106,7 @@ async def web(dev_env, tmp_path_factory):
     context = Context(settings, client=dev_env.client)
     try:
         async with build_worker(dev_env.client, context):
-            server = await start_web(context, "127.0.0.1", _free_port())
+            server = await start_web(context, "127.0.0.1", free_port())
             stack = Web(server.url, context, users_path, tokens, sink)
             stack.escalating = list(await asyncio.gather(*(stack.new_case("D") for _ in range(4))))
             try:
@@ -118,9 +119,3 @@ async def web(dev_env, tmp_path_factory):
         context.db.dispose()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
