@@ -15,7 +15,6 @@ import io
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.ports import free_port
 from domain.errors import DomainError
 from store.db import Database
 from tests.e2e.test_cli import FAST_POLICY, ROOT, Cli
@@ -163,9 +163,7 @@ def test_every_admin_action_is_in_the_audit_trail_with_actor_and_reason(cli, tmp
 @contextlib.contextmanager
 def web_server(cli: Cli):
     """`starter.py web` on a free loopback port, on the test's database and users file."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     log = cli.cwd / "web.log"
     with open(log, "ab") as out:
         web = subprocess.Popen([sys.executable, str(ROOT / "starter.py"), "web", "--port", str(port)], env=cli.env,
