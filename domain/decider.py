@@ -866,33 +866,52 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
 
 
 def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True,
-              before_case_is_credit: bool = True) -> tuple[Money, Money | None]:
+              before_case_is_credit: bool = True,
+              credit_applied_is_credit: bool = True) -> tuple[Money, Money | None]:
     """(change, credit) of the ERP amending the invoice to ``amount``. A reduction takes the
     balance to zero, not below; what it takes off beyond the open balance comes off what was
-    paid: first the payments on the case (net of reversals), then what was paid before the case
-    opened and still settles the invoice (``paid_before_open``, net of what an earlier amendment
-    already made credit). That part stays with the customer as credit (unapplied cash), as an
-    overpayment's excess does. Credit notes, write-offs and other reductions are no money the
-    customer paid: beyond them, the reduction stops.
+    paid: first the payments on the case (net of reversals), then the customer credit applied to
+    the case (``credit_applied``), then what was paid before the case opened and still settles
+    the invoice (``paid_before_open``); each net of what an earlier amendment already made credit
+    (``credit_taken_back`` says how much of the credit is the customer credit applied). That part
+    stays with the customer as credit (unapplied cash), as an overpayment's excess does. Credit
+    notes, write-offs and other reductions are no money the customer paid: beyond them, the
+    reduction stops.
     ``below_paid_is_credit`` False: as decided before that rule (no credit, the reduction stopped
     at the open balance). ``before_case_is_credit`` False: as decided before money paid before
-    the case counted (only the payments on the case became credit). Credit None: none."""
+    the case counted (only the payments on the case became credit). ``credit_applied_is_credit``
+    False: as decided before the customer credit applied counted. Credit None: none."""
     change = amount - s.current_invoice_amount
     floor = -s.balance  # the open balance
     if change >= floor:
         return change, None
-    paid = s.payments + s.paid_before_open if before_case_is_credit else s.payments
+    paid = s.payments
+    paid += s.credit_applied_total if credit_applied_is_credit else Money.zero(s.currency)
+    paid += s.paid_before_open if before_case_is_credit else Money.zero(s.currency)
     credit = (floor - change).min(paid) if below_paid_is_credit else Money.zero(s.currency)
     if not credit.is_positive:
         return floor, None
     return (change if change >= floor - credit else floor - credit), credit
 
 
+def credit_taken_back(s: CaseState, credit: Money, credit_applied_is_credit: bool = True) -> Money | None:
+    """Of an amendment's ``credit``, what comes off the customer credit applied to the case: what
+    the payments on the case do not cover, up to the credit applied (None: none)."""
+    if not credit_applied_is_credit:
+        return None
+    back = (credit - s.payments).min(s.credit_applied_total)
+    return back if back.is_positive else None
+
+
 def _amend(emit: _Emitter, amount: Money, why: str, policy: Policy) -> None:
     s = emit.state
     rules = policy.credit
-    change, credit = amendment(s, amount, rules.amended_below_paid, rules.amended_below_paid_before_case)
-    extra = {"credit": credit} if credit is not None else {}
+    change, credit = amendment(s, amount, rules.amended_below_paid, rules.amended_below_paid_before_case,
+                               rules.amended_below_credit_applied)
+    extra: dict = {"credit": credit} if credit is not None else {}
+    back = credit_taken_back(s, credit, rules.amended_below_credit_applied) if credit is not None else None
+    if back is not None:
+        extra["credit_applied"] = back
     emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=amount, change=change, reason=why, **extra)
 
 

@@ -537,10 +537,10 @@ class CaseClosed(Event):
 
 class InvoiceAmended(Event):
     """The ERP changed the invoice amount by ``change`` (negative: reduced). The balance moves by
-    ``change`` + ``credit``: a reduction below what the customer already paid (on the case, then
-    before it opened) takes the balance to zero, and the part paid beyond the new amount
-    (``credit``) stays with the customer as credit (unapplied cash), as an overpayment's excess
-    does (docs/IMPORT.md)."""
+    ``change`` + ``credit``: a reduction below what the customer already paid (on the case, the
+    customer credit applied to it, then before it opened) takes the balance to zero, and the part
+    paid beyond the new amount (``credit``) stays with the customer as credit (unapplied cash), as
+    an overpayment's excess does (docs/IMPORT.md)."""
 
     type: Literal["InvoiceAmended"] = "InvoiceAmended"
     previous: Money
@@ -549,9 +549,13 @@ class InvoiceAmended(Event):
     # events recorded before ``credit`` existed, at the open balance: the part paid beyond went nowhere)
     change: Money
     reason: str  # where the ERP said so: "ERP export FILE line N"
-    # paid beyond the new amount, now customer credit: of the payments on the case, then of what was
-    # paid before it opened (in events recorded before that rule, of the payments only)
+    # paid beyond the new amount, now customer credit: of the payments on the case, then of the
+    # customer credit applied to it (``credit_applied``), then of what was paid before it opened (in
+    # events recorded before those rules, of the payments, then of what was paid before it opened)
     credit: Money | None = None
+    # of ``credit``, what came off the customer credit applied to the case (None: none, as in every
+    # event recorded before that rule)
+    credit_applied: Money | None = None
 
     @property
     def balance_change(self) -> Money:

@@ -339,6 +339,12 @@ class CreditPolicy(_Model):
         "credit, after the payments on the case (False only for workflow runs recorded before this rule: only "
         "the payments on the case became credit)"
     )
+    amended_below_credit_applied: bool = Field(
+        True, description="with amended_below_paid, the customer credit applied to the case counts as paid too: an "
+        "amendment below it gives the part applied beyond the new amount back to the customer as credit, after the "
+        "payments on the case and before money paid before the case opened (False only for workflow runs recorded "
+        "before this rule: the credit applied beyond the new amount was left nowhere)"
+    )
 
 
 class MatchingPolicy(_Model):
@@ -571,6 +577,13 @@ class Policy(_Model):
         recorded then."""
         return self.model_copy(update={"credit": self.credit.model_copy(
             update={"amended_below_paid_before_case": False})})
+
+    def before_amended_below_credit_applied(self) -> Policy:
+        """This policy as cases were decided before the customer credit applied to a case counted in
+        an amendment below what was paid: the credit applied beyond the new amount went nowhere.
+        Only for workflow runs recorded then."""
+        return self.model_copy(update={"credit": self.credit.model_copy(
+            update={"amended_below_credit_applied": False})})
 
     def before_promise_in_customer_day(self) -> Policy:
         """This policy as cases were decided before a promised day was the customer's: it ended at

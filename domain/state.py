@@ -288,7 +288,9 @@ class CaseState(_Frozen):
     closed_at: datetime | None = None
     plans_defaulted: int = 0
     insurance: Insurance | None = None
-    credit_applied: Money | None = None  # customer credit applied to this invoice (None: none)
+    # customer credit applied to this invoice and still settling it (an ERP amendment below it gives
+    # part back: InvoiceAmended.credit_applied) (None: none)
+    credit_applied: Money | None = None
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
     allocation_ids: tuple[str, ...] = ()
     pause: Pause | None = None  # a deliberate dunning pause in force
@@ -979,17 +981,20 @@ def _invoice_amended(s: CaseState, e: ev.InvoiceAmended) -> dict:
     changes = {**_rebalanced(s, s.balance + e.balance_change), "invoice_amount": e.amount,
                "erp_adjustments": s.erp_adjustments_total - e.change}
     if e.credit is not None:
-        changes.update(_paid_beyond_amendment(s, e.credit))
+        changes.update(_paid_beyond_amendment(s, e.credit, e.credit_applied or Money.zero(s.currency)))
     return changes
 
 
-def _paid_beyond_amendment(s: CaseState, credit: Money) -> dict:
+def _paid_beyond_amendment(s: CaseState, credit: Money, credit_applied: Money) -> dict:
     """Of what was paid, ``credit`` no longer settles the invoice: it is the customer's credit.
     It comes off the payments on the case first (``domain.decider.amendment``), taken from the
     latest payments first, each keeping what it did (applied / excess), so that reversing one
-    takes back what it still settles and the credit it left; the rest off what was paid before
-    the case opened, so that a later amendment cannot make it credit again. (Events recorded
-    before money paid before the case counted have no rest: their credit is within the payments.)"""
+    takes back what it still settles and the credit it left; then ``credit_applied`` (the event
+    says how much) off the customer credit applied to the case, the latest allocation first; the
+    rest off what was paid before the case opened. Each is lowered by what it gave, so that a later
+    amendment cannot make the same money credit again. (Events recorded before those rules have
+    no ``credit_applied``, and no rest beyond the payments before money paid before the case
+    counted.)"""
     on_case = credit.min(s.payments)
     settled = dict(s.settled_by_payment)
     moved_from: dict[str, Decimal] = {}
@@ -1006,10 +1011,32 @@ def _paid_beyond_amendment(s: CaseState, credit: Money) -> dict:
         settled[payment_id] = paid.model_copy(update={"applied": paid.applied - moved, "excess": paid.excess + moved})
         moved_from[payment_id] = moved.amount
         left -= moved
-    return {"payments": s.payments - on_case, "paid_before_open": s.paid_before_open - (credit - on_case),
-            "customer_credit": s.customer_credit + credit, "settled_by_payment": settled,
-            "principal_reductions": tuple(r.model_copy(update={"amount": r.amount - moved_from[r.ref]})
-                                          if r.ref in moved_from else r for r in s.principal_reductions)}
+    reductions = tuple(r.model_copy(update={"amount": r.amount - moved_from[r.ref]}) if r.ref in moved_from else r
+                       for r in s.principal_reductions)
+    changes = {"payments": s.payments - on_case,
+               "paid_before_open": s.paid_before_open - (credit - on_case - credit_applied),
+               "customer_credit": s.customer_credit + credit, "settled_by_payment": settled,
+               "principal_reductions": reductions}
+    if credit_applied.is_positive:
+        changes.update(credit_applied=s.credit_applied_total - credit_applied,
+                       principal_reductions=_credit_taken_back(s, reductions, credit_applied.amount))
+    return changes
+
+
+def _credit_taken_back(s: CaseState, reductions: tuple[Reduction, ...], amount: Decimal) -> tuple[Reduction, ...]:
+    """The reductions of the principal, with ``amount`` of the customer credit applied no longer
+    settling the invoice: taken off the allocations' reductions (as ``_credit_applied`` recorded
+    them), the latest allocation first."""
+    allocations = set(s.allocation_ids)
+    out = list(reductions)
+    for i in reversed(range(len(out))):
+        if amount <= 0:
+            break
+        if out[i].ref in allocations and out[i].amount > 0:
+            moved = min(amount, out[i].amount)
+            out[i] = out[i].model_copy(update={"amount": out[i].amount - moved})
+            amount -= moved
+    return tuple(out)
 
 
 def _credit_note(s: CaseState, e: ev.CreditNoteApplied) -> dict:

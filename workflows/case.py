@@ -75,6 +75,10 @@ AMENDED_BELOW_PAID_PATCH = "amended-below-paid-is-credit"
 # case). Runs recorded before it credited the payments on the case only
 # (Policy.before_amended_below_paid_before_case).
 PAID_BEFORE_CASE_PATCH = "amended-below-paid-before-case-is-credit"
+# The customer credit applied to the case counts in such an amendment too (after the payments on
+# the case, before money paid before it opened). Runs recorded before it left the credit applied
+# beyond the new amount nowhere (Policy.before_amended_below_credit_applied).
+CREDIT_APPLIED_PATCH = "amended-below-credit-applied-is-credit"
 # A promised day is the customer's: it ends at midnight in their time zone, not UTC's.
 PROMISE_IN_CUSTOMER_DAY_PATCH = "promise-in-customer-day"
 # Every reduction people made on a case (write-offs, dispute credits, cancellation, interest
@@ -120,6 +124,7 @@ class CollectionCaseWorkflow:
         self._write_offs_add_up: bool | None = None  # WRITE_OFFS_ADD_UP_PATCH, asked once per run
         self._below_paid: bool | None = None  # AMENDED_BELOW_PAID_PATCH, asked once per run
         self._before_case: bool | None = None  # PAID_BEFORE_CASE_PATCH, asked once per run
+        self._credit_applied: bool | None = None  # CREDIT_APPLIED_PATCH, asked once per run
         self._customer_day: bool | None = None  # PROMISE_IN_CUSTOMER_DAY_PATCH, asked once per run
         self._all_reductions: bool | None = None  # ALL_REDUCTIONS_ADD_UP_PATCH, asked once per run
 
@@ -169,8 +174,8 @@ class CollectionCaseWorkflow:
     def _rules(self):
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
         before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH, WRITE_OFFS_ADD_UP_PATCH and
-        AMENDED_BELOW_PAID_PATCH, PROMISE_IN_CUSTOMER_DAY_PATCH, ALL_REDUCTIONS_ADD_UP_PATCH and
-        PAID_BEFORE_CASE_PATCH for runs recorded before them."""
+        AMENDED_BELOW_PAID_PATCH, PROMISE_IN_CUSTOMER_DAY_PATCH, ALL_REDUCTIONS_ADD_UP_PATCH,
+        PAID_BEFORE_CASE_PATCH and CREDIT_APPLIED_PATCH for runs recorded before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
             self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
@@ -179,12 +184,14 @@ class CollectionCaseWorkflow:
             self._customer_day = workflow.patched(PROMISE_IN_CUSTOMER_DAY_PATCH)
             self._all_reductions = workflow.patched(ALL_REDUCTIONS_ADD_UP_PATCH)
             self._before_case = workflow.patched(PAID_BEFORE_CASE_PATCH)
+            self._credit_applied = workflow.patched(CREDIT_APPLIED_PATCH)
         policy = self._input.policy if self._live else self._input.policy.before_liveness()
         policy = policy if self._add_up else policy.before_reductions_add_up()
         policy = policy if self._write_offs_add_up else policy.before_write_offs_add_up()
         policy = policy if self._customer_day else policy.before_promise_in_customer_day()
         policy = policy if self._all_reductions else policy.before_reductions_add_up_for_authority()
         policy = policy if self._before_case else policy.before_amended_below_paid_before_case()
+        policy = policy if self._credit_applied else policy.before_amended_below_credit_applied()
         return policy if self._below_paid else policy.before_amended_below_paid()
 
     @staticmethod

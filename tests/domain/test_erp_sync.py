@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
@@ -173,29 +174,42 @@ def test_money_paid_before_the_case_once_made_credit_is_not_credited_again():
     assert (change, credit) == (usd("0"), None)
 
 
-@settings(max_examples=150, deadline=None)
-@given(paid_before=st.integers(0, 99), on_case=st.lists(st.integers(1, 60), max_size=3),
+@settings(max_examples=200, deadline=None)
+@given(paid_before=st.integers(0, 99), on_case=st.lists(st.tuples(st.booleans(), st.integers(1, 60)), max_size=4),
        amounts=st.lists(st.integers(1, 150), min_size=1, max_size=4))
 def test_amendments_in_a_row_credit_at_most_what_was_paid_and_lose_nothing(paid_before, on_case, amounts):
+    # what was paid: before the case, payments on it and customer credit applied to it (True), in any order
     case = Case().open(invoice(amount="100.00", paid=f"{paid_before}.00"))
     paid = usd(f"{paid_before}.00")
-    for n, amount in enumerate(on_case):
+    applied = usd("0")
+    for n, (credit, amount) in enumerate(on_case):
         if amount >= case.state.balance.amount:
             break
-        case.pay(f"{amount}.00", payment_id=f"P-{n}")
+        if credit:
+            case.when(cmd.ApplyCustomerCredit, allocation_id=f"AL-{n}", amount=usd(f"{amount}.00"))
+            applied += usd(f"{amount}.00")
+        else:
+            case.pay(f"{amount}.00", payment_id=f"P-{n}")
         paid += usd(f"{amount}.00")
     for amount in amounts:
         if case.state.closed:
             break
         sync(case, amount=f"{amount}.00")
         s = case.state
-        credited = sum((e.credit for e in case.events if isinstance(e, ev.InvoiceAmended) and e.credit is not None),
-                       usd("0"))
-        assert s.paid_before_open.amount >= 0 and s.payments.amount >= 0
+        amended = [e for e in case.events if isinstance(e, ev.InvoiceAmended) and e.credit is not None]
+        credited = sum((e.credit for e in amended), usd("0"))
+        given_back = sum((e.credit_applied for e in amended if e.credit_applied is not None), usd("0"))
+        assert s.paid_before_open.amount >= 0 and s.payments.amount >= 0 and s.credit_applied_total.amount >= 0
         # what still settles the invoice and the credit it left: what was paid, once
-        assert s.paid_before_open + s.payments + s.customer_credit == paid
+        assert s.paid_before_open + s.payments + s.credit_applied_total + s.customer_credit == paid
         assert credited == s.customer_credit and credited <= paid
-        assert s.original_amount + s.fees == s.paid_before_open + s.payments + s.erp_adjustments_total + s.balance
+        assert given_back + s.credit_applied_total == applied  # credit applied given back at most once
+        # what still settles the invoice is no more than it owes: the rest is the customer's credit, not nobody's
+        assert s.paid_before_open + s.payments + s.credit_applied_total <= s.current_invoice_amount + s.fees
+        assert s.original_amount + s.fees == (s.paid_before_open + s.payments + s.credit_applied_total
+                                              + s.erp_adjustments_total + s.balance)
+        # interest's principal reductions: what still settles the invoice on the case
+        assert sum(r.amount for r in s.principal_reductions) == (s.payments + s.credit_applied_total).amount
 
 
 def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_payments_on_the_case_only():
@@ -213,6 +227,109 @@ def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_paym
     amended, _ = sync(old, amount="30.00")
     assert (amended.change, amended.credit) == (usd("-60.00"), None)
     assert old.state.customer_credit == usd("0") and old.state.paid_before_open == usd("40.00")
+
+
+# -- customer credit applied to the case (CustomerCreditApplied) counts as paid too, after the
+# payments on the case and before money paid before it opened
+
+
+def apply_credit(case: Case, amount: str, allocation_id: str):
+    return case.when(cmd.ApplyCustomerCredit, allocation_id=allocation_id, amount=usd(amount))
+
+
+def test_amended_below_the_customer_credit_applied_gives_the_part_applied_beyond_back_as_credit():
+    # given an invoice of 100.00 with 70.00 of the customer's credit applied to it (30.00 open)
+    case = Case().open(invoice(amount="100.00"))
+    apply_credit(case, "70.00", "AL-1")
+    # when the ERP amends it to 20.00
+    amended, closed = sync(case, amount="20.00")
+    # then the whole amendment (80.00) is recorded, the balance goes to zero, and the 50.00 of credit
+    # applied beyond the new amount is the customer's credit again
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-80.00"), usd("50.00"), usd("50.00"))
+    assert amended.balance_change == usd("-30.00")
+    s = case.state
+    assert s.balance == usd("0") and s.status == CaseStatus.resolved and s.customer_credit == usd("50.00")
+    # of the 70.00 applied, 20.00 still settles the invoice of 20.00 (and lowers its principal)
+    assert (s.credit_applied, s.payments, s.erp_adjustments) == (usd("20.00"), usd("0"), usd("80.00"))
+    assert [(r.ref, r.amount) for r in s.principal_reductions] == [("AL-1", Decimal("20.00"))]
+    assert (closed.credit_applied, closed.erp_adjustments) == (usd("20.00"), usd("80.00"))
+    assert s.original_amount == s.credit_applied_total + s.erp_adjustments_total  # nothing left nowhere
+
+
+def test_an_amendment_takes_the_payments_first_then_the_credit_applied_then_money_paid_before_the_case():
+    # given 20.00 paid before the case, 30.00 paid on it (P-1), then 40.00 of credit applied in two
+    # allocations (AL-1 25.00, AL-2 15.00) of an invoice of 100.00: 10.00 open
+    case = Case().open(invoice(amount="100.00", paid="20.00"))
+    case.pay("30.00", payment_id="P-1")
+    apply_credit(case, "25.00", "AL-1")
+    apply_credit(case, "15.00", "AL-2")
+    # when the ERP amends it to 15.00 (85.00 off, 75.00 beyond the open balance)
+    amended, _ = sync(case, amount="15.00")
+    # then the 30.00 paid on the case, all 40.00 of credit applied and 5.00 of the 20.00 paid before
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-85.00"), usd("75.00"), usd("40.00"))
+    s = case.state
+    assert (s.payments, s.credit_applied, s.paid_before_open) == (usd("0"), usd("0"), usd("15.00"))
+    assert s.customer_credit == usd("75.00")
+    assert {r.ref: r.amount for r in s.principal_reductions} == {"P-1": 0, "AL-1": 0, "AL-2": 0}
+
+
+def test_the_latest_allocation_is_given_back_first_and_the_payment_keeps_what_it_did():
+    # given 30.00 paid on the case (P-1), then 25.00 (AL-1) and 15.00 (AL-2) of credit applied: 30.00 open
+    case = Case().open(invoice(amount="100.00"))
+    case.pay("30.00", payment_id="P-1")
+    apply_credit(case, "25.00", "AL-1")
+    apply_credit(case, "15.00", "AL-2")
+    # when the ERP amends it to 10.00 (90.00 off, 60.00 beyond the open balance)
+    amended, _ = sync(case, amount="10.00")
+    # then P-1's 30.00, then 30.00 of the credit applied: AL-2 (the latest) whole, 15.00 of AL-1
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-90.00"), usd("60.00"), usd("30.00"))
+    s = case.state
+    assert (s.payments, s.credit_applied, s.customer_credit) == (usd("0"), usd("10.00"), usd("60.00"))
+    assert {r.ref: r.amount for r in s.principal_reductions} == {"P-1": 0, "AL-1": 10, "AL-2": 0}
+    paid = s.settled_by_payment["P-1"]
+    assert (paid.applied, paid.excess) == (usd("0"), usd("30.00"))  # as an amendment within the payments
+    # the case is settled (resolved): it takes no reversal, and no credit applied is taken back from it
+    assert s.status == CaseStatus.resolved
+    with pytest.raises(DomainError, match="closed"):
+        case.when(cmd.ReversePayment, payment_id="P-1", reason="chargeback")
+    # a further amendment, to 5.00, would give back 5.00 of the 10.00 still applied, no more
+    assert amendment(s, usd("5.00")) == (usd("-5.00"), usd("5.00"))
+    assert amendment(s, usd("0.01")) == (usd("-9.99"), usd("9.99"))
+
+
+def test_credit_applied_once_given_back_is_not_given_back_again():
+    case = Case().open(invoice(amount="100.00"))
+    apply_credit(case, "70.00", "AL-1")
+    sync(case, amount="100.00", notes=(("CN-1", "20.00"),))  # 10.00 open
+    amended, _ = sync(case, amount="20.00", notes=(("CN-1", "20.00"),))
+    # 80.00 off, 70.00 beyond the open balance, but of what was paid only the 70.00 applied: the
+    # credit note is no money paid
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-80.00"), usd("70.00"), usd("70.00"))
+    assert case.state.credit_applied == usd("0") and case.state.customer_credit == usd("70.00")
+    assert amendment(case.state, usd("10.00")) == (usd("0"), None)
+
+
+def test_runs_recorded_before_the_credit_applied_counted_leave_it_as_it_was():
+    # given a policy as decided before the rule; 70.00 of credit applied to an invoice of 100.00
+    case = Case(default_policy().before_amended_below_credit_applied()).open(invoice(amount="100.00"))
+    apply_credit(case, "70.00", "AL-1")
+    # when the ERP amends it to 20.00
+    amended, _ = sync(case, amount="20.00")
+    # then the reduction stops at the open balance and nothing is credit, as then
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-30.00"), None, None)
+    s = case.state
+    assert (s.customer_credit, s.credit_applied, s.balance) == (usd("0"), usd("70.00"), usd("0"))
+
+
+def test_events_recorded_before_the_rule_fold_as_before():
+    # an InvoiceAmended without credit_applied (every event recorded before the rule): its credit
+    # beyond the payments comes off the money paid before the case, never off the credit applied
+    case = Case(default_policy().before_amended_below_credit_applied()).open(invoice(amount="100.00", paid="40.00"))
+    apply_credit(case, "50.00", "AL-1")
+    amended, _ = sync(case, amount="20.00")  # 80.00 off, 70.00 beyond the open 10.00
+    assert (amended.change, amended.credit, amended.credit_applied) == (usd("-50.00"), usd("40.00"), None)
+    s = case.state
+    assert (s.paid_before_open, s.credit_applied, s.customer_credit) == (usd("0"), usd("50.00"), usd("40.00"))
 
 
 def test_credit_note_reduces_once_by_its_document_id():
