@@ -220,6 +220,17 @@ def test_amended_below_what_was_paid_leaves_the_part_paid_beyond_as_customer_cre
     ledger.reconcile()
 
 
+def credit_shown(ledger, customer_id: str, balance: str) -> None:
+    """The customer's credit in EUR, where a person looks for it; the statement lists nothing open."""
+    shown = ledger.ok("customer", "show", customer_id)
+    assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", balance)], shown["credit"]
+    as_read = ledger.cli("customer", "show", customer_id, json=False)
+    assert as_read.code == 0 and f"customer credit {balance} EUR" in as_read.stdout, as_read
+    unapplied = ledger.ok("payments", "unapplied", "--customer", customer_id)
+    assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", balance)], unapplied
+    assert ledger.ok("customer", "statement", customer_id)["items"] == []  # nothing open
+
+
 def test_amended_below_what_was_paid_before_the_case_opened_leaves_the_part_paid_beyond_as_customer_credit(ledger):
     """100.00 EUR, 40.00 paid on the ledger before its case opened (the case opens for 60.00), the
     ERP re-imports it at 30.00: the 10.00 paid beyond the new amount is the customer's credit."""
@@ -234,17 +245,39 @@ def test_amended_below_what_was_paid_before_the_case_opened_leaves_the_part_paid
     result = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("30.00")], "erp")))
     assert (result["invoices_changed"], result["case_events"]) == (1, 2), result  # amended, closed
 
-    # the customer's credit, where a person looks for it
-    shown = ledger.ok("customer", "show", "C-OPS-PB")
-    assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", "10.00")], shown["credit"]
-    as_read = ledger.cli("customer", "show", "C-OPS-PB", json=False)
-    assert as_read.code == 0 and "customer credit 10.00 EUR" in as_read.stdout, as_read
-    unapplied = ledger.ok("payments", "unapplied", "--customer", "C-OPS-PB")
-    assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", "10.00")], unapplied
-    assert ledger.ok("customer", "statement", "C-OPS-PB")["items"] == []  # nothing open
+    credit_shown(ledger, "C-OPS-PB", "10.00")
 
     case = ledger.case("OPS-PB-1")
     assert case["status"] == "resolved" and case["balance"] == "0.00", case
     amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
     assert amended["change"]["amount"] == "-70.00" and (amended["credit"] or {}).get("amount") == "10.00", amended
+    ledger.reconcile()
+
+
+def test_amended_below_the_customer_credit_applied_to_it_gives_that_credit_back(ledger):
+    """100.00 EUR; 70.00 of the customer's credit (a prepayment) applied to its case (30.00 open);
+    the ERP re-imports it at 20.00: 50.00 of the credit applied no longer settles the invoice and is
+    the customer's credit again."""
+    def eur_row(amount: str) -> str:
+        return f"OPS-CA-1,C-OPS-CA,OPS CA GmbH,ap@ops-ca.test,DE,en,EUR,{amount},{day(-42)},{day(-12)},A,,,,"
+
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("100.00")], "erp")))
+    ledger.ok("case", "open", "OPS-CA-1")
+    prepaid = ledger.ok("payments", "prepay", "C-OPS-CA", "70.00", "--currency", "EUR", "--reference", "advance")
+    assert prepaid["amount"] == "70.00", prepaid
+    applied = ledger.ok("payments", "apply-credit", "OPS-CA-1", "--amount", "70.00")
+    assert applied["balance"] == "30.00", applied
+    assert ledger.ok("payments", "unapplied", "--customer", "C-OPS-CA") == []  # all of it applied
+    result = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("20.00")], "erp")))
+    assert (result["invoices_changed"], result["case_events"]) == (1, 2), result  # amended, closed
+
+    credit_shown(ledger, "C-OPS-CA", "50.00")
+
+    case = ledger.case("OPS-CA-1")
+    assert case["status"] == "resolved" and case["balance"] == "0.00", case
+    amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+    assert amended["change"]["amount"] == "-80.00" and (amended["credit"] or {}).get("amount") == "50.00", amended
+    closed = next(e for e in case["events"] if e["type"] == "CaseClosed")["data"]
+    # of the 70.00 of credit applied, 20.00 settles the invoice of 20.00
+    assert (closed["credit_applied"]["amount"], closed["erp_adjustments"]["amount"]) == ("20.00", "80.00"), closed
     ledger.reconcile()

@@ -3,6 +3,7 @@ any read model that disagrees with the events (here: one changed behind its back
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,6 +23,27 @@ def _ledger(path):
     ]
     path.write_text("\n".join(rows) + "\n")
     return path
+
+
+def _erp_export(tmp_path, invoice: str) -> str:
+    """An ERP export of one invoice overdue by 10 days, ``invoice`` its columns up to the amount."""
+    path = tmp_path / f"erp-{invoice.replace(',', '_').replace('@', '_')}.csv"
+    path.write_text("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,"
+                    f"issue_date,due_date,risk_grade\n{invoice},{TODAY - timedelta(days=40)},"
+                    f"{TODAY - timedelta(days=10)},B\n")
+    return str(path)
+
+
+def _credit(cli, customer_id: str) -> list[tuple[str, str]]:
+    """The customer's credit as `customer show` gives it: (currency, balance)."""
+    return [(c["currency"], c["balance"]) for c in cli.json("customer", "show", customer_id)["credit"]]
+
+
+def _reconciled(cli) -> None:
+    """`report reconcile` agrees: no difference."""
+    reconciled = cli.run("report", "reconcile", "--json", ok=False)
+    assert reconciled.returncode == 0, reconciled.stdout
+    assert json.loads(reconciled.stdout)["differences"] == []
 
 
 def test_payments_count_once_and_reconcile_names_a_difference(dev_env, tmp_path, smtp, sqlite_url):
@@ -75,14 +97,8 @@ def test_an_amendment_below_what_was_paid_before_the_case_is_the_customers_credi
                                                                                   database_url):
     """On either database: 100.00 EUR with 40.00 paid before its case opened, amended to 30.00 by the
     ERP's export: `customer show` gives 10.00 EUR of credit and `report reconcile` agrees."""
-    header = ("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,issue_date,"
-              "due_date,risk_grade")
-
     def export(amount: str):
-        path = tmp_path / f"erp-{amount}.csv"
-        path.write_text(f"{header}\nR-PB,C-PB,Pre Ltd,ap@pre.test,DE,en,EUR,{amount},{TODAY - timedelta(days=40)},"
-                        f"{TODAY - timedelta(days=10)},B\n")
-        return str(path)
+        return _erp_export(tmp_path, f"R-PB,C-PB,Pre Ltd,ap@pre.test,DE,en,EUR,{amount}")
 
     # the default policy: no notice (nor its fee) within the test, so the 10.00 is the whole story
     with running_stack(dev_env, tmp_path, smtp, database_url, policy=DEFAULT_POLICY) as cli:
@@ -93,13 +109,39 @@ def test_an_amendment_below_what_was_paid_before_the_case_is_the_customers_credi
         changed = cli.json("invoices", "import", export("30.00"))
         assert (changed["invoices_changed"], changed["case_events"]) == (1, 2), changed
 
-        shown = cli.json("customer", "show", "C-PB")
-        assert [(c["currency"], c["balance"]) for c in shown["credit"]] == [("EUR", "10.00")], shown["credit"]
+        assert _credit(cli, "C-PB") == [("EUR", "10.00")]
         case = cli.json("case", "show", "R-PB")
         assert case["status"] == "resolved" and case["balance"] == "0.00", case
-        reconciled = cli.run("report", "reconcile", "--json", ok=False)
-        assert reconciled.returncode == 0, reconciled.stdout
-        assert __import__("json").loads(reconciled.stdout)["differences"] == []
+        _reconciled(cli)
+
+
+def test_an_amendment_below_the_customer_credit_applied_gives_it_back(dev_env, tmp_path, smtp, database_url):
+    """On either database: 100.00 EUR with 20.00 paid before its case opened and 70.00 of the
+    customer's credit (a prepayment) applied to the case (10.00 open), amended to 15.00 by the ERP's
+    export: the 70.00 applied, then 5.00 of the 20.00 paid before, are the customer's credit again
+    (75.00 EUR in `customer show` and `payments unapplied`), and `report reconcile` agrees."""
+    def export(amount: str):
+        return _erp_export(tmp_path, f"R-CA,C-CA,Applied Ltd,ap@applied.test,DE,en,EUR,{amount}")
+
+    # the default policy: no notice (nor its fee) within the test, and credit is applied by hand only
+    with running_stack(dev_env, tmp_path, smtp, database_url, policy=DEFAULT_POLICY) as cli:
+        cli.json("invoices", "import", export("100.00"))
+        assert cli.json("pay", "R-CA", "20.00", "--reference", "before the case")["applied_to"] == "invoice"
+        cli.json("case", "open", "R-CA")
+        cli.json("payments", "prepay", "C-CA", "70.00", "--currency", "EUR", "--reference", "advance")
+        assert cli.json("payments", "apply-credit", "R-CA", "--amount", "70.00")["balance"] == "10.00"
+        changed = cli.json("invoices", "import", export("15.00"))
+        assert (changed["invoices_changed"], changed["case_events"]) == (1, 2), changed
+
+        assert _credit(cli, "C-CA") == [("EUR", "75.00")]
+        unapplied = cli.json("payments", "unapplied", "--customer", "C-CA")
+        assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", "75.00")], unapplied
+        case = cli.json("case", "show", "R-CA")
+        assert case["status"] == "resolved" and case["balance"] == "0.00", case
+        amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+        assert (amended["change"]["amount"], amended["credit"]["amount"], amended["credit_applied"]["amount"]) == (
+            "-85.00", "75.00", "70.00"), amended
+        _reconciled(cli)
 
 
 def test_what_the_erp_booked_as_paid_before_the_case_opened_is_not_booked_again(dev_env, tmp_path, smtp,
