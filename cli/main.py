@@ -7,6 +7,7 @@ line on stderr and exits 2 with nothing changed; an unreachable server exits 1.
 from __future__ import annotations
 
 import asyncio
+import copy
 import functools
 import inspect
 import json
@@ -717,7 +718,7 @@ def run(argv: list[str] | None = None) -> int:
         err_console.print(f"[red]error:[/red] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     try:
-        code = _click_command().main(args=args, standalone_mode=False)
+        code = _click_command(_group_in(args)).main(args=args, standalone_mode=False)
     except click_errors.NoArgsIsHelpError as error:
         console.print(error.ctx.get_help())
         return 0
@@ -769,19 +770,31 @@ def _article(words: str) -> str:
 
 
 @functools.cache
-def _click_command():
-    """The command tree, built once per process: building it reads every command's signature
-    (about 0.1 s), and both the token check and the run need it. Calling it directly is what
+def _click_command(group: str | None = None):
+    """The command tree, built once per process: both the token check and the run need it.
+    Building it reads the signature of every command in it, about 0.1 s for all of them, so a
+    command line that names a group (`case show`) gets the root with that group alone under it
+    (and the top-level commands); anything else gets the whole tree. Calling it directly is what
     ``app(...)`` does, less typer's pretty tracebacks, which this app turns off. Its help is
     reflowed for the terminal's width (``cli.helptext``)."""
-    root = typer.main.get_command(app)
+    source = app
+    if group is not None:
+        source = copy.copy(app)  # the app itself keeps every group
+        source.registered_groups = [g for g in app.registered_groups if g.name == group]
+    root = typer.main.get_command(source)
     reflow_tree(root)
     return root
 
 
+def _group_in(args: list[str]) -> str | None:
+    """The command group the first word of ``args`` names, if it names one."""
+    first = args[0] if args else None
+    return first if any(g.name == first for g in app.registered_groups) else None
+
+
 def _command_path(args: list[str]) -> str:
     """The command an argument list names (`case open`), as far as the CLI knows it."""
-    command, path = _click_command(), []
+    command, path = _click_command(_group_in(args)), []
     for word in args:
         if word.startswith("-") or word not in getattr(command, "commands", {}):
             break

@@ -52,3 +52,23 @@ def test_a_flag_shows_no_value_type_and_an_option_keeps_its_type():
     flags = [line for line in lines if line.startswith(("--json", "--help"))]
     assert len(flags) == 2 and not any("<bool>" in line for line in flags), "\n".join(lines)
     assert any(line.startswith("--status") and "<str>" in line for line in lines), "\n".join(lines)
+
+
+def test_a_group_built_alone_reads_as_in_the_whole_tree():
+    """A command line naming a group builds that group alone (cli.main._click_command): every
+    one of its commands must take the same parameters, and say the same, as in the whole tree."""
+    from typer._click.core import Context
+
+    from cli.main import _click_command, _group_in, app
+
+    whole = _click_command(None)
+    for name in [g.name for g in app.registered_groups]:
+        assert _group_in([name, "--help"]) == name
+        alone = _click_command(name)
+        assert set(alone.commands) == {name} | {c for c in whole.commands if c not in
+                                                {g.name for g in app.registered_groups}}
+        for sub, command in whole.commands[name].commands.items():
+            twin = alone.commands[name].commands[sub]
+            with Context(command, info_name=sub) as one, Context(twin, info_name=sub) as other:
+                assert twin.get_help(other) == command.get_help(one), f"{name} {sub}"
+    assert _group_in(["pay", "INV-1"]) is None and _group_in([]) is None
