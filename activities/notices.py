@@ -41,6 +41,9 @@ from activities.contracts import SEND_DIGEST, SEND_NOTICE, DigestRequest, Notice
 from activities.letters import LetterRenderer, letter_name, sha256
 from activities.rendering import NoticeRenderer, build_message
 from domain import events as ev
+from domain.credit import credit_balances
+from domain.money import Money
+from store.customers import CustomerReads
 from store.db import Database
 from store.event_store import EventStore
 from store.schema import notice_deliveries
@@ -226,8 +229,10 @@ class NoticeActivities:
         )
         accepted = False
         withdrawn: list[str] = []
-        # rendered before the session: the read of the cases below stays one round trip from acceptance
+        # rendered (and the customer's credit read) before the session: the read of the cases below stays
+        # one round trip from acceptance
         rendered = await asyncio.to_thread(self._letters, requests)
+        credit = await asyncio.to_thread(self._credit, requests)
         try:
             async with client:
                 # No demand after payment: the cases are read again once the server is ready to
@@ -243,7 +248,7 @@ class NoticeActivities:
                 letters = {case: letter for case, letter in rendered.items()
                            if case in {str(r.case_id) for r in live}}
                 message = build_message(
-                    self.renderer.render(live),
+                    self.renderer.render(live, credit),
                     message_id=message_id,
                     sender=self.smtp.sender,
                     recipient_name=first.customer.name,
@@ -303,6 +308,16 @@ class NoticeActivities:
                 data = self.letters.pdf(request)
                 found[str(request.case_id)] = (letter_name(request), data, sha256(data))
         return found
+
+    def _credit(self, requests: Sequence[NoticeRequest]) -> list[Money]:
+        """The customer's unapplied credit per currency today (the rule of `payments unapplied`), which the
+        notice states beside the invoices it demands; none for a deposit request (credit pays invoices)."""
+        if self.store is None or all(r.advance is not None for r in requests):
+            return []
+        customer_id = requests[0].customer.customer_id
+        movements = CustomerReads(self.db, self.store).credit_movements(customer_id)
+        today = datetime.now(timezone.utc).date()
+        return [Money(amount=b.balance, currency=b.currency) for b in credit_balances(movements, today) if b.balance > 0]
 
     def _settle_after(self) -> timedelta:
         """How long an intent may stay without an answer: the attempt that recorded it has its SMTP

@@ -144,8 +144,9 @@ class NoticeRenderer:
     def _language(self, wanted: str) -> str:
         return catalogue.supported(wanted)
 
-    def render(self, notices: Sequence[NoticeRequest]) -> RenderedNotice:
-        """One message for one or more notices of the same customer."""
+    def render(self, notices: Sequence[NoticeRequest], credit: Sequence[Money] = ()) -> RenderedNotice:
+        """One message for one or more notices of the same customer. ``credit``: the customer's
+        unapplied credit per currency when the notice is sent (the positive ones are stated)."""
         first = notices[0]
         language = self._language(first.customer.language)
         step = max(notices, key=lambda n: n.level).step
@@ -179,6 +180,7 @@ class NoticeRenderer:
             "self_service_url": self.link_for(first.customer.customer_id) if self.link_for else None,
             "final": any(n.final for n in notices),
             "within": format_period(max(notices, key=lambda n: n.level).respond_within, language),
+            "credit": " + ".join(format_money(c, language) for c in credit if c.is_positive) or None,
         }
         if first.advance is not None:  # a deposit due before shipment: no invoice was issued
             step = "deposit"

@@ -7,24 +7,13 @@ from __future__ import annotations
 
 from uuid import uuid4
 
-import pytest
-
 from activities.contracts import NoticeRequest
-from activities.notices import NoticeActivities, SmtpSettings, digest_message_id
+from activities.notices import digest_message_id
 from domain import commands as cmd
 from domain.events import Customer
 from domain.money import Money
-from store.db import Database
 from store.event_store import EventStore
 from tests.domain.scenario import Case, invoice
-
-
-@pytest.fixture
-def stored(sqlite_url, smtp):
-    db = Database(sqlite_url)
-    store = EventStore(db)
-    yield store, NoticeActivities(db, SmtpSettings(port=smtp.port, message_domain="test.local"), store=store)
-    db.dispose()
 
 
 def case_in_store(store: EventStore, invoice_id: str, paid: bool) -> Case:

@@ -1,0 +1,56 @@
+"""Acceptance: a notice states the customer's unapplied credit, through the command line on the real
+stack (Temporal dev server, worker, SMTP sink, SQLite). A customer prepays 50.00 EUR and 20.00 USD
+(`payments prepay`: customer credit, not applied) before its overdue invoice's case opens; every
+notice of the ladder (friendly, firm, final) that reaches the SMTP sink says, in its text and its
+HTML, that the customer has that credit on account and may ask for it to be applied. Another
+customer, with no credit, gets the same notices without that sentence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.acceptance.stack import eventually
+
+TODAY = datetime.now(timezone.utc).date()
+CREDIT = "You have €50.00 + $20.00 of credit on account with us. You may ask us to apply it to these invoices."
+
+
+def invoice(invoice_id: str, customer: str) -> str:
+    return (f"{invoice_id},{customer},{customer} Ltd,ap@{customer.lower()}.test,IE,en,EUR,800.00,"
+            f"{TODAY - timedelta(days=50)},{TODAY - timedelta(days=20)},A")
+
+
+@pytest.fixture(scope="module")
+def ledger(ledger_for):
+    ledger = ledger_for()
+    ledger.import_invoices([invoice("NC-CREDIT-1", "C-CREDIT"), invoice("NC-NONE-1", "C-NOCREDIT")])
+    ledger.ok("payments", "prepay", "C-CREDIT", "50.00", "--currency", "EUR", "--payment-id", "PP-NC-EUR")
+    ledger.ok("payments", "prepay", "C-CREDIT", "20.00", "--currency", "USD", "--payment-id", "PP-NC-USD")
+    shown = {c["currency"]: c["balance"] for c in ledger.ok("customer", "show", "C-CREDIT")["credit"]}
+    assert shown == {"EUR": "50.00", "USD": "20.00"}, shown
+    assert ledger.ok("customer", "show", "C-NOCREDIT")["credit"] == []
+    for ref in ("NC-CREDIT-1", "NC-NONE-1"):
+        ledger.ok("case", "open", ref)
+    return ledger
+
+
+def notices(ledger, address: str):
+    found = eventually(lambda: (lambda mails: mails if len(mails) >= 3 else None)(ledger.mails(address)), 120,
+                       f"three notices to {address}")
+    return sorted(found, key=lambda m: m.path.name)[:3]
+
+
+def test_every_notice_states_the_customers_unapplied_credit(ledger):
+    for mail in notices(ledger, "ap@c-credit.test"):
+        assert "NC-CREDIT-1" in mail.text and CREDIT in mail.text, mail.text
+        html = mail.message.get_body(("html",)).get_content()
+        assert f"<p>{CREDIT}</p>" in html, html
+
+
+def test_a_customer_without_credit_gets_no_credit_sentence(ledger):
+    for mail in notices(ledger, "ap@c-nocredit.test"):
+        html = mail.message.get_body(("html",)).get_content()
+        assert "NC-NONE-1" in mail.text and "credit on account" not in mail.text, mail.text
+        assert "credit on account" not in html, html
