@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from uuid import UUID
 
 from sqlalchemy import func, select
 
@@ -124,7 +125,9 @@ class CustomerReads:
         allocated: dict[str, Money] = {}
         folded: dict[str, CustomerState | None] = {}  # what each allocation drew on, as the register says
         moves: list[CreditMovement] = []
-        for record in self.store.read_types(CREDIT_EVENTS):
+        # one customer's: the events of its cases and of its own stream, not every stream's
+        streams = None if customer_id is None else [*map(UUID, cases), customer_stream_id(customer_id)]
+        for record in self.store.read_types(CREDIT_EVENTS, streams):
             e = record.event
             name = type(e).__name__
             if name in ("PaymentReceived", "PaymentReversed"):

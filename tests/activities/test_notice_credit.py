@@ -3,17 +3,18 @@ amendments) beside the invoices it demands, so the customer can ask for it to be
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from uuid import uuid4
 
 import pytest
 
 from activities.contracts import NoticeRequest
 from activities.rendering import NoticeRenderer
-from domain.customer import PrepaymentReceived, customer_stream_id
+from domain.customer import customer_stream_id
 from domain.events import AdvanceFacts, Customer
 from domain.money import Money
 from store.event_store import EventStore
+from tests.domain.scenario import prepayment
 
 
 def notice(language: str = "en", step: str = "firm", **extra) -> NoticeRequest:
@@ -72,11 +73,7 @@ def test_a_deposit_request_does_not_offer_credit():
 # -- the activity reads the credit from the store when it sends ------------------------------------
 
 def prepaid(store: EventStore, customer_id: str, amount: str) -> None:
-    stream = customer_stream_id(customer_id)
-    store.append(stream, 0, [PrepaymentReceived(
-        event_id=uuid4(), stream_id=stream, version=1, occurred_at=datetime.now(timezone.utc), actor="test",
-        customer_id=customer_id, payment_id=f"PP-{customer_id}", amount=Money.of(amount, "EUR"),
-        received_on=datetime.now(timezone.utc).date())])
+    store.append(customer_stream_id(customer_id), 0, [prepayment(customer_id, Money.of(amount, "EUR"))])
 
 
 async def test_the_sent_notice_states_the_credit_the_store_holds_and_a_resend_keeps_its_message_id(stored, smtp):

@@ -31,6 +31,16 @@ def usd(amount: str) -> Money:
     return Money.of(amount, "USD")
 
 
+def prepayment(customer_id: str, amount: Money):
+    """A prepayment, the first event of the customer's stream (customer credit, not applied)."""
+    from domain.customer import PrepaymentReceived, customer_stream_id
+
+    now = datetime.now(timezone.utc)
+    return PrepaymentReceived(event_id=uuid4(), stream_id=customer_stream_id(customer_id), version=1, occurred_at=now,
+                              actor="test", customer_id=customer_id, payment_id=f"PP-{customer_id}", amount=amount,
+                              received_on=now.date())
+
+
 def invoice(amount: str = "1000.00", grade: RiskGrade = RiskGrade.B, invoice_id: str = "INV-1", paid: str = "0") -> cmd.InvoiceFacts:
     return cmd.InvoiceFacts(
         invoice_id=invoice_id,
