@@ -41,7 +41,6 @@ from activities.contracts import SEND_DIGEST, SEND_NOTICE, DigestRequest, Notice
 from activities.letters import LetterRenderer, letter_name, sha256
 from activities.rendering import NoticeRenderer, build_message
 from domain import events as ev
-from domain.credit import credit_balances
 from domain.money import Money
 from store.customers import CustomerReads
 from store.db import Database
@@ -314,10 +313,8 @@ class NoticeActivities:
         notice states beside the invoices it demands; none for a deposit request (credit pays invoices)."""
         if self.store is None or all(r.advance is not None for r in requests):
             return []
-        customer_id = requests[0].customer.customer_id
-        movements = CustomerReads(self.db, self.store).credit_movements(customer_id)
-        today = datetime.now(timezone.utc).date()
-        return [Money(amount=b.balance, currency=b.currency) for b in credit_balances(movements, today) if b.balance > 0]
+        return CustomerReads(self.db, self.store).credit_on_account(requests[0].customer.customer_id,
+                                                                    datetime.now(timezone.utc).date())
 
     def _settle_after(self) -> timedelta:
         """How long an intent may stay without an answer: the attempt that recorded it has its SMTP

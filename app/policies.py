@@ -12,6 +12,7 @@ from app.adminlog import Unchanged, default_actor, record
 from app.services import CaseService
 from domain.admin import PolicyPinned, check_reason
 from domain.policy import parse_policy
+from store.customers import CustomerReads
 from store.policies import digest_of, pin_policy
 from domain import commands as cmd
 from domain.agenda import notice_due
@@ -71,7 +72,10 @@ def preview(service: CaseService, ref: str, level: int | None = None) -> dict:
         fee=notice.fee, due_date=state.due_date, issue_date=state.issue_date, interest=notice.interest,
         issued_on=today, advance=state.advance, respond_within=notice.respond_within,
     )
-    rendered = NoticeRenderer().render([request])
+    # the customer's credit as the notice would state it if sent now (none for a deposit request)
+    credit = [] if state.advance is not None else \
+        CustomerReads(service.ctx.db, service.ctx.store).credit_on_account(state.customer.customer_id, today)
+    rendered = NoticeRenderer().render([request], credit)
     return {"case_id": str(state.case_id), "invoice_id": state.invoice_id, "level": notice.level,
             "step": notice.step, "language": rendered.language, "to": state.customer.email,
             "subject": rendered.subject, "text": rendered.text, "html": rendered.html}

@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import func, select
 
 from domain.admin import admin_stream_id
-from domain.credit import CreditMovement, OpenItem, overpayment_movement
+from domain.credit import CreditMovement, OpenItem, credit_balances, overpayment_movement
 from domain.customer import CustomerState, customer_stream_id, fold_customer
 from domain.errors import DomainError, shown
 from domain.money import Money
@@ -185,6 +185,12 @@ class CustomerReads:
             owner = dict(session.execute(query).all())
         moves = [overpayment_movement(e, owner[e.invoice_id], e.invoice_id) for e in found if e.invoice_id in owner]
         return [m for m in moves if m is not None]
+
+    def credit_on_account(self, customer_id: str, on: date) -> list[Money]:
+        """The customer's unapplied credit on ``on``, per currency that has some (the rule of
+        `payments unapplied`): what a notice states beside the invoices it demands."""
+        return [Money(amount=b.balance, currency=b.currency)
+                for b in credit_balances(self.credit_movements(customer_id), on) if b.balance > 0]
 
     def _payment_streams(self, customer_id: str) -> list[UUID]:
         """The streams of the payments on the customer's invoices (one per payment: domain/admin.py),

@@ -2,8 +2,8 @@
 stack (Temporal dev server, worker, SMTP sink, SQLite). A customer prepays 50.00 EUR and 20.00 USD
 (`payments prepay`: customer credit, not applied) before its overdue invoice's case opens; every
 notice of the ladder (friendly, firm, final) that reaches the SMTP sink says, in its text and its
-HTML, that the customer has that credit on account and may ask for it to be applied. Another
-customer, with no credit, gets the same notices without that sentence."""
+HTML, that the customer has that credit on account and may ask for it to be applied, and so does
+`template preview`. Another customer, with no credit, gets the same notices without that sentence."""
 
 from __future__ import annotations
 
@@ -54,3 +54,12 @@ def test_a_customer_without_credit_gets_no_credit_sentence(ledger):
         html = mail.message.get_body(("html",)).get_content()
         assert "NC-NONE-1" in mail.text and "credit on account" not in mail.text, mail.text
         assert "credit on account" not in html, html
+
+
+def test_the_preview_states_the_credit_as_the_notice_will(ledger):
+    """`template preview`, what a collector reads before a notice goes out, says what it will say."""
+    preview = ledger.ok("template", "preview", "NC-CREDIT-1", "--level", "3")
+    assert CREDIT in preview["text"] and f"<p>{CREDIT}</p>" in preview["html"], preview
+    html = ledger.cli("template", "preview", "NC-CREDIT-1", "--html", json=False)
+    assert html.code == 0 and CREDIT in html.stdout, str(html)
+    assert "credit on account" not in ledger.ok("template", "preview", "NC-NONE-1")["text"]
