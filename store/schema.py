@@ -105,6 +105,7 @@ payments = Table(
     Column("note", String(500), nullable=True),  # why unmatched, or the reversal reason
     Column("reversed_at", UTCDateTime, nullable=True),
     Index("ix_payments_status", "status", "received_on"),
+    Index("ix_payments_invoice", "invoice_id"),  # a customer's payments, by its invoices (migration 0015)
 )
 
 # -- bank statement entries (camt.053/054, MT940): what each booked entry was and became ---------
