@@ -6,6 +6,7 @@ make it answer 550 for chosen recipients or refuse connections entirely.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,8 +15,6 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-
-from app.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -52,6 +51,12 @@ class _Handler:
         message = message_from_bytes(envelope.content, policy=policy.default)
         self.sink.keep(ReceivedMail(envelope.mail_from, tuple(envelope.rcpt_tos), message), envelope.content)
         return "250 Message accepted for delivery"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class MailSink:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Iterator
 
 from app.mailsink import MailSink, ReceivedMail
-from app.ports import free_port
+from tests.ports import free_port
 from app.stack import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from app.ports import free_port
+from tests.ports import free_port
 from bench.common import (
     POLICY,
     DevServer,

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from uuid import NAMESPACE_URL, uuid5
 
-from app.ports import free_port
+from tests.ports import free_port
 from bench.common import (
     OUT,
     POLICY,

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import httpx
 
-from app.ports import free_port
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 _VENV_PYTHON = ROOT / ".venv" / "bin" / "python"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from app.ports import free_port
+from tests.ports import free_port
 from tests.acceptance.stack import FAST_POLICY, INVOICE_HEADER, PYTHON, STARTER, USERS, wait_until
 
 

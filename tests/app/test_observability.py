@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.context import Context
 from app.logs import JsonFormatter
-from app.ports import free_port
+from tests.ports import free_port
 from app.services import CaseService
 from app.settings import Settings
 from domain.decider import case_uuid

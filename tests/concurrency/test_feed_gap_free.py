@@ -24,7 +24,7 @@ from app.tokens import issue_token
 from store.db import Database
 from store.event_store import EventStore, _encode
 from store.schema import EVENTS_TABLE
-from app.ports import free_port
+from tests.ports import free_port
 from tests.conftest import ROOT, drop_postgres_database, postgres_database
 from tests.store.test_event_store_contract import busy_case
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.ports import free_port
+from tests.ports import free_port
 from domain.errors import DomainError
 from store.db import Database
 from tests.e2e.test_cli import FAST_POLICY, ROOT, Cli

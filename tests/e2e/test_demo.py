@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, select
 
-from app.ports import free_port
+from tests.ports import free_port
 from store.schema import approvals, case_summary
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -35,7 +35,7 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.mailsink import MailSink
-from app.ports import free_port
+from tests.ports import free_port
 from app.services import CaseService
 from app.settings import Settings
 from app.stack import temporal_binary

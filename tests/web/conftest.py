@@ -16,7 +16,7 @@ import pytest
 from api.server import start_web
 from app.context import Context
 from app.mailsink import MailSink
-from app.ports import free_port
+from tests.ports import free_port
 from app.services import CaseService
 from app.settings import Settings
 from app.tokens import issue_token

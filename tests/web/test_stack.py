@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from app.ports import free_port
+from tests.ports import free_port
 from app.settings import Settings
 from app.stack import DEMO_USERS, demo_users_file
 from app.tokens import issue_token, verify_token

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import socket
 
-from app.ports import ephemeral_start, free_port, is_free
+from tests.ports import ephemeral_start, free_port, is_free
 
 
 def test_ports_are_below_the_ephemeral_range_free_and_never_repeated():

@@ -1,5 +1,5 @@
-"""Free loopback ports for servers started a moment later (the SMTP sink, the tests' and the
-benchmarks' stacks).
+"""Free loopback ports for servers the tests and the benchmarks start a moment later (Temporal
+dev servers, `up`, `web`, SMTP sinks). Project-free, so that acceptance tests can use it.
 
 A port that ``bind(("127.0.0.1", 0))`` hands out lies in the kernel's ephemeral range, where
 any process's next outgoing connection, or the Temporal dev server's own internal services,
