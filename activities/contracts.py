@@ -76,6 +76,8 @@ class NoticeResult(_Model):
     # cases whose notice was not sent because the case had closed by then (paid meanwhile)
     withdrawn: list[str] = []
     letters: dict[str, str] = {}  # case id -> SHA-256 of the PDF letter attached (final notices)
+    # the customer's unapplied credit the notice (and its letter) stated; its ReminderSent's letter keeps it
+    credit: list[Money] = []
 
 
 # -- the daily sweep ------------------------------------------------------------------------

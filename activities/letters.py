@@ -1,9 +1,10 @@
 """Letters as PDF (the final notice), rendered from HTML with WeasyPrint.
 
-A letter is a pure function of its notice request: the text comes from the request, the date
-and the PDF's creation date from ``issued_on``, so rendering the same request again gives the
-same bytes (``case letter``). The notice's ``ReminderSent`` keeps the request and the SHA-256 of
-the bytes that were attached. The same WeasyPrint version and templates are needed to reproduce
+A letter is a pure function of its notice request and the customer's credit the notice stated:
+the text comes from them, the date and the PDF's creation date from ``issued_on``, so rendering
+the same again gives the same bytes (``case letter``). The notice's ``ReminderSent`` keeps both
+(the credit under ``credit`` in its ``letter``, when there was any) and the SHA-256 of the bytes
+that were attached. The same WeasyPrint version and templates are needed to reproduce
 a letter byte for byte; a different output is detected by its hash.
 """
 
@@ -11,12 +12,15 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import Sequence
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from activities.contracts import NoticeRequest
+from domain.money import Money
 from activities import catalogue
 from activities.rendering import (
+    credit_stated,
     factor_instructions,
     format_day,
     format_money,
@@ -50,7 +54,8 @@ class LetterRenderer:
         ``context["language"]``."""
         return self.env.get_template(name).render({**language_context(context["language"]), **context})
 
-    def html(self, request: NoticeRequest) -> str:
+    def html(self, request: NoticeRequest, credit: Sequence[Money] = ()) -> str:
+        """``credit``: the customer's unapplied credit the notice stated (its ReminderSent's letter keeps it)."""
         if request.issued_on is None:
             raise ValueError("a letter needs the notice's issue date (issued_on)")
         language = self._language(request.customer.language)
@@ -72,10 +77,11 @@ class LetterRenderer:
                              if interest and interest.compensation_stated else None),
             "factor": factor_instructions(request),  # assigned to a factor: pay only to it
             "within": format_period(request.respond_within, language),
+            "credit": credit_stated(credit, language),
         }
         return self.render("final.html.j2", **context)
 
-    def pdf(self, request: NoticeRequest) -> bytes:
+    def pdf(self, request: NoticeRequest, credit: Sequence[Money] = ()) -> bytes:
         from weasyprint import HTML  # heavy: imported when a letter is rendered
 
-        return HTML(string=self.html(request), base_url=str(LETTERS)).write_pdf()
+        return HTML(string=self.html(request, credit), base_url=str(LETTERS)).write_pdf()

@@ -230,8 +230,8 @@ class NoticeActivities:
         withdrawn: list[str] = []
         # rendered (and the customer's credit read) before the session: the read of the cases below stays
         # one round trip from acceptance
-        rendered = await asyncio.to_thread(self._letters, requests)
         credit = await asyncio.to_thread(self._credit, requests)
+        rendered = await asyncio.to_thread(self._letters, requests, credit)
         try:
             async with client:
                 # No demand after payment: the cases are read again once the server is ready to
@@ -297,14 +297,16 @@ class NoticeActivities:
                 raise
         metrics.NOTICES.labels("sent").inc()
         return NoticeResult(message_id=message_id, recipient=recipient, delivered=True, withdrawn=withdrawn,
-                            letters={case: digest for case, (_, _, digest) in letters.items()})
+                            letters={case: digest for case, (_, _, digest) in letters.items()},
+                            credit=[c for c in credit if c.is_positive])
 
-    def _letters(self, requests: Sequence[NoticeRequest]) -> dict[str, tuple[str, bytes, str]]:
-        """The PDF letter of each final notice (dated): case id -> (file name, bytes, SHA-256)."""
+    def _letters(self, requests: Sequence[NoticeRequest], credit: Sequence[Money]) -> dict[str, tuple[str, bytes, str]]:
+        """The PDF letter of each final notice (dated, stating the customer's ``credit`` as the e-mail
+        does): case id -> (file name, bytes, SHA-256)."""
         found = {}
         for request in requests:
             if request.final and request.issued_on is not None and request.advance is None:  # no letter for a deposit
-                data = self.letters.pdf(request)
+                data = self.letters.pdf(request, credit)
                 found[str(request.case_id)] = (letter_name(request), data, sha256(data))
         return found
 

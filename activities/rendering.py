@@ -79,6 +79,12 @@ def format_money(amount: Money, language: str) -> str:
     return format_currency(amount.amount, amount.currency, locale=babel_locale(language))
 
 
+def credit_stated(credit: Sequence[Money], language: str) -> str | None:
+    """The customer's unapplied credit as a notice or its letter states it: the positive amounts per
+    currency, joined (None: no credit to state)."""
+    return " + ".join(format_money(c, language) for c in credit if c.is_positive) or None
+
+
 # French writes the first of the month as an ordinal: « le 1er octobre »
 FIRST_OF_MONTH = {"fr": "d'er' MMMM y"}
 # What notices recorded before the policy's own wait was stated gave the customer.
@@ -180,7 +186,7 @@ class NoticeRenderer:
             "self_service_url": self.link_for(first.customer.customer_id) if self.link_for else None,
             "final": any(n.final for n in notices),
             "within": format_period(max(notices, key=lambda n: n.level).respond_within, language),
-            "credit": " + ".join(format_money(c, language) for c in credit if c.is_positive) or None,
+            "credit": credit_stated(credit, language),
         }
         if first.advance is not None:  # a deposit due before shipment: no invoice was issued
             step = "deposit"

@@ -11,6 +11,7 @@ from activities.letters import LetterRenderer, letter_name, sha256
 from app.context import Context
 from domain import events as ev
 from domain.errors import DomainError
+from domain.money import Money
 
 
 def reproduce(ctx: Context, case_id: str, invoice_id: str, seq: int, out: Path | None) -> dict:
@@ -21,8 +22,10 @@ def reproduce(ctx: Context, case_id: str, invoice_id: str, seq: int, out: Path |
     if event.letter is None or event.letter_sha256 is None:
         raise DomainError(f"notice {seq} of case {invoice_id} ({event.step}) went out without a PDF letter "
                           f"(only final notices have one)", "seq")
-    request = NoticeRequest.model_validate(event.letter)
-    data = LetterRenderer().pdf(request)
+    letter = dict(event.letter)
+    credit = [Money.model_validate(c) for c in letter.pop("credit", [])]  # what the letter stated, if any
+    request = NoticeRequest.model_validate(letter)
+    data = LetterRenderer().pdf(request, credit)
     path = out or Path(letter_name(request))
     path.write_bytes(data)
     digest = sha256(data)

@@ -316,10 +316,19 @@ class CollectionCaseWorkflow:
                 fee=None if withdrawn else notice.fee, withdrawn=withdrawn,
                 interest=None if withdrawn else notice.interest,
                 letter_sha256=result.letters.get(str(state.case_id)),
-                letter=request.model_dump(mode="json") if str(state.case_id) in result.letters else None,
+                letter=self._letter(request, result),
                 discount=None if withdrawn or not result.delivered else offer,
             )
         )
+
+    @staticmethod
+    def _letter(request: NoticeRequest, result: NoticeResult) -> dict | None:
+        """What ``case letter`` renders the attached PDF letter again from: the request, and the customer's
+        credit the letter stated (only when it stated some: letters without it read as before)."""
+        if str(request.case_id) not in result.letters:
+            return None
+        credit = {"credit": [c.model_dump(mode="json") for c in result.credit]} if result.credit else {}
+        return {**request.model_dump(mode="json"), **credit}
 
     async def _notify_factor(self) -> None:
         state = self._state

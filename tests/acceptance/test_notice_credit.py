@@ -63,3 +63,37 @@ def test_the_preview_states_the_credit_as_the_notice_will(ledger):
     html = ledger.cli("template", "preview", "NC-CREDIT-1", "--html", json=False)
     assert html.code == 0 and CREDIT in html.stdout, str(html)
     assert "credit on account" not in ledger.ok("template", "preview", "NC-NONE-1")["text"]
+
+
+def letter_of(ledger, address: str) -> bytes:
+    final = next(m for m in notices(ledger, address) if m.subject.startswith("Final notice"))
+    pdfs = [part for part in final.message.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1, final.message
+    return pdfs[0].get_content()
+
+
+def pdf_text(data: bytes) -> str:
+    import io
+
+    from pypdf import PdfReader
+
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages).split())
+
+
+def test_the_final_notices_letter_states_the_credit_and_case_letter_reproduces_it(ledger):
+    """The PDF letter attached to the final notice says what its e-mail says, and `case letter` renders
+    it again byte for byte from what the notice recorded (the credit as it was when it was sent)."""
+    attached = letter_of(ledger, "ap@c-credit.test")
+    assert "NC-CREDIT-1" in pdf_text(attached) and CREDIT in pdf_text(attached), pdf_text(attached)
+    sent = [e for e in ledger.case("NC-CREDIT-1")["events"] if e["type"] == "ReminderSent"]
+    stated = {c["currency"]: c["amount"] for c in sent[2]["data"]["letter"]["credit"]}
+    assert stated == {"EUR": "50.00", "USD": "20.00"}, sent[2]["data"]["letter"]
+    out = ledger.dir / "NC-CREDIT-1-3.pdf"
+    again = ledger.ok("case", "letter", "NC-CREDIT-1", "--seq", "3", "--out", str(out))
+    assert again["same"] is True and out.read_bytes() == attached, again
+
+    without = letter_of(ledger, "ap@c-nocredit.test")
+    assert "NC-NONE-1" in pdf_text(without) and "credit on account" not in pdf_text(without), pdf_text(without)
+    sent = [e for e in ledger.case("NC-NONE-1")["events"] if e["type"] == "ReminderSent"]
+    assert "credit" not in sent[2]["data"]["letter"], sent[2]["data"]["letter"]
+    assert ledger.ok("case", "letter", "NC-NONE-1", "--seq", "3", "--out", str(ledger.dir / "none.pdf"))["same"]

@@ -9,6 +9,7 @@ from uuid import uuid4
 import pytest
 
 from activities.contracts import NoticeRequest
+from activities.letters import LetterRenderer
 from activities.rendering import NoticeRenderer
 from domain.customer import customer_stream_id
 from domain.events import AdvanceFacts, Customer
@@ -49,6 +50,19 @@ def test_without_credit_the_notice_is_the_same_as_before(step):
         rendered = renderer.render([notice(step=step)], credit)
         assert (rendered.text, rendered.html, rendered.subject) == (plain.text, plain.html, plain.subject)
     assert "credit on account" not in plain.text and "credit on account" not in plain.html
+
+
+@pytest.mark.parametrize(("language", "line"), [
+    ("en", "You have €50.00 of credit on account with us."),
+    ("de", "Sie haben bei uns ein Guthaben von 50,00\u00a0€."),
+    ("ja", "€50.00の未充当の入金残高"),
+])
+def test_a_final_notices_letter_states_the_credit_and_without_it_reads_as_before(language, line):
+    letters, final = LetterRenderer(), notice(language, "final")
+    stated = letters.html(final, [Money.of("50.00", "EUR"), Money.of("0.00", "USD")])
+    assert line in stated, stated
+    plain = letters.html(final)
+    assert letters.html(final, [Money.of("0.00", "EUR")]) == plain and line not in plain
 
 
 def test_credit_in_each_currency_is_stated_and_the_empty_ones_left_out():
