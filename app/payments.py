@@ -394,7 +394,18 @@ class PaymentService:
         for invoice, _ in found.applications:
             if too_early := self._too_early(line, invoice.invoice_id):
                 return unmatched(too_early, found.candidates)
+        if not found.applications and (written_off := self._written_off_named(line)) is not None:
+            return unmatched(f"invoice {written_off} was written off: `payments assign {line.payment_id} "
+                             f"{written_off}` records this money as bad debt recovered", found.candidates)
         return found
+
+    def _written_off_named(self, line: PaymentLine) -> str | None:
+        """The invoice written off that the reference names, if one is (a receipt held unmatched: its hint)."""
+        named = self.ledger.invoices_named(set(reference_tokens(line.reference)))
+        for invoice in (i for i in named if i.case_closed):
+            if self.cases.summary_row(invoice.invoice_id).status == "written_off":
+                return invoice.invoice_id
+        return None
 
     async def _receive_line(self, line: PaymentLine, actor: Actor, reason: str) -> str | None:
         """Match and apply one receipt (split across several invoices under the same payment id when
@@ -497,6 +508,9 @@ class PaymentService:
             raise DomainError(f"payment {payment_id} is {payment.status}, not unmatched", "payment_id")
         if not self.ledger.invoices_named({invoice_id}) and (customer_id := self._requester(invoice_id)):
             return await self._assign_to_request(payment, customer_id, invoice_id, actor, reason)
+        dunned = self.cases._existing(invoice_id)
+        if dunned is not None and dunned["status"] == "written_off":
+            return self._assign_recovery(payment, invoice_id, dunned["case_id"], actor, reason)
         why_not = applicable(self.ledger.open_invoice(invoice_id), payment.amount)
         if why_not:
             raise DomainError(why_not, "invoice_id")
@@ -532,6 +546,20 @@ class PaymentService:
                      f"payment {payment.payment_id} (advance request {request_id})", payment_id=payment.payment_id,
                      invoice_id=request_id, amount=payment.amount)
         return {**paid, "invoice_id": request_id, "applied_to": "advance request"}
+
+    def _assign_recovery(self, payment: PaymentRow, invoice_id: str, case_id: str, actor: Actor, reason: str) -> dict:
+        """A bank line that pays an invoice written off: bad debt recovered (``WriteOffRecovered``, as `pay`
+        records it: at most what is still recoverable, or refused naming ``amount`` and nothing changes).
+        The line leaves the unmatched list as ``recovered``, settling no invoice (the case stays written
+        off), with its ``PaymentAssigned``. A crash between the two: assigning again finds the recovery
+        recorded (the same payment id and content) and finishes."""
+        recovered = self.cases._recover(invoice_id, payment.payment_id, payment.amount, payment.received_on,
+                                        payment.reference, actor, reason)
+        self.ledger.mark_recovered(payment.payment_id, invoice_id, case_id)
+        record_event(self.cases.ctx, "payment", payment.payment_id, admin.PaymentAssigned, actor, reason,
+                     f"payment {payment.payment_id} (recovery on invoice {invoice_id})", payment_id=payment.payment_id,
+                     invoice_id=invoice_id, amount=payment.amount, case_id_ref=case_id)
+        return recovered
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
         payment = self._payment(payment_id)

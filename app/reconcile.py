@@ -103,6 +103,8 @@ class Recomputed:
     # payment id -> what a payment on an invoice without a case paid beyond its open amount: the
     # customer's credit, not on the invoice (its event's excess)
     ledger_excess: dict[str, Decimal] = field(default_factory=dict)
+    # payment id -> (invoice id, amount) of bad debt recovered on a written-off invoice (WriteOffRecovered)
+    recoveries: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
 
 
 def recompute(ctx: Context, start: date, end: date) -> Recomputed:
@@ -110,12 +112,16 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
     cases: dict[str, CaseFacts] = {}
     period: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     ledger_excess: dict[str, Decimal] = {}
+    recoveries: dict[str, tuple[str, Decimal]] = {}
     for record in ctx.store.read_all():
         e = record.event
         name = type(e).__name__
         case_id = str(record.stream_id)
         if name in ("LedgerPaymentRecorded", "PaymentAssigned") and getattr(e, "excess", None) is not None:
             ledger_excess[e.payment_id] = e.excess.amount
+            continue
+        if name == "WriteOffRecovered":
+            recoveries[e.payment_id] = (e.invoice_id, e.amount.amount)
             continue
         if name == "CaseOpened":
             cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
@@ -168,7 +174,7 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             # ERP amendment up and an undone small-balance write-off are negative
             sign = -1 if name in ("InterestWaived", "InvoiceAmended", "SmallBalanceWriteOffReversed") else 1
             period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
-    return Recomputed(cases, period, ledger_excess)
+    return Recomputed(cases, period, ledger_excess, recoveries)
 
 
 def _paid_and_owed(facts: CaseFacts, name: str, e, moved: Decimal) -> None:
@@ -300,6 +306,13 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
     reversed_on_cases = {pid for f in found.cases.values() for pid in f.reversed}
     paid_without_case: dict[str, Decimal] = defaultdict(Decimal)  # the excess is credit, not on the invoice
     for r in rows:
+        if r.status == "recovered":  # a bank line assigned to a written-off invoice: its WriteOffRecovered
+            recovered = found.recoveries.get(r.payment_id)
+            if recovered != (r.invoice_id, _amount(r.amount_minor, r.currency)):
+                differences.append(f"payment {r.payment_id}: the payments table records {_amount(r.amount_minor, r.currency)} "
+                                   f"recovered on invoice {r.invoice_id}, the events "
+                                   + (f"{recovered[1]} on invoice {recovered[0]}" if recovered else "no recovery"))
+            continue
         if r.case_id is None:
             if r.invoice_id is not None and r.status == "applied":
                 paid_without_case[r.invoice_id] += (_amount(r.amount_minor, r.currency)

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.main import (AsOpt, JsonOpt, app, case_app, console, execute, policy_app, print_table, reason_option,
-                      show_reply)
+                      show_payment, show_reply)
 from app.services import CaseService
 from domain.inputs import parse_date
 
@@ -185,10 +185,11 @@ def payments_assign(payment_id: str, invoice_id: str,
                     reason: reason_option("Why this payment belongs to this invoice, e.g. 'remittance advice'"),
                     as_user: AsOpt = None, as_json: JsonOpt = False) -> None:
     """Apply an unmatched payment to an invoice (its case, or the ledger), or to an advance request (an advance
-    held on the customer; its case of kind advance sees it), with a reason (PaymentAssigned)."""
+    held on the customer; its case of kind advance sees it), with a reason (PaymentAssigned). On an invoice
+    written off it is bad debt recovered (WriteOffRecovered), at most what is still recoverable."""
     execute(lambda s: _payments(s).assign(payment_id, invoice_id, s.ctx.actor(as_user), reason), as_json,
-            lambda r: show_reply(r) if r.get("case_id") else console.print(
-                f"payment {payment_id} applied to invoice {invoice_id}"))
+            lambda r: show_payment(r) if r.get("applied_to") == "recovery" else show_reply(r) if r.get("case_id")
+            else console.print(f"payment {payment_id} applied to invoice {invoice_id}"))
 
 
 @payments_app.command("reverse")

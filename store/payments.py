@@ -30,7 +30,7 @@ class PaymentRow:
     received_on: date
     payer: str
     reference: str
-    status: str  # applied | unmatched | reversed
+    status: str  # applied | unmatched | reversed | recovered (bad debt recovered on a written-off invoice)
     matched_by: str | None
     note: str | None
 
@@ -223,6 +223,14 @@ class PaymentLedger:
         with self.db.transaction() as session:
             session.execute(update(payments).where(payments.c.payment_id == payment_id).values(
                 status="applied", invoice_id=invoice_id, case_id=case_id, matched_by=matched_by, note=None))
+
+    def mark_recovered(self, payment_id: str, invoice_id: str, case_id: str) -> None:
+        """An unmatched receipt recorded as bad debt recovered on ``invoice_id`` (its ``WriteOffRecovered``):
+        it applies to no open item, so neither the ledger's nor a case's paid figures count it."""
+        with self.db.transaction() as session:
+            session.execute(update(payments).where(payments.c.payment_id == payment_id,
+                                                   payments.c.status == "unmatched").values(
+                status="recovered", invoice_id=invoice_id, case_id=case_id, matched_by="manual", note=None))
 
     def unmatched(self) -> list[PaymentRow]:
         with self.db.read() as session:

@@ -821,3 +821,51 @@ def test_a_write_off_ratio_above_100_percent_says_why(ledger):
     assert answer["notes"] == [explained], answer
     # the 90 days up to today: sales of the period, more than what was written off, and no note
     assert not [n for n in ledger.ok("report", "write-offs", "--currency", "EUR")["notes"] if "write-off" in n]
+
+
+def test_a_bank_payment_on_a_written_off_invoice_is_assigned_as_a_recovery(ledger):
+    """A finance manager's bank file brought a second dividend for K-WO (12,000.00 written off, 5,000.00
+    recovered by `pay` in the test above): the import held it unmatched, "its case is closed", and
+    `payments assign` refused it for the same reason, so the money could be booked only with `pay`,
+    which left the bank line waiting in the unmatched list. Now the import says the invoice was written
+    off and how to book it, and assigning it records bad debt recovered (as `pay` does: at most what is
+    still recoverable, refused naming the amount otherwise, and nothing changes); the line leaves the
+    unmatched list, the case stays written off, `report kpis` counts it as recovered and collected."""
+    manager = {"COLLECTIONS_TOKEN": ledger.token("demo-manager")}
+    received = TODAY - timedelta(days=1)
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    imported = ledger.import_bank_file([f"BANK-KWO-2,{received},1500.00,EUR,Administrator,second dividend K-WO",
+                                        f"BANK-KWO-3,{received},6000.00,EUR,Administrator,final dividend K-WO"])
+    assert imported["unmatched"] == 2, imported
+    held = {p["payment_id"]: p for p in ledger.ok("payments", "unmatched")}
+    assert "invoice K-WO was written off: `payments assign BANK-KWO-2 K-WO` records this money as bad debt " \
+           "recovered" in held["BANK-KWO-2"]["note"], held
+
+    done = ledger.cli("payments", "assign", "BANK-KWO-2", "K-WO", "--reason", "administrator's second dividend",
+                      json=False)
+    assert done.code == 0, str(done)
+    said = " ".join(done.stdout.split())
+    assert "recovery of written-off invoice K-WO: payment BANK-KWO-2 of 1500.00 EUR recorded" in said, said
+    assert "recovered 6500.00 of 12000.00 written off (5500.00 still recoverable)" in said, said
+    ledger.refused("payments", "assign", "BANK-KWO-3", "K-WO", "--reason", "final dividend", match="amount")
+    ledger.refused("payments", "assign", "BANK-KWO-2", "K-WO", "--reason", "again", match="payment_id")
+    assert [p["payment_id"] for p in ledger.ok("payments", "unmatched")] == ["BANK-KWO-3"]
+
+    shown = ledger.case("K-WO")
+    assert (shown["status"], shown["balance"]) == ("written_off", "0.00"), shown
+    assert [(r["data"]["payment_id"], r["data"]["amount"]["amount"], r["actor"]) for r in shown["recoveries"]] == [
+        ("REC-KWO-1", "5000.00", "demo-collector"), ("BANK-KWO-2", "1500.00", "demo-collector")], shown["recoveries"]
+    trail = [r for r in ledger.ok("audit", "export", "--from", str(TODAY), env=manager)
+             if r["type"] in ("WriteOffRecovered", "PaymentAssigned") and "BANK-KWO" in r["subject"]]
+    assert sorted((r["type"], r["amount"], r["reason"]) for r in trail) == [
+        ("PaymentAssigned", "1500.00", "administrator's second dividend"),
+        ("WriteOffRecovered", "1500.00", "administrator's second dividend")], trail
+
+    expected = {"recovered": str(money(before["recovered"]) + Decimal("1500.00")),
+                "collected": str(money(before["collected"]) + Decimal("1500.00")),
+                "written_off": before["written_off"], "receivables_end": before["receivables_end"]}
+    problems = euro_kpis_differ(ledger, expected)
+    reconciled = ledger.cli("report", "reconcile")
+    if reconciled.code != 0 or reconciled.json["figures"]["EUR"]["recovered"] != expected["recovered"]:
+        problems.append(f"report reconcile: {reconciled}")
+    assert not problems, "\n".join(problems)
