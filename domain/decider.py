@@ -866,28 +866,33 @@ def _erp_sync(emit: _Emitter, c: cmd.SyncInvoice, policy: Policy) -> None:
 
 
 def amendment(s: CaseState, amount: Money, below_paid_is_credit: bool = True,
-              before_case_is_credit: bool = True,
-              credit_applied_is_credit: bool = True) -> tuple[Money, Money | None]:
+              before_case_is_credit: bool = True, credit_applied_is_credit: bool = True,
+              paid_outside_is_credit: bool = True) -> tuple[Money, Money | None]:
     """(change, credit) of the ERP amending the invoice to ``amount``. A reduction takes the
     balance to zero, not below; what it takes off beyond the open balance comes off what was
     paid: first the payments on the case (net of reversals), then the customer credit applied to
-    the case (``credit_applied``), then what was paid before the case opened and still settles
-    the invoice (``paid_before_open``); each net of what an earlier amendment already made credit
-    (``credit_taken_back`` says how much of the credit is the customer credit applied). That part
-    stays with the customer as credit (unapplied cash), as an overpayment's excess does. Credit
-    notes, write-offs and other reductions are no money the customer paid: beyond them, the
+    the case (``credit_applied``), then what the ERP booked as paid outside the engine since the
+    case opened and still settles the invoice (``paid_outside_settling``), then what was paid
+    before the case opened and still settles the invoice (``paid_before_open``); each net of what
+    an earlier amendment already made credit (``credit_taken_back`` and ``paid_outside_taken_back``
+    say how much of the credit is the customer credit applied and the money paid outside). That
+    part stays with the customer as credit (unapplied cash), as an overpayment's excess does.
+    Credit notes, write-offs and other reductions are no money the customer paid: beyond them, the
     reduction stops.
     ``below_paid_is_credit`` False: as decided before that rule (no credit, the reduction stopped
     at the open balance). ``before_case_is_credit`` False: as decided before money paid before
     the case counted (only the payments on the case became credit). ``credit_applied_is_credit``
-    False: as decided before the customer credit applied counted. Credit None: none."""
+    False: as decided before the customer credit applied counted. ``paid_outside_is_credit``
+    False: as decided before the money paid outside the engine counted. Credit None: none."""
     change = amount - s.current_invoice_amount
     floor = -s.balance  # the open balance
     if change >= floor:
         return change, None
+    zero = Money.zero(s.currency)
     paid = s.payments
-    paid += s.credit_applied_total if credit_applied_is_credit else Money.zero(s.currency)
-    paid += s.paid_before_open if before_case_is_credit else Money.zero(s.currency)
+    paid += s.credit_applied_total if credit_applied_is_credit else zero
+    paid += s.paid_outside_settling_total if paid_outside_is_credit else zero
+    paid += s.paid_before_open if before_case_is_credit else zero
     credit = (floor - change).min(paid) if below_paid_is_credit else Money.zero(s.currency)
     if not credit.is_positive:
         return floor, None
@@ -903,15 +908,28 @@ def credit_taken_back(s: CaseState, credit: Money, credit_applied_is_credit: boo
     return back if back.is_positive else None
 
 
+def paid_outside_taken_back(s: CaseState, credit: Money, credit_applied: Money | None,
+                            paid_outside_is_credit: bool = True) -> Money | None:
+    """Of an amendment's ``credit``, what comes off the money the ERP booked as paid outside the
+    engine and still settling the invoice: what the payments on the case and the customer credit
+    applied (``credit_applied``, as ``credit_taken_back`` decided it) do not cover, up to that money
+    (None: none). What the ERP booked stays as it was: its next export's ``paid`` is compared with it."""
+    if not paid_outside_is_credit:
+        return None
+    back = (credit - s.payments - (credit_applied or Money.zero(s.currency))).min(s.paid_outside_settling_total)
+    return back if back.is_positive else None
+
+
 def _amend(emit: _Emitter, amount: Money, why: str, policy: Policy) -> None:
     s = emit.state
     rules = policy.credit
     change, credit = amendment(s, amount, rules.amended_below_paid, rules.amended_below_paid_before_case,
-                               rules.amended_below_credit_applied)
+                               rules.amended_below_credit_applied, rules.amended_below_paid_outside)
     extra: dict = {"credit": credit} if credit is not None else {}
-    back = credit_taken_back(s, credit, rules.amended_below_credit_applied) if credit is not None else None
-    if back is not None:
-        extra["credit_applied"] = back
+    if credit is not None:
+        back = credit_taken_back(s, credit, rules.amended_below_credit_applied)
+        outside = paid_outside_taken_back(s, credit, back, rules.amended_below_paid_outside)
+        extra.update({k: v for k, v in (("credit_applied", back), ("paid_outside", outside)) if v is not None})
     emit(ev.InvoiceAmended, previous=s.current_invoice_amount, amount=amount, change=change, reason=why, **extra)
 
 

@@ -538,9 +538,9 @@ class CaseClosed(Event):
 class InvoiceAmended(Event):
     """The ERP changed the invoice amount by ``change`` (negative: reduced). The balance moves by
     ``change`` + ``credit``: a reduction below what the customer already paid (on the case, the
-    customer credit applied to it, then before it opened) takes the balance to zero, and the part
-    paid beyond the new amount (``credit``) stays with the customer as credit (unapplied cash), as
-    an overpayment's excess does (docs/IMPORT.md)."""
+    customer credit applied to it, outside the engine as the ERP booked it, then before it opened)
+    takes the balance to zero, and the part paid beyond the new amount (``credit``) stays with the
+    customer as credit (unapplied cash), as an overpayment's excess does (docs/IMPORT.md)."""
 
     type: Literal["InvoiceAmended"] = "InvoiceAmended"
     previous: Money
@@ -550,12 +550,17 @@ class InvoiceAmended(Event):
     change: Money
     reason: str  # where the ERP said so: "ERP export FILE line N"
     # paid beyond the new amount, now customer credit: of the payments on the case, then of the
-    # customer credit applied to it (``credit_applied``), then of what was paid before it opened (in
-    # events recorded before those rules, of the payments, then of what was paid before it opened)
+    # customer credit applied to it (``credit_applied``), then of what was paid outside the engine
+    # (``paid_outside``), then of what was paid before it opened (in events recorded before those
+    # rules, of the payments, then of what was paid before it opened)
     credit: Money | None = None
     # of ``credit``, what came off the customer credit applied to the case (None: none, as in every
     # event recorded before that rule)
     credit_applied: Money | None = None
+    # of ``credit``, what came off the money the ERP booked as paid outside the engine on the case
+    # (PaidOutsideEngine): it no longer settles the invoice, and the ERP's booked total stays as it
+    # was (None: none, as in every event recorded before that rule)
+    paid_outside: Money | None = None
 
     @property
     def balance_change(self) -> Money:

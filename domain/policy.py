@@ -345,6 +345,12 @@ class CreditPolicy(_Model):
         "payments on the case and before money paid before the case opened (False only for workflow runs recorded "
         "before this rule: the credit applied beyond the new amount was left nowhere)"
     )
+    amended_below_paid_outside: bool = Field(
+        True, description="with amended_below_paid, money the ERP booked as paid outside the engine on the case "
+        "counts as paid too: an amendment below it leaves the part paid beyond the new amount with the customer as "
+        "credit, after the customer credit applied and before money paid before the case opened (False only for "
+        "workflow runs recorded before this rule: the part paid outside beyond the new amount was left nowhere)"
+    )
 
 
 class MatchingPolicy(_Model):
@@ -584,6 +590,13 @@ class Policy(_Model):
         Only for workflow runs recorded then."""
         return self.model_copy(update={"credit": self.credit.model_copy(
             update={"amended_below_credit_applied": False})})
+
+    def before_amended_below_paid_outside(self) -> Policy:
+        """This policy as cases were decided before money the ERP booked as paid outside the engine
+        counted in an amendment below what was paid: the part paid outside beyond the new amount
+        went nowhere. Only for workflow runs recorded then."""
+        return self.model_copy(update={"credit": self.credit.model_copy(
+            update={"amended_below_paid_outside": False})})
 
     def before_promise_in_customer_day(self) -> Policy:
         """This policy as cases were decided before a promised day was the customer's: it ended at

@@ -310,7 +310,13 @@ class CaseState(_Frozen):
     invoice_amount: Money | None = None  # the ERP's current invoice amount (None: the original)
     credit_note_ids: tuple[str, ...] = ()
     erp_adjustments: Money | None = None  # amendments and credit notes; positive reduced the balance
-    paid_outside: Money | None = None  # what the ERP booked as paid outside the engine, on the case
+    # what the ERP booked as paid outside the engine, on the case: its next export's paid is compared
+    # with it (with erp_paid_before_open), so nothing lowers it
+    paid_outside: Money | None = None
+    # of it, what still settles the invoice: what it took off the balance, less what an ERP amendment
+    # below it gave back as credit (InvoiceAmended.paid_outside). None: as much as paid_outside (a
+    # state carried over from before this figure: on an open case, all it booked took off the balance)
+    paid_outside_settling: Money | None = None
     erp_paid_before_open: Money | None = None  # what it had booked before the case opened (in paid_before_open)
     payment_reports: tuple[str, ...] = ()  # what the customer said was paid (payment_report_key)
     # Early-cash instruments (docs/FINANCING.md): None until used.
@@ -335,6 +341,10 @@ class CaseState(_Frozen):
     @property
     def paid_outside_total(self) -> Money:
         return self.paid_outside or Money.zero(self.currency)
+
+    @property
+    def paid_outside_settling_total(self) -> Money:
+        return self.paid_outside_total if self.paid_outside_settling is None else self.paid_outside_settling
 
     @property
     def erp_booked_total(self) -> Money:
@@ -522,6 +532,11 @@ def _alone(s: CaseState, amount: Money, alone: bool = True) -> dict:
     if not alone or s.reduction_approved:
         return {}
     return {"reduced_alone": (s.reduced_alone or Money.zero(s.currency)) + amount}
+
+
+# The principal reduction of money the ERP booked as paid outside the engine (no payment id nor
+# allocation id is ever this), so that an amendment below it can take it back (_taken_back).
+PAID_OUTSIDE_REF = "erp:paid-outside"
 
 
 def _reduced(s: CaseState, on: date, amount: Money, ref: str = "") -> tuple[Reduction, ...]:
@@ -981,20 +996,24 @@ def _invoice_amended(s: CaseState, e: ev.InvoiceAmended) -> dict:
     changes = {**_rebalanced(s, s.balance + e.balance_change), "invoice_amount": e.amount,
                "erp_adjustments": s.erp_adjustments_total - e.change}
     if e.credit is not None:
-        changes.update(_paid_beyond_amendment(s, e.credit, e.credit_applied or Money.zero(s.currency)))
+        zero = Money.zero(s.currency)
+        changes.update(_paid_beyond_amendment(s, e.credit, e.credit_applied or zero, e.paid_outside or zero))
     return changes
 
 
-def _paid_beyond_amendment(s: CaseState, credit: Money, credit_applied: Money) -> dict:
+def _paid_beyond_amendment(s: CaseState, credit: Money, credit_applied: Money, paid_outside: Money) -> dict:
     """Of what was paid, ``credit`` no longer settles the invoice: it is the customer's credit.
     It comes off the payments on the case first (``domain.decider.amendment``), taken from the
     latest payments first, each keeping what it did (applied / excess), so that reversing one
     takes back what it still settles and the credit it left; then ``credit_applied`` (the event
-    says how much) off the customer credit applied to the case, the latest allocation first; the
+    says how much) off the customer credit applied to the case, the latest allocation first; then
+    ``paid_outside`` (the event says how much) off what the ERP booked as paid outside the engine
+    and still settles the invoice (``paid_outside_settling``; what the ERP booked, ``paid_outside``,
+    stays as it was, so that its next export books nothing again), the latest booking first; the
     rest off what was paid before the case opened. Each is lowered by what it gave, so that a later
     amendment cannot make the same money credit again. (Events recorded before those rules have
-    no ``credit_applied``, and no rest beyond the payments before money paid before the case
-    counted.)"""
+    no ``credit_applied`` nor ``paid_outside``, and no rest beyond the payments before money paid
+    before the case counted.)"""
     on_case = credit.min(s.payments)
     settled = dict(s.settled_by_payment)
     moved_from: dict[str, Decimal] = {}
@@ -1013,26 +1032,30 @@ def _paid_beyond_amendment(s: CaseState, credit: Money, credit_applied: Money) -
         left -= moved
     reductions = tuple(r.model_copy(update={"amount": r.amount - moved_from[r.ref]}) if r.ref in moved_from else r
                        for r in s.principal_reductions)
+    if credit_applied.is_positive:
+        reductions = _taken_back(reductions, set(s.allocation_ids), credit_applied.amount)
     changes = {"payments": s.payments - on_case,
-               "paid_before_open": s.paid_before_open - (credit - on_case - credit_applied),
+               "paid_before_open": s.paid_before_open - (credit - on_case - credit_applied - paid_outside),
                "customer_credit": s.customer_credit + credit, "settled_by_payment": settled,
                "principal_reductions": reductions}
     if credit_applied.is_positive:
-        changes.update(credit_applied=s.credit_applied_total - credit_applied,
-                       principal_reductions=_credit_taken_back(s, reductions, credit_applied.amount))
+        changes["credit_applied"] = s.credit_applied_total - credit_applied
+    if paid_outside.is_positive:
+        changes.update(paid_outside_settling=s.paid_outside_settling_total - paid_outside,
+                       principal_reductions=_taken_back(reductions, {PAID_OUTSIDE_REF}, paid_outside.amount))
     return changes
 
 
-def _credit_taken_back(s: CaseState, reductions: tuple[Reduction, ...], amount: Decimal) -> tuple[Reduction, ...]:
-    """The reductions of the principal, with ``amount`` of the customer credit applied no longer
-    settling the invoice: taken off the allocations' reductions (as ``_credit_applied`` recorded
-    them), the latest allocation first."""
-    allocations = set(s.allocation_ids)
+def _taken_back(reductions: tuple[Reduction, ...], refs: set[str], amount: Decimal) -> tuple[Reduction, ...]:
+    """The reductions of the principal, with ``amount`` of the money they name by ``refs`` no
+    longer settling the invoice (the customer credit applied: its allocations, as
+    ``_credit_applied`` recorded them; money paid outside the engine: ``PAID_OUTSIDE_REF``, as
+    ``_paid_outside`` recorded it): taken off those reductions, the latest first."""
     out = list(reductions)
     for i in reversed(range(len(out))):
         if amount <= 0:
             break
-        if out[i].ref in allocations and out[i].amount > 0:
+        if out[i].ref in refs and out[i].amount > 0:
             moved = min(amount, out[i].amount)
             out[i] = out[i].model_copy(update={"amount": out[i].amount - moved})
             amount -= moved
@@ -1046,9 +1069,11 @@ def _credit_note(s: CaseState, e: ev.CreditNoteApplied) -> dict:
 
 
 def _paid_outside(s: CaseState, e: ev.PaidOutsideEngine) -> dict:
-    # booked on the case: the ERP's total (e.total) less what it had booked before the case opened
+    # booked on the case: the ERP's total (e.total) less what it had booked before the case opened;
+    # of it, what took off the balance settles the invoice
     return {**_rebalanced(s, s.balance - e.applied), "paid_outside": s.paid_outside_total + e.amount,
-            "principal_reductions": _reduced(s, e.occurred_at.date(), e.applied)}
+            "paid_outside_settling": s.paid_outside_settling_total + e.applied,
+            "principal_reductions": _reduced(s, e.occurred_at.date(), e.applied, PAID_OUTSIDE_REF)}
 
 
 def _due_date_moved(s: CaseState, e: ev.DueDateMoved) -> dict:

@@ -79,6 +79,10 @@ PAID_BEFORE_CASE_PATCH = "amended-below-paid-before-case-is-credit"
 # the case, before money paid before it opened). Runs recorded before it left the credit applied
 # beyond the new amount nowhere (Policy.before_amended_below_credit_applied).
 CREDIT_APPLIED_PATCH = "amended-below-credit-applied-is-credit"
+# Money the ERP booked as paid outside the engine counts in such an amendment too (after the
+# credit applied, before money paid before the case opened). Runs recorded before it left the part
+# paid outside beyond the new amount nowhere (Policy.before_amended_below_paid_outside).
+PAID_OUTSIDE_PATCH = "amended-below-paid-outside-is-credit"
 # A promised day is the customer's: it ends at midnight in their time zone, not UTC's.
 PROMISE_IN_CUSTOMER_DAY_PATCH = "promise-in-customer-day"
 # Every reduction people made on a case (write-offs, dispute credits, cancellation, interest
@@ -125,6 +129,7 @@ class CollectionCaseWorkflow:
         self._below_paid: bool | None = None  # AMENDED_BELOW_PAID_PATCH, asked once per run
         self._before_case: bool | None = None  # PAID_BEFORE_CASE_PATCH, asked once per run
         self._credit_applied: bool | None = None  # CREDIT_APPLIED_PATCH, asked once per run
+        self._paid_outside: bool | None = None  # PAID_OUTSIDE_PATCH, asked once per run
         self._customer_day: bool | None = None  # PROMISE_IN_CUSTOMER_DAY_PATCH, asked once per run
         self._all_reductions: bool | None = None  # ALL_REDUCTIONS_ADD_UP_PATCH, asked once per run
 
@@ -175,7 +180,8 @@ class CollectionCaseWorkflow:
         """The policy this run decides with: the pinned (or migrated) one, as it was decided
         before LIVENESS_PATCH, REDUCTIONS_ADD_UP_PATCH, WRITE_OFFS_ADD_UP_PATCH and
         AMENDED_BELOW_PAID_PATCH, PROMISE_IN_CUSTOMER_DAY_PATCH, ALL_REDUCTIONS_ADD_UP_PATCH,
-        PAID_BEFORE_CASE_PATCH and CREDIT_APPLIED_PATCH for runs recorded before them."""
+        PAID_BEFORE_CASE_PATCH, CREDIT_APPLIED_PATCH and PAID_OUTSIDE_PATCH for runs recorded
+        before them."""
         if self._live is None:
             self._live = workflow.patched(LIVENESS_PATCH)
             self._add_up = workflow.patched(REDUCTIONS_ADD_UP_PATCH)
@@ -185,6 +191,7 @@ class CollectionCaseWorkflow:
             self._all_reductions = workflow.patched(ALL_REDUCTIONS_ADD_UP_PATCH)
             self._before_case = workflow.patched(PAID_BEFORE_CASE_PATCH)
             self._credit_applied = workflow.patched(CREDIT_APPLIED_PATCH)
+            self._paid_outside = workflow.patched(PAID_OUTSIDE_PATCH)
         policy = self._input.policy if self._live else self._input.policy.before_liveness()
         policy = policy if self._add_up else policy.before_reductions_add_up()
         policy = policy if self._write_offs_add_up else policy.before_write_offs_add_up()
@@ -192,6 +199,7 @@ class CollectionCaseWorkflow:
         policy = policy if self._all_reductions else policy.before_reductions_add_up_for_authority()
         policy = policy if self._before_case else policy.before_amended_below_paid_before_case()
         policy = policy if self._credit_applied else policy.before_amended_below_credit_applied()
+        policy = policy if self._paid_outside else policy.before_amended_below_paid_outside()
         return policy if self._below_paid else policy.before_amended_below_paid()
 
     @staticmethod

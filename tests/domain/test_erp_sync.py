@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 from hypothesis import given, settings
@@ -11,11 +12,11 @@ from hypothesis import strategies as st
 
 from domain import commands as cmd
 from domain import events as ev
-from domain.decider import amendment
+from domain.decider import amendment, erp_differences, paid_outside_taken_back
 from domain.errors import DomainError
 from domain.events import Customer
 from domain.money import Money
-from domain.state import CaseStatus
+from domain.state import PAID_OUTSIDE_REF, CaseStatus
 from domain.users import Actor
 from tests.domain.scenario import Case, default_policy, invoice, types, usd
 
@@ -174,42 +175,54 @@ def test_money_paid_before_the_case_once_made_credit_is_not_credited_again():
     assert (change, credit) == (usd("0"), None)
 
 
-@settings(max_examples=200, deadline=None)
-@given(paid_before=st.integers(0, 99), on_case=st.lists(st.tuples(st.booleans(), st.integers(1, 60)), max_size=4),
+@settings(max_examples=250, deadline=None)
+@given(paid_before=st.integers(0, 99),
+       on_case=st.lists(st.tuples(st.sampled_from(("payment", "credit", "erp")), st.integers(1, 60)), max_size=5),
        amounts=st.lists(st.integers(1, 150), min_size=1, max_size=4))
 def test_amendments_in_a_row_credit_at_most_what_was_paid_and_lose_nothing(paid_before, on_case, amounts):
-    # what was paid: before the case, payments on it and customer credit applied to it (True), in any order
+    # what was paid: before the case, payments on it, customer credit applied to it and money the ERP
+    # booked as paid outside the engine (its export's paid), in any order
     case = Case().open(invoice(amount="100.00", paid=f"{paid_before}.00"))
     paid = usd(f"{paid_before}.00")
-    applied = usd("0")
-    for n, (credit, amount) in enumerate(on_case):
+    applied = outside = usd("0")
+    for n, (how, amount) in enumerate(on_case):
         if amount >= case.state.balance.amount:
             break
-        if credit:
+        if how == "credit":
             case.when(cmd.ApplyCustomerCredit, allocation_id=f"AL-{n}", amount=usd(f"{amount}.00"))
             applied += usd(f"{amount}.00")
+        elif how == "erp":
+            outside += usd(f"{amount}.00")
+            sync(case, amount="100.00", paid=str(outside.amount))
         else:
             case.pay(f"{amount}.00", payment_id=f"P-{n}")
         paid += usd(f"{amount}.00")
     for amount in amounts:
         if case.state.closed:
             break
-        sync(case, amount=f"{amount}.00")
+        # the ERP's export says what it booked as paid each time: the same figure books nothing again
+        sync(case, amount=f"{amount}.00", paid=str(outside.amount) if outside.is_positive else None)
         s = case.state
         amended = [e for e in case.events if isinstance(e, ev.InvoiceAmended) and e.credit is not None]
         credited = sum((e.credit for e in amended), usd("0"))
         given_back = sum((e.credit_applied for e in amended if e.credit_applied is not None), usd("0"))
-        assert s.paid_before_open.amount >= 0 and s.payments.amount >= 0 and s.credit_applied_total.amount >= 0
+        outside_back = sum((e.paid_outside for e in amended if e.paid_outside is not None), usd("0"))
+        settles = s.paid_before_open + s.payments + s.credit_applied_total + s.paid_outside_settling_total
+        assert min(s.paid_before_open.amount, s.payments.amount, s.credit_applied_total.amount,
+                   s.paid_outside_settling_total.amount) >= 0
         # what still settles the invoice and the credit it left: what was paid, once
-        assert s.paid_before_open + s.payments + s.credit_applied_total + s.customer_credit == paid
+        assert settles + s.customer_credit == paid
         assert credited == s.customer_credit and credited <= paid
         assert given_back + s.credit_applied_total == applied  # credit applied given back at most once
+        assert outside_back + s.paid_outside_settling_total == outside  # paid outside given back at most once
+        assert s.erp_booked_total == outside  # what the ERP booked stays what it booked
+        assert sum((e.amount for e in case.events if isinstance(e, ev.PaidOutsideEngine)), usd("0")) == outside
         # what still settles the invoice is no more than it owes: the rest is the customer's credit, not nobody's
-        assert s.paid_before_open + s.payments + s.credit_applied_total <= s.current_invoice_amount + s.fees
-        assert s.original_amount + s.fees == (s.paid_before_open + s.payments + s.credit_applied_total
-                                              + s.erp_adjustments_total + s.balance)
+        assert settles <= s.current_invoice_amount + s.fees
+        assert s.original_amount + s.fees == settles + s.erp_adjustments_total + s.balance
         # interest's principal reductions: what still settles the invoice on the case
-        assert sum(r.amount for r in s.principal_reductions) == (s.payments + s.credit_applied_total).amount
+        assert sum(r.amount for r in s.principal_reductions) == (
+            s.payments + s.credit_applied_total + s.paid_outside_settling_total).amount
 
 
 def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_payments_on_the_case_only():
@@ -330,6 +343,136 @@ def test_events_recorded_before_the_rule_fold_as_before():
     assert (amended.change, amended.credit, amended.credit_applied) == (usd("-50.00"), usd("40.00"), None)
     s = case.state
     assert (s.paid_before_open, s.credit_applied, s.customer_credit) == (usd("0"), usd("50.00"), usd("40.00"))
+
+
+# -- money the ERP booked as paid outside the engine on the case (PaidOutsideEngine) counts as paid
+# too, after the customer credit applied and before money paid before the case opened; what the ERP
+# booked (erp_booked_total, what its next export's paid is compared with) stays as it was
+
+
+def test_amended_below_what_was_paid_outside_the_engine_leaves_the_part_paid_beyond_as_credit():
+    # given an invoice of 100.00 of which the ERP's export says 60.00 paid (40.00 open)
+    case = Case().open(invoice(amount="100.00"))
+    [booked] = sync(case, amount="100.00", paid="60.00")
+    assert (booked.amount, booked.applied, case.state.balance) == (usd("60.00"), usd("60.00"), usd("40.00"))
+    # when its next export amends it to 20.00, still saying 60.00 paid
+    events = sync(case, amount="20.00", paid="60.00")
+    # then the whole amendment (80.00) is recorded, the balance goes to zero, and the 40.00 paid
+    # outside the engine beyond the new amount is the customer's credit; the 60.00 is not booked again
+    assert types(events) == ["InvoiceAmended", "CaseClosed"]
+    amended, closed = events
+    assert (amended.change, amended.credit, amended.paid_outside, amended.credit_applied) == (
+        usd("-80.00"), usd("40.00"), usd("40.00"), None)
+    assert amended.balance_change == usd("-40.00")
+    s = case.state
+    assert s.balance == usd("0") and s.status == CaseStatus.resolved and s.customer_credit == usd("40.00")
+    # of the 60.00 paid outside, 20.00 still settles the invoice of 20.00 (and lowers its principal)
+    assert (s.paid_outside_settling, s.payments, s.erp_adjustments) == (usd("20.00"), usd("0"), usd("80.00"))
+    assert [(r.ref, r.amount) for r in s.principal_reductions] == [(PAID_OUTSIDE_REF, Decimal("20.00"))]
+    assert s.original_amount == s.paid_outside_settling_total + s.erp_adjustments_total  # nothing left nowhere
+    # what the ERP booked stays 60.00: the CaseClosed says so, and its next export's paid is compared with it
+    assert (s.paid_outside, s.erp_booked_total, closed.paid_outside) == (usd("60.00"),) * 3
+    assert closed.erp_adjustments == usd("80.00")
+
+
+def test_the_same_erp_paid_figure_after_the_amendment_books_nothing_new():
+    # given 60.00 paid outside the engine of 100.00, amended to 20.00 in a file without a paid figure
+    case = Case().open(invoice(amount="100.00"))
+    sync(case, amount="100.00", paid="60.00")
+    amended, _ = sync(case, amount="20.00")
+    assert (amended.credit, amended.paid_outside) == (usd("40.00"), usd("40.00"))
+    # when the next export says 60.00 paid again, then nothing is new (the import plans with this)
+    same = cmd.SyncInvoice(command_id=uuid4(), actor=ERP, amount=usd("20.00"), due_date=case.state.due_date,
+                           customer=CUSTOMER, paid=usd("60.00"), source="erp.csv line 2")
+    assert erp_differences(case.state, same) == []
+    # and one of 70.00 differs from what the ERP booked by 10.00, no more
+    more = same.model_copy(update={"paid": usd("70.00")})
+    assert erp_differences(case.state, more) == ["paid outside"]
+    assert more.paid - case.state.erp_booked_total == usd("10.00")
+
+
+@pytest.mark.parametrize("amount, change, credit, outside, before", [
+    # 70.00 off, 55.00 beyond the open balance: P-1's 20.00, the 15.00 applied, 20.00 of the 40.00 paid
+    # outside; the 10.00 paid before the case stays as it was
+    ("30.00", "-70.00", "55.00", "20.00", "10.00"),
+    # 95.00 off, 80.00 beyond: all of it, then 5.00 of the 10.00 paid before the case
+    ("5.00", "-95.00", "80.00", "40.00", "5.00"),
+])
+def test_an_amendment_takes_the_payments_then_the_credit_applied_then_paid_outside_then_money_paid_before(
+        amount, change, credit, outside, before):
+    # given an invoice of 100.00: 10.00 paid before the case (the ERP had booked it), 20.00 paid on it
+    # (P-1), 15.00 of credit applied (AL-1), 40.00 more booked by the ERP as paid (50.00 in all): 15.00 open
+    case = Case().open(invoice(amount="100.00", paid="10.00").model_copy(update={"erp_paid": usd("10.00")}))
+    case.pay("20.00", payment_id="P-1")
+    apply_credit(case, "15.00", "AL-1")
+    [booked] = sync(case, amount="100.00", paid="50.00")
+    assert booked.amount == usd("40.00") and case.state.balance == usd("15.00")
+    # when the ERP amends it
+    amended, _ = sync(case, amount=amount, paid="50.00")
+    # then what was paid comes off in that order
+    assert (amended.change, amended.credit, amended.credit_applied, amended.paid_outside) == (
+        usd(change), usd(credit), usd("15.00"), usd(outside))
+    s = case.state
+    left = usd("40.00") - usd(outside)
+    assert (s.payments, s.credit_applied, s.paid_outside_settling, s.paid_before_open) == (
+        usd("0"), usd("0"), left, usd(before))
+    assert {r.ref: r.amount for r in s.principal_reductions} == {"P-1": 0, "AL-1": 0, PAID_OUTSIDE_REF: left.amount}
+    assert s.customer_credit == usd(credit) and s.erp_booked_total == usd("50.00")
+
+
+def test_money_paid_outside_once_given_back_is_not_given_back_again():
+    # given 60.00 paid outside the engine of 100.00 and a credit note of 30.00 (10.00 open), amended
+    # to 50.00 (50.00 off, 40.00 beyond the open balance): 40.00 of the 60.00 is credit
+    case = Case().open(invoice(amount="100.00"))
+    sync(case, amount="100.00", paid="60.00", notes=(("CN-1", "30.00"),))
+    amended, _ = sync(case, amount="50.00", paid="60.00", notes=(("CN-1", "30.00"),))
+    assert (amended.change, amended.credit, amended.paid_outside) == (usd("-50.00"), usd("40.00"), usd("40.00"))
+    assert case.state.paid_outside_settling == usd("20.00") and case.state.customer_credit == usd("40.00")
+    # when a later amendment is weighed on that state (as the ERP import plans it on the stored case),
+    # then only the 20.00 still settling the invoice can be given back, once
+    assert amendment(case.state, usd("10.00")) == (usd("-20.00"), usd("20.00"))
+    assert paid_outside_taken_back(case.state, usd("20.00"), None) == usd("20.00")
+    # and on a case where all of it was given back, nothing
+    all_back = Case().open(invoice(amount="100.00"))
+    sync(all_back, amount="100.00", paid="60.00", notes=(("CN-1", "30.00"),))
+    amended, _ = sync(all_back, amount="10.00", paid="60.00", notes=(("CN-1", "30.00"),))
+    assert (amended.change, amended.credit, amended.paid_outside) == (usd("-70.00"), usd("60.00"), usd("60.00"))
+    assert amendment(all_back.state, usd("5.00")) == (usd("0"), None)
+
+
+def test_runs_recorded_before_paid_outside_counted_leave_it_as_it_was():
+    # given a policy as decided before the rule; 60.00 paid outside the engine of 100.00
+    case = Case(default_policy().before_amended_below_paid_outside()).open(invoice(amount="100.00"))
+    sync(case, amount="100.00", paid="60.00")
+    # when the ERP amends it to 20.00
+    amended, _ = sync(case, amount="20.00", paid="60.00")
+    # then the reduction stops at the open balance and nothing is credit, as then
+    assert (amended.change, amended.credit, amended.paid_outside) == (usd("-40.00"), None, None)
+    s = case.state
+    assert (s.customer_credit, s.paid_outside_settling, s.balance) == (usd("0"), usd("60.00"), usd("0"))
+
+
+def test_events_recorded_before_paid_outside_counted_fold_as_before():
+    # an InvoiceAmended without paid_outside (every event recorded before the rule): its credit beyond
+    # the payments and the credit applied comes off the money paid before the case, never off the
+    # money paid outside
+    case = Case(default_policy().before_amended_below_paid_outside()).open(invoice(amount="100.00", paid="40.00"))
+    sync(case, amount="100.00", paid="30.00")  # the opening did not say what the ERP booked: 30.00 on the case
+    amended, _ = sync(case, amount="20.00", paid="30.00")  # 80.00 off, 50.00 beyond the open 30.00
+    assert (amended.change, amended.credit, amended.paid_outside) == (usd("-70.00"), usd("40.00"), None)
+    s = case.state
+    assert (s.paid_before_open, s.paid_outside_settling, s.customer_credit) == (usd("0"), usd("30.00"), usd("40.00"))
+    assert [(r.ref, r.amount) for r in s.principal_reductions] == [(PAID_OUTSIDE_REF, Decimal("30.00"))]
+
+
+def test_a_state_carried_over_from_before_the_figure_counts_what_the_erp_booked_on_the_open_case():
+    # a state carried over (continue-as-new, a stored case) from before paid_outside_settling: on an
+    # open case, all the ERP booked took off the balance, so it all still settles the invoice
+    case = Case().open(invoice(amount="100.00"))
+    sync(case, amount="100.00", paid="60.00")
+    carried = case.state.model_copy(update={"paid_outside_settling": None})
+    assert carried.paid_outside_settling_total == usd("60.00")
+    assert amendment(carried, usd("20.00")) == (usd("-80.00"), usd("40.00"))
 
 
 def test_credit_note_reduces_once_by_its_document_id():
