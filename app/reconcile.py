@@ -7,8 +7,9 @@ money-moving event's own fields. What it compares:
 
 * every case's open balance, open/closed status and the customer credit it left (overpayment
   excess net of reversals, the part paid beyond an ERP amendment) with ``case_summary``; and
-  that what was paid on a case and still settles it is no more than its invoice can owe (the
-  amount as amended plus its fees): more is money paid that is nobody's credit;
+  that what was paid on a case and still settles it (payments, customer credit applied, what
+  the ERP booked as paid outside the engine) is no more than its invoice can owe (the amount as
+  amended plus its fees): more is money paid that is nobody's credit;
 * every customer's open cases and open balance with ``customer_exposure``;
 * the approvals inbox with the cases' open/closed status: nothing still waits for a decision
   (``pending``) on a case the events have closed;
@@ -92,7 +93,7 @@ class CaseFacts:
     reversed: set[str] = field(default_factory=set)
     advance: bool = False  # a case of kind advance: a deposit asked, in no receivable, exposure nor cash total
     credit: Decimal = ZERO  # left with the customer as credit: overpayment excess, paid beyond an amendment
-    paid: Decimal = ZERO  # what was paid on the case and still settles it: payments applied, net
+    paid: Decimal = ZERO  # what was paid and still settles it: payments, credit applied, paid outside, net
     owed: Decimal = ZERO  # the most it could owe: the invoice amount (as amended) plus its fees
 
 
@@ -184,7 +185,7 @@ def _paid_and_owed(facts: CaseFacts, name: str, e, moved: Decimal) -> None:
     elif name == "InvoiceAmended":
         facts.owed += e.amount.amount - e.previous.amount
         facts.paid -= e.credit.amount if e.credit is not None else ZERO
-    elif name in ("PaymentReceived", "PaymentReversed", "CustomerCreditApplied"):
+    elif name in ("PaymentReceived", "PaymentReversed", "CustomerCreditApplied", "PaidOutsideEngine"):
         facts.paid -= moved  # a payment lowers the balance (negative move)
 
 

@@ -92,11 +92,14 @@ def test_a_contradicting_row_refuses_the_file_and_changes_nothing(service, tmp_p
         assert session.execute(select(invoices.c.invoice_id).where(invoices.c.invoice_id == "LG-2")).first() is None
 
 
+@pytest.mark.parametrize("paid_outside", [False, True], ids=["paid-on-the-case", "paid-outside-the-engine"])
 @pytest.mark.parametrize("before_the_rule", [True, False], ids=["recorded-before-the-rule", "today"])
-def test_reconcile_names_money_paid_beyond_an_amended_invoice_left_nowhere(service, tmp_path, before_the_rule):
-    """A case paid 100.00 of 800.00 and amended to 50.00 in the ERP. Recorded by a workflow run before
-    the rule (the reduction stopped at the open balance), the 50.00 paid beyond the new amount was
-    nobody's credit: reconcile says so. Decided today it is the customer's credit, and all agree."""
+def test_reconcile_names_money_paid_beyond_an_amended_invoice_left_nowhere(service, tmp_path, before_the_rule,
+                                                                            paid_outside):
+    """A case paid 100.00 of 800.00 (on the case, or outside the engine as the ERP's export booked
+    it) and amended to 50.00 in the ERP. Recorded by a workflow run before the rule (the reduction
+    stopped at the open balance), the 50.00 paid beyond the new amount was nobody's credit:
+    reconcile says so. Decided today it is the customer's credit, and all agree."""
     from domain import commands as cmd
     from domain.decider import case_uuid
     from domain.events import Customer
@@ -108,15 +111,25 @@ def test_reconcile_names_money_paid_beyond_an_amended_invoice_left_nowhere(servi
     load(service, tmp_path, [row("LG-AM", amount="800.00", due=-10)], "erp-1.csv")
     customer = Customer(customer_id="C-LG", name="Ledger Co", email="ap@lg.test", country="DE", language="en")
     policy = service.ctx.policy()
-    case = Case(policy.before_amended_below_paid() if before_the_rule else policy)
+    if before_the_rule:
+        policy = policy.before_amended_below_paid_outside() if paid_outside else policy.before_amended_below_paid()
+    case = Case(policy)
     case.now = datetime.now(timezone.utc) - timedelta(days=2)
     case.open(cmd.InvoiceFacts(invoice_id="LG-AM", customer=customer, risk_grade=RiskGrade.B,
                                amount=Money.of("800.00", "EUR"), paid=Money.of("0", "EUR"),
                                issue_date=TODAY - timedelta(days=20), due_date=TODAY - timedelta(days=10)))
-    case.when(cmd.RecordPayment, payment_id="P-AM", amount=Money.of("100.00", "EUR"), reference="part",
-              received_on=case.now.date())
-    case.when(cmd.SyncInvoice, actor=Actor(name="erp-sync"), amount=Money.of("50.00", "EUR"), due_date=case.state.due_date,
-              customer=customer, source="amend.csv line 2")
+    erp_paid = Money.of("100.00", "EUR") if paid_outside else None
+
+    def sync(amount: str, source: str):
+        case.when(cmd.SyncInvoice, actor=Actor(name="erp-sync"), amount=Money.of(amount, "EUR"),
+                  due_date=case.state.due_date, customer=customer, paid=erp_paid, source=source)
+
+    if paid_outside:
+        sync("800.00", "paid.csv line 2")
+    else:
+        case.when(cmd.RecordPayment, payment_id="P-AM", amount=Money.of("100.00", "EUR"), reference="part",
+                  received_on=case.now.date())
+    sync("50.00", "amend.csv line 2")
     service.ctx.store.append(case_uuid("LG-AM"), 0, case.events)
 
     checked = reconcile(service.ctx)
