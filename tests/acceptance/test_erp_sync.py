@@ -281,3 +281,38 @@ def test_amended_below_the_customer_credit_applied_to_it_gives_that_credit_back(
     # of the 70.00 of credit applied, 20.00 settles the invoice of 20.00
     assert (closed["credit_applied"]["amount"], closed["erp_adjustments"]["amount"]) == ("20.00", "80.00"), closed
     ledger.reconcile()
+
+
+def test_amended_below_what_the_erp_booked_as_paid_outside_the_engine_leaves_the_part_paid_beyond_as_credit(ledger):
+    """100.00 EUR with an open case; the ERP's export says 60.00 paid (outside the engine: 40.00
+    open), then amends it to 20.00 (its paid column empty: the ERP's paid is at most the amount):
+    the 40.00 paid beyond the new amount is the customer's credit, and the ERP's 60.00 is booked
+    once."""
+    def eur_row(amount: str, paid: str) -> str:
+        return f"OPS-PO-1,C-OPS-PO,OPS PO GmbH,ap@ops-po.test,DE,en,EUR,{amount},{day(-42)},{day(-12)},A,,,,{paid}"
+
+    ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("100.00", "")], "erp")))
+    ledger.ok("case", "open", "OPS-PO-1")
+    booked = ledger.ok("invoices", "import", str(ledger.write_csv(ERP_HEADER, [eur_row("100.00", "60.00")], "erp")))
+    assert (booked["invoices_changed"], booked["case_events"]) == (1, 1), booked  # PaidOutsideEngine
+    assert ledger.case("OPS-PO-1")["balance"] == "40.00"
+    amended_file = str(ledger.write_csv(ERP_HEADER, [eur_row("20.00", "")], "erp"))
+    result = ledger.ok("invoices", "import", amended_file)
+    assert (result["invoices_changed"], result["case_events"]) == (1, 2), result  # amended, closed
+
+    credit_shown(ledger, "C-OPS-PO", "40.00")
+
+    case = ledger.case("OPS-PO-1")
+    assert case["status"] == "resolved" and case["balance"] == "0.00", case
+    amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+    assert (amended["change"]["amount"], (amended["credit"] or {}).get("amount"),
+            (amended.get("paid_outside") or {}).get("amount")) == ("-80.00", "40.00", "40.00"), amended
+    # the ERP's 60.00 is booked once; the case closes with what the ERP booked and what came off in it
+    assert [e["data"]["amount"]["amount"] for e in case["events"] if e["type"] == "PaidOutsideEngine"] == ["60.00"]
+    closed = next(e for e in case["events"] if e["type"] == "CaseClosed")["data"]
+    assert (closed["paid_outside"]["amount"], closed["erp_adjustments"]["amount"]) == ("60.00", "80.00"), closed
+
+    # the same file again: nothing to record, not even on the closed case
+    again = ledger.ok("invoices", "import", amended_file)
+    assert (again["invoices_changed"], again["case_events"], again["closed_cases_not_changed"]) == (0, 0, []), again
+    ledger.reconcile()

@@ -25,18 +25,31 @@ def _ledger(path):
     return path
 
 
-def _erp_export(tmp_path, invoice: str) -> str:
-    """An ERP export of one invoice overdue by 10 days, ``invoice`` its columns up to the amount."""
-    path = tmp_path / f"erp-{invoice.replace(',', '_').replace('@', '_')}.csv"
+def _erp_export(tmp_path, invoice: str, paid: str | None = None) -> str:
+    """An ERP export of one invoice overdue by 10 days, ``invoice`` its columns up to the amount;
+    with ``paid``, the ERP's paid column too."""
+    path = tmp_path / f"erp-{invoice.replace(',', '_').replace('@', '_')}-{paid or ''}.csv"
+    extra = ("", "") if paid is None else (",document_type,references,status,paid", f",,,,{paid}")
     path.write_text("invoice_id,customer_id,customer_name,customer_email,country,language,currency,amount,"
-                    f"issue_date,due_date,risk_grade\n{invoice},{TODAY - timedelta(days=40)},"
-                    f"{TODAY - timedelta(days=10)},B\n")
+                    f"issue_date,due_date,risk_grade{extra[0]}\n{invoice},{TODAY - timedelta(days=40)},"
+                    f"{TODAY - timedelta(days=10)},B{extra[1]}\n")
     return str(path)
 
 
 def _credit(cli, customer_id: str) -> list[tuple[str, str]]:
     """The customer's credit as `customer show` gives it: (currency, balance)."""
     return [(c["currency"], c["balance"]) for c in cli.json("customer", "show", customer_id)["credit"]]
+
+
+def _credit_after_amendment(cli, invoice_id: str, customer_id: str, credit: str) -> dict:
+    """An amendment below what was paid: the customer's credit in EUR in `customer show` and
+    `payments unapplied`, and the case resolved at 0.00 (returned, with its events)."""
+    assert _credit(cli, customer_id) == [("EUR", credit)]
+    unapplied = cli.json("payments", "unapplied", "--customer", customer_id)
+    assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", credit)], unapplied
+    case = cli.json("case", "show", invoice_id)
+    assert case["status"] == "resolved" and case["balance"] == "0.00", case
+    return case
 
 
 def _reconciled(cli) -> None:
@@ -133,14 +146,39 @@ def test_an_amendment_below_the_customer_credit_applied_gives_it_back(dev_env, t
         changed = cli.json("invoices", "import", export("15.00"))
         assert (changed["invoices_changed"], changed["case_events"]) == (1, 2), changed
 
-        assert _credit(cli, "C-CA") == [("EUR", "75.00")]
-        unapplied = cli.json("payments", "unapplied", "--customer", "C-CA")
-        assert [(r["currency"], r["balance"]) for r in unapplied] == [("EUR", "75.00")], unapplied
-        case = cli.json("case", "show", "R-CA")
-        assert case["status"] == "resolved" and case["balance"] == "0.00", case
+        case = _credit_after_amendment(cli, "R-CA", "C-CA", "75.00")
         amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
         assert (amended["change"]["amount"], amended["credit"]["amount"], amended["credit_applied"]["amount"]) == (
             "-85.00", "75.00", "70.00"), amended
+        _reconciled(cli)
+
+
+def test_an_amendment_below_what_the_erp_booked_as_paid_outside_the_engine_is_the_customers_credit(
+        dev_env, tmp_path, smtp, database_url):
+    """On either database: 100.00 EUR with an open case, the ERP's export saying 30.00 paid (outside
+    the engine) and 20.00 paid on the case (50.00 open), amended to 15.00 by the ERP's export (its
+    paid empty: at most the amount): the 20.00 paid on the case, then 15.00 of the 30.00 paid
+    outside, are the customer's credit (35.00 EUR in `customer show` and `payments unapplied`), the
+    ERP's 30.00 is booked once, and `report reconcile` agrees."""
+    def export(amount: str, paid: str):
+        return _erp_export(tmp_path, f"R-PO,C-PO,Outside Ltd,ap@outside.test,DE,en,EUR,{amount}", paid)
+
+    # the default policy: no notice (nor its fee) within the test
+    with running_stack(dev_env, tmp_path, smtp, database_url, policy=DEFAULT_POLICY) as cli:
+        cli.json("invoices", "import", export("100.00", ""))
+        cli.json("case", "open", "R-PO")
+        booked = cli.json("invoices", "import", export("100.00", "30.00"))
+        assert booked["case_events"] == 1, booked  # PaidOutsideEngine
+        cli.json("pay", "R-PO", "20.00", "--reference", "on the case")
+        assert cli.json("case", "show", "R-PO")["balance"] == "50.00"
+        changed = cli.json("invoices", "import", export("15.00", ""))
+        assert (changed["invoices_changed"], changed["case_events"]) == (1, 2), changed
+
+        case = _credit_after_amendment(cli, "R-PO", "C-PO", "35.00")
+        amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
+        assert (amended["change"]["amount"], amended["credit"]["amount"], amended["paid_outside"]["amount"]) == (
+            "-85.00", "35.00", "15.00"), amended
+        assert [e["data"]["amount"]["amount"] for e in case["events"] if e["type"] == "PaidOutsideEngine"] == ["30.00"]
         _reconciled(cli)
 
 
