@@ -14,6 +14,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from app import waiting
 from app.waiting import POLLER_VIEW_LAG, WorkflowStuck, await_workflow
+from app.watchdog import QueueView
 
 
 @workflow.defn(name="AlwaysFailingTask")
@@ -201,9 +202,30 @@ async def test_a_queue_the_server_shows_no_poller_for_yet_is_not_judged_before_t
     handle = await dev_env.client.start_workflow("AnswersLater", id=f"unseen-{queue}", task_queue=queue)
 
     async def no_poller_shown(client, task_queue):
-        return None
+        return QueueView(backlog=1, backlog_age_s=3.5, dispatch_rate=0.0, last_poll=None)
 
-    monkeypatch.setattr(waiting, "_last_workflow_poll", no_poller_shown)
+    monkeypatch.setattr(waiting, "_queue_view", no_poller_shown)
     await asyncio.sleep(3.5)
     assert await waiting.workflow_task_failure(dev_env.client, handle.id, unattended_after=3) is None
+    await handle.terminate()
+
+
+@pytest.mark.parametrize("shown", ["the server did not say", "tasks are being handed out"])
+async def test_a_task_waiting_behind_a_busy_worker_is_not_judged_unattended(dev_env, monkeypatch, shown):
+    """A 10,000-case sweep on a slow machine (`python -m bench --only sweep`, 2026-12-07 19:02) was
+    given up as 'no worker has picked up its task for 131s (is the worker running?)' while its worker
+    opened 17 cases a second: the sweep's own task waited its turn behind thousands. A queue whose
+    tasks are being dispatched has a worker, and a look at the queue that failed is no evidence:
+    neither is judged; a queue shown idle with no poller still is (the test above)."""
+    queue = f"busy-{uuid.uuid4().hex[:6]}"
+    handle = await dev_env.client.start_workflow("AnswersLater", id=f"busy-{queue}", task_queue=queue)
+
+    async def busy_queue(client, task_queue):
+        if shown == "the server did not say":
+            return None
+        return QueueView(backlog=2300, backlog_age_s=130.0, dispatch_rate=17.0, last_poll=None)
+
+    monkeypatch.setattr(waiting, "_queue_view", busy_queue)
+    await asyncio.sleep(POLLER_VIEW_LAG + 1)
+    assert await waiting.workflow_task_failure(dev_env.client, handle.id, unattended_after=2) is None
     await handle.terminate()
