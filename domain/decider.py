@@ -137,11 +137,14 @@ def _next_tier(policy: Policy, tier: Role) -> Role | None:
 def _closing_totals(s: CaseState) -> dict:
     """What a CaseClosed records: every way the balance went down, and the fees it went up by.
     original + fees = paid before opening + payments + credit applied + indemnity + credits + write-offs
-    (paid before opening and payments: what still settles the invoice, net of an amendment's credit)."""
+    + ERP adjustments + paid outside the engine + discounts + factored (paid before opening,
+    payments, credit applied and paid outside the engine: what still settles the invoice, net of
+    an amendment's credit)."""
     totals = dict(payments=s.payments, credits=s.credits, write_offs=s.write_offs, fees=s.fees,
                   credit_applied=s.credit_applied, indemnity=s.indemnity)
     if s.erp_adjustments is not None or s.paid_outside is not None:  # only then: older events stay as they were
-        totals.update(erp_adjustments=s.erp_adjustments, paid_outside=s.paid_outside)
+        totals.update(erp_adjustments=s.erp_adjustments,
+                      paid_outside=None if s.paid_outside is None else s.paid_outside_settling_total)
     if s.discounts is not None or s.factored is not None:  # likewise (docs/FINANCING.md)
         totals.update(discounts=s.discounts, factored=s.factored)
     return totals

@@ -525,7 +525,10 @@ class CaseClosed(Event):
     credit_applied: Money | None = None  # customer credit applied (None: none)
     indemnity: Money | None = None  # paid by the credit insurer (None: none)
     erp_adjustments: Money | None = None  # ERP amendments and credit notes, net (None: none)
-    paid_outside: Money | None = None  # booked by the ERP as paid outside the engine (None: none)
+    # booked by the ERP as paid outside the engine and still settling the invoice: net of what an
+    # amendment below it gave back as credit (InvoiceAmended.paid_outside), as payments and credit
+    # applied are; what the ERP booked is on its PaidOutsideEngine events (None: none)
+    paid_outside: Money | None = None
     discounts: Money | None = None  # early-payment discount granted (None: none)
     factored: Money | None = None  # settled in the factor's hands, or its non-recourse loss (None: none)
 

@@ -223,6 +223,13 @@ def test_amendments_in_a_row_credit_at_most_what_was_paid_and_lose_nothing(paid_
         # interest's principal reductions: what still settles the invoice on the case
         assert sum(r.amount for r in s.principal_reductions) == (
             s.payments + s.credit_applied_total + s.paid_outside_settling_total).amount
+        # the CaseClosed's totals account for the invoice once (what was paid before it opened is
+        # on the state only)
+        for c in (e for e in case.events if isinstance(e, ev.CaseClosed)):
+            zero = usd("0")
+            recorded = (c.payments + (c.credit_applied or zero) + (c.paid_outside or zero)
+                        + (c.erp_adjustments or zero) + c.credits + c.write_offs)
+            assert s.paid_before_open + recorded == s.original_amount + c.fees, c
 
 
 def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_payments_on_the_case_only():
@@ -370,9 +377,11 @@ def test_amended_below_what_was_paid_outside_the_engine_leaves_the_part_paid_bey
     assert (s.paid_outside_settling, s.payments, s.erp_adjustments) == (usd("20.00"), usd("0"), usd("80.00"))
     assert [(r.ref, r.amount) for r in s.principal_reductions] == [(PAID_OUTSIDE_REF, Decimal("20.00"))]
     assert s.original_amount == s.paid_outside_settling_total + s.erp_adjustments_total  # nothing left nowhere
-    # what the ERP booked stays 60.00: the CaseClosed says so, and its next export's paid is compared with it
-    assert (s.paid_outside, s.erp_booked_total, closed.paid_outside) == (usd("60.00"),) * 3
-    assert closed.erp_adjustments == usd("80.00")
+    # what the ERP booked stays 60.00: its next export's paid is compared with it
+    assert (s.paid_outside, s.erp_booked_total) == (usd("60.00"),) * 2
+    # the CaseClosed records what settled the invoice: 20.00 paid outside and 80.00 amended off are its 100.00
+    assert (closed.paid_outside, closed.erp_adjustments) == (usd("20.00"), usd("80.00"))
+    assert closed.paid_outside + closed.erp_adjustments == s.original_amount
 
 
 def test_the_same_erp_paid_figure_after_the_amendment_books_nothing_new():
