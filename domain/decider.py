@@ -147,6 +147,8 @@ def _closing_totals(s: CaseState) -> dict:
                       paid_outside=None if s.paid_outside is None else s.paid_outside_settling_total)
     if s.discounts is not None or s.factored is not None:  # likewise (docs/FINANCING.md)
         totals.update(discounts=s.discounts, factored=s.factored)
+    if s.paid_before_open.is_positive:  # likewise
+        totals.update(paid_before_open=s.paid_before_open)
     return totals
 
 

@@ -531,6 +531,10 @@ class CaseClosed(Event):
     paid_outside: Money | None = None
     discounts: Money | None = None  # early-payment discount granted (None: none)
     factored: Money | None = None  # settled in the factor's hands, or its non-recourse loss (None: none)
+    # paid on the ledger before the case opened and still settling the invoice, net of what an
+    # amendment below it gave back as credit (None: none; events recorded before this field leave
+    # it to be worked out from CaseOpened and the amendments)
+    paid_before_open: Money | None = None
 
 
 # -- changes the ERP reports (invoice and customer sync, docs/IMPORT.md) ----------------------

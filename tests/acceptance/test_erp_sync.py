@@ -251,6 +251,10 @@ def test_amended_below_what_was_paid_before_the_case_opened_leaves_the_part_paid
     assert case["status"] == "resolved" and case["balance"] == "0.00", case
     amended = next(e for e in case["events"] if e["type"] == "InvoiceAmended")["data"]
     assert amended["change"]["amount"] == "-70.00" and (amended["credit"] or {}).get("amount") == "10.00", amended
+    # the case closes with what of the 40.00 paid before it opened settled the invoice (30.00) and
+    # what came off in the ERP (70.00): together the invoice's 100.00
+    closed = next(e for e in case["events"] if e["type"] == "CaseClosed")["data"]
+    assert (closed["paid_before_open"]["amount"], closed["erp_adjustments"]["amount"]) == ("30.00", "70.00"), closed
     ledger.reconcile()
 
 

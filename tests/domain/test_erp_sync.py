@@ -223,13 +223,13 @@ def test_amendments_in_a_row_credit_at_most_what_was_paid_and_lose_nothing(paid_
         # interest's principal reductions: what still settles the invoice on the case
         assert sum(r.amount for r in s.principal_reductions) == (
             s.payments + s.credit_applied_total + s.paid_outside_settling_total).amount
-        # the CaseClosed's totals account for the invoice once (what was paid before it opened is
-        # on the state only)
+        # the CaseClosed alone accounts for the invoice, once
         for c in (e for e in case.events if isinstance(e, ev.CaseClosed)):
             zero = usd("0")
-            recorded = (c.payments + (c.credit_applied or zero) + (c.paid_outside or zero)
-                        + (c.erp_adjustments or zero) + c.credits + c.write_offs)
-            assert s.paid_before_open + recorded == s.original_amount + c.fees, c
+            recorded = ((c.paid_before_open or zero) + c.payments + (c.credit_applied or zero)
+                        + (c.paid_outside or zero) + (c.erp_adjustments or zero) + c.credits + c.write_offs)
+            assert recorded == s.original_amount + c.fees, c
+            assert c.paid_before_open == (s.paid_before_open if s.paid_before_open.is_positive else None)
 
 
 def test_runs_recorded_before_money_paid_before_the_case_counted_credit_the_payments_on_the_case_only():

@@ -7,7 +7,7 @@ invariants below must hold. A rejected command must leave the case untouched.
 * the balance is never negative, and an open case always owes something;
 * money is conserved at every step, and at close:
   original + fees = paid before opening + payments + customer credit applied
-  + insurer's indemnity + credits + write-offs;
+  + insurer's indemnity + credits + write-offs, each as the CaseClosed records it;
 * a closed case accepts nothing (only the outcome of a notice already in flight
   may still be recorded, and it moves no money);
 * no approval by its requester, below the approval's tier, or beyond the
@@ -349,6 +349,11 @@ class CaseMachine(RuleBasedStateMachine):
             c = closed[0]
             assert (c.payments, c.credits, c.write_offs, c.fees) == (s.payments, s.credits, s.write_offs, s.fees)
             assert (c.credit_applied, c.indemnity) == (s.credit_applied, s.indemnity)
+            # the CaseClosed alone accounts for the invoice: what paid, credited or wrote it off
+            zero = Money.zero(s.currency)
+            recorded = (c.paid_before_open, c.payments, c.credit_applied, c.indemnity, c.credits, c.write_offs,
+                        c.erp_adjustments, c.paid_outside, c.discounts, c.factored)
+            assert sum((m or zero for m in recorded), zero) == s.original_amount + c.fees, c
         ins = s.insurance
         if ins is not None and ins.claim_id is not None:
             assert ins.notified_in_time, "a claim is filed only under a cover notified in time"
