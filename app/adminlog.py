@@ -46,14 +46,21 @@ def default_actor(ctx: Context) -> Actor:
 
 def record(ctx: Context, kind: str, key: str, event_type: type[admin.AdminEvent], actor: Actor | str,
            reason: str, subject: str, within: Callable[[object], object] | None = None,
-           **data: object) -> admin.AdminEvent | None:
+           unless: Callable[[list[admin.AdminEvent]], bool] | None = None, **data: object) -> admin.AdminEvent | None:
     """Append one event to the administration stream of ``kind``/``key``; None when ``within``
-    found nothing to change. Retries on a concurrent append to the same stream."""
+    found nothing to change, or ``unless`` (given the stream's events) finds it recorded already.
+    Retries on a concurrent append to the same stream, asking ``unless`` again: at most once."""
     stream = admin.admin_stream_id(kind, key)
     name = actor.name if isinstance(actor, Actor) else actor
     command_id = uuid4()
     for attempt in range(ATTEMPTS):
-        version = ctx.store.version(stream)
+        if unless is None:
+            version = ctx.store.version(stream)
+        else:
+            records = ctx.store.records(stream)
+            if unless([r.event for r in records]):
+                return None
+            version = records[-1].event.version if records else 0
         event = admin.record(event_type, stream, version, command_id, datetime.now(timezone.utc), name, reason,
                              subject, **data)
         try:

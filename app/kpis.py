@@ -25,6 +25,7 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.reports import AGING_BUCKETS, Settlement, aging_bucket, currencies, settlements
+from domain import admin
 from domain.advances import held_changes
 from domain.customer import customer_stream_id
 from domain.errors import DomainError
@@ -298,7 +299,8 @@ class KpiInputs:
     cases: list[ClosedCase]
     facts: list[CollectorEvent]
     advances: list[tuple[date, Decimal]] = field(default_factory=list)  # dated changes of what advances hold
-    # bad debt recovered (WriteOffRecovered): the day received, the amount; it settles no invoice
+    # bad debt recovered (WriteOffRecovered): the day received, the amount (negative: taken back on
+    # that day, WriteOffRecoveryReversed); it settles no invoice
     recoveries: list[tuple[date, Decimal]] = field(default_factory=list)
     # settled_days of these records, computed once for the several periods a report computes
     settled: dict[str, tuple[date, bool]] | None = field(default=None, repr=False, compare=False)
@@ -337,9 +339,12 @@ def gather(ctx: Context, currency: str) -> KpiInputs:
 
 
 def recoveries(ctx: Context, currency: str) -> list[tuple[date, Decimal]]:
-    """Money received on written-off invoices (``WriteOffRecovered``): on the day received."""
-    return [(r.event.received_on, r.event.amount.amount) for r in ctx.store.read_types(("WriteOffRecovered",))
-            if r.event.amount.currency == currency]
+    """Money received on written-off invoices (``WriteOffRecovered``): on the day received; less
+    what the bank took back (``WriteOffRecoveryReversed``), on the day taken back."""
+    return [(e.received_on, e.amount.amount) if isinstance(e, admin.WriteOffRecovered)
+            else (e.occurred_at.date(), -e.amount.amount)
+            for e in (r.event for r in ctx.store.read_types(("WriteOffRecovered", "WriteOffRecoveryReversed")))
+            if e.amount.currency == currency]
 
 
 def cash_received(found: Iterable[Settlement], start: date, end: date) -> Decimal:

@@ -43,8 +43,8 @@ from domain.inputs import (
 from domain.money import Money, currency_exponent
 from domain.policy import InputPolicy
 from domain.users import Actor
-from store.payments import (SPLIT_NOTE, OpenInvoice, PaymentLedger, PaymentRow, insert_payment, mark_reversed,
-                            mark_unmatched_reversed)
+from store.payments import (RECOVERY_REVERSED, SPLIT_NOTE, OpenInvoice, PaymentLedger, PaymentRow, insert_payment,
+                            mark_recovery_reversed, mark_reversed, mark_unmatched_reversed)
 
 from app.statements import BankEntry, creditor_reference_payload, decode_statement, detect_format, parse_statements
 
@@ -427,7 +427,7 @@ class PaymentService:
     async def _reverse_entry(self, entry: BankEntry, actor: Actor, import_reason: str) -> str | None:
         """The receipt a reversal entry undoes, reversed; its payment id (None: no single receipt fits)."""
         candidates = [p for p in self.ledger.receipts_named(entry.related_refs, entry.amount)
-                      if p.status in ("applied", "unmatched")]
+                      if p.status in ("applied", "unmatched", "recovered")]
         if len(candidates) != 1:
             return None
         original = candidates[0]
@@ -562,6 +562,11 @@ class PaymentService:
         return recovered
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
+        payment = self.ledger.get(payment_id)
+        recovery = self._recovery_of(payment_id) if payment is None or payment.status in (
+            "recovered", RECOVERY_REVERSED) else None
+        if recovery is not None:  # bad debt recovered, by `pay` (no row) or from a bank line
+            return self._reverse_recovery(recovery, payment, admin.check_reason(reason), actor)
         payment = self._payment(payment_id)
         reason = admin.check_reason(reason)
         if payment.matched_by == ADVANCE_REQUEST:
@@ -588,6 +593,32 @@ class PaymentService:
             for case_id in shares:  # a split receipt: every case it paid gives its share back
                 reply = await self._reverse_on_case(replace(payment, case_id=case_id), reason, actor)
         return {**reply, "payment_id": payment_id, "reversed": True}
+
+    def _recovery_of(self, payment_id: str) -> admin.WriteOffRecovered | None:
+        return next((r.event for r in self.cases.ctx.store.read_types(("WriteOffRecovered",))
+                     if r.event.payment_id == payment_id), None)
+
+    def _reverse_recovery(self, recovery: admin.WriteOffRecovered, row: PaymentRow | None, reason: str,
+                          actor: Actor) -> dict:
+        """Bad debt recovered that the bank took back: its ``WriteOffRecoveryReversed`` on the
+        invoice's recovery stream and, for a bank line, the line marked ``recovery_reversed``, in
+        one transaction; at most once (a repeat changes nothing). The case stays written off."""
+        pid = recovery.payment_id
+
+        def taken_back(events: list) -> bool:
+            return any(isinstance(e, admin.WriteOffRecoveryReversed) and e.payment_id == pid for e in events)
+
+        def change(connection) -> None:
+            if row is not None and not mark_recovery_reversed(connection, pid, reason):
+                raise Unchanged
+
+        event = record_event(self.cases.ctx, "recovery", recovery.invoice_id, admin.WriteOffRecoveryReversed, actor,
+                             reason, f"recovery {pid} (invoice {recovery.invoice_id})", within=change, unless=taken_back,
+                             payment_id=pid, invoice_id=recovery.invoice_id, case_id_ref=recovery.case_id_ref,
+                             amount=recovery.amount)
+        return {"payment_id": pid, "invoice_id": recovery.invoice_id, "case_id": recovery.case_id_ref,
+                "applied_to": "recovery", "amount": str(recovery.amount.amount),
+                "currency": recovery.amount.currency, "reversed": event is not None}
 
     def _ledger_excess(self, payment_id: str) -> Money | None:
         """What a payment on an invoice without a case paid beyond the open amount (its event's

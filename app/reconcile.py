@@ -21,7 +21,8 @@ money-moving event's own fields. What it compares:
   credits, write-offs and fees with ``report kpis`` and the settlements the dashboard sums,
   and what the collectors collected (cash) and applied on cases with ``report collectors``;
 * per currency, the period's bad debt recovered on written-off invoices (``WriteOffRecovered``,
-  on the day received) with ``report kpis``'s ``recovered``; it settles no invoice (the case stays
+  on the day received, less ``WriteOffRecoveryReversed`` on the day taken back) with
+  ``report kpis``'s ``recovered``; it settles no invoice (the case stays
   written off), so it is in no receivable and in no collector's figure.
 
 The figures (docs/KPIS.md): ``collected`` is cash received (payments in full, an overpayment's
@@ -44,6 +45,7 @@ from sqlalchemy import select
 
 from app.context import Context
 from app.reports import _amount  # minor units -> Decimal, as every report reads them
+from store.payments import RECOVERY_REVERSED
 from store.schema import approvals, case_summary, customer_exposure, invoices, payments
 
 ZERO = Decimal(0)
@@ -106,6 +108,8 @@ class Recomputed:
     ledger_excess: dict[str, Decimal] = field(default_factory=dict)
     # payment id -> (invoice id, amount) of bad debt recovered on a written-off invoice (WriteOffRecovered)
     recoveries: dict[str, tuple[str, Decimal]] = field(default_factory=dict)
+    # payment ids of those recoveries the bank took back (WriteOffRecoveryReversed)
+    recoveries_reversed: set[str] = field(default_factory=set)
 
 
 def recompute(ctx: Context, start: date, end: date) -> Recomputed:
@@ -114,6 +118,7 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
     period: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
     ledger_excess: dict[str, Decimal] = {}
     recoveries: dict[str, tuple[str, Decimal]] = {}
+    recoveries_reversed: set[str] = set()
     for record in ctx.store.read_all():
         e = record.event
         name = type(e).__name__
@@ -123,6 +128,9 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             continue
         if name == "WriteOffRecovered":
             recoveries[e.payment_id] = (e.invoice_id, e.amount.amount)
+            continue
+        if name == "WriteOffRecoveryReversed":
+            recoveries_reversed.add(e.payment_id)
             continue
         if name == "CaseOpened":
             cases[case_id] = CaseFacts(e.invoice_id, e.customer.customer_id, e.opening_balance.currency,
@@ -175,7 +183,7 @@ def recompute(ctx: Context, start: date, end: date) -> Recomputed:
             # ERP amendment up and an undone small-balance write-off are negative
             sign = -1 if name in ("InterestWaived", "InvoiceAmended", "SmallBalanceWriteOffReversed") else 1
             period[facts.currency][_PERIOD_KIND[name]] += sign * value.amount
-    return Recomputed(cases, period, ledger_excess, recoveries)
+    return Recomputed(cases, period, ledger_excess, recoveries, recoveries_reversed)
 
 
 def _paid_and_owed(facts: CaseFacts, name: str, e, moved: Decimal) -> None:
@@ -307,12 +315,15 @@ def _compare_payments(found: Recomputed, rows: list, ledger: dict, differences: 
     reversed_on_cases = {pid for f in found.cases.values() for pid in f.reversed}
     paid_without_case: dict[str, Decimal] = defaultdict(Decimal)  # the excess is credit, not on the invoice
     for r in rows:
-        if r.status == "recovered":  # a bank line assigned to a written-off invoice: its WriteOffRecovered
+        if r.status in ("recovered", RECOVERY_REVERSED):  # a bank line assigned to a written-off invoice
             recovered = found.recoveries.get(r.payment_id)
             if recovered != (r.invoice_id, _amount(r.amount_minor, r.currency)):
                 differences.append(f"payment {r.payment_id}: the payments table records {_amount(r.amount_minor, r.currency)} "
                                    f"recovered on invoice {r.invoice_id}, the events "
                                    + (f"{recovered[1]} on invoice {recovered[0]}" if recovered else "no recovery"))
+            if (r.status == RECOVERY_REVERSED) != (r.payment_id in found.recoveries_reversed):
+                differences.append(f"payment {r.payment_id}: the payments table says {r.status}, the events "
+                                   f"{'took the recovery back' if r.payment_id in found.recoveries_reversed else 'do not'}")
             continue
         if r.case_id is None:
             if r.invoice_id is not None and r.status == "applied":
@@ -364,12 +375,14 @@ def _compare_advance_rows(ctx: Context, rows: list, differences: list[str]) -> N
 
 
 def _recovered(ctx: Context, start: date, end: date) -> dict[str, Decimal]:
-    """Bad debt recovered in the period, per currency, from the ``WriteOffRecovered`` events' own fields."""
+    """Bad debt recovered in the period, per currency, from the ``WriteOffRecovered`` events' own fields
+    (on the day received), less the ``WriteOffRecoveryReversed`` (on the day the bank took it back)."""
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    for record in ctx.store.read_types(("WriteOffRecovered",)):
+    for record in ctx.store.read_types(("WriteOffRecovered", "WriteOffRecoveryReversed")):
         e = record.event
-        if start <= e.received_on <= end:
-            totals[e.amount.currency] += e.amount.amount
+        taken_back = type(e).__name__ == "WriteOffRecoveryReversed"
+        if start <= (e.occurred_at.date() if taken_back else e.received_on) <= end:
+            totals[e.amount.currency] += -e.amount.amount if taken_back else e.amount.amount
     return totals
 
 

@@ -579,8 +579,8 @@ class CaseService:
         command_id = uuid4()
         for attempt in range(8):
             records = self.ctx.store.records(stream)
-            earlier = [r.event for r in records if isinstance(r.event, admin.WriteOffRecovered)]
-            same = next((e for e in earlier if e.payment_id == pid), None)
+            earlier = [r.event for r in records]  # its recoveries, and those the bank took back
+            same = next((e for e in earlier if isinstance(e, admin.WriteOffRecovered) and e.payment_id == pid), None)
             if same is not None:
                 check_same_payment(pid, {"amount": same.amount, "received_on": same.received_on,
                                          "reference": same.reference},

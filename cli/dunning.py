@@ -199,7 +199,9 @@ def payments_reverse(
     as_user: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Reverse an applied payment: the balance is due again and dunning resumes."""
+    """Reverse an applied payment: the balance is due again and dunning resumes. A recovery of bad debt
+    (a payment on a written-off invoice) is taken back instead (WriteOffRecoveryReversed): no longer
+    recovered nor collected, recoverable again; the case stays written off."""
     execute(lambda s: _payments(s).reverse(payment_id, reason, s.ctx.actor(as_user)), as_json,
             lambda r: console.print(_reversal_text(payment_id, r), highlight=False))
 
@@ -207,6 +209,9 @@ def payments_reverse(
 def _reversal_text(payment_id: str, r: dict) -> str:
     if r.get("reversed") is False:
         return f"payment {payment_id} was already reversed: no change"
+    if r.get("applied_to") == "recovery":
+        return (f"recovery {payment_id} of {r.get('amount')} {r.get('currency')} taken back; invoice "
+                f"{r.get('invoice_id')} stays written off, and that much is recoverable on it again")
     if r.get("status") and r.get("balance") is not None:
         return (f"payment {payment_id} reversed; case {r.get('invoice_id')} is {r.get('status')} with "
                 f"{r.get('balance')} {r.get('currency')} due")

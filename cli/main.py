@@ -254,9 +254,11 @@ def show_case(result: dict) -> None:
     print_table(table)
     for r in result.get("recoveries") or []:  # after the write-off, on the invoice (administration events)
         d = r["data"]
-        console.print(f"recovered {d['amount']['amount']} {d['amount']['currency']} received {d['received_on']} "
-                      f"(payment {d['payment_id']}) by {r['actor']} at {r['occurred_at'][:19]}: {d['reason']}",
-                      highlight=False)
+        what = (f"recovery {d['payment_id']} of {d['amount']['amount']} {d['amount']['currency']} taken back"
+                if r["type"] == "WriteOffRecoveryReversed" else
+                f"recovered {d['amount']['amount']} {d['amount']['currency']} received {d['received_on']} "
+                f"(payment {d['payment_id']})")
+        console.print(f"{what} by {r['actor']} at {r['occurred_at'][:19]}: {d['reason']}", highlight=False)
 
 
 def _approver(row: dict) -> str:

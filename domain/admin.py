@@ -125,12 +125,27 @@ class WriteOffRecovered(AdminEvent):
     reference: str = ""
 
 
-def recovered_so_far(currency: str, recoveries: list[WriteOffRecovered]) -> Money:
-    """What an invoice's recoveries add up to."""
-    return sum((e.amount for e in recoveries), Money.zero(currency))
+class WriteOffRecoveryReversed(AdminEvent):
+    """A recovery the bank took back (the administrator's cheque returned unpaid, a transfer
+    recalled): from the day it was taken back it is neither bad debt recovered nor cash
+    collected, and it is recoverable on the invoice again. On the invoice's recovery stream,
+    after the ``WriteOffRecovered`` of the same ``payment_id``; at most once."""
+
+    type: Literal["WriteOffRecoveryReversed"] = "WriteOffRecoveryReversed"
+    payment_id: str
+    invoice_id: str
+    case_id_ref: str
+    amount: Money  # the recovery's amount, all of it
 
 
-def check_recovery(written_off: Money, earlier: list[WriteOffRecovered], amount: Money) -> Money:
+def recovered_so_far(currency: str, recoveries: list[AdminEvent]) -> Money:
+    """What an invoice's recoveries add up to, less those taken back (its recovery stream's events)."""
+    zero = Money.zero(currency)
+    return sum((e.amount for e in recoveries if isinstance(e, WriteOffRecovered)), zero) - sum(
+        (e.amount for e in recoveries if isinstance(e, WriteOffRecoveryReversed)), zero)
+
+
+def check_recovery(written_off: Money, earlier: list[AdminEvent], amount: Money) -> Money:
     """What is still recoverable on an invoice after ``amount`` is recovered: the write-offs on
     it less every recovery so far. More than is still recoverable is refused naming ``amount``."""
     if amount.currency != written_off.currency:
@@ -286,7 +301,7 @@ class SubscriberRemoved(AdminEvent):
 
 AnyAdminEvent = Annotated[
     Union[InvoicesImported, PolicyPinned, LedgerPaymentRecorded, LedgerPaymentReversed, UnmatchedPaymentReversed,
-          PaymentAssigned, WriteOffRecovered,
+          PaymentAssigned, WriteOffRecovered, WriteOffRecoveryReversed,
           PaymentHeldUnmatched, PaymentsImported, ScheduleCreated, ScheduleDeleted, InsurerPolicyAdded,
           InvoiceInsured, ApiTokenIssued, ApiTokenRevoked, UserAdded, SubscriberAdded, SubscriberPaused,
           SubscriberResumed, SubscriberRemoved],

@@ -59,6 +59,7 @@ LEDGER_AMOUNT: dict[str, tuple[str, ...]] = {
     "UnmatchedPaymentReversed": ("amount",),
     "PaymentAssigned": ("amount",),
     "WriteOffRecovered": ("amount",),  # bad debt recovered on a written-off invoice
+    "WriteOffRecoveryReversed": ("amount",),  # a recovery the bank took back
     "PaymentHeldUnmatched": ("amount",),
 }
 

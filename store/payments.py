@@ -19,6 +19,7 @@ from store.schema import bank_entries, case_summary, customers, invoices, paymen
 
 
 SPLIT_NOTE = "split across several invoices"  # the note of a receipt applied to several cases
+RECOVERY_REVERSED = "recovery_reversed"  # the status of a recovered bank line the bank took back
 
 
 @dataclass(frozen=True)
@@ -183,6 +184,16 @@ def mark_unmatched_reversed(connection, payment_id: str, reason: str) -> bool:
     done = connection.execute(update(payments).where(payments.c.payment_id == payment_id,
                                                      payments.c.status == "unmatched")
                               .values(status="reversed", note=reason[:500], reversed_at=datetime.now(timezone.utc)))
+    return done.rowcount == 1
+
+
+def mark_recovery_reversed(connection, payment_id: str, reason: str) -> bool:
+    """A bank line recorded as bad debt recovered that the bank took back, in the transaction of
+    its ``WriteOffRecoveryReversed``; False when it is no longer ``recovered``."""
+    done = connection.execute(update(payments).where(payments.c.payment_id == payment_id,
+                                                     payments.c.status == "recovered")
+                              .values(status=RECOVERY_REVERSED, note=reason[:500],
+                                      reversed_at=datetime.now(timezone.utc)))
     return done.rowcount == 1
 
 

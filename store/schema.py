@@ -98,7 +98,7 @@ payments = Table(
     Column("received_on", Date, nullable=False),
     Column("payer", String(300), nullable=False, default=""),
     Column("reference", String(500), nullable=False, default=""),
-    Column("status", String(20), nullable=False),  # applied | unmatched | reversed
+    Column("status", String(20), nullable=False),  # applied | unmatched | reversed | recovered | recovery_reversed
     Column("recorded_at", UTCDateTime, nullable=False),
     Column("case_id", String(36), nullable=True),  # set when applied to a case
     Column("matched_by", String(20), nullable=True),  # direct | reference | amount | sum | manual

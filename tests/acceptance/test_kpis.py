@@ -861,8 +861,49 @@ def test_a_bank_payment_on_a_written_off_invoice_is_assigned_as_a_recovery(ledge
         ("PaymentAssigned", "1500.00", "administrator's second dividend"),
         ("WriteOffRecovered", "1500.00", "administrator's second dividend")], trail
 
-    expected = {"recovered": str(money(before["recovered"]) + Decimal("1500.00")),
-                "collected": str(money(before["collected"]) + Decimal("1500.00")),
+    recovery_moves_only_recovered_and_collected(ledger, before, Decimal("1500.00"))
+
+
+def test_a_recovery_the_bank_took_back_is_reversed_and_recoverable_again(ledger):
+    """The administrator's second dividend for K-WO (1,500.00, assigned from the bank file in the test
+    above) comes back unpaid. Before, `payments reverse` refused it ("only an applied payment can be
+    reversed"), so `report kpis` went on counting it as recovered and collected. Now it is taken back
+    as any payment is: once, with its reason on the invoice's recovery stream; the case stays written
+    off, the KPIs lose it on the day taken back, and that much is recoverable again (the final
+    dividend of 6,000.00, refused above as beyond what was still recoverable, can now be assigned)."""
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    done = ledger.cli("payments", "reverse", "BANK-KWO-2", "--reason", "dividend cheque returned unpaid", json=False)
+    assert done.code == 0, str(done)
+    said = " ".join(done.stdout.split())
+    assert "recovery BANK-KWO-2 of 1500.00 EUR taken back; invoice K-WO stays written off" in said, said
+    again = ledger.cli("payments", "reverse", "BANK-KWO-2", "--reason", "returned again", json=False)
+    assert again.code == 0 and "already reversed: no change" in again.stdout, str(again)
+
+    shown = ledger.case("K-WO")
+    assert (shown["status"], shown["balance"]) == ("written_off", "0.00"), shown
+    assert [(r["type"], r["data"]["payment_id"], r["data"]["amount"]["amount"]) for r in shown["recoveries"]] == [
+        ("WriteOffRecovered", "REC-KWO-1", "5000.00"), ("WriteOffRecovered", "BANK-KWO-2", "1500.00"),
+        ("WriteOffRecoveryReversed", "BANK-KWO-2", "1500.00")], shown["recoveries"]
+    as_read = ledger.cli("case", "show", "K-WO", json=False)
+    assert as_read.code == 0 and "recovery BANK-KWO-2 of 1500.00 EUR taken back" in " ".join(as_read.stdout.split())
+    manager = {"COLLECTIONS_TOKEN": ledger.token("demo-manager")}
+    trail = [(r["type"], r["amount"], r["reason"]) for r in ledger.ok("audit", "export", "--from", str(TODAY), env=manager)
+             if r["type"] == "WriteOffRecoveryReversed"]
+    assert trail == [("WriteOffRecoveryReversed", "1500.00", "dividend cheque returned unpaid")], trail
+
+    # recounted from the events: recovered and collected lose the 1,500.00 today, nothing else moves
+    recovery_moves_only_recovered_and_collected(ledger, before, Decimal("-1500.00"))
+
+    # recoverable again: 12,000.00 written off, 5,000.00 recovered, so the final 6,000.00 fits now
+    final = ledger.ok("payments", "assign", "BANK-KWO-3", "K-WO", "--reason", "administrator's final dividend")
+    assert (final["recovered"], final["recoverable"]) == ("11000.00", "1000.00"), final
+    ledger.reconcile()
+
+
+def recovery_moves_only_recovered_and_collected(ledger, before: dict, by: Decimal) -> None:
+    """`report kpis` (JSON and table) and `report reconcile` moved from ``before`` by ``by`` in
+    `recovered` and `collected`, and nothing else."""
+    expected = {"recovered": str(money(before["recovered"]) + by), "collected": str(money(before["collected"]) + by),
                 "written_off": before["written_off"], "receivables_end": before["receivables_end"]}
     problems = euro_kpis_differ(ledger, expected)
     reconciled = ledger.cli("report", "reconcile")

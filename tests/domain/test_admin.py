@@ -59,6 +59,7 @@ def test_every_admin_event_type_is_known_to_the_store():
                                        "InvoiceInsured", "ApiTokenIssued", "ApiTokenRevoked", "UserAdded",
                                        "PaymentHeldUnmatched", "PaymentsImported", "ScheduleCreated",
                                        "ScheduleDeleted", "UnmatchedPaymentReversed", "WriteOffRecovered",
+                                       "WriteOffRecoveryReversed",
                                        "SubscriberAdded", "SubscriberPaused", "SubscriberResumed",
                                        "SubscriberRemoved"}
     recorded = admin.record(admin.LedgerPaymentRecorded, admin.admin_stream_id("payment", "P"), 0, uuid4(), NOW,
@@ -77,3 +78,19 @@ def test_recoveries_of_a_written_off_invoice_never_exceed_what_was_written_off()
     with pytest.raises(DomainError, match="still recoverable on this invoice: 700.00 USD") as refused:
         admin.check_recovery(usd("1000"), [first], usd("700.01"))
     assert refused.value.field == "amount"
+
+
+def test_a_recovery_taken_back_is_recoverable_again():
+    usd = lambda v: Money.of(v, "USD", "amount")  # noqa: E731
+    stream = admin.admin_stream_id("recovery", "I")
+    recovered = [admin.record(admin.WriteOffRecovered, stream, n, uuid4(), NOW, "fm", "dividend", "invoice I",
+                              payment_id=f"R-{n}", invoice_id="I", case_id_ref="c", amount=usd(v),
+                              received_on=date(2026, 3, 1)) for n, v in enumerate(("300", "500"))]
+    taken_back = admin.record(admin.WriteOffRecoveryReversed, stream, 2, uuid4(), NOW, "sv", "cheque returned",
+                              "recovery R-1 (invoice I)", payment_id="R-1", invoice_id="I", case_id_ref="c",
+                              amount=usd("500"))
+    assert admin.recovered_so_far("USD", recovered) == usd("800")
+    assert admin.recovered_so_far("USD", [*recovered, taken_back]) == usd("300")
+    assert admin.check_recovery(usd("1000"), [*recovered, taken_back], usd("700")) == usd("0")
+    with pytest.raises(DomainError, match="still recoverable on this invoice: 200.00 USD"):
+        admin.check_recovery(usd("1000"), recovered, usd("700"))
