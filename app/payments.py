@@ -563,11 +563,11 @@ class PaymentService:
 
     async def reverse(self, payment_id: str, reason: str, actor: Actor) -> dict:
         payment = self.ledger.get(payment_id)
-        recovery = self._recovery_of(payment_id) if payment is None or payment.status in (
+        recovery = self.cases.recovery_named(payment_id) if payment is None or payment.status in (
             "recovered", RECOVERY_REVERSED) else None
         if recovery is not None:  # bad debt recovered, by `pay` (no row) or from a bank line
             return self._reverse_recovery(recovery, payment, admin.check_reason(reason), actor)
-        payment = self._payment(payment_id)
+        payment = payment or self._payment(payment_id)  # unknown: refused naming payment_id
         reason = admin.check_reason(reason)
         if payment.matched_by == ADVANCE_REQUEST:
             raise DomainError(f"payment {payment_id} paid an advance request: it is an advance on the customer; "
@@ -593,10 +593,6 @@ class PaymentService:
             for case_id in shares:  # a split receipt: every case it paid gives its share back
                 reply = await self._reverse_on_case(replace(payment, case_id=case_id), reason, actor)
         return {**reply, "payment_id": payment_id, "reversed": True}
-
-    def _recovery_of(self, payment_id: str) -> admin.WriteOffRecovered | None:
-        return next((r.event for r in self.cases.ctx.store.read_types(("WriteOffRecovered",))
-                     if r.event.payment_id == payment_id), None)
 
     def _reverse_recovery(self, recovery: admin.WriteOffRecovered, row: PaymentRow | None, reason: str,
                           actor: Actor) -> dict:

@@ -570,11 +570,10 @@ class CaseService:
         row = self.summary_row(invoice_id)
         written = CaseState.model_validate_json(row.state).write_offs
         stream = admin.admin_stream_id("recovery", invoice_id)
-        elsewhere = [r.event for r in self.ctx.store.read_types(("WriteOffRecovered",))
-                     if r.event.payment_id == pid and r.event.invoice_id != invoice_id]
-        if elsewhere:
+        elsewhere = self.recovery_named(pid)
+        if elsewhere is not None and elsewhere.invoice_id != invoice_id:
             raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
-                              f"({elsewhere[0].invoice_id}); a payment id names one payment", "payment_id")
+                              f"({elsewhere.invoice_id}); a payment id names one payment", "payment_id")
         name = actor.name
         command_id = uuid4()
         for attempt in range(8):
@@ -603,6 +602,12 @@ class CaseService:
                 continue
             return self._recovery_reply(row, written, [*earlier, event], event, recorded=True)
         raise AssertionError("unreachable")
+
+    def recovery_named(self, pid: str):
+        """The ``WriteOffRecovered`` recorded under payment id ``pid`` (one at most: ``_recover`` refuses
+        the same id on another invoice), or None."""
+        return next((r.event for r in self.ctx.store.read_types(("WriteOffRecovered",)) if r.event.payment_id == pid),
+                    None)
 
     @staticmethod
     def _recovery_reply(row, written: Money, recoveries: list, event, recorded: bool) -> dict:
