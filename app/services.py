@@ -22,12 +22,14 @@ from domain.decider import case_uuid
 from domain.durations import parse_duration
 from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
-from domain.inputs import check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date
+from domain.inputs import (check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date,
+                           reversed_payment_id)
 from domain.money import Money, positive_money
 from domain.authority import Reduced, approver_role, reduced_of
 from domain.policy import Policy, Role
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
+from store.payments import RECOVERY_REVERSED
 from store.schema import approvals, case_summary
 from workflows.messages import BUSY, CommandReply, case_workflow_id
 
@@ -489,6 +491,8 @@ class CaseService:
         cmd.check_text(reference, "reference")
         # the payments table's row of a client's payment id, read once: a repeat or a conflict
         seen = self._payment_row(pid) if payment_id and not split else None
+        if seen is not None and seen.status in ("reversed", RECOVERY_REVERSED):
+            raise reversed_payment_id(pid)
         known = self._known_payment(seen, invoice_id, money, received, reference)
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
@@ -581,6 +585,8 @@ class CaseService:
             earlier = [r.event for r in records]  # its recoveries, and those the bank took back
             same = next((e for e in earlier if isinstance(e, admin.WriteOffRecovered) and e.payment_id == pid), None)
             if same is not None:
+                if any(isinstance(e, admin.WriteOffRecoveryReversed) and e.payment_id == pid for e in earlier):
+                    raise reversed_payment_id(pid)
                 check_same_payment(pid, {"amount": same.amount, "received_on": same.received_on,
                                          "reference": same.reference},
                                    {"amount": money, "received_on": received, "reference": reference})

@@ -146,6 +146,14 @@ def check_same_payment(payment_id: str, recorded: dict[str, Any], sent: dict[str
                           "again as it was recorded, or give a new payment id", "payment_id")
 
 
+def reversed_payment_id(payment_id: str) -> DomainError:
+    """The refusal of a payment id whose payment was reversed (the bank took it back): the id named
+    that payment, so money received again is a new payment under a new id. Never a repeat: a
+    repeat would report as recorded money that the books do not hold."""
+    return DomainError(f"payment {shown(payment_id)} was recorded and then reversed; money received again is a new "
+                       "payment: record it under a new payment id", "payment_id")
+
+
 def check_report_day(day: date | None, field: str, today: date, rules: InputPolicy) -> date | None:
     """An as-of date or a report period's end: between the policy's earliest date and a little ahead."""
     if day is None:

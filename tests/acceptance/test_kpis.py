@@ -415,6 +415,10 @@ def test_a_reversed_payment_leaves_the_figures_as_if_never_paid(ledger):
         problems.append(f"dashboard kpis: got {board_kpis()}, before the payment {board_before}")
     assert not problems, "\n".join(problems)
 
+    # the bounced cheque's id names that payment: sent again it is refused, not taken as a repeat
+    ledger.refused("pay", "K-RV", "2040.00", "--reference", "BANK-RV", "--payment-id", "PAY-KRV",
+                   "--received-on", str(TODAY - timedelta(days=3)), match="recorded and then reversed")
+    assert money(ledger.case("K-RV")["balance"]) == rv.amount + FEE_B
     repaid = ledger.ok("pay", "K-RV", "2040.00", "--reference", "BANK-RV again", "--payment-id", "PAY-KRV-2")
     assert repaid["status"] == "paid", repaid
     assert collected_from_events(ledger)["K-RV"] == 75  # today, the day it was settled again
@@ -898,6 +902,56 @@ def test_a_recovery_the_bank_took_back_is_reversed_and_recoverable_again(ledger)
     final = ledger.ok("payments", "assign", "BANK-KWO-3", "K-WO", "--reason", "administrator's final dividend")
     assert (final["recovered"], final["recoverable"]) == ("11000.00", "1000.00"), final
     ledger.reconcile()
+
+
+def test_a_payment_id_names_one_payment_even_once_reversed(ledger):
+    """A payment id names one payment. Before, `pay` with the id of a recovery the bank took back
+    (BANK-KWO-2, reversed in the test above) said "already recorded": it reported as recorded money
+    that the books no longer held. Now it is refused naming payment_id and saying why, and so is
+    the id of a recovery recorded by `pay` (REC-KWO-1) sent for another written-off invoice (K-WF1).
+    Nothing changes."""
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    trail = len(ledger.ok("audit", "export", "--from", str(TODAY), env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")}))
+    said = ledger.refused("pay", "K-WO", "1500.00", "--payment-id", "BANK-KWO-2", "--received-on",
+                          str(TODAY - timedelta(days=1)), match="payment_id")
+    assert "was recorded and then reversed" in said and "new payment id" in said, said
+    said = ledger.refused("pay", "K-WF1", "10.00", "--payment-id", "REC-KWO-1", match="payment_id")
+    assert "already recorded on another invoice (K-WO)" in said, said
+    assert ledger.case("K-WF1")["status"] == "written_off"
+    assert not [r for r in ledger.case("K-WF1").get("recoveries", [])], "nothing recovered on K-WF1"
+    assert ledger.ok("report", "kpis", "--currency", "EUR") == before
+    after = ledger.ok("audit", "export", "--from", str(TODAY), env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")})
+    assert len(after) == trail, after[trail:]
+
+
+def test_the_api_takes_a_recovery_back_as_the_cli_does(ledger):
+    """`POST /api/payments/{id}/reverse` runs the same service as `payments reverse`. A collector's
+    token is refused (403) and changes nothing; a finance manager's takes back the administrator's
+    first dividend (REC-KWO-1, recorded by `pay`, so without a bank line): once, with its reason, and
+    the KPIs lose it. Its id then names no new money either."""
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    body = {"reason": "administrator recalled the first dividend"}
+    with ledger.api("demo-collector") as api:
+        refused = api.post("/api/payments/REC-KWO-1/reverse", json=body)
+    assert refused.status_code == 403, refused.text
+    assert ledger.ok("report", "kpis", "--currency", "EUR") == before
+    with ledger.api("demo-manager") as api:
+        done = api.post("/api/payments/REC-KWO-1/reverse", json=body)
+        again = api.post("/api/payments/REC-KWO-1/reverse", json={"reason": "recalled again"})
+        empty = api.post("/api/payments/REC-KWO-1/reverse", json={"reason": " "})
+    assert done.status_code == 200, done.text
+    assert {k: done.json()[k] for k in ("payment_id", "invoice_id", "applied_to", "amount", "reversed")} == {
+        "payment_id": "REC-KWO-1", "invoice_id": "K-WO", "applied_to": "recovery", "amount": "5000.00",
+        "reversed": True}, done.json()
+    assert again.status_code == 200 and again.json()["reversed"] is False, again.text
+    assert empty.status_code == 400 and empty.json()["field"] == "reason", empty.text
+    taken = [(r["data"]["payment_id"], r["data"]["reason"]) for r in ledger.case("K-WO")["recoveries"]
+             if r["type"] == "WriteOffRecoveryReversed"]
+    assert taken == [("BANK-KWO-2", "dividend cheque returned unpaid"),
+                     ("REC-KWO-1", "administrator recalled the first dividend")], taken
+    recovery_moves_only_recovered_and_collected(ledger, before, Decimal("-5000.00"))
+    ledger.refused("pay", "K-WO", "5000.00", "--payment-id", "REC-KWO-1", "--reference", "administrator dividend",
+                   "--received-on", str(TODAY - timedelta(days=2)), match="reversed")
 
 
 def recovery_moves_only_recovered_and_collected(ledger, before: dict, by: Decimal) -> None:
