@@ -954,6 +954,44 @@ def test_the_api_takes_a_recovery_back_as_the_cli_does(ledger):
                    "--received-on", str(TODAY - timedelta(days=2)), match="reversed")
 
 
+def test_a_bank_statement_taking_back_a_recovered_line_reverses_the_recovery(ledger):
+    """The administrator's third dividend for K-WO arrives on the bank's MT940 statement; the import
+    holds it (the invoice was written off) and a finance manager assigns it as a recovery. The
+    bank's next statement reverses the credit (RC, the same end-to-end reference). Before, that
+    reversal was listed as matching no receipt and the money stayed recovered; now the import takes
+    the recovery back, once (the same statement again changes nothing), and the KPIs are what they
+    were before the dividend."""
+    before = ledger.ok("report", "kpis", "--currency", "EUR")
+    credit = statement_file(ledger, "STMT-KWO-1", "C1000,00NTRFNONREF//B-KWO-4", "0,00", "1000,00")
+    imported = ledger.ok("payments", "import", credit)
+    assert (imported["format"], imported["unmatched"]) == ("mt940", 1), imported
+    [line] = [p for p in ledger.ok("payments", "unmatched") if p["amount"] == "1000.00"]
+    assert "invoice K-WO was written off" in line["note"], line
+    assigned = ledger.ok("payments", "assign", line["payment_id"], "K-WO", "--reason", "third dividend")
+    assert (assigned["applied_to"], assigned["recovered"]) == ("recovery", "7000.00"), assigned
+
+    debit = statement_file(ledger, "STMT-KWO-2", "RC1000,00NTRFNONREF//B-KWO-5", "1000,00", "0,00")
+    back = ledger.ok("payments", "import", debit)
+    assert (back["reversed"], back["reversals_unmatched"]) == (1, []), back
+    again = ledger.ok("payments", "import", debit)
+    assert (again["already_imported"], again["reversed"]) == (1, 0), again
+    taken = [r["data"]["payment_id"] for r in ledger.case("K-WO")["recoveries"] if r["type"] == "WriteOffRecoveryReversed"]
+    assert taken == ["BANK-KWO-2", "REC-KWO-1", line["payment_id"]], taken
+    assert line["payment_id"] not in [p["payment_id"] for p in ledger.ok("payments", "unmatched")]
+    recovery_moves_only_recovered_and_collected(ledger, before, Decimal("0.00"))
+
+
+def statement_file(ledger, statement: str, entry: str, opening: str, closing: str) -> str:
+    """A one-entry MT940 statement of today, as the bank sends it, written where the user keeps files."""
+    day = TODAY.strftime("%y%m%d")
+    path = ledger.dir / f"{statement}.sta"
+    path.write_text(f":20:{statement}\n:25:DE89370400440532013000\n:28C:00001/001\n:60F:C{day}EUR{opening}\n"
+                    f":61:{day}{day[2:]}{entry}\n"
+                    ":86:166?00GUTSCHRIFT?20EREF+E2E-KWO-4?21SVWZ+third dividend K-WO?32ADMINISTRATOR\n"
+                    f":62F:C{day}EUR{closing}\n-\n")
+    return str(path)
+
+
 def recovery_moves_only_recovered_and_collected(ledger, before: dict, by: Decimal) -> None:
     """`report kpis` (JSON and table) and `report reconcile` moved from ``before`` by ``by`` in
     `recovered` and `collected`, and nothing else."""
