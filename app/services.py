@@ -30,7 +30,7 @@ from domain.policy import Policy, Role
 from domain.state import CaseState, CaseStatus
 from domain.users import Actor
 from store.payments import RECOVERY_REVERSED
-from store.schema import approvals, case_summary
+from store.schema import approvals, case_summary, payments
 from workflows.messages import BUSY, CommandReply, case_workflow_id
 
 
@@ -132,6 +132,15 @@ def reply_dict(reply: CommandReply) -> dict:
         "version": reply.version,
         "events": [e.model_dump() for e in reply.events],
     }
+
+
+class _IdTaken(Exception):
+    """A recovery's payment id found in the payments table inside its event's transaction (``row``:
+    its invoice_id and status): recorded meanwhile by someone else."""
+
+    def __init__(self, row) -> None:
+        super().__init__(row)
+        self.row = row
 
 
 class CaseService:
@@ -493,11 +502,13 @@ class CaseService:
         seen = self._payment_row(pid) if payment_id and not split else None
         if seen is not None and seen.status in ("reversed", RECOVERY_REVERSED):
             raise reversed_payment_id(pid)
-        known = self._known_payment(seen, invoice_id, money, received, reference)
+        # a recovery of this invoice sent again: its repeat (or conflict) is the recovery's to judge
+        recovery_again = seen is not None and seen.status == "recovered" and seen.invoice_id == invoice_id
+        known = None if recovery_again else self._known_payment(seen, invoice_id, money, received, reference)
         if known is not None:  # a repeat of a payment recorded on the ledger (no case then)
             return known
         if dunned is not None and dunned["status"] == "written_off" and not split:
-            return self._recover(invoice_id, pid, money, received, reference, actor, reason)
+            return self._recover(invoice_id, pid, money, received, reference, actor, reason, payer=payer)
         # Temporal answers a repeat with the first reply (its events): say it changed nothing.
         repeat = seen is not None
         if dunned is None:
@@ -562,14 +573,18 @@ class CaseService:
         return event is not None
 
     def _recover(self, invoice_id: str, pid: str, money: Money, received: date, reference: str, actor: Actor,
-                 reason: str | None) -> dict:
+                 reason: str | None, payer: str | None = None) -> dict:
         """Money received on an invoice whose case was written off: bad debt recovered, an
         administration event (``WriteOffRecovered``) on the invoice's recovery stream; the case has
         ended and stays written off. At most what was written off on it, all recoveries together
         (more is refused naming ``amount``); a payment id recorded again with the same content is a
-        repeat (nothing changes), with other content a conflict."""
+        repeat (nothing changes), with other content a conflict. ``payer`` (money recorded by `pay`,
+        not a bank line that has its row): the payments table's row of the receipt, ``recovered``,
+        written in the event's transaction, so that its id names this payment for every later
+        payment, as a bank line's does."""
         from domain import admin
         from store.event_store import ConcurrencyError
+        from store.payments import insert_payment
 
         row = self.summary_row(invoice_id)
         written = CaseState.model_validate_json(row.state).write_offs
@@ -578,6 +593,13 @@ class CaseService:
         if elsewhere is not None and elsewhere.invoice_id != invoice_id:
             raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
                               f"({elsewhere.invoice_id}); a payment id names one payment", "payment_id")
+        def receipt(session) -> None:  # in the event's transaction: the id is still free, or nothing is
+            if not insert_payment(session, payment_id=pid, amount=money, received_on=received, payer=payer or "",
+                                  reference=reference, status="recovered", invoice_id=invoice_id,
+                                  case_id=row.case_id, matched_by="direct"):
+                raise _IdTaken(session.execute(select(payments.c.invoice_id, payments.c.status)
+                                               .where(payments.c.payment_id == pid)).one())
+
         name = actor.name
         command_id = uuid4()
         for attempt in range(8):
@@ -601,11 +623,19 @@ class CaseService:
                 case_id_ref=row.case_id, amount=money, received_on=received, reference=reference)
             try:
                 self.ctx.store.append(stream, version, [event], {"command_id": str(command_id),
-                                                                 "command": "WriteOffRecovered", "actor": name})
+                                                                 "command": "WriteOffRecovered", "actor": name},
+                                      within=None if payer is None else receipt)
             except ConcurrencyError:  # another recovery of this invoice meanwhile: judge again
                 if attempt == 7:
                     raise
                 continue
+            except _IdTaken as taken:  # the id was recorded meanwhile: here, judged again; else refused
+                if taken.row.invoice_id == invoice_id and taken.row.status == "recovered" and attempt < 7:
+                    continue
+                raise DomainError(f"payment {shown(pid)} was already recorded "
+                                  + (f"on another invoice ({taken.row.invoice_id})" if taken.row.invoice_id else
+                                     "as a bank line waiting to be assigned (`payments unmatched`)")
+                                  + "; a payment id names one payment", "payment_id") from None
             return self._recovery_reply(row, written, [*earlier, event], event, recorded=True)
         raise AssertionError("unreachable")
 

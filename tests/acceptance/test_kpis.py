@@ -908,8 +908,8 @@ def test_a_payment_id_names_one_payment_even_once_reversed(ledger):
     """A payment id names one payment. Before, `pay` with the id of a recovery the bank took back
     (BANK-KWO-2, reversed in the test above) said "already recorded": it reported as recorded money
     that the books no longer held. Now it is refused naming payment_id and saying why, and so is
-    the id of a recovery recorded by `pay` (REC-KWO-1) sent for another written-off invoice (K-WF1).
-    Nothing changes."""
+    the id of a recovery recorded by `pay` (REC-KWO-1) sent for another written-off invoice (K-WF1)
+    or for an invoice whose case is open (before, that was taken as a new payment). Nothing changes."""
     before = ledger.ok("report", "kpis", "--currency", "EUR")
     trail = len(ledger.ok("audit", "export", "--from", str(TODAY), env={"COLLECTIONS_TOKEN": ledger.token("demo-manager")}))
     said = ledger.refused("pay", "K-WO", "1500.00", "--payment-id", "BANK-KWO-2", "--received-on",
@@ -917,6 +917,12 @@ def test_a_payment_id_names_one_payment_even_once_reversed(ledger):
     assert "was recorded and then reversed" in said and "new payment id" in said, said
     said = ledger.refused("pay", "K-WF1", "10.00", "--payment-id", "REC-KWO-1", match="payment_id")
     assert "already recorded on another invoice (K-WO)" in said, said
+    # and for an invoice whose case is open: `pay` recorded the recovery's row as a bank line has one
+    open_case = next(row for invoice_id, row in sorted(ledger.cases().items())
+                     if row["status"] not in ("paid", "resolved", "written_off", "cancelled"))
+    said = ledger.refused("pay", open_case["invoice_id"], "10.00", "--payment-id", "REC-KWO-1", match="payment_id")
+    assert "already recorded on another invoice (K-WO)" in said, said
+    assert ledger.case(open_case["invoice_id"])["balance"] == open_case["balance"]
     assert ledger.case("K-WF1")["status"] == "written_off"
     assert not [r for r in ledger.case("K-WF1").get("recoveries", [])], "nothing recovered on K-WF1"
     assert ledger.ok("report", "kpis", "--currency", "EUR") == before
