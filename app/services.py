@@ -23,7 +23,7 @@ from domain.durations import parse_duration
 from domain.errors import DomainError, shown
 from domain.events import DisputeOutcome, EscalationDecision, OpenReason
 from domain.inputs import (check_identifier, check_overdue_opening, check_received_on, check_same_payment, parse_date,
-                           reversed_payment_id)
+                           recorded_on_another_invoice, reversed_payment_id)
 from domain.money import Money, positive_money
 from domain.authority import Reduced, approver_role, reduced_of
 from domain.policy import Policy, Role
@@ -591,8 +591,8 @@ class CaseService:
         stream = admin.admin_stream_id("recovery", invoice_id)
         elsewhere = self.recovery_named(pid)
         if elsewhere is not None and elsewhere.invoice_id != invoice_id:
-            raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
-                              f"({elsewhere.invoice_id}); a payment id names one payment", "payment_id")
+            raise recorded_on_another_invoice(pid, elsewhere.invoice_id)
+
         def receipt(session) -> None:  # in the event's transaction: the id is still free, or nothing is
             if not insert_payment(session, payment_id=pid, amount=money, received_on=received, payer=payer or "",
                                   reference=reference, status="recovered", invoice_id=invoice_id,
@@ -632,10 +632,10 @@ class CaseService:
             except _IdTaken as taken:  # the id was recorded meanwhile: here, judged again; else refused
                 if taken.row.invoice_id == invoice_id and taken.row.status == "recovered" and attempt < 7:
                     continue
-                raise DomainError(f"payment {shown(pid)} was already recorded "
-                                  + (f"on another invoice ({taken.row.invoice_id})" if taken.row.invoice_id else
-                                     "as a bank line waiting to be assigned (`payments unmatched`)")
-                                  + "; a payment id names one payment", "payment_id") from None
+                if taken.row.invoice_id:
+                    raise recorded_on_another_invoice(pid, taken.row.invoice_id) from None
+                raise DomainError(f"payment {shown(pid)} was already recorded as a bank line waiting to be assigned "
+                                  "(`payments unmatched`); a payment id names one payment", "payment_id") from None
             return self._recovery_reply(row, written, [*earlier, event], event, recorded=True)
         raise AssertionError("unreachable")
 
@@ -679,8 +679,7 @@ class CaseService:
             return None
         pid = row.payment_id
         if row.invoice_id != invoice_id:
-            raise DomainError(f"payment {shown(pid)} was already recorded on another invoice "
-                              f"({row.invoice_id}); a payment id names one payment", "payment_id")
+            raise recorded_on_another_invoice(pid, row.invoice_id)
         case = self.summary_row(invoice_id) if row.case_id is not None else None
         if case is not None and case.closed_at is None:
             return None

@@ -154,6 +154,13 @@ def reversed_payment_id(payment_id: str) -> DomainError:
                        "payment: record it under a new payment id", "payment_id")
 
 
+def recorded_on_another_invoice(payment_id: str, invoice_id: str) -> DomainError:
+    """The refusal of a payment id already recorded on another invoice (a payment, a recovery or a
+    bank line assigned): a payment id names one payment."""
+    return DomainError(f"payment {shown(payment_id)} was already recorded on another invoice ({invoice_id}); "
+                       "a payment id names one payment", "payment_id")
+
+
 def check_report_day(day: date | None, field: str, today: date, rules: InputPolicy) -> date | None:
     """An as-of date or a report period's end: between the policy's earliest date and a little ahead."""
     if day is None:
